@@ -1,0 +1,472 @@
+//! A channel: one end of a connected socket speaking the [wire](crate::wire)
+//! format, usually between a creator and a created process.
+//!
+//! Sends are synchronous writes into the kernel's socket buffer, so a frame
+//! sent just before a process exits is still delivered. Receives read ahead
+//! into a small buffer (one system call per small message) and never lose a
+//! message: a buffer that is too small leaves it queued for the next call.
+
+#[cfg(feature = "alloc")]
+use alloc::{collections::VecDeque, vec, vec::Vec};
+use core::fmt;
+
+use bytemuck::Pod;
+
+use crate::error::{Error, RemoteError, Result};
+use crate::sys::{self, Deadline, Errno, Fd, Pid, PollFd, WaitStatus, POLLIN};
+use crate::wire::{
+    self, Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, HEADER_LEN,
+    MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT,
+};
+
+/// Bytes read ahead per system call; small frames arrive in one `read`.
+const READ_AHEAD: usize = 1024;
+
+/// How long a receive that saw the peer hang up waits for the peer process to
+/// become waitable: the kernel closes a dying process's descriptors just
+/// before its exit status can be collected.
+const EXIT_GRACE_MS: u32 = 200;
+
+/// Bytes read from the socket but not yet consumed.
+struct ReadBuf {
+    bytes: [u8; READ_AHEAD],
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn new() -> ReadBuf {
+        ReadBuf {
+            bytes: [0; READ_AHEAD],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// One read from `fd` into the free space; `Ok(0)` at end of stream.
+    fn fill(&mut self, fd: &Fd) -> sys::Result<usize> {
+        if self.end == READ_AHEAD {
+            self.bytes.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = sys::read(fd, &mut self.bytes[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+}
+
+/// One end of a pprocess channel.
+pub struct Channel {
+    fd: Fd,
+    /// The created process, seen from its creator; 0 otherwise.
+    pid: Pid,
+    /// The created process's status, once collected.
+    status: Option<WaitStatus>,
+    max_message: usize,
+    next_seq: u32,
+    /// The highest frame number the peer acknowledged.
+    acked: u32,
+    rbuf: ReadBuf,
+    /// A message whose header was read but whose payload was not.
+    pending: Option<Header>,
+    /// Why the channel ended (end of stream or a malformed frame); sticky.
+    ended: Option<Error>,
+    remote: Option<RemoteError>,
+    /// Messages that arrived while `send_acked` waited for its ack.
+    #[cfg(feature = "alloc")]
+    stash: VecDeque<Vec<u8>>,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("fd", &self.fd.raw())
+            .field("pid", &self.pid)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channel {
+    /// A channel over a connected stream socket; `pid` is the peer process
+    /// this side created, or 0.
+    pub(crate) fn from_fd(fd: Fd, pid: Pid) -> Channel {
+        Channel {
+            fd,
+            pid,
+            status: None,
+            max_message: DEFAULT_MAX_MESSAGE,
+            next_seq: 1,
+            acked: 0,
+            rbuf: ReadBuf::new(),
+            pending: None,
+            ended: None,
+            remote: None,
+            #[cfg(feature = "alloc")]
+            stash: VecDeque::new(),
+        }
+    }
+
+    /// The created process's id, seen from its creator; 0 on the created side.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The socket descriptor, for the caller's own poll or epoll loop.
+    /// It stays owned by the channel.
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.raw()
+    }
+
+    /// The largest message this side sends or accepts, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// Sets the largest message this side sends or accepts (1 byte to 4 GiB - 1).
+    pub fn set_max_message(&mut self, max: usize) -> Result<()> {
+        if max == 0 || max > MAX_MESSAGE_LIMIT {
+            return Err(Error::Invalid);
+        }
+        self.max_message = max;
+        Ok(())
+    }
+
+    /// The code and message of the last error frame received.
+    pub fn remote_error(&self) -> Option<&RemoteError> {
+        self.remote.as_ref()
+    }
+
+    /// True when a message can be taken without reading the socket.
+    pub fn has_buffered(&self) -> bool {
+        #[cfg(feature = "alloc")]
+        if !self.stash.is_empty() {
+            return true;
+        }
+        self.pending.is_some() || self.rbuf.available().len() >= HEADER_LEN
+    }
+
+    /// Sends `data` as one message.
+    pub fn send(&mut self, data: &[u8]) -> Result<()> {
+        self.send_frame(Kind::Data, 0, data).map(drop)
+    }
+
+    /// Sends a fixed-layout value as one message of `size_of::<T>()` bytes.
+    pub fn send_value<T: Pod>(&mut self, value: &T) -> Result<()> {
+        self.send(bytemuck::bytes_of(value))
+    }
+
+    /// Sends `data` and waits until the peer has received it.
+    ///
+    /// Messages the peer sends meanwhile are kept for later receives (with the
+    /// `alloc` feature); without it such a message stays queued and this
+    /// returns [`Error::Busy`] after the send: receive it, the acknowledgement
+    /// is then consumed by a later receive.
+    pub fn send_acked(&mut self, data: &[u8]) -> Result<()> {
+        let seq = self.send_frame(Kind::Data, FLAG_ACK_REQUESTED, data)?;
+        while (self.acked.wrapping_sub(seq) as i32) < 0 {
+            let header = self.next_header(Deadline::after(-1))?;
+            #[cfg(feature = "alloc")]
+            {
+                let mut message = vec![0; header.length as usize];
+                self.take_payload(&mut message)?;
+                self.stash.push_back(message);
+            }
+            #[cfg(not(feature = "alloc"))]
+            {
+                let _ = header;
+                return Err(Error::Busy);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an error frame: the peer's next receive fails with
+    /// [`Error::Remote`] and it can read `error` with [`Channel::remote_error`].
+    pub fn send_error(&mut self, error: &RemoteError) -> Result<()> {
+        let message = error.message().as_bytes();
+        let mut payload = [0u8; MAX_ERROR_PAYLOAD];
+        payload[..4].copy_from_slice(&error.code().to_le_bytes());
+        payload[4..4 + message.len()].copy_from_slice(message);
+        self.send_frame(Kind::Error, 0, &payload[..4 + message.len()])
+            .map(drop)
+    }
+
+    /// Sends one frame; returns its frame number.
+    pub(crate) fn send_frame(&mut self, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
+        if payload.len() > self.max_message {
+            return Err(Error::TooBig {
+                size: payload.len(),
+                capacity: self.max_message,
+            });
+        }
+        let seq = self.next_seq;
+        let header = Header::new(kind, flags, payload.len() as u32, seq).encode();
+        match sys::send_vectored(&self.fd, &[&header, payload]) {
+            Ok(()) => {
+                self.next_seq = seq.wrapping_add(1);
+                Ok(seq)
+            }
+            Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Receives one message into `buf`, waiting as long as it takes.
+    /// Returns its length. A message longer than `buf` fails with
+    /// [`Error::TooBig`] (its size in `size`) and stays queued.
+    pub fn receive(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.receive_timeout(buf, -1)
+    }
+
+    /// [`Channel::receive`], giving up with [`Error::TimedOut`] when no
+    /// message starts within `timeout_ms` (`-1` waits forever, `0` polls).
+    /// A message that has started arriving is always read to its end.
+    pub fn receive_timeout(&mut self, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
+        #[cfg(feature = "alloc")]
+        if let Some(message) = self.stash.front() {
+            let len = message.len();
+            let capacity = buf.len();
+            let dst = buf.get_mut(..len).ok_or(Error::TooBig {
+                size: len,
+                capacity,
+            })?;
+            dst.copy_from_slice(message);
+            self.stash.pop_front();
+            return Ok(len);
+        }
+        let header = self.next_header(Deadline::after(timeout_ms))?;
+        let len = header.length as usize;
+        let capacity = buf.len();
+        let dst = buf.get_mut(..len).ok_or(Error::TooBig {
+            size: len,
+            capacity,
+        })?;
+        self.take_payload(dst)?;
+        Ok(len)
+    }
+
+    /// Receives a fixed-layout value sent with [`Channel::send_value`].
+    /// A message of another size fails with [`Error::WrongSize`] and stays queued.
+    pub fn receive_value<T: Pod>(&mut self) -> Result<T> {
+        let mut value = T::zeroed();
+        let expected = core::mem::size_of::<T>();
+        #[cfg(feature = "alloc")]
+        let queued = self.stash.front().map(|m| m.len());
+        #[cfg(not(feature = "alloc"))]
+        let queued = None;
+        let actual = match queued {
+            Some(len) => len,
+            None => self.next_header(Deadline::after(-1))?.length as usize,
+        };
+        if actual != expected {
+            return Err(Error::WrongSize { expected, actual });
+        }
+        self.receive(bytemuck::bytes_of_mut(&mut value))?;
+        Ok(value)
+    }
+
+    /// Receives one message into a new vector.
+    #[cfg(feature = "alloc")]
+    pub fn receive_vec(&mut self) -> Result<Vec<u8>> {
+        self.receive_vec_timeout(-1)
+    }
+
+    /// [`Channel::receive_vec`] with a timeout, as in [`Channel::receive_timeout`].
+    #[cfg(feature = "alloc")]
+    pub fn receive_vec_timeout(&mut self, timeout_ms: i32) -> Result<Vec<u8>> {
+        if let Some(message) = self.stash.pop_front() {
+            return Ok(message);
+        }
+        let header = self.next_header(Deadline::after(timeout_ms))?;
+        // The length was checked against max_message before this allocation.
+        let mut message = vec![0; header.length as usize];
+        self.take_payload(&mut message)?;
+        Ok(message)
+    }
+
+    /// Waits until a message (or the end of the channel) can be received
+    /// without blocking, or `timeout_ms` passes. Returns whether it can.
+    pub fn wait_readable(&self, timeout_ms: i32) -> Result<bool> {
+        if self.has_buffered() || self.ended.is_some() {
+            return Ok(true);
+        }
+        let mut fds = [PollFd::new(&self.fd, POLLIN)];
+        Ok(sys::poll(&mut fds, timeout_ms)? > 0)
+    }
+
+    /// The header of the next data or args message, read if need be. Acks,
+    /// error frames and stop frames are handled here.
+    pub(crate) fn next_header(&mut self, deadline: Deadline) -> Result<Header> {
+        if let Some(header) = self.pending {
+            return Ok(header);
+        }
+        if let Some(e) = self.ended {
+            return Err(e);
+        }
+        loop {
+            let header = match self.read_header(deadline) {
+                Ok(header) => header,
+                Err(e) => return Err(self.end_on(e)),
+            };
+            match header.kind {
+                Kind::Ack => self.acked = header.seq,
+                Kind::Data | Kind::Args => {
+                    self.pending = Some(header);
+                    return Ok(header);
+                }
+                Kind::Error => {
+                    let mut payload = [0u8; MAX_ERROR_PAYLOAD];
+                    let payload = &mut payload[..header.length as usize];
+                    self.read_payload(payload)?;
+                    let (code, message) = match wire::decode_error(payload) {
+                        Ok(parts) => parts,
+                        Err(e) => return Err(self.end_on(Error::Protocol(e))),
+                    };
+                    self.remote = Some(RemoteError::new(code, message));
+                    return Err(Error::Remote { code });
+                }
+                Kind::Stop => return Err(self.end_on(Error::Closed)),
+            }
+        }
+    }
+
+    /// Reads the payload of the pending message into `dst` (exactly its
+    /// length) and acknowledges it if the sender asked.
+    pub(crate) fn take_payload(&mut self, dst: &mut [u8]) -> Result<()> {
+        let Some(header) = self.pending else {
+            return Err(Error::Invalid);
+        };
+        debug_assert_eq!(dst.len(), header.length as usize);
+        self.read_payload(dst)?;
+        self.pending = None;
+        if header.flags & FLAG_ACK_REQUESTED != 0 {
+            // The peer may already be gone; the message itself was received.
+            let _ = self.send_frame(Kind::Ack, 0, &[]);
+        }
+        Ok(())
+    }
+
+    /// Reads and validates the next frame header.
+    fn read_header(&mut self, deadline: Deadline) -> Result<Header> {
+        while self.rbuf.available().len() < HEADER_LEN {
+            if deadline.remaining_ms() >= 0 {
+                let mut fds = [PollFd::new(&self.fd, POLLIN)];
+                if sys::poll(&mut fds, deadline.remaining_ms())? == 0 {
+                    return Err(Error::TimedOut);
+                }
+            }
+            match self.rbuf.fill(&self.fd) {
+                Ok(0) | Err(Errno::CONNRESET) if !self.rbuf.available().is_empty() => {
+                    return Err(Error::Protocol(ProtoError::Truncated))
+                }
+                Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut bytes = [0u8; HEADER_LEN];
+        bytes.copy_from_slice(&self.rbuf.available()[..HEADER_LEN]);
+        let header = Header::decode(&bytes, self.max_message).map_err(Error::Protocol)?;
+        self.rbuf.consume(HEADER_LEN);
+        Ok(header)
+    }
+
+    /// Fills `dst` from the read-ahead buffer, then straight from the socket.
+    fn read_payload(&mut self, dst: &mut [u8]) -> Result<()> {
+        let buffered = self.rbuf.available().len().min(dst.len());
+        dst[..buffered].copy_from_slice(&self.rbuf.available()[..buffered]);
+        self.rbuf.consume(buffered);
+        let rest = &mut dst[buffered..];
+        match sys::read_exact(&self.fd, rest) {
+            Ok(n) if n == rest.len() => Ok(()),
+            Ok(_) | Err(Errno::CONNRESET) => {
+                Err(self.end_on(Error::Protocol(ProtoError::Truncated)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records `e` as the channel's end when it is final (end of stream, a
+    /// malformed frame); timeouts and OS errors pass through unrecorded.
+    fn end_on(&mut self, e: Error) -> Error {
+        if matches!(
+            e,
+            Error::Closed | Error::PeerEnded { .. } | Error::Protocol(_)
+        ) {
+            self.pending = None;
+            self.ended = Some(e);
+        }
+        e
+    }
+
+    /// The peer hung up: [`Error::PeerEnded`] when the created process ended
+    /// abnormally, [`Error::Closed`] otherwise.
+    fn peer_gone(&mut self) -> Error {
+        if self.pid > 0 && self.status.is_none() {
+            for attempt in 0..EXIT_GRACE_MS + 10 {
+                if let Ok(Some(status)) = sys::waitpid(self.pid, false) {
+                    self.status = Some(status);
+                    break;
+                }
+                sys::sleep_ms(if attempt < 10 { 0 } else { 1 });
+            }
+        }
+        match self.status {
+            Some(status) if !status.success() => Error::PeerEnded {
+                pid: self.pid,
+                status,
+            },
+            _ => Error::Closed,
+        }
+    }
+
+    /// Waits for the created process to end and returns its status
+    /// (collected at most once; later calls return the same status).
+    pub fn wait(&mut self) -> Result<WaitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        if self.pid <= 0 {
+            return Err(Error::Invalid);
+        }
+        let status = sys::waitpid(self.pid, true)?.ok_or(Error::from(Errno::CHILD))?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// The created process's status if it has ended, without waiting.
+    pub fn try_wait(&mut self) -> Result<Option<WaitStatus>> {
+        if self.status.is_none() && self.pid > 0 {
+            self.status = sys::waitpid(self.pid, false)?;
+        }
+        Ok(self.status)
+    }
+
+    /// Closes the channel. A created process that is still running is
+    /// collected later (by the next create, or [`waitall`](crate::waitall)).
+    pub fn close(self) {}
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        if self.pid > 0 && self.status.is_none() {
+            if let Ok(None) = sys::waitpid(self.pid, false) {
+                sys::reap_later(self.pid);
+            }
+        }
+    }
+}

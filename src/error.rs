@@ -1,0 +1,242 @@
+//! The one error type, and the one table of stable error codes shared with C.
+
+use core::ffi::CStr;
+use core::fmt;
+
+use crate::sys::{Errno, Pid, WaitStatus};
+use crate::wire::ProtoError;
+
+macro_rules! library_codes {
+    ($($(#[$doc:meta])* $name:ident = $code:literal, $text:literal;)*) => {
+        /// Stable numeric codes of library conditions, the C `PP_E*` values.
+        /// Values are never reused; new codes get new numbers.
+        pub mod code {
+            $($(#[$doc])* pub const $name: i32 = $code;)*
+        }
+
+        /// The text of a library code, or `None` for an unknown one.
+        fn library_text(code: i32) -> Option<&'static CStr> {
+            match code {
+                $($code => Some($text),)*
+                _ => None,
+            }
+        }
+
+        /// Every library code with its name, for checks against the C header.
+        pub const ALL_CODES: &[(&str, i32)] = &[$((stringify!($name), $code)),*];
+    };
+}
+
+library_codes! {
+    /// The peer closed the channel: no more messages.
+    CLOSED = -1000, c"peer closed the channel";
+    /// The peer process ended (exit status or signal) before answering.
+    PEER = -1001, c"peer process ended before answering";
+    /// The peer's callable reported an error.
+    REMOTE = -1002, c"the peer's callable reported an error";
+    /// A malformed frame arrived; the channel is broken.
+    PROTO = -1003, c"malformed frame: the channel is broken";
+    /// A message is larger than the buffer (it stays queued) or than the limit.
+    TOOBIG = -1004, c"message too large for the buffer or the limit";
+    /// The timeout passed before anything arrived.
+    TIMEDOUT = -1005, c"timed out";
+    /// The queue or map has no more results.
+    DONE = -1006, c"no more results";
+    /// The exchange is at its limit.
+    BUSY = -1007, c"busy: the exchange is at its limit";
+    /// A persistent address is unusable.
+    ADDR = -1008, c"address unusable: too long, or an existing file that is not a stale socket";
+    /// The peer's credentials were refused.
+    PERM = -1009, c"peer credentials refused";
+    /// An internal panic was caught at the C boundary.
+    PANIC = -1010, c"internal panic caught";
+    /// A bad argument (NULL pointer, zero size, wrong size).
+    INVAL = -1011, c"invalid argument";
+}
+
+/// Text for any code: `0`, a library code, or a negated `errno`. Never fails.
+pub fn describe(code: i32) -> &'static CStr {
+    if code == 0 {
+        return c"success";
+    }
+    if let Some(text) = library_text(code) {
+        return text;
+    }
+    match code.checked_neg() {
+        // Linux errno values end at 133 (EHWPOISON); strerror's text for an
+        // unknown value lives in a shared buffer, so those get a fixed text.
+        Some(errno @ 1..=133) => crate::sys::strerror(errno),
+        _ => c"unknown error code",
+    }
+}
+
+fn text(code: i32) -> &'static str {
+    describe(code).to_str().unwrap_or("unknown error")
+}
+
+/// Everything that can go wrong in pprocess.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed with this `errno`.
+    Os(i32),
+    /// The peer closed the channel normally: no more messages.
+    Closed,
+    /// The peer process ended before answering.
+    PeerEnded {
+        /// The process that ended.
+        pid: Pid,
+        /// How it ended.
+        status: WaitStatus,
+    },
+    /// The peer's callable failed with this code; the message is kept by the
+    /// channel ([`Channel::remote_error`](crate::Channel::remote_error)).
+    Remote {
+        /// The code the callable reported.
+        code: i32,
+    },
+    /// A malformed frame arrived; the channel is broken.
+    Protocol(ProtoError),
+    /// A message of `size` bytes does not fit `capacity` (a receive buffer: the
+    /// message stays queued; or the channel's maximum message size).
+    TooBig {
+        /// The message's size.
+        size: usize,
+        /// The buffer's capacity or the limit.
+        capacity: usize,
+    },
+    /// A typed receive found a message of another size (it stays queued).
+    WrongSize {
+        /// The size of the requested type.
+        expected: usize,
+        /// The size of the message.
+        actual: usize,
+    },
+    /// The timeout passed first.
+    TimedOut,
+    /// No more results.
+    Done,
+    /// At the limit.
+    Busy,
+    /// A persistent address is unusable.
+    Address,
+    /// The peer's credentials were refused.
+    Permission,
+    /// A panic was caught.
+    Panic,
+    /// A bad argument.
+    Invalid,
+}
+
+impl Error {
+    /// The stable C code: a `PP_E*` value, or `-errno` for [`Error::Os`].
+    pub fn code(&self) -> i32 {
+        match *self {
+            Error::Os(errno) => -errno,
+            Error::Closed => code::CLOSED,
+            Error::PeerEnded { .. } => code::PEER,
+            Error::Remote { .. } => code::REMOTE,
+            Error::Protocol(_) => code::PROTO,
+            Error::TooBig { .. } => code::TOOBIG,
+            Error::WrongSize { .. } | Error::Invalid => code::INVAL,
+            Error::TimedOut => code::TIMEDOUT,
+            Error::Done => code::DONE,
+            Error::Busy => code::BUSY,
+            Error::Address => code::ADDR,
+            Error::Permission => code::PERM,
+            Error::Panic => code::PANIC,
+        }
+    }
+}
+
+impl From<Errno> for Error {
+    fn from(e: Errno) -> Error {
+        Error::Os(e.0)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let base = text(self.code());
+        match *self {
+            Error::Os(errno) => write!(f, "{base} (os error {errno})"),
+            Error::PeerEnded { pid, status } => write!(f, "{base}: process {pid} {status}"),
+            Error::Remote { code } => write!(f, "{base} (code {code})"),
+            Error::Protocol(why) => write!(f, "{base}: {why}"),
+            Error::TooBig { size, capacity } => {
+                write!(f, "{base}: {size} bytes, room for {capacity}")
+            }
+            Error::WrongSize { expected, actual } => {
+                write!(f, "{base}: expected a {expected}-byte message, got {actual} bytes")
+            }
+            _ => f.write_str(base),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// Longest remote error message kept, in bytes; longer ones are truncated.
+pub const REMOTE_MESSAGE_MAX: usize = 256;
+
+/// An error reported by a callable in another process: a code and a message.
+///
+/// A callable returns it to fail its task; the creator's receive then fails
+/// with [`Error::Remote`] and this value is kept by the channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteError {
+    code: i32,
+    message: heapless::String<REMOTE_MESSAGE_MAX>,
+}
+
+impl RemoteError {
+    /// A remote error with `code` and `message` (truncated to
+    /// [`REMOTE_MESSAGE_MAX`] bytes at a character boundary).
+    pub fn new(code: i32, message: &str) -> RemoteError {
+        let mut end = message.len().min(REMOTE_MESSAGE_MAX);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut text = heapless::String::new();
+        // Cannot fail: `end` bytes fit the capacity.
+        let _ = text.push_str(&message[..end]);
+        RemoteError {
+            code,
+            message: text,
+        }
+    }
+
+    /// The code the callable reported.
+    pub fn code(&self) -> i32 {
+        self.code
+    }
+
+    /// The callable's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<Error> for RemoteError {
+    /// A library error inside a callable travels as its code and text.
+    fn from(e: Error) -> RemoteError {
+        let mut message = heapless::String::<REMOTE_MESSAGE_MAX>::new();
+        // Truncation on overflow is fine for a message.
+        let _ = fmt::write(&mut message, format_args!("{e}"));
+        RemoteError {
+            code: e.code(),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "remote error {}: {}", self.code, self.message)
+    }
+}
+
+impl core::error::Error for RemoteError {}

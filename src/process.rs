@@ -1,0 +1,137 @@
+//! Creating processes: [`create`] (fork-style) and [`start`] (run a callable
+//! in a new process), plus [`exit`], [`waitall`] and [`number_of_cores`].
+
+use crate::channel::Channel;
+use crate::error::{RemoteError, Result};
+use crate::sys::{self, Forked};
+
+/// Exit status of a created process whose callable returned an error.
+pub const EXIT_CALLABLE_ERROR: i32 = 1;
+/// Exit status of a created process whose callable panicked.
+pub const EXIT_CALLABLE_PANIC: i32 = 101;
+
+/// Which side of [`create`] this is, each with its end of the channel.
+#[derive(Debug)]
+pub enum Created {
+    /// In the new process: the channel to the creator.
+    Child(Channel),
+    /// In the creator: the channel to the new process (its pid in [`Channel::pid`]).
+    Parent(Channel),
+}
+
+/// Creates a process connected to this one by a channel (pprocess's `create`).
+///
+/// Both processes continue from here; the new one gets [`Created::Child`] and
+/// should finish with [`exit`]. Right after the fork the new process closes
+/// every channel of its creator except its own, and buffered C stdio output is
+/// flushed first so it is not printed twice. See [`sys::fork`] about threads.
+pub fn create() -> Result<Created> {
+    sys::reap_orphans();
+    sys::flush_stdio();
+    #[cfg(feature = "std")]
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    let (mut ours, mut theirs) = sys::socketpair()?;
+    match sys::fork()? {
+        Forked::Child => {
+            sys::after_fork_in_child(&mut [&mut theirs]);
+            sys::forget_orphans();
+            drop(ours); // already closed by after_fork_in_child; this is a no-op
+            Ok(Created::Child(Channel::from_fd(theirs, 0)))
+        }
+        Forked::Parent(pid) => {
+            drop(theirs);
+            let _ = &mut ours;
+            Ok(Created::Parent(Channel::from_fd(ours, pid)))
+        }
+    }
+}
+
+/// Runs `callable` in a new process and returns the creator's end of its
+/// channel (pprocess's `start`).
+///
+/// The callable gets the new process's end. When it returns `Err`, the error
+/// travels to the creator as an error frame (its receive fails with
+/// [`Error::Remote`](crate::Error::Remote)); with the `std` feature a panic
+/// does too. The new process then exits ([`EXIT_CALLABLE_ERROR`],
+/// [`EXIT_CALLABLE_PANIC`] or 0); it never returns from here.
+pub fn start<F>(callable: F) -> Result<Channel>
+where
+    F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+{
+    match create()? {
+        Created::Parent(channel) => Ok(channel),
+        Created::Child(mut channel) => {
+            let status = run_callable(&mut channel, callable);
+            exit(channel, status)
+        }
+    }
+}
+
+/// Runs a callable in the created process and reports its failure.
+/// Returns the exit status.
+pub(crate) fn run_callable<F>(channel: &mut Channel, callable: F) -> i32
+where
+    F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+{
+    #[cfg(feature = "std")]
+    let outcome = {
+        let run = std::panic::AssertUnwindSafe(|| callable(&mut *channel));
+        std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+            let text = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<std::string::String>().map(|s| s.as_str()))
+                .unwrap_or("callable panicked");
+            Err(RemoteError::new(crate::error::code::PANIC, text))
+        })
+    };
+    #[cfg(not(feature = "std"))]
+    let outcome = callable(&mut *channel);
+    match outcome {
+        Ok(()) => 0,
+        Err(error) => {
+            // If the creator is gone there is nobody left to tell.
+            let _ = channel.send_error(&error);
+            if error.code() == crate::error::code::PANIC {
+                EXIT_CALLABLE_PANIC
+            } else {
+                EXIT_CALLABLE_ERROR
+            }
+        }
+    }
+}
+
+/// Ends a created process (pprocess's `exit`): everything already sent stays
+/// deliverable, stdio is flushed, the channel is closed, and the process
+/// exits with `status` at once, without running the creator's exit handlers.
+pub fn exit(channel: Channel, status: i32) -> ! {
+    drop(channel);
+    #[cfg(feature = "std")]
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+    }
+    sys::flush_stdio();
+    sys::exit_now(status)
+}
+
+/// Waits for every child process of this process to end (pprocess's
+/// `waitall`); returns how many were collected. Channels whose process was
+/// collected here report `ECHILD` from [`Channel::wait`].
+pub fn waitall() -> Result<usize> {
+    let mut count = 0;
+    while sys::wait_any()?.is_some() {
+        count += 1;
+    }
+    sys::forget_orphans();
+    Ok(count)
+}
+
+/// The number of online processors (pprocess's `get_number_of_cores`).
+pub fn number_of_cores() -> usize {
+    sys::number_of_cpus()
+}

@@ -1,0 +1,89 @@
+//! Owned file descriptors and the registry that keeps created processes clean.
+//!
+//! Every descriptor the library opens is an [`Fd`]: it is close-on-exec from
+//! birth, it is closed when dropped, and it is recorded in a process-wide
+//! bitmap. Right after `fork`, the created process closes every recorded
+//! descriptor except the ones it keeps ([`after_fork_in_child`]), so it never
+//! holds a channel of its creator's other children.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Descriptors below this number are tracked; higher ones are still closed on
+/// drop but are not closed in created processes.
+const TRACKED: usize = 65_536;
+const WORDS: usize = TRACKED / 64;
+
+static REGISTRY: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+
+/// Incremented in each created process: descriptors inherited from the creator
+/// belong to an older epoch, were closed after `fork`, and must not be closed
+/// again by a stale [`Fd`] value (the number may name a newer descriptor).
+static EPOCH: AtomicU32 = AtomicU32::new(0);
+
+fn slot(raw: i32) -> Option<(usize, u64)> {
+    let n = usize::try_from(raw).ok().filter(|&n| n < TRACKED)?;
+    Some((n / 64, 1u64 << (n % 64)))
+}
+
+/// An owned file descriptor, closed on drop.
+#[derive(Debug)]
+pub struct Fd {
+    raw: i32,
+    epoch: u32,
+}
+
+impl Fd {
+    /// Takes ownership of a descriptor the kernel just returned.
+    pub(super) fn own(raw: i32) -> Fd {
+        if let Some((word, bit)) = slot(raw) {
+            REGISTRY[word].fetch_or(bit, Ordering::Relaxed);
+        }
+        Fd {
+            raw,
+            epoch: EPOCH.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The raw descriptor number, borrowed.
+    pub fn raw(&self) -> i32 {
+        self.raw
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        if self.epoch != EPOCH.load(Ordering::Relaxed) {
+            return; // inherited across fork and already closed there
+        }
+        if let Some((word, bit)) = slot(self.raw) {
+            REGISTRY[word].fetch_and(!bit, Ordering::Relaxed);
+        }
+        // SAFETY: we own `raw` (this epoch opened it and nothing else closes it).
+        // close(2) is not retried on EINTR: on Linux the descriptor is gone either way.
+        unsafe { libc::close(self.raw) };
+    }
+}
+
+/// In a freshly created process: closes every library descriptor inherited
+/// from the creator except those in `keep`, which stay owned by this process.
+pub fn after_fork_in_child(keep: &mut [&mut Fd]) {
+    let epoch = EPOCH.fetch_add(1, Ordering::Relaxed) + 1;
+    for (word, cell) in REGISTRY.iter().enumerate() {
+        let mut bits = cell.swap(0, Ordering::Relaxed);
+        while bits != 0 {
+            let raw = (word * 64) as i32 + bits.trailing_zeros() as i32;
+            bits &= bits - 1;
+            if keep.iter().all(|fd| fd.raw != raw) {
+                // SAFETY: `raw` was a library descriptor in the creator; this new
+                // process inherited it and nothing in this process uses it.
+                unsafe { libc::close(raw) };
+            }
+        }
+    }
+    for fd in keep.iter_mut() {
+        fd.epoch = epoch;
+        if let Some((word, bit)) = slot(fd.raw) {
+            REGISTRY[word].fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Reads and writes that retry `EINTR` and finish partial transfers.
+
+use super::{cvt, retry, Fd, Result};
+
+/// One `read(2)`, retried on `EINTR`. Returns the byte count; `0` is end of file.
+pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
+    retry(|| {
+        // SAFETY: `buf` is a valid writable region of `buf.len()` bytes.
+        let n = cvt(unsafe { libc::read(fd.raw(), buf.as_mut_ptr().cast(), buf.len()) })?;
+        Ok(n as usize)
+    })
+}
+
+/// Reads until `buf` is full or the peer closes. Returns how many bytes were
+/// read: less than `buf.len()` only at end of file.
+pub fn read_exact(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match read(fd, &mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Writes every byte of `parts`, in order, with `sendmsg(2)` and
+/// `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never `SIGPIPE`). Usually one
+/// system call; partial writes and `EINTR` continue where they stopped.
+pub fn send_vectored(fd: &Fd, parts: &[&[u8]]) -> Result<()> {
+    const MAX_PARTS: usize = 4;
+    assert!(parts.len() <= MAX_PARTS, "send_vectored takes at most 4 parts");
+    let mut skip = 0usize; // bytes already sent
+    loop {
+        let mut iov = [libc::iovec {
+            iov_base: core::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_PARTS];
+        let mut count = 0;
+        let mut offset = skip;
+        for part in parts {
+            if offset >= part.len() {
+                offset -= part.len();
+                continue;
+            }
+            let rest = &part[offset..];
+            offset = 0;
+            iov[count] = libc::iovec {
+                iov_base: rest.as_ptr() as *mut libc::c_void,
+                iov_len: rest.len(),
+            };
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        // SAFETY: an all-zero msghdr is valid; we fill in the iovec array, which
+        // points into `parts`, borrowed for the duration of the call.
+        let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = count as _;
+        let sent = retry(|| {
+            // SAFETY: `msg` describes `count` valid, readable iovecs.
+            cvt(unsafe { libc::sendmsg(fd.raw(), &msg, libc::MSG_NOSIGNAL) })
+        })?;
+        skip += sent as usize;
+    }
+}

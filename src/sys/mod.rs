@@ -1,0 +1,83 @@
+//! The system layer: every `libc` call of the crate lives below this module.
+//!
+//! Each public function is a thin, safe wrapper over one system call (or a loop
+//! of them that retries `EINTR` and finishes partial transfers). Return values
+//! become [`Result`] in exactly one place, [`cvt`], and descriptors become
+//! owned [`Fd`] values the moment the kernel hands them out, so an early `?`
+//! never leaks one.
+
+mod fd;
+mod io;
+mod mem;
+mod poll;
+mod proc;
+mod socket;
+mod time;
+
+pub use fd::{after_fork_in_child, Fd};
+pub use io::{read, read_exact, send_vectored};
+pub use mem::{free, malloc};
+pub use poll::{poll, PollFd, POLLIN};
+pub use proc::{
+    exit_now, flush_stdio, forget_orphans, fork, getpid, kill, number_of_cpus, reap_later,
+    reap_orphans, sleep_ms, wait_any, waitpid, Forked, Pid, WaitStatus,
+};
+pub use socket::socketpair;
+pub use time::Deadline;
+
+/// An error number (`errno`) reported by a failed system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// `EINTR`: interrupted by a signal handler.
+    pub const INTR: Errno = Errno(libc::EINTR);
+    /// `ECHILD`: no such child process.
+    pub const CHILD: Errno = Errno(libc::ECHILD);
+    /// `EINVAL`: invalid argument.
+    pub const INVAL: Errno = Errno(libc::EINVAL);
+    /// `EPIPE`: the peer closed its end.
+    pub const PIPE: Errno = Errno(libc::EPIPE);
+    /// `ECONNRESET`: the peer reset the connection.
+    pub const CONNRESET: Errno = Errno(libc::ECONNRESET);
+    /// `ENOMEM`: out of memory.
+    pub const NOMEM: Errno = Errno(libc::ENOMEM);
+
+    /// The calling thread's current `errno`.
+    fn last() -> Errno {
+        // SAFETY: __errno_location always returns a valid pointer to the calling
+        // thread's errno.
+        Errno(unsafe { *libc::__errno_location() })
+    }
+}
+
+/// The result of a system call wrapper.
+pub type Result<T> = core::result::Result<T, Errno>;
+
+/// Converts the `-1`-on-error convention of libc into a [`Result`].
+fn cvt<T: Copy + PartialEq + From<i8>>(ret: T) -> Result<T> {
+    if ret == T::from(-1) {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Calls `f` until it does not fail with `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    loop {
+        match f() {
+            Err(Errno::INTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The system's text for an `errno` value
+/// ([strerror(3)](https://man7.org/linux/man-pages/man3/strerror.3.html)).
+pub fn strerror(errno: i32) -> &'static core::ffi::CStr {
+    // SAFETY: glibc and musl return a pointer to a static, NUL-terminated string
+    // for every value (a generic "Unknown error" text for unknown ones); it is
+    // never freed, so a 'static borrow is sound.
+    unsafe { core::ffi::CStr::from_ptr(libc::strerror(errno)) }
+}

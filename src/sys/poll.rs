@@ -1,0 +1,49 @@
+//! `poll(2)` over borrowed descriptors.
+
+use super::{cvt, Deadline, Errno, Fd, Result};
+
+/// Readable data (or a hang-up) is waiting.
+pub const POLLIN: i16 = libc::POLLIN;
+
+/// One entry of a poll set: a `pollfd` that borrows its descriptor, laid out
+/// exactly like `struct pollfd` so a slice goes straight to the kernel.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug)]
+pub struct PollFd(libc::pollfd);
+
+impl PollFd {
+    /// Watches `fd` for `events` (usually [`POLLIN`]).
+    pub fn new(fd: &Fd, events: i16) -> PollFd {
+        PollFd(libc::pollfd {
+            fd: fd.raw(),
+            events,
+            revents: 0,
+        })
+    }
+
+    /// True when the last [`poll`] found data, a hang-up or an error here.
+    pub fn ready(&self) -> bool {
+        self.0.revents != 0
+    }
+}
+
+/// Waits until an entry is ready or `timeout_ms` passes (`-1`: forever).
+/// Returns the number of ready entries; `EINTR` resumes with the time left.
+pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> Result<usize> {
+    let deadline = Deadline::after(timeout_ms);
+    loop {
+        // SAFETY: PollFd is repr(transparent) over pollfd, so the slice is a
+        // valid array of `fds.len()` pollfd structures.
+        let ret = cvt(unsafe {
+            libc::poll(
+                fds.as_mut_ptr().cast(),
+                fds.len() as libc::nfds_t,
+                deadline.remaining_ms(),
+            )
+        });
+        match ret {
+            Err(Errno::INTR) => continue,
+            other => return other.map(|n| n as usize),
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The wire format: a fixed 16-byte header, then `length` payload bytes.
+//!
+//! ```text
+//! offset size field    meaning
+//!  0     2    magic    0x5050 ("PP"), rejects foreign bytes
+//!  2     1    version  1
+//!  3     1    kind     1 data, 2 error, 3 ack, 4 args, 5 stop
+//!  4     2    flags    bit 0: acknowledgement requested; bit 1: last result of a task
+//!  6     2    reserved 0
+//!  8     4    length   payload bytes, at most the receiver's maximum message size
+//! 12     4    seq      the sender's frame number (an ack carries the number it acknowledges)
+//! ```
+//! All fields are little-endian. An error frame's payload is a little-endian
+//! `i32` code followed by a UTF-8 message of at most
+//! [`REMOTE_MESSAGE_MAX`](crate::REMOTE_MESSAGE_MAX) bytes. Ack and stop frames
+//! have no payload.
+//!
+//! A header is validated completely before anything is allocated for its
+//! payload; any violation is a [`ProtoError`].
+
+use core::fmt;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::REMOTE_MESSAGE_MAX;
+
+/// The magic number: "PP".
+pub const MAGIC: u16 = 0x5050;
+/// The wire format version.
+pub const VERSION: u8 = 1;
+/// Size of the fixed header.
+pub const HEADER_LEN: usize = 16;
+/// The default maximum payload of one message: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// The largest maximum a channel accepts (the length field is a `u32`).
+pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize;
+/// Largest payload of an error frame: the code and the message.
+pub const MAX_ERROR_PAYLOAD: usize = 4 + REMOTE_MESSAGE_MAX;
+
+/// Flag: the sender waits for an [`Kind::Ack`] of this frame.
+pub const FLAG_ACK_REQUESTED: u16 = 1 << 0;
+/// Flag: the last result of a task (continuous and reused workers).
+pub const FLAG_END: u16 = 1 << 1;
+const KNOWN_FLAGS: u16 = FLAG_ACK_REQUESTED | FLAG_END;
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// A message.
+    Data = 1,
+    /// A remote error: code and message.
+    Error = 2,
+    /// An acknowledgement of frame `seq`.
+    Ack = 3,
+    /// Arguments of a task for a reused worker.
+    Args = 4,
+    /// No more tasks: the worker may exit.
+    Stop = 5,
+}
+
+impl Kind {
+    fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Data,
+            2 => Kind::Error,
+            3 => Kind::Ack,
+            4 => Kind::Args,
+            5 => Kind::Stop,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a frame was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtoError {
+    /// The first two bytes are not the magic number.
+    BadMagic,
+    /// An unsupported version.
+    BadVersion(u8),
+    /// An unknown frame kind.
+    BadKind(u8),
+    /// Unknown flag bits or a nonzero reserved field.
+    BadFlags,
+    /// The payload length exceeds the receiver's maximum (or a kind's own limit).
+    TooLong {
+        /// The claimed length.
+        length: u32,
+        /// The largest length allowed here.
+        max: usize,
+    },
+    /// The peer hung up in the middle of a frame.
+    Truncated,
+    /// An error frame whose payload is not a code and UTF-8 text.
+    BadErrorPayload,
+}
+
+impl fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ProtoError::BadMagic => f.write_str("bad magic number"),
+            ProtoError::BadVersion(v) => write!(f, "unsupported version {v}"),
+            ProtoError::BadKind(k) => write!(f, "unknown frame kind {k}"),
+            ProtoError::BadFlags => f.write_str("unknown flags or reserved bits set"),
+            ProtoError::TooLong { length, max } => {
+                write!(f, "frame of {length} bytes exceeds the maximum of {max}")
+            }
+            ProtoError::Truncated => f.write_str("peer hung up in the middle of a frame"),
+            ProtoError::BadErrorPayload => f.write_str("malformed error frame"),
+        }
+    }
+}
+
+/// The header as laid out on the wire (fields stored little-endian).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RawHeader {
+    magic: u16,
+    version: u8,
+    kind: u8,
+    flags: u16,
+    reserved: u16,
+    length: u32,
+    seq: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_LEN);
+
+/// A decoded, validated frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// What the frame carries.
+    pub kind: Kind,
+    /// `FLAG_*` bits.
+    pub flags: u16,
+    /// Payload length in bytes.
+    pub length: u32,
+    /// The sender's frame number.
+    pub seq: u32,
+}
+
+impl Header {
+    /// A header of `kind` for a payload of `length` bytes.
+    pub fn new(kind: Kind, flags: u16, length: u32, seq: u32) -> Header {
+        Header {
+            kind,
+            flags,
+            length,
+            seq,
+        }
+    }
+
+    /// The header's 16 wire bytes.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let raw = RawHeader {
+            magic: MAGIC.to_le(),
+            version: VERSION,
+            kind: self.kind as u8,
+            flags: self.flags.to_le(),
+            reserved: 0,
+            length: self.length.to_le(),
+            seq: self.seq.to_le(),
+        };
+        bytemuck::cast(raw)
+    }
+
+    /// Decodes and validates 16 wire bytes; `max_message` bounds data and
+    /// args payloads, error frames have their own small bound.
+    pub fn decode(bytes: &[u8; HEADER_LEN], max_message: usize) -> Result<Header, ProtoError> {
+        let raw: RawHeader = bytemuck::cast(*bytes);
+        if u16::from_le(raw.magic) != MAGIC {
+            return Err(ProtoError::BadMagic);
+        }
+        if raw.version != VERSION {
+            return Err(ProtoError::BadVersion(raw.version));
+        }
+        let kind = Kind::from_u8(raw.kind).ok_or(ProtoError::BadKind(raw.kind))?;
+        let flags = u16::from_le(raw.flags);
+        if flags & !KNOWN_FLAGS != 0 || raw.reserved != 0 {
+            return Err(ProtoError::BadFlags);
+        }
+        let length = u32::from_le(raw.length);
+        let max = match kind {
+            Kind::Data | Kind::Args => max_message,
+            Kind::Error => MAX_ERROR_PAYLOAD,
+            Kind::Ack | Kind::Stop => 0,
+        };
+        if length as usize > max {
+            return Err(ProtoError::TooLong { length, max });
+        }
+        Ok(Header {
+            kind,
+            flags,
+            length,
+            seq: u32::from_le(raw.seq),
+        })
+    }
+}
+
+/// Splits an error frame's payload into its code and message.
+pub fn decode_error(payload: &[u8]) -> Result<(i32, &str), ProtoError> {
+    let (code, text) = payload
+        .split_first_chunk::<4>()
+        .ok_or(ProtoError::BadErrorPayload)?;
+    let message = core::str::from_utf8(text).map_err(|_| ProtoError::BadErrorPayload)?;
+    Ok((i32::from_le_bytes(*code), message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_is_little_endian() {
+        let h = Header::new(Kind::Data, FLAG_END, 0x0102_0304, 7);
+        let bytes = h.encode();
+        assert_eq!(&bytes[..4], &[0x50, 0x50, 1, 1]);
+        assert_eq!(&bytes[8..12], &[4, 3, 2, 1]);
+        assert_eq!(Header::decode(&bytes, usize::MAX), Ok(h));
+    }
+
+    #[test]
+    fn bad_headers_are_rejected() {
+        let good = Header::new(Kind::Data, 0, 10, 0).encode();
+        let mut b = good;
+        b[0] = 0;
+        assert_eq!(Header::decode(&b, 100), Err(ProtoError::BadMagic));
+        let mut b = good;
+        b[2] = 9;
+        assert_eq!(Header::decode(&b, 100), Err(ProtoError::BadVersion(9)));
+        let mut b = good;
+        b[3] = 0;
+        assert_eq!(Header::decode(&b, 100), Err(ProtoError::BadKind(0)));
+        let mut b = good;
+        b[5] = 0x80;
+        assert_eq!(Header::decode(&b, 100), Err(ProtoError::BadFlags));
+        let mut b = good;
+        b[6] = 1;
+        assert_eq!(Header::decode(&b, 100), Err(ProtoError::BadFlags));
+        assert_eq!(
+            Header::decode(&good, 9),
+            Err(ProtoError::TooLong { length: 10, max: 9 })
+        );
+        let ack = Header::new(Kind::Ack, 0, 1, 0).encode();
+        assert!(matches!(
+            Header::decode(&ack, 100),
+            Err(ProtoError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn error_payload_decodes() {
+        let mut p = [0u8; 7];
+        p[..4].copy_from_slice(&(-5i32).to_le_bytes());
+        p[4..].copy_from_slice(b"bad");
+        assert_eq!(decode_error(&p), Ok((-5, "bad")));
+        assert_eq!(decode_error(&p[..3]), Err(ProtoError::BadErrorPayload));
+        assert_eq!(decode_error(&[0, 0, 0, 0, 0xff]), Err(ProtoError::BadErrorPayload));
+    }
+}
