@@ -178,7 +178,9 @@ impl Channel {
     pub fn send_acked(&mut self, data: &[u8]) -> Result<()> {
         let seq = self.send_frame(Kind::Data, FLAG_ACK_REQUESTED, data)?;
         while (self.acked.wrapping_sub(seq) as i32) < 0 {
-            let header = self.next_header(Deadline::after(-1))?;
+            let Some(header) = self.next_frame(Deadline::after(-1))? else {
+                continue; // an acknowledgement: check it
+            };
             #[cfg(feature = "alloc")]
             {
                 let mut message = vec![0; header.length as usize];
@@ -205,21 +207,25 @@ impl Channel {
             .map(drop)
     }
 
-    /// Sends one frame; returns its frame number.
+    /// Sends one frame with the next frame number; returns that number.
+    /// Data and args payloads are bounded by the maximum message size.
     pub(crate) fn send_frame(&mut self, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
-        if payload.len() > self.max_message {
+        if matches!(kind, Kind::Data | Kind::Args) && payload.len() > self.max_message {
             return Err(Error::TooBig {
                 size: payload.len(),
                 capacity: self.max_message,
             });
         }
         let seq = self.next_seq;
-        let header = Header::new(kind, flags, payload.len() as u32, seq).encode();
-        match sys::send_vectored(&self.fd, &[&header, payload]) {
-            Ok(()) => {
-                self.next_seq = seq.wrapping_add(1);
-                Ok(seq)
-            }
+        self.write_frame(Header::new(kind, flags, payload.len() as u32, seq), payload)?;
+        self.next_seq = seq.wrapping_add(1);
+        Ok(seq)
+    }
+
+    /// Writes one frame as given.
+    fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
+        match sys::send_vectored(&self.fd, &[&header.encode(), payload]) {
+            Ok(()) => Ok(()),
             Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
             Err(e) => Err(e.into()),
         }
@@ -309,38 +315,49 @@ impl Channel {
     }
 
     /// The header of the next data or args message, read if need be. Acks,
-    /// error frames and stop frames are handled here.
+    /// error frames and stop frames are handled on the way.
     pub(crate) fn next_header(&mut self, deadline: Deadline) -> Result<Header> {
+        loop {
+            if let Some(header) = self.next_frame(deadline)? {
+                return Ok(header);
+            }
+        }
+    }
+
+    /// Reads one frame: `Some(header)` for a data or args message (now
+    /// pending), `None` for an acknowledgement (recorded in `acked`).
+    fn next_frame(&mut self, deadline: Deadline) -> Result<Option<Header>> {
         if let Some(header) = self.pending {
-            return Ok(header);
+            return Ok(Some(header));
         }
         if let Some(e) = self.ended {
             return Err(e);
         }
-        loop {
-            let header = match self.read_header(deadline) {
-                Ok(header) => header,
-                Err(e) => return Err(self.end_on(e)),
-            };
-            match header.kind {
-                Kind::Ack => self.acked = header.seq,
-                Kind::Data | Kind::Args => {
-                    self.pending = Some(header);
-                    return Ok(header);
-                }
-                Kind::Error => {
-                    let mut payload = [0u8; MAX_ERROR_PAYLOAD];
-                    let payload = &mut payload[..header.length as usize];
-                    self.read_payload(payload)?;
-                    let (code, message) = match wire::decode_error(payload) {
-                        Ok(parts) => parts,
-                        Err(e) => return Err(self.end_on(Error::Protocol(e))),
-                    };
-                    self.remote = Some(RemoteError::new(code, message));
-                    return Err(Error::Remote { code });
-                }
-                Kind::Stop => return Err(self.end_on(Error::Closed)),
+        let header = match self.read_header(deadline) {
+            Ok(header) => header,
+            Err(e) => return Err(self.end_on(e)),
+        };
+        match header.kind {
+            Kind::Ack => {
+                self.acked = header.seq;
+                Ok(None)
             }
+            Kind::Data | Kind::Args => {
+                self.pending = Some(header);
+                Ok(Some(header))
+            }
+            Kind::Error => {
+                let mut payload = [0u8; MAX_ERROR_PAYLOAD];
+                let payload = &mut payload[..header.length as usize];
+                self.read_payload(payload)?;
+                let (code, message) = match wire::decode_error(payload) {
+                    Ok(parts) => parts,
+                    Err(e) => return Err(self.end_on(Error::Protocol(e))),
+                };
+                self.remote = Some(RemoteError::new(code, message));
+                Err(Error::Remote { code })
+            }
+            Kind::Stop => Err(self.end_on(Error::Closed)),
         }
     }
 
@@ -355,7 +372,7 @@ impl Channel {
         self.pending = None;
         if header.flags & FLAG_ACK_REQUESTED != 0 {
             // The peer may already be gone; the message itself was received.
-            let _ = self.send_frame(Kind::Ack, 0, &[]);
+            let _ = self.write_frame(Header::new(Kind::Ack, 0, 0, header.seq), &[]);
         }
         Ok(())
     }

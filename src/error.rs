@@ -167,7 +167,10 @@ impl fmt::Display for Error {
                 write!(f, "{base}: {size} bytes, room for {capacity}")
             }
             Error::WrongSize { expected, actual } => {
-                write!(f, "{base}: expected a {expected}-byte message, got {actual} bytes")
+                write!(
+                    f,
+                    "{base}: expected a {expected}-byte message, got {actual} bytes"
+                )
             }
             _ => f.write_str(base),
         }
@@ -186,27 +189,26 @@ pub const REMOTE_MESSAGE_MAX: usize = 256;
 ///
 /// A callable returns it to fail its task; the creator's receive then fails
 /// with [`Error::Remote`] and this value is kept by the channel.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteError {
     code: i32,
-    message: heapless::String<REMOTE_MESSAGE_MAX>,
+    /// UTF-8 text followed by a NUL, so C can borrow it as a string.
+    text: [u8; REMOTE_MESSAGE_MAX + 1],
+    len: usize,
 }
 
 impl RemoteError {
-    /// A remote error with `code` and `message` (truncated to
-    /// [`REMOTE_MESSAGE_MAX`] bytes at a character boundary).
+    /// A remote error with `code` and `message`, cut at the first NUL and
+    /// truncated to [`REMOTE_MESSAGE_MAX`] bytes at a character boundary.
     pub fn new(code: i32, message: &str) -> RemoteError {
-        let mut end = message.len().min(REMOTE_MESSAGE_MAX);
-        while !message.is_char_boundary(end) {
-            end -= 1;
+        let message = message.split('\0').next().unwrap_or("");
+        let mut len = message.len().min(REMOTE_MESSAGE_MAX);
+        while !message.is_char_boundary(len) {
+            len -= 1;
         }
-        let mut text = heapless::String::new();
-        // Cannot fail: `end` bytes fit the capacity.
-        let _ = text.push_str(&message[..end]);
-        RemoteError {
-            code,
-            message: text,
-        }
+        let mut text = [0; REMOTE_MESSAGE_MAX + 1];
+        text[..len].copy_from_slice(&message.as_bytes()[..len]);
+        RemoteError { code, text, len }
     }
 
     /// The code the callable reported.
@@ -216,7 +218,22 @@ impl RemoteError {
 
     /// The callable's message.
     pub fn message(&self) -> &str {
-        &self.message
+        // Always valid: built from a &str cut at a character boundary.
+        core::str::from_utf8(&self.text[..self.len]).unwrap_or("")
+    }
+
+    /// The callable's message as a C string.
+    pub fn message_cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.text).unwrap_or(c"")
+    }
+}
+
+impl fmt::Debug for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteError")
+            .field("code", &self.code)
+            .field("message", &self.message())
+            .finish()
     }
 }
 
@@ -226,16 +243,13 @@ impl From<Error> for RemoteError {
         let mut message = heapless::String::<REMOTE_MESSAGE_MAX>::new();
         // Truncation on overflow is fine for a message.
         let _ = fmt::write(&mut message, format_args!("{e}"));
-        RemoteError {
-            code: e.code(),
-            message,
-        }
+        RemoteError::new(e.code(), &message)
     }
 }
 
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "remote error {}: {}", self.code, self.message)
+        write!(f, "remote error {}: {}", self.code, self.message())
     }
 }
 

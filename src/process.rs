@@ -83,7 +83,11 @@ where
             let text = payload
                 .downcast_ref::<&str>()
                 .copied()
-                .or_else(|| payload.downcast_ref::<std::string::String>().map(|s| s.as_str()))
+                .or_else(|| {
+                    payload
+                        .downcast_ref::<std::string::String>()
+                        .map(|s| s.as_str())
+                })
                 .unwrap_or("callable panicked");
             Err(RemoteError::new(crate::error::code::PANIC, text))
         })
@@ -105,16 +109,14 @@ where
 }
 
 /// Ends a created process (pprocess's `exit`): everything already sent stays
-/// deliverable, stdio is flushed, the channel is closed, and the process
+/// deliverable, C stdio is flushed, the channel is closed, and the process
 /// exits with `status` at once, without running the creator's exit handlers.
+///
+/// Rust's `std::io::stdout` is not flushed here: another thread of the
+/// creator may have held its lock at the fork, and flushing would then hang.
+/// It is line-buffered, so end printed lines with a newline (or flush).
 pub fn exit(channel: Channel, status: i32) -> ! {
     drop(channel);
-    #[cfg(feature = "std")]
-    {
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().flush();
-    }
     sys::flush_stdio();
     sys::exit_now(status)
 }

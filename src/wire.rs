@@ -256,6 +256,9 @@ mod tests {
         p[4..].copy_from_slice(b"bad");
         assert_eq!(decode_error(&p), Ok((-5, "bad")));
         assert_eq!(decode_error(&p[..3]), Err(ProtoError::BadErrorPayload));
-        assert_eq!(decode_error(&[0, 0, 0, 0, 0xff]), Err(ProtoError::BadErrorPayload));
+        assert_eq!(
+            decode_error(&[0, 0, 0, 0, 0xff]),
+            Err(ProtoError::BadErrorPayload)
+        );
     }
 }

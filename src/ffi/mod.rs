@@ -1,1 +1,148 @@
-//! The C ABI.
+//! The C ABI (`include/pprocess.h`): the only place with `extern "C"`,
+//! `#[no_mangle]` and raw pointers from C.
+//!
+//! Conventions: every export runs inside [`guard`], which turns a panic into
+//! `PP_EPANIC`; pointers are checked for NULL ([`handle`], [`bytes`]) and a
+//! NULL gives `PP_EINVAL`; functions return `0`, a count or a pid on success,
+//! `-errno` for OS failures and `PP_E*` codes (≤ -1000) for library
+//! conditions; outputs are written only on success.
+
+use core::ffi::{c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::channel::Channel;
+use crate::error::{Error, Result};
+
+mod base;
+mod channel;
+
+pub use base::*;
+pub use channel::*;
+
+/// A channel handle: one end of a pprocess channel (opaque to C).
+#[allow(non_camel_case_types)]
+pub struct pp_channel {
+    _private: [u8; 0],
+}
+
+/// Hands a channel to C as an owned handle.
+fn channel_into_handle(channel: Channel) -> *mut pp_channel {
+    Box::into_raw(Box::new(channel)).cast()
+}
+
+/// Borrows the channel behind a C handle; NULL is `PP_EINVAL`.
+///
+/// # Safety
+/// As for [`handle`]: a non-NULL `ptr` came from this library and is live.
+unsafe fn channel<'a>(ptr: *const pp_channel) -> Result<&'a mut Channel> {
+    // SAFETY: pp_channel handles are Box<Channel> pointers (channel_into_handle).
+    unsafe { handle(ptr.cast_mut().cast::<Channel>()) }
+}
+
+/// Takes back ownership of a channel handle; NULL gives `None`.
+///
+/// # Safety
+/// A non-NULL `ptr` came from this library, is live, and is not used again.
+unsafe fn channel_from_handle(ptr: *mut pp_channel) -> Option<Box<Channel>> {
+    // SAFETY: per the caller, a Box<Channel> pointer given up here.
+    (!ptr.is_null()).then(|| unsafe { Box::from_raw(ptr.cast::<Channel>()) })
+}
+
+/// Runs an export's body; a panic becomes `PP_EPANIC`.
+fn guard(body: impl FnOnce() -> Result<c_int>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => e.code(),
+        Err(_) => PP_EPANIC,
+    }
+}
+
+/// Runs a `void` export's body; a panic is swallowed (there is no way to report it).
+fn guard_void(body: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(body));
+}
+
+/// Borrows the object behind a C handle; NULL is `PP_EINVAL`.
+///
+/// # Safety
+/// A non-NULL `ptr` must come from this library and be live, with no other
+/// borrow in use (C handles are not shared between threads without locking).
+unsafe fn handle<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
+    // SAFETY: the caller guarantees a non-NULL pointer is live and unaliased.
+    unsafe { ptr.as_mut() }.ok_or(Error::Invalid)
+}
+
+/// Borrows `len` bytes at `ptr`; NULL is allowed only for `len == 0`.
+///
+/// # Safety
+/// A non-NULL `ptr` must be valid for reads of `len` bytes.
+unsafe fn bytes<'a>(ptr: *const c_void, len: usize) -> Result<&'a [u8]> {
+    if ptr.is_null() {
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(Error::Invalid)
+        };
+    }
+    // SAFETY: non-NULL and, per the caller, valid for `len` bytes.
+    Ok(unsafe { core::slice::from_raw_parts(ptr.cast(), len) })
+}
+
+/// Borrows `len` writable bytes at `ptr`; NULL is allowed only for `len == 0`.
+///
+/// # Safety
+/// A non-NULL `ptr` must be valid for writes of `len` bytes.
+unsafe fn bytes_mut<'a>(ptr: *mut c_void, len: usize) -> Result<&'a mut [u8]> {
+    if ptr.is_null() {
+        return if len == 0 {
+            Ok(&mut [])
+        } else {
+            Err(Error::Invalid)
+        };
+    }
+    // SAFETY: non-NULL and, per the caller, valid for writes of `len` bytes.
+    Ok(unsafe { core::slice::from_raw_parts_mut(ptr.cast(), len) })
+}
+
+/// Writes an output parameter; NULL is `PP_EINVAL`.
+///
+/// # Safety
+/// A non-NULL `ptr` must be valid for a write of `T`.
+unsafe fn write_out<T>(ptr: *mut T, value: T) -> Result<()> {
+    // SAFETY: the caller guarantees a non-NULL pointer is writable.
+    let slot = unsafe { ptr.as_mut() }.ok_or(Error::Invalid)?;
+    *slot = value;
+    Ok(())
+}
+
+/// Checks that an output parameter is not NULL before any work is done.
+fn require<T>(ptr: *mut T) -> Result<()> {
+    if ptr.is_null() {
+        Err(Error::Invalid)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_codes_match_the_rust_table() {
+        let header = include_str!("../../include/pprocess.h");
+        for (name, value) in crate::error::ALL_CODES {
+            let line = format!("#define PP_E{name} ({value})");
+            assert!(header.contains(&line), "header lacks `{line}`");
+        }
+        assert_eq!(PP_EPANIC, crate::error::code::PANIC);
+        assert_eq!(PP_EINVAL, crate::error::code::INVAL);
+    }
+
+    #[test]
+    fn guard_turns_a_panic_into_pp_epanic() {
+        assert_eq!(guard(|| panic!("boom")), PP_EPANIC);
+        assert_eq!(guard(|| Err(Error::Closed)), PP_ECLOSED);
+        assert_eq!(guard(|| Ok(7)), 7);
+    }
+}

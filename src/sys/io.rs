@@ -29,7 +29,10 @@ pub fn read_exact(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
 /// system call; partial writes and `EINTR` continue where they stopped.
 pub fn send_vectored(fd: &Fd, parts: &[&[u8]]) -> Result<()> {
     const MAX_PARTS: usize = 4;
-    assert!(parts.len() <= MAX_PARTS, "send_vectored takes at most 4 parts");
+    assert!(
+        parts.len() <= MAX_PARTS,
+        "send_vectored takes at most 4 parts"
+    );
     let mut skip = 0usize; // bytes already sent
     loop {
         let mut iov = [libc::iovec {

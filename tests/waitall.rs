@@ -1,0 +1,67 @@
+//! waitall and zombie hygiene. One test per binary: waitall collects every
+//! child of the process, so it must not race with other tests' children.
+
+use pprocess::{start, waitall, Error};
+
+/// Zombie children of this process, from /proc.
+fn zombies() -> usize {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid ...
+            let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+            let mut fields = rest.split(' ');
+            fields.next() == Some("Z") && fields.next() == Some(me.as_str())
+        })
+        .count()
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn closed_channels_and_waitall_leave_no_zombies_or_descriptors() {
+    let fds_before = fd_count();
+    let mut channels = Vec::new();
+    for i in 0..20u8 {
+        channels.push(
+            start(move |ch| {
+                ch.send(&[i])?;
+                Ok(())
+            })
+            .unwrap(),
+        );
+    }
+    // Read half of them, close all without waiting.
+    for ch in channels.iter_mut().take(10) {
+        let mut b = [0u8; 1];
+        assert_eq!(ch.receive(&mut b).unwrap(), 1);
+        let mut b = [0u8; 1];
+        assert_eq!(ch.receive(&mut b), Err(Error::Closed));
+    }
+    drop(channels);
+    let collected = waitall().unwrap();
+    assert!(collected <= 20);
+    assert_eq!(zombies(), 0);
+    assert_eq!(fd_count(), fds_before);
+    // Nothing left to collect.
+    assert_eq!(waitall().unwrap(), 0);
+
+    // Closed channels of finished processes are collected by the next create,
+    // even without waitall.
+    for _ in 0..5 {
+        let mut ch = start(|_| Ok(())).unwrap();
+        let mut b = [0u8; 1];
+        assert_eq!(ch.receive(&mut b), Err(Error::Closed));
+    }
+    let last = start(|_| Ok(())).unwrap();
+    drop(last);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let _trigger = start(|_| Ok(())).unwrap();
+    assert!(zombies() <= 1, "zombies: {}", zombies());
+    waitall().unwrap();
+    assert_eq!(zombies(), 0);
+}
