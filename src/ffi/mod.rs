@@ -6,6 +6,10 @@
 //! NULL gives `PP_EINVAL`; functions return `0`, a count or a pid on success,
 //! `-errno` for OS failures and `PP_E*` codes (≤ -1000) for library
 //! conditions; outputs are written only on success.
+//!
+//! Exports take raw pointers from C by design; each one checks them through
+//! the helpers below, and the header documents what C must pass.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use core::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
