@@ -15,7 +15,7 @@ use bytemuck::Pod;
 use crate::error::{Error, RemoteError, Result};
 use crate::sys::{self, Deadline, Errno, Fd, Pid, PollFd, WaitStatus, POLLIN};
 use crate::wire::{
-    self, Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, HEADER_LEN,
+    self, Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, FLAG_END, HEADER_LEN,
     MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT,
 };
 
@@ -68,6 +68,17 @@ impl ReadBuf {
     }
 }
 
+/// What [`Channel::next_frame`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// A data or args message, now pending.
+    Message(Header),
+    /// An acknowledgement (recorded).
+    Ack,
+    /// A reused worker's marker: the current task is finished.
+    TaskEnd,
+}
+
 /// One end of a pprocess channel.
 pub struct Channel {
     fd: Fd,
@@ -85,6 +96,8 @@ pub struct Channel {
     /// Why the channel ended (end of stream or a malformed frame); sticky.
     ended: Option<Error>,
     remote: Option<RemoteError>,
+    /// Mark the next data frame sent as the last result of a task.
+    end_next_send: bool,
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
@@ -115,6 +128,7 @@ impl Channel {
             pending: None,
             ended: None,
             remote: None,
+            end_next_send: false,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
         }
@@ -129,6 +143,10 @@ impl Channel {
     /// It stays owned by the channel.
     pub fn raw_fd(&self) -> i32 {
         self.fd.raw()
+    }
+
+    pub(crate) fn fd(&self) -> &Fd {
+        &self.fd
     }
 
     /// The largest message this side sends or accepts, in bytes.
@@ -161,7 +179,26 @@ impl Channel {
 
     /// Sends `data` as one message.
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
-        self.send_frame(Kind::Data, 0, data).map(drop)
+        let flags = if self.end_next_send { FLAG_END } else { 0 };
+        self.send_frame(Kind::Data, flags, data)?;
+        self.end_next_send = false;
+        Ok(())
+    }
+
+    /// In a reused worker: flag the next message sent as the task's result
+    /// and last message; returns whether the previous request was still open.
+    pub(crate) fn set_end_next_send(&mut self, on: bool) -> bool {
+        core::mem::replace(&mut self.end_next_send, on)
+    }
+
+    /// In a reused worker: tells the exchange the current task is finished.
+    pub(crate) fn send_task_end(&mut self) -> Result<()> {
+        self.send_frame(Kind::Stop, FLAG_END, &[]).map(drop)
+    }
+
+    /// In an exchange: tells a reused worker there are no more tasks.
+    pub(crate) fn send_stop(&mut self) -> Result<()> {
+        self.send_frame(Kind::Stop, 0, &[]).map(drop)
     }
 
     /// Sends a fixed-layout value as one message of `size_of::<T>()` bytes.
@@ -178,7 +215,7 @@ impl Channel {
     pub fn send_acked(&mut self, data: &[u8]) -> Result<()> {
         let seq = self.send_frame(Kind::Data, FLAG_ACK_REQUESTED, data)?;
         while (self.acked.wrapping_sub(seq) as i32) < 0 {
-            let Some(header) = self.next_frame(Deadline::after(-1))? else {
+            let Frame::Message(header) = self.next_frame(Deadline::after(-1))? else {
                 continue; // an acknowledgement: check it
             };
             #[cfg(feature = "alloc")]
@@ -318,17 +355,17 @@ impl Channel {
     /// error frames and stop frames are handled on the way.
     pub(crate) fn next_header(&mut self, deadline: Deadline) -> Result<Header> {
         loop {
-            if let Some(header) = self.next_frame(deadline)? {
+            if let Frame::Message(header) = self.next_frame(deadline)? {
                 return Ok(header);
             }
         }
     }
 
-    /// Reads one frame: `Some(header)` for a data or args message (now
-    /// pending), `None` for an acknowledgement (recorded in `acked`).
-    fn next_frame(&mut self, deadline: Deadline) -> Result<Option<Header>> {
+    /// Reads one frame: a data or args message (left pending for
+    /// [`Channel::take_payload`]), an acknowledgement or a task-end marker.
+    pub(crate) fn next_frame(&mut self, deadline: Deadline) -> Result<Frame> {
         if let Some(header) = self.pending {
-            return Ok(Some(header));
+            return Ok(Frame::Message(header));
         }
         if let Some(e) = self.ended {
             return Err(e);
@@ -340,12 +377,13 @@ impl Channel {
         match header.kind {
             Kind::Ack => {
                 self.acked = header.seq;
-                Ok(None)
+                Ok(Frame::Ack)
             }
             Kind::Data | Kind::Args => {
                 self.pending = Some(header);
-                Ok(Some(header))
+                Ok(Frame::Message(header))
             }
+            Kind::Stop if header.flags & FLAG_END != 0 => Ok(Frame::TaskEnd),
             Kind::Error => {
                 let mut payload = [0u8; MAX_ERROR_PAYLOAD];
                 let payload = &mut payload[..header.length as usize];
@@ -449,6 +487,16 @@ impl Channel {
             },
             _ => Error::Closed,
         }
+    }
+
+    /// True once the channel has ended (end of stream or a malformed frame).
+    pub fn is_ended(&self) -> bool {
+        self.ended.is_some()
+    }
+
+    /// Sends an args frame (a task for a reused worker).
+    pub(crate) fn send_args(&mut self, args: &[u8]) -> Result<()> {
+        self.send_frame(Kind::Args, 0, args).map(drop)
     }
 
     /// Waits for the created process to end and returns its status

@@ -19,6 +19,7 @@ extern crate alloc;
 
 pub mod channel;
 pub mod error;
+pub mod exchange;
 pub mod process;
 pub mod sys;
 pub mod wire;
@@ -28,5 +29,8 @@ pub mod ffi;
 
 pub use channel::Channel;
 pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
+#[cfg(feature = "alloc")]
+pub use exchange::{pmap, Map, Outcome, Queue, TaskError};
+pub use exchange::{Exchange, Options, StoreData, TaskId};
 pub use process::{create, exit, number_of_cores, start, waitall, Created};
 pub use sys::{Pid, WaitStatus};

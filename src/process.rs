@@ -76,8 +76,28 @@ pub(crate) fn run_callable<F>(channel: &mut Channel, callable: F) -> i32
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
 {
+    match call_guarded(channel, callable) {
+        Ok(()) => 0,
+        Err(error) => {
+            // If the creator is gone there is nobody left to tell.
+            let _ = channel.send_error(&error);
+            if error.code() == crate::error::code::PANIC {
+                EXIT_CALLABLE_PANIC
+            } else {
+                EXIT_CALLABLE_ERROR
+            }
+        }
+    }
+}
+
+/// Calls `callable`; with the `std` feature a panic becomes a remote error
+/// with code `PP_EPANIC` and the panic's message.
+pub(crate) fn call_guarded<F>(channel: &mut Channel, callable: F) -> core::result::Result<(), RemoteError>
+where
+    F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+{
     #[cfg(feature = "std")]
-    let outcome = {
+    {
         let run = std::panic::AssertUnwindSafe(|| callable(&mut *channel));
         std::panic::catch_unwind(run).unwrap_or_else(|payload| {
             let text = payload
@@ -91,21 +111,9 @@ where
                 .unwrap_or("callable panicked");
             Err(RemoteError::new(crate::error::code::PANIC, text))
         })
-    };
-    #[cfg(not(feature = "std"))]
-    let outcome = callable(&mut *channel);
-    match outcome {
-        Ok(()) => 0,
-        Err(error) => {
-            // If the creator is gone there is nobody left to tell.
-            let _ = channel.send_error(&error);
-            if error.code() == crate::error::code::PANIC {
-                EXIT_CALLABLE_PANIC
-            } else {
-                EXIT_CALLABLE_ERROR
-            }
-        }
     }
+    #[cfg(not(feature = "std"))]
+    callable(&mut *channel)
 }
 
 /// Ends a created process (pprocess's `exit`): everything already sent stays

@@ -12,6 +12,13 @@ pub const POLLIN: i16 = libc::POLLIN;
 pub struct PollFd(libc::pollfd);
 
 impl PollFd {
+    /// An entry that watches nothing (a negative descriptor is ignored by poll).
+    pub const NONE: PollFd = PollFd(libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    });
+
     /// Watches `fd` for `events` (usually [`POLLIN`]).
     pub fn new(fd: &Fd, events: i16) -> PollFd {
         PollFd(libc::pollfd {

@@ -98,6 +98,9 @@ pub fn exit_now(status: i32) -> ! {
     unsafe { libc::_exit(status) }
 }
 
+/// The signal that cannot be caught.
+pub const SIGKILL: i32 = libc::SIGKILL;
+
 /// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html).
 pub fn kill(pid: Pid, signal: i32) -> Result<()> {
     // SAFETY: kill has no memory-safety preconditions.

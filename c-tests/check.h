@@ -1,0 +1,133 @@
+/*
+ * A tiny harness for the C tests of the ABI.
+ *
+ *   RUN(test_fn);          runs a test (a void function), naming it in failures
+ *   CHECK(condition);      counts a pass or reports a failure
+ *   CHECK_EQ(actual, expected);   integers; a failure shows both values and,
+ *                          for negative ones, pp_strerror's text
+ *   return report();       prints "N passed, N failed"; main's exit status
+ *
+ * Also the child behaviour several test programs share. Failures inside a
+ * created process are not counted here: a child reports them through its
+ * exit status or its messages, and the parent checks those.
+ *
+ * The including file defines _POSIX_C_SOURCE before any #include.
+ */
+#ifndef CHECK_H
+#define CHECK_H
+
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pprocess.h"
+
+/* A test that hangs fails: the watchdog kills the program after this long. */
+#define TEST_TIMEOUT_SECONDS 60
+
+static int checks_passed, checks_failed;
+static const char *current_test = "(none)";
+
+#define RUN(test) (current_test = #test, alarm(TEST_TIMEOUT_SECONDS), test())
+
+#define CHECK(condition) check_true((condition) != 0, #condition, __FILE__, __LINE__)
+
+#define CHECK_EQ(actual, expected) \
+    check_equal((long long)(actual), (long long)(expected), #actual, #expected, __FILE__, __LINE__)
+
+/* A return value that must not be an error (0, a count or a pid). */
+#define CHECK_OK(rc) check_ok((long long)(rc), #rc, __FILE__, __LINE__)
+
+static inline void check_true(int ok, const char *text, const char *file, int line)
+{
+    if (ok) {
+        checks_passed++;
+        return;
+    }
+    checks_failed++;
+    fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", file, line, current_test, text);
+}
+
+/* pp_strerror's text for a value that may be an error code, else "". */
+static inline const char *code_text(long long value)
+{
+    return value < 0 && value >= -2147483647 ? pp_strerror((int)value) : "";
+}
+
+static inline void check_equal(long long actual, long long expected, const char *actual_text,
+                               const char *expected_text, const char *file, int line)
+{
+    if (actual == expected) {
+        checks_passed++;
+        return;
+    }
+    checks_failed++;
+    fprintf(stderr, "%s:%d: %s: %s == %s failed: got %lld (%s), expected %lld (%s)\n", file, line,
+            current_test, actual_text, expected_text, actual, code_text(actual), expected,
+            code_text(expected));
+}
+
+static inline void check_ok(long long rc, const char *text, const char *file, int line)
+{
+    check_equal(rc < 0 ? rc : 0, 0, text, ">= 0", file, line);
+}
+
+/* Prints the summary; returns main's exit status. */
+static inline int report(void)
+{
+    printf("%d passed, %d failed\n", checks_passed, checks_failed);
+    return checks_failed == 0 ? 0 : 1;
+}
+
+/* pp_create for a test. The created process runs child(ch) and exits with
+ * its return value; the creator gets the channel (NULL after a failure). */
+static inline pp_channel *create_child(int (*child)(pp_channel *ch))
+{
+    pp_channel *ch = NULL;
+    int pid = pp_create(&ch);
+
+    CHECK_OK(pid);
+    if (pid == 0)
+        pp_exit(ch, child(ch));
+    return pid > 0 ? ch : NULL;
+}
+
+/* pp_start for a test, with no argument: the channel, or NULL after a failure. */
+static inline pp_channel *start_child(pp_callable callable)
+{
+    pp_channel *ch = NULL;
+    int pid = pp_start(callable, NULL, 0, &ch);
+
+    CHECK_OK(pid);
+    return pid > 0 ? ch : NULL;
+}
+
+/* Waits for the process of ch: its exit code, 128 + the signal that ended
+ * it, or -1 if pp_channel_wait failed. */
+static inline int wait_exit_code(pp_channel *ch)
+{
+    int status = 0;
+    int rc = pp_channel_wait(ch, &status);
+
+    CHECK_OK(rc);
+    if (rc < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* A pp_callable that receives (and drops) messages until the creator closes
+ * the channel, then returns 0: a child that stays alive on demand. */
+static inline int serve_until_closed(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    char buf[256];
+    size_t len;
+    int rc;
+
+    (void)arg;
+    (void)arg_len;
+    while ((rc = pp_receive(ch, buf, sizeof buf, &len)) == 0)
+        continue;
+    return rc == PP_ECLOSED ? 0 : rc;
+}
+
+#endif /* CHECK_H */

@@ -1,0 +1,332 @@
+//! The waiting list and reused workers (needs `alloc`).
+//!
+//! A task that cannot start because the exchange is at its limit waits here.
+//! With [`Options::reuse`](super::Options::reuse), tasks go to worker
+//! processes as args frames: each worker runs its callable once per task and
+//! keeps up to [`WINDOW`] tasks (and [`WINDOW_BYTES`] of arguments) queued in
+//! its socket, so throughput is not one round trip per task. Results come
+//! back in the order a worker received its tasks, so each is matched to its
+//! task exactly. When a worker dies, its current task fails and the tasks it
+//! never started go back to the front of the waiting list.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::any::TypeId;
+use core::borrow::BorrowMut;
+
+use super::slots::{Slot, Slots, WINDOW};
+use super::{Exchange, StoreData, TaskId};
+use crate::channel::Channel;
+use crate::error::{Error, RemoteError, Result};
+use crate::process::{self, Created};
+
+/// Argument bytes a worker may have queued; below a socket buffer, so the
+/// creator never blocks writing tasks while the worker writes results.
+pub const WINDOW_BYTES: usize = 32 * 1024;
+
+/// A reused worker's callable: runs once per task with the task's arguments.
+pub(crate) type Body = dyn Fn(&mut Channel, &[u8]) -> core::result::Result<(), RemoteError>;
+
+/// A callable run once in a process of its own.
+type Once = Box<dyn FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>>;
+
+/// Which callable a worker runs: tasks go only to workers of their callable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// A Rust closure or function, by type.
+    Type(TypeId),
+    /// A C function, by address.
+    Address(usize),
+}
+
+enum Job {
+    Once {
+        task: TaskId,
+        callable: Once,
+    },
+    Reuse {
+        task: TaskId,
+        key: Key,
+        body: Rc<Body>,
+        args: Vec<u8>,
+    },
+}
+
+/// A reused worker, kept in its slot.
+pub struct Worker {
+    key: Key,
+    body: Rc<Body>,
+    /// Arguments of the slot's tasks, oldest first (for requeueing).
+    args: VecDeque<Vec<u8>>,
+    bytes: usize,
+    stopping: bool,
+}
+
+impl core::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Worker")
+            .field("key", &self.key)
+            .field("queued", &self.args.len())
+            .field("stopping", &self.stopping)
+            .finish()
+    }
+}
+
+impl Worker {
+    /// The oldest task is finished: forget its arguments.
+    pub(super) fn task_done(&mut self) {
+        if let Some(args) = self.args.pop_front() {
+            self.bytes -= args.len();
+        }
+    }
+
+    fn accepts(&self, key: Key, len: usize) -> bool {
+        let queued = self.args.len();
+        self.key == key
+            && !self.stopping
+            && queued < WINDOW
+            && (queued == 0 || self.bytes + len <= WINDOW_BYTES)
+    }
+}
+
+/// The waiting list, and channels removed but kept for the caller.
+pub(crate) struct Jobs<C> {
+    waiting: VecDeque<Job>,
+    removed: Vec<C>,
+}
+
+impl<C> Default for Jobs<C> {
+    fn default() -> Self {
+        Jobs {
+            waiting: VecDeque::new(),
+            removed: Vec::new(),
+        }
+    }
+}
+
+impl<C> Jobs<C> {
+    pub(super) fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub(super) fn push_once(&mut self, task: TaskId, callable: Once) {
+        self.waiting.push_back(Job::Once { task, callable });
+    }
+
+    pub(super) fn keep_removed(&mut self, channel: C) {
+        self.removed.push(channel);
+    }
+
+    /// A dead worker's tasks that it never started go back to the front of
+    /// the waiting list, in their order.
+    pub(super) fn requeue(&mut self, slot: &mut Slot<C>) {
+        let Some(worker) = &mut slot.worker else {
+            return;
+        };
+        while let (Some(task), Some(args)) = (slot.tasks.pop_back(), worker.args.pop_back()) {
+            self.waiting.push_front(Job::Reuse {
+                task,
+                key: worker.key,
+                body: worker.body.clone(),
+                args,
+            });
+        }
+    }
+}
+
+impl<S: Slots, H: StoreData> Exchange<S, H> {
+    /// Channels removed from the exchange with
+    /// [`Options::keep_removed`](super::Options::keep_removed), now the
+    /// caller's.
+    pub fn take_removed(&mut self) -> Vec<S::Held> {
+        core::mem::take(&mut self.jobs.removed)
+    }
+
+    /// Runs `callable(channel, args)` as a task. With reuse, the task goes
+    /// to a worker of the same callable type (a closure's captures are those
+    /// of the first task that created the worker: with reuse, start the same
+    /// function everywhere); otherwise in a process of its own.
+    pub fn start_with<F>(&mut self, callable: F, args: &[u8]) -> Result<TaskId>
+    where
+        F: Fn(&mut Channel, &[u8]) -> core::result::Result<(), RemoteError> + 'static,
+    {
+        self.start_keyed(Key::Type(TypeId::of::<F>()), Rc::new(callable), args)
+    }
+
+    /// Calls a plain function in another process: its output is the task's
+    /// one message (pprocess's `MakeParallel`; `MakeReusable` with reuse).
+    pub fn call<F>(&mut self, function: F, input: &[u8]) -> Result<TaskId>
+    where
+        F: Fn(&[u8]) -> core::result::Result<alloc::vec::Vec<u8>, RemoteError> + 'static,
+    {
+        let body = move |channel: &mut Channel, input: &[u8]| {
+            let output = function(input)?;
+            channel.send(&output).map_err(RemoteError::from)
+        };
+        self.start_keyed(Key::Type(TypeId::of::<F>()), Rc::new(body), input)
+    }
+
+    pub(crate) fn start_keyed(&mut self, key: Key, body: Rc<Body>, args: &[u8]) -> Result<TaskId> {
+        let task = self.new_task();
+        let job = if self.options.reuse {
+            Job::Reuse {
+                task,
+                key,
+                body,
+                args: args.to_vec(),
+            }
+        } else {
+            let args = args.to_vec();
+            Job::Once {
+                task,
+                callable: Box::new(move |channel| body(channel, &args)),
+            }
+        };
+        self.jobs.waiting.push_back(job);
+        self.dispatch()?;
+        Ok(task)
+    }
+
+    /// Starts waiting tasks, first come first served, as far as the limit
+    /// and the workers' windows allow; lets idle workers go when no task waits.
+    pub(super) fn dispatch(&mut self) -> Result<()> {
+        while let Some(job) = self.jobs.waiting.front() {
+            let index = match job {
+                Job::Once { .. } if self.busy() => break,
+                Job::Once { .. } => None,
+                Job::Reuse { key, args, .. } => match self.worker_for(*key, args.len()) {
+                    Some(index) => Some(index),
+                    None if self.busy() => break,
+                    None => None,
+                },
+            };
+            match index {
+                Some(index) => self.send_to_worker(index)?,
+                None => self.spawn()?,
+            }
+        }
+        if self.jobs.waiting.is_empty() {
+            self.stop_idle_workers();
+        }
+        Ok(())
+    }
+
+    /// The least loaded worker of `key` with room for `len` argument bytes.
+    fn worker_for(&self, key: Key, len: usize) -> Option<usize> {
+        self.slots
+            .slots()
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.worker.as_ref().is_some_and(|w| w.accepts(key, len)))
+            .min_by_key(|(_, slot)| slot.tasks.len())
+            .map(|(index, _)| index)
+    }
+
+    /// Sends the first waiting job (a reused task) to worker `index`.
+    fn send_to_worker(&mut self, index: usize) -> Result<()> {
+        let Some(Job::Reuse { task, args, .. }) = self.jobs.waiting.pop_front() else {
+            return Err(Error::Invalid);
+        };
+        let slot = &mut self.slots.slots_mut()[index];
+        if let Err(e) = slot.channel().send_args(&args) {
+            // The worker is gone: its tasks (this one included) start elsewhere.
+            let (key, body) = match &slot.worker {
+                Some(w) => (w.key, w.body.clone()),
+                None => return Err(Error::Invalid),
+            };
+            self.jobs.waiting.push_front(Job::Reuse {
+                task,
+                key,
+                body,
+                args,
+            });
+            return self.retire(index, e);
+        }
+        // Cannot fail: `accepts` checked the window.
+        let _ = slot.tasks.push_back(task);
+        if let Some(worker) = &mut slot.worker {
+            worker.bytes += args.len();
+            worker.args.push_back(args);
+        }
+        Ok(())
+    }
+
+    /// Starts a process for the first waiting job: its own process for a
+    /// one-off task, or a new worker that then gets the task.
+    fn spawn(&mut self) -> Result<()> {
+        let created = process::create()?;
+        let Some(job) = self.jobs.waiting.pop_front() else {
+            return Err(Error::Invalid);
+        };
+        match (created, job) {
+            (Created::Child(mut channel), Job::Once { callable, .. }) => {
+                let status = process::run_callable(&mut channel, callable);
+                process::exit(channel, status)
+            }
+            (Created::Child(mut channel), Job::Reuse { body, .. }) => {
+                let status = work(&mut channel, &*body, self.options.continuous);
+                process::exit(channel, status)
+            }
+            (Created::Parent(channel), Job::Once { task, .. }) => {
+                let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
+                Ok(())
+            }
+            (Created::Parent(channel), Job::Reuse { task, key, body, args }) => {
+                let mut slot = Slot::new(channel.into(), None);
+                slot.worker = Some(Worker {
+                    key,
+                    body: body.clone(),
+                    args: VecDeque::new(),
+                    bytes: 0,
+                    stopping: false,
+                });
+                let _ = self.slots.push(slot);
+                self.jobs.waiting.push_front(Job::Reuse {
+                    task,
+                    key,
+                    body,
+                    args,
+                });
+                self.send_to_worker(self.active() - 1)
+            }
+        }
+    }
+
+    /// Tells every worker without tasks to exit.
+    fn stop_idle_workers(&mut self) {
+        for slot in self.slots.slots_mut() {
+            let idle = slot.tasks.is_empty();
+            if let Some(worker) = slot.worker.as_mut().filter(|w| idle && !w.stopping) {
+                worker.stopping = true;
+                // A worker that is already gone is retired by the next store.
+                let _ = slot.channel.borrow_mut().send_stop();
+            }
+        }
+    }
+}
+
+/// A reused worker's loop: one task per args frame until a stop frame or the
+/// end of the channel. Returns the exit status.
+fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
+    loop {
+        let args = match channel.receive_vec() {
+            Ok(args) => args,
+            Err(Error::Closed) => return 0,
+            Err(_) => return 1,
+        };
+        // Without `continuous` the task's one message carries the end mark.
+        channel.set_end_next_send(!continuous);
+        let outcome = process::call_guarded(channel, |channel| body(channel, &args));
+        let unanswered = channel.set_end_next_send(false);
+        let sent = match outcome {
+            Err(error) => channel.send_error(&error),
+            Ok(()) if continuous || unanswered => channel.send_task_end(),
+            Ok(()) => Ok(()),
+        };
+        if sent.is_err() {
+            return 1;
+        }
+    }
+}

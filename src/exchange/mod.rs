@@ -1,0 +1,422 @@
+//! Exchanges: many channels polled together under a concurrency limit
+//! (pprocess's `Exchange`), and on top of them [`Queue`] (results as they
+//! arrive), [`Map`] (results in start order) and [`pmap`].
+//!
+//! An exchange calls a [`StoreData`] handler for every message that arrives,
+//! with the id of the task that sent it. Every message already written by a
+//! process is stored before its hang-up is handled, and a process that dies
+//! fails only its own task: the handler's [`StoreData::store_error`] gets the
+//! pid and wait status, and the rest go on.
+//!
+//! Storage is either [`Fixed`] (at most `N` channels inline: no allocator,
+//! usable from `#![no_std]`) or, with the `alloc` feature, [`Growable`]. The
+//! waiting list, reused workers, `Queue`, `Map` and `pmap` need `alloc`.
+
+#[cfg(feature = "alloc")]
+mod jobs;
+#[cfg(feature = "alloc")]
+mod results;
+mod slots;
+
+use core::borrow::{Borrow, BorrowMut};
+
+use crate::channel::{Channel, Frame};
+use crate::error::{Error, RemoteError, Result};
+use crate::process::{self, Created};
+use crate::sys::{self, Deadline};
+use crate::wire::FLAG_END;
+
+#[cfg(feature = "alloc")]
+pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, TaskError};
+pub use slots::{Fixed, Slot, Slots, WINDOW};
+#[cfg(feature = "alloc")]
+pub use slots::Growable;
+
+/// Identifies a task: tasks are numbered from 0 in the order they were
+/// started or added.
+pub type TaskId = usize;
+
+/// How an exchange runs its tasks (pprocess's `reuse`, `continuous` and
+/// `autoclose` settings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Reuse worker processes: each runs its callable once per task, with a
+    /// window of tasks queued in its socket (needs `alloc`).
+    pub reuse: bool,
+    /// A task may send many messages; each is stored. Without it a task
+    /// sends exactly one.
+    pub continuous: bool,
+    /// Removed channels are handed back instead of closed (autoclose off).
+    pub keep_removed: bool,
+}
+
+/// Receives what an exchange's tasks send (pprocess's `store_data`).
+pub trait StoreData {
+    /// A message from `task` is waiting on `channel`: receive it here.
+    fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> Result<()>;
+
+    /// `task` failed instead of sending a result: its callable reported an
+    /// error (`remote` holds its code and message), or its process ended
+    /// ([`Error::PeerEnded`]) or closed ([`Error::Closed`]) without a result.
+    fn store_error(&mut self, task: TaskId, error: Error, remote: Option<&RemoteError>) {
+        let _ = (task, error, remote);
+    }
+}
+
+/// A set of channels polled together, running at most `limit` processes.
+pub struct Exchange<S: Slots, H: StoreData> {
+    slots: S,
+    handler: H,
+    limit: usize,
+    options: Options,
+    next_task: TaskId,
+    #[cfg(feature = "alloc")]
+    jobs: jobs::Jobs<S::Held>,
+}
+
+impl<S: Slots, H: StoreData> Exchange<S, H> {
+    /// An exchange running at most `limit` processes at once (0: one per
+    /// processor; never more than the storage holds).
+    pub fn new(limit: usize, options: Options, handler: H) -> Self {
+        let slots = S::default();
+        let limit = if limit == 0 { process::number_of_cores() } else { limit };
+        Exchange {
+            limit: limit.min(slots.capacity()),
+            slots,
+            handler,
+            options,
+            next_task: 0,
+            #[cfg(feature = "alloc")]
+            jobs: jobs::Jobs::default(),
+        }
+    }
+
+    /// The store handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The store handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
+    /// The options this exchange was made with.
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    /// The most processes run at once.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Changes the limit (at least 1; never more than the storage holds).
+    /// Processes already running keep running.
+    pub fn set_limit(&mut self, limit: usize) -> Result<()> {
+        if limit == 0 {
+            return Err(Error::Invalid);
+        }
+        self.limit = limit.min(self.slots.capacity());
+        Ok(())
+    }
+
+    /// The number of channels monitored.
+    pub fn active(&self) -> usize {
+        self.slots.slots().len()
+    }
+
+    /// True when as many channels are monitored as the limit allows.
+    pub fn busy(&self) -> bool {
+        self.active() >= self.limit
+    }
+
+    /// True while channels are monitored or tasks wait to start.
+    pub fn unfinished(&self) -> bool {
+        self.active() > 0 || self.waiting() > 0
+    }
+
+    /// Tasks waiting to start because the exchange is at its limit.
+    pub fn waiting(&self) -> usize {
+        #[cfg(feature = "alloc")]
+        return self.jobs.waiting();
+        #[cfg(not(feature = "alloc"))]
+        0
+    }
+
+    fn new_task(&mut self) -> TaskId {
+        let task = self.next_task;
+        self.next_task += 1;
+        task
+    }
+
+    /// Monitors `channel` as a new task (its results get the returned id),
+    /// even beyond the limit. A full [`Fixed`] store hands the channel back.
+    pub fn add(&mut self, channel: impl Into<S::Held>) -> core::result::Result<TaskId, S::Held> {
+        let task = self.next_task;
+        match self.slots.push(Slot::new(channel.into(), Some(task))) {
+            Ok(()) => {
+                self.next_task += 1;
+                Ok(task)
+            }
+            Err(slot) => Err(slot.channel),
+        }
+    }
+
+    /// Stores results until the exchange is below its limit, then adds
+    /// `channel` (pprocess's `add_wait`).
+    pub fn add_wait(&mut self, channel: impl Into<S::Held>) -> Result<TaskId> {
+        self.wait_below_limit()?;
+        self.add(channel).map_err(|_| Error::Busy)
+    }
+
+    fn wait_below_limit(&mut self) -> Result<()> {
+        while self.busy() {
+            self.store(-1)?;
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout_ms` for channels with something to read and
+    /// returns them (pprocess's `ready`). Read them yourself; a channel whose
+    /// process has ended is ready too, and its receive reports the end.
+    pub fn ready(&mut self, timeout_ms: i32) -> Result<impl Iterator<Item = &mut Channel> + '_> {
+        self.slots.poll(timeout_ms)?;
+        Ok(self
+            .slots
+            .slots_mut()
+            .iter_mut()
+            .filter(|slot| slot.ready)
+            .map(|slot| slot.channel()))
+    }
+
+    /// Stops monitoring the channel whose descriptor is `fd` (see
+    /// [`Channel::raw_fd`]). It is closed (autoclose), or handed back with
+    /// [`Options::keep_removed`]. `None` if no such channel is monitored.
+    pub fn remove(&mut self, fd: i32) -> Option<S::Held> {
+        let index = self
+            .slots
+            .slots()
+            .iter()
+            .position(|slot| slot.channel.borrow().raw_fd() == fd)?;
+        let slot = self.slots.swap_remove(index);
+        self.release(slot.channel)
+    }
+
+    /// Closes a channel that left the exchange, or hands it back.
+    fn release(&mut self, channel: S::Held) -> Option<S::Held> {
+        if self.options.keep_removed {
+            Some(channel)
+        } else {
+            drop(channel);
+            None
+        }
+    }
+
+    /// Waits up to `timeout_ms` for messages and stores each ready
+    /// channel's next one (pprocess's `store`); then starts waiting tasks the
+    /// limit allows. Returns how many channels were served;
+    /// [`Error::TimedOut`] if the time passed with nothing to serve.
+    pub fn store(&mut self, timeout_ms: i32) -> Result<usize> {
+        #[cfg(feature = "alloc")]
+        self.dispatch()?;
+        if self.active() == 0 {
+            return Ok(0);
+        }
+        let deadline = Deadline::after(timeout_ms);
+        let mut served = 0;
+        loop {
+            if self.slots.poll(deadline.remaining_ms())? > 0 {
+                let mut index = self.slots.slots().len();
+                while index > 0 {
+                    index -= 1;
+                    if self.slots.slots()[index].ready {
+                        self.serve(index)?;
+                        served += 1;
+                    }
+                }
+            }
+            #[cfg(feature = "alloc")]
+            self.dispatch()?;
+            if served > 0 || self.active() == 0 {
+                return Ok(served);
+            }
+            if deadline.expired() {
+                return Err(Error::TimedOut);
+            }
+        }
+    }
+
+    /// Reads the next frame of slot `index` and stores it, finishes its
+    /// task, or retires the slot when its channel has ended.
+    fn serve(&mut self, index: usize) -> Result<()> {
+        let slot = &mut self.slots.slots_mut()[index];
+        let task = slot.tasks.front().copied();
+        let frame = slot.channel().next_frame(Deadline::after(0));
+        match frame {
+            Ok(Frame::Ack) | Err(Error::TimedOut) => Ok(()),
+            Ok(Frame::TaskEnd) => {
+                self.finish_task(index, None);
+                Ok(())
+            }
+            Ok(Frame::Message(header)) => {
+                let Some(task) = task else {
+                    // A message nobody asked for: a misbehaving peer.
+                    return self.retire(index, Error::Invalid);
+                };
+                let stored = self.handler.store_data(slot.channel(), task);
+                if let Err(e) = stored {
+                    return match e {
+                        Error::Closed | Error::PeerEnded { .. } | Error::Protocol(_) => {
+                            self.retire(index, e)
+                        }
+                        other => Err(other),
+                    };
+                }
+                slot.results += 1;
+                if header.flags & FLAG_END != 0 {
+                    self.finish_task(index, None);
+                }
+                Ok(())
+            }
+            Err(Error::Remote { code }) => {
+                let remote = slot.channel().remote_error().cloned();
+                let error = Error::Remote { code };
+                self.finish_task(index, Some((error, remote)));
+                Ok(())
+            }
+            Err(e) => self.retire(index, e),
+        }
+    }
+
+    /// The oldest task of slot `index` is finished, with `failure` or not.
+    fn finish_task(&mut self, index: usize, failure: Option<(Error, Option<RemoteError>)>) {
+        let slot = &mut self.slots.slots_mut()[index];
+        let Some(task) = slot.tasks.pop_front() else {
+            return;
+        };
+        let results = core::mem::take(&mut slot.results);
+        #[cfg(feature = "alloc")]
+        if let Some(worker) = &mut slot.worker {
+            worker.task_done();
+        }
+        match failure {
+            Some((error, remote)) => self.handler.store_error(task, error, remote.as_ref()),
+            None if results == 0 && !self.options.continuous => {
+                self.handler.store_error(task, Error::Closed, None)
+            }
+            None => {}
+        }
+    }
+
+    /// Slot `index`'s channel ended with `why`: report its unfinished
+    /// task, give tasks a dead worker never started to other workers, collect
+    /// the process, and drop (or hand back) the channel.
+    fn retire(&mut self, index: usize, why: Error) -> Result<()> {
+        let mut slot = self.slots.swap_remove(index);
+        if let Some(task) = slot.tasks.pop_front() {
+            let abnormal = !matches!(why, Error::Closed);
+            let silent = slot.results == 0 && !self.options.continuous;
+            if abnormal || silent {
+                self.handler.store_error(task, why, None);
+            }
+            #[cfg(feature = "alloc")]
+            if let Some(worker) = &mut slot.worker {
+                worker.task_done();
+            }
+        }
+        #[cfg(feature = "alloc")]
+        self.jobs.requeue(&mut slot);
+        let channel = slot.channel.borrow_mut();
+        if !matches!(why, Error::Closed | Error::PeerEnded { .. }) && channel.pid() > 0 {
+            // It broke the protocol or the socket failed: it is no use now.
+            let _ = sys::kill(channel.pid(), sys::SIGKILL);
+            let _ = channel.wait();
+        } else {
+            // It closed its end, so it is exiting; a process that closed its
+            // channel but runs on is collected later instead of waited for.
+            let _ = channel.try_wait();
+        }
+        if let Some(kept) = self.release(slot.channel) {
+            #[cfg(feature = "alloc")]
+            self.jobs.keep_removed(kept);
+            #[cfg(not(feature = "alloc"))]
+            drop(kept);
+        }
+        Ok(())
+    }
+
+    /// Stores results until no channel is monitored and no task waits
+    /// (pprocess's `wait`).
+    pub fn wait(&mut self) -> Result<()> {
+        while self.unfinished() {
+            self.store(-1)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every task, then lets idle reused workers exit and collects
+    /// them (pprocess's `finish`).
+    pub fn finish(&mut self) -> Result<()> {
+        self.wait()
+    }
+
+    /// Creates a process monitored by this exchange, once it is below its
+    /// limit (pprocess's `Exchange.create`). In the new process this returns
+    /// its channel (finish with [`process::exit`]); in the creator `None`:
+    /// what the new process sends is stored by this exchange.
+    pub fn create(&mut self) -> Result<Option<Channel>> {
+        self.wait_below_limit()?;
+        match process::create()? {
+            Created::Child(channel) => Ok(Some(channel)),
+            Created::Parent(channel) => {
+                let task = self.new_task();
+                // Cannot fail: below the limit, which the storage holds.
+                let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs `callable` in a new process as a task of this exchange
+    /// (pprocess's `start`). At the limit, the task waits in the waiting list
+    /// and starts as others finish (with `alloc`; without it this stores
+    /// results until below the limit first).
+    pub fn start<F>(&mut self, callable: F) -> Result<TaskId>
+    where
+        F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError> + 'static,
+    {
+        #[cfg(feature = "alloc")]
+        {
+            let task = self.new_task();
+            self.jobs.push_once(task, alloc::boxed::Box::new(callable));
+            self.dispatch()?;
+            Ok(task)
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            self.wait_below_limit()?;
+            let channel = process::start(callable)?;
+            let task = self.new_task();
+            let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
+            Ok(task)
+        }
+    }
+}
+
+impl<S: Slots, H: StoreData> Drop for Exchange<S, H> {
+    /// Closes every channel and collects every process: processes still
+    /// running (unfinished tasks, idle reused workers) are killed first.
+    fn drop(&mut self) {
+        while let Some(last) = self.slots.slots().len().checked_sub(1) {
+            let slot = self.slots.swap_remove(last);
+            let mut channel = slot.channel;
+            let channel = channel.borrow_mut();
+            let pid = channel.pid();
+            if pid > 0 && matches!(channel.try_wait(), Ok(None)) {
+                let _ = sys::kill(pid, sys::SIGKILL);
+                let _ = channel.wait();
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Where an exchange keeps its channels: inline and fixed ([`Fixed`], no
+//! allocator) or growable with boxed channels whose addresses stay put
+//! ([`Growable`], the C handles point at them).
+
+use core::borrow::BorrowMut;
+
+use crate::channel::Channel;
+use crate::error::Result;
+use crate::sys::{self, PollFd, POLLIN};
+
+use super::TaskId;
+
+/// Tasks one reused worker may have outstanding in its socket.
+pub const WINDOW: usize = 32;
+
+/// One monitored channel and the tasks it is answering, oldest first.
+#[derive(Debug)]
+pub struct Slot<C> {
+    pub(super) channel: C,
+    pub(super) tasks: heapless::Deque<TaskId, WINDOW>,
+    /// Messages stored for the oldest task.
+    pub(super) results: usize,
+    /// Set by the last poll: something (data or the end) can be read.
+    pub(super) ready: bool,
+    #[cfg(feature = "alloc")]
+    pub(super) worker: Option<super::jobs::Worker>,
+}
+
+impl<C: BorrowMut<Channel>> Slot<C> {
+    pub(super) fn new(channel: C, task: Option<TaskId>) -> Slot<C> {
+        let mut tasks = heapless::Deque::new();
+        if let Some(task) = task {
+            // Cannot fail: the deque is empty.
+            let _ = tasks.push_back(task);
+        }
+        Slot {
+            channel,
+            tasks,
+            results: 0,
+            ready: false,
+            #[cfg(feature = "alloc")]
+            worker: None,
+        }
+    }
+
+    pub(super) fn channel(&mut self) -> &mut Channel {
+        self.channel.borrow_mut()
+    }
+}
+
+/// Storage for an exchange's slots.
+pub trait Slots: Default {
+    /// How a channel is held: inline, or boxed.
+    type Held: BorrowMut<Channel> + From<Channel>;
+    /// The slots, in no particular order.
+    fn slots(&self) -> &[Slot<Self::Held>];
+    /// The slots, mutably.
+    fn slots_mut(&mut self) -> &mut [Slot<Self::Held>];
+    /// Adds a slot; a full store hands it back.
+    fn push(&mut self, slot: Slot<Self::Held>) -> core::result::Result<(), Slot<Self::Held>>;
+    /// Removes slot `index`, moving the last one into its place.
+    fn swap_remove(&mut self, index: usize) -> Slot<Self::Held>;
+    /// How many slots fit at most.
+    fn capacity(&self) -> usize;
+    /// Polls every slot's channel and sets its `ready` flag.
+    fn poll(&mut self, timeout_ms: i32) -> Result<usize>;
+}
+
+/// Polls `slots` using `fds` (exactly as long) as the kernel's array. A slot
+/// with a buffered message or an ended channel is ready without waiting.
+fn poll_slots<C: BorrowMut<Channel>>(
+    slots: &mut [Slot<C>],
+    fds: &mut [PollFd],
+    timeout_ms: i32,
+) -> Result<usize> {
+    let mut waiting = false;
+    for (slot, fd) in slots.iter_mut().zip(fds.iter_mut()) {
+        let channel = slot.channel.borrow();
+        *fd = PollFd::new(channel.fd(), POLLIN);
+        waiting |= channel.has_buffered() || channel.is_ended();
+    }
+    sys::poll(fds, if waiting { 0 } else { timeout_ms })?;
+    let mut ready = 0;
+    for (slot, fd) in slots.iter_mut().zip(fds.iter()) {
+        let channel = slot.channel.borrow();
+        slot.ready = fd.ready() || channel.has_buffered() || channel.is_ended();
+        ready += usize::from(slot.ready);
+    }
+    Ok(ready)
+}
+
+/// At most `N` channels, held inline: no allocator needed.
+pub struct Fixed<const N: usize> {
+    slots: heapless::Vec<Slot<Channel>, N>,
+    fds: [PollFd; N],
+}
+
+impl<const N: usize> Default for Fixed<N> {
+    fn default() -> Self {
+        Fixed {
+            slots: heapless::Vec::new(),
+            fds: [PollFd::NONE; N],
+        }
+    }
+}
+
+impl<const N: usize> Slots for Fixed<N> {
+    type Held = Channel;
+
+    fn slots(&self) -> &[Slot<Channel>] {
+        &self.slots
+    }
+
+    fn slots_mut(&mut self) -> &mut [Slot<Channel>] {
+        &mut self.slots
+    }
+
+    fn push(&mut self, slot: Slot<Channel>) -> core::result::Result<(), Slot<Channel>> {
+        self.slots.push(slot)
+    }
+
+    fn swap_remove(&mut self, index: usize) -> Slot<Channel> {
+        self.slots.swap_remove(index)
+    }
+
+    fn capacity(&self) -> usize {
+        N
+    }
+
+    fn poll(&mut self, timeout_ms: i32) -> Result<usize> {
+        let len = self.slots.len();
+        poll_slots(&mut self.slots, &mut self.fds[..len], timeout_ms)
+    }
+}
+
+/// Any number of channels, each boxed so its address never changes.
+#[cfg(feature = "alloc")]
+#[derive(Default)]
+pub struct Growable {
+    slots: alloc::vec::Vec<Slot<alloc::boxed::Box<Channel>>>,
+    fds: alloc::vec::Vec<PollFd>,
+}
+
+#[cfg(feature = "alloc")]
+impl Slots for Growable {
+    type Held = alloc::boxed::Box<Channel>;
+
+    fn slots(&self) -> &[Slot<Self::Held>] {
+        &self.slots
+    }
+
+    fn slots_mut(&mut self) -> &mut [Slot<Self::Held>] {
+        &mut self.slots
+    }
+
+    fn push(&mut self, slot: Slot<Self::Held>) -> core::result::Result<(), Slot<Self::Held>> {
+        self.slots.push(slot);
+        Ok(())
+    }
+
+    fn swap_remove(&mut self, index: usize) -> Slot<Self::Held> {
+        self.slots.swap_remove(index)
+    }
+
+    fn capacity(&self) -> usize {
+        usize::MAX
+    }
+
+    fn poll(&mut self, timeout_ms: i32) -> Result<usize> {
+        self.fds.resize(self.slots.len(), PollFd::NONE);
+        poll_slots(&mut self.slots, &mut self.fds, timeout_ms)
+    }
+}
