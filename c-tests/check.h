@@ -1,10 +1,13 @@
 /*
  * A tiny harness for the C tests of the ABI.
  *
- *   RUN(test_fn);          runs a test (a void function), naming it in failures
- *   CHECK(condition);      counts a pass or reports a failure
+ *   RUN(test_fn);          runs a test (a void function), naming it in
+ *                          failures; a test still running after
+ *                          TEST_TIMEOUT_SECONDS kills the program (SIGALRM)
+ *   CHECK(condition);      counts a pass or reports a failure on stderr
  *   CHECK_EQ(actual, expected);   integers; a failure shows both values and,
  *                          for negative ones, pp_strerror's text
+ *   CHECK_OK(rc);          rc is not an error (>= 0)
  *   return report();       prints "N passed, N failed"; main's exit status
  *
  * Also the child behaviour several test programs share. Failures inside a
@@ -16,13 +19,13 @@
 #ifndef CHECK_H
 #define CHECK_H
 
+#include <limits.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "pprocess.h"
 
-/* A test that hangs fails: the watchdog kills the program after this long. */
 #define TEST_TIMEOUT_SECONDS 60
 
 static int checks_passed, checks_failed;
@@ -38,20 +41,19 @@ static const char *current_test = "(none)";
 /* A return value that must not be an error (0, a count or a pid). */
 #define CHECK_OK(rc) check_ok((long long)(rc), #rc, __FILE__, __LINE__)
 
-static inline void check_true(int ok, const char *text, const char *file, int line)
+/* Counts a failure and says where it happened. */
+static inline void check_failed(const char *file, int line)
 {
-    if (ok) {
-        checks_passed++;
-        return;
-    }
     checks_failed++;
-    fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", file, line, current_test, text);
+    fprintf(stderr, "%s:%d: %s: ", file, line, current_test);
 }
 
-/* pp_strerror's text for a value that may be an error code, else "". */
-static inline const char *code_text(long long value)
+/* Prints an integer, with pp_strerror's text if it may be an error code. */
+static inline void print_value(long long value)
 {
-    return value < 0 && value >= -2147483647 ? pp_strerror((int)value) : "";
+    fprintf(stderr, "%lld", value);
+    if (value < 0 && value >= INT_MIN)
+        fprintf(stderr, " (%s)", pp_strerror((int)value));
 }
 
 static inline void check_equal(long long actual, long long expected, const char *actual_text,
@@ -61,15 +63,34 @@ static inline void check_equal(long long actual, long long expected, const char 
         checks_passed++;
         return;
     }
-    checks_failed++;
-    fprintf(stderr, "%s:%d: %s: %s == %s failed: got %lld (%s), expected %lld (%s)\n", file, line,
-            current_test, actual_text, expected_text, actual, code_text(actual), expected,
-            code_text(expected));
+    check_failed(file, line);
+    fprintf(stderr, "CHECK_EQ(%s, %s) failed: got ", actual_text, expected_text);
+    print_value(actual);
+    fprintf(stderr, ", expected ");
+    print_value(expected);
+    fprintf(stderr, "\n");
 }
 
 static inline void check_ok(long long rc, const char *text, const char *file, int line)
 {
-    check_equal(rc < 0 ? rc : 0, 0, text, ">= 0", file, line);
+    if (rc >= 0) {
+        checks_passed++;
+        return;
+    }
+    check_failed(file, line);
+    fprintf(stderr, "CHECK_OK(%s) failed: got ", text);
+    print_value(rc);
+    fprintf(stderr, "\n");
+}
+
+static inline void check_true(int ok, const char *text, const char *file, int line)
+{
+    if (ok) {
+        checks_passed++;
+        return;
+    }
+    check_failed(file, line);
+    fprintf(stderr, "CHECK(%s) failed\n", text);
 }
 
 /* Prints the summary; returns main's exit status. */
@@ -115,8 +136,9 @@ static inline int wait_exit_code(pp_channel *ch)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* A pp_callable that receives (and drops) messages until the creator closes
- * the channel, then returns 0: a child that stays alive on demand. */
+/* A pp_callable that receives (and drops) messages and error frames until
+ * the creator closes the channel, then returns 0: a child that stays alive
+ * as long as its creator wants. */
 static inline int serve_until_closed(pp_channel *ch, const void *arg, size_t arg_len)
 {
     char buf[256];
@@ -125,7 +147,7 @@ static inline int serve_until_closed(pp_channel *ch, const void *arg, size_t arg
 
     (void)arg;
     (void)arg_len;
-    while ((rc = pp_receive(ch, buf, sizeof buf, &len)) == 0)
+    while ((rc = pp_receive(ch, buf, sizeof buf, &len)) == 0 || rc == PP_EREMOTE)
         continue;
     return rc == PP_ECLOSED ? 0 : rc;
 }

@@ -187,16 +187,19 @@ impl Channel {
 
     /// In a reused worker: flag the next message sent as the task's result
     /// and last message; returns whether the previous request was still open.
+    #[cfg(feature = "alloc")]
     pub(crate) fn set_end_next_send(&mut self, on: bool) -> bool {
         core::mem::replace(&mut self.end_next_send, on)
     }
 
     /// In a reused worker: tells the exchange the current task is finished.
+    #[cfg(feature = "alloc")]
     pub(crate) fn send_task_end(&mut self) -> Result<()> {
         self.send_frame(Kind::Stop, FLAG_END, &[]).map(drop)
     }
 
     /// In an exchange: tells a reused worker there are no more tasks.
+    #[cfg(feature = "alloc")]
     pub(crate) fn send_stop(&mut self) -> Result<()> {
         self.send_frame(Kind::Stop, 0, &[]).map(drop)
     }
@@ -495,6 +498,7 @@ impl Channel {
     }
 
     /// Sends an args frame (a task for a reused worker).
+    #[cfg(feature = "alloc")]
     pub(crate) fn send_args(&mut self, args: &[u8]) -> Result<()> {
         self.send_frame(Kind::Args, 0, args).map(drop)
     }

@@ -92,7 +92,10 @@ where
 
 /// Calls `callable`; with the `std` feature a panic becomes a remote error
 /// with code `PP_EPANIC` and the panic's message.
-pub(crate) fn call_guarded<F>(channel: &mut Channel, callable: F) -> core::result::Result<(), RemoteError>
+pub(crate) fn call_guarded<F>(
+    channel: &mut Channel,
+    callable: F,
+) -> core::result::Result<(), RemoteError>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
 {

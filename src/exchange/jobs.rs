@@ -196,10 +196,15 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             let index = match job {
                 Job::Once { .. } if self.busy() => break,
                 Job::Once { .. } => None,
+                // An idle worker first, then a new one while below the limit,
+                // then the least loaded worker's window.
                 Job::Reuse { key, args, .. } => match self.worker_for(*key, args.len()) {
+                    Some(index) if self.busy() || self.slots.slots()[index].tasks.is_empty() => {
+                        Some(index)
+                    }
+                    _ if !self.busy() => None,
                     Some(index) => Some(index),
-                    None if self.busy() => break,
-                    None => None,
+                    None => break,
                 },
             };
             match index {
@@ -273,7 +278,15 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
                 Ok(())
             }
-            (Created::Parent(channel), Job::Reuse { task, key, body, args }) => {
+            (
+                Created::Parent(channel),
+                Job::Reuse {
+                    task,
+                    key,
+                    body,
+                    args,
+                },
+            ) => {
                 let mut slot = Slot::new(channel.into(), None);
                 slot.worker = Some(Worker {
                     key,

@@ -28,9 +28,9 @@ use crate::wire::FLAG_END;
 
 #[cfg(feature = "alloc")]
 pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, TaskError};
-pub use slots::{Fixed, Slot, Slots, WINDOW};
 #[cfg(feature = "alloc")]
 pub use slots::Growable;
+pub use slots::{Fixed, Slot, Slots, WINDOW};
 
 /// Identifies a task: tasks are numbered from 0 in the order they were
 /// started or added.
@@ -79,7 +79,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// processor; never more than the storage holds).
     pub fn new(limit: usize, options: Options, handler: H) -> Self {
         let slots = S::default();
-        let limit = if limit == 0 { process::number_of_cores() } else { limit };
+        let limit = if limit == 0 {
+            process::number_of_cores()
+        } else {
+            limit
+        };
         Exchange {
             limit: limit.min(slots.capacity()),
             slots,

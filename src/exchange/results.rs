@@ -168,7 +168,7 @@ impl Map {
             if store.results.get(index).is_some_and(Option::is_some) {
                 return Ok(());
             }
-            if index < store.next || !self.unfinished() {
+            if index < store.next || index >= self.next_task || !self.unfinished() {
                 return Err(Error::Done);
             }
             self.store(timeout_ms)?;

@@ -1,0 +1,225 @@
+//! The C side: builds c-examples/ and c-tests/ with make against the static
+//! library this `cargo test` run built, runs every example and checks its
+//! output, and runs every C test program.
+#![cfg(feature = "std")]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use std::{fs, thread};
+
+/// A program still running after this long fails its test (and is killed).
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Each example with the lines it prints before the grid, as the Python
+/// original does. Every program in c-examples/ must be listed here.
+const EXAMPLES: &[(&str, &[&str])] = &[
+    ("simple_create", &["Calculating...", "Finishing..."]),
+    ("simple_start", &["Calculating...", "Finishing..."]),
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where cargo put this run's libpprocess.a: next to this test binary
+/// (target/<profile>/deps). `cargo test` builds every crate type of the
+/// library there, but copies it up to target/<profile> only in `cargo build`.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent().expect("test binary directory").to_path_buf()
+}
+
+/// Builds one directory with make, once per test run; panics with make's
+/// output if that failed. Returns where the programs are: under the target
+/// directory, so they are relinked whenever this library changes.
+fn build(dir: &'static str) -> PathBuf {
+    static EXAMPLES_BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    static TESTS_BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let once = match dir {
+        "c-examples" => &EXAMPLES_BUILT,
+        "c-tests" => &TESTS_BUILT,
+        _ => unreachable!("unknown directory {dir}"),
+    };
+    let out = lib_dir().parent().unwrap().join("c-build").join(dir);
+    if let Err(log) = once.get_or_init(|| make(&root().join(dir), &out)) {
+        panic!("building {dir} failed:\n{log}");
+    }
+    out
+}
+
+fn make(dir: &Path, out: &Path) -> Result<(), String> {
+    let lib = lib_dir();
+    if !lib.join("libpprocess.a").exists() {
+        return Err(format!("no libpprocess.a in {}", lib.display()));
+    }
+    let mut command = Command::new("make");
+    command
+        .arg("-C")
+        .arg(dir)
+        .arg(format!("LIBDIR={}", lib.display()))
+        .arg(format!("INCDIR={}", root().join("include").display()))
+        .arg(format!("BUILD={}", out.display()));
+    let output = run(&mut command)?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(describe(&output))
+    }
+}
+
+/// Runs a command to completion with a timeout, capturing its output. The
+/// command leads a new process group, so that on timeout its children (the
+/// processes pprocess created) are killed too.
+fn run(command: &mut Command) -> Result<Output, String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let pid = child.id() as i32;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stdout = thread::spawn(move || read_all(&mut stdout));
+    let stderr = thread::spawn(move || read_all(&mut stderr));
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            // SAFETY: kill has no memory-safety preconditions; -pid names the group.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = child.wait();
+            return Err(format!("{command:?} timed out after {TIMEOUT:?}"));
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    })
+}
+
+fn read_all(stream: &mut impl std::io::Read) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    bytes
+}
+
+/// An output for a failure message: status, stdout and stderr.
+fn describe(output: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The programs built from `dir`/*.c, by name.
+fn programs(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(root().join(dir))
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".c")?.to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// The grid every example prints: rows of i*N + j, space-separated.
+fn grid() -> String {
+    (0..10)
+        .map(|i| {
+            let row: Vec<String> = (0..10).map(|j| (i * 10 + j).to_string()).collect();
+            row.join(" ") + "\n"
+        })
+        .collect()
+}
+
+/// Checks an example's stdout: its header lines, the grid, and a last line
+/// "Time taken: <seconds>" (the only part allowed to vary).
+fn check_example_output(name: &str, header: &[&str], stdout: &str) {
+    let body = stdout.strip_suffix('\n').unwrap_or(stdout);
+    let (body, time_line) = body.rsplit_once('\n').unwrap_or(("", body));
+    let seconds = time_line
+        .strip_prefix("Time taken: ")
+        .and_then(|s| s.parse::<f64>().ok());
+    assert!(
+        matches!(seconds, Some(s) if s.is_finite() && s >= 0.0) && stdout.ends_with('\n'),
+        "{name}: expected a last line \"Time taken: <seconds>\", got {time_line:?}\n{stdout}"
+    );
+    let expected: String = header
+        .iter()
+        .map(|line| format!("{line}\n"))
+        .collect::<String>()
+        + &grid();
+    assert_eq!(format!("{body}\n"), expected, "{name}: wrong output");
+}
+
+#[test]
+fn every_example_is_checked() {
+    let listed: Vec<&str> = EXAMPLES.iter().map(|(name, _)| *name).collect();
+    for name in programs("c-examples") {
+        assert!(
+            listed.contains(&name.as_str()),
+            "c-examples/{name}.c has no expected output in tests/c.rs (EXAMPLES)"
+        );
+    }
+}
+
+#[test]
+fn examples_print_the_grid() {
+    let build = build("c-examples");
+    for (name, header) in EXAMPLES {
+        let output = run(Command::new(build.join(name)).env("PP_DELAY", "0.01"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            output.status.success(),
+            "{name} failed: {}",
+            describe(&output)
+        );
+        let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
+        check_example_output(name, header, &stdout);
+    }
+}
+
+#[test]
+fn c_tests_pass() {
+    let build = build("c-tests");
+    let names = programs("c-tests");
+    assert!(!names.is_empty(), "no C tests found in c-tests/");
+    for name in names {
+        let output =
+            run(&mut Command::new(build.join(&name))).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.ends_with(" passed, 0 failed\n"),
+            "C test {name} failed: {}",
+            describe(&output)
+        );
+    }
+}
+
+#[test]
+fn example_output_check_rejects_a_wrong_grid() {
+    let header = ["Calculating...", "Finishing..."];
+    let good = format!("Calculating...\nFinishing...\n{}Time taken: 0.1\n", grid());
+    check_example_output("good", &header, &good);
+    let swapped = good.replacen("0 1 2", "0 2 1", 1);
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines.swap(3, 4); // rows 1 and 2
+    let reordered = lines.join("\n") + "\n";
+    let no_time = good.replace("Time taken: 0.1\n", "");
+    for bad in [swapped, reordered, no_time] {
+        let result = std::panic::catch_unwind(|| check_example_output("bad", &header, &bad));
+        assert!(result.is_err(), "accepted:\n{bad}");
+    }
+}

@@ -1,0 +1,427 @@
+//! Exchanges, queues, maps, pmap, reuse and continuous tasks.
+
+use std::collections::BTreeSet;
+
+use pprocess::exchange::{Fixed, Growable, TaskError};
+use pprocess::{
+    pmap, start, Channel, Error, Exchange, Map, Options, Outcome, Queue, RemoteError, StoreData,
+    TaskId,
+};
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+fn num(outcome: &Outcome) -> u64 {
+    let bytes = outcome.as_ref().expect("task succeeded");
+    u64::from_le_bytes(bytes[..8].try_into().unwrap())
+}
+
+/// Live (non-zombie) children of this process's parent: the caller's siblings.
+fn live_siblings() -> usize {
+    // SAFETY: getppid cannot fail.
+    let parent = unsafe { libc::getppid() }.to_string();
+    process_stats()
+        .filter(|stat| {
+            let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+            let mut fields = rest.split(' ');
+            let state = fields.next();
+            state != Some("Z") && fields.next() == Some(parent.as_str())
+        })
+        .count()
+}
+
+/// The `stat` line of every process (numeric /proc entries only: `self` and
+/// `thread-self` would count the caller again).
+fn process_stats() -> impl Iterator<Item = String> {
+    std::fs::read_dir("/proc").unwrap().filter_map(|e| {
+        let e = e.ok()?;
+        e.file_name().to_str()?.parse::<u32>().ok()?;
+        std::fs::read_to_string(e.path().join("stat")).ok()
+    })
+}
+
+/// Runs `body` in a separate process so that its exchange's children are the
+/// only children there, and returns what it sends back.
+fn isolated(body: fn() -> Vec<u8>) -> Vec<u8> {
+    let mut ch = start(move |ch| {
+        let out = body();
+        ch.send(&out)?;
+        Ok(())
+    })
+    .unwrap();
+    let out = ch.receive_vec().unwrap();
+    assert!(ch.wait().unwrap().success());
+    out
+}
+
+#[test]
+fn the_limit_is_never_exceeded_seen_from_the_children() {
+    for reuse in [false, true] {
+        let body = if reuse { reuse_body } else { fresh_body };
+        let max = isolated(body);
+        let max = u64::from_le_bytes(max[..8].try_into().unwrap());
+        assert!(max <= 3, "reuse={reuse}: {max} children alive at once");
+        assert!(max >= 2, "reuse={reuse}: tasks never overlapped ({max})");
+    }
+    fn run(options: Options) -> Vec<u8> {
+        let mut map = Map::with_options(3, options);
+        for _ in 0..12 {
+            map.call(
+                |_| {
+                    sleep_ms(20);
+                    Ok((live_siblings() as u64).to_le_bytes().to_vec())
+                },
+                &[],
+            )
+            .unwrap();
+        }
+        let max = map.map(|o| num(&o)).max().unwrap();
+        max.to_le_bytes().to_vec()
+    }
+    fn fresh_body() -> Vec<u8> {
+        run(Options::default())
+    }
+    fn reuse_body() -> Vec<u8> {
+        run(Options {
+            reuse: true,
+            ..Options::default()
+        })
+    }
+}
+
+#[test]
+fn the_waiting_list_drains_in_order() {
+    let mut map = Map::with_options(2, Options::default());
+    for i in 0..20u64 {
+        map.start_with(
+            |ch, arg| {
+                ch.send(arg)?;
+                Ok(())
+            },
+            &i.to_le_bytes(),
+        )
+        .unwrap();
+    }
+    assert_eq!(map.active(), 2);
+    assert_eq!(map.waiting(), 18);
+    assert!(map.busy() && map.unfinished());
+    let got: Vec<u64> = map.by_ref().map(|o| num(&o)).collect();
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    map.finish().unwrap();
+    assert!(!map.unfinished());
+    assert_eq!(map.active(), 0);
+}
+
+fn shuffled_delay(input: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    let n = u64::from_le_bytes(input.try_into().unwrap());
+    sleep_ms((n * 7) % 10 * 3);
+    Ok((n * n).to_le_bytes().to_vec())
+}
+
+#[test]
+fn map_keeps_start_order_despite_shuffled_durations() {
+    for reuse in [false, true] {
+        let inputs: Vec<[u8; 8]> = (0..30u64).map(u64::to_le_bytes).collect();
+        let options = Options {
+            reuse,
+            ..Options::default()
+        };
+        let map = pmap(shuffled_delay, &inputs, 4, options).unwrap();
+        let got: Vec<u64> = map.map(|o| num(&o)).collect();
+        let want: Vec<u64> = (0..30u64).map(|n| n * n).collect();
+        assert_eq!(got, want, "reuse={reuse}");
+    }
+}
+
+#[test]
+fn map_indexing_waits_only_for_the_result_asked_for() {
+    let mut map = Map::with_options(4, Options::default());
+    map.call(
+        |_| {
+            sleep_ms(5000);
+            Ok(vec![0])
+        },
+        &[],
+    )
+    .unwrap();
+    map.call(|_| Ok(vec![1]), &[]).unwrap();
+    // Task 1 is answered long before task 0.
+    let started = std::time::Instant::now();
+    assert_eq!(map.get(1).unwrap().as_ref().unwrap(), &[1]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    assert_eq!(map.get(7), Err(Error::Done));
+    // Dropping the map kills the sleeper and collects it.
+}
+
+#[test]
+fn queue_yields_every_result_exactly_once() {
+    let mut queue = Queue::with_options(3, Options::default());
+    for i in 0..40u64 {
+        queue
+            .call(move |_| Ok(i.to_le_bytes().to_vec()), &[])
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    for outcome in queue.by_ref() {
+        seen.push(num(&outcome));
+    }
+    seen.sort();
+    assert_eq!(seen, (0..40).collect::<Vec<_>>());
+    assert_eq!(queue.next_result(0).unwrap_err(), Error::Done);
+}
+
+fn worker_pid(input: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    let mut out = input.to_vec();
+    out.extend_from_slice(&std::process::id().to_le_bytes());
+    Ok(out)
+}
+
+#[test]
+fn reuse_runs_many_tasks_in_few_workers() {
+    for limit in [1usize, 3] {
+        let inputs: Vec<[u8; 8]> = (0..500u64).map(u64::to_le_bytes).collect();
+        let options = Options {
+            reuse: true,
+            ..Options::default()
+        };
+        let map = pmap(worker_pid, &inputs, limit, options).unwrap();
+        let mut pids = BTreeSet::new();
+        for (i, outcome) in map.enumerate() {
+            let bytes = outcome.unwrap();
+            assert_eq!(u64::from_le_bytes(bytes[..8].try_into().unwrap()), i as u64);
+            pids.insert(u32::from_le_bytes(bytes[8..12].try_into().unwrap()));
+        }
+        assert!(pids.len() <= limit, "limit {limit}: {} workers", pids.len());
+    }
+}
+
+#[test]
+fn continuous_tasks_send_many_results() {
+    for reuse in [false, true] {
+        let options = Options {
+            reuse,
+            continuous: true,
+            ..Options::default()
+        };
+        let mut queue = Queue::with_options(2, options);
+        for task in 0..6u8 {
+            queue
+                .start_with(
+                    |ch, arg| {
+                        for k in 0..=arg[0] {
+                            ch.send(&[arg[0], k])?;
+                        }
+                        Ok(())
+                    },
+                    &[task],
+                )
+                .unwrap();
+        }
+        let mut got: Vec<(u8, u8)> = queue
+            .map(|o| {
+                let b = o.unwrap();
+                (b[0], b[1])
+            })
+            .collect();
+        got.sort();
+        let want: Vec<(u8, u8)> = (0..6u8)
+            .flat_map(|t| (0..=t).map(move |k| (t, k)))
+            .collect();
+        assert_eq!(got, want, "reuse={reuse}");
+    }
+}
+
+fn die_on_seven(input: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    if input[0] == 7 {
+        // SAFETY: killing our own process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    sleep_ms(2);
+    Ok(input.to_vec())
+}
+
+#[test]
+fn a_killed_worker_fails_only_its_own_task() {
+    for reuse in [false, true] {
+        let inputs: Vec<[u8; 1]> = (0..40u8).map(|i| [i]).collect();
+        let options = Options {
+            reuse,
+            ..Options::default()
+        };
+        let map = pmap(die_on_seven, &inputs, 3, options).unwrap();
+        for (i, outcome) in map.enumerate() {
+            if i == 7 {
+                match outcome {
+                    Err(TaskError {
+                        error: Error::PeerEnded { status, .. },
+                        ..
+                    }) => assert_eq!(status.signal(), Some(libc::SIGKILL)),
+                    other => panic!("reuse={reuse}: task 7 gave {other:?}"),
+                }
+            } else {
+                assert_eq!(outcome.unwrap(), vec![i as u8], "reuse={reuse} task {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_function_error_is_that_tasks_outcome() {
+    fn odd_fails(input: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        if input[0] % 2 == 1 {
+            Err(RemoteError::new(input[0] as i32, "odd input"))
+        } else {
+            Ok(input.to_vec())
+        }
+    }
+    for reuse in [false, true] {
+        let inputs: Vec<[u8; 1]> = (0..10u8).map(|i| [i]).collect();
+        let options = Options {
+            reuse,
+            ..Options::default()
+        };
+        for (i, outcome) in pmap(odd_fails, &inputs, 2, options).unwrap().enumerate() {
+            if i % 2 == 1 {
+                let err = outcome.unwrap_err();
+                assert_eq!(err.error, Error::Remote { code: i as i32 });
+                assert_eq!(err.remote.unwrap().message(), "odd input");
+            } else {
+                assert_eq!(outcome.unwrap(), vec![i as u8]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_panicking_task_reports_its_message() {
+    let mut queue = Queue::with_options(1, Options::default());
+    queue.call(|_| panic!("task panicked"), &[]).unwrap();
+    let err = queue.next().unwrap().unwrap_err();
+    assert_eq!(err.remote.unwrap().message(), "task panicked");
+}
+
+/// A store handler that sums u64 messages per task.
+#[derive(Default)]
+struct Sum {
+    total: u64,
+    messages: usize,
+    failed: Vec<TaskId>,
+}
+
+impl StoreData for Sum {
+    fn store_data(&mut self, channel: &mut Channel, _task: TaskId) -> pprocess::Result<()> {
+        self.total += channel.receive_value::<u64>()?;
+        self.messages += 1;
+        Ok(())
+    }
+
+    fn store_error(&mut self, task: TaskId, _error: Error, _remote: Option<&RemoteError>) {
+        self.failed.push(task);
+    }
+}
+
+#[test]
+fn a_fixed_exchange_needs_no_allocator_for_its_channels() {
+    let mut ex: Exchange<Fixed<4>, Sum> = Exchange::new(2, Options::default(), Sum::default());
+    assert_eq!(ex.limit(), 2);
+    for i in 1..=10u64 {
+        // create: fork-style inside the exchange, waiting below the limit.
+        if let Some(mut ch) = ex.create().unwrap() {
+            ch.send_value(&i).unwrap();
+            pprocess::exit(ch, 0);
+        }
+        assert!(ex.active() <= 2);
+    }
+    ex.finish().unwrap();
+    assert_eq!(ex.handler().total, 55);
+    assert_eq!(ex.handler().messages, 10);
+    assert!(ex.handler().failed.is_empty());
+    // The storage holds 4: a fifth add hands the channel back.
+    for _ in 0..4 {
+        ex.add(start(|_| Ok(())).unwrap()).unwrap();
+    }
+    let extra = start(|_| Ok(())).unwrap();
+    assert!(ex.add(extra).is_err());
+    assert!(ex.busy());
+    ex.finish().unwrap();
+    // Tasks that ended without a message are reported.
+    assert_eq!(ex.handler().failed.len(), 4);
+}
+
+#[test]
+fn ready_returns_channels_with_data_and_remove_detaches() {
+    let mut ex: Exchange<Growable, Sum> = Exchange::new(4, Options::default(), Sum::default());
+    let quiet = start(|ch| {
+        let mut b = [0u8; 1];
+        let _ = ch.receive(&mut b);
+        Ok(())
+    })
+    .unwrap();
+    let quiet_fd = quiet.raw_fd();
+    let talker = start(|ch| {
+        ch.send_value(&5u64)?;
+        let mut b = [0u8; 1];
+        let _ = ch.receive(&mut b);
+        Ok(())
+    })
+    .unwrap();
+    let talker_fd = talker.raw_fd();
+    ex.add(quiet).unwrap();
+    ex.add(talker).unwrap();
+    assert_eq!(ex.active(), 2);
+    let ready: Vec<i32> = ex.ready(5000).unwrap().map(|ch| ch.raw_fd()).collect();
+    assert_eq!(ready, vec![talker_fd]);
+    assert_eq!(ex.ready(0).unwrap().count(), 1, "still unread");
+    assert_eq!(ex.store(5000).unwrap(), 1);
+    assert_eq!(ex.handler().total, 5);
+    assert_eq!(ex.store(0), Err(Error::TimedOut));
+    // Autoclose: the removed channel is closed, so the quiet child ends.
+    assert!(ex.remove(quiet_fd).is_none());
+    assert!(ex.remove(quiet_fd).is_none());
+    assert_eq!(ex.active(), 1);
+    drop(ex);
+}
+
+#[test]
+fn keep_removed_hands_channels_back() {
+    let options = Options {
+        keep_removed: true,
+        ..Options::default()
+    };
+    let mut ex: Exchange<Growable, Sum> = Exchange::new(2, options, Sum::default());
+    let ch = start(|ch| {
+        ch.send_value(&9u64)?;
+        Ok(())
+    })
+    .unwrap();
+    let fd = ch.raw_fd();
+    ex.add(ch).unwrap();
+    let mut back = ex.remove(fd).expect("handed back");
+    assert_eq!(back.receive_value::<u64>().unwrap(), 9);
+    // A channel that ends inside the exchange is kept too.
+    ex.add(start(|_| Ok(())).unwrap()).unwrap();
+    ex.finish().unwrap();
+    assert_eq!(ex.take_removed().len(), 1);
+}
+
+#[test]
+fn messages_sent_before_exit_are_all_stored() {
+    let options = Options {
+        continuous: true,
+        ..Options::default()
+    };
+    let mut ex: Exchange<Growable, Sum> = Exchange::new(4, options, Sum::default());
+    for _ in 0..4 {
+        ex.start(|ch| {
+            for _ in 0..50 {
+                ch.send_value(&1u64)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    ex.finish().unwrap();
+    assert_eq!(ex.handler().total, 200);
+    assert!(ex.handler().failed.is_empty());
+}
