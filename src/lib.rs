@@ -20,6 +20,8 @@ extern crate alloc;
 pub mod channel;
 pub mod error;
 pub mod exchange;
+#[cfg(feature = "alloc")]
+pub mod persistent;
 pub mod process;
 pub mod sys;
 pub mod wire;

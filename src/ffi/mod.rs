@@ -19,9 +19,13 @@ use crate::error::{Error, Result};
 
 mod base;
 mod channel;
+mod exchange;
+mod persistent;
 
 pub use base::*;
 pub use channel::*;
+pub use exchange::*;
+pub use persistent::*;
 
 /// A channel handle: one end of a pprocess channel (opaque to C).
 #[allow(non_camel_case_types)]
