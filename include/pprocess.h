@@ -97,9 +97,31 @@
 #define PP_EINVAL (-1011)
 
 /**
+ * Reuse processes: each worker runs its callable once per task, with tasks
+ * pipelined through its socket (pprocess's reuse / MakeReusable).
+ */
+#define PP_REUSE 1
+
+/**
+ * A task may send many results; each is stored (pprocess's continuous).
+ */
+#define PP_CONTINUOUS 2
+
+/**
+ * Autoclose off: channels removed from the exchange are not closed; the
+ * caller owns them again.
+ */
+#define PP_KEEP_REMOVED 4
+
+/**
  * A channel handle: one end of a pprocess channel (opaque to C).
  */
 typedef struct pp_channel pp_channel;
+
+/**
+ * An exchange handle: channels polled together under a limit (opaque to C).
+ */
+typedef struct pp_exchange pp_exchange;
 
 /**
  * A parallel-aware callable, run in the created process with that process's
@@ -108,6 +130,25 @@ typedef struct pp_channel pp_channel;
  * PP_EREMOTE. The callable must not close `channel`; it may call pp_exit.
  */
 typedef int (*pp_callable)(pp_channel *channel, const void *arg, size_t arg_len);
+
+/**
+ * Called for each channel with a message: receive it from `ch` with
+ * pp_receive*. Return 0, or a negative code that pp_exchange_store passes on.
+ * Inside the callback, do not call pp_exchange_* on `ex`.
+ */
+typedef int (*pp_store_fn)(pp_exchange *ex, pp_channel *ch, void *ctx);
+
+/**
+ * A plain function (pprocess's MakeParallel): reads input_len bytes at
+ * input, writes at most output_cap bytes at output and their count to
+ * *output_len. Returns 0, or a nonzero code that becomes the task's remote
+ * error (PP_EREMOTE).
+ */
+typedef int (*pp_function)(const void *input,
+                           size_t input_len,
+                           void *output,
+                           size_t output_cap,
+                           size_t *output_len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -236,6 +277,163 @@ int pp_waitall(void);
  * The number of online processors.
  */
 int pp_number_of_cores(void);
+
+/**
+ * Creates an exchange running at most `limit` processes at once (0: one per
+ * processor) that calls store(ex, ch, ctx) for each channel with a message.
+ * flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED.
+ */
+int pp_exchange_new(size_t limit,
+                    unsigned int flags,
+                    pp_store_fn store,
+                    void *ctx,
+                    pp_exchange **out);
+
+/**
+ * Creates a queue: an exchange that keeps each task's result, read with
+ * pp_exchange_next in the order they arrive (pprocess's Queue).
+ */
+int pp_queue_new(size_t limit, unsigned int flags, pp_exchange **out);
+
+/**
+ * Creates a map: an exchange that keeps each task's result, read with
+ * pp_exchange_next in the order the tasks were started, or by task with
+ * pp_map_get (pprocess's Map). Each task sends one message, so
+ * PP_CONTINUOUS is PP_EINVAL here.
+ */
+int pp_map_new(size_t limit, unsigned int flags, pp_exchange **out);
+
+/**
+ * Frees an exchange (NULL is fine; must not be called twice): closes its
+ * channels and collects its processes, killing those still running.
+ */
+void pp_exchange_free(pp_exchange *ex);
+
+/**
+ * Adds a channel (taking ownership, even on failure); it is monitored even
+ * beyond the limit. Returns its task id (>= 0).
+ */
+int pp_exchange_add(pp_exchange *ex, pp_channel *ch);
+
+/**
+ * Stores results until the exchange is below its limit, then adds the
+ * channel (taking ownership, even on failure). Returns its task id.
+ */
+int pp_exchange_add_wait(pp_exchange *ex, pp_channel *ch);
+
+/**
+ * The number of channels monitored.
+ */
+int pp_exchange_active(const pp_exchange *ex);
+
+/**
+ * Waits up to timeout_ms for channels with something to read and writes up
+ * to cap of them to out; returns how many. A channel whose process ended is
+ * ready too (its receive reports the end). The channels stay in the exchange.
+ */
+int pp_exchange_ready(pp_exchange *ex, int timeout_ms, pp_channel **out, size_t cap);
+
+/**
+ * Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it
+ * belongs to the caller again. PP_EINVAL if ch is not in the exchange.
+ */
+int pp_exchange_remove(pp_exchange *ex, pp_channel *ch);
+
+/**
+ * 1 if the exchange is at its limit, else 0.
+ */
+int pp_exchange_busy(const pp_exchange *ex);
+
+/**
+ * 1 while channels are monitored or tasks wait to start, else 0.
+ */
+int pp_exchange_unfinished(const pp_exchange *ex);
+
+/**
+ * Stores results until no channel is monitored and no task waits.
+ */
+int pp_exchange_wait(pp_exchange *ex);
+
+/**
+ * Waits up to timeout_ms and stores each ready channel's next message, then
+ * starts waiting tasks. Returns how many channels were served; PP_ETIMEDOUT
+ * if the time passed with none.
+ */
+int pp_exchange_store(pp_exchange *ex, int timeout_ms);
+
+/**
+ * Waits for every task; idle reused workers exit and are collected.
+ */
+int pp_exchange_finish(pp_exchange *ex);
+
+/**
+ * Runs callable(channel, arg, arg_len) as a task: in a new process now, or later
+ * when the exchange is at its limit (the arguments are copied). With
+ * PP_REUSE it runs in a reused worker of the same callable. Returns the task id.
+ */
+int pp_exchange_start(pp_exchange *ex, pp_callable callable, const void *arg, size_t arg_len);
+
+/**
+ * Runs a plain function on input as a task (manage(MakeParallel(fn))): its
+ * output, at most output_cap bytes, is the task's result. Returns the task id.
+ */
+int pp_exchange_call(pp_exchange *ex,
+                     pp_function function,
+                     const void *input,
+                     size_t input_len,
+                     size_t output_cap);
+
+/**
+ * Creates a process monitored by the exchange (fork-style), once it is
+ * below its limit. In the creator returns the new pid; in the new process
+ * returns 0 and stores its channel in *child (finish with pp_exit).
+ */
+int pp_exchange_create(pp_exchange *ex, pp_channel **child);
+
+/**
+ * Takes the next result of a queue or map: copies it into buf, stores its
+ * length in *len and returns its task id (>= 0). A failed task gives its
+ * error (PP_EREMOTE, PP_EPEER, ...; see pp_exchange_task_error). PP_ETOOBIG:
+ * *len is set to the size needed and the result stays queued. PP_EDONE when
+ * every result was read.
+ */
+int pp_exchange_next(pp_exchange *ex, void *buf, size_t cap, size_t *len);
+
+/**
+ * pp_exchange_next into memory the library allocates (free it with
+ * pp_free). Returns the task id.
+ */
+int pp_exchange_next_alloc(pp_exchange *ex, void **data, size_t *len);
+
+/**
+ * Copies the result of task `index` of a map into buf without taking it,
+ * waiting only for that task. Returns 0, the task's error, PP_ETOOBIG (*len
+ * = size needed), or PP_EDONE if it was already taken or never started.
+ */
+int pp_map_get(pp_exchange *map, size_t index, void *buf, size_t cap, size_t *len);
+
+/**
+ * The code and message of the last failed result handed out by
+ * pp_exchange_next or pp_map_get, when the task's callable reported it.
+ * Returns 1 and writes *code and *message (owned by the exchange, valid
+ * until its next call; either pointer may be NULL) if there is one, else 0.
+ */
+int pp_exchange_task_error(const pp_exchange *ex, int *code, const char **message);
+
+/**
+ * outputs[i] = fn(inputs[i]) for count fixed-size records, in other
+ * processes, at most limit at once (0: one per processor). An output shorter
+ * than output_size is zero-filled. With PP_REUSE, workers are reused and
+ * tasks pipelined. Every task runs; returns 0 or the first failure's code.
+ */
+int pp_pmap(pp_function function,
+            const void *inputs,
+            size_t input_size,
+            void *outputs,
+            size_t output_size,
+            size_t count,
+            size_t limit,
+            unsigned int flags);
 
 #ifdef __cplusplus
 }  // extern "C"

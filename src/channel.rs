@@ -492,6 +492,16 @@ impl Channel {
         }
     }
 
+    /// Why the channel ended, once it has.
+    pub(crate) fn end_error(&self) -> Option<Error> {
+        self.ended
+    }
+
+    /// True while a message's header is read but its payload is not.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// True once the channel has ended (end of stream or a malformed frame).
     pub fn is_ended(&self) -> bool {
         self.ended.is_some()

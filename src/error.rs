@@ -126,6 +126,11 @@ pub enum Error {
     Panic,
     /// A bad argument.
     Invalid,
+    /// A C callback (an exchange's store function) returned this nonzero code.
+    Callback {
+        /// The callback's return value.
+        code: i32,
+    },
 }
 
 impl Error {
@@ -145,6 +150,8 @@ impl Error {
             Error::Address => code::ADDR,
             Error::Permission => code::PERM,
             Error::Panic => code::PANIC,
+            Error::Callback { code } if code < 0 => code,
+            Error::Callback { .. } => code::INVAL,
         }
     }
 }
@@ -162,6 +169,7 @@ impl fmt::Display for Error {
             Error::Os(errno) => write!(f, "{base} (os error {errno})"),
             Error::PeerEnded { pid, status } => write!(f, "{base}: process {pid} {status}"),
             Error::Remote { code } => write!(f, "{base} (code {code})"),
+            Error::Callback { code } => write!(f, "store callback returned {code}"),
             Error::Protocol(why) => write!(f, "{base}: {why}"),
             Error::TooBig { size, capacity } => {
                 write!(f, "{base}: {size} bytes, room for {capacity}")

@@ -2,7 +2,7 @@
 //! this test fails when regenerating it would change it.
 //!
 //! It builds the crate with the `header` feature in its own target directory
-//! (target/header-check, so the ordinary build never compiles cbindgen), with
+//! (target/tmp/header-check, so the ordinary build never compiles cbindgen), with
 //! PPROCESS_HEADER_OUT sending the generated header there instead of over the
 //! checked-in one, then compares the two byte for byte.
 
@@ -12,7 +12,7 @@ use std::process::Command;
 #[test]
 fn checked_in_header_is_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = root.join("target").join("header-check");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("header-check");
     let generated_path = target.join("pprocess.h");
     std::fs::create_dir_all(&target).unwrap();
 

@@ -37,8 +37,10 @@ type Once = Box<dyn FnOnce(&mut Channel) -> core::result::Result<(), RemoteError
 pub(crate) enum Key {
     /// A Rust closure or function, by type.
     Type(TypeId),
-    /// A C function, by address.
-    Address(usize),
+    /// A C parallel-aware callable, by address.
+    Callable(usize),
+    /// A C plain function, by address and output capacity.
+    Function(usize, usize),
 }
 
 enum Job {

@@ -27,7 +27,9 @@ use crate::sys::{self, Deadline};
 use crate::wire::FLAG_END;
 
 #[cfg(feature = "alloc")]
-pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, TaskError};
+pub(crate) use jobs::Key;
+#[cfg(feature = "alloc")]
+pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
 #[cfg(feature = "alloc")]
 pub use slots::Growable;
 pub use slots::{Fixed, Slot, Slots, WINDOW};
@@ -61,6 +63,20 @@ pub trait StoreData {
     fn store_error(&mut self, task: TaskId, error: Error, remote: Option<&RemoteError>) {
         let _ = (task, error, remote);
     }
+}
+
+/// Which side of [`Exchange::create`] this is.
+#[derive(Debug)]
+pub enum Spawned {
+    /// In the new process: its channel to the creator.
+    Child(Channel),
+    /// In the creator: the new process and its task.
+    Parent {
+        /// The new process's id.
+        pid: sys::Pid,
+        /// Its task in the exchange.
+        task: TaskId,
+    },
 }
 
 /// A set of channels polled together, running at most `limit` processes.
@@ -277,6 +293,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                         other => Err(other),
                     };
                 }
+                if slot.channel().has_pending() {
+                    // The handler did not receive the message: it would be
+                    // offered again forever.
+                    return Err(Error::Invalid);
+                }
                 slot.results += 1;
                 if header.flags & FLAG_END != 0 {
                     self.finish_task(index, None);
@@ -366,18 +387,20 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// Creates a process monitored by this exchange, once it is below its
-    /// limit (pprocess's `Exchange.create`). In the new process this returns
-    /// its channel (finish with [`process::exit`]); in the creator `None`:
-    /// what the new process sends is stored by this exchange.
-    pub fn create(&mut self) -> Result<Option<Channel>> {
+    /// limit (pprocess's `Exchange.create`). The new process gets
+    /// [`Spawned::Child`] with its channel (finish with [`process::exit`]);
+    /// the creator gets the pid and task id, and what the new process sends
+    /// is stored by this exchange.
+    pub fn create(&mut self) -> Result<Spawned> {
         self.wait_below_limit()?;
         match process::create()? {
-            Created::Child(channel) => Ok(Some(channel)),
+            Created::Child(channel) => Ok(Spawned::Child(channel)),
             Created::Parent(channel) => {
+                let pid = channel.pid();
                 let task = self.new_task();
                 // Cannot fail: below the limit, which the storage holds.
                 let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
-                Ok(None)
+                Ok(Spawned::Parent { pid, task })
             }
         }
     }

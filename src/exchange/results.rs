@@ -48,6 +48,79 @@ fn failure(error: Error, remote: Option<&RemoteError>) -> Outcome {
     })
 }
 
+/// A store handler that keeps results to be read back, in arrival order
+/// ([`QueueStore`]) or in start order ([`MapStore`]).
+pub trait Results: StoreData {
+    /// The result to read next, if it is in.
+    fn front(&self) -> Option<(TaskId, &Outcome)>;
+    /// Takes the result [`Results::front`] shows.
+    fn pop_front(&mut self) -> Option<(TaskId, Outcome)>;
+    /// The task whose result is read next, if results come in task order.
+    fn next_task(&self) -> Option<TaskId>;
+    /// The result of `task`, if it is in and was not taken.
+    fn result_of(&self, task: TaskId) -> Option<&Outcome>;
+}
+
+impl<H: Results> Exchange<Growable, H> {
+    /// Stores until the next result is in. [`Error::Done`] when every task
+    /// has answered and every result was read.
+    fn wait_front(&mut self, timeout_ms: i32) -> Result<()> {
+        loop {
+            if self.handler().front().is_some() {
+                return Ok(());
+            }
+            let exhausted = self
+                .handler()
+                .next_task()
+                .is_some_and(|next| next >= self.next_task);
+            if exhausted || !self.unfinished() {
+                return Err(Error::Done);
+            }
+            self.store(timeout_ms)?;
+        }
+    }
+
+    /// The next result and its task, waiting up to `timeout_ms` for it
+    /// (`-1` forever). [`Error::Done`] when there are no more.
+    pub fn next_result(&mut self, timeout_ms: i32) -> Result<(TaskId, Outcome)> {
+        self.wait_front(timeout_ms)?;
+        self.handler_mut().pop_front().ok_or(Error::Done)
+    }
+
+    /// The next result without taking it, waiting as [`Exchange::next_result`] does.
+    pub fn peek_result(&mut self, timeout_ms: i32) -> Result<(TaskId, &Outcome)> {
+        self.wait_front(timeout_ms)?;
+        self.handler().front().ok_or(Error::Done)
+    }
+
+    /// The result of task `task`, waiting only until that one is in.
+    /// [`Error::Done`] if it was already taken, never started, or (in a
+    /// queue) is not kept by task.
+    pub fn get(&mut self, task: TaskId) -> Result<&Outcome> {
+        loop {
+            if self.handler().result_of(task).is_some() {
+                break;
+            }
+            let taken = self.handler().next_task().is_none_or(|next| task < next);
+            if taken || task >= self.next_task || !self.unfinished() {
+                return Err(Error::Done);
+            }
+            self.store(-1)?;
+        }
+        self.handler().result_of(task).ok_or(Error::Done)
+    }
+}
+
+/// Yields each result once, in the handler's order; a failure of the
+/// exchange itself ends up as a failed outcome.
+fn next_outcome<H: Results>(exchange: &mut Exchange<Growable, H>) -> Option<Outcome> {
+    match exchange.next_result(-1) {
+        Ok((_, outcome)) => Some(outcome),
+        Err(Error::Done) => None,
+        Err(e) => Some(Err(e.into())),
+    }
+}
+
 /// Keeps results in arrival order.
 #[derive(Debug, Default)]
 pub struct QueueStore {
@@ -66,6 +139,24 @@ impl StoreData for QueueStore {
     }
 }
 
+impl Results for QueueStore {
+    fn front(&self) -> Option<(TaskId, &Outcome)> {
+        self.results.front().map(|(task, outcome)| (*task, outcome))
+    }
+
+    fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
+        self.results.pop_front()
+    }
+
+    fn next_task(&self) -> Option<TaskId> {
+        None
+    }
+
+    fn result_of(&self, _task: TaskId) -> Option<&Outcome> {
+        None
+    }
+}
+
 /// An exchange whose results come out in the order they arrive
 /// (pprocess's `Queue`); iterate it for every result exactly once.
 pub type Queue = Exchange<Growable, QueueStore>;
@@ -75,43 +166,13 @@ impl Queue {
     pub fn with_options(limit: usize, options: Options) -> Queue {
         Exchange::new(limit, options, QueueStore::default())
     }
-
-    /// The next result and its task, waiting up to `timeout_ms` for one
-    /// (`-1` forever). [`Error::Done`] when every task has answered.
-    pub fn next_result(&mut self, timeout_ms: i32) -> Result<(TaskId, Outcome)> {
-        loop {
-            if let Some(result) = self.handler_mut().results.pop_front() {
-                return Ok(result);
-            }
-            if !self.unfinished() {
-                return Err(Error::Done);
-            }
-            self.store(timeout_ms)?;
-        }
-    }
-
-    /// The length and task of the next result without taking it, waiting as
-    /// [`Queue::next_result`] does.
-    pub fn peek_result(&mut self, timeout_ms: i32) -> Result<&(TaskId, Outcome)> {
-        while self.handler().results.is_empty() {
-            if !self.unfinished() {
-                return Err(Error::Done);
-            }
-            self.store(timeout_ms)?;
-        }
-        self.handler().results.front().ok_or(Error::Done)
-    }
 }
 
 impl Iterator for Queue {
     type Item = Outcome;
 
     fn next(&mut self) -> Option<Outcome> {
-        match self.next_result(-1) {
-            Ok((_, outcome)) => Some(outcome),
-            Err(Error::Done) => None,
-            Err(e) => Some(Err(e.into())),
-        }
+        next_outcome(self)
     }
 }
 
@@ -143,8 +204,30 @@ impl StoreData for MapStore {
     }
 }
 
+impl Results for MapStore {
+    fn front(&self) -> Option<(TaskId, &Outcome)> {
+        self.result_of(self.next)
+            .map(|outcome| (self.next, outcome))
+    }
+
+    fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
+        let outcome = self.results.get_mut(self.next)?.take()?;
+        self.next += 1;
+        Some((self.next - 1, outcome))
+    }
+
+    fn next_task(&self) -> Option<TaskId> {
+        Some(self.next)
+    }
+
+    fn result_of(&self, task: TaskId) -> Option<&Outcome> {
+        self.results.get(task)?.as_ref()
+    }
+}
+
 /// An exchange whose results come out in the order their tasks were started
-/// (pprocess's `Map`). Each task sends one message.
+/// (pprocess's `Map`). Each task sends one message; [`Exchange::get`] reads
+/// any task's result, waiting only for that one.
 pub type Map = Exchange<Growable, MapStore>;
 
 impl Map {
@@ -152,51 +235,13 @@ impl Map {
     pub fn with_options(limit: usize, options: Options) -> Map {
         Exchange::new(limit, options, MapStore::default())
     }
-
-    /// The result of task `index`, waiting only until that one is in.
-    /// [`Error::Done`] if that task was already taken by iteration or never
-    /// started.
-    pub fn get(&mut self, index: TaskId) -> Result<&Outcome> {
-        self.wait_for(index, -1)?;
-        self.handler().results[index].as_ref().ok_or(Error::Done)
-    }
-
-    /// Waits up to `timeout_ms` until task `index` has its result.
-    fn wait_for(&mut self, index: TaskId, timeout_ms: i32) -> Result<()> {
-        loop {
-            let store = self.handler();
-            if store.results.get(index).is_some_and(Option::is_some) {
-                return Ok(());
-            }
-            if index < store.next || index >= self.next_task || !self.unfinished() {
-                return Err(Error::Done);
-            }
-            self.store(timeout_ms)?;
-        }
-    }
-
-    /// The next result in start order, waiting up to `timeout_ms` for it.
-    pub fn next_result(&mut self, timeout_ms: i32) -> Result<(TaskId, Outcome)> {
-        let index = self.handler().next;
-        self.wait_for(index, timeout_ms)?;
-        let store = self.handler_mut();
-        store.next += 1;
-        store.results[index]
-            .take()
-            .map(|outcome| (index, outcome))
-            .ok_or(Error::Done)
-    }
 }
 
 impl Iterator for Map {
     type Item = Outcome;
 
     fn next(&mut self) -> Option<Outcome> {
-        match self.next_result(-1) {
-            Ok((_, outcome)) => Some(outcome),
-            Err(Error::Done) => None,
-            Err(e) => Some(Err(e.into())),
-        }
+        next_outcome(self)
     }
 }
 

@@ -189,14 +189,11 @@ pub extern "C" fn pp_receive_alloc(
         // SAFETY: the handle comes from the C caller as documented.
         let ch = unsafe { channel(ch) }?;
         let message = ch.receive_vec()?;
-        let copy = sys::malloc(message.len()).ok_or(Error::from(sys::Errno::NOMEM))?;
-        let copy = copy.as_ptr();
-        // SAFETY: `copy` is a fresh allocation of at least message.len() bytes.
-        unsafe { core::ptr::copy_nonoverlapping(message.as_ptr(), copy, message.len()) };
+        let (copy, size) = super::malloc_copy(&message)?;
         // SAFETY: both were checked non-NULL.
         unsafe {
-            write_out(data, copy.cast())?;
-            write_out(len, message.len())?;
+            write_out(data, copy)?;
+            write_out(len, size)?;
         }
         Ok(0)
     })
@@ -225,15 +222,7 @@ pub extern "C" fn pp_channel_remote_error(
         let Some(remote) = ch.remote_error() else {
             return Ok(0);
         };
-        // SAFETY: the outputs are NULL (skipped) or writable, per the contract.
-        unsafe {
-            if !code.is_null() {
-                write_out(code, remote.code())?;
-            }
-            if !message.is_null() {
-                write_out(message, remote.message_cstr().as_ptr())?;
-            }
-        }
+        super::write_remote(remote, code, message)?;
         Ok(1)
     })
 }

@@ -1,1 +1,664 @@
-//! Exchanges: pp_exchange_*, pp_queue_new, pp_map_new, pp_pmap.
+//! Exchanges: pp_exchange_*, pp_queue_new, pp_map_new, pp_map_get, pp_pmap.
+
+use alloc::rc::Rc;
+use core::ffi::{c_char, c_int, c_uint, c_void};
+
+use super::channel::call_c;
+use super::{
+    bytes, bytes_mut, channel, channel_from_handle, channel_into_handle, guard, guard_void, handle,
+    pp_channel, require, write_out,
+};
+use crate::channel::Channel;
+use crate::error::{Error, RemoteError, Result};
+use crate::exchange::{
+    Exchange, Growable, Key, MapStore, Options, Outcome, QueueStore, Results, Spawned, StoreData,
+    TaskError, TaskId,
+};
+
+/// Reuse processes: each worker runs its callable once per task, with tasks
+/// pipelined through its socket (pprocess's reuse / MakeReusable).
+pub const PP_REUSE: c_uint = 1;
+/// A task may send many results; each is stored (pprocess's continuous).
+pub const PP_CONTINUOUS: c_uint = 2;
+/// Autoclose off: channels removed from the exchange are not closed; the
+/// caller owns them again.
+pub const PP_KEEP_REMOVED: c_uint = 4;
+
+/// An exchange handle: channels polled together under a limit (opaque to C).
+#[allow(non_camel_case_types)]
+pub struct pp_exchange {
+    _private: [u8; 0],
+}
+
+/// Called for each channel with a message: receive it from `ch` with
+/// pp_receive*. Return 0, or a negative code that pp_exchange_store passes on.
+/// Inside the callback, do not call pp_exchange_* on `ex`.
+#[allow(non_camel_case_types)]
+pub type pp_store_fn = Option<
+    unsafe extern "C" fn(ex: *mut pp_exchange, ch: *mut pp_channel, ctx: *mut c_void) -> c_int,
+>;
+
+/// A plain function (pprocess's MakeParallel): reads input_len bytes at
+/// input, writes at most output_cap bytes at output and their count to
+/// *output_len. Returns 0, or a nonzero code that becomes the task's remote
+/// error (PP_EREMOTE).
+#[allow(non_camel_case_types)]
+pub type pp_function = Option<
+    unsafe extern "C" fn(
+        input: *const c_void,
+        input_len: usize,
+        output: *mut c_void,
+        output_cap: usize,
+        output_len: *mut usize,
+    ) -> c_int,
+>;
+
+/// How a C exchange stores its results.
+enum CStore {
+    /// The caller's store callback.
+    Custom {
+        store: unsafe extern "C" fn(*mut pp_exchange, *mut pp_channel, *mut c_void) -> c_int,
+        ctx: *mut c_void,
+        this: *mut pp_exchange,
+    },
+    Queue(QueueStore),
+    Map(MapStore),
+}
+
+impl StoreData for CStore {
+    fn store_data(&mut self, ch: &mut Channel, task: TaskId) -> Result<()> {
+        match self {
+            CStore::Queue(store) => store.store_data(ch, task),
+            CStore::Map(store) => store.store_data(ch, task),
+            CStore::Custom { store, ctx, this } => {
+                let handle: *mut Channel = ch;
+                // SAFETY: `store` is the caller's callback with this signature;
+                // `this` is the live exchange handle and `handle` a live channel
+                // it may read from (the header says not to call back into `ex`).
+                let rc = unsafe { store(*this, handle.cast(), *ctx) };
+                match (rc, ch.end_error()) {
+                    (0, _) => Ok(()),
+                    (_, Some(ended)) => Err(ended),
+                    (code, None) => Err(Error::Callback { code }),
+                }
+            }
+        }
+    }
+
+    fn store_error(&mut self, task: TaskId, error: Error, remote: Option<&RemoteError>) {
+        match self {
+            CStore::Queue(store) => store.store_error(task, error, remote),
+            CStore::Map(store) => store.store_error(task, error, remote),
+            CStore::Custom { .. } => {}
+        }
+    }
+}
+
+impl Results for CStore {
+    fn front(&self) -> Option<(TaskId, &Outcome)> {
+        match self {
+            CStore::Queue(store) => store.front(),
+            CStore::Map(store) => store.front(),
+            CStore::Custom { .. } => None,
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
+        match self {
+            CStore::Queue(store) => store.pop_front(),
+            CStore::Map(store) => store.pop_front(),
+            CStore::Custom { .. } => None,
+        }
+    }
+
+    fn next_task(&self) -> Option<TaskId> {
+        match self {
+            CStore::Queue(store) => store.next_task(),
+            CStore::Map(store) => store.next_task(),
+            CStore::Custom { .. } => Some(TaskId::MAX),
+        }
+    }
+
+    fn result_of(&self, task: TaskId) -> Option<&Outcome> {
+        match self {
+            CStore::Queue(store) => store.result_of(task),
+            CStore::Map(store) => store.result_of(task),
+            CStore::Custom { .. } => None,
+        }
+    }
+}
+
+/// What a pp_exchange handle points at.
+struct CExchange {
+    exchange: Exchange<Growable, CStore>,
+    /// The last failed result handed out, for pp_exchange_task_error.
+    failure: Option<TaskError>,
+}
+
+fn options(flags: c_uint) -> Result<Options> {
+    if flags & !(PP_REUSE | PP_CONTINUOUS | PP_KEEP_REMOVED) != 0 {
+        return Err(Error::Invalid);
+    }
+    Ok(Options {
+        reuse: flags & PP_REUSE != 0,
+        continuous: flags & PP_CONTINUOUS != 0,
+        keep_removed: flags & PP_KEEP_REMOVED != 0,
+    })
+}
+
+/// Boxes an exchange and writes its handle to *out.
+fn new_exchange(
+    limit: usize,
+    options: Options,
+    store: CStore,
+    out: *mut *mut pp_exchange,
+) -> Result<c_int> {
+    require(out)?;
+    let exchange = Exchange::new(limit, options, store);
+    let handle: *mut pp_exchange = Box::into_raw(Box::new(CExchange {
+        exchange,
+        failure: None,
+    }))
+    .cast();
+    // SAFETY: `handle` was just made from a Box<CExchange>.
+    let inner = unsafe { exchange_ref(handle) }?;
+    if let CStore::Custom { this, .. } = inner.exchange.handler_mut() {
+        *this = handle;
+    }
+    // SAFETY: `out` was checked non-NULL.
+    unsafe { write_out(out, handle) }?;
+    Ok(0)
+}
+
+/// Borrows the exchange behind a handle; NULL is PP_EINVAL.
+///
+/// # Safety
+/// A non-NULL `ptr` came from new_exchange and is live and unaliased.
+unsafe fn exchange_ref<'a>(ptr: *const pp_exchange) -> Result<&'a mut CExchange> {
+    // SAFETY: pp_exchange handles are Box<CExchange> pointers.
+    unsafe { handle(ptr.cast_mut().cast::<CExchange>()) }
+}
+
+/// Borrows the Rust exchange behind a handle, for other ffi modules.
+///
+/// # Safety
+/// As for [`exchange_ref`].
+pub(crate) unsafe fn exchange<'a>(
+    ptr: *mut pp_exchange,
+) -> Result<&'a mut Exchange<Growable, impl StoreData>> {
+    // SAFETY: forwarded from the caller.
+    Ok(&mut unsafe { exchange_ref(ptr) }?.exchange)
+}
+
+fn count(n: usize) -> c_int {
+    n.min(c_int::MAX as usize) as c_int
+}
+
+/// Creates an exchange running at most `limit` processes at once (0: one per
+/// processor) that calls store(ex, ch, ctx) for each channel with a message.
+/// flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED.
+#[no_mangle]
+pub extern "C" fn pp_exchange_new(
+    limit: usize,
+    flags: c_uint,
+    store: pp_store_fn,
+    ctx: *mut c_void,
+    out: *mut *mut pp_exchange,
+) -> c_int {
+    guard(|| {
+        let store = store.ok_or(Error::Invalid)?;
+        let custom = CStore::Custom {
+            store,
+            ctx,
+            this: core::ptr::null_mut(),
+        };
+        new_exchange(limit, options(flags)?, custom, out)
+    })
+}
+
+/// Creates a queue: an exchange that keeps each task's result, read with
+/// pp_exchange_next in the order they arrive (pprocess's Queue).
+#[no_mangle]
+pub extern "C" fn pp_queue_new(limit: usize, flags: c_uint, out: *mut *mut pp_exchange) -> c_int {
+    guard(|| {
+        new_exchange(
+            limit,
+            options(flags)?,
+            CStore::Queue(QueueStore::default()),
+            out,
+        )
+    })
+}
+
+/// Creates a map: an exchange that keeps each task's result, read with
+/// pp_exchange_next in the order the tasks were started, or by task with
+/// pp_map_get (pprocess's Map). Each task sends one message, so
+/// PP_CONTINUOUS is PP_EINVAL here.
+#[no_mangle]
+pub extern "C" fn pp_map_new(limit: usize, flags: c_uint, out: *mut *mut pp_exchange) -> c_int {
+    guard(|| {
+        let options = options(flags)?;
+        if options.continuous {
+            return Err(Error::Invalid);
+        }
+        new_exchange(limit, options, CStore::Map(MapStore::default()), out)
+    })
+}
+
+/// Frees an exchange (NULL is fine; must not be called twice): closes its
+/// channels and collects its processes, killing those still running.
+#[no_mangle]
+pub extern "C" fn pp_exchange_free(ex: *mut pp_exchange) {
+    guard_void(|| {
+        if !ex.is_null() {
+            // SAFETY: a non-NULL handle came from new_exchange and is given up here.
+            drop(unsafe { Box::from_raw(ex.cast::<CExchange>()) });
+        }
+    });
+}
+
+/// Adds a channel (taking ownership, even on failure); it is monitored even
+/// beyond the limit. Returns its task id (>= 0).
+#[no_mangle]
+pub extern "C" fn pp_exchange_add(ex: *mut pp_exchange, ch: *mut pp_channel) -> c_int {
+    guard(|| {
+        // SAFETY: handles from the C caller as documented; `ch` is given up here.
+        let (ex, ch) = unsafe { (exchange_ref(ex), channel_from_handle(ch)) };
+        let (ex, ch) = (ex?, ch.ok_or(Error::Invalid)?);
+        let task = ex.exchange.add(ch).map_err(|_| Error::Busy)?;
+        Ok(count(task))
+    })
+}
+
+/// Stores results until the exchange is below its limit, then adds the
+/// channel (taking ownership, even on failure). Returns its task id.
+#[no_mangle]
+pub extern "C" fn pp_exchange_add_wait(ex: *mut pp_exchange, ch: *mut pp_channel) -> c_int {
+    guard(|| {
+        // SAFETY: handles from the C caller as documented; `ch` is given up here.
+        let (ex, ch) = unsafe { (exchange_ref(ex), channel_from_handle(ch)) };
+        let (ex, ch) = (ex?, ch.ok_or(Error::Invalid)?);
+        Ok(count(ex.exchange.add_wait(ch)?))
+    })
+}
+
+/// The number of channels monitored.
+#[no_mangle]
+pub extern "C" fn pp_exchange_active(ex: *const pp_exchange) -> c_int {
+    // SAFETY: the handle comes from the C caller as documented.
+    guard(|| Ok(count(unsafe { exchange_ref(ex) }?.exchange.active())))
+}
+
+/// Waits up to timeout_ms for channels with something to read and writes up
+/// to cap of them to out; returns how many. A channel whose process ended is
+/// ready too (its receive reports the end). The channels stay in the exchange.
+#[no_mangle]
+pub extern "C" fn pp_exchange_ready(
+    ex: *mut pp_exchange,
+    timeout_ms: c_int,
+    out: *mut *mut pp_channel,
+    cap: usize,
+) -> c_int {
+    guard(|| {
+        if out.is_null() && cap > 0 {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let mut written = 0;
+        for ch in ex.exchange.ready(timeout_ms)?.take(cap) {
+            let handle: *mut Channel = ch;
+            // SAFETY: `out` has room for `cap` pointers and written < cap.
+            unsafe { *out.add(written) = handle.cast() };
+            written += 1;
+        }
+        Ok(count(written))
+    })
+}
+
+/// Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it
+/// belongs to the caller again. PP_EINVAL if ch is not in the exchange.
+#[no_mangle]
+pub extern "C" fn pp_exchange_remove(ex: *mut pp_exchange, ch: *mut pp_channel) -> c_int {
+    guard(|| {
+        // SAFETY: handles from the C caller as documented.
+        let (ex, fd) = unsafe { (exchange_ref(ex)?, channel(ch)?.raw_fd()) };
+        let options = ex.exchange.options();
+        match ex.exchange.remove(fd) {
+            // Handed back: the caller's pointer stays valid, so the box is released.
+            Some(kept) => {
+                let _ = Box::into_raw(kept);
+                Ok(0)
+            }
+            None if options.keep_removed => Err(Error::Invalid),
+            None => Ok(0),
+        }
+    })
+}
+
+/// 1 if the exchange is at its limit, else 0.
+#[no_mangle]
+pub extern "C" fn pp_exchange_busy(ex: *const pp_exchange) -> c_int {
+    // SAFETY: the handle comes from the C caller as documented.
+    guard(|| Ok(c_int::from(unsafe { exchange_ref(ex) }?.exchange.busy())))
+}
+
+/// 1 while channels are monitored or tasks wait to start, else 0.
+#[no_mangle]
+pub extern "C" fn pp_exchange_unfinished(ex: *const pp_exchange) -> c_int {
+    // SAFETY: the handle comes from the C caller as documented.
+    guard(|| {
+        Ok(c_int::from(
+            unsafe { exchange_ref(ex) }?.exchange.unfinished(),
+        ))
+    })
+}
+
+/// Stores results until no channel is monitored and no task waits.
+#[no_mangle]
+pub extern "C" fn pp_exchange_wait(ex: *mut pp_exchange) -> c_int {
+    // SAFETY: the handle comes from the C caller as documented.
+    guard(|| unsafe { exchange_ref(ex) }?.exchange.wait().map(|()| 0))
+}
+
+/// Waits up to timeout_ms and stores each ready channel's next message, then
+/// starts waiting tasks. Returns how many channels were served; PP_ETIMEDOUT
+/// if the time passed with none.
+#[no_mangle]
+pub extern "C" fn pp_exchange_store(ex: *mut pp_exchange, timeout_ms: c_int) -> c_int {
+    // SAFETY: the handle comes from the C caller as documented.
+    guard(|| {
+        Ok(count(
+            unsafe { exchange_ref(ex) }?.exchange.store(timeout_ms)?,
+        ))
+    })
+}
+
+/// Waits for every task; idle reused workers exit and are collected.
+#[no_mangle]
+pub extern "C" fn pp_exchange_finish(ex: *mut pp_exchange) -> c_int {
+    // SAFETY: the handle comes from the C caller as documented.
+    guard(|| unsafe { exchange_ref(ex) }?.exchange.finish().map(|()| 0))
+}
+
+/// Runs callable(channel, arg, arg_len) as a task: in a new process now, or later
+/// when the exchange is at its limit (the arguments are copied). With
+/// PP_REUSE it runs in a reused worker of the same callable. Returns the task id.
+#[no_mangle]
+pub extern "C" fn pp_exchange_start(
+    ex: *mut pp_exchange,
+    callable: crate::ffi::pp_callable,
+    arg: *const c_void,
+    arg_len: usize,
+) -> c_int {
+    guard(|| {
+        let callable = callable.ok_or(Error::Invalid)?;
+        // SAFETY: handle and buffer come from the C caller as documented.
+        let (ex, arg) = unsafe { (exchange_ref(ex)?, bytes(arg, arg_len)?) };
+        let body = move |ch: &mut Channel, arg: &[u8]| call_c(callable, ch, arg);
+        let key = Key::Callable(callable as usize);
+        Ok(count(ex.exchange.start_keyed(key, Rc::new(body), arg)?))
+    })
+}
+
+/// Runs a plain function on input as a task (manage(MakeParallel(fn))): its
+/// output, at most output_cap bytes, is the task's result. Returns the task id.
+#[no_mangle]
+pub extern "C" fn pp_exchange_call(
+    ex: *mut pp_exchange,
+    function: pp_function,
+    input: *const c_void,
+    input_len: usize,
+    output_cap: usize,
+) -> c_int {
+    guard(|| {
+        let function = function.ok_or(Error::Invalid)?;
+        // SAFETY: handle and buffer come from the C caller as documented.
+        let (ex, input) = unsafe { (exchange_ref(ex)?, bytes(input, input_len)?) };
+        Ok(count(start_function(
+            &mut ex.exchange,
+            function,
+            input,
+            output_cap,
+        )?))
+    })
+}
+
+/// The C function type behind [`pp_function`].
+type Function = unsafe extern "C" fn(*const c_void, usize, *mut c_void, usize, *mut usize) -> c_int;
+
+/// Starts `function(input)` as a task whose output is its one message.
+fn start_function(
+    exchange: &mut Exchange<Growable, CStore>,
+    function: Function,
+    input: &[u8],
+    output_cap: usize,
+) -> Result<TaskId> {
+    let body = move |ch: &mut Channel, input: &[u8]| {
+        let mut output = vec![0u8; output_cap];
+        let mut len = 0usize;
+        // SAFETY: `function` is the caller's function with this signature;
+        // the buffers are valid for the lengths passed.
+        let rc = unsafe {
+            function(
+                input.as_ptr().cast(),
+                input.len(),
+                output.as_mut_ptr().cast(),
+                output_cap,
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(RemoteError::new(rc, "function failed"));
+        }
+        let output = output.get(..len).ok_or(RemoteError::new(
+            crate::error::code::TOOBIG,
+            "function wrote more than output_cap bytes",
+        ))?;
+        ch.send(output).map_err(RemoteError::from)
+    };
+    let key = Key::Function(function as usize, output_cap);
+    exchange.start_keyed(key, Rc::new(body), input)
+}
+
+/// Creates a process monitored by the exchange (fork-style), once it is
+/// below its limit. In the creator returns the new pid; in the new process
+/// returns 0 and stores its channel in *child (finish with pp_exit).
+#[no_mangle]
+pub extern "C" fn pp_exchange_create(ex: *mut pp_exchange, child: *mut *mut pp_channel) -> c_int {
+    guard(|| {
+        require(child)?;
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        match ex.exchange.create()? {
+            Spawned::Parent { pid, .. } => Ok(pid),
+            Spawned::Child(ch) => {
+                // SAFETY: `child` was checked non-NULL.
+                unsafe { write_out(child, channel_into_handle(ch)) }?;
+                Ok(0)
+            }
+        }
+    })
+}
+
+/// Takes the next result of a queue or map: copies it into buf, stores its
+/// length in *len and returns its task id (>= 0). A failed task gives its
+/// error (PP_EREMOTE, PP_EPEER, ...; see pp_exchange_task_error). PP_ETOOBIG:
+/// *len is set to the size needed and the result stays queued. PP_EDONE when
+/// every result was read.
+#[no_mangle]
+pub extern "C" fn pp_exchange_next(
+    ex: *mut pp_exchange,
+    buf: *mut c_void,
+    cap: usize,
+    len: *mut usize,
+) -> c_int {
+    guard(|| {
+        require(len)?;
+        // SAFETY: handle and buffer come from the C caller as documented.
+        let (ex, buf) = unsafe { (exchange_ref(ex)?, bytes_mut(buf, cap)?) };
+        let (task, outcome) = ex.exchange.peek_result(-1)?;
+        if let Ok(message) = outcome {
+            // SAFETY: `len` was checked non-NULL.
+            unsafe { write_out(len, message.len()) }?;
+            let dst = buf.get_mut(..message.len()).ok_or(Error::TooBig {
+                size: message.len(),
+                capacity: cap,
+            })?;
+            dst.copy_from_slice(message);
+        }
+        take_result(ex).map(|()| count(task))
+    })
+}
+
+/// Takes the next result (already in) off the exchange; a failure is
+/// remembered for pp_exchange_task_error and returned as its error.
+fn take_result(ex: &mut CExchange) -> Result<()> {
+    match ex.exchange.handler_mut().pop_front() {
+        Some((_, Ok(_))) => Ok(()),
+        Some((_, Err(failure))) => {
+            let error = failure.error;
+            ex.failure = Some(failure);
+            Err(error)
+        }
+        None => Err(Error::Done),
+    }
+}
+
+/// pp_exchange_next into memory the library allocates (free it with
+/// pp_free). Returns the task id.
+#[no_mangle]
+pub extern "C" fn pp_exchange_next_alloc(
+    ex: *mut pp_exchange,
+    data: *mut *mut c_void,
+    len: *mut usize,
+) -> c_int {
+    guard(|| {
+        require(data)?;
+        require(len)?;
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let (task, outcome) = ex.exchange.peek_result(-1)?;
+        let copy = match outcome {
+            Ok(message) => Some(super::malloc_copy(message)?),
+            Err(_) => None,
+        };
+        take_result(ex)?;
+        if let Some((ptr, size)) = copy {
+            // SAFETY: both were checked non-NULL.
+            unsafe {
+                write_out(data, ptr)?;
+                write_out(len, size)?;
+            }
+        }
+        Ok(count(task))
+    })
+}
+
+/// Copies the result of task `index` of a map into buf without taking it,
+/// waiting only for that task. Returns 0, the task's error, PP_ETOOBIG (*len
+/// = size needed), or PP_EDONE if it was already taken or never started.
+#[no_mangle]
+pub extern "C" fn pp_map_get(
+    map: *mut pp_exchange,
+    index: usize,
+    buf: *mut c_void,
+    cap: usize,
+    len: *mut usize,
+) -> c_int {
+    guard(|| {
+        require(len)?;
+        // SAFETY: handle and buffer come from the C caller as documented.
+        let (ex, buf) = unsafe { (exchange_ref(map)?, bytes_mut(buf, cap)?) };
+        if !matches!(ex.exchange.handler(), CStore::Map(_)) {
+            return Err(Error::Invalid);
+        }
+        match ex.exchange.get(index)? {
+            Ok(message) => {
+                // SAFETY: `len` was checked non-NULL.
+                unsafe { write_out(len, message.len()) }?;
+                let dst = buf.get_mut(..message.len()).ok_or(Error::TooBig {
+                    size: message.len(),
+                    capacity: cap,
+                })?;
+                dst.copy_from_slice(message);
+                Ok(0)
+            }
+            Err(failure) => {
+                let failure = failure.clone();
+                let error = failure.error;
+                ex.failure = Some(failure);
+                Err(error)
+            }
+        }
+    })
+}
+
+/// The code and message of the last failed result handed out by
+/// pp_exchange_next or pp_map_get, when the task's callable reported it.
+/// Returns 1 and writes *code and *message (owned by the exchange, valid
+/// until its next call; either pointer may be NULL) if there is one, else 0.
+#[no_mangle]
+pub extern "C" fn pp_exchange_task_error(
+    ex: *const pp_exchange,
+    code: *mut c_int,
+    message: *mut *const c_char,
+) -> c_int {
+    guard(|| {
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let Some(remote) = ex.failure.as_ref().and_then(|f| f.remote.as_ref()) else {
+            return Ok(0);
+        };
+        super::write_remote(remote, code, message)?;
+        Ok(1)
+    })
+}
+
+/// outputs[i] = fn(inputs[i]) for count fixed-size records, in other
+/// processes, at most limit at once (0: one per processor). An output shorter
+/// than output_size is zero-filled. With PP_REUSE, workers are reused and
+/// tasks pipelined. Every task runs; returns 0 or the first failure's code.
+#[no_mangle]
+pub extern "C" fn pp_pmap(
+    function: pp_function,
+    inputs: *const c_void,
+    input_size: usize,
+    outputs: *mut c_void,
+    output_size: usize,
+    count: usize,
+    limit: usize,
+    flags: c_uint,
+) -> c_int {
+    guard(|| {
+        let options = options(flags)?;
+        let function = function.ok_or(Error::Invalid)?;
+        if options.continuous || options.keep_removed {
+            return Err(Error::Invalid);
+        }
+        let total_in = input_size.checked_mul(count).ok_or(Error::Invalid)?;
+        let total_out = output_size.checked_mul(count).ok_or(Error::Invalid)?;
+        // SAFETY: the caller passes `count` records of each size.
+        let (inputs, outputs) =
+            unsafe { (bytes(inputs, total_in)?, bytes_mut(outputs, total_out)?) };
+        let mut map = Exchange::new(limit, options, CStore::Map(MapStore::default()));
+        for i in 0..count {
+            let input = &inputs[i * input_size..(i + 1) * input_size];
+            start_function(&mut map, function, input, output_size)?;
+        }
+        let mut first_failure = 0;
+        for i in 0..count {
+            let output = &mut outputs[i * output_size..(i + 1) * output_size];
+            match map.next_result(-1)?.1 {
+                Ok(message) => {
+                    let n = message.len().min(output.len());
+                    output[..n].copy_from_slice(&message[..n]);
+                    output[n..].fill(0);
+                }
+                Err(failure) if first_failure == 0 => first_failure = failure.error.code(),
+                Err(_) => {}
+            }
+        }
+        Ok(first_failure)
+    })
+}

@@ -123,6 +123,34 @@ unsafe fn write_out<T>(ptr: *mut T, value: T) -> Result<()> {
     Ok(())
 }
 
+/// Copies `data` into memory from the C heap, for the caller to pp_free.
+fn malloc_copy(data: &[u8]) -> Result<(*mut c_void, usize)> {
+    let copy = crate::sys::malloc(data.len())
+        .ok_or(Error::from(crate::sys::Errno::NOMEM))?
+        .as_ptr();
+    // SAFETY: `copy` is a fresh allocation of at least data.len() bytes.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), copy, data.len()) };
+    Ok((copy.cast(), data.len()))
+}
+
+/// Writes a remote error's code and message to optional C outputs.
+fn write_remote(
+    remote: &crate::error::RemoteError,
+    code: *mut c_int,
+    message: *mut *const core::ffi::c_char,
+) -> Result<()> {
+    // SAFETY: the outputs are NULL (skipped) or writable, per the contract.
+    unsafe {
+        if !code.is_null() {
+            write_out(code, remote.code())?;
+        }
+        if !message.is_null() {
+            write_out(message, remote.message_cstr().as_ptr())?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks that an output parameter is not NULL before any work is done.
 fn require<T>(ptr: *mut T) -> Result<()> {
     if ptr.is_null() {
