@@ -57,7 +57,8 @@
 #define PP_EPROTO (-1003)
 
 /**
- * The message is larger than the buffer (it stays queued) or than the limit.
+ * A message is larger than the receive buffer (it stays queued), or a send
+ * is larger than the channel's maximum message size.
  */
 #define PP_ETOOBIG (-1004)
 
@@ -189,7 +190,7 @@ int pp_start(pp_callable callable, const void *arg, size_t arg_len, pp_channel *
 void pp_exit(pp_channel *channel, int status) __attribute__((noreturn));
 
 /**
- * Sends `len` bytes as one message.
+ * Sends `len` bytes as one message (data may be NULL when len is 0).
  */
 int pp_send(pp_channel *ch, const void *data, size_t len);
 
@@ -202,7 +203,7 @@ int pp_send_acked(pp_channel *ch, const void *data, size_t len);
 /**
  * Sends an error frame: the peer's next receive fails with PP_EREMOTE and
  * pp_channel_remote_error gives `code` and `message` (NULL for none;
- * truncated to 256 bytes).
+ * truncated to 256 bytes; invalid UTF-8 is replaced with U+FFFD).
  */
 int pp_send_error(pp_channel *ch, int code, const char *message);
 
@@ -215,7 +216,8 @@ int pp_receive(pp_channel *ch, void *buf, size_t cap, size_t *len);
 
 /**
  * pp_receive, giving up with PP_ETIMEDOUT when no message starts within
- * timeout_ms milliseconds (-1 forever, 0 poll once).
+ * timeout_ms milliseconds (any negative value waits forever, 0 polls once).
+ * A message that has started arriving is read to its end.
  */
 int pp_receive_timeout(pp_channel *ch, void *buf, size_t cap, size_t *len, int timeout_ms);
 
@@ -246,18 +248,31 @@ int pp_channel_pid(const pp_channel *ch);
 
 /**
  * The channel's socket descriptor, for the caller's own poll or epoll loop.
- * It stays owned by the channel.
+ * It stays owned by the channel. The channel reads ahead, so after waking up
+ * receive until pp_channel_pending returns 0 (or use
+ * pp_receive_timeout(..., 0)) before polling again: a message already read
+ * into the channel does not make the descriptor readable.
  */
 int pp_channel_fd(const pp_channel *ch);
 
 /**
- * Sets the largest message this side sends or accepts (default 64 MiB).
+ * 1 if a message (or the end of the channel) can be received without
+ * waiting on the descriptor, because it was already read ahead; else 0.
+ */
+int pp_channel_pending(const pp_channel *ch);
+
+/**
+ * Sets the largest message this side sends or accepts (default 64 MiB). A
+ * larger send fails with PP_ETOOBIG; a larger incoming frame is a protocol
+ * error (PP_EPROTO) that breaks the channel.
  */
 int pp_channel_set_max_message(pp_channel *ch, size_t max);
 
 /**
  * Waits for the created process to end and stores its raw wait status in
  * *status (NULL to skip; decode with WIFEXITED and friends). Returns its pid.
+ * The status is collected once and remembered. -ECHILD if pp_waitall
+ * collected it first; PP_EINVAL on the created process's side.
  */
 int pp_channel_wait(pp_channel *ch, int *status);
 

@@ -472,7 +472,8 @@ impl Channel {
     }
 
     /// The peer hung up: [`Error::PeerEnded`] when the created process ended
-    /// abnormally, [`Error::Closed`] otherwise.
+    /// abnormally without sending an error frame first, [`Error::Closed`]
+    /// otherwise.
     fn peer_gone(&mut self) -> Error {
         if self.pid > 0 && self.status.is_none() {
             for attempt in 0..EXIT_GRACE_MS + 10 {
@@ -483,11 +484,16 @@ impl Channel {
                 sys::sleep_ms(if attempt < 10 { 0 } else { 1 });
             }
         }
+        // After an error frame the process has answered: its exit code
+        // (the callable's failure status) is no further news. A signal is.
+        let answered = self.remote.is_some();
         match self.status {
-            Some(status) if !status.success() => Error::PeerEnded {
-                pid: self.pid,
-                status,
-            },
+            Some(status) if !status.success() && !(answered && status.signal().is_none()) => {
+                Error::PeerEnded {
+                    pid: self.pid,
+                    status,
+                }
+            }
             _ => Error::Closed,
         }
     }

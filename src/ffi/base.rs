@@ -19,7 +19,8 @@ pub const PP_EPEER: c_int = -1001;
 pub const PP_EREMOTE: c_int = -1002;
 /// A malformed frame arrived; the channel is broken.
 pub const PP_EPROTO: c_int = -1003;
-/// The message is larger than the buffer (it stays queued) or than the limit.
+/// A message is larger than the receive buffer (it stays queued), or a send
+/// is larger than the channel's maximum message size.
 pub const PP_ETOOBIG: c_int = -1004;
 /// The timeout passed first.
 pub const PP_ETIMEDOUT: c_int = -1005;

@@ -95,7 +95,7 @@ pub extern "C" fn pp_exit(channel: *mut pp_channel, status: c_int) -> ! {
     sys::exit_now(status)
 }
 
-/// Sends `len` bytes as one message.
+/// Sends `len` bytes as one message (data may be NULL when len is 0).
 #[no_mangle]
 pub extern "C" fn pp_send(ch: *mut pp_channel, data: *const c_void, len: usize) -> c_int {
     guard(|| {
@@ -118,21 +118,19 @@ pub extern "C" fn pp_send_acked(ch: *mut pp_channel, data: *const c_void, len: u
 
 /// Sends an error frame: the peer's next receive fails with PP_EREMOTE and
 /// pp_channel_remote_error gives `code` and `message` (NULL for none;
-/// truncated to 256 bytes).
+/// truncated to 256 bytes; invalid UTF-8 is replaced with U+FFFD).
 #[no_mangle]
 pub extern "C" fn pp_send_error(ch: *mut pp_channel, code: c_int, message: *const c_char) -> c_int {
     guard(|| {
         // SAFETY: the handle comes from the C caller as documented.
         let ch = unsafe { channel(ch) }?;
         let text = if message.is_null() {
-            ""
+            Default::default()
         } else {
             // SAFETY: a non-NULL message is a NUL-terminated string.
-            unsafe { CStr::from_ptr(message) }
-                .to_str()
-                .map_err(|_| Error::Invalid)?
+            unsafe { CStr::from_ptr(message) }.to_string_lossy()
         };
-        ch.send_error(&RemoteError::new(code, text)).map(|()| 0)
+        ch.send_error(&RemoteError::new(code, &text)).map(|()| 0)
     })
 }
 
@@ -150,7 +148,8 @@ pub extern "C" fn pp_receive(
 }
 
 /// pp_receive, giving up with PP_ETIMEDOUT when no message starts within
-/// timeout_ms milliseconds (-1 forever, 0 poll once).
+/// timeout_ms milliseconds (any negative value waits forever, 0 polls once).
+/// A message that has started arriving is read to its end.
 #[no_mangle]
 pub extern "C" fn pp_receive_timeout(
     ch: *mut pp_channel,
@@ -236,14 +235,30 @@ pub extern "C" fn pp_channel_pid(ch: *const pp_channel) -> c_int {
 }
 
 /// The channel's socket descriptor, for the caller's own poll or epoll loop.
-/// It stays owned by the channel.
+/// It stays owned by the channel. The channel reads ahead, so after waking up
+/// receive until pp_channel_pending returns 0 (or use
+/// pp_receive_timeout(..., 0)) before polling again: a message already read
+/// into the channel does not make the descriptor readable.
 #[no_mangle]
 pub extern "C" fn pp_channel_fd(ch: *const pp_channel) -> c_int {
     // SAFETY: the handle comes from the C caller as documented.
     guard(|| Ok(unsafe { channel(ch) }?.raw_fd()))
 }
 
-/// Sets the largest message this side sends or accepts (default 64 MiB).
+/// 1 if a message (or the end of the channel) can be received without
+/// waiting on the descriptor, because it was already read ahead; else 0.
+#[no_mangle]
+pub extern "C" fn pp_channel_pending(ch: *const pp_channel) -> c_int {
+    guard(|| {
+        // SAFETY: the handle comes from the C caller as documented.
+        let ch = unsafe { channel(ch) }?;
+        Ok(c_int::from(ch.has_buffered() || ch.is_ended()))
+    })
+}
+
+/// Sets the largest message this side sends or accepts (default 64 MiB). A
+/// larger send fails with PP_ETOOBIG; a larger incoming frame is a protocol
+/// error (PP_EPROTO) that breaks the channel.
 #[no_mangle]
 pub extern "C" fn pp_channel_set_max_message(ch: *mut pp_channel, max: usize) -> c_int {
     // SAFETY: the handle comes from the C caller as documented.
@@ -252,6 +267,8 @@ pub extern "C" fn pp_channel_set_max_message(ch: *mut pp_channel, max: usize) ->
 
 /// Waits for the created process to end and stores its raw wait status in
 /// *status (NULL to skip; decode with WIFEXITED and friends). Returns its pid.
+/// The status is collected once and remembered. -ECHILD if pp_waitall
+/// collected it first; PP_EINVAL on the created process's side.
 #[no_mangle]
 pub extern "C" fn pp_channel_wait(ch: *mut pp_channel, status: *mut c_int) -> c_int {
     guard(|| {
