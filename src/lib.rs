@@ -36,3 +36,9 @@ pub use exchange::{pmap, Map, Outcome, Queue, TaskError};
 pub use exchange::{Exchange, Options, StoreData, TaskId};
 pub use process::{create, exit, number_of_cores, start, waitall, Created};
 pub use sys::{Pid, WaitStatus};
+
+/// The README's Rust code blocks, compiled and run as doctests so that the
+/// quick start cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
