@@ -1,1 +1,1008 @@
-fn main() {}
+//! `cargo bench`: every workload through pprocess and through a hand-written
+//! libc baseline doing the same system calls, alternating in the same run,
+//! plus Python multiprocessing as a peer and the memory figures (issue 5).
+//!
+//! `PP_BENCH_SHORT=1` runs a quick version (under a minute). Results go to
+//! stdout and to `target/bench/`: `results.md`, `results.csv`, `throughput.svg`.
+//!
+//! Ratios are pprocess time / baseline time: below 1 pprocess is faster.
+
+#[path = "support/raw.rs"]
+mod raw;
+#[path = "support/report.rs"]
+mod report;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use pprocess::exchange::Growable;
+use pprocess::{pmap, Channel, Error, Exchange, Options, RemoteError, StoreData, TaskId};
+use raw::{Conn, Msg};
+use report::{Row, Sample, Table, Target, Unit};
+
+// ---------------------------------------------------------------- allocations
+
+/// Counts every allocation of this process (a forked child counts its own).
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds GlobalAlloc::alloc's contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from System.alloc with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds GlobalAlloc::realloc's contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ------------------------------------------------------------ timing helpers
+
+/// Times `f`, which performs `ops` operations; also counts its allocations.
+fn timed<R>(ops: usize, f: impl FnOnce() -> R) -> (Sample, R) {
+    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let result = f();
+    let secs = start.elapsed().as_secs_f64();
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs;
+    let sample = Sample {
+        secs: secs / ops as f64,
+        allocs: allocs as f64 / ops as f64,
+    };
+    (sample, result)
+}
+
+/// Runs both sides `reps` times, alternating which goes first.
+fn compare(
+    name: impl Into<String>,
+    unit: Unit,
+    target: Option<Target>,
+    reps: usize,
+    mut ours: impl FnMut() -> Sample,
+    mut theirs: impl FnMut() -> Sample,
+) -> Row {
+    let name = name.into();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for rep in 0..reps {
+        if rep % 2 == 0 {
+            a.push(ours());
+            b.push(theirs());
+        } else {
+            b.push(theirs());
+            a.push(ours());
+        }
+    }
+    let row = Row {
+        section: "channel",
+        workload: name,
+        unit,
+        ours: a,
+        theirs: b,
+        target,
+    };
+    eprintln!(
+        "  {:<44} ratio {:.2}  ({:.2} us vs {:.2} us per op)",
+        row.workload,
+        row.ratio(),
+        row.ours_median() * 1e6,
+        row.theirs_median() * 1e6
+    );
+    row
+}
+
+// ------------------------------------------------------------------ settings
+
+struct Config {
+    short: bool,
+    reps: usize,
+    round_trips: usize,
+    stream_bytes: usize,
+    spawns: usize,
+    fork_tasks: usize,
+    reuse_tasks: usize,
+    reuse_reps: usize,
+    fan_children: usize,
+    fan_messages: usize,
+    py_round_trips: usize,
+    py_tasks_chunk1: usize,
+    py_tasks_default: usize,
+}
+
+impl Config {
+    fn from_env() -> Config {
+        let short = std::env::var("PP_BENCH_SHORT").is_ok_and(|v| !v.is_empty() && v != "0");
+        if short {
+            Config {
+                short,
+                reps: 3,
+                round_trips: 5_000,
+                stream_bytes: 32 << 20,
+                spawns: 100,
+                fork_tasks: 500,
+                reuse_tasks: 100_000,
+                reuse_reps: 3,
+                fan_children: 256,
+                fan_messages: 100,
+                py_round_trips: 2_000,
+                py_tasks_chunk1: 5_000,
+                py_tasks_default: 100_000,
+            }
+        } else {
+            Config {
+                short,
+                reps: 5,
+                round_trips: 50_000,
+                stream_bytes: 256 << 20,
+                spawns: 500,
+                fork_tasks: 5_000,
+                reuse_tasks: 1_000_000,
+                reuse_reps: 5,
+                fan_children: 256,
+                fan_messages: 1_000,
+                py_round_trips: 20_000,
+                py_tasks_chunk1: 50_000,
+                py_tasks_default: 1_000_000,
+            }
+        }
+    }
+}
+
+/// The tiny task of the map workloads.
+fn tiny(x: u64) -> u64 {
+    x.wrapping_mul(x) ^ 0x9e37_79b9
+}
+
+/// What every map must add up to.
+fn expected_sum(n: usize) -> u64 {
+    (0..n as u64).map(tiny).fold(0, u64::wrapping_add)
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().expect("an 8-byte result"))
+}
+
+// ----------------------------------------------------------------- ping-pong
+
+const SMALL: usize = 64;
+
+/// Where the two processes of a ping-pong run.
+#[derive(Clone, Copy)]
+enum Cpus {
+    Apart,
+    Together,
+}
+
+impl Cpus {
+    /// (parent's CPU, child's CPU).
+    fn pins(self) -> (Option<usize>, Option<usize>) {
+        match self {
+            Cpus::Apart => (Some(0), Some(1)),
+            Cpus::Together => (Some(0), Some(0)),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Cpus::Apart => "different CPUs",
+            Cpus::Together => "one CPU",
+        }
+    }
+}
+
+/// The child side: echo every message back until an empty one.
+fn pp_echo(ch: &mut Channel, cpu: Option<usize>, acked: bool) -> Result<(), RemoteError> {
+    raw::pin(cpu);
+    let mut buf = [0u8; SMALL];
+    loop {
+        let n = ch.receive(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if acked {
+            ch.send_acked(&buf[..n])?;
+        } else {
+            ch.send(&buf[..n])?;
+        }
+    }
+}
+
+fn pp_ping_pong(rounds: usize, cpus: Cpus, acked: bool) -> Sample {
+    let (ours, theirs) = cpus.pins();
+    let mut ch = pprocess::start(move |ch| pp_echo(ch, theirs, acked)).expect("start");
+    raw::pin(ours);
+    let msg = [7u8; SMALL];
+    let mut buf = [0u8; SMALL];
+    let mut round = |ch: &mut Channel| {
+        if acked {
+            ch.send_acked(&msg).expect("send_acked");
+        } else {
+            ch.send(&msg).expect("send");
+        }
+        assert_eq!(ch.receive(&mut buf).expect("receive"), SMALL);
+    };
+    for _ in 0..rounds / 20 {
+        round(&mut ch); // warm up
+    }
+    let (sample, ()) = timed(rounds, || (0..rounds).for_each(|_| round(&mut ch)));
+    ch.send(&[]).expect("stop");
+    assert!(ch.wait().expect("wait").success());
+    raw::pin(None);
+    sample
+}
+
+/// The baseline's child side: echo, acknowledging each way when `acked`.
+fn raw_echo(conn: &mut Conn, cpu: Option<usize>, acked: bool) {
+    raw::pin(cpu);
+    let mut buf = [0u8; SMALL];
+    loop {
+        match conn.recv(&mut buf) {
+            Msg::Data(0) | Msg::Eof => return,
+            Msg::Data(n) if acked => {
+                conn.send_ack();
+                conn.send(&buf[..n]);
+                assert_eq!(conn.recv(&mut buf), Msg::Ack);
+            }
+            Msg::Data(n) => conn.send(&buf[..n]),
+            Msg::Ack => panic!("unexpected ack"),
+        }
+    }
+}
+
+fn raw_ping_pong(rounds: usize, cpus: Cpus, acked: bool) -> Sample {
+    let (ours, theirs) = cpus.pins();
+    let (pid, mut conn) = raw::spawn(&[], |conn| raw_echo(conn, theirs, acked));
+    raw::pin(ours);
+    let msg = [7u8; SMALL];
+    let mut buf = [0u8; SMALL];
+    let mut round = |conn: &mut Conn| {
+        conn.send(&msg);
+        if acked {
+            assert_eq!(conn.recv(&mut buf), Msg::Ack);
+        }
+        assert_eq!(conn.recv(&mut buf), Msg::Data(SMALL));
+        if acked {
+            conn.send_ack();
+        }
+    };
+    for _ in 0..rounds / 20 {
+        round(&mut conn);
+    }
+    let (sample, ()) = timed(rounds, || (0..rounds).for_each(|_| round(&mut conn)));
+    conn.send(&[]);
+    raw::waitpid(pid);
+    raw::pin(None);
+    sample
+}
+
+fn ping_pong(cfg: &Config, cpus: Cpus, acked: bool) -> Row {
+    let name = format!(
+        "64 B ping-pong{}, {}",
+        if acked { " (send_acked)" } else { "" },
+        cpus.name()
+    );
+    let n = cfg.round_trips;
+    compare(
+        name,
+        Unit::Latency,
+        Some(Target::AtMost(1.10)),
+        cfg.reps,
+        || pp_ping_pong(n, cpus, acked),
+        || raw_ping_pong(n, cpus, acked),
+    )
+}
+
+// ---------------------------------------------------------------- throughput
+
+fn pp_stream(size: usize, count: usize) -> Sample {
+    let data = vec![0x5au8; size];
+    let mut buf = vec![0u8; size];
+    let mut ch = pprocess::start(|ch| {
+        for _ in 0..count {
+            ch.send(&data)?;
+        }
+        Ok(())
+    })
+    .expect("start");
+    let (sample, ()) = timed(count, || {
+        for _ in 0..count {
+            assert_eq!(ch.receive(&mut buf).expect("receive"), size);
+        }
+    });
+    assert!(ch.wait().expect("wait").success());
+    sample
+}
+
+fn raw_stream(size: usize, count: usize) -> Sample {
+    let data = vec![0x5au8; size];
+    let mut buf = vec![0u8; size];
+    let (pid, mut conn) = raw::spawn(&[], |conn| (0..count).for_each(|_| conn.send(&data)));
+    let (sample, ()) = timed(count, || {
+        for _ in 0..count {
+            assert_eq!(conn.recv(&mut buf), Msg::Data(size));
+        }
+    });
+    raw::waitpid(pid);
+    sample
+}
+
+fn throughput(cfg: &Config, size: usize) -> Row {
+    let count = (cfg.stream_bytes / size).max(4);
+    compare(
+        format!(
+            "one-way throughput, {} messages",
+            report::human_bytes(size as f64)
+        ),
+        Unit::Throughput(size as f64),
+        Some(Target::AtMost(1.10)),
+        cfg.reps,
+        || pp_stream(size, count),
+        || raw_stream(size, count),
+    )
+}
+
+// ------------------------------------------------------------- spawn latency
+
+fn pp_spawn(n: usize) -> Sample {
+    let mut buf = [0u8; 8];
+    timed(n, || {
+        for _ in 0..n {
+            let mut ch = pprocess::start(|ch| Ok(ch.send(&[1])?)).expect("start");
+            assert_eq!(ch.receive(&mut buf).expect("receive"), 1);
+            assert!(ch.wait().expect("wait").success());
+        }
+    })
+    .0
+}
+
+fn raw_spawn(n: usize) -> Sample {
+    let mut buf = [0u8; 8];
+    timed(n, || {
+        for _ in 0..n {
+            let (pid, mut conn) = raw::spawn(&[], |conn| conn.send(&[1]));
+            assert_eq!(conn.recv(&mut buf), Msg::Data(1));
+            drop(conn);
+            raw::waitpid(pid);
+        }
+    })
+    .0
+}
+
+fn spawn_latency(cfg: &Config) -> Row {
+    let n = cfg.spawns;
+    compare(
+        "start → result → reaped, one tiny task",
+        Unit::Latency,
+        Some(Target::AtMost(1.10)),
+        cfg.reps,
+        || pp_spawn(n),
+        || raw_spawn(n),
+    )
+}
+
+// ------------------------------------------------------ fork-per-task map
+
+fn pp_map(n: usize, options: Options) -> Sample {
+    let inputs = (0..n as u64).map(u64::to_le_bytes);
+    let (sample, sum) = timed(n, || {
+        let map = pmap(
+            |x: &[u8]| Ok(tiny(le_u64(x)).to_le_bytes().to_vec()),
+            inputs,
+            2,
+            options,
+        )
+        .expect("pmap");
+        map.map(|out| le_u64(&out.expect("task result")))
+            .fold(0, u64::wrapping_add)
+    });
+    assert_eq!(sum, expected_sum(n));
+    sample
+}
+
+/// A process per task, at most `limit` at once, results kept in task order.
+fn raw_fork_map(n: usize, limit: usize) -> Sample {
+    struct Running {
+        pid: i32,
+        conn: Conn,
+        task: usize,
+    }
+    let (sample, results) = timed(n, || {
+        let mut results = vec![0u64; n];
+        let mut running: Vec<Running> = Vec::with_capacity(limit);
+        let mut fds = Vec::with_capacity(limit);
+        let mut inherited = Vec::with_capacity(limit);
+        let mut buf = [0u8; 8];
+        let (mut next, mut done) = (0, 0);
+        while done < n {
+            while running.len() < limit && next < n {
+                inherited.clear();
+                inherited.extend(running.iter().map(|r| r.conn.fd));
+                let task = next;
+                let (pid, conn) = raw::spawn(&inherited, |conn| {
+                    conn.send(&tiny(task as u64).to_le_bytes())
+                });
+                running.push(Running { pid, conn, task });
+                next += 1;
+            }
+            fds.clear();
+            fds.extend(running.iter().map(|r| raw::pollin(r.conn.fd)));
+            raw::poll(&mut fds, -1);
+            for i in (0..running.len()).rev().filter(|&i| fds[i].revents != 0) {
+                let mut r = running.swap_remove(i);
+                assert_eq!(r.conn.recv(&mut buf), Msg::Data(8));
+                results[r.task] = le_u64(&buf);
+                drop(r.conn);
+                raw::waitpid(r.pid);
+                done += 1;
+            }
+        }
+        results
+    });
+    assert_eq!(
+        results.into_iter().fold(0, u64::wrapping_add),
+        expected_sum(n)
+    );
+    sample
+}
+
+fn fork_map(cfg: &Config) -> Row {
+    let n = cfg.fork_tasks;
+    compare(
+        format!("fork-per-task map, {n} tiny tasks, limit 2"),
+        Unit::Rate,
+        Some(Target::AtMost(1.25)),
+        cfg.reps,
+        || pp_map(n, Options::default()),
+        || raw_fork_map(n, 2),
+    )
+}
+
+// ------------------------------------------------- reused, pipelined workers
+
+const WINDOW: usize = 32;
+
+/// `workers` reused processes, each with up to [`WINDOW`] requests queued in
+/// its socket; a poll loop keeps the windows full and collects results.
+fn raw_pool(n: usize, workers: usize) -> Sample {
+    struct Worker {
+        pid: i32,
+        conn: Conn,
+        queued: std::collections::VecDeque<usize>,
+    }
+    let serve = |conn: &mut Conn| {
+        let mut req = [0u8; 8];
+        while let Msg::Data(8) = conn.recv(&mut req) {
+            conn.send(&tiny(le_u64(&req)).to_le_bytes());
+        }
+    };
+    let (sample, results) = timed(n, || {
+        let mut pool: Vec<Worker> = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let inherited: Vec<i32> = pool.iter().map(|w| w.conn.fd).collect();
+            let (pid, conn) = raw::spawn(&inherited, serve);
+            let queued = std::collections::VecDeque::with_capacity(WINDOW);
+            pool.push(Worker { pid, conn, queued });
+        }
+        let mut results = vec![0u64; n];
+        let mut fds: Vec<libc::pollfd> = pool.iter().map(|w| raw::pollin(w.conn.fd)).collect();
+        let mut buf = [0u8; 8];
+        let (mut next, mut done) = (0, 0);
+        while done < n {
+            for w in &mut pool {
+                while w.queued.len() < WINDOW && next < n {
+                    w.conn.send(&(next as u64).to_le_bytes());
+                    w.queued.push_back(next);
+                    next += 1;
+                }
+            }
+            raw::poll(&mut fds, -1);
+            for (w, fd) in pool.iter_mut().zip(&fds) {
+                if fd.revents == 0 {
+                    continue;
+                }
+                assert!(w.conn.fill(), "worker hung up");
+                while let Some(Msg::Data(8)) = w.conn.try_recv(&mut buf) {
+                    let task = w.queued.pop_front().expect("a queued task");
+                    results[task] = le_u64(&buf);
+                    done += 1;
+                }
+            }
+        }
+        for w in pool {
+            drop(w.conn); // end of stream: the worker exits
+            raw::waitpid(w.pid);
+        }
+        results
+    });
+    assert_eq!(
+        results.into_iter().fold(0, u64::wrapping_add),
+        expected_sum(n)
+    );
+    sample
+}
+
+fn reuse_map(cfg: &Config) -> Row {
+    let n = cfg.reuse_tasks;
+    let reuse = Options {
+        reuse: true,
+        ..Options::default()
+    };
+    compare(
+        format!("reused pipelined workers, {n} tiny tasks, 2 workers"),
+        Unit::Rate,
+        Some(Target::AtMost(2.0)),
+        cfg.reuse_reps,
+        || pp_map(n, reuse),
+        || raw_pool(n, 2),
+    )
+}
+
+// -------------------------------------------------------------------- fan-in
+
+/// Counts messages, received into one fixed buffer.
+#[derive(Default)]
+struct Tally {
+    messages: usize,
+    buf: [u8; SMALL],
+}
+
+impl StoreData for Tally {
+    fn store_data(&mut self, channel: &mut Channel, _task: TaskId) -> pprocess::Result<()> {
+        channel.receive(&mut self.buf)?;
+        self.messages += 1;
+        Ok(())
+    }
+
+    fn store_error(&mut self, task: TaskId, error: Error, _: Option<&RemoteError>) {
+        panic!("fan-in task {task} failed: {error}");
+    }
+}
+
+fn pp_fan_in(children: usize, messages: usize) -> Sample {
+    let options = Options {
+        continuous: true,
+        ..Options::default()
+    };
+    let (sample, got) = timed(children * messages, || {
+        let mut exchange: Exchange<Growable, Tally> =
+            Exchange::new(children, options, Tally::default());
+        for _ in 0..children {
+            exchange
+                .start(move |ch| {
+                    let msg = [3u8; SMALL];
+                    for _ in 0..messages {
+                        ch.send(&msg)?;
+                    }
+                    Ok(())
+                })
+                .expect("start");
+        }
+        exchange.finish().expect("finish");
+        exchange.handler().messages
+    });
+    assert_eq!(got, children * messages);
+    sample
+}
+
+fn raw_fan_in(children: usize, messages: usize) -> Sample {
+    let (sample, got) = timed(children * messages, || {
+        let mut kids: Vec<(i32, Conn)> = Vec::with_capacity(children);
+        let mut inherited = Vec::with_capacity(children);
+        for _ in 0..children {
+            inherited.clear();
+            inherited.extend(kids.iter().map(|(_, c)| c.fd));
+            kids.push(raw::spawn(&inherited, |conn| {
+                let msg = [3u8; SMALL];
+                (0..messages).for_each(|_| conn.send(&msg));
+            }));
+        }
+        let mut fds = Vec::with_capacity(children);
+        let mut buf = [0u8; SMALL];
+        let mut got = 0;
+        while !kids.is_empty() {
+            fds.clear();
+            fds.extend(kids.iter().map(|(_, c)| raw::pollin(c.fd)));
+            raw::poll(&mut fds, -1);
+            for i in (0..kids.len()).rev().filter(|&i| fds[i].revents != 0) {
+                let conn = &mut kids[i].1;
+                if conn.fill() {
+                    while let Some(Msg::Data(_)) = conn.try_recv(&mut buf) {
+                        got += 1;
+                    }
+                } else {
+                    let (pid, conn) = kids.swap_remove(i);
+                    drop(conn);
+                    raw::waitpid(pid);
+                }
+            }
+        }
+        got
+    });
+    assert_eq!(got, children * messages);
+    sample
+}
+
+fn fan_in(cfg: &Config) -> Row {
+    let (c, m) = (cfg.fan_children, cfg.fan_messages);
+    compare(
+        format!("fan-in, {c} children × {m} 64 B messages"),
+        Unit::Rate,
+        Some(Target::AtMost(1.10)),
+        cfg.reps,
+        || pp_fan_in(c, m),
+        || raw_fan_in(c, m),
+    )
+}
+
+// -------------------------------------------------------------------- memory
+
+/// Runs `f` in a forked process and returns the numbers it reports.
+fn in_subprocess(f: impl FnOnce() -> [u64; 2]) -> [u64; 2] {
+    let (pid, mut conn) = raw::spawn(&[], |conn| {
+        let values = f();
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        conn.send(&bytes);
+    });
+    let mut buf = [0u8; 16];
+    assert_eq!(conn.recv(&mut buf), Msg::Data(16));
+    raw::waitpid(pid);
+    [le_u64(&buf[..8]), le_u64(&buf[8..])]
+}
+
+/// Peak RSS of a fan-in run, in a fresh coordinator process: (peak, growth).
+fn fan_in_rss(run: fn(usize, usize) -> Sample, cfg: &Config) -> [u64; 2] {
+    let (c, m) = (cfg.fan_children, cfg.fan_messages);
+    in_subprocess(|| {
+        let before = raw::current_rss();
+        run(c, m);
+        let peak = raw::peak_rss();
+        [peak, peak.saturating_sub(before)]
+    })
+}
+
+/// Allocations per message received into a caller's buffer, after one
+/// warm-up message.
+fn receive_allocs(n: usize) -> f64 {
+    let mut ch = pprocess::start(|ch| {
+        let msg = [9u8; SMALL];
+        for _ in 0..=n {
+            ch.send(&msg)?;
+        }
+        Ok(())
+    })
+    .expect("start");
+    let mut buf = [0u8; SMALL];
+    ch.receive(&mut buf).expect("receive");
+    let (sample, ()) = timed(n, || {
+        for _ in 0..n {
+            ch.receive(&mut buf).expect("receive");
+        }
+    });
+    assert!(ch.wait().expect("wait").success());
+    sample.allocs
+}
+
+/// Builds libpprocess.so with `cargo build --release` in its own target
+/// directory (the running `cargo bench` may hold the usual one), strips a
+/// copy, and returns (stripped size, unstripped size).
+fn library_size(out: &Path) -> Option<(u64, u64)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = root.join("target/bench/lib-build");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--lib", "--quiet"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(root)
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    let built = target.join("release/libpprocess.so");
+    let copy = out.join("libpprocess.stripped.so");
+    std::fs::copy(&built, &copy).ok()?;
+    let stripped = Command::new("strip").arg(&copy).status().ok()?;
+    if !stripped.success() {
+        return None;
+    }
+    Some((
+        std::fs::metadata(&copy).ok()?.len(),
+        std::fs::metadata(&built).ok()?.len(),
+    ))
+}
+
+fn count_row(
+    name: &str,
+    unit: &'static str,
+    ours: f64,
+    theirs: Option<f64>,
+    target: Option<Target>,
+) -> Row {
+    let sample = |v: f64| Sample {
+        secs: v,
+        allocs: 0.0,
+    };
+    Row {
+        section: "memory",
+        workload: name.to_string(),
+        unit: Unit::Count(unit),
+        ours: vec![sample(ours)],
+        theirs: theirs.map(sample).into_iter().collect(),
+        target,
+    }
+}
+
+fn memory(cfg: &Config, out: &Path) -> Vec<Row> {
+    eprintln!("memory");
+    let mut rows = vec![count_row(
+        "heap allocations per message, receive into buffer",
+        "allocs",
+        receive_allocs(if cfg.short { 10_000 } else { 100_000 }),
+        Some(0.0),
+        Some(Target::CountAtMost(0.0)),
+    )];
+    let ours = fan_in_rss(pp_fan_in, cfg);
+    let theirs = fan_in_rss(raw_fan_in, cfg);
+    let name = format!("fan-in peak RSS ({} children)", cfg.fan_children);
+    rows.push(count_row(
+        &name,
+        "bytes",
+        ours[0] as f64,
+        Some(theirs[0] as f64),
+        None,
+    ));
+    let name = "fan-in RSS growth over the coordinator's start";
+    rows.push(count_row(
+        name,
+        "bytes",
+        ours[1] as f64,
+        Some(theirs[1] as f64),
+        None,
+    ));
+    eprintln!("  building libpprocess.so (cargo build --release)");
+    match library_size(out) {
+        Some((stripped, full)) => {
+            rows.push(count_row(
+                "libpprocess.so, stripped",
+                "bytes",
+                stripped as f64,
+                None,
+                None,
+            ));
+            rows.push(count_row(
+                "libpprocess.so, as built",
+                "bytes",
+                full as f64,
+                None,
+                None,
+            ));
+        }
+        None => eprintln!("  (could not build or strip libpprocess.so)"),
+    }
+    rows
+}
+
+// ----------------------------------------------------------- Python peer
+
+/// Samples (seconds per operation) from benches/peer.py, by name; empty
+/// when python3 is missing or fails.
+fn python_peer(cfg: &Config) -> std::collections::HashMap<String, Vec<f64>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer.py");
+    eprintln!("python multiprocessing peer");
+    let output = Command::new("python3")
+        .arg(script)
+        .args(
+            [
+                cfg.py_round_trips,
+                cfg.py_tasks_chunk1,
+                cfg.py_tasks_default,
+                cfg.reps,
+            ]
+            .map(|n| n.to_string()),
+        )
+        .output();
+    let mut samples = std::collections::HashMap::<String, Vec<f64>>::new();
+    match output {
+        Ok(out) if out.status.success() => {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let mut parts = line.split_whitespace();
+                if let (Some(key), Some(Ok(v))) = (parts.next(), parts.next().map(str::parse)) {
+                    samples.entry(key.to_string()).or_default().push(v);
+                }
+            }
+        }
+        Ok(out) => eprintln!("  peer.py failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(e) => eprintln!("  no python3 ({e}): no peer column"),
+    }
+    samples
+}
+
+/// A row of pprocess beside Python, from samples already taken.
+fn peer_row(
+    name: &str,
+    unit: Unit,
+    ours: &[Sample],
+    python: Option<&Vec<f64>>,
+    target: Option<Target>,
+) -> Option<Row> {
+    let theirs = python?
+        .iter()
+        .map(|&secs| Sample { secs, allocs: 0.0 })
+        .collect();
+    Some(Row {
+        section: "python",
+        workload: name.to_string(),
+        unit,
+        ours: ours.to_vec(),
+        theirs,
+        target,
+    })
+}
+
+fn python_rows(cfg: &Config, channel: &[Row], reuse: &Row) -> Vec<Row> {
+    let py = python_peer(cfg);
+    let find = |name: &str| {
+        channel
+            .iter()
+            .find(|r| r.workload == name)
+            .map(|r| &r.ours[..])
+    };
+    let mut rows = Vec::new();
+    for (cpus, key) in [
+        (Cpus::Apart, "pingpong_apart"),
+        (Cpus::Together, "pingpong_together"),
+    ] {
+        let name = format!("64 B ping-pong, {}", cpus.name());
+        if let Some(ours) = find(&name) {
+            rows.extend(peer_row(
+                &format!("{name} (Pipe)"),
+                Unit::Latency,
+                ours,
+                py.get(key),
+                None,
+            ));
+        }
+    }
+    rows.extend(peer_row(
+        "tiny-task map: pmap reuse vs Pool.map(chunksize=1)",
+        Unit::Rate,
+        &reuse.ours,
+        py.get("pool_map_chunk1"),
+        Some(Target::AtLeast(20.0)),
+    ));
+    rows.extend(peer_row(
+        "tiny-task map: pmap reuse vs Pool.map (default chunks)",
+        Unit::Rate,
+        &reuse.ours,
+        py.get("pool_map_default"),
+        None,
+    ));
+    rows
+}
+
+// ---------------------------------------------------------------------- main
+
+fn shell(cmd: &str) -> String {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2");
+    format!(
+        "{} · {} CPUs ({}) · {} · {}",
+        shell("date -u '+%Y-%m-%d %H:%M UTC'"),
+        raw::online_cpus(),
+        cpu.trim(),
+        shell("uname -sr"),
+        shell("rustc --version"),
+    )
+}
+
+fn main() {
+    // `cargo bench` passes --bench; anything else (e.g. a filter) is ignored.
+    let cfg = Config::from_env();
+    let out: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).expect("create target/bench");
+    let load_before = shell("cut -d' ' -f1-3 /proc/loadavg");
+    let started = Instant::now();
+    eprintln!(
+        "pprocess benchmark ({} mode; load average {load_before})",
+        if cfg.short { "short" } else { "full" }
+    );
+
+    // Memory first: the coordinator forks from a small, fresh process.
+    let memory = memory(&cfg, &out);
+
+    eprintln!("channel and process workloads");
+    let mut channel = Vec::new();
+    for acked in [false, true] {
+        for cpus in [Cpus::Apart, Cpus::Together] {
+            if matches!(cpus, Cpus::Apart) && raw::online_cpus() < 2 {
+                continue;
+            }
+            channel.push(ping_pong(&cfg, cpus, acked));
+        }
+    }
+    let sizes = [4 << 10, 64 << 10, 1 << 20, 16 << 20];
+    let first_stream = channel.len();
+    for size in sizes {
+        channel.push(throughput(&cfg, size));
+    }
+    channel.push(spawn_latency(&cfg));
+    channel.push(fan_in(&cfg));
+    channel.push(fork_map(&cfg));
+    let reuse = reuse_map(&cfg);
+    let python = python_rows(&cfg, &channel, &reuse);
+    channel.push(reuse);
+
+    let stream_rows: Vec<(usize, &Row)> = sizes
+        .iter()
+        .copied()
+        .zip(&channel[first_stream..])
+        .collect();
+    let chart = out.join("throughput.svg");
+    if let Err(e) = report::throughput_chart(&chart, &stream_rows) {
+        eprintln!("chart failed: {e}");
+    }
+
+    const PAIR: [&str; 8] = [
+        "workload",
+        "pprocess",
+        "libc baseline",
+        "ratio",
+        "pprocess min–max",
+        "baseline min–max",
+        "allocs/op",
+        "target met",
+    ];
+    let tables = [
+        Table { title: "pprocess vs hand-written libc baseline (medians; ratio = pprocess time / baseline time)", columns: PAIR, rows: channel },
+        Table {
+            title: "pprocess vs Python multiprocessing (medians)",
+            columns: ["workload", "pprocess", "Python", "pprocess speed", "pprocess min–max", "Python min–max", "allocs/op", "target met"],
+            rows: python,
+        },
+        Table {
+            title: "Memory",
+            columns: ["figure", "pprocess", "libc baseline", "ratio", "", "", "", "target met"],
+            rows: memory,
+        },
+    ];
+    let load_after = shell("cut -d' ' -f1-3 /proc/loadavg");
+    let mut text = format!(
+        "pprocess benchmark, {} mode: {}\nload average {load_before} before, {load_after} after; {:.0} s\n",
+        if cfg.short { "short" } else { "full" },
+        machine(),
+        started.elapsed().as_secs_f64(),
+    );
+    text.push_str(&report::markdown(&tables));
+    println!("{text}");
+    std::fs::write(out.join("results.md"), &text).expect("write results.md");
+    report::write_csv(&out.join("results.csv"), &tables).expect("write results.csv");
+    println!(
+        "wrote {}, {} and {}",
+        out.join("results.md").display(),
+        out.join("results.csv").display(),
+        chart.display()
+    );
+}

@@ -169,6 +169,18 @@ static inline int send_cell(pp_channel *ch, const void *arg, size_t arg_len)
     return pp_send(ch, &cell, sizeof cell);
 }
 
+/* Ends a process made with pp_exchange_create: sends its result to the
+ * creator and leaves with pp_exit, as every created process must, or it
+ * would go on running the creator's loop. */
+static inline void send_and_exit(pp_channel *ch, const void *data, size_t len)
+{
+    int rc = pp_send(ch, data, len);
+
+    if (rc < 0)
+        fprintf(stderr, "pp_send: %s\n", pp_strerror(rc));
+    pp_exit(ch, rc < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+}
+
 /* Puts a received cell in the grid; 0, or PP_EPROTO if it is malformed. */
 static inline int put_cell(int results[N * N], const struct cell *cell, size_t len)
 {

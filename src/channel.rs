@@ -486,14 +486,16 @@ impl Channel {
         }
         // After an error frame the process has answered: its exit code
         // (the callable's failure status) is no further news. A signal is.
-        let answered = self.remote.is_some();
+        let failed = match self.status {
+            Some(status) if status.signal().is_some() => true,
+            Some(status) => !status.success() && self.remote.is_none(),
+            None => false,
+        };
         match self.status {
-            Some(status) if !status.success() && !(answered && status.signal().is_none()) => {
-                Error::PeerEnded {
-                    pid: self.pid,
-                    status,
-                }
-            }
+            Some(status) if failed => Error::PeerEnded {
+                pid: self.pid,
+                status,
+            },
             _ => Error::Closed,
         }
     }

@@ -16,8 +16,21 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// Each example with the lines it prints before the grid, as the Python
 /// original does. Every program in c-examples/ must be listed here.
 const EXAMPLES: &[(&str, &[&str])] = &[
+    (
+        "simple_continuous_queue",
+        &["Calculating...", "Finishing..."],
+    ),
     ("simple_create", &["Calculating...", "Finishing..."]),
+    ("simple_create_map", &["Calculating..."]),
+    ("simple_create_queue", &["Calculating...", "Finishing..."]),
+    ("simple_managed", &["Calculating...", "Finishing..."]),
+    ("simple_managed_map", &["Calculating..."]),
+    ("simple_managed_map_reusable", &["Calculating..."]),
+    ("simple_managed_queue", &["Calculating...", "Finishing..."]),
+    ("simple_pmap", &[]),
+    ("simple_pmap_iter", &[]),
     ("simple_start", &["Calculating...", "Finishing..."]),
+    ("simple_start_queue", &["Finishing..."]),
 ];
 
 fn root() -> &'static Path {

@@ -62,7 +62,11 @@ impl Unit {
 
     /// A value range, low to high in the shown unit.
     fn show_range(self, a: f64, b: f64) -> String {
-        let (lo, hi) = if self.value(a) <= self.value(b) { (a, b) } else { (b, a) };
+        let (lo, hi) = if self.value(a) <= self.value(b) {
+            (a, b)
+        } else {
+            (b, a)
+        };
         format!("{}–{}", self.show(lo), self.show(hi))
     }
 }
@@ -162,8 +166,14 @@ impl Row {
             _ => format!("{:.2}×", self.ratio()),
         };
         let verdict = match self.holds() {
-            Some(true) => format!("yes ({})", self.target.map(Target::show).unwrap_or_default()),
-            Some(false) => format!("**NO** ({})", self.target.map(Target::show).unwrap_or_default()),
+            Some(true) => format!(
+                "yes ({})",
+                self.target.map(Target::show).unwrap_or_default()
+            ),
+            Some(false) => format!(
+                "**NO** ({})",
+                self.target.map(Target::show).unwrap_or_default()
+            ),
             None => String::new(),
         };
         let allocs = match self.unit {
@@ -235,7 +245,13 @@ pub fn write_csv(path: &Path, tables: &[Table]) -> std::io::Result<()> {
         let (omin, omax) = min_max(&secs(&row.ours));
         let (tmin, tmax) = min_max(&secs(&row.theirs));
         let u = row.unit;
-        let opt = |v: f64| if v.is_finite() { format!("{}", u.value(v)) } else { String::new() };
+        let opt = |v: f64| {
+            if v.is_finite() {
+                format!("{}", u.value(v))
+            } else {
+                String::new()
+            }
+        };
         let _ = writeln!(
             out,
             "{},\"{}\",{},{},{},{},{},{},{},{},{},\"{}\",{}",
@@ -244,7 +260,11 @@ pub fn write_csv(path: &Path, tables: &[Table]) -> std::io::Result<()> {
             u.name(),
             opt(row.ours_median()),
             opt(row.theirs_median()),
-            if row.theirs.is_empty() { String::new() } else { format!("{:.4}", row.ratio()) },
+            if row.theirs.is_empty() {
+                String::new()
+            } else {
+                format!("{:.4}", row.ratio())
+            },
             opt(omin),
             opt(omax),
             opt(tmin),
@@ -290,10 +310,15 @@ pub fn throughput_chart(path: &Path, rows: &[(usize, &Row)]) -> Result<(), Strin
         .map_err(|e| e.to_string())?;
     for (name, series, color) in [("pprocess", &ours, BLUE), ("libc baseline", &theirs, RED)] {
         chart
-            .draw_series(LineSeries::new(series.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                series.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(|e| e.to_string())?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart
             .draw_series(series.iter().map(|&p| Circle::new(p, 4, color.filled())))
             .map_err(|e| e.to_string())?;

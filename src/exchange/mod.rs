@@ -66,6 +66,9 @@ pub trait StoreData {
 }
 
 /// Which side of [`Exchange::create`] this is.
+// The channel stays inline (no allocator in no_std); this value is made
+// once per created process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Spawned {
     /// In the new process: its channel to the creator.

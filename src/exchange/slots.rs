@@ -57,6 +57,9 @@ pub trait Slots: Default {
     /// The slots, mutably.
     fn slots_mut(&mut self) -> &mut [Slot<Self::Held>];
     /// Adds a slot; a full store hands it back.
+    // A slot holds its channel (and its read-ahead buffer) inline so that
+    // `Fixed` needs no allocator; handing it back is the heapless convention.
+    #[allow(clippy::result_large_err)]
     fn push(&mut self, slot: Slot<Self::Held>) -> core::result::Result<(), Slot<Self::Held>>;
     /// Removes slot `index`, moving the last one into its place.
     fn swap_remove(&mut self, index: usize) -> Slot<Self::Held>;
@@ -115,6 +118,7 @@ impl<const N: usize> Slots for Fixed<N> {
         &mut self.slots
     }
 
+    #[allow(clippy::result_large_err)]
     fn push(&mut self, slot: Slot<Channel>) -> core::result::Result<(), Slot<Channel>> {
         self.slots.push(slot)
     }
@@ -153,6 +157,7 @@ impl Slots for Growable {
         &mut self.slots
     }
 
+    #[allow(clippy::result_large_err)]
     fn push(&mut self, slot: Slot<Self::Held>) -> core::result::Result<(), Slot<Self::Held>> {
         self.slots.push(slot);
         Ok(())
