@@ -134,6 +134,15 @@ impl Channel {
         }
     }
 
+    /// A connected pair of channels in this process (no process is created):
+    /// what one end sends, the other receives. Useful to hand one end to a
+    /// process created later, to test a protocol, or to drive a channel from
+    /// your own event loop.
+    pub fn pair() -> Result<(Channel, Channel)> {
+        let (a, b) = sys::socketpair()?;
+        Ok((Channel::from_fd(a, 0), Channel::from_fd(b, 0)))
+    }
+
     /// The created process's id, seen from its creator; 0 on the created side.
     pub fn pid(&self) -> Pid {
         self.pid

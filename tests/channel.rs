@@ -368,3 +368,17 @@ fn a_created_process_holds_no_descriptor_of_sibling_channels() {
     );
     drop(sibling);
 }
+
+#[test]
+fn a_pair_talks_within_one_process() {
+    let (mut a, mut b) = Channel::pair().unwrap();
+    assert_eq!((a.pid(), b.pid()), (0, 0));
+    a.send(b"ping").unwrap();
+    assert_eq!(b.receive_vec().unwrap(), b"ping");
+    b.send_value(&42u32).unwrap();
+    assert_eq!(a.receive_value::<u32>().unwrap(), 42);
+    drop(b);
+    assert_eq!(a.receive_vec(), Err(Error::Closed));
+    // Not a created process: there is nothing to wait for.
+    assert_eq!(a.wait(), Err(Error::Invalid));
+}
