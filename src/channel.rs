@@ -248,12 +248,7 @@ impl Channel {
     /// Sends an error frame: the peer's next receive fails with
     /// [`Error::Remote`] and it can read `error` with [`Channel::remote_error`].
     pub fn send_error(&mut self, error: &RemoteError) -> Result<()> {
-        let message = error.message().as_bytes();
-        let mut payload = [0u8; MAX_ERROR_PAYLOAD];
-        payload[..4].copy_from_slice(&error.code().to_le_bytes());
-        payload[4..4 + message.len()].copy_from_slice(message);
-        self.send_frame(Kind::Error, 0, &payload[..4 + message.len()])
-            .map(drop)
+        self.send_error_frame(error, 0).map(drop)
     }
 
     /// Sends one frame with the next frame number; returns that number.
@@ -405,6 +400,7 @@ impl Channel {
                     Err(e) => return Err(self.end_on(Error::Protocol(e))),
                 };
                 self.remote = Some(RemoteError::new(code, message));
+                self.acknowledge(header);
                 Err(Error::Remote { code })
             }
             Kind::Stop => Err(self.end_on(Error::Closed)),
@@ -420,10 +416,7 @@ impl Channel {
         debug_assert_eq!(dst.len(), header.length as usize);
         self.read_payload(dst)?;
         self.pending = None;
-        if header.flags & FLAG_ACK_REQUESTED != 0 {
-            // The peer may already be gone; the message itself was received.
-            let _ = self.write_frame(Header::new(Kind::Ack, 0, 0, header.seq), &[]);
-        }
+        self.acknowledge(header);
         Ok(())
     }
 
@@ -555,6 +548,30 @@ impl Channel {
     /// Closes the channel. A created process that is still running is
     /// collected later (by the next create, or [`waitall`](crate::waitall)).
     pub fn close(self) {}
+
+    /// Sends an acknowledgement of a received frame if its sender asked for
+    /// one (data, args and error frames alike).
+    fn acknowledge(&mut self, header: Header) {
+        if header.flags & FLAG_ACK_REQUESTED != 0 {
+            // The peer may already be gone; the frame itself was received.
+            let _ = self.write_frame(Header::new(Kind::Ack, 0, 0, header.seq), &[]);
+        }
+    }
+
+    /// Sends an error frame with `flags`; returns its frame number.
+    pub(crate) fn send_error_frame(&mut self, error: &RemoteError, flags: u16) -> Result<u32> {
+        let message = error.message().as_bytes();
+        let mut payload = [0u8; MAX_ERROR_PAYLOAD];
+        payload[..4].copy_from_slice(&error.code().to_le_bytes());
+        payload[4..4 + message.len()].copy_from_slice(message);
+        self.send_frame(Kind::Error, flags, &payload[..4 + message.len()])
+    }
+
+    /// The highest frame number the peer has acknowledged (0: none yet).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn acked(&self) -> u32 {
+        self.acked
+    }
 }
 
 impl Drop for Channel {

@@ -254,8 +254,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 while index > 0 {
                     index -= 1;
                     if self.slots.slots()[index].ready {
-                        self.serve(index)?;
                         served += 1;
+                        // Serve what the channel already read ahead, too,
+                        // without polling again.
+                        while self.serve(index)? && self.slots.slots()[index].buffered() {}
                     }
                 }
             }
@@ -271,27 +273,28 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// Reads the next frame of slot `index` and stores it, finishes its
-    /// task, or retires the slot when its channel has ended.
-    fn serve(&mut self, index: usize) -> Result<()> {
+    /// task, or retires the slot when its channel has ended. Returns whether
+    /// the slot is still there.
+    fn serve(&mut self, index: usize) -> Result<bool> {
         let slot = &mut self.slots.slots_mut()[index];
         let task = slot.tasks.front().copied();
         let frame = slot.channel().next_frame(Deadline::after(0));
         match frame {
-            Ok(Frame::Ack) | Err(Error::TimedOut) => Ok(()),
+            Ok(Frame::Ack) | Err(Error::TimedOut) => Ok(true),
             Ok(Frame::TaskEnd) => {
                 self.finish_task(index, None);
-                Ok(())
+                Ok(true)
             }
             Ok(Frame::Message(header)) => {
                 let Some(task) = task else {
                     // A message nobody asked for: a misbehaving peer.
-                    return self.retire(index, Error::Invalid);
+                    return self.retire(index, Error::Invalid).map(|()| false);
                 };
                 let stored = self.handler.store_data(slot.channel(), task);
                 if let Err(e) = stored {
                     return match e {
                         Error::Closed | Error::PeerEnded { .. } | Error::Protocol(_) => {
-                            self.retire(index, e)
+                            self.retire(index, e).map(|()| false)
                         }
                         other => Err(other),
                     };
@@ -305,15 +308,15 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 if header.flags & FLAG_END != 0 {
                     self.finish_task(index, None);
                 }
-                Ok(())
+                Ok(true)
             }
             Err(Error::Remote { code }) => {
                 let remote = slot.channel().remote_error().cloned();
                 let error = Error::Remote { code };
                 self.finish_task(index, Some((error, remote)));
-                Ok(())
+                Ok(true)
             }
-            Err(e) => self.retire(index, e),
+            Err(e) => self.retire(index, e).map(|()| false),
         }
     }
 

@@ -2,7 +2,7 @@
 //! allocator) or growable with boxed channels whose addresses stay put
 //! ([`Growable`], the C handles point at them).
 
-use core::borrow::BorrowMut;
+use core::borrow::{Borrow, BorrowMut};
 
 use crate::channel::Channel;
 use crate::error::Result;
@@ -45,6 +45,11 @@ impl<C: BorrowMut<Channel>> Slot<C> {
 
     pub(super) fn channel(&mut self) -> &mut Channel {
         self.channel.borrow_mut()
+    }
+
+    /// True when the channel holds a frame it already read ahead.
+    pub(super) fn buffered(&self) -> bool {
+        self.channel.borrow().has_buffered()
     }
 }
 

@@ -13,6 +13,7 @@ mod poll;
 mod proc;
 mod socket;
 mod time;
+mod unix;
 
 pub use fd::{after_fork_in_child, Fd};
 pub use io::{read, read_exact, send_vectored};
@@ -24,6 +25,10 @@ pub use proc::{
 };
 pub use socket::socketpair;
 pub use time::Deadline;
+pub use unix::{
+    accept, bind, chmod, connect, geteuid, listen, lstat, peer_credentials, setsid,
+    stdio_to_dev_null, unix_socket, unlink, Credentials, FileInfo, SocketPath,
+};
 
 /// An error number (`errno`) reported by a failed system call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +47,12 @@ impl Errno {
     pub const CONNRESET: Errno = Errno(libc::ECONNRESET);
     /// `ENOMEM`: out of memory.
     pub const NOMEM: Errno = Errno(libc::ENOMEM);
+    /// `ENOENT`: no such file.
+    pub const NOENT: Errno = Errno(libc::ENOENT);
+    /// `EADDRINUSE`: a file already exists at a socket's address.
+    pub const ADDRINUSE: Errno = Errno(libc::EADDRINUSE);
+    /// `ECONNREFUSED`: nobody listens at a socket's address.
+    pub const CONNREFUSED: Errno = Errno(libc::ECONNREFUSED);
 
     /// The calling thread's current `errno`.
     fn last() -> Errno {
