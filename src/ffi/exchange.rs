@@ -499,16 +499,24 @@ pub extern "C" fn pp_exchange_next(
         let (ex, buf) = unsafe { (exchange_ref(ex)?, bytes_mut(buf, cap)?) };
         let (task, outcome) = ex.exchange.peek_result(-1)?;
         if let Ok(message) = outcome {
-            // SAFETY: `len` was checked non-NULL.
-            unsafe { write_out(len, message.len()) }?;
-            let dst = buf.get_mut(..message.len()).ok_or(Error::TooBig {
-                size: message.len(),
-                capacity: cap,
-            })?;
-            dst.copy_from_slice(message);
+            copy_message(message, buf, len)?;
         }
         take_result(ex).map(|()| count(task))
     })
+}
+
+/// Copies a result into the caller's buffer and its length to *len (already
+/// checked non-NULL); PP_ETOOBIG with *len = the size needed if it does not fit.
+fn copy_message(message: &[u8], buf: &mut [u8], len: *mut usize) -> Result<()> {
+    // SAFETY: the caller checked `len` non-NULL.
+    unsafe { write_out(len, message.len()) }?;
+    let capacity = buf.len();
+    let dst = buf.get_mut(..message.len()).ok_or(Error::TooBig {
+        size: message.len(),
+        capacity,
+    })?;
+    dst.copy_from_slice(message);
+    Ok(())
 }
 
 /// Takes the next result (already in) off the exchange; a failure is
@@ -574,16 +582,7 @@ pub extern "C" fn pp_map_get(
             return Err(Error::Invalid);
         }
         match ex.exchange.get(index)? {
-            Ok(message) => {
-                // SAFETY: `len` was checked non-NULL.
-                unsafe { write_out(len, message.len()) }?;
-                let dst = buf.get_mut(..message.len()).ok_or(Error::TooBig {
-                    size: message.len(),
-                    capacity: cap,
-                })?;
-                dst.copy_from_slice(message);
-                Ok(0)
-            }
+            Ok(message) => copy_message(message, buf, len).map(|()| 0),
             Err(failure) => {
                 let failure = failure.clone();
                 let error = failure.error;
