@@ -2,7 +2,7 @@
 //! allocator) or growable with boxed channels whose addresses stay put
 //! ([`Growable`], the C handles point at them).
 
-use core::borrow::{Borrow, BorrowMut};
+use core::borrow::BorrowMut;
 
 use crate::channel::Channel;
 use crate::error::Result;
