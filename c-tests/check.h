@@ -10,7 +10,8 @@
  *   CHECK_OK(rc);          rc is not an error (>= 0)
  *   return report();       prints "N passed, N failed"; main's exit status
  *
- * Also the child behaviour several test programs share. Failures inside a
+ * Also the child behaviour several test programs share, and what they look
+ * up in /proc (children of a process, open descriptors). Failures inside a
  * created process are not counted here: a child reports them through its
  * exit status or its messages, and the parent checks those.
  *
@@ -19,8 +20,12 @@
 #ifndef CHECK_H
 #define CHECK_H
 
+#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -150,6 +155,75 @@ static inline int serve_until_closed(pp_channel *ch, const void *arg, size_t arg
     while ((rc = pp_receive(ch, buf, sizeof buf, &len)) == 0 || rc == PP_EREMOTE)
         continue;
     return rc == PP_ECLOSED ? 0 : rc;
+}
+
+/* The children of a process, as /proc shows them. */
+struct children {
+    int live;    /* running or sleeping */
+    int zombies; /* ended, not yet collected by their parent */
+};
+
+/* Reads the state and parent of process `pid` from /proc/<pid>/stat; 1 on
+ * success, 0 if it is gone. */
+static inline int read_process_stat(pid_t pid, char *state, pid_t *ppid)
+{
+    char path[64], stat[512];
+    const char *after_name;
+    int parent, ok = 0;
+    FILE *file;
+
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    file = fopen(path, "r");
+    if (file == NULL)
+        return 0;
+    /* "pid (comm) state ppid ...": comm may contain anything but ')'. */
+    if (fgets(stat, sizeof stat, file) != NULL && (after_name = strrchr(stat, ')')) != NULL)
+        ok = sscanf(after_name + 1, " %c %d", state, &parent) == 2;
+    fclose(file);
+    if (ok)
+        *ppid = (pid_t)parent;
+    return ok;
+}
+
+/* Counts the children of `parent`. Only numeric /proc entries are processes:
+ * "self" and "thread-self" would count the caller a second time. */
+static inline struct children children_of(pid_t parent)
+{
+    struct children found = {0, 0};
+    DIR *proc = opendir("/proc");
+    struct dirent *entry;
+    char state;
+    pid_t ppid;
+
+    if (proc == NULL)
+        return found;
+    while ((entry = readdir(proc)) != NULL) {
+        if (strspn(entry->d_name, "0123456789") != strlen(entry->d_name))
+            continue;
+        if (!read_process_stat((pid_t)atoi(entry->d_name), &state, &ppid) || ppid != parent)
+            continue;
+        if (state == 'Z')
+            found.zombies++;
+        else
+            found.live++;
+    }
+    closedir(proc);
+    return found;
+}
+
+/* How many descriptors this process has open, or -1. */
+static inline int open_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    struct dirent *entry;
+    int count = 0;
+
+    if (dir == NULL)
+        return -1;
+    while ((entry = readdir(dir)) != NULL)
+        count += entry->d_name[0] != '.';
+    closedir(dir);
+    return count - 1; /* the directory's own descriptor */
 }
 
 #endif /* CHECK_H */

@@ -119,7 +119,7 @@ static void test_null_arguments_to_process_functions(void)
  * NULL output is PP_EINVAL, and does not block. */
 static void test_null_arguments_to_message_functions(pp_channel *ch)
 {
-    char buf[8];
+    char buf[8] = {0};
     size_t len = 77;
     void *data = UNTOUCHED;
 

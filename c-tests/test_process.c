@@ -54,37 +54,6 @@ static int count_fds_linking_to(const struct fd_link *links, size_t count)
     return found;
 }
 
-/* How many children of this process are zombies (state Z in /proc/<pid>/stat). */
-static int zombie_children(void)
-{
-    DIR *proc = opendir("/proc");
-    struct dirent *entry;
-    int zombies = 0;
-
-    if (proc == NULL)
-        return -1;
-    while ((entry = readdir(proc)) != NULL) {
-        char path[300], stat[512], state = '?';
-        const char *after_name;
-        int ppid = 0;
-        FILE *file;
-
-        snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
-        file = fopen(path, "r");
-        if (file == NULL)
-            continue; /* not a process, or gone */
-        if (fgets(stat, sizeof stat, file) != NULL) {
-            /* "pid (comm) state ppid ...": comm may contain anything but ')'. */
-            after_name = strrchr(stat, ')');
-            if (after_name != NULL && sscanf(after_name + 1, " %c %d", &state, &ppid) == 2)
-                zombies += state == 'Z' && ppid == (int)getpid();
-        }
-        fclose(file);
-    }
-    closedir(proc);
-    return zombies;
-}
-
 /* Child: blocks in a receive that never gets a message. */
 static int block_forever(pp_channel *ch)
 {
@@ -205,7 +174,7 @@ static void test_waitall_leaves_no_zombies(void)
     for (k = 0; k < CHILDREN; k++)
         pp_channel_close(channels[k]);
     CHECK_EQ(pp_waitall(), CHILDREN);
-    CHECK_EQ(zombie_children(), 0);
+    CHECK_EQ(children_of(getpid()).zombies, 0);
     CHECK_EQ(pp_waitall(), 0);
 }
 

@@ -1,0 +1,1046 @@
+/*
+ * Exchanges from C: the limit seen from the children, the waiting list, Map
+ * order, Queue exactly once, reused workers, continuous tasks, killed
+ * workers, failing tasks, results larger than the buffer, pp_map_get, an
+ * exchange with a store callback and its methods, PP_KEEP_REMOVED,
+ * pp_exchange_create, pp_pmap, leaks over 1,000 tasks, and bad arguments.
+ *
+ * A test that hangs is ended by check.h's alarm: "no hang" needs no timing.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "check.h"
+
+enum {
+    TASK_FAILURE = 42,      /* what a failing task returns */
+    STORE_FAILURE = -5000,  /* what a failing store callback returns */
+    MESSAGES = 50,          /* messages of each continuous task */
+    MANY_TASKS = 1000
+};
+
+static void sleep_ms(int ms)
+{
+    struct timespec left;
+
+    left.tv_sec = ms / 1000;
+    left.tv_nsec = (long)(ms % 1000) * 1000000L;
+    while (nanosleep(&left, &left) < 0 && errno == EINTR)
+        continue;
+}
+
+/* A duration that puts `count` tasks out of order: 0 .. count-1 steps. */
+static int shuffled_ms(int index, int count, int step)
+{
+    return (index * 7) % count * step; /* 7 is prime to every count used */
+}
+
+/* ---- Jobs: the plain function (pp_function) most tests run ---- */
+
+/* What a job does after its sleep. */
+enum action {
+    ANSWER, /* answers with its index and pid */
+    COUNT,  /* also counts its live siblings */
+    FAIL,   /* returns TASK_FAILURE */
+    DIE     /* is killed with SIGKILL */
+};
+
+struct job {
+    int32_t index, sleep_ms, action;
+};
+
+struct answer {
+    int32_t index, pid, siblings;
+};
+
+static int run_job(const void *input, size_t input_len, void *output, size_t output_cap,
+                   size_t *output_len)
+{
+    struct job job;
+    struct answer answer = {0, 0, 0};
+
+    if (input_len != sizeof job || output_cap < sizeof answer)
+        return PP_EINVAL;
+    memcpy(&job, input, sizeof job);
+    sleep_ms(job.sleep_ms);
+    if (job.action == FAIL)
+        return TASK_FAILURE;
+    if (job.action == DIE)
+        raise(SIGKILL);
+    answer.index = job.index;
+    answer.pid = (int32_t)getpid();
+    if (job.action == COUNT)
+        answer.siblings = children_of(getppid()).live;
+    memcpy(output, &answer, sizeof answer);
+    *output_len = sizeof answer;
+    return 0;
+}
+
+/* Calls run_job as a task of ex; returns pp_exchange_call's result. */
+static int call_job(pp_exchange *ex, int index, int sleep, enum action action)
+{
+    struct job job;
+
+    job.index = index;
+    job.sleep_ms = sleep;
+    job.action = action;
+    return pp_exchange_call(ex, run_job, &job, sizeof job, sizeof(struct answer));
+}
+
+/* Takes the next answer of a queue or map: its task id, or the error. */
+static int next_answer(pp_exchange *ex, struct answer *answer)
+{
+    size_t len = 0;
+    int rc = pp_exchange_next(ex, answer, sizeof *answer, &len);
+
+    if (rc >= 0)
+        CHECK_EQ(len, sizeof *answer);
+    return rc;
+}
+
+/* ---- Other task bodies ---- */
+
+/* A pipe that gated tasks wait on: each passes when a byte is written. */
+static int gate[2] = {-1, -1};
+
+static void gate_open(int passes)
+{
+    while (passes-- > 0)
+        CHECK_EQ(write(gate[1], "", 1), 1);
+}
+
+static void gate_remove(void)
+{
+    close(gate[0]);
+    close(gate[1]);
+}
+
+/* A pp_callable: sends its argument back. */
+static int echo_arg(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    return pp_send(ch, arg, arg_len);
+}
+
+/* A pp_callable: waits at the gate, then sends its argument back. */
+static int gated_echo_arg(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    char byte;
+
+    return read(gate[0], &byte, 1) == 1 ? echo_arg(ch, arg, arg_len) : 1;
+}
+
+/* A pp_callable: sends its argument back, then stays until the creator
+ * closes the channel. */
+static int echo_arg_and_stay(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    int rc = echo_arg(ch, arg, arg_len);
+
+    return rc < 0 ? rc : serve_until_closed(ch, NULL, 0);
+}
+
+/* A pp_callable: sends back every message until the channel is closed. */
+static int echo_until_closed(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    char buf[64];
+    size_t len;
+    int rc;
+
+    (void)arg;
+    (void)arg_len;
+    while ((rc = pp_receive(ch, buf, sizeof buf, &len)) == 0)
+        if ((rc = pp_send(ch, buf, len)) < 0)
+            return rc;
+    return rc == PP_ECLOSED ? 0 : rc;
+}
+
+/* A pp_callable for continuous tasks: sends MESSAGES int32_t values,
+ * task * 1000 + m for m = 0, 1, ... */
+static int send_many(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    int32_t task, m, value;
+    int rc;
+
+    if (arg_len != sizeof task)
+        return PP_EINVAL;
+    memcpy(&task, arg, sizeof task);
+    for (m = 0; m < MESSAGES; m++) {
+        value = task * 1000 + m;
+        if ((rc = pp_send(ch, &value, sizeof value)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* A pp_callable that fails with the code it is given. */
+static int fail_with(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    int32_t code = 1;
+
+    (void)ch;
+    if (arg_len == sizeof code)
+        memcpy(&code, arg, sizeof code);
+    return code;
+}
+
+/* A pp_function: `size` (a size_t) in, that many bytes out, byte k = k % 251. */
+static int fill_bytes(const void *input, size_t input_len, void *output, size_t output_cap,
+                      size_t *output_len)
+{
+    unsigned char *bytes = (unsigned char *)output;
+    size_t size, k;
+
+    if (input_len != sizeof size)
+        return PP_EINVAL;
+    memcpy(&size, input, sizeof size);
+    if (size > output_cap)
+        return PP_ETOOBIG;
+    for (k = 0; k < size; k++)
+        bytes[k] = (unsigned char)(k % 251);
+    *output_len = size;
+    return 0;
+}
+
+/* True if data holds what fill_bytes makes for `size`. */
+static int filled(const void *data, size_t size)
+{
+    const unsigned char *bytes = (const unsigned char *)data;
+    size_t k;
+
+    for (k = 0; k < size; k++)
+        if (bytes[k] != k % 251)
+            return 0;
+    return 1;
+}
+
+/* The input pp_pmap's square fails for. */
+#define FAILING_INPUT (-1)
+
+/* A pp_function: the square of an int32_t (TASK_FAILURE for FAILING_INPUT). */
+static int square(const void *input, size_t input_len, void *output, size_t output_cap,
+                  size_t *output_len)
+{
+    int32_t x;
+
+    if (input_len != sizeof x || output_cap < sizeof x)
+        return PP_EINVAL;
+    memcpy(&x, input, sizeof x);
+    if (x == FAILING_INPUT)
+        return TASK_FAILURE;
+    x *= x;
+    memcpy(output, &x, sizeof x);
+    *output_len = sizeof x;
+    return 0;
+}
+
+/* ---- A store callback (pprocess's store_data) and what it keeps ---- */
+
+struct store_log {
+    int count;      /* messages stored */
+    int32_t sum;    /* of their values */
+    int fail;       /* return STORE_FAILURE after receiving */
+};
+
+static int store_value(pp_exchange *ex, pp_channel *ch, void *ctx)
+{
+    struct store_log *log = (struct store_log *)ctx;
+    int32_t value;
+    size_t len;
+    int rc = pp_receive(ch, &value, sizeof value, &len);
+
+    (void)ex;
+    if (rc < 0)
+        return rc;
+    log->count++;
+    log->sum += value;
+    return log->fail ? STORE_FAILURE : 0;
+}
+
+/* pp_start(callable) with an int32_t argument: the channel, or NULL. */
+static pp_channel *start_with_value(pp_callable callable, int32_t value)
+{
+    pp_channel *ch = NULL;
+
+    CHECK_OK(pp_start(callable, &value, sizeof value, &ch));
+    return ch;
+}
+
+/* ---- The limit and the waiting list ---- */
+
+enum { LIMIT = 3, LIMIT_JOBS = 12 };
+
+/* Runs in a process of its own, so that the map's workers are its only
+ * children: sends back the most live siblings any job saw (-1: a failure). */
+static int report_most_siblings(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    struct answer answer;
+    pp_exchange *map;
+    unsigned flags;
+    int32_t most = 0;
+    size_t len;
+    int k, rc;
+
+    if (arg_len != sizeof flags)
+        return PP_EINVAL;
+    memcpy(&flags, arg, sizeof flags);
+    if (pp_map_new(LIMIT, flags, &map) < 0)
+        return 1;
+    for (k = 0; k < LIMIT_JOBS; k++)
+        if (call_job(map, k, 20, COUNT) < 0)
+            most = -1;
+    while ((rc = pp_exchange_next(map, &answer, sizeof answer, &len)) >= 0)
+        if (most >= 0 && answer.siblings > most)
+            most = answer.siblings;
+    if (rc != PP_EDONE)
+        most = -1;
+    pp_exchange_free(map);
+    return pp_send(ch, &most, sizeof most);
+}
+
+static void check_limit_seen_from_children(unsigned flags)
+{
+    pp_channel *ch = NULL;
+    int32_t most = -1;
+    size_t len;
+
+    CHECK_OK(pp_start(report_most_siblings, &flags, sizeof flags, &ch));
+    if (ch == NULL)
+        return;
+    CHECK_OK(pp_receive(ch, &most, sizeof most, &len));
+    CHECK(most <= LIMIT);
+    CHECK(most >= 2); /* the jobs did run side by side */
+    CHECK_EQ(wait_exit_code(ch), 0);
+    pp_channel_close(ch);
+}
+
+static void test_limit_seen_from_children(void)
+{
+    check_limit_seen_from_children(0);
+    check_limit_seen_from_children(PP_REUSE);
+}
+
+static void test_waiting_list_drains(void)
+{
+    enum { TASKS = 10 };
+    int seen[TASKS] = {0};
+    pp_exchange *queue;
+    int32_t k, value;
+    size_t len;
+    int rc;
+
+    CHECK_OK(pipe(gate));
+    CHECK_OK(pp_queue_new(2, 0, &queue));
+    /* Starting beyond the limit returns at once: the tasks wait in the
+     * list while the two running ones are held at the gate. */
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(pp_exchange_start(queue, gated_echo_arg, &k, sizeof k), k);
+    CHECK_EQ(pp_exchange_active(queue), 2);
+    CHECK_EQ(pp_exchange_busy(queue), 1);
+    CHECK_EQ(pp_exchange_unfinished(queue), 1);
+    CHECK_EQ(pp_exchange_store(queue, 0), PP_ETIMEDOUT);
+
+    gate_open(TASKS);
+    while ((rc = pp_exchange_next(queue, &value, sizeof value, &len)) >= 0) {
+        CHECK_EQ(value, rc); /* each task sent its own id */
+        if (value >= 0 && value < TASKS)
+            seen[value]++;
+    }
+    CHECK_EQ(rc, PP_EDONE);
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(seen[k], 1);
+    CHECK_EQ(pp_exchange_unfinished(queue), 0);
+    CHECK_EQ(pp_exchange_active(queue), 0);
+    pp_exchange_free(queue);
+    gate_remove();
+}
+
+/* ---- Map and Queue order ---- */
+
+static void test_map_keeps_start_order(void)
+{
+    enum { TASKS = 12 };
+    struct answer answer;
+    pp_exchange *map;
+    int k;
+
+    CHECK_OK(pp_map_new(4, 0, &map));
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(call_job(map, k, shuffled_ms(k, TASKS, 10), ANSWER), k);
+    for (k = 0; k < TASKS; k++) {
+        CHECK_EQ(next_answer(map, &answer), k);
+        CHECK_EQ(answer.index, k);
+    }
+    CHECK_EQ(next_answer(map, &answer), PP_EDONE);
+    pp_exchange_free(map);
+}
+
+static void test_queue_yields_each_once(void)
+{
+    enum { TASKS = 40 };
+    int seen[TASKS] = {0};
+    struct answer answer;
+    pp_exchange *queue;
+    int k, rc;
+
+    CHECK_OK(pp_queue_new(4, 0, &queue));
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(call_job(queue, k, shuffled_ms(k, TASKS, 2), ANSWER), k);
+    while ((rc = next_answer(queue, &answer)) >= 0) {
+        CHECK_EQ(answer.index, rc);
+        if (answer.index >= 0 && answer.index < TASKS)
+            seen[answer.index]++;
+    }
+    CHECK_EQ(rc, PP_EDONE);
+    CHECK_EQ(next_answer(queue, &answer), PP_EDONE); /* and it stays done */
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(seen[k], 1);
+    pp_exchange_free(queue);
+}
+
+/* ---- Reuse and continuous tasks ---- */
+
+/* Adds pid to pids[0 .. *count) unless it is there. */
+static void note_pid(int32_t pid, int32_t *pids, int *count)
+{
+    int k;
+
+    for (k = 0; k < *count; k++)
+        if (pids[k] == pid)
+            return;
+    pids[(*count)++] = pid;
+}
+
+/* Many more tasks than workers: every answer comes from one of at most
+ * `limit` processes, and in order. */
+static void check_reuse(size_t limit)
+{
+    enum { TASKS = 30 };
+    int32_t pids[TASKS];
+    struct answer answer;
+    pp_exchange *map;
+    int k, workers = 0;
+
+    CHECK_OK(pp_map_new(limit, PP_REUSE, &map));
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(call_job(map, k, 2, ANSWER), k);
+    for (k = 0; k < TASKS; k++) {
+        CHECK_EQ(next_answer(map, &answer), k);
+        CHECK_EQ(answer.index, k);
+        CHECK(answer.pid != getpid());
+        note_pid(answer.pid, pids, &workers);
+    }
+    CHECK(workers >= 1);
+    CHECK(workers <= (int)limit);
+    CHECK_EQ(pp_exchange_finish(map), 0);
+    CHECK_EQ(pp_exchange_active(map), 0);
+    pp_exchange_free(map);
+}
+
+static void test_reuse(void)
+{
+    check_reuse(3);
+    check_reuse(1);
+}
+
+static void check_continuous(unsigned flags)
+{
+    enum { TASKS = 5 };
+    int received[TASKS] = {0};
+    pp_exchange *queue;
+    int32_t k, value;
+    size_t len;
+    int task;
+
+    CHECK_OK(pp_queue_new(2, PP_CONTINUOUS | flags, &queue));
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(pp_exchange_start(queue, send_many, &k, sizeof k), k);
+    /* Every message is a result, tagged with its task; each task's
+     * messages come in the order it sent them. */
+    while ((task = pp_exchange_next(queue, &value, sizeof value, &len)) >= 0) {
+        if (task >= TASKS) {
+            CHECK(task < TASKS);
+            break;
+        }
+        CHECK_EQ(value, task * 1000 + received[task]);
+        received[task]++;
+    }
+    CHECK_EQ(task, PP_EDONE);
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(received[k], MESSAGES);
+    pp_exchange_free(queue);
+}
+
+static void test_continuous_tasks_send_many_results(void)
+{
+    check_continuous(0);
+    check_continuous(PP_REUSE);
+}
+
+/* ---- Failing tasks ---- */
+
+/* Job 4 of 9 is killed while the others run: it alone fails, with
+ * PP_EPEER, and every other answer comes, in order. */
+static void check_killed_worker(unsigned flags)
+{
+    enum { TASKS = 9, KILLED = 4 };
+    struct answer answer;
+    pp_exchange *map;
+    int k;
+
+    CHECK_OK(pp_map_new(3, flags, &map));
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(call_job(map, k, k == KILLED ? 20 : 10, k == KILLED ? DIE : ANSWER), k);
+    for (k = 0; k < TASKS; k++) {
+        if (k == KILLED) {
+            CHECK_EQ(next_answer(map, &answer), PP_EPEER);
+            CHECK_EQ(pp_exchange_task_error(map, NULL, NULL), 0); /* no code of its own */
+            continue;
+        }
+        CHECK_EQ(next_answer(map, &answer), k);
+        CHECK_EQ(answer.index, k);
+    }
+    CHECK_EQ(next_answer(map, &answer), PP_EDONE);
+    pp_exchange_free(map);
+}
+
+static void test_killed_worker(void)
+{
+    check_killed_worker(0);
+    check_killed_worker(PP_REUSE);
+}
+
+static void check_function_error(unsigned flags)
+{
+    enum { TASKS = 4, FAILING = 2 };
+    struct answer answer;
+    const char *message = NULL;
+    pp_exchange *map;
+    int k, code = 0;
+
+    CHECK_OK(pp_map_new(2, flags, &map));
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(call_job(map, k, 0, k == FAILING ? FAIL : ANSWER), k);
+    for (k = 0; k < TASKS; k++) {
+        if (k == FAILING) {
+            CHECK_EQ(next_answer(map, &answer), PP_EREMOTE);
+            CHECK_EQ(pp_exchange_task_error(map, &code, &message), 1);
+            CHECK_EQ(code, TASK_FAILURE);
+            CHECK(message != NULL && message[0] != '\0');
+            continue;
+        }
+        CHECK_EQ(next_answer(map, &answer), k);
+    }
+    CHECK_EQ(next_answer(map, &answer), PP_EDONE);
+    pp_exchange_free(map);
+}
+
+static void test_function_error(void)
+{
+    check_function_error(0);
+    check_function_error(PP_REUSE);
+}
+
+static void test_callable_error(void)
+{
+    int32_t code = 7;
+    int got = 0;
+    pp_exchange *queue;
+    size_t len;
+
+    CHECK_OK(pp_queue_new(1, 0, &queue));
+    CHECK_EQ(pp_exchange_start(queue, fail_with, &code, sizeof code), 0);
+    CHECK_EQ(pp_exchange_next(queue, NULL, 0, &len), PP_EREMOTE);
+    CHECK_EQ(pp_exchange_task_error(queue, &got, NULL), 1);
+    CHECK_EQ(got, code);
+    pp_exchange_free(queue);
+}
+
+/* ---- Taking results ---- */
+
+static void test_next_too_big_then_retry(void)
+{
+    size_t size = 100, len = 0;
+    unsigned char buf[128];
+    pp_exchange *queue;
+
+    CHECK_OK(pp_queue_new(1, 0, &queue));
+    CHECK_EQ(pp_exchange_call(queue, fill_bytes, &size, sizeof size, size), 0);
+    CHECK_EQ(pp_exchange_next(queue, buf, 10, &len), PP_ETOOBIG);
+    CHECK_EQ(len, size);
+    len = 0;
+    CHECK_EQ(pp_exchange_next(queue, NULL, 0, &len), PP_ETOOBIG); /* asking the size */
+    CHECK_EQ(len, size);
+    len = 0;
+    CHECK_EQ(pp_exchange_next(queue, buf, sizeof buf, &len), 0); /* it stayed queued */
+    CHECK_EQ(len, size);
+    CHECK(filled(buf, size));
+    CHECK_EQ(pp_exchange_next(queue, buf, sizeof buf, &len), PP_EDONE);
+    pp_exchange_free(queue);
+}
+
+static void test_next_alloc(void)
+{
+    static const size_t sizes[] = {100000, 3, 0};
+    enum { TASKS = sizeof sizes / sizeof sizes[0] };
+    void *data;
+    size_t len;
+    pp_exchange *queue;
+    int k;
+
+    CHECK_OK(pp_queue_new(1, 0, &queue)); /* one at a time: in start order */
+    for (k = 0; k < TASKS; k++)
+        CHECK_EQ(pp_exchange_call(queue, fill_bytes, &sizes[k], sizeof sizes[k], sizes[k]), k);
+    for (k = 0; k < TASKS; k++) {
+        data = NULL;
+        len = 1;
+        CHECK_EQ(pp_exchange_next_alloc(queue, &data, &len), k);
+        CHECK_EQ(len, sizes[k]);
+        CHECK(filled(data, len));
+        pp_free(data);
+    }
+    data = &len;
+    CHECK_EQ(pp_exchange_next_alloc(queue, &data, &len), PP_EDONE);
+    CHECK(data == &len); /* outputs are written only on success */
+    pp_exchange_free(queue);
+}
+
+static void test_map_get_waits_only_for_its_task(void)
+{
+    int32_t k, value;
+    pp_exchange *map, *queue;
+    size_t len;
+
+    CHECK_OK(pipe(gate));
+    CHECK_OK(pp_map_new(3, 0, &map));
+    value = 100;
+    CHECK_EQ(pp_exchange_start(map, gated_echo_arg, &value, sizeof value), 0);
+    for (value = 101; value <= 102; value++)
+        CHECK_OK(pp_exchange_start(map, echo_arg, &value, sizeof value));
+
+    /* Task 0 is held at the gate: getting task 1 must not wait for it. */
+    CHECK_EQ(pp_map_get(map, 1, &value, sizeof value, &len), 0);
+    CHECK_EQ(value, 101);
+    CHECK_EQ(pp_map_get(map, 1, &value, sizeof value, &len), 0); /* not taken */
+    CHECK_EQ(value, 101);
+    CHECK_EQ(pp_map_get(map, 2, &value, 2, &len), PP_ETOOBIG);
+    CHECK_EQ(len, sizeof value);
+    gate_open(1);
+    CHECK_EQ(pp_map_get(map, 0, &value, sizeof value, &len), 0);
+    CHECK_EQ(value, 100);
+
+    for (k = 0; k < 3; k++) {
+        CHECK_EQ(pp_exchange_next(map, &value, sizeof value, &len), k);
+        CHECK_EQ(value, 100 + k);
+    }
+    CHECK_EQ(pp_map_get(map, 0, &value, sizeof value, &len), PP_EDONE); /* taken */
+    CHECK_EQ(pp_map_get(map, 9, &value, sizeof value, &len), PP_EDONE); /* never started */
+    CHECK_OK(pp_queue_new(1, 0, &queue));
+    CHECK_EQ(pp_map_get(queue, 0, &value, sizeof value, &len), PP_EINVAL); /* not a map */
+    pp_exchange_free(queue);
+    pp_exchange_free(map);
+    gate_remove();
+}
+
+/* ---- An exchange with a store callback ---- */
+
+static void test_add_add_wait_and_finish(void)
+{
+    struct store_log log = {0, 0, 0};
+    pp_exchange *ex;
+
+    CHECK_OK(pp_exchange_new(2, 0, store_value, &log, &ex));
+    CHECK_EQ(pp_exchange_unfinished(ex), 0);
+    CHECK_EQ(pp_exchange_busy(ex), 0);
+    CHECK_EQ(pp_exchange_add(ex, start_with_value(echo_arg, 10)), 0);
+    CHECK_EQ(pp_exchange_add(ex, start_with_value(echo_arg, 20)), 1);
+    CHECK_EQ(pp_exchange_active(ex), 2);
+    CHECK_EQ(pp_exchange_busy(ex), 1);
+    CHECK_EQ(pp_exchange_unfinished(ex), 1);
+
+    /* At the limit: add_wait stores first. */
+    CHECK_EQ(pp_exchange_add_wait(ex, start_with_value(echo_arg, 30)), 2);
+    CHECK(log.count >= 1);
+    CHECK(pp_exchange_active(ex) <= 2);
+
+    CHECK_EQ(pp_exchange_finish(ex), 0);
+    CHECK_EQ(log.count, 3);
+    CHECK_EQ(log.sum, 10 + 20 + 30);
+    CHECK_EQ(pp_exchange_active(ex), 0);
+    CHECK_EQ(pp_exchange_unfinished(ex), 0);
+    pp_exchange_free(ex);
+}
+
+/* Beyond the limit, pp_exchange_add still monitors the channel. */
+static void test_add_beyond_the_limit(void)
+{
+    struct store_log log = {0, 0, 0};
+    pp_exchange *ex;
+    int k;
+
+    CHECK_OK(pp_exchange_new(1, 0, store_value, &log, &ex));
+    for (k = 1; k <= 3; k++)
+        CHECK_EQ(pp_exchange_add(ex, start_with_value(echo_arg, k)), k - 1);
+    CHECK_EQ(pp_exchange_active(ex), 3);
+    CHECK_EQ(pp_exchange_finish(ex), 0);
+    CHECK_EQ(log.sum, 1 + 2 + 3);
+    pp_exchange_free(ex);
+}
+
+static void test_ready_store_timeout_and_remove(void)
+{
+    struct store_log log = {0, 0, 0};
+    pp_channel *ready[4], *silent, *talker;
+    pp_exchange *ex;
+    int32_t value = 0;
+    size_t len;
+
+    CHECK_OK(pp_exchange_new(4, 0, store_value, &log, &ex));
+    CHECK_EQ(pp_exchange_store(ex, 50), 0); /* nothing monitored: nothing to wait for */
+    silent = start_child(serve_until_closed);
+    CHECK_EQ(pp_exchange_add(ex, silent), 0);
+    CHECK_EQ(pp_exchange_store(ex, 50), PP_ETIMEDOUT);
+    CHECK_EQ(pp_exchange_store(ex, 0), PP_ETIMEDOUT);
+    CHECK_EQ(pp_exchange_ready(ex, 0, ready, 4), 0);
+
+    /* ready only reports: the caller receives, the callback is not called. */
+    talker = start_with_value(echo_arg_and_stay, 40);
+    CHECK_EQ(pp_exchange_add(ex, talker), 1);
+    CHECK_EQ(pp_exchange_ready(ex, -1, ready, 4), 1);
+    CHECK(ready[0] == talker);
+    CHECK_OK(pp_receive(ready[0], &value, sizeof value, &len));
+    CHECK_EQ(value, 40);
+    CHECK_EQ(log.count, 0);
+    CHECK_EQ(pp_exchange_ready(ex, 0, NULL, 0), 0); /* cap 0 needs no array */
+
+    /* Removing closes (autoclose): both children see the end and exit. */
+    CHECK_EQ(pp_exchange_remove(ex, talker), 0);
+    CHECK_EQ(pp_exchange_active(ex), 1);
+    CHECK_EQ(pp_exchange_remove(ex, silent), 0);
+    CHECK_EQ(pp_exchange_active(ex), 0);
+    CHECK_EQ(pp_exchange_unfinished(ex), 0);
+    pp_exchange_free(ex);
+}
+
+static void test_wait_gets_below_the_limit(void)
+{
+    struct store_log log = {0, 0, 0};
+    pp_exchange *ex;
+
+    CHECK_OK(pp_exchange_new(2, 0, store_value, &log, &ex));
+    CHECK_EQ(pp_exchange_wait(ex), 0); /* nothing to wait for */
+    CHECK_EQ(pp_exchange_add(ex, start_with_value(echo_arg, 1)), 0);
+    CHECK_EQ(pp_exchange_add(ex, start_with_value(echo_arg, 2)), 1);
+    CHECK_EQ(pp_exchange_busy(ex), 1);
+    CHECK_EQ(pp_exchange_wait(ex), 0);
+    CHECK_EQ(pp_exchange_busy(ex), 0);
+    CHECK(log.count >= 1);
+    CHECK_EQ(pp_exchange_finish(ex), 0);
+    CHECK_EQ(log.count, 2);
+    pp_exchange_free(ex);
+}
+
+static void test_store_callback_error(void)
+{
+    struct store_log log = {0, 0, 1};
+    pp_exchange *ex;
+
+    CHECK_OK(pp_exchange_new(2, 0, store_value, &log, &ex));
+    CHECK_EQ(pp_exchange_add(ex, start_with_value(echo_arg_and_stay, 5)), 0);
+    CHECK_EQ(pp_exchange_store(ex, -1), STORE_FAILURE);
+    CHECK_EQ(log.count, 1);
+    pp_exchange_free(ex); /* closes the channel: the child exits */
+}
+
+static void test_keep_removed(void)
+{
+    struct store_log log = {0, 0, 0};
+    char buf[8] = "";
+    pp_exchange *ex;
+    pp_channel *ch;
+    size_t len = 0;
+
+    CHECK_OK(pp_exchange_new(2, PP_KEEP_REMOVED, store_value, &log, &ex));
+    ch = start_child(echo_until_closed);
+    CHECK_EQ(pp_exchange_add(ex, ch), 0);
+    CHECK_EQ(pp_exchange_remove(ex, ch), 0);
+    CHECK_EQ(pp_exchange_active(ex), 0);
+    CHECK_EQ(pp_exchange_remove(ex, ch), PP_EINVAL); /* no longer in it */
+
+    /* The channel is the caller's again, still open. */
+    CHECK_OK(pp_send(ch, "ping", 5));
+    CHECK_OK(pp_receive(ch, buf, sizeof buf, &len));
+    CHECK_EQ(len, 5);
+    CHECK(strcmp(buf, "ping") == 0);
+    pp_exchange_free(ex);
+    CHECK_OK(pp_send(ch, "pong", 5)); /* freeing the exchange left it alone */
+    CHECK_OK(pp_receive(ch, buf, sizeof buf, &len));
+    CHECK(strcmp(buf, "pong") == 0);
+    pp_channel_close(ch);
+}
+
+/* ---- pp_exchange_create ---- */
+
+static void test_exchange_create(void)
+{
+    enum { TASKS = 6 };
+    int pids[TASKS] = {0};
+    struct answer answer;
+    pp_exchange *map;
+    pp_channel *child;
+    int k;
+
+    CHECK_OK(pp_map_new(2, 0, &map));
+    for (k = 0; k < TASKS; k++) {
+        pids[k] = pp_exchange_create(map, &child);
+        if (pids[k] == 0) {
+            /* The created process: answer and leave. */
+            answer.index = k;
+            answer.pid = (int32_t)getpid();
+            answer.siblings = 0;
+            sleep_ms(shuffled_ms(k, TASKS, 5));
+            pp_exit(child, pp_send(child, &answer, sizeof answer) < 0);
+        }
+        CHECK(pids[k] > 0);
+        CHECK(pp_exchange_active(map) <= 2);
+    }
+    for (k = 0; k < TASKS; k++) {
+        CHECK_EQ(next_answer(map, &answer), k);
+        CHECK_EQ(answer.index, k);
+        CHECK_EQ(answer.pid, pids[k]);
+    }
+    CHECK_EQ(next_answer(map, &answer), PP_EDONE);
+    pp_exchange_free(map);
+}
+
+/* ---- pp_pmap ---- */
+
+static void check_pmap(size_t limit, unsigned flags)
+{
+    enum { COUNT = 100, FAILING = 13 };
+    int32_t inputs[COUNT], outputs[COUNT];
+    int k;
+
+    for (k = 0; k < COUNT; k++)
+        inputs[k] = k;
+    memset(outputs, 0xff, sizeof outputs);
+    CHECK_EQ(pp_pmap(square, inputs, sizeof inputs[0], outputs, sizeof outputs[0], COUNT, limit,
+                     flags),
+             0);
+    for (k = 0; k < COUNT; k++)
+        CHECK_EQ(outputs[k], k * k);
+
+    /* A failing record: its error is returned, every other output is there. */
+    inputs[FAILING] = FAILING_INPUT;
+    memset(outputs, 0xff, sizeof outputs);
+    CHECK_EQ(pp_pmap(square, inputs, sizeof inputs[0], outputs, sizeof outputs[0], COUNT, limit,
+                     flags),
+             PP_EREMOTE);
+    for (k = 0; k < COUNT; k++)
+        if (k != FAILING)
+            CHECK_EQ(outputs[k], k * k);
+}
+
+static void test_pmap(void)
+{
+    check_pmap(4, 0);
+    check_pmap(4, PP_REUSE);
+    check_pmap(1, PP_REUSE);
+    check_pmap(0, 0); /* one process per processor */
+}
+
+/* A pp_function writing one byte, 0x7f. */
+static int one_byte(const void *input, size_t input_len, void *output, size_t output_cap,
+                    size_t *output_len)
+{
+    (void)input;
+    (void)input_len;
+    if (output_cap < 1)
+        return PP_EINVAL;
+    *(unsigned char *)output = 0x7f;
+    *output_len = 1;
+    return 0;
+}
+
+static void test_pmap_zero_fills_short_outputs(void)
+{
+    unsigned char inputs[3] = {0}, outputs[3][4];
+    int k;
+
+    memset(outputs, 0xff, sizeof outputs);
+    CHECK_EQ(pp_pmap(one_byte, inputs, 1, outputs, 4, 3, 2, 0), 0);
+    for (k = 0; k < 3; k++)
+        CHECK(outputs[k][0] == 0x7f && outputs[k][1] == 0 && outputs[k][2] == 0 &&
+              outputs[k][3] == 0);
+    CHECK_EQ(pp_pmap(one_byte, NULL, 1, NULL, 4, 0, 2, 0), 0); /* no records */
+}
+
+/* ---- Leaks ---- */
+
+/* MANY_TASKS tasks through a limit-4 exchange leave no descriptor, no
+ * process and no zombie behind once it is freed. */
+static void check_many_tasks_leave_nothing(unsigned flags)
+{
+    int fds, k, rc, answered = 0, misplaced = 0;
+    struct children children;
+    struct answer answer;
+    pp_exchange *queue;
+
+    CHECK_OK(pp_waitall()); /* the children of earlier tests */
+    fds = open_fds();
+    CHECK_OK(pp_queue_new(4, flags, &queue));
+    for (k = 0; k < MANY_TASKS; k++)
+        if (call_job(queue, k, 0, ANSWER) != k)
+            misplaced++;
+    while ((rc = next_answer(queue, &answer)) >= 0) {
+        answered++;
+        misplaced += answer.index != rc;
+    }
+    CHECK_EQ(rc, PP_EDONE);
+    CHECK_EQ(answered, MANY_TASKS);
+    CHECK_EQ(misplaced, 0);
+    pp_exchange_free(queue);
+
+    children = children_of(getpid());
+    CHECK_EQ(open_fds(), fds);
+    CHECK_EQ(children.live, 0);
+    CHECK_EQ(children.zombies, 0);
+}
+
+static void test_many_tasks_leave_nothing(void)
+{
+    check_many_tasks_leave_nothing(0);
+    check_many_tasks_leave_nothing(PP_REUSE);
+}
+
+/* ---- Bad arguments ---- */
+
+static void test_null_exchange(void)
+{
+    pp_channel *ch = NULL;
+    char buf[8];
+    void *data;
+    size_t len;
+    int code;
+    const char *message;
+
+    CHECK_EQ(pp_exchange_add(NULL, NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_add_wait(NULL, NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_active(NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_ready(NULL, 0, &ch, 1), PP_EINVAL);
+    CHECK_EQ(pp_exchange_remove(NULL, NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_busy(NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_unfinished(NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_wait(NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_store(NULL, 0), PP_EINVAL);
+    CHECK_EQ(pp_exchange_finish(NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_start(NULL, echo_arg, NULL, 0), PP_EINVAL);
+    CHECK_EQ(pp_exchange_call(NULL, square, NULL, 0, 4), PP_EINVAL);
+    CHECK_EQ(pp_exchange_create(NULL, &ch), PP_EINVAL); /* and no process */
+    CHECK_EQ(pp_exchange_next(NULL, buf, sizeof buf, &len), PP_EINVAL);
+    CHECK_EQ(pp_exchange_next_alloc(NULL, &data, &len), PP_EINVAL);
+    CHECK_EQ(pp_map_get(NULL, 0, buf, sizeof buf, &len), PP_EINVAL);
+    CHECK_EQ(pp_exchange_task_error(NULL, &code, &message), PP_EINVAL);
+    CHECK(ch == NULL);
+    pp_exchange_free(NULL);
+}
+
+static void test_null_arguments(void)
+{
+    pp_exchange *ex = NULL, *queue, *map;
+    int32_t input = 2, output = 0;
+    char buf[8];
+    void *data;
+    size_t len;
+
+    CHECK_EQ(pp_exchange_new(1, 0, NULL, NULL, &ex), PP_EINVAL);
+    CHECK_EQ(pp_exchange_new(1, 0, store_value, NULL, NULL), PP_EINVAL);
+    CHECK_EQ(pp_queue_new(1, 0, NULL), PP_EINVAL);
+    CHECK_EQ(pp_map_new(1, 0, NULL), PP_EINVAL);
+    CHECK(ex == NULL);
+
+    CHECK_OK(pp_queue_new(1, 0, &queue));
+    CHECK_OK(pp_map_new(1, 0, &map));
+    CHECK_EQ(pp_exchange_add(queue, NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_add_wait(queue, NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_ready(queue, 0, NULL, 1), PP_EINVAL);
+    CHECK_EQ(pp_exchange_remove(queue, NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_start(queue, NULL, NULL, 0), PP_EINVAL);
+    CHECK_EQ(pp_exchange_start(queue, echo_arg, NULL, 4), PP_EINVAL);
+    CHECK_EQ(pp_exchange_call(queue, NULL, &input, sizeof input, 4), PP_EINVAL);
+    CHECK_EQ(pp_exchange_call(queue, square, NULL, sizeof input, 4), PP_EINVAL);
+    CHECK_EQ(pp_exchange_create(queue, NULL), PP_EINVAL); /* and no process */
+    CHECK_EQ(pp_exchange_next(queue, buf, sizeof buf, NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_next(queue, NULL, sizeof buf, &len), PP_EINVAL);
+    CHECK_EQ(pp_exchange_next_alloc(queue, NULL, &len), PP_EINVAL);
+    CHECK_EQ(pp_exchange_next_alloc(queue, &data, NULL), PP_EINVAL);
+    CHECK_EQ(pp_map_get(map, 0, buf, sizeof buf, NULL), PP_EINVAL);
+    CHECK_EQ(pp_map_get(map, 0, NULL, sizeof buf, &len), PP_EINVAL);
+    CHECK_EQ(pp_exchange_task_error(queue, NULL, NULL), 0); /* nothing failed */
+
+    CHECK_EQ(pp_pmap(NULL, &input, 4, &output, 4, 1, 1, 0), PP_EINVAL);
+    CHECK_EQ(pp_pmap(square, NULL, 4, &output, 4, 1, 1, 0), PP_EINVAL);
+    CHECK_EQ(pp_pmap(square, &input, 4, NULL, 4, 1, 1, 0), PP_EINVAL);
+
+    /* Nothing was started by any of these. */
+    CHECK_EQ(pp_exchange_active(queue), 0);
+    CHECK_EQ(pp_exchange_unfinished(queue), 0);
+    CHECK_EQ(pp_exchange_next(queue, buf, sizeof buf, &len), PP_EDONE);
+    CHECK_EQ(pp_exchange_active(map), 0);
+    pp_exchange_free(queue);
+    pp_exchange_free(map);
+}
+
+static void test_bad_flags(void)
+{
+    const unsigned unknown = 8;
+    pp_exchange *ex = NULL;
+    int32_t input = 2, output = 0;
+
+    CHECK_EQ(pp_exchange_new(1, unknown, store_value, NULL, &ex), PP_EINVAL);
+    CHECK_EQ(pp_queue_new(1, unknown, &ex), PP_EINVAL);
+    CHECK_EQ(pp_queue_new(1, 0x80000000u, &ex), PP_EINVAL);
+    CHECK_EQ(pp_map_new(1, unknown, &ex), PP_EINVAL);
+    CHECK_EQ(pp_map_new(1, PP_CONTINUOUS, &ex), PP_EINVAL); /* one result per task */
+    CHECK(ex == NULL);
+    CHECK_EQ(pp_pmap(square, &input, 4, &output, 4, 1, 1, unknown), PP_EINVAL);
+    CHECK_EQ(pp_pmap(square, &input, 4, &output, 4, 1, 1, PP_CONTINUOUS), PP_EINVAL);
+    CHECK_EQ(pp_pmap(square, &input, 4, &output, 4, 1, 1, PP_KEEP_REMOVED), PP_EINVAL);
+    CHECK_EQ(output, 0);
+
+    /* Every known flag together is fine for a queue. */
+    CHECK_OK(pp_queue_new(1, PP_REUSE | PP_CONTINUOUS | PP_KEEP_REMOVED, &ex));
+    pp_exchange_free(ex);
+}
+
+int main(void)
+{
+    RUN(test_limit_seen_from_children);
+    RUN(test_waiting_list_drains);
+    RUN(test_map_keeps_start_order);
+    RUN(test_queue_yields_each_once);
+    RUN(test_reuse);
+    RUN(test_continuous_tasks_send_many_results);
+    RUN(test_killed_worker);
+    RUN(test_function_error);
+    RUN(test_callable_error);
+    RUN(test_next_too_big_then_retry);
+    RUN(test_next_alloc);
+    RUN(test_map_get_waits_only_for_its_task);
+    RUN(test_add_add_wait_and_finish);
+    RUN(test_add_beyond_the_limit);
+    RUN(test_ready_store_timeout_and_remove);
+    RUN(test_wait_gets_below_the_limit);
+    RUN(test_store_callback_error);
+    RUN(test_keep_removed);
+    RUN(test_exchange_create);
+    RUN(test_pmap);
+    RUN(test_pmap_zero_fills_short_outputs);
+    RUN(test_many_tasks_leave_nothing);
+    RUN(test_null_exchange);
+    RUN(test_null_arguments);
+    RUN(test_bad_flags);
+    return report();
+}
