@@ -377,9 +377,15 @@ fn ready_returns_channels_with_data_and_remove_detaches() {
     assert_eq!(ex.handler().total, 5);
     assert_eq!(ex.store(0), Err(Error::TimedOut));
     // Autoclose: the removed channel is closed, so the quiet child ends.
-    assert!(ex.remove(quiet_fd).is_none());
-    assert!(ex.remove(quiet_fd).is_none());
+    assert_eq!(ex.remove(quiet_fd).unwrap().map(|ch| ch.raw_fd()), None);
+    assert_eq!(
+        ex.remove(quiet_fd).unwrap_err(),
+        Error::Invalid,
+        "removed already"
+    );
     assert_eq!(ex.active(), 1);
+    // It had sent nothing: its task is reported in its place.
+    assert_eq!(ex.handler().failed, vec![0]);
     drop(ex);
 }
 
@@ -397,12 +403,16 @@ fn keep_removed_hands_channels_back() {
     .unwrap();
     let fd = ch.raw_fd();
     ex.add(ch).unwrap();
-    let mut back = ex.remove(fd).expect("handed back");
+    let mut back = ex.remove(fd).unwrap().expect("handed back");
     assert_eq!(back.receive_value::<u64>().unwrap(), 9);
-    // A channel that ends inside the exchange is kept too.
+    // A channel that ends by itself has nothing left: the exchange closes it.
+    let fds_before = std::fs::read_dir("/proc/self/fd").unwrap().count();
     ex.add(start(|_| Ok(())).unwrap()).unwrap();
     ex.finish().unwrap();
-    assert_eq!(ex.take_removed().len(), 1);
+    assert_eq!(
+        std::fs::read_dir("/proc/self/fd").unwrap().count(),
+        fds_before
+    );
 }
 
 #[test]

@@ -93,22 +93,13 @@ impl Worker {
     }
 }
 
-/// The waiting list, and channels removed but kept for the caller.
-pub(crate) struct Jobs<C> {
+/// The waiting list.
+#[derive(Default)]
+pub(crate) struct Jobs {
     waiting: VecDeque<Job>,
-    removed: Vec<C>,
 }
 
-impl<C> Default for Jobs<C> {
-    fn default() -> Self {
-        Jobs {
-            waiting: VecDeque::new(),
-            removed: Vec::new(),
-        }
-    }
-}
-
-impl<C> Jobs<C> {
+impl Jobs {
     pub(super) fn waiting(&self) -> usize {
         self.waiting.len()
     }
@@ -117,13 +108,9 @@ impl<C> Jobs<C> {
         self.waiting.push_back(Job::Once { task, callable });
     }
 
-    pub(super) fn keep_removed(&mut self, channel: C) {
-        self.removed.push(channel);
-    }
-
     /// A dead worker's tasks that it never started go back to the front of
     /// the waiting list, in their order.
-    pub(super) fn requeue(&mut self, slot: &mut Slot<C>) {
+    pub(super) fn requeue<C>(&mut self, slot: &mut Slot<C>) {
         let Some(worker) = &mut slot.worker else {
             return;
         };
@@ -139,13 +126,6 @@ impl<C> Jobs<C> {
 }
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
-    /// Channels removed from the exchange with
-    /// [`Options::keep_removed`](super::Options::keep_removed), now the
-    /// caller's.
-    pub fn take_removed(&mut self) -> Vec<S::Held> {
-        core::mem::take(&mut self.jobs.removed)
-    }
-
     /// Runs `callable(channel, args)` as a task. With reuse, the task goes
     /// to a worker of the same callable type (a closure's captures are those
     /// of the first task that created the worker: with reuse, start the same

@@ -48,7 +48,9 @@ pub struct Options {
     /// A task may send many messages; each is stored. Without it a task
     /// sends exactly one.
     pub continuous: bool,
-    /// Removed channels are handed back instead of closed (autoclose off).
+    /// Channels taken out with [`Exchange::remove`] are handed back instead
+    /// of closed (autoclose off). Channels that end by themselves are always
+    /// closed: nothing is left to read from them.
     pub keep_removed: bool,
 }
 
@@ -90,7 +92,7 @@ pub struct Exchange<S: Slots, H: StoreData> {
     options: Options,
     next_task: TaskId,
     #[cfg(feature = "alloc")]
-    jobs: jobs::Jobs<S::Held>,
+    jobs: jobs::Jobs,
 }
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
@@ -215,24 +217,21 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     /// Stops monitoring the channel whose descriptor is `fd` (see
     /// [`Channel::raw_fd`]). It is closed (autoclose), or handed back with
-    /// [`Options::keep_removed`]. `None` if no such channel is monitored.
-    pub fn remove(&mut self, fd: i32) -> Option<S::Held> {
+    /// [`Options::keep_removed`]. A task of it still without its result gets
+    /// [`Error::Closed`] in its place. [`Error::Invalid`] if no such channel
+    /// is monitored.
+    pub fn remove(&mut self, fd: i32) -> Result<Option<S::Held>> {
         let index = self
             .slots
             .slots()
             .iter()
-            .position(|slot| slot.channel.borrow().raw_fd() == fd)?;
-        let slot = self.slots.swap_remove(index);
-        self.release(slot.channel)
-    }
-
-    /// Closes a channel that left the exchange, or hands it back.
-    fn release(&mut self, channel: S::Held) -> Option<S::Held> {
+            .position(|slot| slot.channel.borrow().raw_fd() == fd)
+            .ok_or(Error::Invalid)?;
+        let channel = self.detach(index, Error::Closed);
         if self.options.keep_removed {
-            Some(channel)
+            Ok(Some(channel))
         } else {
-            drop(channel);
-            None
+            Ok(None)
         }
     }
 
@@ -340,10 +339,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
     }
 
-    /// Slot `index`'s channel ended with `why`: report its unfinished
-    /// task, give tasks a dead worker never started to other workers, collect
-    /// the process, and drop (or hand back) the channel.
-    fn retire(&mut self, index: usize, why: Error) -> Result<()> {
+    /// Takes slot `index` out of the exchange: reports its unfinished task
+    /// as failed with `why` (unless it already has its result and ended
+    /// normally), gives tasks a reused worker never started to other
+    /// workers, and returns the channel.
+    fn detach(&mut self, index: usize, why: Error) -> S::Held {
         let mut slot = self.slots.swap_remove(index);
         if let Some(task) = slot.tasks.pop_front() {
             let abnormal = !matches!(why, Error::Closed);
@@ -358,7 +358,14 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         #[cfg(feature = "alloc")]
         self.jobs.requeue(&mut slot);
-        let channel = slot.channel.borrow_mut();
+        slot.channel
+    }
+
+    /// Slot `index`'s channel ended with `why`: detach it, collect its
+    /// process, and close it (an ended channel has nothing left to read).
+    fn retire(&mut self, index: usize, why: Error) -> Result<()> {
+        let mut channel = self.detach(index, why);
+        let channel = channel.borrow_mut();
         if !matches!(why, Error::Closed | Error::PeerEnded { .. }) && channel.pid() > 0 {
             // It broke the protocol or the socket failed: it is no use now.
             let _ = sys::kill(channel.pid(), sys::SIGKILL);
@@ -368,28 +375,23 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             // channel but runs on is collected later instead of waited for.
             let _ = channel.try_wait();
         }
-        if let Some(kept) = self.release(slot.channel) {
-            #[cfg(feature = "alloc")]
-            self.jobs.keep_removed(kept);
-            #[cfg(not(feature = "alloc"))]
-            drop(kept);
-        }
         Ok(())
     }
 
-    /// Stores results until no channel is monitored and no task waits
-    /// (pprocess's `wait`).
+    /// Stores results until the exchange is below its limit (pprocess's
+    /// `wait`).
     pub fn wait(&mut self) -> Result<()> {
+        self.wait_below_limit()
+    }
+
+    /// Stores results until every task has finished and every process has
+    /// been collected (pprocess's `finish`); idle reused workers are told to
+    /// exit and collected too.
+    pub fn finish(&mut self) -> Result<()> {
         while self.unfinished() {
             self.store(-1)?;
         }
         Ok(())
-    }
-
-    /// Waits for every task, then lets idle reused workers exit and collects
-    /// them (pprocess's `finish`).
-    pub fn finish(&mut self) -> Result<()> {
-        self.wait()
     }
 
     /// Creates a process monitored by this exchange, once it is below its

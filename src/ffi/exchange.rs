@@ -1,5 +1,6 @@
 //! Exchanges: pp_exchange_*, pp_queue_new, pp_map_new, pp_map_get, pp_pmap.
 
+use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use core::ffi::{c_char, c_int, c_uint, c_void};
 
@@ -20,8 +21,8 @@ use crate::exchange::{
 pub const PP_REUSE: c_uint = 1;
 /// A task may send many results; each is stored (pprocess's continuous).
 pub const PP_CONTINUOUS: c_uint = 2;
-/// Autoclose off: channels removed from the exchange are not closed; the
-/// caller owns them again.
+/// Autoclose off: channels taken out with pp_exchange_remove are not closed;
+/// the caller owns them again.
 pub const PP_KEEP_REMOVED: c_uint = 4;
 
 /// An exchange handle: channels polled together under a limit (opaque to C).
@@ -55,11 +56,12 @@ pub type pp_function = Option<
 
 /// How a C exchange stores its results.
 enum CStore {
-    /// The caller's store callback.
+    /// The caller's store callback, and failed tasks not yet reported.
     Custom {
         store: unsafe extern "C" fn(*mut pp_exchange, *mut pp_channel, *mut c_void) -> c_int,
         ctx: *mut c_void,
         this: *mut pp_exchange,
+        failures: VecDeque<TaskError>,
     },
     Queue(QueueStore),
     Map(MapStore),
@@ -70,7 +72,9 @@ impl StoreData for CStore {
         match self {
             CStore::Queue(store) => store.store_data(ch, task),
             CStore::Map(store) => store.store_data(ch, task),
-            CStore::Custom { store, ctx, this } => {
+            CStore::Custom {
+                store, ctx, this, ..
+            } => {
                 let handle: *mut Channel = ch;
                 // SAFETY: `store` is the caller's callback with this signature;
                 // `this` is the live exchange handle and `handle` a live channel
@@ -89,7 +93,10 @@ impl StoreData for CStore {
         match self {
             CStore::Queue(store) => store.store_error(task, error, remote),
             CStore::Map(store) => store.store_error(task, error, remote),
-            CStore::Custom { .. } => {}
+            CStore::Custom { failures, .. } => failures.push_back(TaskError {
+                error,
+                remote: remote.cloned(),
+            }),
         }
     }
 }
@@ -190,6 +197,25 @@ pub(crate) unsafe fn exchange<'a>(
     Ok(&mut unsafe { exchange_ref(ptr) }?.exchange)
 }
 
+impl CExchange {
+    /// Passes on the oldest failed task a custom store has not reported yet
+    /// (pprocess re-raises a child's error from store and finish): its error
+    /// is returned, its message kept for pp_exchange_task_error.
+    fn report_failure(&mut self, value: c_int) -> Result<c_int> {
+        let CStore::Custom { failures, .. } = self.exchange.handler_mut() else {
+            return Ok(value);
+        };
+        match failures.pop_front() {
+            Some(failure) => {
+                let error = failure.error;
+                self.failure = Some(failure);
+                Err(error)
+            }
+            None => Ok(value),
+        }
+    }
+}
+
 fn count(n: usize) -> c_int {
     n.min(c_int::MAX as usize) as c_int
 }
@@ -211,6 +237,7 @@ pub extern "C" fn pp_exchange_new(
             store,
             ctx,
             this: core::ptr::null_mut(),
+            failures: VecDeque::new(),
         };
         new_exchange(limit, options(flags)?, custom, out)
     })
@@ -317,22 +344,19 @@ pub extern "C" fn pp_exchange_ready(
 }
 
 /// Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it
-/// belongs to the caller again. PP_EINVAL if ch is not in the exchange.
+/// belongs to the caller again. A task of it still without its result gets
+/// PP_ECLOSED in its place. PP_EINVAL if ch is not in the exchange. (Channels
+/// that end by themselves are always closed by the exchange.)
 #[no_mangle]
 pub extern "C" fn pp_exchange_remove(ex: *mut pp_exchange, ch: *mut pp_channel) -> c_int {
     guard(|| {
         // SAFETY: handles from the C caller as documented.
         let (ex, fd) = unsafe { (exchange_ref(ex)?, channel(ch)?.raw_fd()) };
-        let options = ex.exchange.options();
-        match ex.exchange.remove(fd) {
+        if let Some(kept) = ex.exchange.remove(fd)? {
             // Handed back: the caller's pointer stays valid, so the box is released.
-            Some(kept) => {
-                let _ = Box::into_raw(kept);
-                Ok(0)
-            }
-            None if options.keep_removed => Err(Error::Invalid),
-            None => Ok(0),
+            let _ = Box::into_raw(kept);
         }
+        Ok(0)
     })
 }
 
@@ -354,31 +378,46 @@ pub extern "C" fn pp_exchange_unfinished(ex: *const pp_exchange) -> c_int {
     })
 }
 
-/// Stores results until no channel is monitored and no task waits.
+/// Stores results until the exchange is below its limit (pprocess's wait).
+/// With a store callback, returns the error of a task that failed meanwhile
+/// (see pp_exchange_store).
 #[no_mangle]
 pub extern "C" fn pp_exchange_wait(ex: *mut pp_exchange) -> c_int {
-    // SAFETY: the handle comes from the C caller as documented.
-    guard(|| unsafe { exchange_ref(ex) }?.exchange.wait().map(|()| 0))
-}
-
-/// Waits up to timeout_ms and stores each ready channel's next message, then
-/// starts waiting tasks. Returns how many channels were served; PP_ETIMEDOUT
-/// if the time passed with none.
-#[no_mangle]
-pub extern "C" fn pp_exchange_store(ex: *mut pp_exchange, timeout_ms: c_int) -> c_int {
-    // SAFETY: the handle comes from the C caller as documented.
     guard(|| {
-        Ok(count(
-            unsafe { exchange_ref(ex) }?.exchange.store(timeout_ms)?,
-        ))
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        ex.exchange.wait()?;
+        ex.report_failure(0)
     })
 }
 
-/// Waits for every task; idle reused workers exit and are collected.
+/// Waits up to timeout_ms and stores each ready channel's messages, then
+/// starts waiting tasks. Returns how many channels were served; PP_ETIMEDOUT
+/// if the time passed with none. With a store callback, a task that failed
+/// (its callable's error, or its process ended without a message) is reported
+/// here: one such failure per call is returned as its error (PP_EREMOTE,
+/// PP_EPEER, PP_ECLOSED), with the details in pp_exchange_task_error.
+#[no_mangle]
+pub extern "C" fn pp_exchange_store(ex: *mut pp_exchange, timeout_ms: c_int) -> c_int {
+    guard(|| {
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let served = ex.exchange.store(timeout_ms)?;
+        ex.report_failure(count(served))
+    })
+}
+
+/// Waits for every task; idle reused workers exit and are collected. With a
+/// store callback, returns the error of a task that failed and was not
+/// reported yet (call again for the next one; 0 when none is left).
 #[no_mangle]
 pub extern "C" fn pp_exchange_finish(ex: *mut pp_exchange) -> c_int {
-    // SAFETY: the handle comes from the C caller as documented.
-    guard(|| unsafe { exchange_ref(ex) }?.exchange.finish().map(|()| 0))
+    guard(|| {
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        ex.exchange.finish()?;
+        ex.report_failure(0)
+    })
 }
 
 /// Runs callable(channel, arg, arg_len) as a task: in a new process now, or later
@@ -614,10 +653,12 @@ pub extern "C" fn pp_exchange_task_error(
     })
 }
 
-/// outputs[i] = fn(inputs[i]) for count fixed-size records, in other
+/// outputs[i] = function(inputs[i]) for count fixed-size records, in other
 /// processes, at most limit at once (0: one per processor). An output shorter
 /// than output_size is zero-filled. With PP_REUSE, workers are reused and
-/// tasks pipelined. Every task runs; returns 0 or the first failure's code.
+/// tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function
+/// returned nonzero, PP_EPEER if a process died (the first failure in input
+/// order; the outputs of the other records are written).
 #[no_mangle]
 pub extern "C" fn pp_pmap(
     function: pp_function,
