@@ -109,8 +109,8 @@
 #define PP_CONTINUOUS 2
 
 /**
- * Autoclose off: channels removed from the exchange are not closed; the
- * caller owns them again.
+ * Autoclose off: channels taken out with pp_exchange_remove are not closed;
+ * the caller owns them again.
  */
 #define PP_KEEP_REMOVED 4
 
@@ -350,7 +350,9 @@ int pp_exchange_ready(pp_exchange *ex, int timeout_ms, pp_channel **out, size_t 
 
 /**
  * Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it
- * belongs to the caller again. PP_EINVAL if ch is not in the exchange.
+ * belongs to the caller again. A task of it still without its result gets
+ * PP_ECLOSED in its place. PP_EINVAL if ch is not in the exchange. (Channels
+ * that end by themselves are always closed by the exchange.)
  */
 int pp_exchange_remove(pp_exchange *ex, pp_channel *ch);
 
@@ -365,19 +367,26 @@ int pp_exchange_busy(const pp_exchange *ex);
 int pp_exchange_unfinished(const pp_exchange *ex);
 
 /**
- * Stores results until no channel is monitored and no task waits.
+ * Stores results until the exchange is below its limit (pprocess's wait).
+ * With a store callback, returns the error of a task that failed meanwhile
+ * (see pp_exchange_store).
  */
 int pp_exchange_wait(pp_exchange *ex);
 
 /**
- * Waits up to timeout_ms and stores each ready channel's next message, then
+ * Waits up to timeout_ms and stores each ready channel's messages, then
  * starts waiting tasks. Returns how many channels were served; PP_ETIMEDOUT
- * if the time passed with none.
+ * if the time passed with none. With a store callback, a task that failed
+ * (its callable's error, or its process ended without a message) is reported
+ * here: one such failure per call is returned as its error (PP_EREMOTE,
+ * PP_EPEER, PP_ECLOSED), with the details in pp_exchange_task_error.
  */
 int pp_exchange_store(pp_exchange *ex, int timeout_ms);
 
 /**
- * Waits for every task; idle reused workers exit and are collected.
+ * Waits for every task; idle reused workers exit and are collected. With a
+ * store callback, returns the error of a task that failed and was not
+ * reported yet (call again for the next one; 0 when none is left).
  */
 int pp_exchange_finish(pp_exchange *ex);
 
@@ -436,10 +445,12 @@ int pp_map_get(pp_exchange *map, size_t index, void *buf, size_t cap, size_t *le
 int pp_exchange_task_error(const pp_exchange *ex, int *code, const char **message);
 
 /**
- * outputs[i] = fn(inputs[i]) for count fixed-size records, in other
+ * outputs[i] = function(inputs[i]) for count fixed-size records, in other
  * processes, at most limit at once (0: one per processor). An output shorter
  * than output_size is zero-filled. With PP_REUSE, workers are reused and
- * tasks pipelined. Every task runs; returns 0 or the first failure's code.
+ * tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function
+ * returned nonzero, PP_EPEER if a process died (the first failure in input
+ * order; the outputs of the other records are written).
  */
 int pp_pmap(pp_function function,
             const void *inputs,
