@@ -256,6 +256,31 @@ static void test_frames_sent_before_exit_arrive(void)
     pp_channel_close(ch);
 }
 
+/* A caller's own poll loop: what the channel already read ahead does not make
+ * the descriptor readable, and pp_channel_pending says so. */
+static void test_pending_after_read_ahead(void)
+{
+    int32_t n, got;
+    size_t len;
+    pp_channel *ch = create_child(send_frames_and_exit);
+
+    if (ch == NULL)
+        return;
+    CHECK_EQ(pp_channel_pending(ch), 0); /* nothing read yet */
+    CHECK_EQ(wait_exit_code(ch), 0);     /* every frame is in the socket */
+    CHECK_OK(pp_receive(ch, &got, sizeof got, &len));
+    CHECK_EQ(pp_channel_pending(ch), 1); /* the next ones were read ahead */
+    for (n = 1; n < FRAMES; n++) {
+        got = -1;
+        CHECK_OK(pp_receive(ch, &got, sizeof got, &len));
+        CHECK_EQ(got, n);
+    }
+    CHECK_EQ(pp_receive(ch, &got, sizeof got, &len), PP_ECLOSED);
+    CHECK_EQ(pp_channel_pending(ch), 1); /* the end is known: no waiting */
+    CHECK_EQ(pp_channel_pending(NULL), PP_EINVAL);
+    pp_channel_close(ch);
+}
+
 /* Child: sends messages of 100 bytes, BIG bytes and no bytes. */
 static int send_three_sizes(pp_channel *ch)
 {
@@ -374,6 +399,7 @@ int main(void)
     RUN(test_callable_error_is_remote);
     RUN(test_send_error);
     RUN(test_frames_sent_before_exit_arrive);
+    RUN(test_pending_after_read_ahead);
     RUN(test_too_small_buffer_then_alloc);
     RUN(test_max_message);
     RUN(test_garbage_is_a_protocol_error);

@@ -754,6 +754,63 @@ static void test_store_callback_error(void)
     pp_exchange_free(ex); /* closes the channel: the child exits */
 }
 
+/* A pp_callable that kills its own process before answering. */
+static int die_now(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    (void)ch, (void)arg, (void)arg_len;
+    kill(getpid(), SIGKILL);
+    return 0;
+}
+
+/* With a store callback, failed tasks come out of store/wait/finish, one per
+ * call, as pprocess re-raises a child's error. */
+static void test_custom_store_reports_failed_tasks(void)
+{
+    struct store_log log = {0, 0, 0};
+    int32_t code = 77;
+    const char *message = NULL;
+    int rc, seen_remote = 0, seen_peer = 0, k, got = 0;
+    pp_exchange *ex;
+
+    CHECK_OK(pp_exchange_new(2, 0, store_value, &log, &ex));
+    CHECK_OK(pp_exchange_start(ex, fail_with, &code, sizeof code));
+    CHECK_OK(pp_exchange_start(ex, die_now, NULL, 0));
+    CHECK_OK(pp_exchange_start(ex, echo_arg, &code, sizeof code));
+    for (k = 0; k < 3; k++) {
+        rc = pp_exchange_finish(ex);
+        if (rc == PP_EREMOTE) {
+            seen_remote++;
+            CHECK_EQ(pp_exchange_task_error(ex, &got, &message), 1);
+            CHECK_EQ(got, 77);
+            CHECK(message != NULL && strstr(message, "77") != NULL);
+        } else if (rc == PP_EPEER) {
+            seen_peer++;
+        } else {
+            CHECK_EQ(rc, 0);
+        }
+    }
+    CHECK_EQ(seen_remote, 1);
+    CHECK_EQ(seen_peer, 1);
+    CHECK_EQ(pp_exchange_finish(ex), 0); /* everything reported */
+    CHECK_EQ(log.count, 1);               /* the one good task */
+    CHECK_EQ(log.sum, 77);
+    pp_exchange_free(ex);
+}
+
+/* Removing a channel that is not in the exchange is an error, whatever the flags. */
+static void test_remove_foreign_channel(void)
+{
+    struct store_log log = {0, 0, 0};
+    pp_exchange *ex;
+    pp_channel *stranger = start_child(echo_until_closed);
+
+    CHECK_OK(pp_exchange_new(2, 0, store_value, &log, &ex));
+    CHECK_EQ(pp_exchange_remove(ex, stranger), PP_EINVAL);
+    CHECK_OK(pp_send(stranger, "ok", 3)); /* untouched */
+    pp_channel_close(stranger);
+    pp_exchange_free(ex);
+}
+
 static void test_keep_removed(void)
 {
     struct store_log log = {0, 0, 0};
@@ -1039,6 +1096,8 @@ int main(void)
     RUN(test_pmap);
     RUN(test_pmap_zero_fills_short_outputs);
     RUN(test_many_tasks_leave_nothing);
+    RUN(test_custom_store_reports_failed_tasks);
+    RUN(test_remove_foreign_channel);
     RUN(test_null_exchange);
     RUN(test_null_arguments);
     RUN(test_bad_flags);
