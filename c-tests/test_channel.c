@@ -391,6 +391,23 @@ static void test_receive_timeout(void)
     pp_channel_close(ch);
 }
 
+static void test_wait_timeout(void)
+{
+    int status = -1;
+    pp_channel *ch = start_child(echo);
+
+    if (ch == NULL)
+        return;
+    CHECK_EQ(pp_channel_wait_timeout(ch, &status, 0), PP_ETIMEDOUT);
+    CHECK_EQ(pp_channel_wait_timeout(ch, &status, 20), PP_ETIMEDOUT);
+    CHECK_EQ(status, -1); /* outputs are written only on success */
+    CHECK_OK(pp_send(ch, NULL, 0)); /* stops echo */
+    CHECK_EQ(pp_channel_wait_timeout(ch, &status, 10000), pp_channel_pid(ch));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(pp_channel_wait_timeout(NULL, &status, 0), PP_EINVAL);
+    pp_channel_close(ch);
+}
+
 int main(void)
 {
     RUN(test_bytes_ping_pong);
@@ -404,6 +421,7 @@ int main(void)
     RUN(test_max_message);
     RUN(test_garbage_is_a_protocol_error);
     RUN(test_receive_timeout);
+    RUN(test_wait_timeout);
     pp_waitall();
     return report();
 }

@@ -277,6 +277,12 @@ int pp_channel_set_max_message(pp_channel *ch, size_t max);
 int pp_channel_wait(pp_channel *ch, int *status);
 
 /**
+ * pp_channel_wait for at most timeout_ms milliseconds (-1 forever, 0 just
+ * look): PP_ETIMEDOUT if the process is still running then.
+ */
+int pp_channel_wait_timeout(pp_channel *ch, int *status, int timeout_ms);
+
+/**
  * Closes and frees a channel (NULL is fine; must not be called twice). A
  * created process still running is collected later, by the next create or
  * by pp_waitall.

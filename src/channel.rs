@@ -537,6 +537,21 @@ impl Channel {
         Ok(status)
     }
 
+    /// [`Channel::wait`] for at most `timeout_ms` milliseconds (`-1`:
+    /// forever, `0`: just look): [`Error::TimedOut`] if the process is still
+    /// running then.
+    pub fn wait_timeout(&mut self, timeout_ms: i32) -> Result<WaitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        if self.pid <= 0 {
+            return Err(Error::Invalid);
+        }
+        let status = sys::waitpid_timeout(self.pid, timeout_ms)?.ok_or(Error::TimedOut)?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
     /// The created process's status if it has ended, without waiting.
     pub fn try_wait(&mut self) -> Result<Option<WaitStatus>> {
         if self.status.is_none() && self.pid > 0 {

@@ -382,3 +382,21 @@ fn a_pair_talks_within_one_process() {
     // Not a created process: there is nothing to wait for.
     assert_eq!(a.wait(), Err(Error::Invalid));
 }
+
+#[test]
+fn waiting_for_a_process_can_time_out() {
+    let mut ch = start(|ch| {
+        let mut b = [0u8; 1];
+        let _ = ch.receive(&mut b); // until the creator says so
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(ch.wait_timeout(0), Err(Error::TimedOut));
+    assert_eq!(ch.wait_timeout(30), Err(Error::TimedOut));
+    ch.send(b"x").unwrap();
+    let status = ch.wait_timeout(10_000).unwrap();
+    assert!(status.success());
+    assert_eq!(ch.wait_timeout(0).unwrap(), status, "remembered");
+    let (mut a, _b) = Channel::pair().unwrap();
+    assert_eq!(a.wait_timeout(0), Err(Error::Invalid));
+}

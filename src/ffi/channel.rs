@@ -283,6 +283,26 @@ pub extern "C" fn pp_channel_wait(ch: *mut pp_channel, status: *mut c_int) -> c_
     })
 }
 
+/// pp_channel_wait for at most timeout_ms milliseconds (-1 forever, 0 just
+/// look): PP_ETIMEDOUT if the process is still running then.
+#[no_mangle]
+pub extern "C" fn pp_channel_wait_timeout(
+    ch: *mut pp_channel,
+    status: *mut c_int,
+    timeout_ms: c_int,
+) -> c_int {
+    guard(|| {
+        // SAFETY: the handle comes from the C caller as documented.
+        let ch = unsafe { channel(ch) }?;
+        let ended = ch.wait_timeout(timeout_ms)?;
+        if !status.is_null() {
+            // SAFETY: non-NULL status is writable, per the contract.
+            unsafe { write_out(status, ended.0) }?;
+        }
+        Ok(ch.pid())
+    })
+}
+
 /// Closes and frees a channel (NULL is fine; must not be called twice). A
 /// created process still running is collected later, by the next create or
 /// by pp_waitall.

@@ -21,7 +21,7 @@ pub use mem::{free, malloc};
 pub use poll::{poll, PollFd, POLLIN};
 pub use proc::{
     exit_now, flush_stdio, forget_orphans, fork, getpid, kill, number_of_cpus, reap_later,
-    reap_orphans, sleep_ms, wait_any, waitpid, Forked, Pid, WaitStatus, SIGKILL,
+    reap_orphans, sleep_ms, wait_any, waitpid, waitpid_timeout, Forked, Pid, WaitStatus, SIGKILL,
 };
 pub use socket::socketpair;
 pub use time::Deadline;

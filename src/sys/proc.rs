@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use super::{cvt, retry, Errno, Result};
+use super::{cvt, poll, retry, Deadline, Errno, Fd, PollFd, Result, POLLIN};
 
 /// A process id.
 pub type Pid = i32;
@@ -78,6 +78,40 @@ pub fn waitpid(pid: Pid, block: bool) -> Result<Option<WaitStatus>> {
     // SAFETY: `status` is a valid int to write.
     let ret = retry(|| cvt(unsafe { libc::waitpid(pid, &mut status, flags) }))?;
     Ok((ret != 0).then_some(WaitStatus(status)))
+}
+
+/// [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html) with a
+/// timeout in milliseconds (`-1`: forever): `Ok(None)` if `pid` is still
+/// running when it passes. Sleeps in `poll` on a pidfd (Linux 5.3+), or in
+/// short naps where pidfds are unavailable.
+pub fn waitpid_timeout(pid: Pid, timeout_ms: i32) -> Result<Option<WaitStatus>> {
+    if timeout_ms < 0 {
+        return waitpid(pid, true);
+    }
+    let deadline = Deadline::after(timeout_ms);
+    let pidfd = pidfd_open(pid);
+    loop {
+        if let Some(status) = waitpid(pid, false)? {
+            return Ok(Some(status));
+        }
+        if deadline.expired() {
+            return Ok(None);
+        }
+        match &pidfd {
+            Ok(fd) => {
+                poll(&mut [PollFd::new(fd, POLLIN)], deadline.remaining_ms())?;
+            }
+            Err(_) => sleep_ms(deadline.remaining_ms().clamp(0, 5) as u32),
+        }
+    }
+}
+
+/// [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html):
+/// a descriptor that becomes readable when `pid` ends (close-on-exec).
+fn pidfd_open(pid: Pid) -> Result<Fd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    Ok(Fd::own(fd as i32))
 }
 
 /// Blocks until any child ends; `Ok(None)` when there are no children left.
