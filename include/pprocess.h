@@ -451,7 +451,7 @@ int pp_map_get(pp_exchange *map, size_t index, void *buf, size_t cap, size_t *le
 int pp_exchange_task_error(const pp_exchange *ex, int *code, const char **message);
 
 /**
- * outputs[i] = function(inputs[i]) for count fixed-size records, in other
+ * `outputs[i] = function(inputs[i])` for count fixed-size records, in other
  * processes, at most limit at once (0: one per processor). An output shorter
  * than output_size is zero-filled. With PP_REUSE, workers are reused and
  * tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function

@@ -1,4 +1,4 @@
-//! A channel: one end of a connected socket speaking the [wire](crate::wire)
+//! A channel: one end of a connected socket speaking the [`wire`](mod@crate::wire)
 //! format, usually between a creator and a created process.
 //!
 //! Sends are synchronous writes into the kernel's socket buffer, so a frame

@@ -12,7 +12,7 @@
 //! ```
 //! All fields are little-endian. An error frame's payload is a little-endian
 //! `i32` code followed by a UTF-8 message of at most
-//! [`REMOTE_MESSAGE_MAX`](crate::REMOTE_MESSAGE_MAX) bytes. Ack and stop frames
+//! [`crate::REMOTE_MESSAGE_MAX`] bytes. Ack and stop frames
 //! have no payload.
 //!
 //! A header is validated completely before anything is allocated for its

@@ -653,7 +653,7 @@ pub extern "C" fn pp_exchange_task_error(
     })
 }
 
-/// outputs[i] = function(inputs[i]) for count fixed-size records, in other
+/// `outputs[i] = function(inputs[i])` for count fixed-size records, in other
 /// processes, at most limit at once (0: one per processor). An output shorter
 /// than output_size is zero-filled. With PP_REUSE, workers are reused and
 /// tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function

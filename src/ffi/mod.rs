@@ -1,8 +1,8 @@
 //! The C ABI (`include/pprocess.h`): the only place with `extern "C"`,
 //! `#[no_mangle]` and raw pointers from C.
 //!
-//! Conventions: every export runs inside [`guard`], which turns a panic into
-//! `PP_EPANIC`; pointers are checked for NULL ([`handle`], [`bytes`]) and a
+//! Conventions: every export runs inside `guard`, which turns a panic into
+//! `PP_EPANIC`; pointers are checked for NULL (`handle`, `bytes`) and a
 //! NULL gives `PP_EINVAL`; functions return `0`, a count or a pid on success,
 //! `-errno` for OS failures and `PP_E*` codes (≤ -1000) for library
 //! conditions; outputs are written only on success.

@@ -2,7 +2,7 @@
 //!
 //! Each public function is a thin, safe wrapper over one system call (or a loop
 //! of them that retries `EINTR` and finishes partial transfers). Return values
-//! become [`Result`] in exactly one place, [`cvt`], and descriptors become
+//! become [`Result`] in exactly one place, `cvt`, and descriptors become
 //! owned [`Fd`] values the moment the kernel hands them out, so an early `?`
 //! never leaks one.
 
