@@ -200,7 +200,7 @@ static inline int store_cell(pp_exchange *ex, pp_channel *ch, void *ctx)
     int rc = pp_receive(ch, &cell, sizeof cell, &len);
 
     (void)ex;
-    return rc < 0 ? rc : put_cell(ctx, &cell, len);
+    return rc < 0 ? rc : put_cell((int *)ctx, &cell, len);
 }
 
 /* Exits with the error of a result taken from a queue or map: a failed

@@ -183,9 +183,11 @@ int pp_create(pp_channel **out);
 int pp_start(pp_callable callable, const void *arg, size_t arg_len, pp_channel **out);
 
 /**
- * Ends a created process: what was sent stays deliverable, stdio is flushed,
- * the channel is closed and freed (NULL is fine) and the process exits with
- * `status` at once. Does not return.
+ * Ends a created process: what was sent stays deliverable, C stdio is
+ * flushed, and the process exits with `status` at once (its descriptors,
+ * the channel's among them, are closed by the exit). `channel` may be the
+ * one a pp_start or pp_exchange_start callable was given, one from
+ * pp_create, or NULL. Does not return.
  */
 void pp_exit(pp_channel *channel, int status) __attribute__((noreturn));
 

@@ -431,7 +431,7 @@ impl Channel {
             }
             match self.rbuf.fill(&self.fd) {
                 Ok(0) | Err(Errno::CONNRESET) if !self.rbuf.available().is_empty() => {
-                    return Err(Error::Protocol(ProtoError::Truncated))
+                    return Err(self.cut_short())
                 }
                 Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
                 Ok(_) => {}
@@ -454,7 +454,8 @@ impl Channel {
         match sys::read_exact(&self.fd, rest) {
             Ok(n) if n == rest.len() => Ok(()),
             Ok(_) | Err(Errno::CONNRESET) => {
-                Err(self.end_on(Error::Protocol(ProtoError::Truncated)))
+                let why = self.cut_short();
+                Err(self.end_on(why))
             }
             Err(e) => Err(e.into()),
         }
@@ -502,7 +503,18 @@ impl Channel {
         }
     }
 
+    /// The peer hung up in the middle of a frame: [`Error::PeerEnded`] when
+    /// the created process was killed or failed (it died mid-send, as when it
+    /// dies between frames), a truncated-frame protocol error otherwise.
+    fn cut_short(&mut self) -> Error {
+        match self.peer_gone() {
+            ended @ Error::PeerEnded { .. } => ended,
+            _ => Error::Protocol(ProtoError::Truncated),
+        }
+    }
+
     /// Why the channel ended, once it has.
+    #[cfg(feature = "std")]
     pub(crate) fn end_error(&self) -> Option<Error> {
         self.ended
     }

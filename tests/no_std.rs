@@ -1,7 +1,13 @@
 //! The core builds as `#![no_std]`: without an allocator (sys, wire,
-//! channel, process, the fixed-capacity exchange), and with `alloc` alone.
+//! channel, process, the fixed-capacity exchange), and with `alloc` alone;
+//! and examples/nostd-minimal, a `#![no_std]` `#![no_main]` binary using it,
+//! runs and stays small.
 
 use std::process::Command;
+use std::time::Duration;
+
+mod common;
+use common::{blocks, describe, readme, root, run, run_ok, scratch, section};
 
 fn build_core(features: &[&str]) {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -32,4 +38,54 @@ fn the_core_builds_without_std_or_alloc() {
 #[test]
 fn the_core_builds_with_alloc_but_without_std() {
     build_core(&["alloc"]);
+}
+
+/// Stripped size budget of examples/nostd-minimal.
+const NOSTD_MINIMAL_MAX_BYTES: u64 = 32 * 1024;
+
+#[test]
+fn the_no_std_example_exchanges_messages_and_stays_small() {
+    let timeout = Duration::from_secs(300);
+    let dir = scratch("nostd-minimal");
+    let manifest = root().join("examples/nostd-minimal/Cargo.toml");
+    run_ok(
+        Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(dir.join("target")),
+        timeout,
+    );
+    let binary = dir.join("target/release/nostd-minimal");
+
+    // It exits with the sum of its four children's answers: 1 + 4 + 9 + 16.
+    let output = run(&mut Command::new(&binary), timeout).unwrap();
+    assert_eq!(output.status.code(), Some(30), "{}", describe(&output));
+
+    let stripped = dir.join("nostd-minimal.stripped");
+    std::fs::copy(&binary, &stripped).unwrap();
+    run_ok(Command::new("strip").arg(&stripped), timeout);
+    let size = std::fs::metadata(&stripped).unwrap().len();
+    println!("examples/nostd-minimal: {size} bytes stripped");
+    assert!(
+        size <= NOSTD_MINIMAL_MAX_BYTES,
+        "examples/nostd-minimal is {size} bytes stripped, over its {NOSTD_MINIMAL_MAX_BYTES}-byte budget \
+         (see what takes the space with `nm --size-sort -S`)"
+    );
+}
+
+#[test]
+fn the_readme_shows_the_no_std_example_as_it_is() {
+    let readme = readme();
+    let section = section(&readme, "## Using pprocess in a no_std binary");
+    let example = root().join("examples/nostd-minimal");
+    for (language, file) in [("toml", "Cargo.toml"), ("rust,ignore", "src/main.rs")] {
+        let shown = blocks(section, language);
+        let actual = std::fs::read_to_string(example.join(file)).unwrap();
+        assert_eq!(
+            shown.first(),
+            Some(&actual),
+            "the README's no_std section must show examples/nostd-minimal/{file} as it is"
+        );
+    }
 }

@@ -3,30 +3,11 @@
 //! Rust quick start itself runs as a doctest.)
 #![cfg(feature = "std")]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The first fenced block of `language` after the heading `heading`.
-fn block(readme: &str, heading: &str, language: &str) -> String {
-    let section = readme
-        .split_once(heading)
-        .unwrap_or_else(|| panic!("README has no {heading:?}"))
-        .1;
-    let fence = format!("```{language}\n");
-    let start = section.find(&fence).expect("a fenced block") + fence.len();
-    let len = section[start..].find("```").expect("a closing fence");
-    section[start..start + len].to_string()
-}
-
-/// The directory holding this run's libpprocess.a (next to this test binary).
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().expect("test binary directory").to_path_buf()
-}
+mod common;
+use common::{block, lib_dir, root, SYSLIBS};
 
 #[test]
 fn the_c_quick_start_builds_strictly_and_prints_what_the_readme_says() {
@@ -52,7 +33,7 @@ fn the_c_quick_start_builds_strictly_and_prints_what_the_readme_says() {
         .arg("-o")
         .arg(&binary)
         .arg(lib_dir().join("libpprocess.a"))
-        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil", "-lgcc_s"])
+        .args(SYSLIBS)
         .output()
         .expect("cc runs");
     assert!(

@@ -82,15 +82,16 @@ pub extern "C" fn pp_start(
     })
 }
 
-/// Ends a created process: what was sent stays deliverable, stdio is flushed,
-/// the channel is closed and freed (NULL is fine) and the process exits with
-/// `status` at once. Does not return.
+/// Ends a created process: what was sent stays deliverable, C stdio is
+/// flushed, and the process exits with `status` at once (its descriptors,
+/// the channel's among them, are closed by the exit). `channel` may be the
+/// one a pp_start or pp_exchange_start callable was given, one from
+/// pp_create, or NULL. Does not return.
 #[no_mangle]
 pub extern "C" fn pp_exit(channel: *mut pp_channel, status: c_int) -> ! {
-    guard_void(|| {
-        // SAFETY: a non-NULL handle came from this library and is given up here.
-        drop(unsafe { channel_from_handle(channel) });
-    });
+    // Nothing is freed: the process ends now, and a callable's channel is
+    // not a handle of its own.
+    let _ = channel;
     sys::flush_stdio();
     sys::exit_now(status)
 }

@@ -1,0 +1,229 @@
+"""Tests of the ctypes binding; tests/python.rs runs them with PPROCESS_LIB
+set to the library that `cargo test` built:
+
+    python3 -m unittest discover -s bindings/python -v
+"""
+
+import os
+import re
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pprocess_ctypes as pp  # noqa: E402
+
+HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                      "include", "pprocess.h")
+
+# A test still running after this long ends the test program (SIGALRM's
+# default action), so that nothing hangs.
+TIMEOUT_SECONDS = 60
+
+
+def shout(channel, arg):
+    channel.send(arg.upper())
+
+
+def echo_until_closed(channel, arg):
+    while True:
+        try:
+            message = channel.receive()
+        except pp.Closed:
+            return
+        channel.send(arg + message)
+
+
+def fail_with_code_seven(channel, arg):
+    raise pp.RemoteError(7, "bad input: " + arg.decode())
+
+
+def raise_value_error(channel, arg):
+    raise ValueError("not a number")
+
+
+def wait_forever(channel, arg):
+    channel.receive()
+
+
+def square(x):
+    return str(int(x) ** 2).encode()
+
+
+def slow_square(x):
+    # The first inputs take longest, so they finish last.
+    time.sleep((10 - int(x)) * 0.005)
+    return square(x)
+
+
+def fail_on_three(x):
+    if x == b"3":
+        raise pp.RemoteError(33, "three")
+    return x
+
+
+class Case(unittest.TestCase):
+    def setUp(self):
+        signal.alarm(TIMEOUT_SECONDS)
+
+    def tearDown(self):
+        signal.alarm(0)
+        pp.waitall()
+
+
+class ProcessesAndChannels(Case):
+    def test_start_runs_a_python_function_in_another_process(self):
+        with pp.start(shout, b"hello") as channel:
+            self.assertEqual(channel.receive(), b"HELLO")
+            self.assertGreater(channel.pid, 0)
+            self.assertNotEqual(channel.pid, os.getpid())
+            self.assertEqual(os.waitstatus_to_exitcode(channel.wait()), 0)
+
+    def test_send_and_receive_bytes_both_ways(self):
+        with pp.start(echo_until_closed, b">") as channel:
+            for message in (b"one", b"", b"\x00binary\xff", bytes(100000)):
+                channel.send(message)
+                self.assertEqual(channel.receive(timeout=30), b">" + message)
+            channel.send_acked(b"acked")
+            self.assertEqual(channel.receive(), b">acked")
+
+    def test_create_is_fork_style(self):
+        pid, channel = pp.create()
+        if pid == 0:
+            try:
+                channel.send(str(os.getpid()).encode())
+            finally:
+                pp.exit(channel, 5)
+        with channel:
+            self.assertEqual(channel.receive(), str(pid).encode())
+            self.assertEqual(os.waitstatus_to_exitcode(channel.wait()), 5)
+
+
+class Errors(Case):
+    def test_a_remote_error_carries_the_code_and_message_from_the_child(self):
+        with pp.start(fail_with_code_seven, b"x") as channel:
+            with self.assertRaises(pp.RemoteError) as caught:
+                channel.receive()
+            error = caught.exception
+            self.assertIsInstance(error, pp.Error)
+            self.assertEqual(error.code, pp.PP_EREMOTE)
+            self.assertEqual(error.message, pp.strerror(pp.PP_EREMOTE))
+            self.assertEqual(error.remote_code, 7)
+            self.assertEqual(error.remote_message, "bad input: x")
+            self.assertIn("bad input: x", str(error))
+            self.assertEqual(os.waitstatus_to_exitcode(channel.wait()),
+                             pp.EXIT_CALLABLE_ERROR)
+
+    def test_any_other_exception_in_the_child_is_a_remote_panic(self):
+        with pp.start(raise_value_error) as channel:
+            with self.assertRaises(pp.RemoteError) as caught:
+                channel.receive()
+            self.assertEqual(caught.exception.remote_code, pp.PP_EPANIC)
+            self.assertEqual(caught.exception.remote_message, "ValueError: not a number")
+
+    def test_a_killed_child_is_peer_ended(self):
+        with pp.start(wait_forever) as channel:
+            os.kill(channel.pid, signal.SIGKILL)
+            with self.assertRaises(pp.PeerEnded) as caught:
+                channel.receive()
+            error = caught.exception
+            self.assertEqual(error.code, pp.PP_EPEER)
+            self.assertEqual(error.message, pp.strerror(pp.PP_EPEER))
+            self.assertEqual(error.pid, channel.pid)
+            self.assertEqual(error.signal, signal.SIGKILL)
+            self.assertIn("killed by signal 9", str(error))
+
+    def test_library_codes_become_exceptions_with_code_and_message(self):
+        with pp.start(wait_forever) as channel:
+            with self.assertRaises(pp.Timeout) as caught:
+                channel.receive(timeout=0)
+            self.assertEqual(caught.exception.code, pp.PP_ETIMEDOUT)
+            self.assertIsInstance(caught.exception, TimeoutError)
+            channel.send(b"done")
+            with self.assertRaises(pp.Closed) as caught:
+                channel.receive()
+            self.assertEqual(caught.exception.code, pp.PP_ECLOSED)
+            self.assertEqual(caught.exception.message, pp.strerror(pp.PP_ECLOSED))
+        # A map keeps one result per task: continuous is a bad argument.
+        with self.assertRaises(pp.Error) as caught:
+            pp.Map(continuous=True)
+        self.assertEqual(caught.exception.code, pp.PP_EINVAL)
+        self.assertIn(pp.strerror(pp.PP_EINVAL), str(caught.exception))
+
+    def test_a_closed_channel_is_an_error_not_a_crash(self):
+        channel = pp.start(shout, b"x")
+        channel.close()
+        with self.assertRaises(pp.Error) as caught:
+            channel.send(b"late")
+        self.assertEqual(caught.exception.code, pp.PP_EINVAL)
+
+
+class QueuesAndPmap(Case):
+    def test_pmap_returns_results_in_input_order(self):
+        inputs = [str(i).encode() for i in range(10)]
+        expected = [str(i * i).encode() for i in range(10)]
+        for reuse in (False, True):
+            with self.subTest(reuse=reuse):
+                self.assertEqual(pp.pmap(slow_square, inputs, limit=4, reuse=reuse), expected)
+
+    def test_pmap_raises_a_failed_task_error(self):
+        with self.assertRaises(pp.RemoteError) as caught:
+            pp.pmap(fail_on_three, [b"1", b"2", b"3", b"4"], limit=2)
+        self.assertEqual((caught.exception.remote_code, caught.exception.remote_message),
+                         (33, "three"))
+
+    def test_a_queue_iterates_over_every_result(self):
+        with pp.Queue(limit=3) as queue:
+            for i in range(10):
+                queue.call(square, str(i).encode())
+            results = sorted(int(r) for r in queue)
+        self.assertEqual(results, [i * i for i in range(10)])
+
+    def test_a_queue_of_started_callables_and_its_failures(self):
+        with pp.Queue(limit=2) as queue:
+            queue.start(shout, b"a")
+            queue.start(fail_with_code_seven, b"b")
+            queue.start(shout, b"c")
+            results, failures = [], []
+            while True:
+                try:
+                    results.append(next(queue))
+                except StopIteration:
+                    break
+                except pp.RemoteError as error:  # the iteration goes on
+                    failures.append((error.remote_code, error.remote_message))
+        self.assertEqual(sorted(results), [b"A", b"C"])
+        self.assertEqual(failures, [(7, "bad input: b")])
+
+    def test_a_reused_continuous_queue(self):
+        def count_to(channel, arg):
+            for i in range(arg[0]):
+                channel.send(bytes([i]))
+
+        with pp.Queue(limit=1, reuse=True, continuous=True) as queue:
+            queue.start(count_to, b"\x03")
+            queue.start(count_to, b"\x02")
+            self.assertEqual(sorted(queue), [b"\x00", b"\x00", b"\x01", b"\x01", b"\x02"])
+
+
+class Library(Case):
+    def test_constants_match_the_header(self):
+        with open(HEADER) as header:
+            defines = dict(re.findall(r"#define (PP_\w+) \(?(-?\d+)\)?", header.read()))
+        names = [name for name in defines if not name.startswith("PP_VERSION_")]
+        self.assertGreater(len(names), 10)
+        for name in names:
+            self.assertEqual(getattr(pp, name), int(defines[name]), name)
+        expected = ".".join(defines["PP_VERSION_" + part] for part in ("MAJOR", "MINOR", "PATCH"))
+        self.assertEqual(pp.version(), expected)
+
+    def test_strerror_and_number_of_cores(self):
+        self.assertTrue(pp.strerror(-123456))
+        self.assertNotEqual(pp.strerror(pp.PP_EPEER), pp.strerror(pp.PP_ECLOSED))
+        self.assertGreaterEqual(pp.number_of_cores(), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
