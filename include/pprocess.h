@@ -469,6 +469,94 @@ int pp_pmap(pp_function function,
             size_t limit,
             unsigned int flags);
 
+/**
+ * Creates a process whose channel survives disconnection (fork-style,
+ * pprocess's create_persistent). A background "keeper" process listens at
+ * `address` (a socket file, mode 0600) and keeps everything the new process
+ * sends until a client acknowledges it.
+ *
+ * In the creator it returns the keeper's pid (> 0) and stores in *out a
+ * channel connected to `address`, as pp_connect gives: receive from it, or
+ * close it and connect again later, from this or another process. In the
+ * new process it returns 0 and stores in *out its channel to the keeper:
+ * send results on it and finish with pp_exit. The keeper is the creator's
+ * child (collect it with pp_channel_wait or pp_waitall once the results are
+ * delivered); the new process is the keeper's child and keeps the creator's
+ * standard streams. The keeper removes the socket file and exits once the
+ * new process has finished and a client has acknowledged every result.
+ *
+ * PP_EADDR: address is empty or longer than 107 bytes, or an existing file
+ * is there that is not a stale socket of this user (a stale socket, with
+ * nobody listening, is replaced).
+ */
+int pp_create_persistent(const char *address, pp_channel **out);
+
+/**
+ * Runs callable(channel, arg, arg_len) in a detached background process
+ * listening at `address` (pprocess's BackgroundCallable / start_persistent)
+ * and returns the pid of the process listening there. The argument bytes
+ * are copied. Collect the results later with pp_connect or
+ * pp_exchange_connect, from this process or another one of the same user;
+ * this process may exit at once.
+ *
+ * The address is listening when this returns; its socket file is mode 0600
+ * and peers of another user are refused. The background process is in a
+ * new session, is not a child of the caller, and has its standard input,
+ * output and error on /dev/null (open, so the callable's prints succeed and
+ * go nowhere; pprocess closed them). It keeps every result the callable
+ * sends, and the callable's error (a nonzero return), until a client
+ * acknowledges it; results a client did not acknowledge before it
+ * disconnected go to the next client. After the callable has returned and
+ * every result is acknowledged, it removes the socket file and exits. The
+ * callable's receives see nothing: clients only collect.
+ *
+ * PP_EADDR as for pp_create_persistent.
+ */
+int pp_start_persistent(const char *address, pp_callable callable, const void *arg, size_t arg_len);
+
+/**
+ * Connects to the persistent process listening at `address` (pprocess's
+ * connect_persistent) and stores the channel in *out; returns 0. Receive the
+ * results from it: each is acknowledged as it is received, and the receive
+ * after the last one reports PP_ECLOSED. A failed callable's error comes out
+ * as PP_EREMOTE (see pp_channel_remote_error). One client is served at a
+ * time: a receive waits while another client is connected.
+ *
+ * -ENOENT: nothing at the address; -ECONNREFUSED: nobody listens there (the
+ * work finished and was collected, or its process died); PP_EPERM: the
+ * listener belongs to another user; PP_EADDR: an unusable address. A
+ * client that sends anything but acknowledgements is disconnected, its
+ * receive failing with PP_EREMOTE (remote code PP_EPROTO).
+ */
+int pp_connect(const char *address, pp_channel **out);
+
+/**
+ * Connects to the persistent process at `address` and monitors the
+ * connection as a new task of the exchange, once the exchange is below its
+ * limit (pprocess's PersistentQueue.connect); returns the task id. Every
+ * result the process sends is stored for that task (a queue gets each one
+ * from pp_exchange_next), and the task ends when the process has delivered
+ * everything. Errors as for pp_connect.
+ *
+ * pprocess's BackgroundQueue(address) is pp_queue_new(1, 0, &q) followed by
+ * pp_exchange_connect(q, address).
+ */
+int pp_exchange_connect(pp_exchange *ex, const char *address);
+
+/**
+ * Runs callable(channel, arg, arg_len) in a background process listening at
+ * `address`, exactly as pp_start_persistent does (pprocess's
+ * PersistentExchange.manage(address, callable)), and returns its pid. The
+ * exchange does not monitor it: collect its results with
+ * pp_exchange_connect, on this exchange or another, in this process or a
+ * later one.
+ */
+int pp_exchange_start_persistent(pp_exchange *ex,
+                                 const char *address,
+                                 pp_callable callable,
+                                 const void *arg,
+                                 size_t arg_len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -34,6 +34,8 @@ pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
 #[cfg(feature = "alloc")]
 pub use exchange::{pmap, Map, Outcome, Queue, TaskError};
 pub use exchange::{Exchange, Options, StoreData, TaskId};
+#[cfg(feature = "alloc")]
+pub use persistent::{connect_persistent, create_persistent, start_persistent, AsAddress};
 pub use process::{create, exit, number_of_cores, start, waitall, Created};
 pub use sys::{Pid, WaitStatus};
 

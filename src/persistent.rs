@@ -1,2 +1,741 @@
-//! Persistent and background processes: listeners at UNIX-socket addresses
-//! that survive disconnection and keep results until a client acknowledges them.
+//! Persistent and background processes: work that runs on after the program
+//! that started it has exited, reachable at a UNIX-socket address, whose
+//! results a later, different process collects (pprocess's
+//! `create_persistent`, `start_persistent`, `connect_persistent`,
+//! `BackgroundCallable`, `BackgroundQueue`, `PersistentQueue` and
+//! `PersistentExchange`).
+//!
+//! # Quick start
+//!
+//! ```
+//! use pprocess::{connect_persistent, start_persistent, Error};
+//!
+//! # let dir = std::env::temp_dir().join(format!("pp-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! let address = dir.join("squares.socket");
+//! // A detached background process computes; this program could exit now.
+//! start_persistent(&address, |channel| {
+//!     for n in 1..=3u32 {
+//!         channel.send_value(&(n * n))?;
+//!     }
+//!     Ok(())
+//! })?;
+//!
+//! // Later, from this or any other process of the same user:
+//! let mut channel = connect_persistent(&address)?;
+//! let mut squares = Vec::new();
+//! loop {
+//!     match channel.receive_value::<u32>() {
+//!         Ok(square) => squares.push(square),
+//!         Err(Error::Closed) => break, // every result delivered
+//!         Err(e) => return Err(e.into()),
+//!     }
+//! }
+//! assert_eq!(squares, [1, 4, 9]);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How it works
+//!
+//! [`start_persistent`] binds and listens at the address *before* it forks,
+//! so a connection made as soon as it returns succeeds. The process listening
+//! there, the *keeper*, owns the socket and an outbox; the callable runs in
+//! the keeper's child with an ordinary channel to the keeper, so it sends
+//! (and fails) exactly as a callable given to [`start`](crate::start) does.
+//! Everything the callable sends, error frames included, goes into the
+//! outbox. The keeper sends the outbox to the connected client, each frame
+//! asking for an acknowledgement, and drops an entry only when the client
+//! acknowledges it; a channel acknowledges a frame as it receives it. A
+//! client that disconnects, is killed, or sends garbage takes nothing with
+//! it: what it did not acknowledge goes to the next client, so a client that
+//! stays connected receives every result exactly once. When the callable has
+//! finished and the outbox is empty, the keeper closes the connection (the
+//! client's receive reports [`Error::Closed`]), removes its socket file and
+//! exits; its child has already been collected. A callable that sends
+//! nothing still waits for one client, which sees that end at once, so a
+//! collector never races the keeper's exit.
+//!
+//! One client is served at a time; others wait in the listen backlog and are
+//! served in turn when the current one disconnects (or see
+//! [`Error::Closed`] if the keeper finishes first). Clients only receive and
+//! acknowledge: a client that sends a message or a malformed frame receives
+//! an error frame with code `PP_EPROTO` and is disconnected, and the
+//! callable's own receives never see anything. Up to [`WINDOW`] results are
+//! in flight to a client at once.
+//!
+//! # Addresses and security
+//!
+//! An address is a filesystem path of at most [`SocketPath::MAX_LEN`]
+//! bytes (a relative path is resolved against the current directory, which
+//! the keeper keeps). The socket file is made mode 0600 before anyone can
+//! connect. A connecting process whose effective uid differs from the
+//! keeper's is refused (`SO_PEERCRED`): it receives an error frame with code
+//! `PP_EPERM` and is disconnected, and the keeper goes on serving; a client
+//! likewise refuses a listener of another user ([`Error::Permission`]). An
+//! existing file at the address is replaced only if it is a stale socket of
+//! the same user (nobody listens: `ECONNREFUSED`); anything else — a live
+//! listener, a regular file, a directory, a link — is left untouched and the
+//! start fails with [`Error::Address`], as it does for an empty or too long
+//! address.
+//!
+//! [`SocketPath::MAX_LEN`]: crate::sys::SocketPath::MAX_LEN
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use crate::channel::{Channel, Frame};
+use crate::error::{code, Error, RemoteError, Result};
+use crate::exchange::{Exchange, Options, Queue, Slots, StoreData, TaskId};
+use crate::process::{self, Created};
+use crate::sys::{self, Deadline, Errno, Fd, Forked, Pid, PollFd, SocketPath, POLLIN};
+use crate::wire::{Kind, FLAG_ACK_REQUESTED};
+
+/// Results a keeper sends to its client before it waits for acknowledgements.
+pub const WINDOW: usize = 32;
+
+/// Bytes of unacknowledged results a keeper holds before it stops reading
+/// its callable (whose sends then wait, as they do on a full socket).
+pub const OUTBOX_BYTES: usize = 32 << 20;
+
+/// Connections waiting to be served, beyond the one being served.
+const BACKLOG: i32 = 128;
+
+/// Something usable as a persistent address: a path, as text or bytes.
+pub trait AsAddress {
+    /// The path's bytes (no NUL inside).
+    fn address_bytes(&self) -> &[u8];
+}
+
+impl<T: AsAddress + ?Sized> AsAddress for &T {
+    fn address_bytes(&self) -> &[u8] {
+        (**self).address_bytes()
+    }
+}
+
+impl AsAddress for str {
+    fn address_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsAddress for [u8] {
+    fn address_bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl AsAddress for core::ffi::CStr {
+    fn address_bytes(&self) -> &[u8] {
+        self.to_bytes()
+    }
+}
+
+impl AsAddress for alloc::string::String {
+    fn address_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+#[cfg(feature = "std")]
+impl AsAddress for std::ffi::OsStr {
+    fn address_bytes(&self) -> &[u8] {
+        std::os::unix::ffi::OsStrExt::as_bytes(self)
+    }
+}
+
+#[cfg(feature = "std")]
+impl AsAddress for std::path::Path {
+    fn address_bytes(&self) -> &[u8] {
+        self.as_os_str().address_bytes()
+    }
+}
+
+#[cfg(feature = "std")]
+impl AsAddress for std::path::PathBuf {
+    fn address_bytes(&self) -> &[u8] {
+        self.as_os_str().address_bytes()
+    }
+}
+
+/// Checks an address: [`Error::Address`] if it cannot be a socket path.
+fn socket_path(address: impl AsAddress) -> Result<SocketPath> {
+    SocketPath::new(address.address_bytes()).ok_or(Error::Address)
+}
+
+/// A listening socket bound to a path, and that file's identity, so that
+/// only this socket's own file is ever removed. Dropping it closes the
+/// socket but leaves the file: every process forked while it exists holds a
+/// copy, and only the keeper removes the file ([`Listener::remove`]).
+struct Listener {
+    fd: Fd,
+    path: SocketPath,
+    id: (u64, u64),
+}
+
+impl Listener {
+    /// Binds a new socket at `path` (replacing a stale socket of this user),
+    /// makes it mode 0600 and listens.
+    fn bind(path: SocketPath) -> Result<Listener> {
+        let fd = sys::unix_socket(false)?;
+        match sys::bind(&fd, &path) {
+            Err(Errno::ADDRINUSE) if is_stale(&path)? => match sys::unlink(&path) {
+                Ok(()) | Err(Errno::NOENT) => sys::bind(&fd, &path).map_err(|e| match e {
+                    Errno::ADDRINUSE => Error::Address,
+                    e => e.into(),
+                })?,
+                Err(e) => return Err(e.into()),
+            },
+            Err(Errno::ADDRINUSE) => return Err(Error::Address),
+            other => other?,
+        }
+        let id = match sys::lstat(&path) {
+            Ok(file) => file.id,
+            Err(e) => {
+                let _ = sys::unlink(&path); // just made by this bind
+                return Err(e.into());
+            }
+        };
+        let listener = Listener { fd, path, id };
+        // Nobody can connect before listen(2), so the file is private before
+        // any connection is possible.
+        let ready =
+            sys::chmod(&listener.path, 0o600).and_then(|()| sys::listen(&listener.fd, BACKLOG));
+        if let Err(e) = ready {
+            listener.remove();
+            return Err(e.into());
+        }
+        // Until listen(2) the socket looked stale: another start at the same
+        // address may have replaced it meanwhile. From now on it cannot.
+        if !sys::lstat(&listener.path).is_ok_and(|file| file.id == listener.id) {
+            return Err(Error::Address);
+        }
+        Ok(listener)
+    }
+
+    /// Closes the socket and removes its file, if the file at the path is
+    /// still the one this socket created.
+    fn remove(self) {
+        if sys::lstat(&self.path).is_ok_and(|file| file.socket && file.id == self.id) {
+            let _ = sys::unlink(&self.path);
+        }
+    }
+}
+
+/// True when `path` is a socket of this user that nobody listens at.
+fn is_stale(path: &SocketPath) -> Result<bool> {
+    let file = match sys::lstat(path) {
+        Ok(file) => file,
+        Err(Errno::NOENT) => return Ok(true), // gone meanwhile: bind again
+        Err(e) => return Err(e.into()),
+    };
+    if !file.socket || file.uid != sys::geteuid() {
+        return Ok(false);
+    }
+    // Non-blocking, so that a listener with a full backlog cannot hold us up.
+    let probe = sys::unix_socket(true)?;
+    Ok(sys::connect(&probe, path) == Err(Errno::CONNREFUSED))
+}
+
+/// Connects to `path` and checks that the listener is this user's.
+fn connect_fd(path: &SocketPath) -> Result<Fd> {
+    let fd = sys::unix_socket(false)?;
+    sys::connect(&fd, path)?;
+    if sys::peer_credentials(&fd)?.uid != sys::geteuid() {
+        return Err(Error::Permission);
+    }
+    Ok(fd)
+}
+
+/// Connects to the persistent process listening at `address` (pprocess's
+/// `connect_persistent`). Receive its results from the returned channel:
+/// each is acknowledged as it is received, and the channel reports
+/// [`Error::Closed`] once every result has been delivered and the process has
+/// finished. Several clients may connect at once; they are served one after
+/// the other.
+///
+/// Errors: [`Error::Address`] for an unusable address; `ENOENT`
+/// ([`Error::Os`]) when nothing is at the address, `ECONNREFUSED` when
+/// nobody listens there (the work finished and was collected, or its process
+/// died); [`Error::Permission`] when the listener belongs to another user.
+pub fn connect_persistent(address: impl AsAddress) -> Result<Channel> {
+    let path = socket_path(address)?;
+    Ok(Channel::from_fd(connect_fd(&path)?, 0))
+}
+
+/// Runs `callable` in a detached background process listening at `address`
+/// (pprocess's `start_persistent` and `BackgroundCallable`) and returns the
+/// pid of the process that listens there.
+///
+/// The background process is in a new session (`setsid`), is not a child of
+/// the caller (nobody needs to wait for it), and has standard input, output
+/// and error on `/dev/null`, so the callable's prints go nowhere instead of
+/// failing. It keeps the current directory. The callable gets a channel on
+/// which it sends results (and reports failure by returning `Err`, or with a
+/// panic) as it would in [`start`](crate::start); its receives see nothing.
+/// The process lingers until a client has acknowledged every result, then
+/// removes the socket file and exits. The caller may exit at once: collect the
+/// results later with [`connect_persistent`] or [`Exchange::connect`].
+///
+/// The address is listening when this returns. Errors: [`Error::Address`]
+/// (see the [module documentation](self)); an OS error if the socket or a
+/// process cannot be made.
+pub fn start_persistent<F>(address: impl AsAddress, callable: F) -> Result<Pid>
+where
+    F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+{
+    let (mut listener, notify, mut reply) = prepare(address)?;
+    match fork_keeping(&mut [&mut listener.fd, &mut reply]) {
+        Err(e) => {
+            listener.remove();
+            Err(e)
+        }
+        Ok(Forked::Parent(intermediate)) => {
+            drop(reply);
+            let answer = await_keeper(listener, notify);
+            // The intermediate process exits as soon as the keeper exists.
+            let _ = sys::waitpid(intermediate, true);
+            answer
+        }
+        Ok(Forked::Child) => {
+            // The intermediate process: a new session, then the keeper in it,
+            // which init adopts when this one leaves.
+            let forked = sys::setsid()
+                .map_err(Error::from)
+                .and_then(|_| fork_keeping(&mut [&mut listener.fd, &mut reply]));
+            match forked {
+                Ok(Forked::Parent(_)) => sys::exit_now(0),
+                Ok(Forked::Child) => {}
+                Err(e) => give_up(listener, reply, e),
+            }
+            // The keeper.
+            if let Err(e) = sys::stdio_to_dev_null() {
+                give_up(listener, reply, e.into());
+            }
+            let worker = match spawn_worker() {
+                Ok(Created::Parent(worker)) => worker,
+                Ok(Created::Child(mut channel)) => {
+                    let status = process::run_callable(&mut channel, callable);
+                    process::exit(channel, status)
+                }
+                Err(e) => give_up(listener, reply, e),
+            };
+            report(reply, sys::getpid());
+            keep(listener, worker)
+        }
+    }
+}
+
+/// Creates a process whose channel survives disconnection (pprocess's
+/// `create_persistent`, fork-style).
+///
+/// In the new process this returns [`Created::Child`] with a channel to its
+/// keeper, which listens at `address`: send results on it (they are kept
+/// until a client acknowledges them) and finish with [`exit`](crate::exit).
+/// In the creator it returns [`Created::Parent`] with a channel already
+/// connected to `address`, as [`connect_persistent`] gives, whose
+/// [`pid`](Channel::pid) is the keeper's: receive from it, or drop it and
+/// connect again later, from this or another process. The keeper is the
+/// creator's child (collect it with [`Channel::wait`] or
+/// [`waitall`](crate::waitall) once the results are delivered); the new
+/// process is the keeper's child and keeps the creator's standard streams.
+/// See [`start_persistent`] for the keeper's life, and the
+/// [module documentation](self) for addresses.
+pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
+    let (mut listener, notify, mut reply) = prepare(address)?;
+    match fork_keeping(&mut [&mut listener.fd, &mut reply]) {
+        Err(e) => {
+            listener.remove();
+            Err(e)
+        }
+        Ok(Forked::Parent(keeper)) => {
+            drop(reply);
+            let path = listener.path.clone();
+            if let Err(e) = await_keeper(listener, notify) {
+                let _ = sys::waitpid(keeper, true);
+                return Err(e);
+            }
+            let channel = Channel::from_fd(connect_fd(&path)?, keeper);
+            Ok(Created::Parent(channel))
+        }
+        Ok(Forked::Child) => {
+            let worker = match spawn_worker() {
+                Ok(Created::Parent(worker)) => worker,
+                Ok(child @ Created::Child(_)) => return Ok(child),
+                Err(e) => give_up(listener, reply, e),
+            };
+            report(reply, 0);
+            // Let go of the creator's standard streams: a pipe reader waiting
+            // for their end should not wait for the keeper.
+            let _ = sys::stdio_to_dev_null();
+            keep(listener, worker)
+        }
+    }
+}
+
+/// Binds the listener and makes the pair of sockets on which the keeper
+/// reports that it runs; flushes output before the fork that follows.
+fn prepare(address: impl AsAddress) -> Result<(Listener, Fd, Fd)> {
+    let listener = Listener::bind(socket_path(address)?)?;
+    let (ours, theirs) = match sys::socketpair() {
+        Ok(pair) => pair,
+        Err(e) => {
+            listener.remove();
+            return Err(e.into());
+        }
+    };
+    sys::reap_orphans();
+    sys::flush_stdio();
+    #[cfg(feature = "std")]
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    Ok((listener, ours, theirs))
+}
+
+/// `fork`, keeping `keep` (and no other library descriptor) in the new
+/// process. Unlike [`process::create`] it flushes nothing: it runs in forked
+/// processes too, where another thread of the original program may have held
+/// a stdio lock at the fork.
+fn fork_keeping(keep: &mut [&mut Fd]) -> Result<Forked> {
+    let forked = sys::fork()?;
+    if forked == Forked::Child {
+        sys::after_fork_in_child(keep);
+        sys::forget_orphans();
+    }
+    Ok(forked)
+}
+
+/// In the keeper: the process that runs the callable, with a channel to it.
+fn spawn_worker() -> Result<Created> {
+    let (ours, mut theirs) = sys::socketpair()?;
+    Ok(match fork_keeping(&mut [&mut theirs])? {
+        Forked::Child => Created::Child(Channel::from_fd(theirs, 0)),
+        Forked::Parent(pid) => Created::Parent(Channel::from_fd(ours, pid)),
+    })
+}
+
+/// In the creator: waits for the keeper's word (its pid, 0, or a failure's
+/// code). A failed start leaves no socket file behind.
+fn await_keeper(listener: Listener, notify: Fd) -> Result<Pid> {
+    let answer = match Channel::from_fd(notify, 0).receive_value::<i32>() {
+        Ok(value) if value >= 0 => Ok(value),
+        Ok(code @ -133..=-1) => Err(Error::Os(-code)),
+        Ok(code::PANIC) => Err(Error::Panic),
+        Ok(code) => Err(Error::Remote { code }),
+        Err(e) => Err(e),
+    };
+    if answer.is_err() {
+        listener.remove();
+    }
+    answer
+}
+
+/// In the intermediate process or the keeper: tells the creator.
+fn report(reply: Fd, value: i32) {
+    // If the creator is gone there is nobody left to tell.
+    let _ = Channel::from_fd(reply, 0).send_value(&value);
+}
+
+/// In the intermediate process or the keeper: reports a failure to start,
+/// removes the socket file, and exits.
+fn give_up(listener: Listener, reply: Fd, error: Error) -> ! {
+    listener.remove();
+    report(reply, error.code());
+    sys::exit_now(1)
+}
+
+/// The keeper's life: serves results until the callable has finished and
+/// every result is acknowledged (and at least one client has connected, so
+/// that a callable that sends nothing still has its end seen), then removes
+/// the socket file and exits.
+fn keep(listener: Listener, worker: Channel) -> ! {
+    let mut keeper = Keeper {
+        listener,
+        worker: Some(worker),
+        worker_failed: false,
+        outbox: VecDeque::new(),
+        bytes: 0,
+        client: None,
+        sent: 0,
+        served: false,
+    };
+    #[cfg(feature = "std")]
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| keeper.run()));
+    #[cfg(not(feature = "std"))]
+    keeper.run();
+    let Keeper {
+        listener, client, ..
+    } = keeper;
+    // The file goes first, so that nobody connects to a keeper that is leaving.
+    listener.remove();
+    drop(client);
+    sys::exit_now(0)
+}
+
+/// One result of the callable.
+enum Item {
+    Data(Vec<u8>),
+    Error(alloc::boxed::Box<RemoteError>),
+}
+
+/// A result waiting for its acknowledgement.
+struct Entry {
+    item: Item,
+    /// Its frame number on the current client's connection, once sent.
+    seq: Option<u32>,
+}
+
+/// The keeper's state.
+struct Keeper {
+    listener: Listener,
+    /// The channel to the callable's process, until it ends.
+    worker: Option<Channel>,
+    /// The callable sent an error frame (its failure is reported already).
+    worker_failed: bool,
+    /// Unacknowledged results, oldest first.
+    outbox: VecDeque<Entry>,
+    /// Data bytes in the outbox.
+    bytes: usize,
+    /// The client being served.
+    client: Option<Channel>,
+    /// Entries at the front of the outbox sent to the client (in flight).
+    sent: usize,
+    /// A client has been accepted (and so will see, or has seen, the end).
+    served: bool,
+}
+
+impl Keeper {
+    fn run(&mut self) {
+        while self.worker.is_some() || !self.outbox.is_empty() || !self.served {
+            self.send_window();
+            let mut fds = [PollFd::NONE; 3];
+            let mut timeout = -1;
+            if let Some(worker) = self.worker.as_ref().filter(|_| self.bytes < OUTBOX_BYTES) {
+                fds[0] = PollFd::new(worker.fd(), POLLIN);
+                if worker.has_buffered() {
+                    timeout = 0;
+                }
+            }
+            match &self.client {
+                Some(client) => {
+                    fds[1] = PollFd::new(client.fd(), POLLIN);
+                    if client.has_buffered() {
+                        timeout = 0;
+                    }
+                }
+                None => fds[2] = PollFd::new(&self.listener.fd, POLLIN),
+            }
+            if sys::poll(&mut fds, timeout).is_err() {
+                sys::sleep_ms(10); // ENOMEM: try again shortly
+                continue;
+            }
+            if fds[0].ready() || timeout == 0 {
+                self.read_worker();
+            }
+            if fds[1].ready() || timeout == 0 {
+                self.read_client();
+            }
+            if fds[2].ready() {
+                self.accept();
+            }
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        if let Item::Data(data) = &item {
+            self.bytes += data.len();
+        }
+        self.outbox.push_back(Entry { item, seq: None });
+    }
+
+    /// Moves what the callable sent into the outbox, up to the byte limit.
+    fn read_worker(&mut self) {
+        while self.bytes < OUTBOX_BYTES {
+            let Some(worker) = &mut self.worker else {
+                return;
+            };
+            match worker.receive_vec_timeout(0) {
+                Ok(data) => self.push(Item::Data(data)),
+                Err(Error::TimedOut) => return,
+                Err(Error::Remote { code }) => {
+                    let remote = worker.remote_error().cloned();
+                    let remote = remote.unwrap_or_else(|| RemoteError::new(code, ""));
+                    self.worker_failed = true;
+                    self.push(Item::Error(remote.into()));
+                }
+                Err(e) => return self.worker_ended(e),
+            }
+        }
+    }
+
+    /// The callable's channel ended with `why`: a process that died without
+    /// reporting an error gets an error result naming it; a process that
+    /// broke the protocol is stopped.
+    fn worker_ended(&mut self, why: Error) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        match why {
+            Error::Closed => {}
+            Error::PeerEnded { .. } => {
+                if !self.worker_failed {
+                    self.push(Item::Error(RemoteError::from(why).into()));
+                }
+            }
+            _ => {
+                self.push(Item::Error(RemoteError::from(why).into()));
+                let _ = sys::kill(worker.pid(), sys::SIGKILL);
+                let _ = worker.wait();
+            }
+        }
+        // A process that closed its channel but runs on is left to init.
+        let _ = worker.try_wait();
+    }
+
+    /// Sends results to the client until [`WINDOW`] are in flight.
+    fn send_window(&mut self) {
+        let Some(client) = &mut self.client else {
+            return;
+        };
+        while self.sent < self.outbox.len().min(WINDOW) {
+            let entry = &mut self.outbox[self.sent];
+            let sent = match &entry.item {
+                Item::Data(data) => client.send_frame(Kind::Data, FLAG_ACK_REQUESTED, data),
+                Item::Error(error) => client.send_error_frame(error, FLAG_ACK_REQUESTED),
+            };
+            match sent {
+                Ok(seq) => {
+                    entry.seq = Some(seq);
+                    self.sent += 1;
+                }
+                Err(_) => {
+                    // It hung up: read the acknowledgements it sent before it
+                    // went (they precede the end of its stream), then let go.
+                    self.read_client();
+                    return self.drop_client(None);
+                }
+            }
+        }
+    }
+
+    /// Reads the client's acknowledgements; disconnects a client that
+    /// hung up or sent anything else.
+    fn read_client(&mut self) {
+        loop {
+            let Some(client) = &mut self.client else {
+                return;
+            };
+            let why = match client.next_frame(Deadline::after(0)) {
+                Ok(Frame::Ack) => {
+                    self.release_acknowledged();
+                    continue;
+                }
+                Err(Error::TimedOut) => return,
+                Err(e @ Error::Protocol(_)) => Some(RemoteError::from(e)),
+                Ok(Frame::Message(_) | Frame::TaskEnd) | Err(Error::Remote { .. }) => {
+                    Some(RemoteError::new(
+                        code::PROTO,
+                        "clients of a persistent process only acknowledge",
+                    ))
+                }
+                Err(_) => None, // hung up
+            };
+            return self.drop_client(why);
+        }
+    }
+
+    /// Drops the results the client has acknowledged (an acknowledgement
+    /// covers every frame before it too).
+    fn release_acknowledged(&mut self) {
+        let Some(client) = &self.client else {
+            return;
+        };
+        let acked = client.acked();
+        while let Some(Entry { seq: Some(seq), .. }) = self.outbox.front() {
+            if (acked.wrapping_sub(*seq) as i32) < 0 {
+                break;
+            }
+            if let Some(Entry {
+                item: Item::Data(data),
+                ..
+            }) = self.outbox.pop_front()
+            {
+                self.bytes -= data.len();
+            }
+            self.sent -= 1;
+        }
+    }
+
+    /// Disconnects the client, telling it why if there is a reason; what it
+    /// did not acknowledge goes to the next client.
+    fn drop_client(&mut self, why: Option<RemoteError>) {
+        if let Some(mut client) = self.client.take() {
+            if let Some(why) = why {
+                let _ = client.send_error(&why);
+            }
+        }
+        for entry in &mut self.outbox {
+            entry.seq = None;
+        }
+        self.sent = 0;
+    }
+
+    /// Accepts the next connection; a peer of another user is told and
+    /// disconnected.
+    fn accept(&mut self) {
+        let Ok(fd) = sys::accept(&self.listener.fd) else {
+            return; // it gave up meanwhile, or no descriptor is left: later
+        };
+        let mut channel = Channel::from_fd(fd, 0);
+        match sys::peer_credentials(channel.fd()) {
+            Ok(peer) if peer.uid == sys::geteuid() => {
+                self.client = Some(channel);
+                self.served = true;
+            }
+            _ => {
+                let _ = channel.send_error(&RemoteError::from(Error::Permission));
+            }
+        }
+    }
+}
+
+impl<S: Slots, H: StoreData> Exchange<S, H> {
+    /// Connects to the persistent process at `address` and monitors the
+    /// connection as a new task (pprocess's `PersistentExchange.connect`),
+    /// once the exchange is below its limit: every result the process sends
+    /// is stored for that task, and the task ends when the process has
+    /// delivered everything. Errors as for [`connect_persistent`].
+    ///
+    /// A [`Queue`] gets every result; a [`Map`](crate::Map) keeps one result
+    /// per task, so use it only for processes that send one.
+    pub fn connect(&mut self, address: impl AsAddress) -> Result<TaskId> {
+        let channel = connect_persistent(address)?;
+        self.add_wait(channel)
+    }
+
+    /// Runs `callable` in a background process listening at `address`
+    /// (pprocess's `PersistentExchange.start` and `manage(address, ...)`),
+    /// exactly as [`start_persistent`] does, and returns its pid. The
+    /// exchange does not monitor it: collect its results with
+    /// [`Exchange::connect`], from this exchange or another, in this process
+    /// or a later one.
+    pub fn start_persistent<F>(&mut self, address: impl AsAddress, callable: F) -> Result<Pid>
+    where
+        F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+    {
+        start_persistent(address, callable)
+    }
+}
+
+impl Queue {
+    /// A queue collecting the results of the persistent process at
+    /// `address` (pprocess's `BackgroundQueue`): a queue of limit 1 that has
+    /// [connected](Exchange::connect) to it. Iterate it for the results.
+    pub fn background(address: impl AsAddress) -> Result<Queue> {
+        let mut queue = Queue::with_options(1, Options::default());
+        queue.connect(address)?;
+        Ok(queue)
+    }
+}

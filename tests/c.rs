@@ -17,6 +17,14 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// original does. Every program in c-examples/ must be listed here.
 const EXAMPLES: &[(&str, &[&str])] = &[
     (
+        "simple_background_queue",
+        &[
+            "Discarded the callable.",
+            "Opening a queue.",
+            "Waiting for persistent results",
+        ],
+    ),
+    (
         "simple_continuous_queue",
         &["Calculating...", "Finishing..."],
     ),
@@ -27,10 +35,47 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("simple_managed_map", &["Calculating..."]),
     ("simple_managed_map_reusable", &["Calculating..."]),
     ("simple_managed_queue", &["Calculating...", "Finishing..."]),
+    (
+        "simple_persistent_managed",
+        &[
+            "Closed original exchange.",
+            "Opening new exchange.",
+            "Waiting for persistent results",
+        ],
+    ),
+    (
+        "simple_persistent_queue",
+        &[
+            "Discarded the callable.",
+            "Opening a queue.",
+            "Waiting for persistent results",
+        ],
+    ),
     ("simple_pmap", &[]),
     ("simple_pmap_iter", &[]),
     ("simple_start", &["Calculating...", "Finishing..."]),
     ("simple_start_queue", &["Finishing..."]),
+];
+
+/// The examples that leave work in background processes: what each prints
+/// with `--start` (all of it), and the lines before the grid with
+/// `--reconnect`. Without an option they print both, as listed in EXAMPLES.
+const PERSISTENT_EXAMPLES: &[(&str, &str, &[&str])] = &[
+    (
+        "simple_background_queue",
+        "Discarded the callable.",
+        &["Opening a queue.", "Waiting for persistent results"],
+    ),
+    (
+        "simple_persistent_managed",
+        "Closed original exchange.",
+        &["Opening new exchange.", "Waiting for persistent results"],
+    ),
+    (
+        "simple_persistent_queue",
+        "Discarded the callable.",
+        &["Opening a queue.", "Waiting for persistent results"],
+    ),
 ];
 
 fn root() -> &'static Path {
@@ -81,6 +126,26 @@ fn make(dir: &Path, out: &Path) -> Result<(), String> {
     } else {
         Err(describe(&output))
     }
+}
+
+/// A fresh, empty working directory for one run of an example: the
+/// persistent examples put their socket files in the current directory.
+fn workdir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("c-examples")
+        .join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Asserts that a run left nothing (no socket file) in its directory.
+fn assert_empty(name: &str, dir: &Path) {
+    let left: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{name} left {left:?} behind");
 }
 
 /// Runs a command to completion with a timeout, capturing its output. The
@@ -192,8 +257,11 @@ fn every_example_is_checked() {
 fn examples_print_the_grid() {
     let build = build("c-examples");
     for (name, header) in EXAMPLES {
-        let output = run(Command::new(build.join(name)).env("PP_DELAY", "0.01"))
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dir = workdir(name);
+        let output = run(Command::new(build.join(name))
+            .current_dir(&dir)
+            .env("PP_DELAY", "0.01"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(
             output.status.success(),
             "{name} failed: {}",
@@ -201,6 +269,37 @@ fn examples_print_the_grid() {
         );
         let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
         check_example_output(name, header, &stdout);
+        assert_empty(name, &dir);
+    }
+}
+
+#[test]
+fn persistent_examples_start_in_one_run_and_collect_in_the_next() {
+    let build = build("c-examples");
+    for (name, started, header) in PERSISTENT_EXAMPLES {
+        let dir = workdir(&format!("{name}-split"));
+        let run_with = |option: &str| {
+            let output = run(Command::new(build.join(name))
+                .arg(option)
+                .current_dir(&dir)
+                .env("PP_DELAY", "0.01"))
+            .unwrap_or_else(|e| panic!("{name} {option}: {e}"));
+            assert!(
+                output.status.success(),
+                "{name} {option} failed: {}",
+                describe(&output)
+            );
+            String::from_utf8(output.stdout).expect("UTF-8 output")
+        };
+        // The first run exits and leaves the work to background processes...
+        assert_eq!(
+            run_with("--start"),
+            format!("{started}\n"),
+            "{name} --start"
+        );
+        // ...which a second run collects; they then remove their sockets.
+        check_example_output(name, header, &run_with("--reconnect"));
+        assert_empty(name, &dir);
     }
 }
 

@@ -1,0 +1,727 @@
+//! Persistent and background processes: reconnection from fresh processes,
+//! nothing lost across disconnection, socket security and addresses, and
+//! nothing (process, socket file, descriptor) left behind.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pprocess::exchange::TaskError;
+use pprocess::{
+    connect_persistent, create_persistent, exit, start, start_persistent, Channel, Created, Error,
+    Options, Queue, RemoteError,
+};
+
+/// Every receive gives up after this long, so that a broken test fails
+/// instead of hanging.
+const TIMEOUT_MS: i32 = 20_000;
+
+/// The library's codes, as C sees them.
+const PP_EPEER: i32 = -1001;
+const PP_EPROTO: i32 = -1003;
+const PP_EPERM: i32 = -1009;
+const PP_EPANIC: i32 = -1010;
+
+/// A private directory for one test's sockets; on drop it kills the
+/// background processes the test left running (a failed test) and removes
+/// the directory.
+struct Scratch {
+    dir: PathBuf,
+    keepers: Vec<i32>,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("ppp-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch {
+            dir,
+            keepers: Vec::new(),
+        }
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Remembers a background process to kill if the test fails.
+    fn track(&mut self, pid: i32) -> i32 {
+        assert!(pid > 0, "pid {pid}");
+        self.keepers.push(pid);
+        pid
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for &pid in &self.keepers {
+            if alive(pid) && is_ours(pid) {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The state letter of a process, if it exists.
+fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// True while `pid` runs (a zombie has finished).
+fn alive(pid: i32) -> bool {
+    !matches!(state(pid), None | Some('Z'))
+}
+
+/// True if `pid` runs this test program (not a process that reused the pid).
+fn is_ours(pid: i32) -> bool {
+    let exe = |p: &str| std::fs::read_link(format!("/proc/{p}/exe")).ok();
+    exe(&pid.to_string()).is_some() && exe(&pid.to_string()) == exe("self")
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The background process at `path` has exited and removed its socket file.
+fn assert_finished(pid: i32, path: &Path) {
+    eventually(&format!("process {pid} exits"), || !alive(pid));
+    assert!(
+        std::fs::symlink_metadata(path).is_err(),
+        "{} is left behind",
+        path.display()
+    );
+}
+
+fn num(bytes: &[u8]) -> u32 {
+    u32::from_le_bytes(bytes.try_into().expect("a u32 message"))
+}
+
+/// A callable sending the numbers in `range`, one message each.
+fn numbers(range: std::ops::Range<u32>) -> impl FnOnce(&mut Channel) -> Result<(), RemoteError> {
+    move |ch| {
+        for n in range {
+            ch.send_value(&n)?;
+        }
+        Ok(())
+    }
+}
+
+/// Receives numbers until the channel ends; returns them and how it ended
+/// (`None` for a normal end).
+fn collect(ch: &mut Channel) -> (Vec<u32>, Option<Error>) {
+    let mut got = Vec::new();
+    loop {
+        match ch.receive_vec_timeout(TIMEOUT_MS) {
+            Ok(bytes) => got.push(num(&bytes)),
+            Err(Error::Closed) => return (got, None),
+            Err(Error::TimedOut) => panic!("no result for {TIMEOUT_MS} ms after {got:?}"),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+}
+
+/// Receives `n` numbers.
+fn take(ch: &mut Channel, n: usize) -> Vec<u32> {
+    (0..n)
+        .map(|_| num(&ch.receive_vec_timeout(TIMEOUT_MS).expect("a result")))
+        .collect()
+}
+
+/// Runs `body` in a new process and returns what it sends back; the process
+/// must exit successfully.
+fn in_child(body: impl FnOnce() -> Result<Vec<u8>, Error>) -> Vec<u8> {
+    let mut ch = start(move |ch| {
+        let out = body()?;
+        ch.send(&out)?;
+        Ok(())
+    })
+    .unwrap();
+    let out = ch.receive_vec_timeout(TIMEOUT_MS);
+    let status = ch.wait().unwrap();
+    let out = out.unwrap_or_else(|e| panic!("child failed: {e} {:?}", ch.remote_error()));
+    assert!(status.success(), "child {status}");
+    out
+}
+
+fn to_bytes(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn from_bytes(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks(4).map(num).collect()
+}
+
+#[test]
+fn results_are_collected_by_a_fresh_process_after_the_starter_exits() {
+    let mut scratch = Scratch::new("fresh");
+    let path = scratch.path("task.socket");
+
+    // One process starts the work and exits.
+    let starter_path = path.clone();
+    let keeper = in_child(move || {
+        let pid = start_persistent(&starter_path, numbers(0..10))?;
+        Ok(pid.to_le_bytes().to_vec())
+    });
+    let keeper = scratch.track(i32::from_le_bytes(keeper.try_into().unwrap()));
+    assert!(alive(keeper), "the background process outlives its starter");
+
+    // Another, new process collects everything.
+    let collector_path = path.clone();
+    let got = in_child(move || {
+        let mut ch = connect_persistent(&collector_path)?;
+        let (got, end) = collect(&mut ch);
+        assert_eq!(end, None);
+        Ok(to_bytes(&got))
+    });
+    assert_eq!(from_bytes(&got), (0..10).collect::<Vec<_>>());
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn one_queue_collects_many_background_processes() {
+    let mut scratch = Scratch::new("many");
+    const N: u32 = 6;
+    let mut keepers = Vec::new();
+    for i in 0..N {
+        let path = scratch.path(&format!("task-{i}.socket"));
+        let pid = start_persistent(&path, numbers(i * 100..i * 100 + 5)).unwrap();
+        keepers.push((scratch.track(pid), path));
+    }
+    let mut queue = Queue::with_options(N as usize, Options::default());
+    for (_, path) in &keepers {
+        queue.connect(path).unwrap();
+    }
+    let mut got = Vec::new();
+    loop {
+        match queue.next_result(TIMEOUT_MS) {
+            Ok((_, outcome)) => got.push(num(&outcome.unwrap())),
+            Err(Error::Done) => break,
+            Err(e) => panic!("{e} after {got:?}"),
+        }
+    }
+    got.sort();
+    let expected: Vec<u32> = (0..N).flat_map(|i| i * 100..i * 100 + 5).collect();
+    assert_eq!(got, expected);
+    for (pid, path) in &keepers {
+        assert_finished(*pid, path);
+    }
+}
+
+#[test]
+fn a_client_killed_mid_stream_loses_nothing_and_duplicates_nothing() {
+    let mut scratch = Scratch::new("killed");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..40)).unwrap());
+
+    // The first client takes 7 results, reports them, and is killed.
+    let client_path = path.clone();
+    let mut first = start(move |ch| {
+        let mut client = connect_persistent(&client_path)?;
+        let got = take(&mut client, 7);
+        ch.send(&to_bytes(&got))?;
+        // SAFETY: kill and getpid have no memory-safety preconditions.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        Ok(())
+    })
+    .unwrap();
+    let seen = from_bytes(&first.receive_vec_timeout(TIMEOUT_MS).unwrap());
+    assert_eq!(first.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(seen, (0..7).collect::<Vec<_>>());
+
+    // The next client gets exactly the rest.
+    let mut second = connect_persistent(&path).unwrap();
+    let (rest, end) = collect(&mut second);
+    assert_eq!(end, None);
+    assert_eq!(rest, (7..40).collect::<Vec<_>>());
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn a_callable_that_sends_nothing_still_waits_for_a_collector() {
+    let mut scratch = Scratch::new("nothing");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, |_| Ok(())).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(alive(keeper), "it waits for a client");
+    let mut ch = connect_persistent(&path).unwrap();
+    assert_eq!(collect(&mut ch), (vec![], None));
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn clients_are_served_one_at_a_time() {
+    let mut scratch = Scratch::new("turns");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..4)).unwrap());
+
+    let mut first = connect_persistent(&path).unwrap();
+    assert_eq!(take(&mut first, 1), [0]);
+    let mut second = connect_persistent(&path).unwrap();
+    assert_eq!(second.receive_vec_timeout(300), Err(Error::TimedOut));
+    drop(first);
+    let (rest, end) = collect(&mut second);
+    assert_eq!((rest, end), (vec![1, 2, 3], None));
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn callable_errors_are_results_kept_across_disconnection() {
+    let mut scratch = Scratch::new("errors");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(
+        start_persistent(&path, |ch| {
+            ch.send_value(&1u32)?;
+            ch.send_value(&2u32)?;
+            Err(RemoteError::new(42, "bad input"))
+        })
+        .unwrap(),
+    );
+    // A client that leaves after one result, then one that gets the rest.
+    let mut first = connect_persistent(&path).unwrap();
+    assert_eq!(take(&mut first, 1), [1]);
+    drop(first);
+    let mut second = connect_persistent(&path).unwrap();
+    let (got, end) = collect(&mut second);
+    assert_eq!((got, end), (vec![2], Some(Error::Remote { code: 42 })));
+    let remote = second.remote_error().unwrap();
+    assert_eq!((remote.code(), remote.message()), (42, "bad input"));
+    assert_eq!(second.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
+    assert_finished(keeper, &path);
+
+    // A panic and a killed process are reported too.
+    let path = scratch.path("panic.socket");
+    let keeper = scratch.track(start_persistent(&path, |_| panic!("lost the plot")).unwrap());
+    let mut ch = connect_persistent(&path).unwrap();
+    assert_eq!(collect(&mut ch).1, Some(Error::Remote { code: PP_EPANIC }));
+    assert!(ch
+        .remote_error()
+        .unwrap()
+        .message()
+        .contains("lost the plot"));
+    assert_finished(keeper, &path);
+
+    let path = scratch.path("killed.socket");
+    let keeper = scratch.track(
+        start_persistent(&path, |ch| {
+            ch.send_value(&7u32)?;
+            // SAFETY: kill and getpid have no memory-safety preconditions.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            Ok(())
+        })
+        .unwrap(),
+    );
+    let mut ch = connect_persistent(&path).unwrap();
+    let (got, end) = collect(&mut ch);
+    assert_eq!(
+        (got, end),
+        (vec![7], Some(Error::Remote { code: PP_EPEER }))
+    );
+    let message = ch.remote_error().unwrap().message();
+    assert!(message.contains("killed by signal 9"), "{message}");
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn a_background_queue_and_a_persistent_exchange_collect_results() {
+    let mut scratch = Scratch::new("queues");
+
+    // BackgroundQueue: one process, several results, then its error.
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(
+        start_persistent(&path, |ch| {
+            ch.send_value(&1u32)?;
+            ch.send_value(&2u32)?;
+            Err(RemoteError::new(5, "five"))
+        })
+        .unwrap(),
+    );
+    let outcomes: Vec<_> = Queue::background(&path).unwrap().collect();
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert_eq!(num(outcomes[0].as_ref().unwrap()), 1);
+    assert_eq!(num(outcomes[1].as_ref().unwrap()), 2);
+    let TaskError { error, remote } = outcomes[2].clone().unwrap_err();
+    assert_eq!(error, Error::Remote { code: 5 });
+    assert_eq!(remote.unwrap().message(), "five");
+    assert_finished(keeper, &path);
+
+    // PersistentExchange.manage(address, ...): started from one exchange that
+    // is then dropped, collected by another.
+    let path = scratch.path("managed.socket");
+    let mut starter = Queue::with_options(1, Options::default());
+    let keeper = scratch.track(starter.start_persistent(&path, numbers(0..3)).unwrap());
+    assert_eq!(starter.active(), 0, "the exchange does not monitor it");
+    drop(starter);
+    let mut collector = Queue::with_options(1, Options::default());
+    collector.connect(&path).unwrap();
+    let got: Vec<u32> = collector.by_ref().map(|o| num(&o.unwrap())).collect();
+    assert_eq!(got, [0, 1, 2]);
+    collector.finish().unwrap();
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn create_persistent_is_fork_style() {
+    let scratch = Scratch::new("create");
+    let path = scratch.path("task.socket");
+    let mut parent = match create_persistent(&path).unwrap() {
+        Created::Child(mut ch) => {
+            for n in 0..6u32 {
+                if ch.send_value(&n).is_err() {
+                    exit(ch, 1);
+                }
+            }
+            exit(ch, 0);
+        }
+        Created::Parent(ch) => ch,
+    };
+    let keeper = parent.pid();
+    assert!(keeper > 0);
+    assert_eq!(take(&mut parent, 2), [0, 1]);
+    drop(parent);
+    let mut again = connect_persistent(&path).unwrap();
+    assert_eq!(collect(&mut again), ((2..6).collect(), None));
+    assert_finished(keeper, &path);
+    // The keeper was this process's child: it is collected, here or by the
+    // library's own collection of dropped channels' processes.
+    match pprocess::sys::waitpid(keeper, true) {
+        Ok(status) => assert!(status.unwrap().success(), "{status:?}"),
+        Err(errno) => assert_eq!(errno.0, libc::ECHILD),
+    }
+}
+
+#[test]
+fn the_background_process_is_detached_with_stdio_on_dev_null() {
+    let mut scratch = Scratch::new("detached");
+    let path = scratch.path("task.socket");
+    let starter_path = path.clone();
+    let report = in_child(move || {
+        let pid = start_persistent(&starter_path, |ch| {
+            // Prints must not fail (pprocess closed fds 0-2, so they did).
+            println!("into the void");
+            let stdout = std::fs::read_link("/proc/self/fd/1").unwrap_or_default();
+            let stdin = std::fs::read_link("/proc/self/fd/0").unwrap_or_default();
+            ch.send(stdout.as_os_str().as_encoded_bytes())?;
+            ch.send(stdin.as_os_str().as_encoded_bytes())?;
+            // SAFETY: getsid and getppid have no memory-safety preconditions.
+            let (sid, parent) = unsafe { (libc::getsid(0), libc::getppid()) };
+            ch.send_value(&sid)?;
+            ch.send_value(&parent)?;
+            Ok(())
+        })?;
+        // The starter has no child to wait for: the background process is
+        // not its child.
+        assert_eq!(pprocess::waitall()?, 0);
+        Ok(pid.to_le_bytes().to_vec())
+    });
+    let keeper = scratch.track(i32::from_le_bytes(report.try_into().unwrap()));
+    let mut ch = connect_persistent(&path).unwrap();
+    assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS).unwrap(), b"/dev/null");
+    assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS).unwrap(), b"/dev/null");
+    let sid: i32 = ch.receive_value().unwrap();
+    let parent: i32 = ch.receive_value().unwrap();
+    // SAFETY: getsid has no memory-safety preconditions.
+    assert_ne!(sid, unsafe { libc::getsid(0) }, "a new session");
+    assert_eq!(parent, keeper, "the callable runs in the listener's child");
+    assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn the_socket_file_is_private_and_peers_of_other_users_are_refused() {
+    let mut scratch = Scratch::new("uid");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..5)).unwrap());
+
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+
+    // Another user cannot even open the socket file...
+    let nobody = |path: PathBuf| {
+        in_child(move || {
+            // SAFETY: setgid/setuid have no memory-safety preconditions.
+            let dropped = unsafe { libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
+            assert!(dropped, "tests run as root");
+            let direct = connect_persistent(&path).err();
+            // ...and if it can, the listener refuses it and says why.
+            let mut raw = match UnixStream::connect(&path) {
+                Ok(raw) => raw,
+                Err(e) => return Ok(format!("{direct:?} / {e}").into_bytes()),
+            };
+            raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut bytes = Vec::new();
+            raw.read_to_end(&mut bytes).unwrap();
+            Ok(format!("{direct:?} / {:?}", frames(&bytes)).into_bytes())
+        })
+    };
+    let closed = String::from_utf8(nobody(path.clone())).unwrap();
+    assert_eq!(
+        closed,
+        format!(
+            "Some(Os({})) / Permission denied (os error 13)",
+            libc::EACCES
+        )
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let open = String::from_utf8(nobody(path.clone())).unwrap();
+    assert_eq!(
+        open,
+        format!("Some(Permission) / [Error({PP_EPERM})]"),
+        "the client refuses a listener of another user, the listener refuses the client"
+    );
+
+    // The owner still gets everything.
+    let mut ch = connect_persistent(&path).unwrap();
+    assert_eq!(collect(&mut ch), ((0..5).collect(), None));
+    assert_finished(keeper, &path);
+}
+
+/// A frame as the tests see it on a raw socket.
+#[derive(Debug, PartialEq)]
+enum RawFrame {
+    Data(Vec<u8>),
+    Error(i32),
+    Other(u8),
+}
+
+/// Splits bytes received on a raw socket into frames.
+fn frames(mut bytes: &[u8]) -> Vec<RawFrame> {
+    let mut out = Vec::new();
+    while bytes.len() >= 16 {
+        assert_eq!(&bytes[..3], &[0x50, 0x50, 1], "magic and version");
+        let kind = bytes[3];
+        let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let payload = &bytes[16..16 + len];
+        out.push(match kind {
+            1 => RawFrame::Data(payload.to_vec()),
+            2 => RawFrame::Error(i32::from_le_bytes(payload[..4].try_into().unwrap())),
+            k => RawFrame::Other(k),
+        });
+        bytes = &bytes[16 + len..];
+    }
+    assert!(bytes.is_empty(), "a partial frame");
+    out
+}
+
+#[test]
+fn a_garbage_client_is_disconnected_and_its_results_go_to_the_next() {
+    let mut scratch = Scratch::new("garbage");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..10)).unwrap());
+
+    // Not the wire format at all.
+    let mut raw = UnixStream::connect(&path).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    raw.write_all(b"GET / HTTP/1.0\r\n\r\nGARBAGE GARBAGE")
+        .unwrap();
+    let mut bytes = Vec::new();
+    raw.read_to_end(&mut bytes).unwrap();
+    let got = frames(&bytes);
+    assert_eq!(got.last(), Some(&RawFrame::Error(PP_EPROTO)), "{got:?}");
+
+    // A well-formed client that sends a message instead of acknowledging is
+    // disconnected too. The keeper stops reading it at the message, so what
+    // it received after may come again; nothing is lost.
+    let mut chatty = connect_persistent(&path).unwrap();
+    chatty.send(b"hello").unwrap();
+    let (first, end) = collect(&mut chatty);
+    assert_eq!(end, Some(Error::Remote { code: PP_EPROTO }));
+    assert_eq!(chatty.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
+    assert_eq!(first, (0..first.len() as u32).collect::<Vec<_>>());
+
+    let mut ch = connect_persistent(&path).unwrap();
+    let (rest, end) = collect(&mut ch);
+    assert_eq!(end, None);
+    let resent_from = rest.first().copied().unwrap_or(10);
+    assert!(resent_from as usize <= first.len(), "{first:?} {rest:?}");
+    assert_eq!(rest, (resent_from..10).collect::<Vec<_>>());
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn stale_sockets_are_replaced_and_other_files_left_alone() {
+    let mut scratch = Scratch::new("files");
+
+    // Nothing there, and a stale socket: clear errors from connect.
+    let stale = scratch.path("stale.socket");
+    assert_eq!(
+        connect_persistent(&stale).unwrap_err(),
+        Error::Os(libc::ENOENT)
+    );
+    drop(UnixListener::bind(&stale).unwrap());
+    assert_eq!(
+        connect_persistent(&stale).unwrap_err(),
+        Error::Os(libc::ECONNREFUSED)
+    );
+    let keeper = scratch.track(start_persistent(&stale, numbers(0..3)).unwrap());
+    let mut ch = connect_persistent(&stale).unwrap();
+    assert_eq!(collect(&mut ch), ((0..3).collect(), None));
+    assert_finished(keeper, &stale);
+
+    // A regular file, a directory, a dangling link: untouched.
+    let file = scratch.path("notes.txt");
+    std::fs::write(&file, "precious").unwrap();
+    let dir = scratch.path("dir");
+    std::fs::create_dir(&dir).unwrap();
+    let link = scratch.path("link");
+    std::os::unix::fs::symlink(scratch.path("nowhere"), &link).unwrap();
+    for path in [&file, &dir, &link] {
+        assert_eq!(
+            start_persistent(path, numbers(0..1)).unwrap_err(),
+            Error::Address
+        );
+        assert_eq!(create_persistent(path).unwrap_err(), Error::Address);
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious");
+    assert!(std::fs::metadata(&dir).unwrap().is_dir());
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+
+    // A live listener, foreign or ours: untouched, and still listening.
+    let live = scratch.path("live.socket");
+    let listener = UnixListener::bind(&live).unwrap();
+    assert_eq!(
+        start_persistent(&live, numbers(0..1)).unwrap_err(),
+        Error::Address
+    );
+    drop(UnixStream::connect(&live).unwrap());
+    listener.accept().unwrap();
+    let ours = scratch.path("ours.socket");
+    let keeper = scratch.track(start_persistent(&ours, numbers(0..2)).unwrap());
+    assert_eq!(
+        start_persistent(&ours, numbers(5..6)).unwrap_err(),
+        Error::Address
+    );
+    let mut ch = connect_persistent(&ours).unwrap();
+    assert_eq!(collect(&mut ch), ((0..2).collect(), None));
+    assert_finished(keeper, &ours);
+}
+
+#[test]
+fn concurrent_starts_at_one_address_have_one_winner() {
+    let mut scratch = Scratch::new("race");
+    let path = scratch.path("task.socket");
+    for round in 0..5u32 {
+        // Eight processes wait for the word, then all start at once.
+        let mut racers: Vec<Channel> = (0..8u32)
+            .map(|racer| {
+                let path = path.clone();
+                start(move |ch| {
+                    ch.receive_vec_timeout(TIMEOUT_MS)?;
+                    let outcome = start_persistent(&path, numbers(racer..racer + 1));
+                    ch.send_value(&outcome.unwrap_or_else(|e| e.code()))?;
+                    Ok(())
+                })
+                .unwrap()
+            })
+            .collect();
+        for racer in &mut racers {
+            racer.send(b"go").unwrap();
+        }
+        let outcomes: Vec<i32> = racers
+            .iter_mut()
+            .map(|racer| racer.receive_value().unwrap())
+            .collect();
+        let winners: Vec<usize> = (0..8).filter(|&r| outcomes[r] > 0).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+        let keeper = scratch.track(outcomes[winners[0]]);
+        for (racer, &code) in outcomes.iter().enumerate() {
+            if racer != winners[0] {
+                assert_eq!(code, Error::Address.code(), "round {round}: {outcomes:?}");
+            }
+        }
+        // The winner is the one listening there.
+        let mut ch = connect_persistent(&path).unwrap();
+        assert_eq!(collect(&mut ch), (vec![winners[0] as u32], None));
+        assert_finished(keeper, &path);
+    }
+}
+
+#[test]
+fn addresses_must_fit_a_socket_path() {
+    let mut scratch = Scratch::new("long");
+    let base = scratch.dir.join("");
+    let base_len = base.as_os_str().len();
+    // The longest path that fits (107 bytes) works...
+    let longest = base.join("s".repeat(107 - base_len));
+    assert_eq!(longest.as_os_str().len(), 107);
+    let keeper = scratch.track(start_persistent(&longest, numbers(0..1)).unwrap());
+    let mut ch = connect_persistent(&longest).unwrap();
+    assert_eq!(collect(&mut ch), (vec![0], None));
+    assert_finished(keeper, &longest);
+
+    // ...one more byte does not, nor an empty path or one with a NUL byte.
+    let too_long = base.join("s".repeat(108 - base_len));
+    let far_too_long = base.join("s".repeat(300));
+    for path in [&too_long, &far_too_long] {
+        assert_eq!(
+            start_persistent(path, numbers(0..1)).unwrap_err(),
+            Error::Address
+        );
+        assert_eq!(create_persistent(path).unwrap_err(), Error::Address);
+        assert_eq!(connect_persistent(path).unwrap_err(), Error::Address);
+    }
+    assert_eq!(connect_persistent("").unwrap_err(), Error::Address);
+    assert_eq!(
+        connect_persistent(&b"a\0b"[..]).unwrap_err(),
+        Error::Address
+    );
+    assert_eq!(std::fs::read_dir(&scratch.dir).unwrap().count(), 0);
+}
+
+#[test]
+fn no_process_socket_or_descriptor_is_left_behind() {
+    let mut scratch = Scratch::new("leftovers");
+    let path = scratch.path("task.socket");
+    let worker_path = path.clone();
+    // Counted in a process of its own, where no other test opens descriptors.
+    let report = in_child(move || {
+        let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+        let before = fds();
+        let mut pids = Vec::new();
+        for round in 0..5u32 {
+            let keeper = start_persistent(&worker_path, |ch| {
+                // SAFETY: getpid has no memory-safety preconditions.
+                ch.send_value(&unsafe { libc::getpid() })?;
+                Ok(())
+            })?;
+            let mut ch = connect_persistent(&worker_path)?;
+            let worker: i32 = ch.receive_value()?;
+            assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
+            drop(ch);
+            pids.extend([keeper, worker]);
+            // Failures leak nothing either.
+            let missing = format!("{}-{round}", worker_path.display());
+            assert_eq!(
+                connect_persistent(&missing).err(),
+                Some(Error::Os(libc::ENOENT))
+            );
+            assert_eq!(
+                start_persistent("/proc/version", numbers(0..1)).err(),
+                Some(Error::Address)
+            );
+            eventually("the socket file goes", || {
+                std::fs::symlink_metadata(&worker_path).is_err()
+            });
+        }
+        assert_eq!(fds(), before, "descriptors leaked");
+        assert_eq!(pprocess::waitall()?, 0, "no child left");
+        Ok(to_bytes(
+            &pids.iter().map(|&p| p as u32).collect::<Vec<_>>(),
+        ))
+    });
+    for pid in from_bytes(&report) {
+        let pid = scratch.track(pid as i32);
+        eventually(&format!("process {pid} exits"), || !alive(pid));
+    }
+    assert!(std::fs::symlink_metadata(&path).is_err());
+}
