@@ -5,20 +5,19 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 mod common;
-use common::{block, lib_dir, root, SYSLIBS};
+use common::{block, lib_dir, readme, root, run_ok, scratch, SYSLIBS};
 
-#[test]
-fn the_c_quick_start_builds_strictly_and_prints_what_the_readme_says() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let program = block(&readme, "## C quick start", "c");
-    let expected = block(&readme, "It prints", "text");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("readme");
-    std::fs::create_dir_all(&dir).unwrap();
-    let source = dir.join("quickstart.c");
+/// Extracts the first C block under `heading`, builds it with the strict
+/// flags against this run's static library, and returns the program.
+fn build_readme_c(heading: &str, name: &str) -> PathBuf {
+    let program = block(&readme(), heading, "c");
+    let dir = scratch("readme");
+    let source = dir.join(format!("{name}.c"));
     std::fs::write(&source, program).unwrap();
-    let binary = dir.join("quickstart");
+    let binary = dir.join(name);
     let built = Command::new("cc")
         .args([
             "-std=c99",
@@ -38,18 +37,54 @@ fn the_c_quick_start_builds_strictly_and_prints_what_the_readme_says() {
         .expect("cc runs");
     assert!(
         built.status.success(),
-        "the README's C quick start does not build:\n{}",
+        "the README's C block under {heading:?} does not build:\n{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let ran = Command::new(&binary)
-        .output()
-        .expect("the quick start runs");
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
+    binary
+}
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[test]
+fn the_c_quick_start_builds_strictly_and_prints_what_the_readme_says() {
+    let binary = build_readme_c("## C quick start", "quickstart");
+    let ran = run_ok(&mut Command::new(&binary), TIMEOUT);
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout),
+        block(&readme(), "It prints", "text")
     );
-    assert_eq!(String::from_utf8_lossy(&ran.stdout), expected);
+}
+
+#[test]
+fn the_c_background_quick_start_collects_in_one_run_or_in_the_next() {
+    let binary = build_readme_c("## Background processes", "background");
+    let expected = block(&readme(), "Either way it prints", "text");
+    let dir = scratch("readme-background");
+    let socket = dir.join("squares.socket");
+    let _ = std::fs::remove_file(&socket);
+    // Both in one run.
+    let once = run_ok(Command::new(&binary).current_dir(&dir), TIMEOUT);
+    assert_eq!(String::from_utf8_lossy(&once.stdout), expected);
+    assert!(
+        !socket.exists(),
+        "the background process removes its socket"
+    );
+    // Started by one run, collected by the next.
+    let started = run_ok(
+        Command::new(&binary).arg("--start").current_dir(&dir),
+        TIMEOUT,
+    );
+    assert!(socket.exists(), "the background process is listening");
+    let collected = run_ok(
+        Command::new(&binary).arg("--collect").current_dir(&dir),
+        TIMEOUT,
+    );
+    let both = [started.stdout, collected.stdout].concat();
+    assert_eq!(String::from_utf8_lossy(&both), expected);
+    assert!(
+        !socket.exists(),
+        "the background process removes its socket"
+    );
 }
 
 #[test]
