@@ -2,10 +2,12 @@
 //! libc baseline doing the same system calls, alternating in the same run,
 //! plus Python multiprocessing as a peer and the memory figures (issue 5).
 //!
-//! `PP_BENCH_SHORT=1` runs a quick version (under a minute). Results go to
-//! stdout and to `target/bench/`: `results.md`, `results.csv`, `throughput.svg`.
-//!
-//! Ratios are pprocess time / baseline time: below 1 pprocess is faster.
+//! Results go to stdout and to `target/bench/`: `results.md`, `results.csv`
+//! and `throughput.svg`. Ratios are pprocess time / baseline time: below 1
+//! pprocess is faster. Environment:
+//! - `PP_BENCH_SHORT=1`: fewer operations and repetitions (under a minute);
+//! - `PP_BENCH_ONLY=group,...`: only these groups (see [`GROUPS`]);
+//! - `PP_BENCH_SIDE=pprocess` or `baseline`: one side only, for profiling.
 
 #[path = "support/raw.rs"]
 mod raw;
@@ -79,18 +81,22 @@ fn compare(
     mut theirs: impl FnMut() -> Sample,
 ) -> Row {
     let name = name.into();
+    // PP_BENCH_SIDE=pprocess or =baseline runs one side only (for profiling).
+    let side = std::env::var("PP_BENCH_SIDE").unwrap_or_default();
+    let mut ours = || (side != "baseline").then(&mut ours);
+    let mut theirs = || (side != "pprocess").then(&mut theirs);
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for rep in 0..reps {
         if rep % 2 == 0 {
-            a.push(ours());
-            b.push(theirs());
+            a.extend(ours());
+            b.extend(theirs());
         } else {
-            b.push(theirs());
-            a.push(ours());
+            b.extend(theirs());
+            a.extend(ours());
         }
     }
     let row = Row {
-        section: "channel",
+        section: "baseline",
         workload: name,
         unit,
         ours: a,
@@ -198,11 +204,13 @@ impl Cpus {
         }
     }
 
-    fn name(self) -> &'static str {
-        match self {
+    fn ping_pong_name(self, acked: bool) -> String {
+        let cpus = match self {
             Cpus::Apart => "different CPUs",
             Cpus::Together => "one CPU",
-        }
+        };
+        let acked = if acked { " (send_acked)" } else { "" };
+        format!("64 B ping-pong{acked}, {cpus}")
     }
 }
 
@@ -292,14 +300,9 @@ fn raw_ping_pong(rounds: usize, cpus: Cpus, acked: bool) -> Sample {
 }
 
 fn ping_pong(cfg: &Config, cpus: Cpus, acked: bool) -> Row {
-    let name = format!(
-        "64 B ping-pong{}, {}",
-        if acked { " (send_acked)" } else { "" },
-        cpus.name()
-    );
     let n = cfg.round_trips;
     compare(
-        name,
+        cpus.ping_pong_name(acked),
         Unit::Latency,
         Some(Target::AtMost(1.10)),
         cfg.reps,
@@ -556,7 +559,6 @@ fn reuse_map(cfg: &Config) -> Row {
 // -------------------------------------------------------------------- fan-in
 
 /// Counts messages, received into one fixed buffer.
-#[derive(Default)]
 struct Tally {
     messages: usize,
     buf: [u8; SMALL],
@@ -580,8 +582,14 @@ fn pp_fan_in(children: usize, messages: usize) -> Sample {
         ..Options::default()
     };
     let (sample, got) = timed(children * messages, || {
-        let mut exchange: Exchange<Growable, Tally> =
-            Exchange::new(children, options, Tally::default());
+        let mut exchange: Exchange<Growable, Tally> = Exchange::new(
+            children,
+            options,
+            Tally {
+                messages: 0,
+                buf: [0; SMALL],
+            },
+        );
         for _ in 0..children {
             exchange
                 .start(move |ch| {
@@ -709,6 +717,7 @@ fn library_size(out: &Path) -> Option<(u64, u64)> {
         .args(["build", "--release", "--lib", "--quiet"])
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(root)
+        .stderr(std::process::Stdio::null())
         .status()
         .ok()?;
     if !status.success() {
@@ -775,6 +784,10 @@ fn memory(cfg: &Config, out: &Path) -> Vec<Row> {
         Some(theirs[1] as f64),
         None,
     ));
+    if cfg.short {
+        eprintln!("  (libpprocess.so size: full mode only, it needs a release build)");
+        return rows;
+    }
     eprintln!("  building libpprocess.so (cargo build --release)");
     match library_size(out) {
         Some((stripped, full)) => {
@@ -833,66 +846,52 @@ fn python_peer(cfg: &Config) -> std::collections::HashMap<String, Vec<f64>> {
     samples
 }
 
-/// A row of pprocess beside Python, from samples already taken.
-fn peer_row(
-    name: &str,
-    unit: Unit,
-    ours: &[Sample],
-    python: Option<&Vec<f64>>,
-    target: Option<Target>,
-) -> Option<Row> {
-    let theirs = python?
-        .iter()
-        .map(|&secs| Sample { secs, allocs: 0.0 })
-        .collect();
-    Some(Row {
-        section: "python",
-        workload: name.to_string(),
-        unit,
-        ours: ours.to_vec(),
-        theirs,
-        target,
-    })
-}
-
-fn python_rows(cfg: &Config, channel: &[Row], reuse: &Row) -> Vec<Row> {
+fn python_rows(cfg: &Config, channel: &[Row], reuse: Option<&Row>) -> Vec<Row> {
     let py = python_peer(cfg);
-    let find = |name: &str| {
-        channel
-            .iter()
-            .find(|r| r.workload == name)
-            .map(|r| &r.ours[..])
-    };
+    let ours = |name: &str| channel.iter().chain(reuse).find(|r| r.workload == name);
+    let reuse_name = reuse.map(|r| r.workload.clone()).unwrap_or_default();
+    let pairs = [
+        (
+            Cpus::Apart.ping_pong_name(false),
+            "(Pipe)",
+            "pingpong_apart",
+            None,
+        ),
+        (
+            Cpus::Together.ping_pong_name(false),
+            "(Pipe)",
+            "pingpong_together",
+            None,
+        ),
+        (
+            reuse_name.clone(),
+            "vs Pool.map(chunksize=1)",
+            "pool_map_chunk1",
+            Some(Target::AtLeast(20.0)),
+        ),
+        (
+            reuse_name,
+            "vs Pool.map (default chunks)",
+            "pool_map_default",
+            None,
+        ),
+    ];
     let mut rows = Vec::new();
-    for (cpus, key) in [
-        (Cpus::Apart, "pingpong_apart"),
-        (Cpus::Together, "pingpong_together"),
-    ] {
-        let name = format!("64 B ping-pong, {}", cpus.name());
-        if let Some(ours) = find(&name) {
-            rows.extend(peer_row(
-                &format!("{name} (Pipe)"),
-                Unit::Latency,
-                ours,
-                py.get(key),
-                None,
-            ));
+    for (name, versus, key, target) in pairs {
+        if let (Some(row), Some(samples)) = (ours(&name), py.get(key)) {
+            rows.push(Row {
+                section: "python",
+                workload: format!("{name} {versus}"),
+                unit: row.unit,
+                ours: row.ours.clone(),
+                theirs: samples
+                    .iter()
+                    .map(|&secs| Sample { secs, allocs: 0.0 })
+                    .collect(),
+                target,
+            });
         }
     }
-    rows.extend(peer_row(
-        "tiny-task map: pmap reuse vs Pool.map(chunksize=1)",
-        Unit::Rate,
-        &reuse.ours,
-        py.get("pool_map_chunk1"),
-        Some(Target::AtLeast(20.0)),
-    ));
-    rows.extend(peer_row(
-        "tiny-task map: pmap reuse vs Pool.map (default chunks)",
-        Unit::Rate,
-        &reuse.ours,
-        py.get("pool_map_default"),
-        None,
-    ));
     rows
 }
 
@@ -918,9 +917,26 @@ fn machine() -> String {
     )
 }
 
+/// Workload groups, for `PP_BENCH_ONLY=group,group` (default: all).
+const GROUPS: [&str; 8] = [
+    "memory",
+    "pingpong",
+    "throughput",
+    "spawn",
+    "fanin",
+    "forkmap",
+    "reuse",
+    "python",
+];
+
 fn main() {
-    // `cargo bench` passes --bench; anything else (e.g. a filter) is ignored.
+    // `cargo bench` passes --bench; other arguments are ignored.
     let cfg = Config::from_env();
+    let only = std::env::var("PP_BENCH_ONLY").unwrap_or_default();
+    let run = |group: &str| {
+        assert!(GROUPS.contains(&group));
+        only.is_empty() || only.split(',').any(|g| g.trim() == group)
+    };
     let out: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out).expect("create target/bench");
     let load_before = shell("cut -d' ' -f1-3 /proc/loadavg");
@@ -931,60 +947,90 @@ fn main() {
     );
 
     // Memory first: the coordinator forks from a small, fresh process.
-    let memory = memory(&cfg, &out);
+    let memory = if run("memory") {
+        memory(&cfg, &out)
+    } else {
+        Vec::new()
+    };
 
     eprintln!("channel and process workloads");
     let mut channel = Vec::new();
-    for acked in [false, true] {
-        for cpus in [Cpus::Apart, Cpus::Together] {
-            if matches!(cpus, Cpus::Apart) && raw::online_cpus() < 2 {
-                continue;
+    if run("pingpong") {
+        for acked in [false, true] {
+            for cpus in [Cpus::Apart, Cpus::Together] {
+                if matches!(cpus, Cpus::Apart) && raw::online_cpus() < 2 {
+                    continue;
+                }
+                channel.push(ping_pong(&cfg, cpus, acked));
             }
-            channel.push(ping_pong(&cfg, cpus, acked));
         }
     }
     let sizes = [4 << 10, 64 << 10, 1 << 20, 16 << 20];
     let first_stream = channel.len();
-    for size in sizes {
-        channel.push(throughput(&cfg, size));
+    if run("throughput") {
+        channel.extend(sizes.map(|size| throughput(&cfg, size)));
     }
-    channel.push(spawn_latency(&cfg));
-    channel.push(fan_in(&cfg));
-    channel.push(fork_map(&cfg));
-    let reuse = reuse_map(&cfg);
-    let python = python_rows(&cfg, &channel, &reuse);
-    channel.push(reuse);
+    if run("spawn") {
+        channel.push(spawn_latency(&cfg));
+    }
+    if run("fanin") {
+        channel.push(fan_in(&cfg));
+    }
+    if run("forkmap") {
+        channel.push(fork_map(&cfg));
+    }
+    let reuse = run("reuse").then(|| reuse_map(&cfg));
+    let python = match run("python") {
+        true => python_rows(&cfg, &channel, reuse.as_ref()),
+        false => Vec::new(),
+    };
+    channel.extend(reuse);
 
-    let stream_rows: Vec<(usize, &Row)> = sizes
-        .iter()
-        .copied()
-        .zip(&channel[first_stream..])
-        .collect();
     let chart = out.join("throughput.svg");
-    if let Err(e) = report::throughput_chart(&chart, &stream_rows) {
-        eprintln!("chart failed: {e}");
+    if run("throughput") {
+        let rows = &channel[first_stream..first_stream + sizes.len()];
+        let stream_rows: Vec<(usize, &Row)> = sizes.into_iter().zip(rows).collect();
+        if let Err(e) = report::throughput_chart(&chart, &stream_rows) {
+            eprintln!("chart failed: {e}");
+        }
     }
 
-    const PAIR: [&str; 8] = [
-        "workload",
-        "pprocess",
-        "libc baseline",
-        "ratio",
-        "pprocess min–max",
-        "baseline min–max",
-        "allocs/op",
-        "target met",
-    ];
     let tables = [
-        Table { title: "pprocess vs hand-written libc baseline (medians; ratio = pprocess time / baseline time)", columns: PAIR, rows: channel },
+        Table {
+            title: "pprocess vs hand-written libc baseline (medians; ratio = pprocess time / baseline time)",
+            columns: vec![
+                ("workload", 0),
+                ("pprocess", 1),
+                ("libc baseline", 2),
+                ("ratio", 3),
+                ("pprocess min–max", 4),
+                ("baseline min–max", 5),
+                ("allocs/op", 6),
+                ("target met", 7),
+            ],
+            rows: channel,
+        },
         Table {
             title: "pprocess vs Python multiprocessing (medians)",
-            columns: ["workload", "pprocess", "Python", "pprocess speed", "pprocess min–max", "Python min–max", "allocs/op", "target met"],
+            columns: vec![
+                ("workload", 0),
+                ("pprocess", 1),
+                ("Python", 2),
+                ("pprocess is", 3),
+                ("Python min–max", 5),
+                ("target met", 7),
+            ],
             rows: python,
         },
         Table {
             title: "Memory",
-            columns: ["figure", "pprocess", "libc baseline", "ratio", "", "", "", "target met"],
+            columns: vec![
+                ("figure", 0),
+                ("pprocess", 1),
+                ("libc baseline", 2),
+                ("ratio", 3),
+                ("target met", 7),
+            ],
             rows: memory,
         },
     ];

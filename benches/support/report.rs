@@ -159,11 +159,12 @@ impl Row {
         self.unit.show_range(lo, hi)
     }
 
-    fn cells(&self) -> [String; 8] {
-        let ratio = match self.target {
-            Some(Target::AtLeast(_)) => format!("{:.1}× faster", 1.0 / self.ratio()),
-            _ if self.theirs.is_empty() => String::new(),
-            _ => format!("{:.2}×", self.ratio()),
+    fn cells(&self) -> [String; CELLS] {
+        let ratio = match self.ratio() {
+            r if !r.is_finite() || r == 0.0 => String::new(),
+            r if self.section == "python" && r <= 1.0 => format!("{:.1}× faster", 1.0 / r),
+            r if self.section == "python" => format!("{r:.1}× slower"),
+            r => format!("{r:.2}×"),
         };
         let verdict = match self.holds() {
             Some(true) => format!(
@@ -198,10 +199,15 @@ impl Row {
     }
 }
 
-/// A titled group of rows with its column names.
+/// The cells a row can show, in order.
+pub const CELLS: usize = 8;
+
+/// A titled group of rows with its columns: a name and which of the row's
+/// cells (workload, pprocess, other, ratio, pprocess spread, other spread,
+/// allocs/op, target) it shows.
 pub struct Table {
     pub title: &'static str,
-    pub columns: [&'static str; 8],
+    pub columns: Vec<(&'static str, usize)>,
     pub rows: Vec<Row>,
 }
 
@@ -210,8 +216,15 @@ pub fn markdown(tables: &[Table]) -> String {
     let mut out = String::new();
     for table in tables.iter().filter(|t| !t.rows.is_empty()) {
         let _ = writeln!(out, "\n### {}\n", table.title);
-        let cells: Vec<[String; 8]> = table.rows.iter().map(Row::cells).collect();
-        let mut widths = table.columns.map(|c| c.chars().count());
+        let cells: Vec<Vec<String>> = table
+            .rows
+            .iter()
+            .map(|row| {
+                let all = row.cells();
+                table.columns.iter().map(|&(_, i)| all[i].clone()).collect()
+            })
+            .collect();
+        let mut widths: Vec<usize> = table.columns.iter().map(|c| c.0.chars().count()).collect();
         for row in &cells {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.chars().count());
@@ -219,13 +232,14 @@ pub fn markdown(tables: &[Table]) -> String {
         }
         let line = |cells: &[String]| {
             let mut s = String::from("|");
-            for (cell, w) in cells.iter().zip(widths) {
+            for (cell, w) in cells.iter().zip(&widths) {
                 let pad = w - cell.chars().count();
                 let _ = write!(s, " {cell}{} |", " ".repeat(pad));
             }
             s
         };
-        let _ = writeln!(out, "{}", line(&table.columns.map(String::from)));
+        let names: Vec<String> = table.columns.iter().map(|c| c.0.to_string()).collect();
+        let _ = writeln!(out, "{}", line(&names));
         let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
         let _ = writeln!(out, "{}", line(&rule).replace(' ', "-"));
         for row in &cells {
@@ -306,6 +320,8 @@ pub fn throughput_chart(path: &Path, rows: &[(usize, &Row)]) -> Result<(), Strin
         .y_desc("MB/s")
         .x_labels(((hi - lo) as usize + 3).min(16))
         .x_label_formatter(&|x| human_bytes(2f64.powf(*x)))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .light_line_style(WHITE)
         .draw()
         .map_err(|e| e.to_string())?;
     for (name, series, color) in [("pprocess", &ours, BLUE), ("libc baseline", &theirs, RED)] {

@@ -218,7 +218,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         };
         let slot = &mut self.slots.slots_mut()[index];
         if let Err(e) = slot.channel().send_args(&args) {
-            // The worker is gone: its tasks (this one included) start elsewhere.
+            // The worker is gone: this task starts elsewhere.
             let (key, body) = match &slot.worker {
                 Some(w) => (w.key, w.body.clone()),
                 None => return Err(Error::Invalid),
@@ -229,6 +229,13 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 body,
                 args,
             });
+            if let (Error::Closed | Error::PeerEnded { .. }, Some(worker)) = (e, &mut slot.worker) {
+                // Results it sent before it died are still in its socket:
+                // the next store reads them, then retires it at the end of
+                // its stream, failing only the task it died in.
+                worker.stopping = true;
+                return Ok(());
+            }
             return self.retire(index, e);
         }
         // Cannot fail: `accepts` checked the window.
