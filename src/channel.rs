@@ -25,7 +25,7 @@ const READ_AHEAD: usize = 1024;
 /// How long a receive that saw the peer hang up waits for the peer process to
 /// become waitable: the kernel closes a dying process's descriptors just
 /// before its exit status can be collected.
-const EXIT_GRACE_MS: u32 = 200;
+const EXIT_GRACE_MS: i32 = 200;
 
 /// Bytes read from the socket but not yet consumed.
 struct ReadBuf {
@@ -479,12 +479,9 @@ impl Channel {
     /// otherwise.
     fn peer_gone(&mut self) -> Error {
         if self.pid > 0 && self.status.is_none() {
-            for attempt in 0..EXIT_GRACE_MS + 10 {
-                if let Ok(Some(status)) = sys::waitpid(self.pid, false) {
-                    self.status = Some(status);
-                    break;
-                }
-                sys::sleep_ms(if attempt < 10 { 0 } else { 1 });
+            // Wakes the moment the process becomes waitable (a pidfd poll).
+            if let Ok(Some(status)) = sys::waitpid_timeout(self.pid, EXIT_GRACE_MS) {
+                self.status = Some(status);
             }
         }
         // After an error frame the process has answered: its exit code

@@ -69,6 +69,11 @@ impl Drop for Fd {
 pub fn after_fork_in_child(keep: &mut [&mut Fd]) {
     let epoch = EPOCH.fetch_add(1, Ordering::Relaxed) + 1;
     for (word, cell) in REGISTRY.iter().enumerate() {
+        // Read before writing: untouched pages of the registry stay shared
+        // with the creator instead of being copied.
+        if cell.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
         let mut bits = cell.swap(0, Ordering::Relaxed);
         while bits != 0 {
             let raw = (word * 64) as i32 + bits.trailing_zeros() as i32;

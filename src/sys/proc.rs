@@ -188,7 +188,10 @@ pub fn reap_orphans() {
 pub fn forget_orphans() {
     use core::sync::atomic::Ordering;
     for slot in &ORPHANS {
-        slot.store(0, Ordering::Relaxed);
+        // Read first: a page nobody wrote stays shared after fork.
+        if slot.load(Ordering::Relaxed) != 0 {
+            slot.store(0, Ordering::Relaxed);
+        }
     }
 }
 
