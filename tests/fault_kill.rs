@@ -1,0 +1,343 @@
+//! Children killed while they send, through one exchange: each killed task is
+//! reported as ended by its signal, every other task's result is intact,
+//! nothing hangs.
+//!
+//! Kill points are random and cover every part of a frame: before the first
+//! byte, inside the 16-byte header, inside the payload, between two pieces
+//! of a frame written slowly. Half the victims kill themselves at an exact
+//! byte offset; the other half are killed by the parent at a random moment
+//! while they trickle a large frame out.
+#![cfg(feature = "std")]
+
+mod hardening;
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hardening::wire_model::{frame, DATA};
+use hardening::{seed, Rng, Watchdog};
+use pprocess::exchange::{Spawned, TaskError};
+use pprocess::{exit, Channel, Error, Map, Options, Queue, RemoteError, TaskId};
+
+const VICTIMS: usize = 1000;
+const SURVIVORS: usize = 500;
+const LIMIT: usize = 16;
+
+/// What one task's process does.
+#[derive(Clone, Copy, Debug)]
+enum Plan {
+    /// Sends its whole frame (`len` payload bytes) in pieces, then exits 0.
+    Survive { len: usize },
+    /// Writes the first `cut` bytes of its frame (`len` payload bytes), then
+    /// kills itself.
+    Suicide { len: usize, cut: usize },
+    /// Writes the first `cut` bytes of a frame too long to finish, then
+    /// trickles the rest until the parent kills it after `after_us`.
+    Killed { cut: usize, after_us: u64 },
+}
+
+/// The payload task `task` sends: its number, then bytes only it would send.
+fn payload(task: TaskId, len: usize) -> Vec<u8> {
+    let mut rng = Rng::new(task as u64 ^ 0x5eed);
+    let mut bytes = rng.bytes(len.max(8));
+    bytes[..8].copy_from_slice(&(task as u64).to_le_bytes());
+    bytes.truncate(len.max(8));
+    bytes
+}
+
+/// Writes `bytes` on the channel's socket in random pieces, with short
+/// pauses, bypassing the channel's own framing.
+fn write_pieces(ch: &Channel, bytes: &[u8], rng: &mut Rng) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let piece = (rng.range(1, 4096) as usize).min(rest.len());
+        // SAFETY: writing a valid buffer to this process's own socket.
+        let n = unsafe { libc::write(ch.raw_fd(), rest.as_ptr().cast(), piece) };
+        if n <= 0 {
+            return; // the parent is gone: nothing left to do
+        }
+        rest = &rest[n as usize..];
+        if rng.chance(1, 4) {
+            std::thread::sleep(Duration::from_micros(rng.below(200)));
+        }
+    }
+}
+
+fn kill_self() -> ! {
+    // SAFETY: killing this very process.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    unreachable!("SIGKILL cannot be caught");
+}
+
+/// The body of task `task`'s process.
+fn run_child(ch: Channel, task: TaskId, plan: Plan) -> ! {
+    let mut rng = Rng::new(task as u64);
+    match plan {
+        Plan::Survive { len } => {
+            write_pieces(&ch, &frame(DATA, 0, 1, &payload(task, len)), &mut rng);
+            exit(ch, 0)
+        }
+        Plan::Suicide { len, cut } => {
+            write_pieces(
+                &ch,
+                &frame(DATA, 0, 1, &payload(task, len))[..cut],
+                &mut rng,
+            );
+            kill_self()
+        }
+        Plan::Killed { cut, .. } => {
+            // Claims 1 MiB, writes `cut` bytes, then a byte at a time: the
+            // parent kills it long before the frame could end.
+            let mut whole = frame(DATA, 0, 1, &[]);
+            whole[8..12].copy_from_slice(&(1u32 << 20).to_le_bytes());
+            whole.resize(16 + (1 << 20), 0x5a);
+            write_pieces(&ch, &whole[..cut], &mut rng);
+            for byte in whole[cut..].chunks(1) {
+                // SAFETY: writing a valid buffer to this process's own socket.
+                unsafe { libc::write(ch.raw_fd(), byte.as_ptr().cast(), 1) };
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            kill_self() // not reached in time; keeps the task a victim regardless
+        }
+    }
+}
+
+fn plans(rng: &mut Rng) -> Vec<Plan> {
+    let mut plans = Vec::new();
+    for i in 0..VICTIMS + SURVIVORS {
+        let len = match rng.below(3) {
+            0 => rng.range(8, 64),
+            1 => rng.range(1000, 1100), // around the receiver's read-ahead
+            _ => rng.range(8, 100_000),
+        } as usize;
+        let plan = if i < SURVIVORS {
+            Plan::Survive { len }
+        } else if i % 2 == 0 {
+            let total = 16 + len;
+            // Before anything, inside the header, inside the payload.
+            let cut = match rng.below(4) {
+                0 => 0,
+                1 => rng.range(1, 15) as usize,
+                _ => rng.range(16, total as u64 - 1) as usize,
+            };
+            Plan::Suicide { len, cut }
+        } else {
+            let cut = match rng.below(3) {
+                0 => 0,
+                1 => rng.range(1, 15) as usize,
+                _ => rng.range(16, 5000) as usize,
+            };
+            Plan::Killed {
+                cut,
+                after_us: rng.range(0, 3000),
+            }
+        };
+        plans.push(plan);
+    }
+    // Shuffle (Fisher-Yates) so victims and survivors interleave.
+    for i in (1..plans.len()).rev() {
+        plans.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    plans
+}
+
+#[test]
+fn killed_senders_fail_alone_and_never_hang() {
+    let _watchdog = Watchdog::new("the kill storm", Duration::from_secs(300));
+    let started = Instant::now();
+    let plans = plans(&mut Rng::new(seed("PP_KILL_SEED", 6)));
+
+    // The parent's killer: kills each pid it is handed once its delay passed.
+    let (to_killer, orders) = mpsc::channel::<(i32, u64)>();
+    let killer = std::thread::spawn(move || {
+        let mut killed = 0;
+        for (pid, after_us) in orders {
+            std::thread::sleep(Duration::from_micros(after_us));
+            // SAFETY: kill has no memory-safety preconditions; the pid is a
+            // child that cannot have been collected before this kill (it
+            // never exits by itself).
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+            killed += 1;
+        }
+        killed
+    });
+
+    let mut queue = Queue::with_options(LIMIT, Options::default());
+    let mut pids = BTreeMap::new();
+    for (index, plan) in plans.iter().enumerate() {
+        match queue.create().unwrap() {
+            Spawned::Child(ch) => run_child(ch, index, *plan),
+            Spawned::Parent { pid, task } => {
+                assert_eq!(task, index);
+                pids.insert(task, pid);
+                if let Plan::Killed { after_us, .. } = plan {
+                    to_killer.send((pid, *after_us)).unwrap();
+                }
+            }
+        }
+    }
+    let mut outcomes = BTreeMap::new();
+    while let Ok((task, outcome)) = queue.next_result(-1) {
+        assert!(
+            outcomes.insert(task, outcome).is_none(),
+            "task {task} twice"
+        );
+    }
+    drop(to_killer);
+    let externally_killed = killer.join().unwrap();
+    drop(queue);
+
+    let mut killed = 0;
+    // Where the self-killed ones stopped: before a byte, in the header, in the payload.
+    let mut cuts = [0; 3];
+    for (task, plan) in plans.iter().enumerate() {
+        let outcome = outcomes
+            .get(&task)
+            .unwrap_or_else(|| panic!("task {task}: no outcome"));
+        match (plan, outcome) {
+            (Plan::Survive { len }, Ok(bytes)) => {
+                assert!(
+                    *bytes == payload(task, *len),
+                    "task {task}: result corrupted"
+                );
+            }
+            (
+                Plan::Suicide { .. } | Plan::Killed { .. },
+                Err(TaskError {
+                    error: Error::PeerEnded { pid, status },
+                    remote: None,
+                }),
+            ) if *pid == pids[&task] && status.signal() == Some(libc::SIGKILL) => {
+                killed += 1;
+                if let Plan::Suicide { cut, .. } = plan {
+                    cuts[usize::from(*cut > 0) + usize::from(*cut >= 16)] += 1;
+                }
+            }
+            (plan, outcome) => panic!("task {task} ({plan:?}): {outcome:?}"),
+        }
+    }
+    assert_eq!(killed, VICTIMS);
+    assert_eq!(externally_killed, VICTIMS / 2);
+    eprintln!(
+        "{killed} children killed: {} before their first byte, {} in the header, {} in the \
+         payload, {externally_killed} by the parent while trickling a frame; \
+         {SURVIVORS} results intact; {:?}",
+        cuts[0],
+        cuts[1],
+        cuts[2],
+        started.elapsed()
+    );
+}
+
+/// A reused worker's body: input `[1, ..]` makes it die in the middle of its
+/// answer's frame; any other input is echoed.
+fn echo_or_die(ch: &mut Channel, input: &[u8]) -> Result<(), RemoteError> {
+    if input[0] == 1 {
+        let whole = frame(DATA, 2, 1, &[7; 5000]); // flagged as a task's last result
+        let cut = 1 + usize::from(input[1]) * 19 % (whole.len() - 1);
+        // SAFETY: writing a valid buffer to this process's own socket.
+        unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), cut) };
+        kill_self();
+    }
+    ch.send(input).map_err(RemoteError::from)
+}
+
+#[test]
+fn killed_reused_workers_fail_only_their_current_task() {
+    let _watchdog = Watchdog::new("killed reused workers", Duration::from_secs(300));
+    let mut rng = Rng::new(seed("PP_KILL_SEED", 7));
+    let options = Options {
+        reuse: true,
+        ..Options::default()
+    };
+    let mut map = Map::with_options(4, options);
+    let mut inputs = Vec::new();
+    for i in 0..2000u32 {
+        let die = rng.chance(1, 10);
+        let mut input = vec![u8::from(die), rng.next_u64() as u8];
+        input.extend_from_slice(&i.to_le_bytes());
+        map.start_with(echo_or_die, &input).unwrap();
+        inputs.push(input);
+    }
+    let mut deaths = 0;
+    for (task, outcome) in map.by_ref().enumerate() {
+        let input = &inputs[task];
+        match outcome {
+            Ok(bytes) if input[0] == 0 => assert_eq!(bytes, *input, "task {task}"),
+            Err(TaskError {
+                error: Error::PeerEnded { status, .. },
+                ..
+            }) if input[0] == 1 && status.signal() == Some(libc::SIGKILL) => deaths += 1,
+            other => panic!("task {task} ({input:?}): {other:?}"),
+        }
+    }
+    let expected = inputs.iter().filter(|i| i[0] == 1).count();
+    assert_eq!(deaths, expected);
+    eprintln!("{deaths} reused workers killed mid-frame, every other task intact");
+}
+
+/// Regression: a worker that died after answering a task, when the exchange
+/// next tried to hand it a task, was retired at once: its answer, already in
+/// its socket, was lost (that task reported as killed) and the task it died
+/// in ran again, killing a second worker.
+#[test]
+fn a_dead_workers_earlier_answers_are_kept() {
+    fn echo_or_die_now(ch: &mut Channel, input: &[u8]) -> Result<(), RemoteError> {
+        if input[0] == 1 {
+            kill_self();
+        }
+        ch.send(input).map_err(RemoteError::from)
+    }
+    let options = Options {
+        reuse: true,
+        ..Options::default()
+    };
+    let mut map = Map::with_options(1, options);
+    map.start_with(echo_or_die_now, &[0, 0]).unwrap();
+    map.start_with(echo_or_die_now, &[1, 1]).unwrap();
+    // The worker answers task 0 and dies in task 1; then a task is added.
+    std::thread::sleep(Duration::from_millis(200));
+    map.start_with(echo_or_die_now, &[0, 2]).unwrap();
+    let outcomes: Vec<_> = map.by_ref().collect();
+    assert_eq!(outcomes[0], Ok(vec![0, 0]));
+    assert!(
+        matches!(outcomes[1], Err(TaskError { error: Error::PeerEnded { status, .. }, .. })
+            if status.signal() == Some(libc::SIGKILL)),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(outcomes[2], Ok(vec![0, 2]));
+}
+
+/// Regression: a created process killed in the middle of a frame was a
+/// protocol error (`Truncated`), not a process that ended by its signal.
+#[test]
+fn a_child_killed_mid_frame_is_reported_with_its_signal() {
+    let mut ch = pprocess::start(|ch| {
+        let whole = frame(DATA, 0, 1, &[1; 100]);
+        // SAFETY: writing a valid buffer to this process's own socket.
+        unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), 50) };
+        kill_self()
+    })
+    .unwrap();
+    match ch.receive_vec() {
+        Err(Error::PeerEnded { pid, status }) => {
+            assert_eq!(pid, ch.pid());
+            assert_eq!(status.signal(), Some(libc::SIGKILL));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A process that exits normally in mid-frame still broke the protocol.
+    let mut ch = pprocess::start(|ch| {
+        let whole = frame(DATA, 0, 1, &[1; 100]);
+        // SAFETY: writing a valid buffer to this process's own socket.
+        unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), 10) };
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        ch.receive_vec(),
+        Err(Error::Protocol(pprocess::wire::ProtoError::Truncated))
+    );
+}
