@@ -174,12 +174,37 @@ struct Listener {
 }
 
 impl Listener {
-    /// Binds a new socket at `path` (replacing a stale socket of this user),
-    /// makes it mode 0600 and listens.
+    /// A socket listening at `path`, mode 0600, replacing a stale socket of
+    /// this user. It is bound and listening under a temporary name beside
+    /// `path` first and then linked into place, which fails atomically if
+    /// anything is there: whatever a start finds at the address was already
+    /// listening, so only a truly stale socket is replaced, and of several
+    /// starts at one address exactly one wins.
     fn bind(path: SocketPath) -> Result<Listener> {
         let fd = sys::unix_socket(false)?;
+        // No room for a temporary name, or none can be made in that
+        // directory: bind in place, which also reports what is there.
+        let Some(temp) = temp_beside(&path).filter(|temp| sys::bind(&fd, temp).is_ok()) else {
+            return Listener::bind_in_place(fd, path);
+        };
+        // Nobody can connect before listen(2), and the file is private first.
+        let ready = sys::chmod(&temp, 0o600).and_then(|()| sys::listen(&fd, BACKLOG));
+        let published = ready
+            .map_err(Error::from)
+            .and_then(|()| publish(&temp, &path));
+        let _ = sys::unlink(&temp);
+        published?;
+        let id = sys::lstat(&path)?.id;
+        Ok(Listener { fd, path, id })
+    }
+
+    /// [`Listener::bind`] where no temporary name can be bound beside the
+    /// address (too long, or a directory that takes no new files): bound in
+    /// place, so a concurrent start may find it between bind and listen and
+    /// take it for stale.
+    fn bind_in_place(fd: Fd, path: SocketPath) -> Result<Listener> {
         match sys::bind(&fd, &path) {
-            Err(Errno::ADDRINUSE) if is_stale(&path)? => match sys::unlink(&path) {
+            Err(Errno::ADDRINUSE) if is_stale(&path)?.is_some() => match sys::unlink(&path) {
                 Ok(()) | Err(Errno::NOENT) => sys::bind(&fd, &path).map_err(|e| match e {
                     Errno::ADDRINUSE => Error::Address,
                     e => e.into(),
@@ -189,26 +214,13 @@ impl Listener {
             Err(Errno::ADDRINUSE) => return Err(Error::Address),
             other => other?,
         }
-        let id = match sys::lstat(&path) {
-            Ok(file) => file.id,
-            Err(e) => {
-                let _ = sys::unlink(&path); // just made by this bind
-                return Err(e.into());
-            }
-        };
+        let id = sys::lstat(&path)?.id;
         let listener = Listener { fd, path, id };
-        // Nobody can connect before listen(2), so the file is private before
-        // any connection is possible.
         let ready =
             sys::chmod(&listener.path, 0o600).and_then(|()| sys::listen(&listener.fd, BACKLOG));
         if let Err(e) = ready {
             listener.remove();
             return Err(e.into());
-        }
-        // Until listen(2) the socket looked stale: another start at the same
-        // address may have replaced it meanwhile. From now on it cannot.
-        if !sys::lstat(&listener.path).is_ok_and(|file| file.id == listener.id) {
-            return Err(Error::Address);
         }
         Ok(listener)
     }
@@ -222,19 +234,56 @@ impl Listener {
     }
 }
 
-/// True when `path` is a socket of this user that nobody listens at.
-fn is_stale(path: &SocketPath) -> Result<bool> {
+/// Links the listening socket at `temp` to `path`, replacing a stale socket
+/// of this user found there (only if the file is still the one found stale).
+fn publish(temp: &SocketPath, path: &SocketPath) -> Result<()> {
+    for _ in 0..8 {
+        match sys::link(temp, path) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EXIST) => match is_stale(path)? {
+                Some(stale) if sys::lstat(path).is_ok_and(|file| file.id == stale) => {
+                    match sys::unlink(path) {
+                        Ok(()) | Err(Errno::NOENT) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Some(_) => continue, // replaced meanwhile: look again
+                None => return Err(Error::Address),
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Address)
+}
+
+/// A private name in `path`'s directory for binding before publishing, or
+/// `None` if it would not fit a socket path.
+fn temp_beside(path: &SocketPath) -> Option<SocketPath> {
+    static COUNTER: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    let bytes = path.as_bytes();
+    let dir = bytes
+        .iter()
+        .rposition(|&b| b == b'/')
+        .map_or(0, |slash| slash + 1);
+    let n = COUNTER.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let name = alloc::format!(".pp-{}-{n}", sys::getpid());
+    SocketPath::new(&[&bytes[..dir], name.as_bytes()].concat())
+}
+
+/// The identity of `path` if it is a socket of this user that nobody listens
+/// at (or `Some` of nothing when it vanished meanwhile); `None` otherwise.
+fn is_stale(path: &SocketPath) -> Result<Option<(u64, u64)>> {
     let file = match sys::lstat(path) {
         Ok(file) => file,
-        Err(Errno::NOENT) => return Ok(true), // gone meanwhile: bind again
+        Err(Errno::NOENT) => return Ok(Some((0, 0))), // gone meanwhile: try again
         Err(e) => return Err(e.into()),
     };
     if !file.socket || file.uid != sys::geteuid() {
-        return Ok(false);
+        return Ok(None);
     }
     // Non-blocking, so that a listener with a full backlog cannot hold us up.
     let probe = sys::unix_socket(true)?;
-    Ok(sys::connect(&probe, path) == Err(Errno::CONNREFUSED))
+    Ok((sys::connect(&probe, path) == Err(Errno::CONNREFUSED)).then_some(file.id))
 }
 
 /// Connects to `path` and checks that the listener is this user's.

@@ -26,7 +26,7 @@ pub use proc::{
 pub use socket::socketpair;
 pub use time::Deadline;
 pub use unix::{
-    accept, bind, chmod, connect, geteuid, listen, lstat, peer_credentials, setsid,
+    accept, bind, chmod, connect, geteuid, link, listen, lstat, peer_credentials, setsid,
     stdio_to_dev_null, unix_socket, unlink, Credentials, FileInfo, SocketPath,
 };
 
@@ -51,6 +51,8 @@ impl Errno {
     pub const NOENT: Errno = Errno(libc::ENOENT);
     /// `EADDRINUSE`: a file already exists at a socket's address.
     pub const ADDRINUSE: Errno = Errno(libc::EADDRINUSE);
+    /// `EEXIST`: a file already exists at the path.
+    pub const EXIST: Errno = Errno(libc::EEXIST);
     /// `ECONNREFUSED`: nobody listens at a socket's address.
     pub const CONNREFUSED: Errno = Errno(libc::ECONNREFUSED);
 

@@ -220,6 +220,13 @@ pub fn chmod(path: &SocketPath, mode: u32) -> Result<()> {
     cvt(unsafe { libc::chmod(path.as_cstr().as_ptr(), mode as libc::mode_t) }).map(drop)
 }
 
+/// [link(2)](https://man7.org/linux/man-pages/man2/link.2.html): a second
+/// name for `from`; fails with `EEXIST`, atomically, if `to` exists.
+pub fn link(from: &SocketPath, to: &SocketPath) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated.
+    cvt(unsafe { libc::link(from.as_cstr().as_ptr(), to.as_cstr().as_ptr()) }).map(drop)
+}
+
 /// [unlink(2)](https://man7.org/linux/man-pages/man2/unlink.2.html).
 pub fn unlink(path: &SocketPath) -> Result<()> {
     // SAFETY: the path is NUL-terminated.
