@@ -31,7 +31,9 @@
 
 #include "pprocess.h"
 
+#ifndef TEST_TIMEOUT_SECONDS /* -DTEST_TIMEOUT_SECONDS=... for slow runs (valgrind) */
 #define TEST_TIMEOUT_SECONDS 60
+#endif
 
 static int checks_passed, checks_failed;
 static const char *current_test = "(none)";

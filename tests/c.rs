@@ -102,13 +102,15 @@ fn build(dir: &'static str) -> PathBuf {
         _ => unreachable!("unknown directory {dir}"),
     };
     let out = lib_dir().parent().unwrap().join("c-build").join(dir);
-    if let Err(log) = once.get_or_init(|| make(&root().join(dir), &out)) {
+    if let Err(log) = once.get_or_init(|| make(&root().join(dir), &out, &[])) {
         panic!("building {dir} failed:\n{log}");
     }
     out
 }
 
-fn make(dir: &Path, out: &Path) -> Result<(), String> {
+/// Runs make in `dir`, putting the programs in `out`; `extra` are more
+/// make arguments (variables such as CFLAGS, or options).
+fn make(dir: &Path, out: &Path, extra: &[String]) -> Result<(), String> {
     let lib = lib_dir();
     if !lib.join("libpprocess.a").exists() {
         return Err(format!("no libpprocess.a in {}", lib.display()));
@@ -119,7 +121,8 @@ fn make(dir: &Path, out: &Path) -> Result<(), String> {
         .arg(dir)
         .arg(format!("LIBDIR={}", lib.display()))
         .arg(format!("INCDIR={}", root().join("include").display()))
-        .arg(format!("BUILD={}", out.display()));
+        .arg(format!("BUILD={}", out.display()))
+        .args(extra);
     let output = run(&mut command)?;
     if output.status.success() {
         Ok(())
@@ -152,6 +155,11 @@ fn assert_empty(name: &str, dir: &Path) {
 /// command leads a new process group, so that on timeout its children (the
 /// processes pprocess created) are killed too.
 fn run(command: &mut Command) -> Result<Output, String> {
+    run_for(command, TIMEOUT)
+}
+
+/// [`run`] with another timeout.
+fn run_for(command: &mut Command, timeout: Duration) -> Result<Output, String> {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -163,7 +171,7 @@ fn run(command: &mut Command) -> Result<Output, String> {
     let mut stderr = child.stderr.take().unwrap();
     let stdout = thread::spawn(move || read_all(&mut stdout));
     let stderr = thread::spawn(move || read_all(&mut stderr));
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break status;
@@ -172,7 +180,7 @@ fn run(command: &mut Command) -> Result<Output, String> {
             // SAFETY: kill has no memory-safety preconditions; -pid names the group.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
             let _ = child.wait();
-            return Err(format!("{command:?} timed out after {TIMEOUT:?}"));
+            return Err(format!("{command:?} timed out after {timeout:?}"));
         }
         thread::sleep(Duration::from_millis(10));
     };
@@ -334,4 +342,137 @@ fn example_output_check_rejects_a_wrong_grid() {
         let result = std::panic::catch_unwind(|| check_example_output("bad", &header, &bad));
         assert!(result.is_err(), "accepted:\n{bad}");
     }
+}
+
+/// How the C programs are built for AddressSanitizer (with LeakSanitizer)
+/// and UndefinedBehaviorSanitizer: every finding is fatal.
+const SANITIZE: &str =
+    "-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all";
+
+/// Runs every program of `build`/c-tests and `build`/c-examples, two at a
+/// time, each as `command(program)` gives it, and checks each one's output
+/// as the plain runs do, and that its stderr has no line `report` finds.
+fn run_all_clean(
+    build: &Path,
+    command: impl Fn(&Path) -> Command + Sync,
+    timeout: Duration,
+    report: impl Fn(&str) -> bool + Sync,
+) {
+    let mut jobs: Vec<(&str, String)> = programs("c-tests")
+        .into_iter()
+        .map(|name| ("c-tests", name))
+        .collect();
+    jobs.extend(
+        EXAMPLES
+            .iter()
+            .map(|(name, _)| ("c-examples", name.to_string())),
+    );
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((dir, name)) = jobs.get(i) else {
+                    return;
+                };
+                let work = workdir(&format!("checked-{name}"));
+                let program = build.join(dir).join(name);
+                let mut cmd = command(&program);
+                cmd.current_dir(&work).env("PP_DELAY", "0.01");
+                let checked = run_for(&mut cmd, timeout).and_then(|output| {
+                    let stdout = String::from_utf8_lossy(&output.stdout);
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    let ok = output.status.success()
+                        && !stderr.lines().any(&report)
+                        && match EXAMPLES.iter().find(|(example, _)| *example == name) {
+                            Some((_, header)) if *dir == "c-examples" => {
+                                std::panic::catch_unwind(|| {
+                                    check_example_output(name, header, &stdout);
+                                    assert_empty(name, &work);
+                                })
+                                .is_ok()
+                            }
+                            _ => stdout.ends_with(" passed, 0 failed\n"),
+                        };
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(describe(&output))
+                    }
+                });
+                if let Err(why) = checked {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{dir}/{name}: {why}"));
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn c_programs_run_clean_under_address_and_undefined_behavior_sanitizers() {
+    let build = lib_dir()
+        .parent()
+        .unwrap()
+        .join("c-build")
+        .join("sanitized");
+    for dir in ["c-examples", "c-tests"] {
+        // Built afresh: make does not see a change of CFLAGS.
+        let _ = fs::remove_dir_all(build.join(dir));
+        if let Err(log) = make(
+            &root().join(dir),
+            &build.join(dir),
+            &[format!("CFLAGS={SANITIZE}")],
+        ) {
+            panic!("building {dir} with sanitizers failed:\n{log}");
+        }
+    }
+    run_all_clean(
+        &build,
+        |program| {
+            let mut command = Command::new(program);
+            command
+                .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+                .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
+            command
+        },
+        TIMEOUT,
+        |line| line.contains("Sanitizer") || line.contains("runtime error:"),
+    );
+}
+
+/// Slow (minutes): `.ci/run` runs it with `cargo test --test c -- --ignored`.
+#[test]
+#[ignore = "minutes under valgrind: run by .ci/run"]
+fn c_programs_run_clean_under_valgrind() {
+    // Built as the plain runs are, except that a C test may take longer.
+    let build = lib_dir().parent().unwrap().join("c-build").join("valgrind");
+    for dir in ["c-examples", "c-tests"] {
+        let _ = fs::remove_dir_all(build.join(dir));
+        let slow = ["CPPFLAGS=-DTEST_TIMEOUT_SECONDS=900".to_string()];
+        if let Err(log) = make(&root().join(dir), &build.join(dir), &slow) {
+            panic!("building {dir} failed:\n{log}");
+        }
+    }
+    let suppressions = root().join("c-tests").join("valgrind.supp");
+    run_all_clean(
+        &build,
+        |program| {
+            let mut command = Command::new("valgrind");
+            command
+                .args(["-q", "--error-exitcode=1", "--leak-check=full"])
+                .args(["--num-callers=40", "--track-fds=no"])
+                .arg(format!("--suppressions={}", suppressions.display()))
+                .arg(program);
+            command
+        },
+        Duration::from_secs(900),
+        // With -q, memcheck writes only its findings, each line "==pid== ...".
+        |line| line.starts_with("=="),
+    );
 }
