@@ -561,6 +561,12 @@ impl Channel {
         Ok(status)
     }
 
+    /// Hands the collection of the created process to the caller: the
+    /// channel forgets it (its drop no longer defers it) and returns its pid.
+    pub(crate) fn disown(&mut self) -> Pid {
+        core::mem::take(&mut self.pid)
+    }
+
     /// The created process's status if it has ended, without waiting.
     pub fn try_wait(&mut self) -> Result<Option<WaitStatus>> {
         if self.status.is_none() && self.pid > 0 {

@@ -91,9 +91,16 @@ pub struct Exchange<S: Slots, H: StoreData> {
     limit: usize,
     options: Options,
     next_task: TaskId,
+    /// Processes whose channel ended but that had not exited yet: collected
+    /// by `finish` (they are exiting), killed and collected on drop.
+    lingering: heapless::Vec<sys::Pid, LINGERING>,
     #[cfg(feature = "alloc")]
     jobs: jobs::Jobs,
 }
+
+/// Processes an exchange remembers to collect itself; more are left to the
+/// process-wide deferred reaping.
+const LINGERING: usize = 64;
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// An exchange running at most `limit` processes at once (0: one per
@@ -111,6 +118,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             handler,
             options,
             next_task: 0,
+            lingering: heapless::Vec::new(),
             #[cfg(feature = "alloc")]
             jobs: jobs::Jobs::default(),
         }
@@ -370,10 +378,14 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             // It broke the protocol or the socket failed: it is no use now.
             let _ = sys::kill(channel.pid(), sys::SIGKILL);
             let _ = channel.wait();
-        } else {
-            // It closed its end, so it is exiting; a process that closed its
-            // channel but runs on is collected later instead of waited for.
-            let _ = channel.try_wait();
+        } else if let Ok(None) = channel.try_wait() {
+            // It closed its end, so it is exiting, just not fast enough (or
+            // runs on without its channel): collect it later, not now.
+            self.lingering
+                .retain(|&pid| matches!(sys::waitpid(pid, false), Ok(None)));
+            if let Err(pid) = self.lingering.push(channel.disown()) {
+                sys::reap_later(pid);
+            }
         }
         Ok(())
     }
@@ -390,6 +402,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     pub fn finish(&mut self) -> Result<()> {
         while self.unfinished() {
             self.store(-1)?;
+        }
+        while let Some(pid) = self.lingering.pop() {
+            let _ = sys::waitpid(pid, true);
         }
         Ok(())
     }
@@ -451,6 +466,12 @@ impl<S: Slots, H: StoreData> Drop for Exchange<S, H> {
             if pid > 0 && matches!(channel.try_wait(), Ok(None)) {
                 let _ = sys::kill(pid, sys::SIGKILL);
                 let _ = channel.wait();
+            }
+        }
+        while let Some(pid) = self.lingering.pop() {
+            if matches!(sys::waitpid(pid, false), Ok(None)) {
+                let _ = sys::kill(pid, sys::SIGKILL);
+                let _ = sys::waitpid(pid, true);
             }
         }
     }
