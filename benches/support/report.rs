@@ -135,8 +135,23 @@ impl Row {
     }
 
     /// pprocess time / other time (for counts: pprocess value / other value).
+    /// With paired repetitions (run back to back, as [`compare`] does) it is
+    /// the median of the pairs' ratios, which a machine whose load drifts
+    /// during the run disturbs less than a ratio of medians.
+    ///
+    /// [`compare`]: crate::compare
     pub fn ratio(&self) -> f64 {
-        self.ours_median() / self.theirs_median()
+        if self.section == "baseline" && self.ours.len() == self.theirs.len() {
+            let mut pairs: Vec<f64> = self
+                .ours
+                .iter()
+                .zip(&self.theirs)
+                .map(|(a, b)| a.secs / b.secs)
+                .collect();
+            median(&mut pairs)
+        } else {
+            self.ours_median() / self.theirs_median()
+        }
     }
 
     fn allocs(&self) -> f64 {
@@ -209,6 +224,8 @@ pub struct Table {
     pub title: &'static str,
     pub columns: Vec<(&'static str, usize)>,
     pub rows: Vec<Row>,
+    /// Printed under the table.
+    pub note: &'static str,
 }
 
 /// Renders tables as Markdown (readable as plain text too).
@@ -244,6 +261,9 @@ pub fn markdown(tables: &[Table]) -> String {
         let _ = writeln!(out, "{}", line(&rule).replace(' ', "-"));
         for row in &cells {
             let _ = writeln!(out, "{}", line(row));
+        }
+        if !table.note.is_empty() {
+            let _ = writeln!(out, "\n{}", table.note);
         }
     }
     out
