@@ -3,12 +3,14 @@
 //! output, and runs every C test program.
 #![cfg(feature = "std")]
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use std::{fs, thread};
+
+mod common;
+use common::{describe, lib_dir, root, run as run_for};
 
 /// A program still running after this long fails its test (and is killed).
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -78,18 +80,6 @@ const PERSISTENT_EXAMPLES: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Where cargo put this run's libpprocess.a: next to this test binary
-/// (target/<profile>/deps). `cargo test` builds every crate type of the
-/// library there, but copies it up to target/<profile> only in `cargo build`.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().expect("test binary directory").to_path_buf()
-}
-
 /// Builds one directory with make, once per test run; panics with make's
 /// output if that failed. Returns where the programs are: under the target
 /// directory, so they are relinked whenever this library changes.
@@ -151,60 +141,9 @@ fn assert_empty(name: &str, dir: &Path) {
     assert!(left.is_empty(), "{name} left {left:?} behind");
 }
 
-/// Runs a command to completion with a timeout, capturing its output. The
-/// command leads a new process group, so that on timeout its children (the
-/// processes pprocess created) are killed too.
+/// [`common::run`] with this file's timeout.
 fn run(command: &mut Command) -> Result<Output, String> {
     run_for(command, TIMEOUT)
-}
-
-/// [`run`] with another timeout.
-fn run_for(command: &mut Command, timeout: Duration) -> Result<Output, String> {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    let pid = child.id() as i32;
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let stdout = thread::spawn(move || read_all(&mut stdout));
-    let stderr = thread::spawn(move || read_all(&mut stderr));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: kill has no memory-safety preconditions; -pid names the group.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            let _ = child.wait();
-            return Err(format!("{command:?} timed out after {timeout:?}"));
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Ok(Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    })
-}
-
-fn read_all(stream: &mut impl std::io::Read) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let _ = stream.read_to_end(&mut bytes);
-    bytes
-}
-
-/// An output for a failure message: status, stdout and stderr.
-fn describe(output: &Output) -> String {
-    format!(
-        "{}\n--- stdout\n{}--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// The programs built from `dir`/*.c, by name.
