@@ -19,6 +19,10 @@ use crate::wire::{
     MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT,
 };
 
+/// Most bytes a corked channel holds back before writing them anyway.
+#[cfg(feature = "alloc")]
+const CORK_LIMIT: usize = 64 * 1024;
+
 /// Bytes read ahead per system call; small frames arrive in one `read`.
 const READ_AHEAD: usize = 1024;
 
@@ -52,6 +56,16 @@ impl ReadBuf {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+        }
+    }
+
+    /// Moves the unread bytes to the front when fewer than `n` more fit
+    /// behind them.
+    fn make_room(&mut self, n: usize) {
+        if self.start > 0 && READ_AHEAD - self.start < n {
+            self.bytes.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
         }
     }
 
@@ -101,6 +115,11 @@ pub struct Channel {
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
+    /// Frames held back by [`Channel::cork`] until [`Channel::flush`].
+    #[cfg(feature = "alloc")]
+    held: Vec<u8>,
+    #[cfg(feature = "alloc")]
+    corked: bool,
 }
 
 impl fmt::Debug for Channel {
@@ -131,6 +150,10 @@ impl Channel {
             end_next_send: false,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
+            #[cfg(feature = "alloc")]
+            held: Vec::new(),
+            #[cfg(feature = "alloc")]
+            corked: false,
         }
     }
 
@@ -175,6 +198,29 @@ impl Channel {
     /// The code and message of the last error frame received.
     pub fn remote_error(&self) -> Option<&RemoteError> {
         self.remote.as_ref()
+    }
+
+    /// Holds the frames sent from now on (up to [`CORK_LIMIT`] bytes) until
+    /// [`Channel::flush`] writes them with one system call.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn cork(&mut self) {
+        self.corked = true;
+    }
+
+    /// Writes the frames held back and stops holding them.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        self.corked = false;
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let sent = sys::send_vectored(&self.fd, &[&self.held]);
+        self.held.clear();
+        match sent {
+            Ok(()) => Ok(()),
+            Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// True when a message can be taken without reading the socket.
@@ -268,6 +314,16 @@ impl Channel {
 
     /// Writes one frame as given.
     fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
+        #[cfg(feature = "alloc")]
+        if self.corked {
+            if self.held.len() + HEADER_LEN + payload.len() <= CORK_LIMIT {
+                self.held.extend_from_slice(&header.encode());
+                self.held.extend_from_slice(payload);
+                return Ok(());
+            }
+            self.flush()?;
+            self.corked = true;
+        }
         match sys::send_vectored(&self.fd, &[&header.encode(), payload]) {
             Ok(()) => Ok(()),
             Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
@@ -447,6 +503,25 @@ impl Channel {
 
     /// Fills `dst` from the read-ahead buffer, then straight from the socket.
     fn read_payload(&mut self, dst: &mut [u8]) -> Result<()> {
+        // A payload that fits the read-ahead buffer is read through it: the
+        // read that completes it brings the frames behind it too, where a
+        // read of just its rest would cost a system call per buffer refill.
+        if dst.len() <= READ_AHEAD {
+            self.rbuf.make_room(dst.len());
+            while self.rbuf.available().len() < dst.len() {
+                match self.rbuf.fill(&self.fd) {
+                    Ok(0) | Err(Errno::CONNRESET) => {
+                        let why = self.cut_short();
+                        return Err(self.end_on(why));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            dst.copy_from_slice(&self.rbuf.available()[..dst.len()]);
+            self.rbuf.consume(dst.len());
+            return Ok(());
+        }
         let buffered = self.rbuf.available().len().min(dst.len());
         dst[..buffered].copy_from_slice(&self.rbuf.available()[..buffered]);
         self.rbuf.consume(buffered);

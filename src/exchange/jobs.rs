@@ -194,6 +194,13 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 None => self.spawn()?,
             }
         }
+        // One write per worker for the tasks queued above. A worker that is
+        // gone is retired by the next store; its unfinished tasks start elsewhere.
+        for slot in self.slots.slots_mut() {
+            if slot.worker.is_some() {
+                let _ = slot.channel().flush();
+            }
+        }
         if self.jobs.waiting.is_empty() {
             self.stop_idle_workers();
         }
@@ -217,6 +224,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             return Err(Error::Invalid);
         };
         let slot = &mut self.slots.slots_mut()[index];
+        slot.channel().cork(); // written by dispatch, with the worker's other new tasks
         if let Err(e) = slot.channel().send_args(&args) {
             // The worker is gone: this task starts elsewhere.
             let (key, body) = match &slot.worker {

@@ -285,7 +285,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     fn serve(&mut self, index: usize) -> Result<bool> {
         let slot = &mut self.slots.slots_mut()[index];
         let task = slot.tasks.front().copied();
-        let frame = slot.channel().next_frame(Deadline::after(0));
+        // No second poll: the last one found this channel ready, so the
+        // read does not block.
+        let frame = slot.channel().next_frame(Deadline::after(-1));
         match frame {
             Ok(Frame::Ack) | Err(Error::TimedOut) => Ok(true),
             Ok(Frame::TaskEnd) => {
