@@ -214,13 +214,11 @@ impl Channel {
         if self.held.is_empty() {
             return Ok(());
         }
-        let sent = sys::send_vectored(&self.fd, &[&self.held]);
+        let held = core::mem::take(&mut self.held);
+        let sent = self.write_all(&[&held]);
+        self.held = held; // keep the allocation for the next batch
         self.held.clear();
-        match sent {
-            Ok(()) => Ok(()),
-            Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
-            Err(e) => Err(e.into()),
-        }
+        sent
     }
 
     /// True when a message can be taken without reading the socket.
@@ -324,7 +322,12 @@ impl Channel {
             self.flush()?;
             self.corked = true;
         }
-        match sys::send_vectored(&self.fd, &[&header.encode(), payload]) {
+        self.write_all(&[&header.encode(), payload])
+    }
+
+    /// Writes `parts` in order; a closed peer becomes how it ended.
+    fn write_all(&mut self, parts: &[&[u8]]) -> Result<()> {
+        match sys::send_vectored(&self.fd, parts) {
             Ok(()) => Ok(()),
             Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
             Err(e) => Err(e.into()),
