@@ -70,13 +70,20 @@ impl ReadBuf {
     }
 
     /// One read from `fd` into the free space; `Ok(0)` at end of stream.
-    fn fill(&mut self, fd: &Fd) -> sys::Result<usize> {
+    /// With `block == false` it takes only what is already queued
+    /// ([`Errno::AGAIN`] when nothing is).
+    fn fill(&mut self, fd: &Fd, block: bool) -> sys::Result<usize> {
         if self.end == READ_AHEAD {
             self.bytes.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let n = sys::read(fd, &mut self.bytes[self.end..])?;
+        let free = &mut self.bytes[self.end..];
+        let n = if block {
+            sys::read(fd, free)?
+        } else {
+            sys::read_now(fd, free)?
+        };
         self.end += n;
         Ok(n)
     }
@@ -482,13 +489,16 @@ impl Channel {
     /// Reads and validates the next frame header.
     fn read_header(&mut self, deadline: Deadline) -> Result<Header> {
         while self.rbuf.available().len() < HEADER_LEN {
-            if deadline.remaining_ms() >= 0 {
+            // No time left: take what is queued without a `poll` first.
+            let remaining = deadline.remaining_ms();
+            if remaining > 0 {
                 let mut fds = [PollFd::new(&self.fd, POLLIN)];
-                if sys::poll(&mut fds, deadline.remaining_ms())? == 0 {
+                if sys::poll(&mut fds, remaining)? == 0 {
                     return Err(Error::TimedOut);
                 }
             }
-            match self.rbuf.fill(&self.fd) {
+            match self.rbuf.fill(&self.fd, remaining != 0) {
+                Err(Errno::AGAIN) => return Err(Error::TimedOut),
                 Ok(0) | Err(Errno::CONNRESET) if !self.rbuf.available().is_empty() => {
                     return Err(self.cut_short())
                 }
@@ -512,7 +522,7 @@ impl Channel {
         if dst.len() <= READ_AHEAD {
             self.rbuf.make_room(dst.len());
             while self.rbuf.available().len() < dst.len() {
-                match self.rbuf.fill(&self.fd) {
+                match self.rbuf.fill(&self.fd, true) {
                     Ok(0) | Err(Errno::CONNRESET) => {
                         let why = self.cut_short();
                         return Err(self.end_on(why));

@@ -341,3 +341,36 @@ fn a_child_killed_mid_frame_is_reported_with_its_signal() {
         Err(Error::Protocol(pprocess::wire::ProtoError::Truncated))
     );
 }
+
+/// Regression: serving a channel whose peer had sent only part of a frame
+/// header blocked the whole exchange until that peer sent more or died.
+#[test]
+fn a_child_stalled_mid_header_holds_up_no_other_result() {
+    let _watchdog = Watchdog::new("a stalled header", Duration::from_secs(60));
+    let mut queue = Queue::with_options(2, Options::default());
+    let stalled = queue
+        .start(|ch| {
+            let whole = frame(DATA, 0, 1, &[7; 8]);
+            // SAFETY: writing a valid buffer to this process's own socket.
+            unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), 5) };
+            // Stall until the queue is dropped (which kills this process).
+            std::thread::sleep(Duration::from_secs(120));
+            Ok(())
+        })
+        .unwrap();
+    // Let the partial header arrive alone, so an exchange store serves it
+    // before the talker has anything to say.
+    assert_eq!(queue.next_result(300).unwrap_err(), Error::TimedOut);
+    let talker = queue
+        .start(|ch| {
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(ch.send(b"spoken")?)
+        })
+        .unwrap();
+    let started = Instant::now();
+    let (task, outcome) = queue.next_result(20_000).unwrap();
+    assert_eq!((task, outcome), (talker, Ok(b"spoken".to_vec())));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(queue.next_result(100).unwrap_err(), Error::TimedOut);
+    assert_ne!(stalled, talker);
+}

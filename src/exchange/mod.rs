@@ -285,9 +285,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     fn serve(&mut self, index: usize) -> Result<bool> {
         let slot = &mut self.slots.slots_mut()[index];
         let task = slot.tasks.front().copied();
-        // No second poll: the last one found this channel ready, so the
-        // read does not block.
-        let frame = slot.channel().next_frame(Deadline::after(-1));
+        // No second poll: the last one found this channel ready. The read
+        // does not wait, so a peer stalled mid-header holds nobody up; the
+        // bytes it sent stay buffered until the rest arrives.
+        let frame = slot.channel().next_frame(Deadline::after(0));
         match frame {
             Ok(Frame::Ack) | Err(Error::TimedOut) => Ok(true),
             Ok(Frame::TaskEnd) => {

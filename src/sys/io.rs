@@ -11,6 +11,24 @@ pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
     })
 }
 
+/// One `recv(2)` with `MSG_DONTWAIT`, retried on `EINTR`: the bytes already
+/// queued on the socket, [`Errno::AGAIN`](super::Errno::AGAIN) if there are
+/// none yet, `0` at end of stream. Never blocks, whatever the socket's mode.
+pub fn read_now(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
+    retry(|| {
+        // SAFETY: `buf` is a valid writable region of `buf.len()` bytes.
+        let n = unsafe {
+            libc::recv(
+                fd.raw(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        Ok(cvt(n)? as usize)
+    })
+}
+
 /// Reads until `buf` is full or the peer closes. Returns how many bytes were
 /// read: less than `buf.len()` only at end of file.
 pub fn read_exact(fd: &Fd, buf: &mut [u8]) -> Result<usize> {

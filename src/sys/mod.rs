@@ -16,7 +16,7 @@ mod time;
 mod unix;
 
 pub use fd::{after_fork_in_child, Fd};
-pub use io::{read, read_exact, send_vectored};
+pub use io::{read, read_exact, read_now, send_vectored};
 pub use mem::{free, malloc};
 pub use poll::{poll, PollFd, POLLIN};
 pub use proc::{
@@ -55,6 +55,8 @@ impl Errno {
     pub const EXIST: Errno = Errno(libc::EEXIST);
     /// `ECONNREFUSED`: nobody listens at a socket's address.
     pub const CONNREFUSED: Errno = Errno(libc::ECONNREFUSED);
+    /// `EAGAIN`: a non-blocking call found nothing to do yet.
+    pub const AGAIN: Errno = Errno(libc::EAGAIN);
 
     /// The calling thread's current `errno`.
     fn last() -> Errno {
