@@ -43,11 +43,17 @@ pub(crate) enum Key {
     Function(usize, usize),
 }
 
+/// A task waiting for a process.
 enum Job {
-    Once {
+    /// A callable run once in a process of its own.
+    Once { task: TaskId, callable: Once },
+    /// A function and its input, run once in a process of its own.
+    Call {
         task: TaskId,
-        callable: Once,
+        body: Rc<Body>,
+        args: Vec<u8>,
     },
+    /// A function and its input for a reused worker.
     Reuse {
         task: TaskId,
         key: Key,
@@ -160,10 +166,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 args: args.to_vec(),
             }
         } else {
-            let args = args.to_vec();
-            Job::Once {
+            Job::Call {
                 task,
-                callable: Box::new(move |channel| body(channel, &args)),
+                body,
+                args: args.to_vec(),
             }
         };
         self.jobs.waiting.push_back(job);
@@ -176,8 +182,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     pub(super) fn dispatch(&mut self) -> Result<()> {
         while let Some(job) = self.jobs.waiting.front() {
             let index = match job {
-                Job::Once { .. } if self.busy() => break,
-                Job::Once { .. } => None,
+                Job::Once { .. } | Job::Call { .. } if self.busy() => break,
+                Job::Once { .. } | Job::Call { .. } => None,
                 // An idle worker first, then a new one while below the limit,
                 // then the least loaded worker's window.
                 Job::Reuse { key, args, .. } => match self.worker_for(*key, args.len()) {
@@ -258,32 +264,24 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Starts a process for the first waiting job: its own process for a
     /// one-off task, or a new worker that then gets the task.
     fn spawn(&mut self) -> Result<()> {
-        let created = process::create()?;
-        let Some(job) = self.jobs.waiting.pop_front() else {
+        if self.jobs.waiting.is_empty() {
             return Err(Error::Invalid);
+        }
+        let channel = match process::create()? {
+            Created::Child(channel) => self.run_first_job(channel),
+            Created::Parent(channel) => channel,
         };
-        match (created, job) {
-            (Created::Child(mut channel), Job::Once { callable, .. }) => {
-                let status = process::run_callable(&mut channel, callable);
-                process::exit(channel, status)
-            }
-            (Created::Child(mut channel), Job::Reuse { body, .. }) => {
-                let status = work(&mut channel, &*body, self.options.continuous);
-                process::exit(channel, status)
-            }
-            (Created::Parent(channel), Job::Once { task, .. }) => {
+        match self.jobs.waiting.pop_front() {
+            Some(Job::Once { task, .. } | Job::Call { task, .. }) => {
                 let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
                 Ok(())
             }
-            (
-                Created::Parent(channel),
-                Job::Reuse {
-                    task,
-                    key,
-                    body,
-                    args,
-                },
-            ) => {
+            Some(Job::Reuse {
+                task,
+                key,
+                body,
+                args,
+            }) => {
                 let mut slot = Slot::new(channel.into(), None);
                 slot.worker = Some(Worker {
                     key,
@@ -301,7 +299,27 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 });
                 self.send_to_worker(self.active() - 1)
             }
+            None => Err(Error::Invalid),
         }
+    }
+
+    /// In a new process: runs the first waiting job and exits. A function
+    /// call or a worker runs where it lies, nothing popped or freed: every
+    /// page this process writes is first copied from its creator.
+    fn run_first_job(&mut self, mut channel: Channel) -> ! {
+        let continuous = self.options.continuous;
+        let status = match self.jobs.waiting.front() {
+            Some(Job::Call { body, args, .. }) => {
+                process::run_callable(&mut channel, |channel| body(channel, args))
+            }
+            Some(Job::Reuse { body, .. }) => work(&mut channel, &**body, continuous),
+            _ => match self.jobs.waiting.pop_front() {
+                Some(Job::Once { callable, .. }) => process::run_callable(&mut channel, callable),
+                // `spawn` checked that there is a job.
+                _ => process::EXIT_CALLABLE_ERROR,
+            },
+        };
+        process::exit(channel, status)
     }
 
     /// Tells every worker without tasks to exit.

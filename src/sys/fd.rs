@@ -6,7 +6,7 @@
 //! descriptor except the ones it keeps ([`after_fork_in_child`]), so it never
 //! holds a channel of its creator's other children.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Descriptors below this number are tracked; higher ones are still closed on
 /// drop but are not closed in created processes.
@@ -14,6 +14,10 @@ const TRACKED: usize = 65_536;
 const WORDS: usize = TRACKED / 64;
 
 static REGISTRY: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+
+/// One past the highest registry word ever used: a created process scans
+/// only these instead of all 8 KiB.
+static USED_WORDS: AtomicUsize = AtomicUsize::new(0);
 
 /// Incremented in each created process: descriptors inherited from the creator
 /// belong to an older epoch, were closed after `fork`, and must not be closed
@@ -37,6 +41,9 @@ impl Fd {
     pub(super) fn own(raw: i32) -> Fd {
         if let Some((word, bit)) = slot(raw) {
             REGISTRY[word].fetch_or(bit, Ordering::Relaxed);
+            if USED_WORDS.load(Ordering::Relaxed) <= word {
+                USED_WORDS.fetch_max(word + 1, Ordering::Relaxed);
+            }
         }
         Fd {
             raw,
@@ -68,7 +75,8 @@ impl Drop for Fd {
 /// from the creator except those in `keep`, which stay owned by this process.
 pub fn after_fork_in_child(keep: &mut [&mut Fd]) {
     let epoch = EPOCH.fetch_add(1, Ordering::Relaxed) + 1;
-    for (word, cell) in REGISTRY.iter().enumerate() {
+    let used = USED_WORDS.load(Ordering::Relaxed);
+    for (word, cell) in REGISTRY[..used].iter().enumerate() {
         // Read before writing: untouched pages of the registry stay shared
         // with the creator instead of being copied.
         if cell.load(Ordering::Relaxed) == 0 {
