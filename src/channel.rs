@@ -127,6 +127,14 @@ pub struct Channel {
     held: Vec<u8>,
     #[cfg(feature = "alloc")]
     corked: bool,
+    /// Hold acknowledgements back until [`Channel::ack_deferred`] instead of
+    /// sending them as frames are received.
+    #[cfg(feature = "alloc")]
+    defer_acks: bool,
+    /// Frame numbers received with an acknowledgement requested whose
+    /// acknowledgement is held back, oldest first.
+    #[cfg(feature = "alloc")]
+    deferred: VecDeque<u32>,
 }
 
 impl fmt::Debug for Channel {
@@ -161,6 +169,10 @@ impl Channel {
             held: Vec::new(),
             #[cfg(feature = "alloc")]
             corked: false,
+            #[cfg(feature = "alloc")]
+            defer_acks: false,
+            #[cfg(feature = "alloc")]
+            deferred: VecDeque::new(),
         }
     }
 
@@ -234,7 +246,29 @@ impl Channel {
         if !self.stash.is_empty() {
             return true;
         }
-        self.pending.is_some() || self.rbuf.available().len() >= HEADER_LEN
+        self.pending.is_some() || self.frame_buffered()
+    }
+
+    /// True when the read-ahead buffer holds the next frame's header and,
+    /// for an error frame, its payload too (an error frame is taken whole:
+    /// see [`Channel::read_header`]). A malformed header counts: reading it
+    /// reports the error.
+    fn frame_buffered(&self) -> bool {
+        let available = self.rbuf.available();
+        let Some(bytes) = available.first_chunk::<HEADER_LEN>() else {
+            return false;
+        };
+        match Header::decode(bytes, self.max_message) {
+            Ok(header) => header.kind != Kind::Error || available.len() >= whole_len(header),
+            Err(_) => true,
+        }
+    }
+
+    /// True when the read-ahead buffer holds bytes of a frame that has not
+    /// arrived whole (a frame a zero-timeout read could not take).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn has_partial_frame(&self) -> bool {
+        self.pending.is_none() && !self.rbuf.available().is_empty() && !self.frame_buffered()
     }
 
     /// Sends `data` as one message.
@@ -486,32 +520,46 @@ impl Channel {
         Ok(())
     }
 
-    /// Reads and validates the next frame header.
+    /// Reads and validates the next frame header. An error frame's header
+    /// is taken only once its (small) payload is buffered too, so that a
+    /// read with a deadline, a zero-timeout one above all, never blocks in
+    /// the middle of one: a peer that stalls after an error frame's header
+    /// holds nobody up, and its bytes stay buffered until the rest arrives.
+    /// (A data or args message that has started arriving is read to its end.)
     fn read_header(&mut self, deadline: Deadline) -> Result<Header> {
-        while self.rbuf.available().len() < HEADER_LEN {
-            // No time left: take what is queued without a `poll` first.
-            let remaining = deadline.remaining_ms();
-            if remaining > 0 {
-                let mut fds = [PollFd::new(&self.fd, POLLIN)];
-                if sys::poll(&mut fds, remaining)? == 0 {
-                    return Err(Error::TimedOut);
+        let mut needed = HEADER_LEN;
+        loop {
+            self.rbuf.make_room(needed);
+            while self.rbuf.available().len() < needed {
+                // No time left: take what is queued without a `poll` first.
+                let remaining = deadline.remaining_ms();
+                if remaining > 0 {
+                    let mut fds = [PollFd::new(&self.fd, POLLIN)];
+                    if sys::poll(&mut fds, remaining)? == 0 {
+                        return Err(Error::TimedOut);
+                    }
+                }
+                match self.rbuf.fill(&self.fd, remaining != 0) {
+                    Err(Errno::AGAIN) => return Err(Error::TimedOut),
+                    Ok(0) | Err(Errno::CONNRESET) if !self.rbuf.available().is_empty() => {
+                        return Err(self.cut_short())
+                    }
+                    Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
-            match self.rbuf.fill(&self.fd, remaining != 0) {
-                Err(Errno::AGAIN) => return Err(Error::TimedOut),
-                Ok(0) | Err(Errno::CONNRESET) if !self.rbuf.available().is_empty() => {
-                    return Err(self.cut_short())
-                }
-                Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
-                Ok(_) => {}
-                Err(e) => return Err(e.into()),
+            let mut bytes = [0u8; HEADER_LEN];
+            bytes.copy_from_slice(&self.rbuf.available()[..HEADER_LEN]);
+            let header = Header::decode(&bytes, self.max_message).map_err(Error::Protocol)?;
+            if header.kind == Kind::Error && self.rbuf.available().len() < whole_len(header) {
+                // At most HEADER_LEN + MAX_ERROR_PAYLOAD bytes: it fits.
+                needed = whole_len(header);
+                continue;
             }
+            self.rbuf.consume(HEADER_LEN);
+            return Ok(header);
         }
-        let mut bytes = [0u8; HEADER_LEN];
-        bytes.copy_from_slice(&self.rbuf.available()[..HEADER_LEN]);
-        let header = Header::decode(&bytes, self.max_message).map_err(Error::Protocol)?;
-        self.rbuf.consume(HEADER_LEN);
-        Ok(header)
     }
 
     /// Fills `dst` from the read-ahead buffer, then straight from the socket.
@@ -668,21 +716,66 @@ impl Channel {
     pub fn close(self) {}
 
     /// Sends an acknowledgement of a received frame if its sender asked for
-    /// one (data, args and error frames alike).
+    /// one (data, args and error frames alike), or holds it back (see
+    /// [`Channel::defer_acks`]).
     fn acknowledge(&mut self, header: Header) {
-        if header.flags & FLAG_ACK_REQUESTED != 0 {
-            // The peer may already be gone; the frame itself was received.
-            let _ = self.write_frame(Header::new(Kind::Ack, 0, 0, header.seq), &[]);
+        if header.flags & FLAG_ACK_REQUESTED == 0 {
+            return;
+        }
+        #[cfg(feature = "alloc")]
+        if self.defer_acks {
+            self.deferred.push_back(header.seq);
+            return;
+        }
+        self.send_ack(header.seq);
+    }
+
+    /// Sends an acknowledgement of frame `seq`.
+    fn send_ack(&mut self, seq: u32) {
+        // The peer may already be gone; the frame itself was received.
+        let _ = self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]);
+    }
+
+    /// From now on, holds back the acknowledgements of the frames received
+    /// until [`Channel::ack_deferred`] sends them: a store that keeps what
+    /// it receives for the program acknowledges a message when the program
+    /// takes it, so that a process killed with messages still stored loses
+    /// none (its peer sends them again to the next client).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn defer_acks(&mut self) {
+        self.defer_acks = true;
+    }
+
+    /// Acknowledges the `count` oldest frames whose acknowledgement is held
+    /// back (all of them if fewer), with one acknowledgement of the newest
+    /// of them: the wire's acknowledgements are cumulative, each covers every
+    /// frame before it.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn ack_deferred(&mut self, count: usize) {
+        let count = count.min(self.deferred.len());
+        let newest = self.deferred.drain(..count).next_back();
+        if let Some(seq) = newest {
+            self.send_ack(seq);
         }
     }
 
     /// Sends an error frame with `flags`; returns its frame number.
     pub(crate) fn send_error_frame(&mut self, error: &RemoteError, flags: u16) -> Result<u32> {
-        let message = error.message().as_bytes();
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
-        payload[..4].copy_from_slice(&error.code().to_le_bytes());
-        payload[4..4 + message.len()].copy_from_slice(message);
-        self.send_frame(Kind::Error, flags, &payload[..4 + message.len()])
+        let len = error_payload(error, &mut payload);
+        self.send_frame(Kind::Error, flags, &payload[..len])
+    }
+
+    /// [`Channel::send_error`] that never waits: when the peer's socket
+    /// buffer has no room for it, the frame is cut short (the peer, which
+    /// is about to be disconnected, then sees a truncated frame) or not sent.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn send_error_now(&mut self, error: &RemoteError) {
+        let mut payload = [0u8; MAX_ERROR_PAYLOAD];
+        let len = error_payload(error, &mut payload);
+        let header = Header::new(Kind::Error, 0, len as u32, self.next_seq);
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let _ = sys::send_vectored_now(&self.fd, &[&header.encode(), &payload[..len]]);
     }
 
     /// The highest frame number the peer has acknowledged (0: none yet).
@@ -690,6 +783,19 @@ impl Channel {
     pub(crate) fn acked(&self) -> u32 {
         self.acked
     }
+}
+
+/// An error frame's payload for `error` in `payload`; returns its length.
+fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> usize {
+    let message = error.message().as_bytes();
+    payload[..4].copy_from_slice(&error.code().to_le_bytes());
+    payload[4..4 + message.len()].copy_from_slice(message);
+    4 + message.len()
+}
+
+/// A frame's length on the wire: its header and its payload.
+fn whole_len(header: Header) -> usize {
+    HEADER_LEN + header.length as usize
 }
 
 impl Drop for Channel {

@@ -46,7 +46,10 @@
 //! Everything the callable sends, error frames included, goes into the
 //! outbox. The keeper sends the outbox to the connected client, each frame
 //! asking for an acknowledgement, and drops an entry only when the client
-//! acknowledges it; a channel acknowledges a frame as it receives it. A
+//! acknowledges it. A client acknowledges a result when the program takes
+//! it: a channel as it receives it, a [`Queue`] or [`Map`](crate::Map)
+//! (see [`Exchange::connect`]) when [`Exchange::next_result`] or the
+//! iterator hands it out, not when the queue reads it ahead. A
 //! client that disconnects, is killed, or sends garbage takes nothing with
 //! it: what it did not acknowledge goes to the next client, so a client that
 //! stays connected receives every result exactly once. When the callable has
@@ -61,8 +64,11 @@
 //! [`Error::Closed`] if the keeper finishes first). Clients only receive and
 //! acknowledge: a client that sends a message or a malformed frame receives
 //! an error frame with code `PP_EPROTO` and is disconnected, and the
-//! callable's own receives never see anything. Up to [`WINDOW`] results are
-//! in flight to a client at once.
+//! callable's own receives never see anything. So is a client that starts a
+//! frame and does not finish it within [`STALL_MS`]: the keeper never waits
+//! for the rest of a frame, and goes on collecting the callable's results
+//! meanwhile. Up to [`WINDOW`] results are in flight to a client at once;
+//! the rest wait in the outbox until earlier ones are acknowledged.
 //!
 //! # Addresses and security
 //!
@@ -97,6 +103,11 @@ pub const WINDOW: usize = 32;
 /// Bytes of unacknowledged results a keeper holds before it stops reading
 /// its callable (whose sends then wait, as they do on a full socket).
 pub const OUTBOX_BYTES: usize = 32 << 20;
+
+/// Milliseconds a keeper gives a client to finish a frame it has started
+/// sending (its acknowledgements are 16-byte frames written at once) before
+/// it disconnects the client as stalled, so that the next one is served.
+pub const STALL_MS: i32 = 500;
 
 /// Connections waiting to be served, beyond the one being served.
 const BACKLOG: i32 = 128;
@@ -509,6 +520,7 @@ fn keep(listener: Listener, worker: Channel) -> ! {
         client: None,
         sent: 0,
         served: false,
+        stall: None,
     };
     #[cfg(feature = "std")]
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| keeper.run()));
@@ -553,6 +565,9 @@ struct Keeper {
     sent: usize,
     /// A client has been accepted (and so will see, or has seen, the end).
     served: bool,
+    /// The client has started a frame it has not finished: it is
+    /// disconnected when this passes ([`STALL_MS`] after the frame started).
+    stall: Option<Deadline>,
 }
 
 impl Keeper {
@@ -572,6 +587,8 @@ impl Keeper {
                     fds[1] = PollFd::new(client.fd(), POLLIN);
                     if client.has_buffered() {
                         timeout = 0;
+                    } else if let (Some(stall), -1) = (self.stall, timeout) {
+                        timeout = stall.remaining_ms();
                     }
                 }
                 None => fds[2] = PollFd::new(&self.listener.fd, POLLIN),
@@ -585,6 +602,12 @@ impl Keeper {
             }
             if fds[1].ready() || timeout == 0 {
                 self.read_client();
+            }
+            if self.stall.is_some_and(|stall| stall.expired()) {
+                self.drop_client(Some(RemoteError::new(
+                    code::PROTO,
+                    "a frame was started and not finished in time",
+                )));
             }
             if fds[2].ready() {
                 self.accept();
@@ -669,19 +692,29 @@ impl Keeper {
         }
     }
 
-    /// Reads the client's acknowledgements; disconnects a client that
-    /// hung up or sent anything else.
+    /// Reads the client's acknowledgements, never waiting for the rest of
+    /// a frame (a frame left unfinished starts the [`STALL_MS`] clock);
+    /// disconnects a client that hung up or sent anything else.
     fn read_client(&mut self) {
+        let mut finished_frames = false;
         loop {
             let Some(client) = &mut self.client else {
                 return;
             };
             let why = match client.next_frame(Deadline::after(0)) {
                 Ok(Frame::Ack) => {
+                    finished_frames = true;
                     self.release_acknowledged();
                     continue;
                 }
-                Err(Error::TimedOut) => return,
+                Err(Error::TimedOut) => {
+                    if !client.has_partial_frame() {
+                        self.stall = None;
+                    } else if finished_frames || self.stall.is_none() {
+                        self.stall = Some(Deadline::after(STALL_MS));
+                    }
+                    return;
+                }
                 Err(e @ Error::Protocol(_)) => Some(RemoteError::from(e)),
                 Ok(Frame::Message(_) | Frame::TaskEnd) | Err(Error::Remote { .. }) => {
                     Some(RemoteError::new(
@@ -722,13 +755,16 @@ impl Keeper {
     fn drop_client(&mut self, why: Option<RemoteError>) {
         if let Some(mut client) = self.client.take() {
             if let Some(why) = why {
-                let _ = client.send_error(&why);
+                // Without waiting: a client that does not read may have a
+                // full socket buffer.
+                client.send_error_now(&why);
             }
         }
         for entry in &mut self.outbox {
             entry.seq = None;
         }
         self.sent = 0;
+        self.stall = None;
     }
 
     /// Accepts the next connection; a peer of another user is told and
@@ -759,9 +795,26 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     ///
     /// A [`Queue`] gets every result; a [`Map`](crate::Map) keeps one result
     /// per task, so use it only for processes that send one.
+    ///
+    /// With a queue or map (a handler that
+    /// [keeps results](crate::StoreData::keeps_results)), a result is
+    /// acknowledged when the program takes it ([`Exchange::next_result`],
+    /// the iterator), not when the exchange stores it: results stored but
+    /// not taken when this process dies or drops the exchange go to the
+    /// persistent process's next client. At most [`WINDOW`] of them wait in
+    /// the exchange; the rest stay with the persistent process until earlier
+    /// ones are taken, and its connection ends only once every result is
+    /// acknowledged. So the calls that wait for connections to end —
+    /// [`Exchange::finish`], and [`Exchange::wait`], [`Exchange::add_wait`]
+    /// or this one at the limit — acknowledge every result stored so far
+    /// instead of waiting forever (those results are then the program's
+    /// alone). A result taken through [`Exchange::handler_mut`] is not
+    /// acknowledged, nor is one received from a channel of
+    /// [`Exchange::ready`]: take results with [`Exchange::next_result`]. With
+    /// any other handler, a result is acknowledged as it is received.
     pub fn connect(&mut self, address: impl AsAddress) -> Result<TaskId> {
         let channel = connect_persistent(address)?;
-        self.add_wait(channel)
+        self.add_connection(channel)
     }
 
     /// Runs `callable` in a background process listening at `address`
@@ -781,7 +834,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 impl Queue {
     /// A queue collecting the results of the persistent process at
     /// `address` (pprocess's `BackgroundQueue`): a queue of limit 1 that has
-    /// [connected](Exchange::connect) to it. Iterate it for the results.
+    /// [connected](Exchange::connect) to it. Iterate it for the results:
+    /// each is acknowledged as the iterator hands it out, so the ones this
+    /// process has not taken yet when it dies go to the next client.
     pub fn background(address: impl AsAddress) -> Result<Queue> {
         let mut queue = Queue::with_options(1, Options::default());
         queue.connect(address)?;

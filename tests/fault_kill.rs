@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hardening::wire_model::{frame, DATA};
+use hardening::wire_model::{frame, DATA, ERROR};
 use hardening::{seed, Rng, Watchdog};
 use pprocess::exchange::{Spawned, TaskError};
 use pprocess::{exit, Channel, Error, Map, Options, Queue, RemoteError, TaskId};
@@ -373,4 +373,43 @@ fn a_child_stalled_mid_header_holds_up_no_other_result() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(queue.next_result(100).unwrap_err(), Error::TimedOut);
     assert_ne!(stalled, talker);
+}
+
+/// Regression: a zero-timeout read that found an error frame's header read
+/// its payload with a blocking read, so a peer that stalled after the header
+/// blocked the whole exchange; now the frame stays buffered until it is whole.
+#[test]
+fn a_child_stalled_mid_error_frame_holds_up_no_other_result() {
+    let _watchdog = Watchdog::new("a stalled error frame", Duration::from_secs(60));
+    let mut payload = 7i32.to_le_bytes().to_vec();
+    payload.extend_from_slice(b"stalled in the middle");
+    let whole = frame(ERROR, 0, 1, &payload);
+    let mut queue = Queue::with_options(2, Options::default());
+    let stalled = queue
+        .start(move |ch| {
+            // The header and part of the payload, then the rest much later.
+            // SAFETY: writing a valid buffer to this process's own socket.
+            unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), 20) };
+            std::thread::sleep(Duration::from_millis(1500));
+            // SAFETY: as above.
+            unsafe { libc::write(ch.raw_fd(), whole[20..].as_ptr().cast(), whole.len() - 20) };
+            std::thread::sleep(Duration::from_secs(120));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(queue.next_result(300).unwrap_err(), Error::TimedOut);
+    let talker = queue
+        .start(|ch| {
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(ch.send(b"spoken")?)
+        })
+        .unwrap();
+    let (task, outcome) = queue.next_result(20_000).unwrap();
+    assert_eq!((task, outcome), (talker, Ok(b"spoken".to_vec())));
+    // The stalled frame, once whole, is that task's failure.
+    let (task, outcome) = queue.next_result(20_000).unwrap();
+    assert_eq!(task, stalled);
+    let failure = outcome.unwrap_err();
+    assert_eq!(failure.error, Error::Remote { code: 7 });
+    assert_eq!(failure.remote.unwrap().message(), "stalled in the middle");
 }

@@ -6,9 +6,9 @@
 //! itself at a random point: right after connecting, after a random number
 //! of results, or in the middle of a frame (it reads part of the next one
 //! off its socket and dies), with up to a window of results in flight.
-//! The clients are plain [`connect_persistent`] channels, or (in a test
-//! ignored for a known gap, below) half of them [`Queue::background`]
-//! queues. A last client, a queue, takes what is left.
+//! The clients are plain [`connect_persistent`] channels, or (in a second
+//! test) half of them [`Queue::background`] queues. A last client, a queue,
+//! takes what is left.
 #![cfg(feature = "std")]
 
 mod hardening;
@@ -215,13 +215,10 @@ fn channel_clients_killed_mid_stream_in_turn_lose_and_duplicate_nothing() {
     killed_clients("channels", |_| false);
 }
 
-/// Known gap: a [`Queue::background`] client acknowledges each result as its
-/// exchange stores it, and the exchange stores every frame it has read ahead
-/// before the program takes them; a client killed then loses those results
-/// (acknowledged, so never resent). Enable once acknowledgements wait for
-/// the program to take the result.
+/// Half the clients are [`Queue::background`] queues, which read results
+/// ahead into the queue: a result is acknowledged only when the program
+/// takes it, so what a killed queue had read ahead goes to the next client.
 #[test]
-#[ignore = "a killed Queue::background client loses the results its queue read ahead"]
 fn queue_clients_killed_mid_stream_in_turn_lose_and_duplicate_nothing() {
     killed_clients("queues", |i| i % 2 == 0);
 }

@@ -2,13 +2,17 @@
 //! nothing lost across disconnection, socket security and addresses, and
 //! nothing (process, socket file, descriptor) left behind.
 
+mod hardening;
+
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use hardening::Watchdog;
 use pprocess::exchange::TaskError;
+use pprocess::persistent::STALL_MS;
 use pprocess::{
     connect_persistent, create_persistent, exit, start, start_persistent, Channel, Created, Error,
     Options, Queue, RemoteError,
@@ -366,6 +370,151 @@ fn a_background_queue_and_a_persistent_exchange_collect_results() {
     let got: Vec<u32> = collector.by_ref().map(|o| num(&o.unwrap())).collect();
     assert_eq!(got, [0, 1, 2]);
     collector.finish().unwrap();
+    assert_finished(keeper, &path);
+}
+
+/// Regression: a background queue acknowledged each result as it stored it,
+/// reading ahead of the program, so a client killed with results still in
+/// its queue lost them.
+#[test]
+fn a_background_queue_acknowledges_a_result_when_the_program_takes_it() {
+    let _watchdog = Watchdog::new("a killed queue client", Duration::from_secs(60));
+    let mut scratch = Scratch::new("taken");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..100)).unwrap());
+
+    // A client takes 3 results, lets its queue read more ahead, reports
+    // both, and is killed.
+    let client_path = path.clone();
+    let mut client = start(move |ch| {
+        let mut queue = Queue::background(&client_path)?;
+        let taken: Vec<u32> = queue.by_ref().take(3).map(|o| num(&o.unwrap())).collect();
+        let mut stored = 0u32;
+        while stored < 40 && queue.store(100).is_ok_and(|n| n > 0) {
+            stored += 1;
+        }
+        ch.send(&to_bytes(&taken))?;
+        ch.send_value(&stored)?;
+        // SAFETY: kill and getpid have no memory-safety preconditions.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        Ok(())
+    })
+    .unwrap();
+    let taken = from_bytes(&client.receive_vec_timeout(TIMEOUT_MS).unwrap());
+    let stored = num(&client.receive_vec_timeout(TIMEOUT_MS).unwrap());
+    assert_eq!(client.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert_eq!(taken, [0, 1, 2]);
+    assert!(stored > 0, "the queue read nothing ahead");
+
+    // The next client gets exactly the rest, what the queue read ahead too.
+    let mut next = connect_persistent(&path)
+        .unwrap_or_else(|e| panic!("{e}: it finished, the results read ahead were lost"));
+    assert_eq!(collect(&mut next), ((3..100).collect(), None));
+    assert_finished(keeper, &path);
+}
+
+/// A queue holds at most a window of unacknowledged results, so a wait for
+/// a connection to end (finish, or a connect at the limit) acknowledges what
+/// the queue holds instead of waiting forever.
+#[test]
+fn waits_for_a_connection_to_end_acknowledge_what_the_queue_holds() {
+    let _watchdog = Watchdog::new("a wait for a connection's end", Duration::from_secs(60));
+    let mut scratch = Scratch::new("finish");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..100)).unwrap());
+    let mut queue = Queue::background(&path).unwrap();
+    queue.finish().unwrap();
+    assert_finished(keeper, &path);
+    let got: Vec<u32> = queue.map(|o| num(&o.unwrap())).collect();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+
+    let (a, b) = (scratch.path("a.socket"), scratch.path("b.socket"));
+    let keeper_a = scratch.track(start_persistent(&a, numbers(0..100)).unwrap());
+    let keeper_b = scratch.track(start_persistent(&b, numbers(1000..1100)).unwrap());
+    let mut queue = Queue::with_options(1, Options::default());
+    queue.connect(&a).unwrap();
+    queue.connect(&b).unwrap(); // waits for the first connection to end
+    assert_finished(keeper_a, &a);
+    let mut got: Vec<u32> = queue.map(|o| num(&o.unwrap())).collect();
+    got.sort();
+    let expected: Vec<u32> = (0..100).chain(1000..1100).collect();
+    assert_eq!(got, expected);
+    assert_finished(keeper_b, &b);
+}
+
+/// Regression: a client that started a frame and stalled (part of a header,
+/// or an error frame's header without all of its payload) blocked the
+/// background process for good: nobody else was served.
+#[test]
+fn a_client_stalled_mid_frame_is_disconnected_and_the_next_one_served() {
+    let _watchdog = Watchdog::new("a stalled client", Duration::from_secs(60));
+    let mut scratch = Scratch::new("stalled");
+    let mut error_header = vec![0x50, 0x50, 1, 2, 0, 0, 0, 0];
+    error_header.extend_from_slice(&100u32.to_le_bytes()); // payload bytes
+    error_header.extend_from_slice(&1u32.to_le_bytes()); // frame number
+    let stalls = [
+        error_header[..7].to_vec(),
+        [&error_header[..], &[0; 10]].concat(),
+    ];
+    for (i, stall) in stalls.iter().enumerate() {
+        let path = scratch.path(&format!("task-{i}.socket"));
+        let keeper = scratch.track(start_persistent(&path, numbers(0..100)).unwrap());
+        let mut raw = UnixStream::connect(&path).unwrap();
+        raw.write_all(stall).unwrap();
+
+        // A client waiting its turn is served once the stalled one is gone.
+        let mut ch = connect_persistent(&path).unwrap();
+        let mut got = Vec::new();
+        let end = loop {
+            match ch.receive_vec_timeout(10 * STALL_MS) {
+                Ok(bytes) => got.push(num(&bytes)),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!((got, end), ((0..100).collect(), Error::Closed), "stall {i}");
+
+        // The stalled client got the results in flight, then was told.
+        raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut bytes = Vec::new();
+        raw.read_to_end(&mut bytes).unwrap();
+        let frames = frames(&bytes);
+        assert_eq!(
+            frames.last(),
+            Some(&RawFrame::Error(PP_EPROTO)),
+            "{frames:?}"
+        );
+        assert_finished(keeper, &path);
+    }
+}
+
+/// Regression: an exchange that had served a connection to a persistent
+/// process (a channel of no child, pid 0) remembered pid 0 as a process to
+/// collect, and on drop, finding `waitpid(0)` still running (any other child
+/// of the process group), sent `kill(0, SIGKILL)`: it killed its own
+/// process group, itself included. Run in a process group of its own.
+#[test]
+fn dropping_a_background_queue_kills_nothing() {
+    let _watchdog = Watchdog::new("a dropped background queue", Duration::from_secs(60));
+    let mut scratch = Scratch::new("group");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..5)).unwrap());
+    let client_path = path.clone();
+    let got = in_child(move || {
+        // SAFETY: setpgid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::setpgid(0, 0) }, 0);
+        // Another child of this process, running while the queue is dropped.
+        let mut sleeper = start(|ch| {
+            let _ = ch.receive_vec(); // until its creator closes the channel
+            Ok(())
+        })?;
+        let mut queue = Queue::background(&client_path)?;
+        let got: Vec<u32> = queue.by_ref().map(|o| num(&o.unwrap())).collect();
+        drop(queue);
+        sleeper.send(b"bye")?;
+        assert!(sleeper.wait()?.success());
+        Ok(to_bytes(&got))
+    });
+    assert_eq!(from_bytes(&got), (0..5).collect::<Vec<_>>());
     assert_finished(keeper, &path);
 }
 

@@ -38,8 +38,10 @@ pub(crate) enum Key {
     /// A Rust closure or function, by type.
     Type(TypeId),
     /// A C parallel-aware callable, by address.
+    #[cfg(feature = "std")]
     Callable(usize),
     /// A C plain function, by address and output capacity.
+    #[cfg(feature = "std")]
     Function(usize, usize),
 }
 

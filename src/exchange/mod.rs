@@ -26,7 +26,7 @@ use crate::process::{self, Created};
 use crate::sys::{self, Deadline};
 use crate::wire::FLAG_END;
 
-#[cfg(feature = "alloc")]
+#[cfg(feature = "std")] // for the C interface
 pub(crate) use jobs::Key;
 #[cfg(feature = "alloc")]
 pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
@@ -64,6 +64,17 @@ pub trait StoreData {
     /// ([`Error::PeerEnded`]) or closed ([`Error::Closed`]) without a result.
     fn store_error(&mut self, task: TaskId, error: Error, remote: Option<&RemoteError>) {
         let _ = (task, error, remote);
+    }
+
+    /// True for a handler that keeps results for the program to take later
+    /// ([`Results`] such as [`QueueStore`] and [`MapStore`]): results from
+    /// a persistent process ([`Exchange::connect`]) are then acknowledged
+    /// when the program takes them ([`Exchange::next_result`]), not when
+    /// they are stored. False (the default) for a handler that hands each
+    /// message on as it receives it.
+    #[cfg(feature = "alloc")]
+    fn keeps_results(&self) -> bool {
+        false
     }
 }
 
@@ -197,7 +208,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// Stores results until the exchange is below its limit, then adds
-    /// `channel` (pprocess's `add_wait`).
+    /// `channel` (pprocess's `add_wait`), acknowledging the results from
+    /// persistent processes stored meanwhile as [`Exchange::wait`] does.
     pub fn add_wait(&mut self, channel: impl Into<S::Held>) -> Result<TaskId> {
         self.wait_below_limit()?;
         self.add(channel).map_err(|_| Error::Busy)
@@ -205,9 +217,59 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     fn wait_below_limit(&mut self) -> Result<()> {
         while self.busy() {
+            #[cfg(feature = "alloc")]
+            self.ack_stored();
             self.store(-1)?;
         }
         Ok(())
+    }
+
+    /// Monitors a connection to a persistent process as a new task, once
+    /// the exchange is below its limit. With a handler that
+    /// [keeps results](StoreData::keeps_results), the connection's results
+    /// are acknowledged when the program takes them.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn add_connection(&mut self, mut channel: Channel) -> Result<TaskId> {
+        self.wait_below_limit()?;
+        let deferred = self.handler.keeps_results();
+        if deferred {
+            channel.defer_acks();
+        }
+        let task = self.next_task;
+        let mut slot = Slot::new(channel.into(), Some(task));
+        slot.connection = deferred.then_some(task);
+        self.slots.push(slot).map_err(|_| Error::Busy)?;
+        self.next_task += 1;
+        Ok(task)
+    }
+
+    /// The program took a result of `task`: acknowledges it if it came from
+    /// a persistent process, with every result of that connection stored
+    /// before it when `all` (a store that keeps one result per task, whose
+    /// result replaced the earlier ones).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn taken(&mut self, task: TaskId, all: bool) {
+        let count = if all { usize::MAX } else { 1 };
+        if let Some(slot) = self
+            .slots
+            .slots_mut()
+            .iter_mut()
+            .find(|slot| slot.connection == Some(task))
+        {
+            slot.channel().ack_deferred(count);
+        }
+    }
+
+    /// Acknowledges every result stored from persistent processes and not
+    /// taken yet. Before a wait for connections to end: a persistent process
+    /// ends its connection only once every result is acknowledged.
+    #[cfg(feature = "alloc")]
+    fn ack_stored(&mut self) {
+        for slot in self.slots.slots_mut() {
+            if slot.connection.is_some() {
+                slot.channel().ack_deferred(usize::MAX);
+            }
+        }
     }
 
     /// Waits up to `timeout_ms` for channels with something to read and
@@ -381,9 +443,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             // It broke the protocol or the socket failed: it is no use now.
             let _ = sys::kill(channel.pid(), sys::SIGKILL);
             let _ = channel.wait();
-        } else if let Ok(None) = channel.try_wait() {
+        } else if channel.pid() > 0 && matches!(channel.try_wait(), Ok(None)) {
             // It closed its end, so it is exiting, just not fast enough (or
-            // runs on without its channel): collect it later, not now.
+            // runs on without its channel): collect it later, not now. (A
+            // channel of no child of ours, such as a connection to a
+            // persistent process, has pid 0: `waitpid(0)` and `kill(0)`
+            // would mean every process of this process group.)
             self.lingering
                 .retain(|&pid| matches!(sys::waitpid(pid, false), Ok(None)));
             if let Err(pid) = self.lingering.push(channel.disown()) {
@@ -394,16 +459,20 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// Stores results until the exchange is below its limit (pprocess's
-    /// `wait`).
+    /// `wait`). Results from persistent processes stored meanwhile are
+    /// acknowledged (see [`Exchange::connect`]).
     pub fn wait(&mut self) -> Result<()> {
         self.wait_below_limit()
     }
 
     /// Stores results until every task has finished and every process has
     /// been collected (pprocess's `finish`); idle reused workers are told to
-    /// exit and collected too.
+    /// exit and collected too. Results from persistent processes stored and
+    /// not yet taken are acknowledged (see [`Exchange::connect`]).
     pub fn finish(&mut self) -> Result<()> {
         while self.unfinished() {
+            #[cfg(feature = "alloc")]
+            self.ack_stored();
             self.store(-1)?;
         }
         while let Some(pid) = self.lingering.pop() {

@@ -82,9 +82,26 @@ impl<H: Results> Exchange<Growable, H> {
 
     /// The next result and its task, waiting up to `timeout_ms` for it
     /// (`-1` forever). [`Error::Done`] when there are no more.
+    ///
+    /// A result from a persistent process ([`Exchange::connect`]) is
+    /// acknowledged here, as it is taken, not when it was stored: one left
+    /// in the exchange when this process is killed or drops the exchange
+    /// goes to the persistent process's next client. (Taking results
+    /// through [`Exchange::handler_mut`] bypasses this: the persistent
+    /// process then keeps them until [`Exchange::finish`].)
     pub fn next_result(&mut self, timeout_ms: i32) -> Result<(TaskId, Outcome)> {
         self.wait_front(timeout_ms)?;
-        self.handler_mut().pop_front().ok_or(Error::Done)
+        self.pop_result().ok_or(Error::Done)
+    }
+
+    /// Takes the result [`Results::front`] shows, acknowledging it if it
+    /// came from a persistent process.
+    pub(crate) fn pop_result(&mut self) -> Option<(TaskId, Outcome)> {
+        let (task, outcome) = self.handler_mut().pop_front()?;
+        // A store that reads results in task order keeps one per task.
+        let one_per_task = self.handler().next_task().is_some();
+        self.taken(task, one_per_task);
+        Some((task, outcome))
     }
 
     /// The next result without taking it, waiting as [`Exchange::next_result`] does.
@@ -128,6 +145,10 @@ pub struct QueueStore {
 }
 
 impl StoreData for QueueStore {
+    fn keeps_results(&self) -> bool {
+        true
+    }
+
     fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> Result<()> {
         let message = channel.receive_vec()?;
         self.results.push_back((task, Ok(message)));
@@ -193,6 +214,10 @@ impl MapStore {
 }
 
 impl StoreData for MapStore {
+    fn keeps_results(&self) -> bool {
+        true
+    }
+
     fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> Result<()> {
         let message = channel.receive_vec()?;
         self.put(task, Ok(message));

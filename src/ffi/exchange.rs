@@ -89,6 +89,10 @@ impl StoreData for CStore {
         }
     }
 
+    fn keeps_results(&self) -> bool {
+        !matches!(self, CStore::Custom { .. })
+    }
+
     fn store_error(&mut self, task: TaskId, error: Error, remote: Option<&RemoteError>) {
         match self {
             CStore::Queue(store) => store.store_error(task, error, remote),
@@ -558,10 +562,11 @@ fn copy_message(message: &[u8], buf: &mut [u8], len: *mut usize) -> Result<()> {
     Ok(())
 }
 
-/// Takes the next result (already in) off the exchange; a failure is
-/// remembered for pp_exchange_task_error and returned as its error.
+/// Takes the next result (already in) off the exchange, acknowledging it if
+/// it came from a persistent process; a failure is remembered for
+/// pp_exchange_task_error and returned as its error.
 fn take_result(ex: &mut CExchange) -> Result<()> {
-    match ex.exchange.handler_mut().pop_front() {
+    match ex.exchange.pop_result() {
         Some((_, Ok(_))) => Ok(()),
         Some((_, Err(failure))) => {
             let error = failure.error;

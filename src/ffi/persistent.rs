@@ -123,6 +123,17 @@ pub extern "C" fn pp_connect(address: *const c_char, out: *mut *mut pp_channel) 
 /// from pp_exchange_next), and the task ends when the process has delivered
 /// everything. Errors as for pp_connect.
 ///
+/// In a queue or map, a result is acknowledged when pp_exchange_next (or
+/// pp_exchange_next_alloc) takes it, not when the exchange stores it: the
+/// results stored but not taken when this process dies or frees the
+/// exchange go to the process's next client. At most 32 wait in the
+/// exchange; the rest stay with the process until earlier ones are taken,
+/// and its connection ends only once every result is acknowledged, so
+/// pp_exchange_finish, and pp_exchange_wait, pp_exchange_add_wait or this
+/// call at the limit, acknowledge every result stored so far instead of
+/// waiting forever. With a store callback, a result is acknowledged as the
+/// callback receives it.
+///
 /// pprocess's BackgroundQueue(address) is pp_queue_new(1, 0, &q) followed by
 /// pp_exchange_connect(q, address).
 #[no_mangle]

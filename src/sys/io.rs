@@ -46,6 +46,19 @@ pub fn read_exact(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
 /// `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never `SIGPIPE`). Usually one
 /// system call; partial writes and `EINTR` continue where they stopped.
 pub fn send_vectored(fd: &Fd, parts: &[&[u8]]) -> Result<()> {
+    send_parts(fd, parts, libc::MSG_NOSIGNAL)
+}
+
+/// [`send_vectored`] with `MSG_DONTWAIT`: never blocks, whatever the
+/// socket's mode. [`Errno::AGAIN`](super::Errno::AGAIN) when the socket
+/// buffer is full, possibly after part of `parts` was written.
+pub fn send_vectored_now(fd: &Fd, parts: &[&[u8]]) -> Result<()> {
+    send_parts(fd, parts, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+}
+
+/// Writes `parts` with `sendmsg(2)` and `flags` until every byte is written
+/// or a call fails.
+fn send_parts(fd: &Fd, parts: &[&[u8]], flags: libc::c_int) -> Result<()> {
     const MAX_PARTS: usize = 4;
     assert!(
         parts.len() <= MAX_PARTS,
@@ -82,7 +95,7 @@ pub fn send_vectored(fd: &Fd, parts: &[&[u8]]) -> Result<()> {
         msg.msg_iovlen = count as _;
         let sent = retry(|| {
             // SAFETY: `msg` describes `count` valid, readable iovecs.
-            cvt(unsafe { libc::sendmsg(fd.raw(), &msg, libc::MSG_NOSIGNAL) })
+            cvt(unsafe { libc::sendmsg(fd.raw(), &msg, flags) })
         })?;
         skip += sent as usize;
     }

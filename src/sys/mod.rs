@@ -16,7 +16,7 @@ mod time;
 mod unix;
 
 pub use fd::{after_fork_in_child, Fd};
-pub use io::{read, read_exact, read_now, send_vectored};
+pub use io::{read, read_exact, read_now, send_vectored, send_vectored_now};
 pub use mem::{free, malloc};
 pub use poll::{poll, PollFd, POLLIN};
 pub use proc::{

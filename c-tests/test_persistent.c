@@ -1,0 +1,172 @@
+/*
+ * Background queues from C (pp_queue_new + pp_exchange_connect): a result is
+ * acknowledged to the background process when pp_exchange_next takes it, not
+ * when the queue reads it ahead, so a client killed with results still in its
+ * queue loses none; pp_exchange_finish and a connect at the limit, which wait
+ * for connections to end, acknowledge what the queue holds.
+ *
+ * A test that hangs is ended by check.h's alarm: "no hang" needs no timing.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "check.h"
+
+enum {
+    RESULTS = 100, /* results of each background process: beyond its window */
+    TAKEN = 3      /* results the killed client takes */
+};
+
+static char dir[64];
+
+/* A socket path in this run's private directory. */
+static const char *address(const char *name)
+{
+    static char path[128];
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return path;
+}
+
+/* The background work: RESULTS numbers, from the int32_t at arg. */
+static int numbers(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    int32_t first, n;
+    int rc;
+
+    if (arg_len != sizeof first)
+        return PP_EINVAL;
+    memcpy(&first, arg, sizeof first);
+    for (n = first; n < first + RESULTS; n++)
+        if ((rc = pp_send(ch, &n, sizeof n)) < 0)
+            return rc;
+    return 0;
+}
+
+static void start_numbers(const char *path, int32_t first)
+{
+    CHECK_OK(pp_start_persistent(path, numbers, &first, sizeof first));
+}
+
+/* Takes the next result of a queue: the number, or -1. */
+static int32_t next_number(pp_exchange *queue)
+{
+    int32_t n = -1;
+    size_t len = 0;
+    int rc = pp_exchange_next(queue, &n, sizeof n, &len);
+
+    CHECK_OK(rc);
+    CHECK_EQ(len, sizeof n);
+    return rc < 0 ? -1 : n;
+}
+
+/* The killed client: takes TAKEN results, lets its queue read more ahead,
+ * tells its creator how many it took, and is killed. */
+static int killed_client(pp_channel *ch)
+{
+    pp_exchange *queue;
+    int32_t taken = 0;
+    size_t len;
+    int k, n;
+
+    if (pp_queue_new(1, 0, &queue) < 0 || pp_exchange_connect(queue, address("task.socket")) < 0)
+        return 1;
+    while (taken < TAKEN && pp_exchange_next(queue, &n, sizeof n, &len) >= 0 && n == taken)
+        taken++;
+    for (k = 0; k < 40; k++) /* read ahead, take nothing */
+        if (pp_exchange_store(queue, 100) <= 0)
+            break;
+    if (pp_send(ch, &taken, sizeof taken) < 0)
+        return 1;
+    kill(getpid(), SIGKILL);
+    return 1;
+}
+
+static void test_killed_queue_client_loses_nothing(void)
+{
+    pp_channel *client, *ch;
+    int32_t taken = -1, n, expected = TAKEN;
+    size_t len;
+    int rc;
+
+    start_numbers(address("task.socket"), 0);
+    client = create_child(killed_client);
+    if (client == NULL)
+        return;
+    CHECK_EQ(pp_receive(client, &taken, sizeof taken, &len), 0);
+    CHECK_EQ(taken, TAKEN);
+    CHECK_EQ(wait_exit_code(client), 128 + SIGKILL);
+    pp_channel_close(client);
+
+    /* The next client gets exactly what the killed one did not take, the
+     * results its queue had read ahead included. */
+    rc = pp_connect(address("task.socket"), &ch);
+    CHECK_EQ(rc, 0); /* -ENOENT: it finished, the results read ahead lost */
+    if (rc < 0)
+        return;
+    while ((rc = pp_receive_timeout(ch, &n, sizeof n, &len, 20000)) == 0) {
+        CHECK_EQ(n, expected);
+        expected++;
+    }
+    CHECK_EQ(rc, PP_ECLOSED);
+    CHECK_EQ(expected, RESULTS);
+    pp_channel_close(ch);
+}
+
+static void test_finish_acknowledges_what_the_queue_holds(void)
+{
+    pp_exchange *queue;
+    int32_t k;
+    size_t len;
+
+    start_numbers(address("finish.socket"), 0);
+    CHECK_EQ(pp_queue_new(1, 0, &queue), 0);
+    CHECK_OK(pp_exchange_connect(queue, address("finish.socket")));
+    /* More results than the background process sends unacknowledged: the
+     * wait for its end acknowledges what the queue stores. */
+    CHECK_EQ(pp_exchange_finish(queue), 0);
+    CHECK_EQ(access(address("finish.socket"), F_OK), -1); /* it has finished */
+    for (k = 0; k < RESULTS; k++)
+        CHECK_EQ(next_number(queue), k);
+    CHECK_EQ(pp_exchange_next(queue, &k, sizeof k, &len), PP_EDONE);
+    pp_exchange_free(queue);
+}
+
+static void test_connect_at_the_limit(void)
+{
+    pp_exchange *queue;
+    int32_t k, n, seen[2] = {0, 0};
+
+    start_numbers(address("a.socket"), 0);
+    start_numbers(address("b.socket"), 1000);
+    CHECK_EQ(pp_queue_new(1, 0, &queue), 0);
+    CHECK_OK(pp_exchange_connect(queue, address("a.socket")));
+    /* Waits for the first connection to end, acknowledging its results. */
+    CHECK_OK(pp_exchange_connect(queue, address("b.socket")));
+    for (k = 0; k < 2 * RESULTS; k++) {
+        n = next_number(queue);
+        if (n >= 0 && n % 1000 == seen[n / 1000])
+            seen[n / 1000]++;
+    }
+    CHECK_EQ(seen[0], RESULTS);
+    CHECK_EQ(seen[1], RESULTS);
+    CHECK_EQ(pp_exchange_finish(queue), 0);
+    pp_exchange_free(queue);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/pp-c-persistent-XXXXXX");
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_killed_queue_client_loses_nothing);
+    RUN(test_finish_acknowledges_what_the_queue_holds);
+    RUN(test_connect_at_the_limit);
+    rmdir(dir); /* fails, and says so below, if a socket file is left */
+    CHECK_EQ(access(dir, F_OK), -1);
+    return report();
+}
