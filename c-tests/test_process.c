@@ -1,6 +1,7 @@
 /*
  * Processes from C: a child that dies before answering, descriptor hygiene
- * in created processes, and pp_waitall leaving no zombies.
+ * in created processes, C stdio output a child leaves buffered, and
+ * pp_waitall leaving no zombies.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -9,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "check.h"
 
@@ -162,6 +164,69 @@ static void test_channel_fd_is_close_on_exec(void)
     pp_channel_close(ch);
 }
 
+/* Where write_buffered leaves its output, and in which orientation. */
+static char buffered_path[64];
+static int buffered_wide;
+
+/* Child: leaves output in the buffer of a stream it never closes (a byte
+ * stream or a wide one): its exit must flush it. */
+static int write_buffered(pp_channel *ch)
+{
+    FILE *file = fopen(buffered_path, "w");
+    int failed;
+
+    (void)ch;
+    if (file == NULL)
+        return 1;
+    if (buffered_wide)
+        failed = fwide(file, 1) <= 0 || fputws(L"wide", file) < 0;
+    else
+        failed = fputs("narrow", file) < 0;
+    return failed ? 2 : 0;
+}
+
+static int write_buffered_callable(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    (void)arg;
+    (void)arg_len;
+    return write_buffered(ch);
+}
+
+/* The file's whole content, or "" if it cannot be read. */
+static const char *content_of(const char *path, char *buf, size_t size)
+{
+    FILE *file = fopen(path, "r");
+    size_t n = file != NULL ? fread(buf, 1, size - 1, file) : 0;
+
+    if (file != NULL)
+        fclose(file);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_exit_flushes_what_a_child_left_buffered(void)
+{
+    int way;
+
+    snprintf(buffered_path, sizeof buffered_path, "/tmp/pp-test-buffered-%d", (int)getpid());
+    /* Byte and wide streams; pp_create with pp_exit, and pp_start (whose
+     * callable returns). */
+    for (way = 0; way < 4; way++) {
+        pp_channel *ch;
+        char buf[32];
+
+        buffered_wide = way % 2;
+        ch = way < 2 ? create_child(write_buffered) : start_child(write_buffered_callable);
+        if (ch == NULL)
+            continue;
+        CHECK_EQ(wait_exit_code(ch), 0);
+        content_of(buffered_path, buf, sizeof buf);
+        CHECK(strcmp(buf, buffered_wide ? "wide" : "narrow") == 0);
+        pp_channel_close(ch);
+        remove(buffered_path);
+    }
+}
+
 static void test_waitall_leaves_no_zombies(void)
 {
     pp_channel *channels[CHILDREN];
@@ -184,6 +249,7 @@ int main(void)
     RUN(test_child_exiting_without_answer);
     RUN(test_child_holds_no_creator_socket);
     RUN(test_channel_fd_is_close_on_exec);
+    RUN(test_exit_flushes_what_a_child_left_buffered);
     RUN(test_waitall_leaves_no_zombies);
     return report();
 }

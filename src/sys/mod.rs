@@ -12,6 +12,7 @@ mod mem;
 mod poll;
 mod proc;
 mod socket;
+mod stdio;
 mod time;
 mod unix;
 
@@ -20,10 +21,11 @@ pub use io::{read, read_exact, read_now, send_vectored, send_vectored_now};
 pub use mem::{free, malloc};
 pub use poll::{poll, PollFd, POLLIN};
 pub use proc::{
-    exit_now, flush_stdio, forget_orphans, fork, getpid, kill, number_of_cpus, reap_later,
-    reap_orphans, sleep_ms, wait_any, waitpid, waitpid_timeout, Forked, Pid, WaitStatus, SIGKILL,
+    exit_now, forget_orphans, fork, getpid, kill, number_of_cpus, reap_later, reap_orphans,
+    sleep_ms, wait_any, waitpid, waitpid_timeout, Forked, Pid, WaitStatus, SIGKILL,
 };
 pub use socket::socketpair;
+pub use stdio::{flush_stdio, flush_stdio_at_exit};
 pub use time::Deadline;
 pub use unix::{
     accept, bind, chmod, connect, geteuid, link, listen, lstat, peer_credentials, setsid,

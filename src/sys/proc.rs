@@ -201,10 +201,3 @@ pub fn sleep_ms(ms: u32) {
     // when nfds is 0.
     unsafe { libc::poll(core::ptr::null_mut(), 0, ms as i32) };
 }
-
-/// Flushes every C stdio stream (`fflush(NULL)`), so buffered output is
-/// neither lost nor duplicated across `fork` and `_exit`.
-pub fn flush_stdio() {
-    // SAFETY: fflush(NULL) flushes all open output streams; no pointer is read.
-    unsafe { libc::fflush(core::ptr::null_mut()) };
-}
