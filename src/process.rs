@@ -128,7 +128,7 @@ where
 /// It is line-buffered, so end printed lines with a newline (or flush).
 pub fn exit(channel: Channel, status: i32) -> ! {
     drop(channel);
-    sys::flush_stdio_at_exit();
+    sys::flush_stdio();
     sys::exit_now(status)
 }
 

@@ -92,7 +92,7 @@ pub extern "C" fn pp_exit(channel: *mut pp_channel, status: c_int) -> ! {
     // Nothing is freed: the process ends now, and a callable's channel is
     // not a handle of its own.
     let _ = channel;
-    sys::flush_stdio_at_exit();
+    sys::flush_stdio();
     sys::exit_now(status)
 }
 

@@ -25,7 +25,7 @@ pub use proc::{
     sleep_ms, wait_any, waitpid, waitpid_timeout, Forked, Pid, WaitStatus, SIGKILL,
 };
 pub use socket::socketpair;
-pub use stdio::{flush_stdio, flush_stdio_at_exit};
+pub use stdio::flush_stdio;
 pub use time::Deadline;
 pub use unix::{
     accept, bind, chmod, connect, geteuid, link, listen, lstat, peer_credentials, setsid,

@@ -9,23 +9,19 @@
 use core::ffi::{c_char, c_int, c_long, c_void};
 
 /// Flushes every C stdio stream (`fflush(NULL)`), so buffered output is
-/// neither lost nor duplicated across `fork` and `_exit`.
-pub fn flush_stdio() {
-    // SAFETY: fflush(NULL) flushes all open output streams; no pointer is read.
-    unsafe { libc::fflush(core::ptr::null_mut()) };
-}
-
-/// [`flush_stdio`] for a process about to `_exit`, skipped when no stream
-/// holds output.
+/// neither lost nor duplicated across `fork` and `_exit`; skipped when no
+/// stream holds output.
 ///
-/// In a created process that is the rule: its creator flushed every stream
-/// right before the `fork`, so output is buffered only if it wrote some.
-/// Looking first is worth it there: `fflush(NULL)` locks every stream, and
-/// in a new process the first write to each page costs a copy-on-write
-/// fault.
-pub fn flush_stdio_at_exit() {
+/// Looking first is worth it around a `fork`: `fflush(NULL)` locks every
+/// stream, and after a `fork` the first write to each page costs a
+/// copy-on-write fault, in the creator and in the new process alike. (A new
+/// process rarely has output to flush: its creator flushed every stream
+/// right before the `fork`.)
+pub fn flush_stdio() {
     if output_may_be_buffered() {
-        flush_stdio();
+        // SAFETY: fflush(NULL) flushes all open output streams; no pointer
+        // is read.
+        unsafe { libc::fflush(core::ptr::null_mut()) };
     }
 }
 
