@@ -26,6 +26,9 @@ const CORK_LIMIT: usize = 64 * 1024;
 /// Bytes read ahead per system call; small frames arrive in one `read`.
 const READ_AHEAD: usize = 1024;
 
+// An error frame is read only once it is buffered whole (`read_header`).
+const _: () = assert!(READ_AHEAD >= HEADER_LEN + MAX_ERROR_PAYLOAD);
+
 /// How long a receive that saw the peer hang up waits for the peer process to
 /// become waitable: the kernel closes a dying process's descriptors just
 /// before its exit status can be collected.
@@ -468,6 +471,20 @@ impl Channel {
         }
     }
 
+    /// A message kept by [`Channel::send_acked`], as the frame
+    /// [`Channel::next_frame`] would have given for it: it is received first
+    /// (every receive takes it from the stash).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn stashed_frame(&self) -> Option<Frame> {
+        let message = self.stash.front()?;
+        Some(Frame::Message(Header::new(
+            Kind::Data,
+            0,
+            message.len() as u32,
+            0,
+        )))
+    }
+
     /// Reads one frame: a data or args message (left pending for
     /// [`Channel::take_payload`]), an acknowledgement or a task-end marker.
     pub(crate) fn next_frame(&mut self, deadline: Deadline) -> Result<Frame> {
@@ -744,6 +761,13 @@ impl Channel {
     #[cfg(feature = "alloc")]
     pub(crate) fn defer_acks(&mut self) {
         self.defer_acks = true;
+    }
+
+    /// Sends every acknowledgement held back and stops holding them back.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn stop_deferring_acks(&mut self) {
+        self.ack_deferred(usize::MAX);
+        self.defer_acks = false;
     }
 
     /// Acknowledges the `count` oldest frames whose acknowledgement is held

@@ -435,3 +435,27 @@ fn messages_sent_before_exit_are_all_stored() {
     assert_eq!(ex.handler().total, 200);
     assert!(ex.handler().failed.is_empty());
 }
+
+/// Regression: a message a channel kept aside during `send_acked` (it
+/// arrived before the acknowledgement) made an exchange spin on that channel
+/// and then fail the task, instead of storing the message first.
+#[test]
+fn an_exchange_stores_a_message_kept_aside_by_send_acked() {
+    match pprocess::create().unwrap() {
+        pprocess::Created::Child(mut ch) => {
+            ch.send(b"early").unwrap();
+            let mut buf = [0u8; 8];
+            let _ = ch.receive(&mut buf); // acknowledges "go"
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            ch.send(b"late").unwrap();
+            pprocess::exit(ch, 0)
+        }
+        pprocess::Created::Parent(mut ch) => {
+            ch.send_acked(b"go").unwrap(); // keeps "early" aside
+            let mut queue = Queue::with_options(1, Options::default());
+            queue.add(ch).unwrap();
+            let got: Vec<_> = queue.by_ref().collect();
+            assert_eq!(got, vec![Ok(b"early".to_vec()), Ok(b"late".to_vec())]);
+        }
+    }
+}

@@ -874,3 +874,56 @@ fn no_process_socket_or_descriptor_is_left_behind() {
     }
     assert!(std::fs::symlink_metadata(&path).is_err());
 }
+
+/// Review: Map::get on a task queued behind a connection whose one result
+/// is stored but not taken (its acknowledgement is deferred, so the
+/// connection, and the limit's slot, never end).
+#[test]
+fn review_map_get_behind_an_unacked_connection() {
+    let mut scratch = Scratch::new("rv-map");
+    let path = scratch.path("a.socket");
+    let _keeper = scratch.track(start_persistent(&path, numbers(0..1)).unwrap());
+    let p = path.clone();
+    let mut client = start(move |ch| {
+        let mut map = pprocess::Map::with_options(1, Options::default());
+        map.connect(&p)?;
+        let t = map.call(|x: &[u8]| Ok(x.to_vec()), b"hi")?;
+        let got = map.get(t)?.clone().unwrap();
+        ch.send(&got)?;
+        Ok(())
+    })
+    .unwrap();
+    let r = client.receive_vec_timeout(5000);
+    if r.is_err() {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(client.pid(), libc::SIGKILL) };
+    }
+    let _ = client.wait();
+    assert_eq!(r.unwrap(), b"hi".to_vec());
+}
+
+/// Review: pprocess's `while exchange.active(): exchange.store()` idiom on a
+/// background queue.
+#[test]
+fn review_store_loop_on_a_background_queue() {
+    let mut scratch = Scratch::new("rv-store");
+    let path = scratch.path("a.socket");
+    let _keeper = scratch.track(start_persistent(&path, numbers(0..100)).unwrap());
+    let p = path.clone();
+    let mut client = start(move |ch| {
+        let mut queue = Queue::background(&p)?;
+        while queue.active() > 0 {
+            queue.store(-1)?;
+        }
+        ch.send_value(&(queue.count() as u32))?;
+        Ok(())
+    })
+    .unwrap();
+    let r = client.receive_vec_timeout(5000);
+    if r.is_err() {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(client.pid(), libc::SIGKILL) };
+    }
+    let _ = client.wait();
+    assert_eq!(num(&r.unwrap()), 100);
+}

@@ -219,7 +219,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         while self.busy() {
             #[cfg(feature = "alloc")]
             self.ack_stored();
-            self.store(-1)?;
+            self.store_ahead(-1)?;
         }
         Ok(())
     }
@@ -309,7 +309,23 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// channel's next one (pprocess's `store`); then starts waiting tasks the
     /// limit allows. Returns how many channels were served;
     /// [`Error::TimedOut`] if the time passed with nothing to serve.
+    ///
+    /// A wait without end (`timeout_ms < 0`) first acknowledges the results
+    /// stored from persistent processes, as [`Exchange::wait`] does: such a
+    /// connection ends only once its results are acknowledged, so a loop
+    /// `while exchange.active() > 0 { exchange.store(-1)?; }` would otherwise
+    /// wait forever.
     pub fn store(&mut self, timeout_ms: i32) -> Result<usize> {
+        #[cfg(feature = "alloc")]
+        if timeout_ms < 0 {
+            self.ack_stored();
+        }
+        self.store_ahead(timeout_ms)
+    }
+
+    /// [`Exchange::store`] that acknowledges nothing: the read-ahead of
+    /// [`Exchange::next_result`] and of the waits that acknowledge first.
+    pub(crate) fn store_ahead(&mut self, timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
         self.dispatch()?;
         if self.active() == 0 {
@@ -350,7 +366,16 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // No second poll: the last one found this channel ready. The read
         // does not wait, so a peer stalled mid-header holds nobody up; the
         // bytes it sent stay buffered until the rest arrives.
-        let frame = slot.channel().next_frame(Deadline::after(0));
+        // A message kept by `send_acked` is buffered too (`has_buffered`),
+        // but not in the socket: take it first, or this spins.
+        #[cfg(feature = "alloc")]
+        let stashed = slot.channel().stashed_frame();
+        #[cfg(not(feature = "alloc"))]
+        let stashed = None;
+        let frame = match stashed {
+            Some(frame) => Ok(frame),
+            None => slot.channel().next_frame(Deadline::after(0)),
+        };
         match frame {
             Ok(Frame::Ack) | Err(Error::TimedOut) => Ok(true),
             Ok(Frame::TaskEnd) => {
@@ -430,7 +455,14 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             }
         }
         #[cfg(feature = "alloc")]
-        self.jobs.requeue(&mut slot);
+        {
+            self.jobs.requeue(&mut slot);
+            if slot.connection.is_some() {
+                // Its stored results can no longer be matched to it when
+                // taken; and a channel handed back acknowledges as usual.
+                slot.channel().stop_deferring_acks();
+            }
+        }
         slot.channel
     }
 
@@ -473,7 +505,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         while self.unfinished() {
             #[cfg(feature = "alloc")]
             self.ack_stored();
-            self.store(-1)?;
+            self.store_ahead(-1)?;
         }
         while let Some(pid) = self.lingering.pop() {
             let _ = sys::waitpid(pid, true);

@@ -76,7 +76,7 @@ impl<H: Results> Exchange<Growable, H> {
             if exhausted || !self.unfinished() {
                 return Err(Error::Done);
             }
-            self.store(timeout_ms)?;
+            self.store_ahead(timeout_ms)?;
         }
     }
 
@@ -122,6 +122,8 @@ impl<H: Results> Exchange<Growable, H> {
             if taken || task >= self.next_task || !self.unfinished() {
                 return Err(Error::Done);
             }
+            // Acknowledges what is stored (a wait for a task that may be
+            // waiting for a connection to end): see Exchange::store.
             self.store(-1)?;
         }
         self.handler().result_of(task).ok_or(Error::Done)
