@@ -72,7 +72,11 @@ impl fmt::Display for WaitStatus {
 
 /// [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html) on one
 /// process. With `block == false`, `Ok(None)` means it is still running.
+/// A pid of 0 or less (a process group, or any child) is `EINVAL`.
 pub fn waitpid(pid: Pid, block: bool) -> Result<Option<WaitStatus>> {
+    if pid <= 0 {
+        return Err(Errno::INVAL);
+    }
     let flags = if block { 0 } else { libc::WNOHANG };
     let mut status = 0;
     // SAFETY: `status` is a valid int to write.
@@ -135,8 +139,13 @@ pub fn exit_now(status: i32) -> ! {
 /// The signal that cannot be caught.
 pub const SIGKILL: i32 = libc::SIGKILL;
 
-/// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html).
+/// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html) to one
+/// process: a pid of 0 or less (a process group, or every process) is
+/// `EINVAL`.
 pub fn kill(pid: Pid, signal: i32) -> Result<()> {
+    if pid <= 0 {
+        return Err(Errno::INVAL);
+    }
     // SAFETY: kill has no memory-safety preconditions.
     cvt(unsafe { libc::kill(pid, signal) }).map(drop)
 }
