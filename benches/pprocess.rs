@@ -542,14 +542,19 @@ fn raw_pool(n: usize, workers: usize) -> Sample {
     sample
 }
 
-fn reuse_map(cfg: &Config) -> Row {
+/// pmap with reused workers, answering each task with its own write or
+/// (`batch`, [`Options::batch`]) several at once; the baseline's workers
+/// always answer each task with its own write.
+fn reuse_map(cfg: &Config, batch: bool) -> Row {
     let n = cfg.reuse_tasks;
     let reuse = Options {
         reuse: true,
+        batch,
         ..Options::default()
     };
+    let answers = if batch { ", batched answers" } else { "" };
     compare(
-        format!("reused pipelined workers, {n} tiny tasks, 2 workers"),
+        format!("reused pipelined workers, {n} tiny tasks, 2 workers{answers}"),
         Unit::Rate,
         Some(Target::AtMost(2.0)),
         cfg.reuse_reps,
@@ -848,11 +853,10 @@ fn python_peer(cfg: &Config) -> std::collections::HashMap<String, Vec<f64>> {
     samples
 }
 
-fn python_rows(cfg: &Config, channel: &[Row], reuse: Option<&Row>) -> Vec<Row> {
+fn python_rows(cfg: &Config, channel: &[Row], reuse: &[Row]) -> Vec<Row> {
     let py = python_peer(cfg);
     let ours = |name: &str| channel.iter().chain(reuse).find(|r| r.workload == name);
-    let reuse_name = reuse.map(|r| r.workload.clone()).unwrap_or_default();
-    let pairs = [
+    let mut pairs = vec![
         (
             Cpus::Apart.ping_pong_name(false),
             "(Pipe)",
@@ -865,19 +869,21 @@ fn python_rows(cfg: &Config, channel: &[Row], reuse: Option<&Row>) -> Vec<Row> {
             "pingpong_together",
             None,
         ),
-        (
-            reuse_name.clone(),
+    ];
+    for row in reuse {
+        pairs.push((
+            row.workload.clone(),
             "vs Pool.map(chunksize=1)",
             "pool_map_chunk1",
             Some(Target::AtLeast(20.0)),
-        ),
-        (
-            reuse_name,
+        ));
+        pairs.push((
+            row.workload.clone(),
             "vs Pool.map (default chunks)",
             "pool_map_default",
             None,
-        ),
-    ];
+        ));
+    }
     let mut rows = Vec::new();
     for (name, versus, key, target) in pairs {
         if let (Some(row), Some(samples)) = (ours(&name), py.get(key)) {
@@ -981,9 +987,12 @@ fn main() {
     if run("forkmap") {
         channel.push(fork_map(&cfg));
     }
-    let reuse = run("reuse").then(|| reuse_map(&cfg));
+    let reuse = match run("reuse") {
+        true => vec![reuse_map(&cfg, false), reuse_map(&cfg, true)],
+        false => Vec::new(),
+    };
     let python = match run("python") {
-        true => python_rows(&cfg, &channel, reuse.as_ref()),
+        true => python_rows(&cfg, &channel, &reuse),
         false => Vec::new(),
     };
     channel.extend(reuse);
@@ -1016,6 +1025,8 @@ fn main() {
                    ratios of repetitions run back to back. Targets: \
                    channel workloads ≤ 1.10×; process workloads (spawn, fork-per-task map) \
                    ≤ 1.25×; reused workers ≤ 2.00× (a rate ≥ 0.5× the baseline's). \
+                   The baseline's workers answer each task with its own write, also \
+                   against batched answers. \
                    allocs/op: heap allocations per operation in the measuring process.",
         },
         Table {

@@ -477,6 +477,7 @@ static void test_continuous_tasks_send_many_results(void)
 {
     check_continuous(0);
     check_continuous(PP_REUSE);
+    check_continuous(PP_REUSE | PP_BATCH);
 }
 
 /* ---- Failing tasks ---- */
@@ -905,6 +906,7 @@ static void test_pmap(void)
     check_pmap(4, 0);
     check_pmap(4, PP_REUSE);
     check_pmap(1, PP_REUSE);
+    check_pmap(2, PP_REUSE | PP_BATCH);
     check_pmap(0, 0); /* one process per processor */
 }
 
@@ -1052,7 +1054,7 @@ static void test_null_arguments(void)
 
 static void test_bad_flags(void)
 {
-    const unsigned unknown = 8;
+    const unsigned unknown = 16; /* the first bit no PP_ flag uses */
     pp_exchange *ex = NULL;
     int32_t input = 2, output = 0;
 

@@ -29,7 +29,7 @@
 #error "exchange flags are zero"
 #endif
 
-#define ALL_FLAGS (PP_REUSE | PP_CONTINUOUS | PP_KEEP_REMOVED)
+#define ALL_FLAGS (PP_REUSE | PP_CONTINUOUS | PP_KEEP_REMOVED | PP_BATCH)
 
 static void test_version_macros_match_cargo_toml(void)
 {
@@ -56,6 +56,8 @@ static const char *flag_name(unsigned flag)
         return "PP_CONTINUOUS";
     case PP_KEEP_REMOVED:
         return "PP_KEEP_REMOVED";
+    case PP_BATCH:
+        return "PP_BATCH";
     default:
         return NULL;
     }
@@ -66,6 +68,8 @@ static void test_flags_are_distinct_bits(void)
     CHECK(is_one_bit(PP_REUSE));
     CHECK(is_one_bit(PP_CONTINUOUS));
     CHECK(is_one_bit(PP_KEEP_REMOVED));
+    CHECK(is_one_bit(PP_BATCH));
+    CHECK((PP_BATCH & (PP_REUSE | PP_CONTINUOUS | PP_KEEP_REMOVED)) == 0);
     CHECK((PP_REUSE & PP_CONTINUOUS) == 0);
     CHECK((PP_REUSE & PP_KEEP_REMOVED) == 0);
     CHECK((PP_CONTINUOUS & PP_KEEP_REMOVED) == 0);

@@ -115,6 +115,14 @@
 #define PP_KEEP_REMOVED 4
 
 /**
+ * With PP_REUSE: workers answer quick tasks in batches, one write for
+ * several answers. Much faster for tiny tasks; an answer may wait for the
+ * task after it (at most 0.2 ms plus that task), and a worker that dies
+ * fails the tasks whose answers it held as well as the one it died in.
+ */
+#define PP_BATCH 8
+
+/**
  * A channel handle: one end of a pprocess channel (opaque to C).
  */
 typedef struct pp_channel pp_channel;
@@ -304,7 +312,7 @@ int pp_number_of_cores(void);
 /**
  * Creates an exchange running at most `limit` processes at once (0: one per
  * processor) that calls store(ex, ch, ctx) for each channel with a message.
- * flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED.
+ * flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED, PP_BATCH.
  */
 int pp_exchange_new(size_t limit,
                     unsigned int flags,

@@ -229,6 +229,19 @@ impl Channel {
         self.corked = true;
     }
 
+    /// Writes the frames held back, if any, and goes on holding new ones
+    /// back if it did: a read that has to wait for the peer sends them
+    /// first, so a corked channel never waits for an answer to what it holds.
+    fn send_held(&mut self) -> Result<()> {
+        #[cfg(feature = "alloc")]
+        if !self.held.is_empty() {
+            let corked = self.corked;
+            self.flush()?;
+            self.corked = corked;
+        }
+        Ok(())
+    }
+
     /// Writes the frames held back and stops holding them.
     #[cfg(feature = "alloc")]
     pub(crate) fn flush(&mut self) -> Result<()> {
@@ -550,6 +563,9 @@ impl Channel {
             while self.rbuf.available().len() < needed {
                 // No time left: take what is queued without a `poll` first.
                 let remaining = deadline.remaining_ms();
+                if remaining != 0 {
+                    self.send_held()?;
+                }
                 if remaining > 0 {
                     let mut fds = [PollFd::new(&self.fd, POLLIN)];
                     if sys::poll(&mut fds, remaining)? == 0 {
@@ -587,6 +603,7 @@ impl Channel {
         if dst.len() <= READ_AHEAD {
             self.rbuf.make_room(dst.len());
             while self.rbuf.available().len() < dst.len() {
+                self.send_held()?;
                 match self.rbuf.fill(&self.fd, true) {
                     Ok(0) | Err(Errno::CONNRESET) => {
                         let why = self.cut_short();
@@ -603,6 +620,7 @@ impl Channel {
         let buffered = self.rbuf.available().len().min(dst.len());
         dst[..buffered].copy_from_slice(&self.rbuf.available()[..buffered]);
         self.rbuf.consume(buffered);
+        self.send_held()?;
         let rest = &mut dst[buffered..];
         match sys::read_exact(&self.fd, rest) {
             Ok(n) if n == rest.len() => Ok(()),

@@ -459,3 +459,39 @@ fn an_exchange_stores_a_message_kept_aside_by_send_acked() {
         }
     }
 }
+
+#[test]
+fn batched_answers_reach_their_tasks() {
+    let options = Options {
+        reuse: true,
+        batch: true,
+        ..Options::default()
+    };
+    // Many tiny tasks: answers go back in batches, each to its task.
+    let inputs: Vec<[u8; 8]> = (0..20_000u64).map(u64::to_le_bytes).collect();
+    let map = pmap(worker_pid, &inputs, 2, options).unwrap();
+    for (i, outcome) in map.enumerate() {
+        let bytes = outcome.unwrap();
+        assert_eq!(u64::from_le_bytes(bytes[..8].try_into().unwrap()), i as u64);
+    }
+    // A lone task is answered although no task follows it: a worker never
+    // holds an answer while it waits for input.
+    let mut queue = Queue::with_options(2, options);
+    let task = queue.call(|x| Ok(x.to_vec()), b"alone").unwrap();
+    assert_eq!(
+        queue.next_result(10_000).unwrap(),
+        (task, Ok(b"alone".to_vec()))
+    );
+    // Continuous tasks: every message of every task, in order per task.
+    let options = Options {
+        continuous: true,
+        ..options
+    };
+    let mut queue = Queue::with_options(2, options);
+    for t in 0..50u8 {
+        queue.call(|x| Ok(x.to_vec()), &[t]).unwrap();
+    }
+    let mut seen: Vec<u8> = queue.by_ref().map(|o| o.unwrap()[0]).collect();
+    seen.sort();
+    assert_eq!(seen, (0..50).collect::<Vec<_>>());
+}

@@ -150,8 +150,11 @@ fn a_child_facing_a_full_socket_blocks_without_spinning() {
 fn send_acked_to_a_peer_that_does_not_read_waits_without_spinning() {
     let _watchdog = Watchdog::new("send_acked", Duration::from_secs(60));
     let (mut sender, mut receiver) = Channel::pair().unwrap();
+    // The clock starts before this thread sleeps: the sender's thread may
+    // start running well after it was spawned on a loaded machine.
+    let wall = Instant::now();
     let thread = std::thread::spawn(move || {
-        let (wall, cpu) = (Instant::now(), thread_cpu());
+        let cpu = thread_cpu();
         sender.send_acked(b"please confirm").unwrap();
         (wall.elapsed(), thread_cpu() - cpu)
     });

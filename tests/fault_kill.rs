@@ -413,3 +413,44 @@ fn a_child_stalled_mid_error_frame_holds_up_no_other_result() {
     assert_eq!(failure.error, Error::Remote { code: 7 });
     assert_eq!(failure.remote.unwrap().message(), "stalled in the middle");
 }
+
+/// With batched answers a killed worker also fails the tasks whose answers
+/// it held (documented); still no task is lost, duplicated or answered
+/// wrongly, and every task that killed its worker fails.
+#[test]
+fn killed_batching_workers_lose_no_task_silently() {
+    let _watchdog = Watchdog::new("killed batching workers", Duration::from_secs(300));
+    let mut rng = Rng::new(seed("PP_KILL_SEED", 11));
+    let options = Options {
+        reuse: true,
+        batch: true,
+        ..Options::default()
+    };
+    let mut map = Map::with_options(2, options);
+    let mut inputs = Vec::new();
+    for i in 0..2000u32 {
+        let die = rng.chance(1, 50);
+        let mut input = vec![u8::from(die), rng.next_u64() as u8];
+        input.extend_from_slice(&i.to_le_bytes());
+        map.start_with(echo_or_die, &input).unwrap();
+        inputs.push(input);
+    }
+    let (mut answered, mut failed) = (0, 0);
+    for (task, outcome) in map.by_ref().enumerate() {
+        let input = &inputs[task];
+        match outcome {
+            Ok(bytes) if input[0] == 0 => {
+                assert_eq!(bytes, *input, "task {task}");
+                answered += 1;
+            }
+            Err(TaskError {
+                error: Error::PeerEnded { status, .. },
+                ..
+            }) if status.signal() == Some(libc::SIGKILL) => failed += 1,
+            other => panic!("task {task} ({input:?}): {other:?}"),
+        }
+    }
+    assert_eq!(answered + failed, inputs.len());
+    assert!(failed >= inputs.iter().filter(|i| i[0] == 1).count());
+    eprintln!("{answered} answered, {failed} failed with their batching worker");
+}

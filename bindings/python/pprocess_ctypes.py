@@ -65,6 +65,7 @@ PP_EINVAL = -1011
 PP_REUSE = 1
 PP_CONTINUOUS = 2
 PP_KEEP_REMOVED = 4
+PP_BATCH = 8
 
 # The exit status of a created process whose Python callable raised.
 EXIT_CALLABLE_ERROR = 1

@@ -17,10 +17,11 @@ use core::any::TypeId;
 use core::borrow::BorrowMut;
 
 use super::slots::{Slot, Slots, WINDOW};
-use super::{Exchange, StoreData, TaskId};
+use super::{Exchange, Options, StoreData, TaskId};
 use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 use crate::process::{self, Created};
+use crate::sys;
 
 /// Argument bytes a worker may have queued; below a socket buffer, so the
 /// creator never blocks writing tasks while the worker writes results.
@@ -309,12 +310,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// call or a worker runs where it lies, nothing popped or freed: every
     /// page this process writes is first copied from its creator.
     fn run_first_job(&mut self, mut channel: Channel) -> ! {
-        let continuous = self.options.continuous;
+        let options = self.options;
         let status = match self.jobs.waiting.front() {
             Some(Job::Call { body, args, .. }) => {
                 process::run_callable(&mut channel, |channel| body(channel, args))
             }
-            Some(Job::Reuse { body, .. }) => work(&mut channel, &**body, continuous),
+            Some(Job::Reuse { body, .. }) => work(&mut channel, &**body, options),
             _ => match self.jobs.waiting.pop_front() {
                 Some(Job::Once { callable, .. }) => process::run_callable(&mut channel, callable),
                 // `spawn` checked that there is a job.
@@ -337,24 +338,56 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 }
 
+/// How long a reused worker batching its answers ([`Options::batch`]) may
+/// hold them back: a task that ran longer is answered at once, and so are
+/// the answers held once the oldest is this old.
+const HOLD_NS: u64 = 200_000;
+
 /// A reused worker's loop: one task per args frame until a stop frame or the
 /// end of the channel. Returns the exit status.
-fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
+///
+/// With [`Options::batch`], answers to quick tasks are held back while the
+/// next task's args are already buffered, and written together: one
+/// `sendmsg` per batch instead of one per task. An answer then waits at most
+/// [`HOLD_NS`] plus the run time of the task after it, and never while the
+/// worker waits for input.
+fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
+    // When the oldest answer held back was ready.
+    let mut held_since = None;
     loop {
         let args = match channel.receive_vec() {
             Ok(args) => args,
-            Err(Error::Closed) => return 0,
+            // Told to stop: the answers held back still go out.
+            Err(Error::Closed) if channel.flush().is_ok() => return 0,
             Err(_) => return 1,
         };
+        let started = sys::now_ns();
+        if options.batch {
+            channel.cork();
+        }
         // Without `continuous` the task's one message carries the end mark.
-        channel.set_end_next_send(!continuous);
+        channel.set_end_next_send(!options.continuous);
         let outcome = process::call_guarded(channel, |channel| body(channel, &args));
         let unanswered = channel.set_end_next_send(false);
         let sent = match outcome {
             Err(error) => channel.send_error(&error),
-            Ok(()) if continuous || unanswered => channel.send_task_end(),
+            Ok(()) if options.continuous || unanswered => channel.send_task_end(),
             Ok(()) => Ok(()),
         };
+        let sent = sent.and_then(|()| {
+            if !options.batch {
+                return Ok(());
+            }
+            // Hold the answers of quick tasks back while the next task is
+            // already here, so that one write answers several tasks.
+            let now = sys::now_ns();
+            let oldest = *held_since.get_or_insert(now);
+            if now - started < HOLD_NS && now - oldest < HOLD_NS && channel.has_buffered() {
+                return Ok(());
+            }
+            held_since = None;
+            channel.flush()
+        });
         if sent.is_err() {
             return 1;
         }

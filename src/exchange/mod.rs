@@ -52,6 +52,13 @@ pub struct Options {
     /// of closed (autoclose off). Channels that end by themselves are always
     /// closed: nothing is left to read from them.
     pub keep_removed: bool,
+    /// Reused workers answer quick tasks in batches: while the next task is
+    /// already queued, a worker holds the answers of tasks that took under
+    /// 0.2 ms (for at most 0.2 ms) and writes them together. Much faster for
+    /// tiny tasks, with two costs: an answer may wait for the task after it,
+    /// and a worker that dies loses the answers it held, so those tasks fail
+    /// with it (without it, only the task it died in fails).
+    pub batch: bool,
 }
 
 /// Receives what an exchange's tasks send (pprocess's `store_data`).

@@ -24,6 +24,11 @@ pub const PP_CONTINUOUS: c_uint = 2;
 /// Autoclose off: channels taken out with pp_exchange_remove are not closed;
 /// the caller owns them again.
 pub const PP_KEEP_REMOVED: c_uint = 4;
+/// With PP_REUSE: workers answer quick tasks in batches, one write for
+/// several answers. Much faster for tiny tasks; an answer may wait for the
+/// task after it (at most 0.2 ms plus that task), and a worker that dies
+/// fails the tasks whose answers it held as well as the one it died in.
+pub const PP_BATCH: c_uint = 8;
 
 /// An exchange handle: channels polled together under a limit (opaque to C).
 #[allow(non_camel_case_types)]
@@ -147,13 +152,14 @@ struct CExchange {
 }
 
 fn options(flags: c_uint) -> Result<Options> {
-    if flags & !(PP_REUSE | PP_CONTINUOUS | PP_KEEP_REMOVED) != 0 {
+    if flags & !(PP_REUSE | PP_CONTINUOUS | PP_KEEP_REMOVED | PP_BATCH) != 0 {
         return Err(Error::Invalid);
     }
     Ok(Options {
         reuse: flags & PP_REUSE != 0,
         continuous: flags & PP_CONTINUOUS != 0,
         keep_removed: flags & PP_KEEP_REMOVED != 0,
+        batch: flags & PP_BATCH != 0,
     })
 }
 
@@ -226,7 +232,7 @@ fn count(n: usize) -> c_int {
 
 /// Creates an exchange running at most `limit` processes at once (0: one per
 /// processor) that calls store(ex, ch, ctx) for each channel with a message.
-/// flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED.
+/// flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED, PP_BATCH.
 #[no_mangle]
 pub extern "C" fn pp_exchange_new(
     limit: usize,

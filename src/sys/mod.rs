@@ -26,7 +26,7 @@ pub use proc::{
 };
 pub use socket::socketpair;
 pub use stdio::flush_stdio;
-pub use time::Deadline;
+pub use time::{now_ns, Deadline};
 pub use unix::{
     accept, bind, chmod, connect, geteuid, link, listen, lstat, peer_credentials, setsid,
     stdio_to_dev_null, unix_socket, unlink, Credentials, FileInfo, SocketPath,

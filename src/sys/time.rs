@@ -7,14 +7,19 @@ pub struct Deadline {
     at_ms: Option<u64>,
 }
 
-fn now_ms() -> u64 {
+/// Nanoseconds on the monotonic clock (since an arbitrary point).
+pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn now_ms() -> u64 {
+    now_ns() / 1_000_000
 }
 
 impl Deadline {
