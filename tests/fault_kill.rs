@@ -243,23 +243,31 @@ fn echo_or_die(ch: &mut Channel, input: &[u8]) -> Result<(), RemoteError> {
     ch.send(input).map_err(RemoteError::from)
 }
 
-#[test]
-fn killed_reused_workers_fail_only_their_current_task() {
-    let _watchdog = Watchdog::new("killed reused workers", Duration::from_secs(300));
-    let mut rng = Rng::new(seed("PP_KILL_SEED", 7));
+/// Starts 2,000 `echo_or_die` tasks in a map of reused workers; one in
+/// `one_in` kills its worker. Returns the map and the inputs, by task.
+fn start_killers(limit: usize, batch: bool, one_in: u64, seed_value: u64) -> (Map, Vec<Vec<u8>>) {
+    let mut rng = Rng::new(seed("PP_KILL_SEED", seed_value));
     let options = Options {
         reuse: true,
+        batch,
         ..Options::default()
     };
-    let mut map = Map::with_options(4, options);
+    let mut map = Map::with_options(limit, options);
     let mut inputs = Vec::new();
     for i in 0..2000u32 {
-        let die = rng.chance(1, 10);
+        let die = rng.chance(1, one_in);
         let mut input = vec![u8::from(die), rng.next_u64() as u8];
         input.extend_from_slice(&i.to_le_bytes());
         map.start_with(echo_or_die, &input).unwrap();
         inputs.push(input);
     }
+    (map, inputs)
+}
+
+#[test]
+fn killed_reused_workers_fail_only_their_current_task() {
+    let _watchdog = Watchdog::new("killed reused workers", Duration::from_secs(300));
+    let (mut map, inputs) = start_killers(4, false, 10, 7);
     let mut deaths = 0;
     for (task, outcome) in map.by_ref().enumerate() {
         let input = &inputs[task];
@@ -420,21 +428,7 @@ fn a_child_stalled_mid_error_frame_holds_up_no_other_result() {
 #[test]
 fn killed_batching_workers_lose_no_task_silently() {
     let _watchdog = Watchdog::new("killed batching workers", Duration::from_secs(300));
-    let mut rng = Rng::new(seed("PP_KILL_SEED", 11));
-    let options = Options {
-        reuse: true,
-        batch: true,
-        ..Options::default()
-    };
-    let mut map = Map::with_options(2, options);
-    let mut inputs = Vec::new();
-    for i in 0..2000u32 {
-        let die = rng.chance(1, 50);
-        let mut input = vec![u8::from(die), rng.next_u64() as u8];
-        input.extend_from_slice(&i.to_le_bytes());
-        map.start_with(echo_or_die, &input).unwrap();
-        inputs.push(input);
-    }
+    let (mut map, inputs) = start_killers(2, true, 50, 11);
     let (mut answered, mut failed) = (0, 0);
     for (task, outcome) in map.by_ref().enumerate() {
         let input = &inputs[task];
