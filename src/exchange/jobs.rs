@@ -361,33 +361,31 @@ fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
             Err(Error::Closed) if channel.flush().is_ok() => return 0,
             Err(_) => return 1,
         };
-        let started = sys::now_ns();
-        if options.batch {
+        // Batching: answers are held in the channel from here on.
+        let started = options.batch.then(|| {
             channel.cork();
-        }
+            sys::now_ns()
+        });
         // Without `continuous` the task's one message carries the end mark.
         channel.set_end_next_send(!options.continuous);
         let outcome = process::call_guarded(channel, |channel| body(channel, &args));
         let unanswered = channel.set_end_next_send(false);
-        let sent = match outcome {
+        let mut sent = match outcome {
             Err(error) => channel.send_error(&error),
             Ok(()) if options.continuous || unanswered => channel.send_task_end(),
             Ok(()) => Ok(()),
         };
-        let sent = sent.and_then(|()| {
-            if !options.batch {
-                return Ok(());
-            }
+        if let (Ok(()), Some(started)) = (sent, started) {
             // Hold the answers of quick tasks back while the next task is
             // already here, so that one write answers several tasks.
             let now = sys::now_ns();
             let oldest = *held_since.get_or_insert(now);
-            if now - started < HOLD_NS && now - oldest < HOLD_NS && channel.has_buffered() {
-                return Ok(());
+            let quick = now - started < HOLD_NS && now - oldest < HOLD_NS;
+            if !(quick && channel.has_buffered()) {
+                held_since = None;
+                sent = channel.flush();
             }
-            held_since = None;
-            channel.flush()
-        });
+        }
         if sent.is_err() {
             return 1;
         }
