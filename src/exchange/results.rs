@@ -1,5 +1,6 @@
 //! Queue, Map and pmap: exchanges that keep their tasks' results (needs `alloc`).
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
@@ -14,8 +15,9 @@ pub struct TaskError {
     /// [`Error::Remote`] for a callable's error, [`Error::PeerEnded`] or
     /// [`Error::Closed`] for a process that ended without a result.
     pub error: Error,
-    /// The callable's code and message, for [`Error::Remote`].
-    pub remote: Option<RemoteError>,
+    /// The callable's code and message, for [`Error::Remote`] (boxed: an
+    /// outcome is moved about whole, and most carry none).
+    pub remote: Option<Box<RemoteError>>,
 }
 
 impl From<Error> for TaskError {
@@ -44,7 +46,7 @@ pub type Outcome = core::result::Result<Vec<u8>, TaskError>;
 fn failure(error: Error, remote: Option<&RemoteError>) -> Outcome {
     Err(TaskError {
         error,
-        remote: remote.cloned(),
+        remote: remote.cloned().map(Box::new),
     })
 }
 

@@ -104,7 +104,7 @@ impl StoreData for CStore {
             CStore::Map(store) => store.store_error(task, error, remote),
             CStore::Custom { failures, .. } => failures.push_back(TaskError {
                 error,
-                remote: remote.cloned(),
+                remote: remote.cloned().map(Box::new),
             }),
         }
     }
@@ -656,7 +656,7 @@ pub extern "C" fn pp_exchange_task_error(
     guard(|| {
         // SAFETY: the handle comes from the C caller as documented.
         let ex = unsafe { exchange_ref(ex) }?;
-        let Some(remote) = ex.failure.as_ref().and_then(|f| f.remote.as_ref()) else {
+        let Some(remote) = ex.failure.as_ref().and_then(|f| f.remote.as_deref()) else {
             return Ok(0);
         };
         super::write_remote(remote, code, message)?;

@@ -23,9 +23,13 @@ fn now_ms() -> u64 {
 }
 
 impl Deadline {
-    /// `timeout_ms` from now; a negative timeout never expires.
+    /// `timeout_ms` from now; a negative timeout never expires, and a zero
+    /// one has expired already (without reading the clock).
     pub fn after(timeout_ms: i32) -> Deadline {
-        let at_ms = u64::try_from(timeout_ms).ok().map(|t| now_ms() + t);
+        let at_ms = match timeout_ms {
+            0 => Some(0),
+            t => u64::try_from(t).ok().map(|t| now_ms() + t),
+        };
         Deadline { at_ms }
     }
 
@@ -33,6 +37,7 @@ impl Deadline {
     pub fn remaining_ms(&self) -> i32 {
         match self.at_ms {
             None => -1,
+            Some(0) => 0,
             Some(at) => at.saturating_sub(now_ms()).min(i32::MAX as u64) as i32,
         }
     }
