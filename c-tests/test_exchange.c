@@ -20,6 +20,7 @@ enum {
     TASK_FAILURE = 42,      /* what a failing task returns */
     STORE_FAILURE = -5000,  /* what a failing store callback returns */
     MESSAGES = 50,          /* messages of each continuous task */
+    EXIT_TASKS = 20,        /* tasks of the batching worker that calls pp_exit */
     MANY_TASKS = 1000
 };
 
@@ -470,6 +471,47 @@ static void check_continuous(unsigned flags)
     CHECK_EQ(task, PP_EDONE);
     for (k = 0; k < TASKS; k++)
         CHECK_EQ(received[k], MESSAGES);
+    pp_exchange_free(queue);
+}
+
+/* Sends its task number; the last task then ends its worker with pp_exit. */
+static int answer_then_exit_last(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    int32_t task;
+    int rc;
+
+    if (arg_len != sizeof task)
+        return PP_EINVAL;
+    memcpy(&task, arg, sizeof task);
+    if ((rc = pp_send(ch, &task, sizeof task)) < 0)
+        return rc;
+    if (task == EXIT_TASKS - 1)
+        pp_exit(ch, 0);
+    return 0;
+}
+
+/* A batching worker that ends with pp_exit still delivers every answer it
+ * held back, its last one included. */
+static void test_pp_exit_in_a_batching_worker_loses_no_answer(void)
+{
+    int answered[EXIT_TASKS] = {0};
+    pp_exchange *queue;
+    int32_t k, value;
+    size_t len;
+    int task;
+
+    CHECK_OK(pp_queue_new(1, PP_REUSE | PP_BATCH, &queue));
+    for (k = 0; k < EXIT_TASKS; k++)
+        CHECK_EQ(pp_exchange_start(queue, answer_then_exit_last, &k, sizeof k), k);
+    while ((task = pp_exchange_next(queue, &value, sizeof value, &len)) != PP_EDONE) {
+        CHECK(task >= 0 && task < EXIT_TASKS);
+        if (task < 0 || task >= EXIT_TASKS)
+            break;
+        CHECK_EQ(value, task);
+        answered[task]++;
+    }
+    for (k = 0; k < EXIT_TASKS; k++)
+        CHECK_EQ(answered[k], 1);
     pp_exchange_free(queue);
 }
 
@@ -1082,6 +1124,7 @@ int main(void)
     RUN(test_queue_yields_each_once);
     RUN(test_reuse);
     RUN(test_continuous_tasks_send_many_results);
+    RUN(test_pp_exit_in_a_batching_worker_loses_no_answer);
     RUN(test_killed_worker);
     RUN(test_function_error);
     RUN(test_callable_error);

@@ -119,6 +119,7 @@
  * several answers. Much faster for tiny tasks; an answer may wait for the
  * task after it (at most 0.2 ms plus that task), and a worker that dies
  * fails the tasks whose answers it held as well as the one it died in.
+ * Messages a task streams before its end go out at once.
  */
 #define PP_BATCH 8
 

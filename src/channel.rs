@@ -130,6 +130,10 @@ pub struct Channel {
     held: Vec<u8>,
     #[cfg(feature = "alloc")]
     corked: bool,
+    /// Corked by [`Channel::cork_answers`]: only a task's last frame (end
+    /// mark or error) is held; any other frame writes what is held first.
+    #[cfg(feature = "alloc")]
+    answers_only: bool,
     /// Hold acknowledgements back until [`Channel::ack_deferred`] instead of
     /// sending them as frames are received.
     #[cfg(feature = "alloc")]
@@ -172,6 +176,8 @@ impl Channel {
             held: Vec::new(),
             #[cfg(feature = "alloc")]
             corked: false,
+            #[cfg(feature = "alloc")]
+            answers_only: false,
             #[cfg(feature = "alloc")]
             defer_acks: false,
             #[cfg(feature = "alloc")]
@@ -227,6 +233,17 @@ impl Channel {
     #[cfg(feature = "alloc")]
     pub(crate) fn cork(&mut self) {
         self.corked = true;
+        self.answers_only = false;
+    }
+
+    /// A reused worker's [`Channel::cork`]: holds back only the frames that
+    /// end a task (end-marked message, task end, error). A message sent in
+    /// the middle of a task is written at once, with what is held before it,
+    /// so that streamed results and request/reply exchanges are not delayed.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn cork_answers(&mut self) {
+        self.corked = true;
+        self.answers_only = true;
     }
 
     /// Writes the frames held back, if any, and goes on holding new ones
@@ -371,7 +388,9 @@ impl Channel {
     fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
         #[cfg(feature = "alloc")]
         if self.corked {
-            if self.held.len() + HEADER_LEN + payload.len() <= CORK_LIMIT {
+            let ends_task = header.flags & FLAG_END != 0 || header.kind == Kind::Error;
+            let hold = !self.answers_only || ends_task;
+            if hold && self.held.len() + HEADER_LEN + payload.len() <= CORK_LIMIT {
                 self.held.extend_from_slice(&header.encode());
                 self.held.extend_from_slice(payload);
                 return Ok(());

@@ -495,3 +495,44 @@ fn batched_answers_reach_their_tasks() {
     seen.sort();
     assert_eq!(seen, (0..50).collect::<Vec<_>>());
 }
+
+/// A batching worker holds only a task's answer back: a message streamed in
+/// the middle of a task goes out at once, also when the task then waits.
+/// (Regression: every frame a task sent was held, so a task that sent and
+/// then waited for its creator's reaction kept its message to itself.)
+#[test]
+fn a_batching_worker_streams_mid_task_messages_at_once() {
+    let options = Options {
+        reuse: true,
+        continuous: true,
+        batch: true,
+        ..Options::default()
+    };
+    let go = std::env::temp_dir().join(format!("pp-batch-go-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let mut queue = Queue::with_options(1, options);
+    let flag = go.clone();
+    queue
+        .start_with(
+            move |ch, _| {
+                ch.send(b"early")?;
+                // Wait (up to a minute) until the creator has seen "early".
+                for _ in 0..600 {
+                    if flag.exists() || ch.wait_readable(100).unwrap_or(false) {
+                        break;
+                    }
+                }
+                ch.send(b"late")?;
+                Ok(())
+            },
+            &[0],
+        )
+        .unwrap();
+    // Held back, "early" would arrive only after the task's minute is up.
+    let (_, early) = queue.next_result(20_000).unwrap();
+    assert_eq!(early, Ok(b"early".to_vec()));
+    std::fs::write(&go, b"").unwrap();
+    let (_, late) = queue.next_result(20_000).unwrap();
+    assert_eq!(late, Ok(b"late".to_vec()));
+    let _ = std::fs::remove_file(&go);
+}

@@ -363,7 +363,7 @@ fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
         };
         // Batching: answers are held in the channel from here on.
         let started = options.batch.then(|| {
-            channel.cork();
+            channel.cork_answers();
             sys::now_ns()
         });
         // Without `continuous` the task's one message carries the end mark.

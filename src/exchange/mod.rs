@@ -57,7 +57,9 @@ pub struct Options {
     /// 0.2 ms (for at most 0.2 ms) and writes them together. Much faster for
     /// tiny tasks, with two costs: an answer may wait for the task after it,
     /// and a worker that dies loses the answers it held, so those tasks fail
-    /// with it (without it, only the task it died in fails).
+    /// with it (without it, only the task it died in fails). Only what ends
+    /// a task (its answer, its error, a continuous task's end) is held;
+    /// a message streamed in the middle of a task goes out at once.
     pub batch: bool,
 }
 

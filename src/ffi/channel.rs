@@ -90,8 +90,11 @@ pub extern "C" fn pp_start(
 #[no_mangle]
 pub extern "C" fn pp_exit(channel: *mut pp_channel, status: c_int) -> ! {
     // Nothing is freed: the process ends now, and a callable's channel is
-    // not a handle of its own.
-    let _ = channel;
+    // not a handle of its own. Answers a batching worker holds go out first.
+    // SAFETY: NULL or a live handle, as documented (`channel` checks NULL).
+    if let Ok(ch) = unsafe { super::channel(channel) } {
+        let _ = ch.flush();
+    }
     sys::flush_stdio();
     sys::exit_now(status)
 }

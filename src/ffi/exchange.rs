@@ -28,6 +28,7 @@ pub const PP_KEEP_REMOVED: c_uint = 4;
 /// several answers. Much faster for tiny tasks; an answer may wait for the
 /// task after it (at most 0.2 ms plus that task), and a worker that dies
 /// fails the tasks whose answers it held as well as the one it died in.
+/// Messages a task streams before its end go out at once.
 pub const PP_BATCH: c_uint = 8;
 
 /// An exchange handle: channels polled together under a limit (opaque to C).
