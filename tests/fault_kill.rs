@@ -350,6 +350,26 @@ fn a_child_killed_mid_frame_is_reported_with_its_signal() {
     );
 }
 
+/// With a stalled child's partial frame already in `queue`: starts a task
+/// that answers 0.1 s later and checks that its answer comes first. Returns
+/// its task id.
+fn talker_answers_first(queue: &mut Queue) -> TaskId {
+    // Let the partial frame arrive alone, so an exchange store serves it
+    // before the talker has anything to say.
+    assert_eq!(queue.next_result(300).unwrap_err(), Error::TimedOut);
+    let talker = queue
+        .start(|ch| {
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(ch.send(b"spoken")?)
+        })
+        .unwrap();
+    let started = Instant::now();
+    let (task, outcome) = queue.next_result(20_000).unwrap();
+    assert_eq!((task, outcome), (talker, Ok(b"spoken".to_vec())));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    talker
+}
+
 /// Regression: serving a channel whose peer had sent only part of a frame
 /// header blocked the whole exchange until that peer sent more or died.
 #[test]
@@ -366,19 +386,7 @@ fn a_child_stalled_mid_header_holds_up_no_other_result() {
             Ok(())
         })
         .unwrap();
-    // Let the partial header arrive alone, so an exchange store serves it
-    // before the talker has anything to say.
-    assert_eq!(queue.next_result(300).unwrap_err(), Error::TimedOut);
-    let talker = queue
-        .start(|ch| {
-            std::thread::sleep(Duration::from_millis(100));
-            Ok(ch.send(b"spoken")?)
-        })
-        .unwrap();
-    let started = Instant::now();
-    let (task, outcome) = queue.next_result(20_000).unwrap();
-    assert_eq!((task, outcome), (talker, Ok(b"spoken".to_vec())));
-    assert!(started.elapsed() < Duration::from_secs(20));
+    let talker = talker_answers_first(&mut queue);
     assert_eq!(queue.next_result(100).unwrap_err(), Error::TimedOut);
     assert_ne!(stalled, talker);
 }
@@ -405,15 +413,7 @@ fn a_child_stalled_mid_error_frame_holds_up_no_other_result() {
             Ok(())
         })
         .unwrap();
-    assert_eq!(queue.next_result(300).unwrap_err(), Error::TimedOut);
-    let talker = queue
-        .start(|ch| {
-            std::thread::sleep(Duration::from_millis(100));
-            Ok(ch.send(b"spoken")?)
-        })
-        .unwrap();
-    let (task, outcome) = queue.next_result(20_000).unwrap();
-    assert_eq!((task, outcome), (talker, Ok(b"spoken".to_vec())));
+    talker_answers_first(&mut queue);
     // The stalled frame, once whole, is that task's failure.
     let (task, outcome) = queue.next_result(20_000).unwrap();
     assert_eq!(task, stalled);
