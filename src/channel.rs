@@ -92,6 +92,100 @@ impl ReadBuf {
     }
 }
 
+/// What was taken from a channel monitored by an exchange, for the task a
+/// frame names: the exchange charges every frame to its task from these,
+/// whoever received it (its store handler, or the program after
+/// [`Exchange::ready`](crate::exchange::Exchange::ready)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Mark {
+    /// The task the frames named.
+    pub(crate) task: u64,
+    /// Messages taken.
+    pub(crate) messages: usize,
+    /// The task ended (its last frame was taken).
+    pub(crate) end: bool,
+    /// The task failed: an error frame was taken (it ends the task).
+    pub(crate) failed: bool,
+}
+
+/// The marks not yet collected by the exchange, oldest first. Without an
+/// allocator there are no reused workers, so a channel is one task and its
+/// marks merge into one.
+#[derive(Debug, Default)]
+struct Marks {
+    on: bool,
+    #[cfg(feature = "alloc")]
+    log: VecDeque<Mark>,
+    #[cfg(not(feature = "alloc"))]
+    log: Option<Mark>,
+}
+
+impl Marks {
+    fn record(&mut self, task: u64, messages: usize, end: bool, failed: bool) {
+        if !self.on {
+            return;
+        }
+        #[cfg(feature = "alloc")]
+        let last = self.log.back_mut();
+        #[cfg(not(feature = "alloc"))]
+        let last = self.log.as_mut();
+        match last {
+            Some(mark) if mark.task == task && !mark.end && !mark.failed => {
+                mark.messages += messages;
+                mark.end |= end;
+                mark.failed |= failed;
+            }
+            #[cfg(not(feature = "alloc"))]
+            Some(mark) => {
+                mark.messages += messages;
+                mark.end |= end;
+                mark.failed |= failed;
+            }
+            _ => {
+                let mark = Mark {
+                    task,
+                    messages,
+                    end,
+                    failed,
+                };
+                #[cfg(feature = "alloc")]
+                self.log.push_back(mark);
+                #[cfg(not(feature = "alloc"))]
+                {
+                    self.log = Some(mark);
+                }
+            }
+        }
+    }
+
+    fn take(&mut self) -> Option<Mark> {
+        #[cfg(feature = "alloc")]
+        return self.log.pop_front();
+        #[cfg(not(feature = "alloc"))]
+        self.log.take()
+    }
+}
+
+/// A frame a reused worker's loop owns (args or stop) that a callable's
+/// receive met while waiting for its own task's messages: kept for the loop.
+#[cfg(feature = "alloc")]
+#[derive(Debug)]
+enum LoopFrame {
+    Args(u64, Vec<u8>),
+    Stop,
+}
+
+/// The task a reused worker's callable is running.
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy, Debug)]
+struct WorkerTask {
+    /// Its tag (the args frame's `task` field).
+    task: u64,
+    /// Its one result went out (without `continuous`): nothing more will
+    /// come for it, so a loop frame means "no more for this task".
+    answered: bool,
+}
+
 /// What [`Channel::next_frame`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Frame {
@@ -119,9 +213,23 @@ pub struct Channel {
     pending: Option<Header>,
     /// Why the channel ended (end of stream or a malformed frame); sticky.
     ended: Option<Error>,
+    /// The end came as a stop frame (no more tasks for a reused worker).
+    stopped: bool,
     remote: Option<RemoteError>,
     /// Mark the next data frame sent as the last result of a task.
     end_next_send: bool,
+    /// The task this side's frames belong to (the header's `task` field):
+    /// set by a reused worker's loop for each task, and on a creator's side
+    /// by each data frame taken, so that a reply goes to the task that asked.
+    task: u64,
+    /// What was taken, for the exchange monitoring this channel.
+    marks: Marks,
+    /// In a reused worker, while its callable runs: the task.
+    #[cfg(feature = "alloc")]
+    worker: Option<WorkerTask>,
+    /// Args and stop frames a callable's receive met, kept for the loop.
+    #[cfg(feature = "alloc")]
+    loop_frames: VecDeque<LoopFrame>,
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
@@ -168,8 +276,15 @@ impl Channel {
             rbuf: ReadBuf::new(),
             pending: None,
             ended: None,
+            stopped: false,
             remote: None,
             end_next_send: false,
+            task: 0,
+            marks: Marks::default(),
+            #[cfg(feature = "alloc")]
+            worker: None,
+            #[cfg(feature = "alloc")]
+            loop_frames: VecDeque::new(),
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
@@ -259,9 +374,13 @@ impl Channel {
         Ok(())
     }
 
-    /// Writes the frames held back and stops holding them.
+    /// Writes the frames held back and stops holding them (a reused
+    /// worker batching its answers holds them: see
+    /// [`Options::batch`](crate::Options::batch)). Frames go out in the order
+    /// they were sent, so code that writes to [`Channel::raw_fd`] itself
+    /// flushes first.
     #[cfg(feature = "alloc")]
-    pub(crate) fn flush(&mut self) -> Result<()> {
+    pub fn flush(&mut self) -> Result<()> {
         self.corked = false;
         if self.held.is_empty() {
             return Ok(());
@@ -276,7 +395,7 @@ impl Channel {
     /// True when a message can be taken without reading the socket.
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
-        if !self.stash.is_empty() {
+        if !self.stash.is_empty() || !self.loop_frames.is_empty() {
             return true;
         }
         self.pending.is_some() || self.frame_buffered()
@@ -308,6 +427,10 @@ impl Channel {
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let flags = if self.end_next_send { FLAG_END } else { 0 };
         self.send_frame(Kind::Data, flags, data)?;
+        #[cfg(feature = "alloc")]
+        if let (true, Some(worker)) = (self.end_next_send, &mut self.worker) {
+            worker.answered = true;
+        }
         self.end_next_send = false;
         Ok(())
     }
@@ -319,10 +442,112 @@ impl Channel {
         core::mem::replace(&mut self.end_next_send, on)
     }
 
+    /// In a reused worker: the loop starts task `task` (the tag of its args
+    /// frame); the callable's receives now see only that task's messages.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn begin_task(&mut self, task: u64) {
+        self.task = task;
+        self.worker = Some(WorkerTask {
+            task,
+            answered: false,
+        });
+    }
+
+    /// In a reused worker: the callable returned; the loop reads again.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn end_task(&mut self) {
+        self.worker = None;
+    }
+
+    /// In a reused worker's loop: the next task's tag and arguments, from
+    /// what a callable's receive kept or from the socket. A message for a
+    /// task that is over (a reply nobody received) is dropped on the way.
+    /// [`Error::Closed`] when told to stop or at the end of the channel.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn next_args(&mut self) -> Result<(u64, Vec<u8>)> {
+        loop {
+            match self.loop_frames.pop_front() {
+                Some(LoopFrame::Args(task, args)) => return Ok((task, args)),
+                Some(LoopFrame::Stop) => return Err(self.end_on(Error::Closed)),
+                None => {}
+            }
+            if let Some(e) = self.ended {
+                return Err(e);
+            }
+            if let Frame::Message(header) = self.read_frame(Deadline::after(-1))? {
+                let payload = self.take_vec(header)?;
+                if header.kind == Kind::Args {
+                    return Ok((header.task, payload));
+                }
+            }
+        }
+    }
+
+    /// A callable's [`Channel::next_frame`] in a reused worker: args and
+    /// stop frames are kept for the loop and messages for other tasks are
+    /// dropped; once the task has answered (or a stop came), a loop frame
+    /// means no more will come for this task: [`Error::Closed`], not sticky.
+    #[cfg(feature = "alloc")]
+    fn next_task_frame(&mut self, worker: WorkerTask, deadline: Deadline) -> Result<Frame> {
+        loop {
+            let stopped = matches!(self.loop_frames.back(), Some(LoopFrame::Stop));
+            if stopped || (worker.answered && !self.loop_frames.is_empty()) {
+                return Err(Error::Closed);
+            }
+            let frame = match self.read_frame(deadline) {
+                Err(Error::Closed) if self.stopped => {
+                    self.ended = None;
+                    self.stopped = false;
+                    self.loop_frames.push_back(LoopFrame::Stop);
+                    continue;
+                }
+                other => other?,
+            };
+            match frame {
+                Frame::Message(header) if header.kind == Kind::Args => {
+                    let args = self.take_vec(header)?;
+                    self.loop_frames
+                        .push_back(LoopFrame::Args(header.task, args));
+                }
+                Frame::Message(header) if header.task != worker.task => {
+                    self.take_vec(header)?;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Takes the pending message into a new vector.
+    #[cfg(feature = "alloc")]
+    fn take_vec(&mut self, header: Header) -> Result<Vec<u8>> {
+        // The length was checked against max_message before this allocation.
+        let mut message = vec![0; header.length as usize];
+        self.take_payload(&mut message)?;
+        Ok(message)
+    }
+
     /// In a reused worker: tells the exchange the current task is finished.
     #[cfg(feature = "alloc")]
     pub(crate) fn send_task_end(&mut self) -> Result<()> {
         self.send_frame(Kind::Stop, FLAG_END, &[]).map(drop)
+    }
+
+    /// Monitored by an exchange (or not): record what is taken as marks for it.
+    pub(crate) fn set_marking(&mut self, on: bool) {
+        self.marks = Marks {
+            on,
+            ..Marks::default()
+        };
+    }
+
+    /// The oldest mark not yet collected.
+    pub(crate) fn take_mark(&mut self) -> Option<Mark> {
+        self.marks.take()
+    }
+
+    /// On a creator's side: what is sent from now on goes to task `task`.
+    pub(crate) fn reply_to(&mut self, task: u64) {
+        self.task = task;
     }
 
     /// In an exchange: tells a reused worker there are no more tasks.
@@ -379,7 +604,8 @@ impl Channel {
             });
         }
         let seq = self.next_seq;
-        self.write_frame(Header::new(kind, flags, payload.len() as u32, seq), payload)?;
+        let header = Header::new(kind, flags, payload.len() as u32, seq).for_task(self.task);
+        self.write_frame(header, payload)?;
         self.next_seq = seq.wrapping_add(1);
         Ok(seq)
     }
@@ -477,10 +703,7 @@ impl Channel {
             return Ok(message);
         }
         let header = self.next_header(Deadline::after(timeout_ms))?;
-        // The length was checked against max_message before this allocation.
-        let mut message = vec![0; header.length as usize];
-        self.take_payload(&mut message)?;
-        Ok(message)
+        self.take_vec(header)
     }
 
     /// Waits until a message (or the end of the channel) can be received
@@ -526,6 +749,15 @@ impl Channel {
         if let Some(e) = self.ended {
             return Err(e);
         }
+        #[cfg(feature = "alloc")]
+        if let Some(worker) = self.worker {
+            return self.next_task_frame(worker, deadline);
+        }
+        self.read_frame(deadline)
+    }
+
+    /// Reads one frame from the socket (see [`Channel::next_frame`]).
+    fn read_frame(&mut self, deadline: Deadline) -> Result<Frame> {
         let header = match self.read_header(deadline) {
             Ok(header) => header,
             Err(e) => return Err(self.end_on(e)),
@@ -539,7 +771,10 @@ impl Channel {
                 self.pending = Some(header);
                 Ok(Frame::Message(header))
             }
-            Kind::Stop if header.flags & FLAG_END != 0 => Ok(Frame::TaskEnd),
+            Kind::Stop if header.flags & FLAG_END != 0 => {
+                self.marks.record(header.task, 0, true, false);
+                Ok(Frame::TaskEnd)
+            }
             Kind::Error => {
                 let mut payload = [0u8; MAX_ERROR_PAYLOAD];
                 let payload = &mut payload[..header.length as usize];
@@ -550,9 +785,14 @@ impl Channel {
                 };
                 self.remote = Some(RemoteError::new(code, message));
                 self.acknowledge(header);
+                self.marks.record(header.task, 0, false, true);
                 Err(Error::Remote { code })
             }
-            Kind::Stop => Err(self.end_on(Error::Closed)),
+            Kind::Stop => {
+                self.stopped = true;
+                Err(self.end_on(Error::Closed))
+            }
+            Kind::End => Err(self.end_on(Error::Closed)),
         }
     }
 
@@ -566,6 +806,17 @@ impl Channel {
         self.read_payload(dst)?;
         self.pending = None;
         self.acknowledge(header);
+        if header.kind == Kind::Data {
+            self.marks
+                .record(header.task, 1, header.flags & FLAG_END != 0, false);
+            #[cfg(feature = "alloc")]
+            let in_worker = self.worker.is_some();
+            #[cfg(not(feature = "alloc"))]
+            let in_worker = false;
+            if !in_worker {
+                self.task = header.task;
+            }
+        }
         Ok(())
     }
 
@@ -701,7 +952,6 @@ impl Channel {
     }
 
     /// Why the channel ended, once it has.
-    #[cfg(feature = "std")]
     pub(crate) fn end_error(&self) -> Option<Error> {
         self.ended
     }
@@ -716,10 +966,13 @@ impl Channel {
         self.ended.is_some()
     }
 
-    /// Sends an args frame (a task for a reused worker).
+    /// Sends an args frame: task `task` for a reused worker.
     #[cfg(feature = "alloc")]
-    pub(crate) fn send_args(&mut self, args: &[u8]) -> Result<()> {
-        self.send_frame(Kind::Args, 0, args).map(drop)
+    pub(crate) fn send_args(&mut self, task: u64, args: &[u8]) -> Result<()> {
+        let replies_to = core::mem::replace(&mut self.task, task);
+        let sent = self.send_frame(Kind::Args, 0, args);
+        self.task = replies_to;
+        sent.map(drop)
     }
 
     /// Waits for the created process to end and returns its status
@@ -834,7 +1087,7 @@ impl Channel {
     pub(crate) fn send_error_now(&mut self, error: &RemoteError) {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
         let len = error_payload(error, &mut payload);
-        let header = Header::new(Kind::Error, 0, len as u32, self.next_seq);
+        let header = Header::new(Kind::Error, 0, len as u32, self.next_seq).for_task(self.task);
         self.next_seq = self.next_seq.wrapping_add(1);
         let _ = sys::send_vectored_now(&self.fd, &[&header.encode(), &payload[..len]]);
     }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hardening::wire_model::{frame, DATA, ERROR};
+use hardening::wire_model::{frame, frame_for, DATA, ERROR};
 use hardening::{seed, Rng, Watchdog};
 use pprocess::exchange::{Spawned, TaskError};
 use pprocess::{exit, Channel, Error, Map, Options, Queue, RemoteError, TaskId};
@@ -234,7 +234,12 @@ fn killed_senders_fail_alone_and_never_hang() {
 /// answer's frame; any other input is echoed.
 fn echo_or_die(ch: &mut Channel, input: &[u8]) -> Result<(), RemoteError> {
     if input[0] == 1 {
-        let whole = frame(DATA, 2, 1, &[7; 5000]); // flagged as a task's last result
+        // Flagged as a task's last result, naming the task (started in
+        // input order: task i's frames carry i + 1).
+        let task = u32::from_le_bytes(input[2..6].try_into().unwrap());
+        let whole = frame_for(DATA, 2, 1, u64::from(task) + 1, &[7; 5000]);
+        // Answers a batching worker holds go first, as the channel would send them.
+        ch.flush().map_err(RemoteError::from)?;
         let cut = 1 + usize::from(input[1]) * 19 % (whole.len() - 1);
         // SAFETY: writing a valid buffer to this process's own socket.
         unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), cut) };

@@ -72,7 +72,9 @@ fn valid_stream(rng: &mut Rng, max: usize) -> Stream {
                 let payload = rng.bytes(len);
                 s.messages.push(payload.clone());
                 let kind = if rng.chance(1, 4) { ARGS } else { DATA };
-                model::frame(kind, flags, seq, &payload)
+                // Any task: a plain channel takes every task's messages.
+                let task = if rng.chance(1, 2) { 0 } else { rng.next_u64() };
+                model::frame_for(kind, flags, seq, task, &payload)
             }
             6 => model::frame(ACK, flags, seq, &[]),
             7 | 8 => {
@@ -118,10 +120,10 @@ fn mutate(rng: &mut Rng, s: &mut Stream, max: usize) {
             // A header field at a frame boundary: length over the maximum,
             // or a bad magic, version, kind, flags or reserved value.
             5..=8 => {
-                let Some(h) = header.filter(|&h| h + 16 <= len) else {
+                let Some(h) = header.filter(|&h| h + model::HEADER <= len) else {
                     continue;
                 };
-                let field = &mut s.bytes[h..h + 16];
+                let field = &mut s.bytes[h..h + model::HEADER];
                 match rng.below(6) {
                     0 => {
                         let length = match rng.below(3) {
@@ -133,7 +135,7 @@ fn mutate(rng: &mut Rng, s: &mut Stream, max: usize) {
                     }
                     1 => field[rng.below(2) as usize] = rng.next_u64() as u8,
                     2 => field[2] = rng.next_u64() as u8,
-                    3 => field[3] = [0, 6, 7, 255][rng.below(4) as usize],
+                    3 => field[3] = [0, 7, 8, 255][rng.below(4) as usize],
                     4 => field[4 + rng.below(2) as usize] |= 1 << rng.range(2, 7),
                     _ => field[6 + rng.below(2) as usize] = rng.range(1, 255) as u8,
                 }

@@ -234,7 +234,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         };
         let slot = &mut self.slots.slots_mut()[index];
         slot.channel().cork(); // written by dispatch, with the worker's other new tasks
-        if let Err(e) = slot.channel().send_args(&args) {
+        if let Err(e) = slot.channel().send_args(super::tag_of(task), &args) {
             // The worker is gone: this task starts elsewhere.
             let (key, body) = match &slot.worker {
                 Some(w) => (w.key, w.body.clone()),
@@ -355,8 +355,8 @@ fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
     // When the oldest answer held back was ready.
     let mut held_since = None;
     loop {
-        let args = match channel.receive_vec() {
-            Ok(args) => args,
+        let (task, args) = match channel.next_args() {
+            Ok(next) => next,
             // Told to stop: the answers held back still go out.
             Err(Error::Closed) if channel.flush().is_ok() => return 0,
             Err(_) => return 1,
@@ -368,7 +368,9 @@ fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
         });
         // Without `continuous` the task's one message carries the end mark.
         channel.set_end_next_send(!options.continuous);
+        channel.begin_task(task);
         let outcome = process::call_guarded(channel, |channel| body(channel, &args));
+        channel.end_task();
         let unanswered = channel.set_end_next_send(false);
         let mut sent = match outcome {
             Err(error) => channel.send_error(&error),

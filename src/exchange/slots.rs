@@ -38,6 +38,8 @@ impl<C: BorrowMut<Channel>> Slot<C> {
             // Cannot fail: the deque is empty.
             let _ = tasks.push_back(task);
         }
+        let mut channel = channel;
+        channel.borrow_mut().set_marking(true);
         Slot {
             channel,
             tasks,

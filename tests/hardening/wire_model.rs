@@ -12,9 +12,9 @@ use pprocess::{Channel, Error};
 /// "PP", little-endian.
 pub const MAGIC: [u8; 2] = [0x50, 0x50];
 /// The wire version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Header bytes.
-pub const HEADER: usize = 16;
+pub const HEADER: usize = 24;
 /// Largest error-frame payload: an `i32` code and 256 bytes of text.
 pub const ERROR_MAX: usize = 4 + 256;
 
@@ -28,6 +28,8 @@ pub const ACK: u8 = 3;
 pub const ARGS: u8 = 4;
 /// A stop frame.
 pub const STOP: u8 = 5;
+/// An end-of-stream frame.
+pub const END: u8 = 6;
 /// Flag: acknowledgement requested.
 pub const FLAG_ACK: u16 = 1;
 /// Flag: last result of a task.
@@ -72,8 +74,13 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Encodes one frame.
+/// Encodes one frame of task 0.
 pub fn frame(kind: u8, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    frame_for(kind, flags, seq, 0, payload)
+}
+
+/// Encodes one frame naming `task`.
+pub fn frame_for(kind: u8, flags: u16, seq: u32, task: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
@@ -82,6 +89,7 @@ pub fn frame(kind: u8, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&task.to_le_bytes());
     out.extend_from_slice(payload);
     out
 }
@@ -115,7 +123,7 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
             break Error::Protocol(ProtoError::BadVersion(h[2]));
         }
         let kind = h[3];
-        if !(DATA..=STOP).contains(&kind) {
+        if !(DATA..=END).contains(&kind) {
             break Error::Protocol(ProtoError::BadKind(kind));
         }
         let flags = u16_at(h, 4);
@@ -160,7 +168,9 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
                 }
             }
             ACK => {}
-            // A task-end marker is skipped by receives; a plain stop ends the channel.
+            // A task-end marker is skipped by receives; a plain stop, or an
+            // end of stream, ends the channel. (The task field names the
+            // task a frame belongs to; a plain channel takes any.)
             STOP if flags & FLAG_END != 0 => {}
             _ => break Error::Closed,
         }
