@@ -601,6 +601,71 @@ static void test_callable_error(void)
     pp_exchange_free(queue);
 }
 
+/* A failed task's id comes with its error, whole (not an int). */
+static void test_failed_task_id_is_known(void)
+{
+    int32_t code = 7;
+    int32_t value = 5;
+    uint64_t task = 99, next = 0;
+    size_t len;
+    int32_t got;
+    int failed, answered;
+    pp_exchange *queue;
+
+    CHECK_OK(pp_queue_new(1, 0, &queue));
+    CHECK_EQ(pp_exchange_last_task(queue, &task), PP_EDONE);
+    CHECK_EQ(task, 99); /* written only on success */
+    CHECK_OK(pp_exchange_next_id(queue, &next));
+    CHECK_EQ(next, 0);
+    CHECK_EQ(pp_exchange_start(queue, echo_arg, &value, sizeof value), 0);
+    CHECK_EQ(pp_exchange_start(queue, fail_with, &code, sizeof code), 1);
+    CHECK_OK(pp_exchange_next_id(queue, &next));
+    CHECK_EQ(next, 2);
+    failed = answered = 0;
+    for (int k = 0; k < 2; k++) {
+        int rc = pp_exchange_next(queue, &got, sizeof got, &len);
+        CHECK_OK(pp_exchange_last_task(queue, &task));
+        if (rc == PP_EREMOTE) {
+            CHECK_EQ(task, 1);
+            failed++;
+        } else {
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(task, 0);
+            CHECK_EQ(got, value);
+            answered++;
+        }
+    }
+    CHECK_EQ(failed, 1);
+    CHECK_EQ(answered, 1);
+    CHECK_EQ(pp_exchange_last_task(NULL, &task), PP_EINVAL);
+    CHECK_EQ(pp_exchange_last_task(queue, NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_next_id(queue, NULL), PP_EINVAL);
+    pp_exchange_free(queue);
+}
+
+/* An argument a reused worker could never be sent: PP_ETOOBIG from the
+ * call, with nothing started. */
+static void test_oversized_reused_argument_starts_nothing(void)
+{
+    size_t size = ((size_t)64 << 20) + 1;
+    unsigned char *big = calloc(size, 1);
+    int32_t outputs[1];
+    uint64_t next = 9;
+    pp_exchange *queue;
+
+    CHECK(big != NULL);
+    CHECK_OK(pp_queue_new(2, PP_REUSE, &queue));
+    CHECK_EQ(pp_exchange_start(queue, echo_arg, big, size), PP_ETOOBIG);
+    CHECK_EQ(pp_exchange_call(queue, square, big, size, 4), PP_ETOOBIG);
+    CHECK_EQ(pp_exchange_active(queue), 0);
+    CHECK_EQ(pp_exchange_unfinished(queue), 0);
+    CHECK_OK(pp_exchange_next_id(queue, &next));
+    CHECK_EQ(next, 0);
+    pp_exchange_free(queue);
+    CHECK_EQ(pp_pmap(square, big, size, outputs, sizeof outputs[0], 1, 2, PP_REUSE), PP_ETOOBIG);
+    free(big);
+}
+
 /* ---- Taking results ---- */
 
 static void test_next_too_big_then_retry(void)
@@ -1128,6 +1193,8 @@ int main(void)
     RUN(test_killed_worker);
     RUN(test_function_error);
     RUN(test_callable_error);
+    RUN(test_failed_task_id_is_known);
+    RUN(test_oversized_reused_argument_starts_nothing);
     RUN(test_next_too_big_then_retry);
     RUN(test_next_alloc);
     RUN(test_map_get_waits_only_for_its_task);

@@ -433,10 +433,11 @@ int pp_exchange_create(pp_exchange *ex, pp_channel **child);
 
 /**
  * Takes the next result of a queue or map: copies it into buf, stores its
- * length in *len and returns its task id (>= 0). A failed task gives its
- * error (PP_EREMOTE, PP_EPEER, ...; see pp_exchange_task_error). PP_ETOOBIG:
- * *len is set to the size needed and the result stays queued. PP_EDONE when
- * every result was read.
+ * length in *len and returns its task id (>= 0; INT_MAX for any id above
+ * it). A failed task gives its error (PP_EREMOTE, PP_EPEER, ...; see
+ * pp_exchange_task_error), and pp_exchange_last_task says which task it was.
+ * PP_ETOOBIG: *len is set to the size needed and the result stays queued.
+ * PP_EDONE when every result was read.
  */
 int pp_exchange_next(pp_exchange *ex, void *buf, size_t cap, size_t *len);
 
@@ -460,6 +461,22 @@ int pp_map_get(pp_exchange *map, size_t index, void *buf, size_t cap, size_t *le
  * until its next call; either pointer may be NULL) if there is one, else 0.
  */
 int pp_exchange_task_error(const pp_exchange *ex, int *code, const char **message);
+
+/**
+ * The id of the task whose result or failure the last pp_exchange_next,
+ * pp_exchange_next_alloc or pp_map_get handed out, written whole to *task
+ * (those calls return an int, which cannot hold an id above INT_MAX, and a
+ * failed task's error in place of its id). Returns 0, or PP_EDONE if no
+ * result was handed out yet.
+ */
+int pp_exchange_last_task(const pp_exchange *ex, uint64_t *task);
+
+/**
+ * The id the next task started, called, created or added will get, written
+ * whole to *task (the calls that start one return it as an int: INT_MAX for
+ * any id above it). Returns 0.
+ */
+int pp_exchange_next_id(const pp_exchange *ex, uint64_t *task);
 
 /**
  * `outputs[i] = function(inputs[i])` for count fixed-size records, in other

@@ -22,6 +22,7 @@ use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 use crate::process::{self, Created};
 use crate::sys;
+use crate::wire::DEFAULT_MAX_MESSAGE;
 
 /// Argument bytes a worker may have queued; below a socket buffer, so the
 /// creator never blocks writing tasks while the worker writes results.
@@ -63,6 +64,14 @@ enum Job {
         body: Rc<Body>,
         args: Vec<u8>,
     },
+}
+
+impl Job {
+    fn task(&self) -> TaskId {
+        match self {
+            Job::Once { task, .. } | Job::Call { task, .. } | Job::Reuse { task, .. } => *task,
+        }
+    }
 }
 
 /// A reused worker, kept in its slot.
@@ -159,7 +168,16 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.start_keyed(Key::Type(TypeId::of::<F>()), Rc::new(body), input)
     }
 
+    /// Queues a task of `body` and starts what the limit allows.
+    /// [`Error::TooBig`] for arguments a reused worker could not be sent
+    /// (over the maximum message size), before anything is queued or started.
     pub(crate) fn start_keyed(&mut self, key: Key, body: Rc<Body>, args: &[u8]) -> Result<TaskId> {
+        if self.options.reuse && args.len() > DEFAULT_MAX_MESSAGE {
+            return Err(Error::TooBig {
+                size: args.len(),
+                capacity: DEFAULT_MAX_MESSAGE,
+            });
+        }
         let task = self.new_task();
         let job = if self.options.reuse {
             Job::Reuse {
@@ -176,8 +194,29 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             }
         };
         self.jobs.waiting.push_back(job);
-        self.dispatch()?;
-        Ok(task)
+        self.dispatch_new(task)
+    }
+
+    /// [`Exchange::dispatch`] after queueing `task`: when it fails before
+    /// `task` started (no process could be created, say), `task` is taken
+    /// back, so a failed start leaves no trace and a retry runs it once.
+    pub(super) fn dispatch_new(&mut self, task: TaskId) -> Result<TaskId> {
+        let Err(e) = self.dispatch() else {
+            return Ok(task);
+        };
+        let queued = self.jobs.waiting.iter().position(|job| job.task() == task);
+        match queued {
+            Some(index) => {
+                self.jobs.waiting.remove(index);
+                if self.next_task == task + 1 {
+                    self.next_task = task;
+                }
+                Err(e)
+            }
+            // It started: the failure was another task's, which waits for
+            // the next attempt.
+            None => Ok(task),
+        }
     }
 
     /// Starts waiting tasks, first come first served, as far as the limit

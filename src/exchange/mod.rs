@@ -220,6 +220,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         0
     }
 
+    /// The id the next task started or added will get.
+    pub fn next_id(&self) -> TaskId {
+        self.next_task
+    }
+
     fn new_task(&mut self) -> TaskId {
         let task = self.next_task;
         self.next_task += 1;
@@ -665,8 +670,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         {
             let task = self.new_task();
             self.jobs.push_once(task, alloc::boxed::Box::new(callable));
-            self.dispatch()?;
-            Ok(task)
+            self.dispatch_new(task)
         }
         #[cfg(not(feature = "alloc"))]
         {

@@ -150,6 +150,8 @@ struct CExchange {
     exchange: Exchange<Growable, CStore>,
     /// The last failed result handed out, for pp_exchange_task_error.
     failure: Option<TaskError>,
+    /// The task of the last result handed out, for pp_exchange_last_task.
+    last_task: Option<TaskId>,
 }
 
 fn options(flags: c_uint) -> Result<Options> {
@@ -176,6 +178,7 @@ fn new_exchange(
     let handle: *mut pp_exchange = Box::into_raw(Box::new(CExchange {
         exchange,
         failure: None,
+        last_task: None,
     }))
     .cast();
     // SAFETY: `handle` was just made from a Box<CExchange>.
@@ -227,6 +230,8 @@ impl CExchange {
     }
 }
 
+/// A count or task id as a C return value; an id above INT_MAX is returned
+/// as INT_MAX (pp_exchange_next_id and pp_exchange_last_task give it whole).
 fn count(n: usize) -> c_int {
     n.min(c_int::MAX as usize) as c_int
 }
@@ -532,10 +537,11 @@ pub extern "C" fn pp_exchange_create(ex: *mut pp_exchange, child: *mut *mut pp_c
 }
 
 /// Takes the next result of a queue or map: copies it into buf, stores its
-/// length in *len and returns its task id (>= 0). A failed task gives its
-/// error (PP_EREMOTE, PP_EPEER, ...; see pp_exchange_task_error). PP_ETOOBIG:
-/// *len is set to the size needed and the result stays queued. PP_EDONE when
-/// every result was read.
+/// length in *len and returns its task id (>= 0; INT_MAX for any id above
+/// it). A failed task gives its error (PP_EREMOTE, PP_EPEER, ...; see
+/// pp_exchange_task_error), and pp_exchange_last_task says which task it was.
+/// PP_ETOOBIG: *len is set to the size needed and the result stays queued.
+/// PP_EDONE when every result was read.
 #[no_mangle]
 pub extern "C" fn pp_exchange_next(
     ex: *mut pp_exchange,
@@ -551,7 +557,7 @@ pub extern "C" fn pp_exchange_next(
         if let Ok(message) = outcome {
             copy_message(message, buf, len)?;
         }
-        take_result(ex).map(|()| count(task))
+        take_result(ex, task).map(|()| count(task))
     })
 }
 
@@ -569,10 +575,11 @@ fn copy_message(message: &[u8], buf: &mut [u8], len: *mut usize) -> Result<()> {
     Ok(())
 }
 
-/// Takes the next result (already in) off the exchange, acknowledging it if
-/// it came from a persistent process; a failure is remembered for
-/// pp_exchange_task_error and returned as its error.
-fn take_result(ex: &mut CExchange) -> Result<()> {
+/// Takes the next result (already in, of `task`) off the exchange,
+/// acknowledging it if it came from a persistent process; a failure is
+/// remembered for pp_exchange_task_error and returned as its error.
+fn take_result(ex: &mut CExchange, task: TaskId) -> Result<()> {
+    ex.last_task = Some(task);
     match ex.exchange.pop_result() {
         Some((_, Ok(_))) => Ok(()),
         Some((_, Err(failure))) => {
@@ -602,7 +609,7 @@ pub extern "C" fn pp_exchange_next_alloc(
             Ok(message) => Some(super::malloc_copy(message)?),
             Err(_) => None,
         };
-        take_result(ex)?;
+        take_result(ex, task)?;
         if let Some((ptr, size)) = copy {
             // SAFETY: both were checked non-NULL.
             unsafe {
@@ -632,7 +639,9 @@ pub extern "C" fn pp_map_get(
         if !matches!(ex.exchange.handler(), CStore::Map(_)) {
             return Err(Error::Invalid);
         }
-        match ex.exchange.get(index)? {
+        let outcome = ex.exchange.get(index)?;
+        ex.last_task = Some(index);
+        match outcome {
             Ok(message) => copy_message(message, buf, len).map(|()| 0),
             Err(failure) => {
                 let failure = failure.clone();
@@ -662,6 +671,40 @@ pub extern "C" fn pp_exchange_task_error(
         };
         super::write_remote(remote, code, message)?;
         Ok(1)
+    })
+}
+
+/// The id of the task whose result or failure the last pp_exchange_next,
+/// pp_exchange_next_alloc or pp_map_get handed out, written whole to *task
+/// (those calls return an int, which cannot hold an id above INT_MAX, and a
+/// failed task's error in place of its id). Returns 0, or PP_EDONE if no
+/// result was handed out yet.
+#[no_mangle]
+pub extern "C" fn pp_exchange_last_task(ex: *const pp_exchange, task: *mut u64) -> c_int {
+    guard(|| {
+        require(task)?;
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let last = ex.last_task.ok_or(Error::Done)?;
+        // SAFETY: `task` was checked non-NULL.
+        unsafe { write_out(task, last as u64) }?;
+        Ok(0)
+    })
+}
+
+/// The id the next task started, called, created or added will get, written
+/// whole to *task (the calls that start one return it as an int: INT_MAX for
+/// any id above it). Returns 0.
+#[no_mangle]
+pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) -> c_int {
+    guard(|| {
+        require(task)?;
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let next = ex.exchange.next_id();
+        // SAFETY: `task` was checked non-NULL.
+        unsafe { write_out(task, next as u64) }?;
+        Ok(0)
     })
 }
 
