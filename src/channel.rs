@@ -230,6 +230,13 @@ pub struct Channel {
     /// Args and stop frames a callable's receive met, kept for the loop.
     #[cfg(feature = "alloc")]
     loop_frames: VecDeque<LoopFrame>,
+    /// The first bytes of the pending message's payload, read ahead without
+    /// waiting by [`Channel::buffer_payload`] (an exchange's poll rounds).
+    /// (Sized to the payload once started; `partial_have` bytes are filled.)
+    #[cfg(feature = "alloc")]
+    partial: Vec<u8>,
+    #[cfg(feature = "alloc")]
+    partial_have: usize,
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
@@ -285,6 +292,10 @@ impl Channel {
             worker: None,
             #[cfg(feature = "alloc")]
             loop_frames: VecDeque::new(),
+            #[cfg(feature = "alloc")]
+            partial: Vec::new(),
+            #[cfg(feature = "alloc")]
+            partial_have: 0,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
@@ -398,7 +409,72 @@ impl Channel {
         if !self.stash.is_empty() || !self.loop_frames.is_empty() {
             return true;
         }
-        self.pending.is_some() || self.frame_buffered()
+        match self.pending {
+            Some(header) => self.payload_buffered(header),
+            None => self.frame_buffered(),
+        }
+    }
+
+    /// True when the pending message's payload is buffered whole.
+    fn payload_buffered(&self, header: Header) -> bool {
+        #[cfg(feature = "alloc")]
+        let partial = self.partial_have;
+        #[cfg(not(feature = "alloc"))]
+        let partial = 0;
+        partial + self.rbuf.available().len() >= header.length as usize
+    }
+
+    /// Reads what has arrived of the pending message's payload, without
+    /// waiting; true once all of it is buffered, so that a receive takes it
+    /// without a system call. An exchange serves a message only then: a
+    /// peer that stalls in the middle of a payload holds nobody up, and the
+    /// next poll rounds resume where this one stopped.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn buffer_payload(&mut self) -> Result<bool> {
+        let Some(header) = self.pending else {
+            return Ok(true);
+        };
+        if self.payload_buffered(header) {
+            return Ok(true);
+        }
+        let len = header.length as usize;
+        if self.partial_have == 0 {
+            // The length was checked against max_message when the header was read.
+            self.partial.clear();
+            self.partial.resize(len, 0);
+        }
+        let buffered = self.rbuf.available().len();
+        let have = self.partial_have;
+        self.partial[have..have + buffered].copy_from_slice(self.rbuf.available());
+        self.rbuf.consume(buffered);
+        self.partial_have += buffered;
+        while self.partial_have < len {
+            match sys::read_now(&self.fd, &mut self.partial[self.partial_have..]) {
+                Ok(0) | Err(Errno::CONNRESET) => {
+                    let why = self.cut_short();
+                    return Err(self.end_on(why));
+                }
+                Ok(n) => self.partial_have += n,
+                Err(Errno::AGAIN) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Takes the payload bytes [`Channel::buffer_payload`] read ahead into
+    /// the front of `dst`; returns the rest of `dst`.
+    fn take_partial<'a>(&mut self, dst: &'a mut [u8]) -> &'a mut [u8] {
+        #[cfg(feature = "alloc")]
+        if self.partial_have > 0 {
+            let n = core::mem::take(&mut self.partial_have).min(dst.len());
+            dst[..n].copy_from_slice(&self.partial[..n]);
+            if self.partial.capacity() > CORK_LIMIT {
+                self.partial = Vec::new(); // do not keep a large message's memory
+            }
+            return &mut dst[n..];
+        }
+        dst
     }
 
     /// True when the read-ahead buffer holds the next frame's header and,
@@ -520,6 +596,13 @@ impl Channel {
     /// Takes the pending message into a new vector.
     #[cfg(feature = "alloc")]
     fn take_vec(&mut self, header: Header) -> Result<Vec<u8>> {
+        if header.length > 0 && self.partial_have == header.length as usize {
+            // Read ahead whole (an exchange's poll rounds): no copy.
+            self.partial_have = 0;
+            let message = core::mem::take(&mut self.partial);
+            self.took(header);
+            return Ok(message);
+        }
         // The length was checked against max_message before this allocation.
         let mut message = vec![0; header.length as usize];
         self.take_payload(&mut message)?;
@@ -803,7 +886,15 @@ impl Channel {
             return Err(Error::Invalid);
         };
         debug_assert_eq!(dst.len(), header.length as usize);
-        self.read_payload(dst)?;
+        let rest = self.take_partial(dst);
+        self.read_payload(rest)?;
+        self.took(header);
+        Ok(())
+    }
+
+    /// The pending message (`header`) was taken: acknowledges it if asked,
+    /// records its mark, and (on a creator's side) replies go to its task.
+    fn took(&mut self, header: Header) {
         self.pending = None;
         self.acknowledge(header);
         if header.kind == Kind::Data {
@@ -817,7 +908,6 @@ impl Channel {
                 self.task = header.task;
             }
         }
-        Ok(())
     }
 
     /// Reads and validates the next frame header. An error frame's header
@@ -910,6 +1000,10 @@ impl Channel {
             Error::Closed | Error::PeerEnded { .. } | Error::Protocol(_)
         ) {
             self.pending = None;
+            #[cfg(feature = "alloc")]
+            {
+                self.partial_have = 0;
+            }
             self.ended = Some(e);
         }
         e

@@ -422,6 +422,14 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             Ok(Frame::Ack) | Err(Error::TimedOut) => Ok(true),
             Ok(Frame::TaskEnd) | Err(Error::Remote { .. }) => self.collect(index, true),
             Ok(Frame::Message(header)) => {
+                // Served only once it is buffered whole: a peer stalled in
+                // the middle of a payload holds nobody up.
+                #[cfg(feature = "alloc")]
+                match slot.channel().buffer_payload() {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(true),
+                    Err(e) => return self.retire(index, e).map(|()| false),
+                }
                 let Some(task) = self.task_of(index, header.task) else {
                     // A message nobody asked for: a misbehaving peer.
                     let why = match self.slots.slots()[index].tasks.is_empty() {
