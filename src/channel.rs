@@ -14,83 +14,17 @@ use bytemuck::Pod;
 
 use crate::error::{Error, RemoteError, Result};
 use crate::sys::{self, Deadline, Errno, Fd, Pid, PollFd, WaitStatus, POLLIN};
-use crate::wire::{
-    self, Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, FLAG_END, HEADER_LEN,
-    MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT,
-};
-
-/// Most bytes a corked channel holds back before writing them anyway.
 #[cfg(feature = "alloc")]
-const CORK_LIMIT: usize = 64 * 1024;
-
-/// Bytes read ahead per system call; small frames arrive in one `read`.
-const READ_AHEAD: usize = 1024;
-
-// An error frame is read only once it is buffered whole (`read_header`).
-const _: () = assert!(READ_AHEAD >= HEADER_LEN + MAX_ERROR_PAYLOAD);
+use crate::wire::Encoder;
+use crate::wire::{
+    self, Decoder, Header, Kind, Next, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED,
+    FLAG_END, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, READ_AHEAD,
+};
 
 /// How long a receive that saw the peer hang up waits for the peer process to
 /// become waitable: the kernel closes a dying process's descriptors just
 /// before its exit status can be collected.
 const EXIT_GRACE_MS: i32 = 200;
-
-/// Bytes read from the socket but not yet consumed.
-struct ReadBuf {
-    bytes: [u8; READ_AHEAD],
-    start: usize,
-    end: usize,
-}
-
-impl ReadBuf {
-    fn new() -> ReadBuf {
-        ReadBuf {
-            bytes: [0; READ_AHEAD],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    fn available(&self) -> &[u8] {
-        &self.bytes[self.start..self.end]
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Moves the unread bytes to the front when fewer than `n` more fit
-    /// behind them.
-    fn make_room(&mut self, n: usize) {
-        if self.start > 0 && READ_AHEAD - self.start < n {
-            self.bytes.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-    }
-
-    /// One read from `fd` into the free space; `Ok(0)` at end of stream.
-    /// With `block == false` it takes only what is already queued
-    /// ([`Errno::AGAIN`] when nothing is).
-    fn fill(&mut self, fd: &Fd, block: bool) -> sys::Result<usize> {
-        if self.end == READ_AHEAD {
-            self.bytes.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        let free = &mut self.bytes[self.end..];
-        let n = if block {
-            sys::read(fd, free)?
-        } else {
-            sys::read_now(fd, free)?
-        };
-        self.end += n;
-        Ok(n)
-    }
-}
 
 /// What was taken from a channel monitored by an exchange, for the task a
 /// frame names: the exchange charges every frame to its task from these,
@@ -208,9 +142,8 @@ pub struct Channel {
     next_seq: u32,
     /// The highest frame number the peer acknowledged.
     acked: u32,
-    rbuf: ReadBuf,
-    /// A message whose header was read but whose payload was not.
-    pending: Option<Header>,
+    /// What was read and not yet taken: a partial frame, a pending message.
+    dec: Decoder,
     /// Why the channel ended (end of stream or a malformed frame); sticky.
     ended: Option<Error>,
     /// The end came as a stop frame (no more tasks for a reused worker).
@@ -230,25 +163,12 @@ pub struct Channel {
     /// Args and stop frames a callable's receive met, kept for the loop.
     #[cfg(feature = "alloc")]
     loop_frames: VecDeque<LoopFrame>,
-    /// The first bytes of the pending message's payload, read ahead without
-    /// waiting by [`Channel::buffer_payload`] (an exchange's poll rounds).
-    /// (Sized to the payload once started; `partial_have` bytes are filled.)
-    #[cfg(feature = "alloc")]
-    partial: Vec<u8>,
-    #[cfg(feature = "alloc")]
-    partial_have: usize,
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
     /// Frames held back by [`Channel::cork`] until [`Channel::flush`].
     #[cfg(feature = "alloc")]
-    held: Vec<u8>,
-    #[cfg(feature = "alloc")]
-    corked: bool,
-    /// Corked by [`Channel::cork_answers`]: only a task's last frame (end
-    /// mark or error) is held; any other frame writes what is held first.
-    #[cfg(feature = "alloc")]
-    answers_only: bool,
+    enc: Encoder,
     /// Hold acknowledgements back until [`Channel::ack_deferred`] instead of
     /// sending them as frames are received.
     #[cfg(feature = "alloc")]
@@ -280,8 +200,7 @@ impl Channel {
             max_message: DEFAULT_MAX_MESSAGE,
             next_seq: 1,
             acked: 0,
-            rbuf: ReadBuf::new(),
-            pending: None,
+            dec: Decoder::new(),
             ended: None,
             stopped: false,
             remote: None,
@@ -293,17 +212,9 @@ impl Channel {
             #[cfg(feature = "alloc")]
             loop_frames: VecDeque::new(),
             #[cfg(feature = "alloc")]
-            partial: Vec::new(),
-            #[cfg(feature = "alloc")]
-            partial_have: 0,
-            #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
-            held: Vec::new(),
-            #[cfg(feature = "alloc")]
-            corked: false,
-            #[cfg(feature = "alloc")]
-            answers_only: false,
+            enc: Encoder::default(),
             #[cfg(feature = "alloc")]
             defer_acks: false,
             #[cfg(feature = "alloc")]
@@ -346,6 +257,7 @@ impl Channel {
             return Err(Error::Invalid);
         }
         self.max_message = max;
+        self.dec.set_max_message(max);
         Ok(())
     }
 
@@ -354,12 +266,12 @@ impl Channel {
         self.remote.as_ref()
     }
 
-    /// Holds the frames sent from now on (up to [`CORK_LIMIT`] bytes) until
+    /// Holds the frames sent from now on (up to
+    /// [`CORK_LIMIT`](crate::wire::CORK_LIMIT) bytes) until
     /// [`Channel::flush`] writes them with one system call.
     #[cfg(feature = "alloc")]
     pub(crate) fn cork(&mut self) {
-        self.corked = true;
-        self.answers_only = false;
+        self.enc.cork(false);
     }
 
     /// A reused worker's [`Channel::cork`]: holds back only the frames that
@@ -368,19 +280,23 @@ impl Channel {
     /// so that streamed results and request/reply exchanges are not delayed.
     #[cfg(feature = "alloc")]
     pub(crate) fn cork_answers(&mut self) {
-        self.corked = true;
-        self.answers_only = true;
+        self.enc.cork(true);
     }
 
     /// Writes the frames held back, if any, and goes on holding new ones
-    /// back if it did: a read that has to wait for the peer sends them
-    /// first, so a corked channel never waits for an answer to what it holds.
+    /// back: a read that has to wait for the peer sends them first, so a
+    /// corked channel never waits for an answer to what it holds.
     fn send_held(&mut self) -> Result<()> {
         #[cfg(feature = "alloc")]
-        if !self.held.is_empty() {
-            let corked = self.corked;
-            self.flush()?;
-            self.corked = corked;
+        if !self.enc.unwritten().is_empty() {
+            let sent = sys::send_vectored(&self.fd, &[self.enc.unwritten()]);
+            // Written, or lost with the peer: either way not held any more.
+            self.enc.written(usize::MAX);
+            return match sent {
+                Ok(()) => Ok(()),
+                Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
+                Err(e) => Err(e.into()),
+            };
         }
         Ok(())
     }
@@ -392,15 +308,8 @@ impl Channel {
     /// flushes first.
     #[cfg(feature = "alloc")]
     pub fn flush(&mut self) -> Result<()> {
-        self.corked = false;
-        if self.held.is_empty() {
-            return Ok(());
-        }
-        let held = core::mem::take(&mut self.held);
-        let sent = self.write_all(&[&held]);
-        self.held = held; // keep the allocation for the next batch
-        self.held.clear();
-        sent
+        self.enc.uncork();
+        self.send_held()
     }
 
     /// True when a message can be taken without reading the socket.
@@ -409,19 +318,7 @@ impl Channel {
         if !self.stash.is_empty() || !self.loop_frames.is_empty() {
             return true;
         }
-        match self.pending {
-            Some(header) => self.payload_buffered(header),
-            None => self.frame_buffered(),
-        }
-    }
-
-    /// True when the pending message's payload is buffered whole.
-    fn payload_buffered(&self, header: Header) -> bool {
-        #[cfg(feature = "alloc")]
-        let partial = self.partial_have;
-        #[cfg(not(feature = "alloc"))]
-        let partial = 0;
-        partial + self.rbuf.available().len() >= header.length as usize
+        self.dec.ready()
     }
 
     /// Reads what has arrived of the pending message's payload, without
@@ -431,72 +328,28 @@ impl Channel {
     /// next poll rounds resume where this one stopped.
     #[cfg(feature = "alloc")]
     pub(crate) fn buffer_payload(&mut self) -> Result<bool> {
-        let Some(header) = self.pending else {
-            return Ok(true);
-        };
-        if self.payload_buffered(header) {
-            return Ok(true);
-        }
-        let len = header.length as usize;
-        if self.partial_have == 0 {
-            // The length was checked against max_message when the header was read.
-            self.partial.clear();
-            self.partial.resize(len, 0);
-        }
-        let buffered = self.rbuf.available().len();
-        let have = self.partial_have;
-        self.partial[have..have + buffered].copy_from_slice(self.rbuf.available());
-        self.rbuf.consume(buffered);
-        self.partial_have += buffered;
-        while self.partial_have < len {
-            match sys::read_now(&self.fd, &mut self.partial[self.partial_have..]) {
+        loop {
+            let spare = self.dec.payload_spare();
+            if spare.is_empty() {
+                return Ok(true);
+            }
+            match sys::read_now(&self.fd, spare) {
                 Ok(0) | Err(Errno::CONNRESET) => {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
                 }
-                Ok(n) => self.partial_have += n,
+                Ok(n) => self.dec.payload_filled(n),
                 Err(Errno::AGAIN) => return Ok(false),
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(true)
     }
 
-    /// Takes the payload bytes [`Channel::buffer_payload`] read ahead into
-    /// the front of `dst`; returns the rest of `dst`.
-    fn take_partial<'a>(&mut self, dst: &'a mut [u8]) -> &'a mut [u8] {
-        #[cfg(feature = "alloc")]
-        if self.partial_have > 0 {
-            let n = core::mem::take(&mut self.partial_have).min(dst.len());
-            dst[..n].copy_from_slice(&self.partial[..n]);
-            if self.partial.capacity() > CORK_LIMIT {
-                self.partial = Vec::new(); // do not keep a large message's memory
-            }
-            return &mut dst[n..];
-        }
-        dst
-    }
-
-    /// True when the read-ahead buffer holds the next frame's header and,
-    /// for an error frame, its payload too (an error frame is taken whole:
-    /// see [`Channel::read_header`]). A malformed header counts: reading it
-    /// reports the error.
-    fn frame_buffered(&self) -> bool {
-        let available = self.rbuf.available();
-        let Some(bytes) = available.first_chunk::<HEADER_LEN>() else {
-            return false;
-        };
-        match Header::decode(bytes, self.max_message) {
-            Ok(header) => header.kind != Kind::Error || available.len() >= whole_len(header),
-            Err(_) => true,
-        }
-    }
-
-    /// True when the read-ahead buffer holds bytes of a frame that has not
-    /// arrived whole (a frame a zero-timeout read could not take).
+    /// True when bytes of a frame that has not arrived whole are buffered
+    /// (a frame a zero-timeout read could not take).
     #[cfg(feature = "alloc")]
     pub(crate) fn has_partial_frame(&self) -> bool {
-        self.pending.is_none() && !self.rbuf.available().is_empty() && !self.frame_buffered()
+        self.dec.has_partial_frame()
     }
 
     /// Sends `data` as one message.
@@ -596,10 +449,8 @@ impl Channel {
     /// Takes the pending message into a new vector.
     #[cfg(feature = "alloc")]
     fn take_vec(&mut self, header: Header) -> Result<Vec<u8>> {
-        if header.length > 0 && self.partial_have == header.length as usize {
+        if let Some(message) = self.dec.take_collected() {
             // Read ahead whole (an exchange's poll rounds): no copy.
-            self.partial_have = 0;
-            let message = core::mem::take(&mut self.partial);
             self.took(header);
             return Ok(message);
         }
@@ -696,16 +547,11 @@ impl Channel {
     /// Writes one frame as given.
     fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
         #[cfg(feature = "alloc")]
-        if self.corked {
-            let ends_task = header.flags & FLAG_END != 0 || header.kind == Kind::Error;
-            let hold = !self.answers_only || ends_task;
-            if hold && self.held.len() + HEADER_LEN + payload.len() <= CORK_LIMIT {
-                self.held.extend_from_slice(&header.encode());
-                self.held.extend_from_slice(payload);
+        if self.enc.is_corked() {
+            if self.enc.hold(&header, payload) {
                 return Ok(());
             }
-            self.flush()?;
-            self.corked = true;
+            self.send_held()?;
         }
         self.write_all(&[&header.encode(), payload])
     }
@@ -826,7 +672,7 @@ impl Channel {
     /// Reads one frame: a data or args message (left pending for
     /// [`Channel::take_payload`]), an acknowledgement or a task-end marker.
     pub(crate) fn next_frame(&mut self, deadline: Deadline) -> Result<Frame> {
-        if let Some(header) = self.pending {
+        if let Some(header) = self.dec.pending() {
             return Ok(Frame::Message(header));
         }
         if let Some(e) = self.ended {
@@ -850,10 +696,7 @@ impl Channel {
                 self.acked = header.seq;
                 Ok(Frame::Ack)
             }
-            Kind::Data | Kind::Args => {
-                self.pending = Some(header);
-                Ok(Frame::Message(header))
-            }
+            Kind::Data | Kind::Args => Ok(Frame::Message(header)),
             Kind::Stop if header.flags & FLAG_END != 0 => {
                 self.marks.record(header.task, 0, true, false);
                 Ok(Frame::TaskEnd)
@@ -861,7 +704,8 @@ impl Channel {
             Kind::Error => {
                 let mut payload = [0u8; MAX_ERROR_PAYLOAD];
                 let payload = &mut payload[..header.length as usize];
-                self.read_payload(payload)?;
+                // Buffered whole with its header (`Decoder::next_header`).
+                self.dec.payload_into(payload);
                 let (code, message) = match wire::decode_error(payload) {
                     Ok(parts) => parts,
                     Err(e) => return Err(self.end_on(Error::Protocol(e))),
@@ -882,12 +726,11 @@ impl Channel {
     /// Reads the payload of the pending message into `dst` (exactly its
     /// length) and acknowledges it if the sender asked.
     pub(crate) fn take_payload(&mut self, dst: &mut [u8]) -> Result<()> {
-        let Some(header) = self.pending else {
+        let Some(header) = self.dec.pending() else {
             return Err(Error::Invalid);
         };
         debug_assert_eq!(dst.len(), header.length as usize);
-        let rest = self.take_partial(dst);
-        self.read_payload(rest)?;
+        self.read_payload(dst)?;
         self.took(header);
         Ok(())
     }
@@ -895,7 +738,7 @@ impl Channel {
     /// The pending message (`header`) was taken: acknowledges it if asked,
     /// records its mark, and (on a creator's side) replies go to its task.
     fn took(&mut self, header: Header) {
-        self.pending = None;
+        self.dec.payload_done();
         self.acknowledge(header);
         if header.kind == Kind::Data {
             self.marks
@@ -917,71 +760,73 @@ impl Channel {
     /// holds nobody up, and its bytes stay buffered until the rest arrives.
     /// (A data or args message that has started arriving is read to its end.)
     fn read_header(&mut self, deadline: Deadline) -> Result<Header> {
-        let mut needed = HEADER_LEN;
         loop {
-            self.rbuf.make_room(needed);
-            while self.rbuf.available().len() < needed {
-                // No time left: take what is queued without a `poll` first.
-                let remaining = deadline.remaining_ms();
-                if remaining != 0 {
-                    self.send_held()?;
-                }
-                if remaining > 0 {
-                    let mut fds = [PollFd::new(&self.fd, POLLIN)];
-                    if sys::poll(&mut fds, remaining)? == 0 {
-                        return Err(Error::TimedOut);
-                    }
-                }
-                match self.rbuf.fill(&self.fd, remaining != 0) {
-                    Err(Errno::AGAIN) => return Err(Error::TimedOut),
-                    Ok(0) | Err(Errno::CONNRESET) if !self.rbuf.available().is_empty() => {
-                        return Err(self.cut_short())
-                    }
-                    Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
-                    Ok(_) => {}
-                    Err(e) => return Err(e.into()),
+            if let Next::Header(header) = self.dec.next_header().map_err(Error::Protocol)? {
+                return Ok(header);
+            }
+            // No time left: take what is queued without a `poll` first.
+            let remaining = deadline.remaining_ms();
+            if remaining != 0 {
+                self.send_held()?;
+            }
+            if remaining > 0 {
+                let mut fds = [PollFd::new(&self.fd, POLLIN)];
+                if sys::poll(&mut fds, remaining)? == 0 {
+                    return Err(Error::TimedOut);
                 }
             }
-            let mut bytes = [0u8; HEADER_LEN];
-            bytes.copy_from_slice(&self.rbuf.available()[..HEADER_LEN]);
-            let header = Header::decode(&bytes, self.max_message).map_err(Error::Protocol)?;
-            if header.kind == Kind::Error && self.rbuf.available().len() < whole_len(header) {
-                // At most HEADER_LEN + MAX_ERROR_PAYLOAD bytes: it fits.
-                needed = whole_len(header);
-                continue;
+            match self.fill(remaining != 0) {
+                Err(Errno::AGAIN) => return Err(Error::TimedOut),
+                Ok(0) | Err(Errno::CONNRESET) if !self.dec.buffered().is_empty() => {
+                    return Err(self.cut_short())
+                }
+                Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
             }
-            self.rbuf.consume(HEADER_LEN);
-            return Ok(header);
         }
     }
 
-    /// Fills `dst` from the read-ahead buffer, then straight from the socket.
+    /// One read from the socket into the decoder; `Ok(0)` at end of stream.
+    /// With `block == false` it takes only what is already queued
+    /// ([`Errno::AGAIN`] when nothing is).
+    fn fill(&mut self, block: bool) -> sys::Result<usize> {
+        let spare = self.dec.spare();
+        let n = if block {
+            sys::read(&self.fd, spare)?
+        } else {
+            sys::read_now(&self.fd, spare)?
+        };
+        self.dec.filled(n);
+        Ok(n)
+    }
+
+    /// Fills `dst` with the pending payload: what the decoder holds, then
+    /// the rest from the socket.
     fn read_payload(&mut self, dst: &mut [u8]) -> Result<()> {
+        let mut done = self.dec.payload_into(dst);
+        if done == dst.len() {
+            return Ok(());
+        }
+        self.send_held()?;
         // A payload that fits the read-ahead buffer is read through it: the
         // read that completes it brings the frames behind it too, where a
         // read of just its rest would cost a system call per buffer refill.
         if dst.len() <= READ_AHEAD {
-            self.rbuf.make_room(dst.len());
-            while self.rbuf.available().len() < dst.len() {
-                self.send_held()?;
-                match self.rbuf.fill(&self.fd, true) {
+            self.dec.reserve(dst.len() - done);
+            while done < dst.len() {
+                match self.fill(true) {
                     Ok(0) | Err(Errno::CONNRESET) => {
                         let why = self.cut_short();
                         return Err(self.end_on(why));
                     }
-                    Ok(_) => {}
+                    Ok(_) => done += self.dec.payload_into(&mut dst[done..]),
                     Err(e) => return Err(e.into()),
                 }
             }
-            dst.copy_from_slice(&self.rbuf.available()[..dst.len()]);
-            self.rbuf.consume(dst.len());
             return Ok(());
         }
-        let buffered = self.rbuf.available().len().min(dst.len());
-        dst[..buffered].copy_from_slice(&self.rbuf.available()[..buffered]);
-        self.rbuf.consume(buffered);
-        self.send_held()?;
-        let rest = &mut dst[buffered..];
+        let rest = &mut dst[done..];
         match sys::read_exact(&self.fd, rest) {
             Ok(n) if n == rest.len() => Ok(()),
             Ok(_) | Err(Errno::CONNRESET) => {
@@ -999,11 +844,7 @@ impl Channel {
             e,
             Error::Closed | Error::PeerEnded { .. } | Error::Protocol(_)
         ) {
-            self.pending = None;
-            #[cfg(feature = "alloc")]
-            {
-                self.partial_have = 0;
-            }
+            self.dec.abandon();
             self.ended = Some(e);
         }
         e
@@ -1052,7 +893,7 @@ impl Channel {
 
     /// True while a message's header is read but its payload is not.
     pub(crate) fn has_pending(&self) -> bool {
-        self.pending.is_some()
+        self.dec.pending().is_some()
     }
 
     /// True once the channel has ended (end of stream or a malformed frame).
@@ -1199,11 +1040,6 @@ fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> 
     payload[..4].copy_from_slice(&error.code().to_le_bytes());
     payload[4..4 + message.len()].copy_from_slice(message);
     4 + message.len()
-}
-
-/// A frame's length on the wire: its header and its payload.
-fn whole_len(header: Header) -> usize {
-    HEADER_LEN + header.length as usize
 }
 
 impl Drop for Channel {

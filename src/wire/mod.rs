@@ -21,8 +21,21 @@
 //!
 //! A header is validated completely before anything is allocated for its
 //! payload; any violation is a [`ProtoError`].
+//!
+//! No I/O here: [`Decoder`] takes bytes and yields frames, keeping the
+//! partial state of a header or payload; [`Encoder`] holds corked frames and
+//! tracks how much of them was written. [`Channel`](crate::Channel) is a
+//! socket plus these two.
 
 use core::fmt;
+
+mod decoder;
+#[cfg(feature = "alloc")]
+mod encoder;
+
+pub use decoder::{Decoder, Next, READ_AHEAD};
+#[cfg(feature = "alloc")]
+pub use encoder::{Encoder, CORK_LIMIT};
 
 use bytemuck::{Pod, Zeroable};
 
