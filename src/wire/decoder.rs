@@ -198,19 +198,25 @@ impl Decoder {
     /// Copies the front of a payload into `dst`: what was collected, then
     /// what is buffered, at most `dst.len()` bytes. Returns how many.
     pub fn payload_into(&mut self, dst: &mut [u8]) -> usize {
-        let mut done = 0;
         #[cfg(feature = "alloc")]
-        if self.partial_have > 0 {
-            done = core::mem::take(&mut self.partial_have).min(dst.len());
-            dst[..done].copy_from_slice(&self.partial[..done]);
-            if self.partial.capacity() > 64 * READ_AHEAD {
-                self.partial = Vec::new(); // do not keep a large message's memory
-            }
-        }
+        let done = self.collected_into(dst);
+        #[cfg(not(feature = "alloc"))]
+        let done = 0;
         let n = self.buffered().len().min(dst.len() - done);
         dst[done..done + n].copy_from_slice(&self.buffered()[..n]);
         self.consume(n);
         done + n
+    }
+
+    /// Copies the collected front of the payload into `dst`; returns how many.
+    #[cfg(feature = "alloc")]
+    fn collected_into(&mut self, dst: &mut [u8]) -> usize {
+        let done = core::mem::take(&mut self.partial_have).min(dst.len());
+        dst[..done].copy_from_slice(&self.partial[..done]);
+        if self.partial.capacity() > 64 * READ_AHEAD {
+            self.partial = Vec::new(); // do not keep a large message's memory
+        }
+        done
     }
 
     /// The pending payload was taken whole: the next frame follows.

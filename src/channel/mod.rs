@@ -21,104 +21,18 @@ use crate::wire::{
     FLAG_END, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, READ_AHEAD,
 };
 
+mod marks;
+#[cfg(feature = "alloc")]
+mod worker;
+
+use marks::Marks;
+#[cfg(feature = "alloc")]
+use worker::{LoopFrame, WorkerTask};
+
 /// How long a receive that saw the peer hang up waits for the peer process to
 /// become waitable: the kernel closes a dying process's descriptors just
 /// before its exit status can be collected.
 const EXIT_GRACE_MS: i32 = 200;
-
-/// What was taken from a channel monitored by an exchange, for the task a
-/// frame names: the exchange charges every frame to its task from these,
-/// whoever received it (its store handler, or the program after
-/// [`Exchange::ready`](crate::exchange::Exchange::ready)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Mark {
-    /// The task the frames named.
-    pub(crate) task: u64,
-    /// Messages taken.
-    pub(crate) messages: usize,
-    /// The task ended (its last frame was taken).
-    pub(crate) end: bool,
-    /// The task failed: an error frame was taken (it ends the task).
-    pub(crate) failed: bool,
-}
-
-/// The marks not yet collected by the exchange, oldest first. Without an
-/// allocator there are no reused workers, so a channel is one task and its
-/// marks merge into one.
-#[derive(Debug, Default)]
-struct Marks {
-    on: bool,
-    #[cfg(feature = "alloc")]
-    log: VecDeque<Mark>,
-    #[cfg(not(feature = "alloc"))]
-    log: Option<Mark>,
-}
-
-impl Marks {
-    fn record(&mut self, task: u64, messages: usize, end: bool, failed: bool) {
-        if !self.on {
-            return;
-        }
-        #[cfg(feature = "alloc")]
-        let last = self.log.back_mut();
-        #[cfg(not(feature = "alloc"))]
-        let last = self.log.as_mut();
-        match last {
-            Some(mark) if mark.task == task && !mark.end && !mark.failed => {
-                mark.messages += messages;
-                mark.end |= end;
-                mark.failed |= failed;
-            }
-            #[cfg(not(feature = "alloc"))]
-            Some(mark) => {
-                mark.messages += messages;
-                mark.end |= end;
-                mark.failed |= failed;
-            }
-            _ => {
-                let mark = Mark {
-                    task,
-                    messages,
-                    end,
-                    failed,
-                };
-                #[cfg(feature = "alloc")]
-                self.log.push_back(mark);
-                #[cfg(not(feature = "alloc"))]
-                {
-                    self.log = Some(mark);
-                }
-            }
-        }
-    }
-
-    fn take(&mut self) -> Option<Mark> {
-        #[cfg(feature = "alloc")]
-        return self.log.pop_front();
-        #[cfg(not(feature = "alloc"))]
-        self.log.take()
-    }
-}
-
-/// A frame a reused worker's loop owns (args or stop) that a callable's
-/// receive met while waiting for its own task's messages: kept for the loop.
-#[cfg(feature = "alloc")]
-#[derive(Debug)]
-enum LoopFrame {
-    Args(u64, Vec<u8>),
-    Stop,
-}
-
-/// The task a reused worker's callable is running.
-#[cfg(feature = "alloc")]
-#[derive(Clone, Copy, Debug)]
-struct WorkerTask {
-    /// Its tag (the args frame's `task` field).
-    task: u64,
-    /// Its one result went out (without `continuous`): nothing more will
-    /// come for it, so a loop frame means "no more for this task".
-    answered: bool,
-}
 
 /// What [`Channel::next_frame`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -364,88 +278,6 @@ impl Channel {
         Ok(())
     }
 
-    /// In a reused worker: flag the next message sent as the task's result
-    /// and last message; returns whether the previous request was still open.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn set_end_next_send(&mut self, on: bool) -> bool {
-        core::mem::replace(&mut self.end_next_send, on)
-    }
-
-    /// In a reused worker: the loop starts task `task` (the tag of its args
-    /// frame); the callable's receives now see only that task's messages.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn begin_task(&mut self, task: u64) {
-        self.task = task;
-        self.worker = Some(WorkerTask {
-            task,
-            answered: false,
-        });
-    }
-
-    /// In a reused worker: the callable returned; the loop reads again.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn end_task(&mut self) {
-        self.worker = None;
-    }
-
-    /// In a reused worker's loop: the next task's tag and arguments, from
-    /// what a callable's receive kept or from the socket. A message for a
-    /// task that is over (a reply nobody received) is dropped on the way.
-    /// [`Error::Closed`] when told to stop or at the end of the channel.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn next_args(&mut self) -> Result<(u64, Vec<u8>)> {
-        loop {
-            match self.loop_frames.pop_front() {
-                Some(LoopFrame::Args(task, args)) => return Ok((task, args)),
-                Some(LoopFrame::Stop) => return Err(self.end_on(Error::Closed)),
-                None => {}
-            }
-            if let Some(e) = self.ended {
-                return Err(e);
-            }
-            if let Frame::Message(header) = self.read_frame(Deadline::after(-1))? {
-                let payload = self.take_vec(header)?;
-                if header.kind == Kind::Args {
-                    return Ok((header.task, payload));
-                }
-            }
-        }
-    }
-
-    /// A callable's [`Channel::next_frame`] in a reused worker: args and
-    /// stop frames are kept for the loop and messages for other tasks are
-    /// dropped; once the task has answered (or a stop came), a loop frame
-    /// means no more will come for this task: [`Error::Closed`], not sticky.
-    #[cfg(feature = "alloc")]
-    fn next_task_frame(&mut self, worker: WorkerTask, deadline: Deadline) -> Result<Frame> {
-        loop {
-            let stopped = matches!(self.loop_frames.back(), Some(LoopFrame::Stop));
-            if stopped || (worker.answered && !self.loop_frames.is_empty()) {
-                return Err(Error::Closed);
-            }
-            let frame = match self.read_frame(deadline) {
-                Err(Error::Closed) if self.stopped => {
-                    self.ended = None;
-                    self.stopped = false;
-                    self.loop_frames.push_back(LoopFrame::Stop);
-                    continue;
-                }
-                other => other?,
-            };
-            match frame {
-                Frame::Message(header) if header.kind == Kind::Args => {
-                    let args = self.take_vec(header)?;
-                    self.loop_frames
-                        .push_back(LoopFrame::Args(header.task, args));
-                }
-                Frame::Message(header) if header.task != worker.task => {
-                    self.take_vec(header)?;
-                }
-                other => return Ok(other),
-            }
-        }
-    }
-
     /// Takes the pending message into a new vector.
     #[cfg(feature = "alloc")]
     fn take_vec(&mut self, header: Header) -> Result<Vec<u8>> {
@@ -458,30 +290,6 @@ impl Channel {
         let mut message = vec![0; header.length as usize];
         self.take_payload(&mut message)?;
         Ok(message)
-    }
-
-    /// In a reused worker: tells the exchange the current task is finished.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn send_task_end(&mut self) -> Result<()> {
-        self.send_frame(Kind::Stop, FLAG_END, &[]).map(drop)
-    }
-
-    /// Monitored by an exchange (or not): record what is taken as marks for it.
-    pub(crate) fn set_marking(&mut self, on: bool) {
-        self.marks = Marks {
-            on,
-            ..Marks::default()
-        };
-    }
-
-    /// The oldest mark not yet collected.
-    pub(crate) fn take_mark(&mut self) -> Option<Mark> {
-        self.marks.take()
-    }
-
-    /// On a creator's side: what is sent from now on goes to task `task`.
-    pub(crate) fn reply_to(&mut self, task: u64) {
-        self.task = task;
     }
 
     /// In an exchange: tells a reused worker there are no more tasks.
