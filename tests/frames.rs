@@ -172,6 +172,15 @@ fn write_slowly(fd: i32, bytes: Vec<u8>, mut rng: Rng) {
 /// and checks every receive against the model.
 fn check_stream(case_seed: u64, bytes: Vec<u8>, max_message: usize) -> model::Expected {
     let expected = model::expected(&bytes, max_message);
+    // The sans-I/O decoder alone, on any chunking, sees the same.
+    let mut chunks = Rng::new(case_seed ^ 0xdec0de);
+    let decoded = model::decode(&bytes, max_message, &mut |n| {
+        chunks.below(u64::from(n)) as u32
+    });
+    assert_eq!(
+        decoded, expected.events,
+        "decoder, case seed {case_seed}, max_message {max_message}"
+    );
     let (sender, mut receiver) = Channel::pair().unwrap();
     receiver.set_max_message(max_message).unwrap();
     let fd = sender.raw_fd();

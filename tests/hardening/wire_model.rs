@@ -6,7 +6,7 @@
 //! `channel_receive` (`fuzz/fuzz_targets/`), which include this file by path.
 //! It uses only the public API.
 
-use pprocess::wire::ProtoError;
+use pprocess::wire::{Decoder, Next, ProtoError};
 use pprocess::{Channel, Error};
 
 /// "PP", little-endian.
@@ -177,6 +177,111 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
     };
     out.events.push(Event::End(end));
     out
+}
+
+/// Runs `stream` through the sans-I/O [`Decoder`] alone (no socket), fed in
+/// pieces whose sizes `choose` picks, taking payloads through the decoder's
+/// buffer or (when `choose(2)` says so) collected across reads; returns the
+/// events a receiver sees, to compare with [`expected`]'s.
+pub fn decode(stream: &[u8], max_message: usize, choose: Choose<'_>) -> Vec<Event> {
+    let mut d = Decoder::new();
+    d.set_max_message(max_message);
+    let mut rest = stream;
+    let mut events = Vec::new();
+    // Copies the next piece of the stream into `spare`; 0 at its end.
+    let feed = |spare: &mut [u8], rest: &mut &[u8], choose: Choose<'_>| -> usize {
+        let most = spare.len().min(rest.len());
+        if most == 0 {
+            return 0;
+        }
+        let n = 1 + choose(most as u32) as usize;
+        spare[..n].copy_from_slice(&rest[..n]);
+        *rest = &rest[n..];
+        n
+    };
+    let end = loop {
+        let header = match d.next_header() {
+            Err(e) => break Error::Protocol(e),
+            Ok(Next::More) => {
+                let n = feed(d.spare(), &mut rest, &mut *choose);
+                if n == 0 {
+                    break match d.buffered().is_empty() {
+                        true => Error::Closed,
+                        false => Error::Protocol(ProtoError::Truncated),
+                    };
+                }
+                d.filled(n);
+                continue;
+            }
+            Ok(Next::Header(header)) => header,
+        };
+        let len = header.length as usize;
+        match header.kind as u8 {
+            DATA | ARGS => {
+                let message = if choose(2) == 0 {
+                    // Collected across reads by the decoder.
+                    let whole = loop {
+                        if d.payload_spare().is_empty() {
+                            break true;
+                        }
+                        let n = feed(d.payload_spare(), &mut rest, &mut *choose);
+                        if n == 0 {
+                            break false;
+                        }
+                        d.payload_filled(n);
+                    };
+                    whole.then(|| {
+                        d.take_collected().unwrap_or_else(|| {
+                            // Empty, or buffered whole before collecting began.
+                            let mut payload = vec![0; len];
+                            d.payload_into(&mut payload);
+                            d.payload_done();
+                            payload
+                        })
+                    })
+                } else {
+                    // Through the decoder's buffer.
+                    let mut payload = vec![0; len];
+                    let mut got = d.payload_into(&mut payload);
+                    while got < len {
+                        let n = feed(d.spare(), &mut rest, &mut *choose);
+                        if n == 0 {
+                            break;
+                        }
+                        d.filled(n);
+                        got += d.payload_into(&mut payload[got..]);
+                    }
+                    (got == len).then(|| {
+                        d.payload_done();
+                        payload
+                    })
+                };
+                match message {
+                    Some(message) => events.push(Event::Message(message)),
+                    None => {
+                        events.push(Event::Partial(len));
+                        break Error::Protocol(ProtoError::Truncated);
+                    }
+                }
+            }
+            ERROR => {
+                let mut payload = vec![0; len];
+                assert_eq!(d.payload_into(&mut payload), len, "an error frame comes whole");
+                match pprocess::wire::decode_error(&payload) {
+                    Ok((code, text)) => events.push(Event::Remote {
+                        code,
+                        message: text.split('\0').next().unwrap_or("").to_string(),
+                    }),
+                    Err(e) => break Error::Protocol(e),
+                }
+            }
+            ACK => {}
+            STOP if header.flags & FLAG_END != 0 => {}
+            _ => break Error::Closed,
+        }
+    };
+    events.push(Event::End(end));
+    events
 }
 
 /// How [`drive`] picks its next operation: `choose(n)` returns a number below `n`.
