@@ -266,7 +266,11 @@ pub fn decode(stream: &[u8], max_message: usize, choose: Choose<'_>) -> Vec<Even
             }
             ERROR => {
                 let mut payload = vec![0; len];
-                assert_eq!(d.payload_into(&mut payload), len, "an error frame comes whole");
+                assert_eq!(
+                    d.payload_into(&mut payload),
+                    len,
+                    "an error frame comes whole"
+                );
                 match pprocess::wire::decode_error(&payload) {
                     Ok((code, text)) => events.push(Event::Remote {
                         code,
