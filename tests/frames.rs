@@ -76,7 +76,8 @@ fn valid_stream(rng: &mut Rng, max: usize) -> Stream {
                 let task = if rng.chance(1, 2) { 0 } else { rng.next_u64() };
                 model::frame_for(kind, flags, seq, task, &payload)
             }
-            6 => model::frame(ACK, flags, seq, &[]),
+            // The receiver sent nothing: the only true ack is of frame 0.
+            6 => model::frame(ACK, flags, 0, &[]),
             7 | 8 => {
                 let message = text(rng, 256);
                 let code = rng.next_u64() as i32;

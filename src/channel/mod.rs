@@ -501,7 +501,16 @@ impl Channel {
         };
         match header.kind {
             Kind::Ack => {
-                self.acked = header.seq;
+                // Acks are cumulative: an old one changes nothing, and one
+                // for a frame not sent yet is a lie.
+                let last_sent = self.next_seq.wrapping_sub(1);
+                if (last_sent.wrapping_sub(header.seq) as i32) < 0 {
+                    let e = Error::Protocol(ProtoError::BadAck(header.seq));
+                    return Err(self.end_on(e));
+                }
+                if (header.seq.wrapping_sub(self.acked) as i32) > 0 {
+                    self.acked = header.seq;
+                }
                 Ok(Frame::Ack)
             }
             Kind::Data | Kind::Args => Ok(Frame::Message(header)),

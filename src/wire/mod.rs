@@ -118,6 +118,8 @@ pub enum ProtoError {
     BadErrorPayload,
     /// A frame naming a task its receiver never gave the sender.
     UnknownTask(u64),
+    /// An acknowledgement of a frame its receiver never sent.
+    BadAck(u32),
 }
 
 impl fmt::Display for ProtoError {
@@ -133,6 +135,7 @@ impl fmt::Display for ProtoError {
             ProtoError::Truncated => f.write_str("peer hung up in the middle of a frame"),
             ProtoError::BadErrorPayload => f.write_str("malformed error frame"),
             ProtoError::UnknownTask(t) => write!(f, "frame names unknown task {t}"),
+            ProtoError::BadAck(seq) => write!(f, "acknowledgement of frame {seq}, never sent"),
         }
     }
 }

@@ -101,9 +101,17 @@ pub fn error_payload(code: i32, text: &[u8]) -> Vec<u8> {
     p
 }
 
+/// True for an acknowledgement of frame `seq` by a peer whose last frame
+/// sent was `last_sent`: frame numbers compare in serial-number arithmetic,
+/// and an ack of a frame not sent yet is a protocol error.
+pub fn ack_is_valid(seq: u32, last_sent: u32) -> bool {
+    (last_sent.wrapping_sub(seq) as i32) >= 0
+}
+
 /// What a receiver with maximum message size `max_message` must see when
 /// `stream` arrives and the sender then hangs up (a channel with no process
-/// behind it: the end of stream is `Error::Closed`).
+/// behind it: the end of stream is `Error::Closed`; the receiver sends no
+/// frame of its own, so an ack of any frame after number 0 is a lie).
 pub fn expected(stream: &[u8], max_message: usize) -> Expected {
     let mut out = Expected::default();
     let mut at = 0;
@@ -167,6 +175,7 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
                     out.acks.push(seq);
                 }
             }
+            ACK if !ack_is_valid(seq, 0) => break Error::Protocol(ProtoError::BadAck(seq)),
             ACK => {}
             // A task-end marker is skipped by receives; a plain stop, or an
             // end of stream, ends the channel. (The task field names the
@@ -278,6 +287,9 @@ pub fn decode(stream: &[u8], max_message: usize, choose: Choose<'_>) -> Vec<Even
                     }),
                     Err(e) => break Error::Protocol(e),
                 }
+            }
+            ACK if !ack_is_valid(header.seq, 0) => {
+                break Error::Protocol(ProtoError::BadAck(header.seq))
             }
             ACK => {}
             STOP if header.flags & FLAG_END != 0 => {}
