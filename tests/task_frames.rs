@@ -271,3 +271,53 @@ fn results_received_after_ready_are_not_reported_as_missing() {
     assert_eq!(got, vec![0, 1, 2, 3]);
     assert!(ex.handler().failed.is_empty(), "{:?}", ex.handler().failed);
 }
+
+/// Replies to each request with 4 MiB, far more than a socket buffer holds.
+#[derive(Default)]
+struct BigReplier {
+    stored: Vec<(TaskId, Vec<u8>)>,
+}
+
+impl StoreData for BigReplier {
+    fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> pprocess::Result<()> {
+        let message = channel.receive_vec()?;
+        if message == b"request" {
+            channel.send(&vec![7u8; 4 << 20])?;
+        }
+        self.stored.push((task, message));
+        Ok(())
+    }
+}
+
+/// The exchange's event loop never blocks writing to one peer: a reply far
+/// larger than a socket buffer, to a child that does not read, goes out as
+/// that child's socket takes it, and other tasks' results are stored
+/// meanwhile. (Before, the reply was one blocking write: the exchange hung
+/// until the child read.)
+#[test]
+fn a_large_reply_to_a_peer_that_does_not_read_holds_up_nobody() {
+    let _watchdog = Watchdog::new("non-reading peer", Duration::from_secs(60));
+    let mut ex: Exchange<Growable, BigReplier> =
+        Exchange::new(2, Options::default(), BigReplier::default());
+    let deaf = ex
+        .start(|ch| {
+            ch.send(b"request").map_err(RemoteError::from)?;
+            // Never reads; killed when the exchange is dropped.
+            std::thread::sleep(Duration::from_secs(120));
+            Ok(())
+        })
+        .unwrap();
+    while ex.handler().stored.is_empty() {
+        ex.store(-1).unwrap();
+    }
+    let talker = ex
+        .start(|ch| ch.send(b"spoken").map_err(RemoteError::from))
+        .unwrap();
+    while ex.handler().stored.len() < 2 {
+        ex.store(-1).unwrap();
+    }
+    assert_eq!(
+        ex.handler().stored,
+        vec![(deaf, b"request".to_vec()), (talker, b"spoken".to_vec())]
+    );
+}

@@ -80,9 +80,15 @@ pub struct Channel {
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
-    /// Frames held back by [`Channel::cork`] until [`Channel::flush`].
+    /// Frames held back by [`Channel::cork`] until [`Channel::flush`], and
+    /// (in an outbox) frames the socket has not taken yet.
     #[cfg(feature = "alloc")]
     enc: Encoder,
+    /// Monitored by an exchange: a send never waits for the socket; what it
+    /// cannot take now waits in the encoder for the exchange's next poll
+    /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
+    #[cfg(feature = "alloc")]
+    outbox: bool,
     /// Hold acknowledgements back until [`Channel::ack_deferred`] instead of
     /// sending them as frames are received.
     #[cfg(feature = "alloc")]
@@ -129,6 +135,8 @@ impl Channel {
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
             enc: Encoder::default(),
+            #[cfg(feature = "alloc")]
+            outbox: false,
             #[cfg(feature = "alloc")]
             defer_acks: false,
             #[cfg(feature = "alloc")]
@@ -213,6 +221,54 @@ impl Channel {
             };
         }
         Ok(())
+    }
+
+    /// Writes what the socket takes now of the frames held back, without
+    /// waiting; true once none is left. A peer gone is its end (what was
+    /// held is dropped).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn poll_flush(&mut self) -> Result<bool> {
+        while !self.enc.unwritten().is_empty() {
+            match sys::send_now(&self.fd, self.enc.unwritten()) {
+                Ok(n) => self.enc.written(n),
+                Err(Errno::AGAIN) => return Ok(false),
+                Err(e) => {
+                    self.enc.written(usize::MAX);
+                    return Err(match e {
+                        Errno::PIPE | Errno::CONNRESET => self.peer_gone(),
+                        e => e.into(),
+                    });
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// [`Channel::flush`] that never waits: stops holding frames back and
+    /// writes what the socket takes now (see [`Channel::poll_flush`]).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn flush_now(&mut self) -> Result<bool> {
+        self.enc.uncork();
+        self.poll_flush()
+    }
+
+    /// True while frames wait to be written.
+    pub(crate) fn wants_write(&self) -> bool {
+        #[cfg(feature = "alloc")]
+        return !self.enc.unwritten().is_empty();
+        #[cfg(not(feature = "alloc"))]
+        false
+    }
+
+    /// Monitored by an exchange (or not any more): sends never wait for the
+    /// socket (see the `outbox` field). Leaving it writes what the socket
+    /// takes now; the rest goes before anything sent later.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn set_outbox(&mut self, on: bool) {
+        self.outbox = on;
+        if !on {
+            let _ = self.poll_flush();
+        }
     }
 
     /// Writes the frames held back and stops holding them (a reused
@@ -355,10 +411,15 @@ impl Channel {
     /// Writes one frame as given.
     fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
         #[cfg(feature = "alloc")]
-        if self.enc.is_corked() {
-            if self.enc.hold(&header, payload) {
+        {
+            if self.enc.is_corked() && self.enc.hold(&header, payload) {
                 return Ok(());
             }
+            if self.outbox {
+                self.enc.queue(&header, payload);
+                return self.poll_flush().map(drop);
+            }
+            // What is held goes first.
             self.send_held()?;
         }
         self.write_all(&[&header.encode(), payload])

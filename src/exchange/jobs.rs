@@ -242,11 +242,13 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 None => self.spawn()?,
             }
         }
-        // One write per worker for the tasks queued above. A worker that is
-        // gone is retired by the next store; its unfinished tasks start elsewhere.
+        // One write per worker for the tasks queued above, as far as its
+        // socket takes them now (the rest goes out in the next poll rounds).
+        // A worker that is gone is retired by the next store; its unfinished
+        // tasks start elsewhere.
         for slot in self.slots.slots_mut() {
             if slot.worker.is_some() {
-                let _ = slot.channel().flush();
+                let _ = slot.channel().flush_now();
             }
         }
         if self.jobs.waiting.is_empty() {

@@ -570,6 +570,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     fn detach(&mut self, index: usize, why: Error, requeue: bool) -> S::Held {
         let mut slot = self.slots.swap_remove(index);
         slot.channel().set_marking(false);
+        #[cfg(feature = "alloc")]
+        slot.channel().set_outbox(false);
         if let Some(task) = slot.tasks.pop_front() {
             let abnormal = !matches!(why, Error::Closed);
             let silent = slot.results == 0 && !self.options.continuous;

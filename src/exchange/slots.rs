@@ -6,7 +6,7 @@ use core::borrow::BorrowMut;
 
 use crate::channel::Channel;
 use crate::error::Result;
-use crate::sys::{self, PollFd, POLLIN};
+use crate::sys::{self, Deadline, PollFd, POLLIN, POLLOUT};
 
 use super::TaskId;
 
@@ -40,6 +40,8 @@ impl<C: BorrowMut<Channel>> Slot<C> {
         }
         let mut channel = channel;
         channel.borrow_mut().set_marking(true);
+        #[cfg(feature = "alloc")]
+        channel.borrow_mut().set_outbox(true);
         Slot {
             channel,
             tasks,
@@ -85,25 +87,45 @@ pub trait Slots: Default {
 
 /// Polls `slots` using `fds` (exactly as long) as the kernel's array. A slot
 /// with a buffered message or an ended channel is ready without waiting.
+/// Frames waiting to be written go out as their sockets take them, in the
+/// same rounds: no write waits for one peer.
 fn poll_slots<C: BorrowMut<Channel>>(
     slots: &mut [Slot<C>],
     fds: &mut [PollFd],
     timeout_ms: i32,
 ) -> Result<usize> {
-    let mut waiting = false;
-    for (slot, fd) in slots.iter_mut().zip(fds.iter_mut()) {
-        let channel = slot.channel.borrow();
-        *fd = PollFd::new(channel.fd(), POLLIN);
-        waiting |= channel.has_buffered() || channel.is_ended();
+    let deadline = Deadline::after(timeout_ms);
+    loop {
+        let mut waiting = false;
+        for (slot, fd) in slots.iter_mut().zip(fds.iter_mut()) {
+            let channel = slot.channel.borrow();
+            let events = if channel.wants_write() {
+                POLLIN | POLLOUT
+            } else {
+                POLLIN
+            };
+            *fd = PollFd::new(channel.fd(), events);
+            waiting |= channel.has_buffered() || channel.is_ended();
+        }
+        sys::poll(fds, if waiting { 0 } else { deadline.remaining_ms() })?;
+        let mut ready = 0;
+        let mut wrote = false;
+        for (slot, fd) in slots.iter_mut().zip(fds.iter()) {
+            let channel = slot.channel.borrow_mut();
+            // (Only with `alloc` is anything ever waiting to be written.)
+            wrote |= fd.writable();
+            #[cfg(feature = "alloc")]
+            if fd.writable() {
+                // A peer gone: its end is read next.
+                let _ = channel.poll_flush();
+            }
+            slot.ready = fd.readable() || channel.has_buffered() || channel.is_ended();
+            ready += usize::from(slot.ready);
+        }
+        if ready > 0 || !wrote || deadline.expired() {
+            return Ok(ready);
+        }
     }
-    sys::poll(fds, if waiting { 0 } else { timeout_ms })?;
-    let mut ready = 0;
-    for (slot, fd) in slots.iter_mut().zip(fds.iter()) {
-        let channel = slot.channel.borrow();
-        slot.ready = fd.ready() || channel.has_buffered() || channel.is_ended();
-        ready += usize::from(slot.ready);
-    }
-    Ok(ready)
 }
 
 /// At most `N` channels, held inline: no allocator needed.

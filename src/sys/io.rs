@@ -29,6 +29,24 @@ pub fn read_now(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
     })
 }
 
+/// One `send(2)` with `MSG_DONTWAIT | MSG_NOSIGNAL`, retried on `EINTR`:
+/// the bytes the socket took (a closed peer is `EPIPE`, never `SIGPIPE`),
+/// [`Errno::AGAIN`](super::Errno::AGAIN) if none fit. Never blocks.
+pub fn send_now(fd: &Fd, buf: &[u8]) -> Result<usize> {
+    retry(|| {
+        // SAFETY: `buf` is a valid readable region of `buf.len()` bytes.
+        let n = unsafe {
+            libc::send(
+                fd.raw(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        Ok(cvt(n)? as usize)
+    })
+}
+
 /// Reads until `buf` is full or the peer closes. Returns how many bytes were
 /// read: less than `buf.len()` only at end of file.
 pub fn read_exact(fd: &Fd, buf: &mut [u8]) -> Result<usize> {

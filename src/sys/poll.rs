@@ -4,6 +4,8 @@ use super::{cvt, Deadline, Errno, Fd, Result};
 
 /// Readable data (or a hang-up) is waiting.
 pub const POLLIN: i16 = libc::POLLIN;
+/// Room to write.
+pub const POLLOUT: i16 = libc::POLLOUT;
 
 /// One entry of a poll set: a `pollfd` that borrows its descriptor, laid out
 /// exactly like `struct pollfd` so a slice goes straight to the kernel.
@@ -31,6 +33,17 @@ impl PollFd {
     /// True when the last [`poll`] found data, a hang-up or an error here.
     pub fn ready(&self) -> bool {
         self.0.revents != 0
+    }
+
+    /// True when the last [`poll`] found room to write here.
+    pub fn writable(&self) -> bool {
+        self.0.revents & POLLOUT != 0
+    }
+
+    /// True when the last [`poll`] found something to read here: data, a
+    /// hang-up or an error (not just room to write).
+    pub fn readable(&self) -> bool {
+        self.0.revents & !POLLOUT != 0
     }
 }
 

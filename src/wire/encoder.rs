@@ -60,6 +60,13 @@ impl Encoder {
         true
     }
 
+    /// Keeps the frame `header` + `payload` whatever its size, after what is
+    /// held: an outbox that the caller writes as the socket takes it.
+    pub fn queue(&mut self, header: &Header, payload: &[u8]) {
+        self.held.extend_from_slice(&header.encode());
+        self.held.extend_from_slice(payload);
+    }
+
     /// The held bytes not written yet.
     pub fn unwritten(&self) -> &[u8] {
         &self.held[self.sent..]
@@ -102,6 +109,18 @@ mod tests {
         assert!(!e.hold(&Header::new(Kind::Data, 0, 1, 1), b"x"));
         assert!(e.hold(&Header::new(Kind::Data, FLAG_END, 1, 2), b"y"));
         assert!(e.hold(&Header::new(Kind::Error, 0, 4, 3), &[0; 4]));
+    }
+
+    #[test]
+    fn a_queued_frame_of_any_size_goes_after_what_is_held() {
+        let mut e = Encoder::default();
+        e.cork(false);
+        assert!(e.hold(&Header::new(Kind::Data, 0, 1, 1), b"a"));
+        let big = alloc::vec![7u8; CORK_LIMIT];
+        e.queue(&Header::new(Kind::Args, 0, big.len() as u32, 2), &big);
+        assert_eq!(e.unwritten().len(), 2 * HEADER_LEN + 1 + CORK_LIMIT);
+        assert_eq!(e.unwritten()[HEADER_LEN], b'a');
+        assert_eq!(e.unwritten()[HEADER_LEN + 1 + 3], Kind::Args as u8);
     }
 
     #[test]
