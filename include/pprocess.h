@@ -221,7 +221,9 @@ int pp_send_error(pp_channel *ch, int code, const char *message);
 /**
  * Receives one message into buf (capacity cap), waiting as long as it takes,
  * and stores its length in *len. PP_ETOOBIG: the message is larger than cap;
- * *len is set to the size needed and the message stays queued.
+ * *len is set to the size needed and the message stays queued. In a reused
+ * worker's callable it sees only its own task's messages (see
+ * pp_exchange_start): PP_ECLOSED there can mean "no more for this task".
  */
 int pp_receive(pp_channel *ch, void *buf, size_t cap, size_t *len);
 
@@ -362,14 +364,21 @@ int pp_exchange_active(const pp_exchange *ex);
  * Waits up to timeout_ms for channels with something to read and writes up
  * to cap of them to out; returns how many. A channel whose process ended is
  * ready too (its receive reports the end). The channels stay in the exchange.
+ * What you receive from them counts as the exchange's own store would: the
+ * next pp_exchange_* call charges each message, end and error to its task,
+ * starts waiting tasks and stops idle reused workers (so a ready loop over
+ * PP_REUSE ends), and frees a channel whose end you received (the pointers
+ * written to out are valid until then).
  */
 int pp_exchange_ready(pp_exchange *ex, int timeout_ms, pp_channel **out, size_t cap);
 
 /**
  * Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it
  * belongs to the caller again. A task of it still without its result gets
- * PP_ECLOSED in its place. PP_EINVAL if ch is not in the exchange. (Channels
- * that end by themselves are always closed by the exchange.)
+ * PP_ECLOSED in its place; with PP_REUSE that includes the tasks queued in a
+ * worker's socket, which stay there (the worker runs them, its answers come
+ * on ch), so none runs twice. PP_EINVAL if ch is not in the exchange.
+ * (Channels that end by themselves are always closed by the exchange.)
  */
 int pp_exchange_remove(pp_exchange *ex, pp_channel *ch);
 
@@ -410,13 +419,23 @@ int pp_exchange_finish(pp_exchange *ex);
 /**
  * Runs callable(channel, arg, arg_len) as a task: in a new process now, or later
  * when the exchange is at its limit (the arguments are copied). With
- * PP_REUSE it runs in a reused worker of the same callable. Returns the task id.
+ * PP_REUSE it runs in a reused worker of the same callable, and arguments
+ * over the maximum message size (64 MiB) are PP_ETOOBIG. Returns the task id
+ * (INT_MAX for any id above it: see pp_exchange_next_id). A call that fails
+ * leaves no trace: the task is not run later.
+ *
+ * In a reused worker, the callable's receives see only messages sent to its
+ * own task. After it has sent its one result (without PP_CONTINUOUS), a
+ * receive that meets the next task instead fails with PP_ECLOSED: no more
+ * will come for this task (pprocess's MakeReusable pattern ends there).
  */
 int pp_exchange_start(pp_exchange *ex, pp_callable callable, const void *arg, size_t arg_len);
 
 /**
  * Runs a plain function on input as a task (manage(MakeParallel(fn))): its
- * output, at most output_cap bytes, is the task's result. Returns the task id.
+ * output, at most output_cap bytes, is the task's result. Returns the task id
+ * (as pp_exchange_start does). With PP_REUSE, input over the maximum message
+ * size is PP_ETOOBIG; a call that fails leaves no trace.
  */
 int pp_exchange_call(pp_exchange *ex,
                      pp_function function,
@@ -484,7 +503,8 @@ int pp_exchange_next_id(const pp_exchange *ex, uint64_t *task);
  * than output_size is zero-filled. With PP_REUSE, workers are reused and
  * tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function
  * returned nonzero, PP_EPEER if a process died (the first failure in input
- * order; the outputs of the other records are written).
+ * order; the outputs of the other records are written). With PP_REUSE, an
+ * input_size over the maximum message size is PP_ETOOBIG, nothing started.
  */
 int pp_pmap(pp_function function,
             const void *inputs,

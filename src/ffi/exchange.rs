@@ -335,6 +335,11 @@ pub extern "C" fn pp_exchange_active(ex: *const pp_exchange) -> c_int {
 /// Waits up to timeout_ms for channels with something to read and writes up
 /// to cap of them to out; returns how many. A channel whose process ended is
 /// ready too (its receive reports the end). The channels stay in the exchange.
+/// What you receive from them counts as the exchange's own store would: the
+/// next pp_exchange_* call charges each message, end and error to its task,
+/// starts waiting tasks and stops idle reused workers (so a ready loop over
+/// PP_REUSE ends), and frees a channel whose end you received (the pointers
+/// written to out are valid until then).
 #[no_mangle]
 pub extern "C" fn pp_exchange_ready(
     ex: *mut pp_exchange,
@@ -361,8 +366,10 @@ pub extern "C" fn pp_exchange_ready(
 
 /// Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it
 /// belongs to the caller again. A task of it still without its result gets
-/// PP_ECLOSED in its place. PP_EINVAL if ch is not in the exchange. (Channels
-/// that end by themselves are always closed by the exchange.)
+/// PP_ECLOSED in its place; with PP_REUSE that includes the tasks queued in a
+/// worker's socket, which stay there (the worker runs them, its answers come
+/// on ch), so none runs twice. PP_EINVAL if ch is not in the exchange.
+/// (Channels that end by themselves are always closed by the exchange.)
 #[no_mangle]
 pub extern "C" fn pp_exchange_remove(ex: *mut pp_exchange, ch: *mut pp_channel) -> c_int {
     guard(|| {
@@ -438,7 +445,15 @@ pub extern "C" fn pp_exchange_finish(ex: *mut pp_exchange) -> c_int {
 
 /// Runs callable(channel, arg, arg_len) as a task: in a new process now, or later
 /// when the exchange is at its limit (the arguments are copied). With
-/// PP_REUSE it runs in a reused worker of the same callable. Returns the task id.
+/// PP_REUSE it runs in a reused worker of the same callable, and arguments
+/// over the maximum message size (64 MiB) are PP_ETOOBIG. Returns the task id
+/// (INT_MAX for any id above it: see pp_exchange_next_id). A call that fails
+/// leaves no trace: the task is not run later.
+///
+/// In a reused worker, the callable's receives see only messages sent to its
+/// own task. After it has sent its one result (without PP_CONTINUOUS), a
+/// receive that meets the next task instead fails with PP_ECLOSED: no more
+/// will come for this task (pprocess's MakeReusable pattern ends there).
 #[no_mangle]
 pub extern "C" fn pp_exchange_start(
     ex: *mut pp_exchange,
@@ -457,7 +472,9 @@ pub extern "C" fn pp_exchange_start(
 }
 
 /// Runs a plain function on input as a task (manage(MakeParallel(fn))): its
-/// output, at most output_cap bytes, is the task's result. Returns the task id.
+/// output, at most output_cap bytes, is the task's result. Returns the task id
+/// (as pp_exchange_start does). With PP_REUSE, input over the maximum message
+/// size is PP_ETOOBIG; a call that fails leaves no trace.
 #[no_mangle]
 pub extern "C" fn pp_exchange_call(
     ex: *mut pp_exchange,
@@ -713,7 +730,8 @@ pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) ->
 /// than output_size is zero-filled. With PP_REUSE, workers are reused and
 /// tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function
 /// returned nonzero, PP_EPEER if a process died (the first failure in input
-/// order; the outputs of the other records are written).
+/// order; the outputs of the other records are written). With PP_REUSE, an
+/// input_size over the maximum message size is PP_ETOOBIG, nothing started.
 #[no_mangle]
 pub extern "C" fn pp_pmap(
     function: pp_function,
