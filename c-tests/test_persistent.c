@@ -11,6 +11,7 @@
 
 #include <signal.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "check.h"
 
@@ -156,6 +157,74 @@ static void test_connect_at_the_limit(void)
     pp_exchange_free(queue);
 }
 
+/* Collects every result of the process at `path` on a plain channel. */
+static void collect_numbers(const char *path)
+{
+    pp_channel *ch;
+    int32_t n, expected = 0;
+    size_t len;
+    int rc;
+
+    CHECK_EQ(pp_connect(path, &ch), 0);
+    while ((rc = pp_receive_timeout(ch, &n, sizeof n, &len, 20000)) == 0)
+        CHECK_EQ(n, expected++);
+    CHECK_EQ(rc, PP_ECLOSED);
+    CHECK_EQ(expected, RESULTS);
+    pp_channel_close(ch);
+}
+
+static void test_connect_refuses_a_symlink(void)
+{
+    char real[128];
+
+    snprintf(real, sizeof real, "%s", address("real.socket"));
+    start_numbers(real, 0);
+    CHECK_EQ(symlink(real, address("planted.socket")), 0);
+    CHECK_EQ(pp_connect(address("planted.socket"), &(pp_channel *){NULL}), PP_EADDR);
+    CHECK_EQ(pp_start_persistent(address("planted.socket"), numbers, &(int32_t){0}, 4), PP_EADDR);
+    CHECK_EQ(unlink(address("planted.socket")), 0);
+    collect_numbers(real); /* nobody else took any */
+}
+
+static void test_the_keeper_holds_none_of_its_starters_descriptors(void)
+{
+    char fd_dir[64], link[384], target[128], ours[2][128];
+    struct dirent *entry;
+    int pipe_fds[2], k, pid, held = 0, shared = 0;
+    int32_t first = 0;
+    ssize_t n;
+    DIR *fds;
+
+    CHECK_EQ(pipe(pipe_fds), 0);
+    for (k = 0; k < 2; k++) {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", pipe_fds[k]);
+        n = readlink(link, ours[k], sizeof ours[k] - 1);
+        ours[k][n < 0 ? 0 : n] = '\0';
+    }
+    pid = pp_start_persistent(address("fds.socket"), numbers, &first, sizeof first);
+    CHECK(pid > 0);
+    snprintf(fd_dir, sizeof fd_dir, "/proc/%d/fd", pid);
+    fds = opendir(fd_dir);
+    CHECK(fds != NULL);
+    while (fds != NULL && (entry = readdir(fds)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        snprintf(link, sizeof link, "%s/%s", fd_dir, entry->d_name);
+        n = readlink(link, target, sizeof target - 1);
+        target[n < 0 ? 0 : n] = '\0';
+        held++;
+        for (k = 0; k < 2; k++)
+            shared += strcmp(target, ours[k]) == 0;
+    }
+    if (fds != NULL)
+        closedir(fds);
+    CHECK_EQ(shared, 0);
+    CHECK(held <= 6); /* stdio, its socket, its worker's channel */
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    collect_numbers(address("fds.socket"));
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/pp-c-persistent-XXXXXX");
@@ -166,6 +235,8 @@ int main(void)
     RUN(test_killed_queue_client_loses_nothing);
     RUN(test_finish_acknowledges_what_the_queue_holds);
     RUN(test_connect_at_the_limit);
+    RUN(test_connect_refuses_a_symlink);
+    RUN(test_the_keeper_holds_none_of_its_starters_descriptors);
     rmdir(dir); /* fails, and says so below, if a socket file is left */
     CHECK_EQ(access(dir, F_OK), -1);
     return report();

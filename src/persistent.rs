@@ -185,31 +185,37 @@ struct Listener {
 }
 
 impl Listener {
-    /// A socket listening at `path`, mode 0600, replacing a stale socket of
-    /// this user. It is bound and listening under a temporary name beside
-    /// `path` first and then linked into place, which fails atomically if
-    /// anything is there: whatever a start finds at the address was already
-    /// listening, so only a truly stale socket is replaced, and of several
-    /// starts at one address exactly one wins.
+    /// A socket listening at `path`, mode 0600 from the moment its file
+    /// exists, replacing a stale socket of this user. It is bound and
+    /// listening in a private directory (mode 0700, a random name made
+    /// atomically) beside `path` first and then linked into place, which
+    /// fails atomically if anything is there: whatever a start finds at the
+    /// address was already listening, so only a truly stale socket is
+    /// replaced, and of several starts at one address exactly one wins. No
+    /// name that others could swap is ever created, and no mode is ever set
+    /// through a path.
     fn bind(path: SocketPath) -> Result<Listener> {
         let fd = sys::unix_socket(false)?;
-        // No room for a temporary name, or none can be made in that
+        // Before bind: the file gets this mode as it is made.
+        sys::fchmod(&fd, 0o600)?;
+        // No room for a private directory, or none can be made in that
         // directory: bind in place, which also reports what is there.
-        let Some(temp) = temp_beside(&path).filter(|temp| sys::bind(&fd, temp).is_ok()) else {
+        let Some(private) = PrivateDir::beside(&path) else {
             return Listener::bind_in_place(fd, path);
         };
-        // Nobody can connect before listen(2), and the file is private first.
-        let ready = sys::chmod(&temp, 0o600).and_then(|()| sys::listen(&fd, BACKLOG));
-        let published = ready
+        let temp = &private.socket;
+        let published = sys::bind(&fd, &temp)
+            .and_then(|()| sys::listen(&fd, BACKLOG))
             .map_err(Error::from)
-            .and_then(|()| publish(&temp, &path));
-        let _ = sys::unlink(&temp);
+            .and_then(|()| publish(temp, &path));
+        let _ = sys::unlink(temp);
+        drop(private);
         published?;
         let id = sys::lstat(&path)?.id;
         Ok(Listener { fd, path, id })
     }
 
-    /// [`Listener::bind`] where no temporary name can be bound beside the
+    /// [`Listener::bind`] where no private directory can be made beside the
     /// address (too long, or a directory that takes no new files): bound in
     /// place, so a concurrent start may find it between bind and listen and
     /// take it for stale.
@@ -227,9 +233,7 @@ impl Listener {
         }
         let id = sys::lstat(&path)?.id;
         let listener = Listener { fd, path, id };
-        let ready =
-            sys::chmod(&listener.path, 0o600).and_then(|()| sys::listen(&listener.fd, BACKLOG));
-        if let Err(e) = ready {
+        if let Err(e) = sys::listen(&listener.fd, BACKLOG) {
             listener.remove();
             return Err(e.into());
         }
@@ -267,18 +271,42 @@ fn publish(temp: &SocketPath, path: &SocketPath) -> Result<()> {
     Err(Error::Address)
 }
 
-/// A private name in `path`'s directory for binding before publishing, or
-/// `None` if it would not fit a socket path.
-fn temp_beside(path: &SocketPath) -> Option<SocketPath> {
-    static COUNTER: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-    let bytes = path.as_bytes();
-    let dir = bytes
-        .iter()
-        .rposition(|&b| b == b'/')
-        .map_or(0, |slash| slash + 1);
-    let n = COUNTER.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    let name = alloc::format!(".pp-{}-{n}", sys::getpid());
-    SocketPath::new(&[&bytes[..dir], name.as_bytes()].concat())
+/// A directory of mode 0700 with a random name, made beside an address to
+/// bind its socket in before publishing it; removed on drop.
+struct PrivateDir {
+    dir: SocketPath,
+    /// The socket's path inside.
+    socket: SocketPath,
+}
+
+impl PrivateDir {
+    /// Makes one in `path`'s directory; `None` if none can be made there or
+    /// its socket's name would not fit a socket path.
+    fn beside(path: &SocketPath) -> Option<PrivateDir> {
+        let bytes = path.as_bytes();
+        let dir = bytes
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map_or(0, |slash| slash + 1);
+        // Room for the random part and the socket's name inside.
+        if dir + b".pp-XXXXXX/s".len() > SocketPath::MAX_LEN {
+            return None;
+        }
+        let dir = sys::mkdtemp(&[&bytes[..dir], b".pp-"].concat()).ok()?;
+        match SocketPath::new(&[dir.as_bytes(), b"/s"].concat()) {
+            Some(socket) => Some(PrivateDir { dir, socket }),
+            None => {
+                let _ = sys::rmdir(&dir);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = sys::rmdir(&self.dir);
+    }
 }
 
 /// The identity of `path` if it is a socket of this user that nobody listens
@@ -297,10 +325,24 @@ fn is_stale(path: &SocketPath) -> Result<Option<(u64, u64)>> {
     Ok((sys::connect(&probe, path) == Err(Errno::CONNREFUSED)).then_some(file.id))
 }
 
-/// Connects to `path` and checks that the listener is this user's.
+/// Connects to the socket file at `path` itself, refusing a symbolic link
+/// there ([`Error::Address`]), and checks that the listener is this user's.
 fn connect_fd(path: &SocketPath) -> Result<Fd> {
+    let (file, info) = sys::open_nofollow(path)?;
+    if info.link {
+        return Err(Error::Address); // a link, which may lead anywhere
+    }
     let fd = sys::unix_socket(false)?;
-    sys::connect(&fd, path)?;
+    match sys::connect_opened(&fd, &file) {
+        // No /proc: by name, then check that the name still means that file.
+        Err(Errno::NOENT) if info.socket => {
+            sys::connect(&fd, path)?;
+            if sys::lstat(path)?.id != info.id {
+                return Err(Error::Address);
+            }
+        }
+        other => other?,
+    }
     if sys::peer_credentials(&fd)?.uid != sys::geteuid() {
         return Err(Error::Permission);
     }
@@ -380,6 +422,7 @@ where
                 }
                 Err(e) => give_up(listener, reply, e),
             };
+            sys::close_all_except(&[&listener.fd, &reply, worker.fd()]);
             report(reply, sys::getpid());
             keep(listener, worker)
         }
@@ -424,6 +467,7 @@ pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
                 Ok(child @ Created::Child(_)) => return Ok(child),
                 Err(e) => give_up(listener, reply, e),
             };
+            sys::close_all_except(&[&listener.fd, &reply, worker.fd()]);
             report(reply, 0);
             // Let go of the creator's standard streams: a pipe reader waiting
             // for their end should not wait for the keeper.

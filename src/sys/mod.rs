@@ -16,7 +16,7 @@ mod stdio;
 mod time;
 mod unix;
 
-pub use fd::{after_fork_in_child, Fd};
+pub use fd::{after_fork_in_child, close_all_except, Fd};
 pub use io::{read, read_exact, read_now, send_vectored, send_vectored_now};
 pub use mem::{free, malloc};
 pub use poll::{poll, PollFd, POLLIN};
@@ -28,8 +28,9 @@ pub use socket::socketpair;
 pub use stdio::flush_stdio;
 pub use time::{now_ns, Deadline};
 pub use unix::{
-    accept, bind, chmod, connect, geteuid, link, listen, lstat, peer_credentials, setsid,
-    stdio_to_dev_null, unix_socket, unlink, Credentials, FileInfo, SocketPath,
+    accept, bind, connect, connect_opened, fchmod, geteuid, link, listen, lstat, mkdtemp,
+    open_nofollow, peer_credentials, rmdir, setsid, stdio_to_dev_null, unix_socket, unlink,
+    Credentials, FileInfo, SocketPath,
 };
 
 /// An error number (`errno`) reported by a failed system call.
