@@ -204,7 +204,7 @@ impl Listener {
             return Listener::bind_in_place(fd, path);
         };
         let temp = &private.socket;
-        let published = sys::bind(&fd, &temp)
+        let published = sys::bind(&fd, temp)
             .and_then(|()| sys::listen(&fd, BACKLOG))
             .map_err(Error::from)
             .and_then(|()| publish(temp, &path));
