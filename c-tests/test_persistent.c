@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "check.h"
 
@@ -184,6 +185,8 @@ static void test_connect_refuses_a_symlink(void)
     CHECK_EQ(pp_start_persistent(address("planted.socket"), numbers, &(int32_t){0}, 4), PP_EADDR);
     CHECK_EQ(unlink(address("planted.socket")), 0);
     collect_numbers(real); /* nobody else took any */
+    while (access(real, F_OK) == 0) /* the keeper is leaving */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
 static void test_the_keeper_holds_none_of_its_starters_descriptors(void)
@@ -223,6 +226,68 @@ static void test_the_keeper_holds_none_of_its_starters_descriptors(void)
     close(pipe_fds[0]);
     close(pipe_fds[1]);
     collect_numbers(address("fds.socket"));
+    while (access(address("fds.socket"), F_OK) == 0) /* the keeper is leaving */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
+static void test_a_killed_keeper_is_reported_not_taken_for_the_end(void)
+{
+    pp_channel *ch;
+    pp_exchange *queue;
+    int32_t first = 0, n;
+    size_t len;
+    int pid, rc, k;
+
+    /* A channel: the results on their way arrive, then PP_EPEER. */
+    pid = pp_start_persistent(address("killed.socket"), numbers, &first, sizeof first);
+    CHECK(pid > 0);
+    CHECK_EQ(pp_connect(address("killed.socket"), &ch), 0);
+    for (k = 0; k < 2; k++)
+        CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &len, 20000), 0);
+    CHECK_EQ(kill(pid, SIGKILL), 0);
+    while ((rc = pp_receive_timeout(ch, &n, sizeof n, &len, 20000)) == 0)
+        ;
+    CHECK_EQ(rc, PP_EPEER);
+    pp_channel_close(ch);
+    unlink(address("killed.socket")); /* the dead keeper's stale socket */
+
+    /* A background queue: the task fails with PP_EPEER before PP_EDONE. */
+    pid = pp_start_persistent(address("killed.socket"), numbers, &first, sizeof first);
+    CHECK(pid > 0);
+    CHECK_EQ(pp_queue_new(1, 0, &queue), 0);
+    CHECK_OK(pp_exchange_connect(queue, address("killed.socket")));
+    for (k = 0; k < 2; k++)
+        CHECK_EQ(next_number(queue), k);
+    CHECK_EQ(kill(pid, SIGKILL), 0);
+    while ((rc = pp_exchange_next(queue, &n, sizeof n, &len)) >= 0)
+        ;
+    CHECK_EQ(rc, PP_EPEER);
+    CHECK_EQ(pp_exchange_next(queue, &n, sizeof n, &len), PP_EDONE);
+    pp_exchange_free(queue);
+    unlink(address("killed.socket"));
+}
+
+static int nothing(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    (void)ch;
+    (void)arg;
+    (void)arg_len;
+    return 0;
+}
+
+static void test_a_refused_second_start_does_not_end_the_first(void)
+{
+    pp_channel *ch;
+    int32_t n;
+    size_t len;
+
+    CHECK_OK(pp_start_persistent(address("probe.socket"), nothing, NULL, 0));
+    CHECK_EQ(pp_start_persistent(address("probe.socket"), nothing, NULL, 0), PP_EADDR);
+    CHECK_EQ(pp_connect(address("probe.socket"), &ch), 0);
+    CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &len, 20000), PP_ECLOSED);
+    pp_channel_close(ch);
+    while (access(address("probe.socket"), F_OK) == 0) /* the keeper is leaving */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
 int main(void)
@@ -237,6 +302,8 @@ int main(void)
     RUN(test_connect_at_the_limit);
     RUN(test_connect_refuses_a_symlink);
     RUN(test_the_keeper_holds_none_of_its_starters_descriptors);
+    RUN(test_a_killed_keeper_is_reported_not_taken_for_the_end);
+    RUN(test_a_refused_second_start_does_not_end_the_first);
     rmdir(dir); /* fails, and says so below, if a socket file is left */
     CHECK_EQ(access(dir, F_OK), -1);
     return report();

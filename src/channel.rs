@@ -122,6 +122,9 @@ pub struct Channel {
     remote: Option<RemoteError>,
     /// Mark the next data frame sent as the last result of a task.
     end_next_send: bool,
+    /// A persistent stream: it ends with an end frame, and a bare end of
+    /// stream is [`Error::Cut`].
+    expects_end: bool,
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
@@ -170,6 +173,7 @@ impl Channel {
             ended: None,
             remote: None,
             end_next_send: false,
+            expects_end: false,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
@@ -192,6 +196,13 @@ impl Channel {
     pub fn pair() -> Result<(Channel, Channel)> {
         let (a, b) = sys::socketpair()?;
         Ok((Channel::from_fd(a, 0), Channel::from_fd(b, 0)))
+    }
+
+    /// Makes this a persistent stream's client end: the stream ends with an
+    /// end frame, and one that stops without it was cut off
+    /// ([`Error::Cut`]).
+    pub(crate) fn expect_end(&mut self) {
+        self.expects_end = true;
     }
 
     /// The created process's id, seen from its creator; 0 on the created side.
@@ -553,6 +564,15 @@ impl Channel {
                 Err(Error::Remote { code })
             }
             Kind::Stop => Err(self.end_on(Error::Closed)),
+            Kind::End => {
+                // At once, even when acknowledgements are held back: the
+                // stream ends only after every frame before it was
+                // acknowledged, so this one covers nothing held.
+                if header.flags & FLAG_ACK_REQUESTED != 0 {
+                    self.send_ack(header.seq);
+                }
+                Err(self.end_on(Error::Closed))
+            }
         }
     }
 
@@ -656,7 +676,7 @@ impl Channel {
     fn end_on(&mut self, e: Error) -> Error {
         if matches!(
             e,
-            Error::Closed | Error::PeerEnded { .. } | Error::Protocol(_)
+            Error::Closed | Error::PeerEnded { .. } | Error::Cut | Error::Protocol(_)
         ) {
             self.pending = None;
             self.ended = Some(e);
@@ -664,10 +684,14 @@ impl Channel {
         e
     }
 
-    /// The peer hung up: [`Error::PeerEnded`] when the created process ended
-    /// abnormally without sending an error frame first, [`Error::Closed`]
-    /// otherwise.
+    /// The peer hung up: [`Error::Cut`] on a persistent stream (which ends
+    /// with an end frame, not a hang-up), [`Error::PeerEnded`] when the
+    /// created process ended abnormally without sending an error frame
+    /// first, [`Error::Closed`] otherwise.
     fn peer_gone(&mut self) -> Error {
+        if self.expects_end {
+            return Error::Cut;
+        }
         if self.pid > 0 && self.status.is_none() {
             // Wakes the moment the process becomes waitable (a pidfd poll).
             if let Ok(Some(status)) = sys::waitpid_timeout(self.pid, EXIT_GRACE_MS) {

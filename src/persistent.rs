@@ -243,8 +243,13 @@ impl Listener {
     /// Closes the socket and removes its file, if the file at the path is
     /// still the one this socket created.
     fn remove(self) {
-        if sys::lstat(&self.path).is_ok_and(|file| file.socket && file.id == self.id) {
-            let _ = sys::unlink(&self.path);
+        Listener::remove_file(&self.path, self.id);
+    }
+
+    /// Removes the socket file at `path` if it is still the one with `id`.
+    fn remove_file(path: &SocketPath, id: (u64, u64)) {
+        if sys::lstat(path).is_ok_and(|file| file.socket && file.id == id) {
+            let _ = sys::unlink(path);
         }
     }
 }
@@ -362,7 +367,9 @@ fn connect_fd(path: &SocketPath) -> Result<Fd> {
 /// died); [`Error::Permission`] when the listener belongs to another user.
 pub fn connect_persistent(address: impl AsAddress) -> Result<Channel> {
     let path = socket_path(address)?;
-    Ok(Channel::from_fd(connect_fd(&path)?, 0))
+    let mut channel = Channel::from_fd(connect_fd(&path)?, 0);
+    channel.expect_end();
+    Ok(channel)
 }
 
 /// Runs `callable` in a detached background process listening at `address`
@@ -458,7 +465,8 @@ pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
                 let _ = sys::waitpid(keeper, true);
                 return Err(e);
             }
-            let channel = Channel::from_fd(connect_fd(&path)?, keeper);
+            let mut channel = Channel::from_fd(connect_fd(&path)?, keeper);
+            channel.expect_end();
             Ok(Created::Parent(channel))
         }
         Ok(Forked::Child) => {
@@ -563,20 +571,40 @@ fn keep(listener: Listener, worker: Channel) -> ! {
         bytes: 0,
         client: None,
         sent: 0,
-        served: false,
+        end_sent: None,
+        collected: false,
         stall: None,
     };
     #[cfg(feature = "std")]
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| keeper.run()));
     #[cfg(not(feature = "std"))]
     keeper.run();
-    let Keeper {
-        listener, client, ..
-    } = keeper;
-    // The file goes first, so that nobody connects to a keeper that is leaving.
-    listener.remove();
-    drop(client);
+    // The file goes first, so that nobody connects to a keeper that is
+    // leaving, and a client that sees the end finds the address free; then
+    // the client still connected and those waiting are told that everything
+    // was delivered.
+    Listener::remove_file(&keeper.listener.path, keeper.listener.id);
+    keeper.send_window();
+    drop(keeper.client.take());
+    end_waiting_clients(&keeper.listener.fd);
     sys::exit_now(0)
+}
+
+/// Tells every client waiting in the listen backlog that the stream has
+/// ended (an end frame), so that it does not take the keeper's exit for a
+/// crash.
+fn end_waiting_clients(listening: &Fd) {
+    loop {
+        let mut fds = [PollFd::new(listening, POLLIN)];
+        if !matches!(sys::poll(&mut fds, 0), Ok(1)) {
+            return;
+        }
+        let Ok(fd) = sys::accept(listening) else {
+            return;
+        };
+        // A new connection's socket buffer has room for 16 bytes.
+        let _ = Channel::from_fd(fd, 0).send_frame(Kind::End, 0, &[]);
+    }
 }
 
 /// One result of the callable.
@@ -607,8 +635,12 @@ struct Keeper {
     client: Option<Channel>,
     /// Entries at the front of the outbox sent to the client (in flight).
     sent: usize,
-    /// A client has been accepted (and so will see, or has seen, the end).
-    served: bool,
+    /// The frame number of the end frame sent to the current client, once
+    /// the callable has finished and every result is acknowledged.
+    end_sent: Option<u32>,
+    /// A client has acknowledged a frame (a result or the end): a real
+    /// collector, not a probe that connected and left.
+    collected: bool,
     /// The client has started a frame it has not finished: it is
     /// disconnected when this passes ([`STALL_MS`] after the frame started).
     stall: Option<Deadline>,
@@ -616,7 +648,7 @@ struct Keeper {
 
 impl Keeper {
     fn run(&mut self) {
-        while self.worker.is_some() || !self.outbox.is_empty() || !self.served {
+        while !self.finished() {
             self.send_window();
             let mut fds = [PollFd::NONE; 3];
             let mut timeout = -1;
@@ -657,6 +689,13 @@ impl Keeper {
                 self.accept();
             }
         }
+    }
+
+    /// The callable has finished, every result is acknowledged, and a
+    /// client has acknowledged something (a callable that sends nothing
+    /// waits for a client to acknowledge its end).
+    fn finished(&self) -> bool {
+        self.worker.is_none() && self.outbox.is_empty() && self.collected
     }
 
     fn push(&mut self, item: Item) {
@@ -726,14 +765,25 @@ impl Keeper {
                     entry.seq = Some(seq);
                     self.sent += 1;
                 }
-                Err(_) => {
-                    // It hung up: read the acknowledgements it sent before it
-                    // went (they precede the end of its stream), then let go.
-                    self.read_client();
-                    return self.drop_client(None);
-                }
+                Err(_) => return self.client_hung_up(),
             }
         }
+        // Before the keeper is finished, only a callable that sent nothing
+        // gets here: its end must be acknowledged by a client. Otherwise the
+        // end goes out as the keeper leaves, after its socket file.
+        if self.worker.is_none() && self.outbox.is_empty() && self.end_sent.is_none() {
+            match client.send_frame(Kind::End, FLAG_ACK_REQUESTED, &[]) {
+                Ok(seq) => self.end_sent = Some(seq),
+                Err(_) => self.client_hung_up(),
+            }
+        }
+    }
+
+    /// The client hung up: reads the acknowledgements it sent before it went
+    /// (they precede the end of its stream), then lets go.
+    fn client_hung_up(&mut self) {
+        self.read_client();
+        self.drop_client(None);
     }
 
     /// Reads the client's acknowledgements, never waiting for the rest of
@@ -779,6 +829,9 @@ impl Keeper {
             return;
         };
         let acked = client.acked();
+        if self.end_sent == Some(acked) {
+            self.collected = true;
+        }
         while let Some(Entry { seq: Some(seq), .. }) = self.outbox.front() {
             if (acked.wrapping_sub(*seq) as i32) < 0 {
                 break;
@@ -791,6 +844,7 @@ impl Keeper {
                 self.bytes -= data.len();
             }
             self.sent -= 1;
+            self.collected = true;
         }
     }
 
@@ -808,6 +862,7 @@ impl Keeper {
             entry.seq = None;
         }
         self.sent = 0;
+        self.end_sent = None;
         self.stall = None;
     }
 
@@ -819,10 +874,7 @@ impl Keeper {
         };
         let mut channel = Channel::from_fd(fd, 0);
         match sys::peer_credentials(channel.fd()) {
-            Ok(peer) if peer.uid == sys::geteuid() => {
-                self.client = Some(channel);
-                self.served = true;
-            }
+            Ok(peer) if peer.uid == sys::geteuid() => self.client = Some(channel),
             _ => {
                 let _ = channel.send_error(&RemoteError::from(Error::Permission));
             }

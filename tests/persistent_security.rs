@@ -180,3 +180,29 @@ fn the_keeper_holds_none_of_its_starters_descriptors() {
         libc::close(pipe[1]);
     }
 }
+
+/// The children of process `pid`.
+fn children(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+}
+
+#[test]
+fn a_second_start_at_a_live_address_is_refused_and_does_not_end_the_first() {
+    let mut scratch = Scratch::new("probe");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, |_| Ok(())).unwrap());
+    // Its callable has finished: it waits only for a collector now.
+    eventually("the callable's process is collected", || {
+        children(keeper).trim().is_empty()
+    });
+    assert_eq!(
+        start_persistent(&path, numbers(0..1)).unwrap_err(),
+        Error::Address
+    );
+    // Time for a keeper that took the start's probe for its collector to
+    // leave (the test does not depend on it otherwise).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut ch = connect_persistent(&path).unwrap();
+    assert_eq!(collect(&mut ch), (vec![], None));
+    assert_finished(keeper, &path);
+}
