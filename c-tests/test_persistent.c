@@ -290,6 +290,45 @@ static void test_a_refused_second_start_does_not_end_the_first(void)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
+static void test_an_exchange_never_kills_a_created_keeper(void)
+{
+    pp_channel *ch;
+    pp_exchange *queue;
+    int32_t n;
+    int pid, k;
+
+    pid = pp_create_persistent(address("add.socket"), &ch);
+    CHECK_OK(pid);
+    if (pid == 0) {
+        for (n = 0; n < RESULTS; n++)
+            if (pp_send(ch, &n, sizeof n) < 0)
+                pp_exit(ch, 1);
+        pp_exit(ch, 0);
+    }
+    if (pid < 0)
+        return;
+    CHECK_EQ(pp_queue_new(1, 0, &queue), 0);
+    CHECK_OK(pp_exchange_add(queue, ch));
+    CHECK_EQ(next_number(queue), 0);
+    for (k = 0; k < 10; k++) /* read ahead, take nothing */
+        if (pp_exchange_store(queue, 100) <= 0)
+            break;
+    pp_exchange_free(queue);
+    CHECK_EQ(kill(pid, 0), 0); /* the keeper lives on */
+
+    /* The next client gets what the program did not take. */
+    CHECK_EQ(pp_connect(address("add.socket"), &ch), 0);
+    for (k = 1; k < RESULTS; k++) {
+        n = -1;
+        CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &(size_t){0}, 20000), 0);
+        CHECK_EQ(n, k);
+    }
+    CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &(size_t){0}, 20000), PP_ECLOSED);
+    pp_channel_close(ch);
+    CHECK_OK(pp_waitall()); /* the keeper, this process's child, is collected */
+    CHECK_EQ(access(address("add.socket"), F_OK), -1);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/pp-c-persistent-XXXXXX");
@@ -304,6 +343,7 @@ int main(void)
     RUN(test_the_keeper_holds_none_of_its_starters_descriptors);
     RUN(test_a_killed_keeper_is_reported_not_taken_for_the_end);
     RUN(test_a_refused_second_start_does_not_end_the_first);
+    RUN(test_an_exchange_never_kills_a_created_keeper);
     rmdir(dir); /* fails, and says so below, if a socket file is left */
     CHECK_EQ(access(dir, F_OK), -1);
     return report();

@@ -205,6 +205,12 @@ impl Channel {
         self.expects_end = true;
     }
 
+    /// True for a persistent stream's client end (see
+    /// [`Channel::expect_end`]).
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.expects_end
+    }
+
     /// The created process's id, seen from its creator; 0 on the created side.
     pub fn pid(&self) -> Pid {
         self.pid

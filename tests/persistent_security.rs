@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use background::*;
-use pprocess::{connect_persistent, start_persistent, Error, Queue};
+use pprocess::{
+    connect_persistent, create_persistent, exit, start_persistent, Created, Error, Options, Queue,
+};
 
 /// Watches `dir` (inotify) and swaps every new entry whose name starts with
 /// `.pp-` for a symbolic link to `target`, at once, the way an attacker
@@ -204,5 +206,35 @@ fn a_second_start_at_a_live_address_is_refused_and_does_not_end_the_first() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     let mut ch = connect_persistent(&path).unwrap();
     assert_eq!(collect(&mut ch), (vec![], None));
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn an_exchange_given_a_created_persistent_channel_never_kills_its_keeper() {
+    let mut scratch = Scratch::new("add");
+    let path = scratch.path("task.socket");
+    let channel = match create_persistent(&path).unwrap() {
+        Created::Child(mut ch) => {
+            for n in 0..5u32 {
+                if ch.send_value(&n).is_err() {
+                    exit(ch, 1);
+                }
+            }
+            exit(ch, 0);
+        }
+        Created::Parent(ch) => ch,
+    };
+    let keeper = scratch.track(channel.pid());
+    let mut queue = Queue::with_options(1, Options::default());
+    queue.add(channel).unwrap();
+    assert_eq!(num(&queue.next().unwrap().unwrap()), 0);
+    // The queue reads more ahead than the program took; then it goes.
+    let _ = queue.store(100);
+    drop(queue);
+
+    assert!(alive(keeper), "dropping the queue killed the keeper");
+    // What the program did not take goes to the next client.
+    let mut ch = connect_persistent(&path).unwrap();
+    assert_eq!(collect(&mut ch), ((1..5).collect(), None));
     assert_finished(keeper, &path);
 }

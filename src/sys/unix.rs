@@ -237,18 +237,19 @@ pub fn fchmod(fd: &Fd, mode: u32) -> Result<()> {
 /// socket path.
 pub fn mkdtemp(prefix: &[u8]) -> Result<SocketPath> {
     let mut template = [0u8; 108];
-    let name = [prefix, b"XXXXXX"].concat();
-    if name.len() >= template.len() || name.contains(&0) {
+    let len = prefix.len() + 6;
+    if len >= template.len() || prefix.contains(&0) {
         return Err(Errno::INVAL);
     }
-    template[..name.len()].copy_from_slice(&name);
+    template[..prefix.len()].copy_from_slice(prefix);
+    template[prefix.len()..len].fill(b'X');
     // SAFETY: `template` is a writable, NUL-terminated buffer that ends in
     // the six X's mkdtemp replaces in place.
     let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
     if made.is_null() {
         return Err(Errno::last());
     }
-    SocketPath::new(&template[..name.len()]).ok_or(Errno::INVAL)
+    SocketPath::new(&template[..len]).ok_or(Errno::INVAL)
 }
 
 /// [rmdir(2)](https://man7.org/linux/man-pages/man2/rmdir.2.html).
