@@ -314,13 +314,6 @@ impl Channel {
         }
     }
 
-    /// True when the read-ahead buffer holds bytes of a frame that has not
-    /// arrived whole (a frame a zero-timeout read could not take).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn has_partial_frame(&self) -> bool {
-        self.pending.is_none() && !self.rbuf.available().is_empty() && !self.frame_buffered()
-    }
-
     /// Sends `data` as one message.
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let flags = if self.end_next_send { FLAG_END } else { 0 };
@@ -856,28 +849,10 @@ impl Channel {
         let len = error_payload(error, &mut payload);
         self.send_frame(Kind::Error, flags, &payload[..len])
     }
-
-    /// [`Channel::send_error`] that never waits: when the peer's socket
-    /// buffer has no room for it, the frame is cut short (the peer, which
-    /// is about to be disconnected, then sees a truncated frame) or not sent.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn send_error_now(&mut self, error: &RemoteError) {
-        let mut payload = [0u8; MAX_ERROR_PAYLOAD];
-        let len = error_payload(error, &mut payload);
-        let header = Header::new(Kind::Error, 0, len as u32, self.next_seq);
-        self.next_seq = self.next_seq.wrapping_add(1);
-        let _ = sys::send_vectored_now(&self.fd, &[&header.encode(), &payload[..len]]);
-    }
-
-    /// The highest frame number the peer has acknowledged (0: none yet).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn acked(&self) -> u32 {
-        self.acked
-    }
 }
 
 /// An error frame's payload for `error` in `payload`; returns its length.
-fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> usize {
+pub(crate) fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> usize {
     let message = error.message().as_bytes();
     payload[..4].copy_from_slice(&error.code().to_le_bytes());
     payload[4..4 + message.len()].copy_from_slice(message);

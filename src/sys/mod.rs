@@ -17,9 +17,9 @@ mod time;
 mod unix;
 
 pub use fd::{after_fork_in_child, close_all_except, Fd};
-pub use io::{read, read_exact, read_now, send_vectored, send_vectored_now};
+pub use io::{read, read_exact, read_now, send_some, send_vectored};
 pub use mem::{free, malloc};
-pub use poll::{poll, PollFd, POLLIN};
+pub use poll::{poll, PollFd, POLLIN, POLLOUT};
 pub use proc::{
     exit_now, forget_orphans, fork, getpid, kill, number_of_cpus, reap_later, reap_orphans,
     sleep_ms, wait_any, waitpid, waitpid_timeout, Forked, Pid, WaitStatus, SIGKILL,
