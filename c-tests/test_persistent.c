@@ -329,6 +329,87 @@ static void test_an_exchange_never_kills_a_created_keeper(void)
     CHECK_EQ(access(address("add.socket"), F_OK), -1);
 }
 
+static void test_an_exchange_creates_persistent_processes(void)
+{
+    pp_exchange *queue;
+    pp_channel *child = NULL;
+    int32_t n, k, sum = 0, count = 0;
+    size_t len;
+    int pid;
+
+    CHECK_EQ(pp_queue_new(1, 0, &queue), 0);
+    for (k = 0; k < 2; k++) {
+        pid = pp_exchange_create_persistent(queue, address(k ? "c1.socket" : "c0.socket"), &child);
+        CHECK_OK(pid);
+        if (pid == 0) {
+            for (n = 0; n < 10; n++)
+                if (pp_send(child, &n, sizeof n) < 0)
+                    pp_exit(child, 1);
+            pp_exit(child, 0);
+        }
+    }
+    while (pp_exchange_next(queue, &n, sizeof n, &len) >= 0) {
+        sum += n;
+        count++;
+    }
+    CHECK_EQ(count, 20);
+    CHECK_EQ(sum, 2 * 45);
+    CHECK_EQ(pp_exchange_finish(queue), 0);
+    pp_exchange_free(queue);
+    CHECK_OK(pp_waitall()); /* the keepers, this process's children */
+    CHECK_EQ(access(address("c0.socket"), F_OK), -1);
+    CHECK_EQ(access(address("c1.socket"), F_OK), -1);
+}
+
+static void test_start_persistent_on_an_exchange_waits_for_its_limit(void)
+{
+    pp_exchange *queue;
+    int32_t first = 0, k;
+
+    start_numbers(address("l0.socket"), 0);
+    CHECK_EQ(pp_queue_new(1, 0, &queue), 0);
+    CHECK_OK(pp_exchange_connect(queue, address("l0.socket")));
+    CHECK_EQ(pp_exchange_active(queue), 1);
+    CHECK(pp_exchange_start_persistent(queue, address("l1.socket"), numbers, &first,
+                                       sizeof first) > 0);
+    CHECK_EQ(pp_exchange_active(queue), 0); /* it waited for the connection to end */
+    for (k = 0; k < RESULTS; k++)
+        CHECK_EQ(next_number(queue), k);
+    pp_exchange_free(queue);
+    collect_numbers(address("l1.socket"));
+    while (access(address("l1.socket"), F_OK) == 0) /* the keeper is leaving */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
+static int closes_streams(pp_channel *ch)
+{
+    char link[32], target[64];
+    int fd, same = 0;
+    ssize_t n;
+
+    (void)ch;
+    if (pp_close_streams() != 0)
+        return 1;
+    printf("this goes nowhere\n");
+    for (fd = 0; fd < 3; fd++) {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        n = readlink(link, target, sizeof target - 1);
+        target[n < 0 ? 0 : n] = '\0';
+        same += strcmp(target, "/dev/null") == 0;
+    }
+    return same == 3 ? 0 : 2;
+}
+
+static void test_close_streams(void)
+{
+    pp_channel *child = create_child(closes_streams);
+
+    if (child == NULL)
+        return;
+    CHECK_EQ(wait_exit_code(child), 0);
+    pp_channel_close(child);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/pp-c-persistent-XXXXXX");
@@ -344,6 +425,9 @@ int main(void)
     RUN(test_a_killed_keeper_is_reported_not_taken_for_the_end);
     RUN(test_a_refused_second_start_does_not_end_the_first);
     RUN(test_an_exchange_never_kills_a_created_keeper);
+    RUN(test_an_exchange_creates_persistent_processes);
+    RUN(test_start_persistent_on_an_exchange_waits_for_its_limit);
+    RUN(test_close_streams);
     rmdir(dir); /* fails, and says so below, if a socket file is left */
     CHECK_EQ(access(dir, F_OK), -1);
     return report();

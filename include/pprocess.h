@@ -565,7 +565,8 @@ int pp_exchange_connect(pp_exchange *ex, const char *address);
 
 /**
  * Runs callable(channel, arg, arg_len) in a background process listening at
- * `address`, exactly as pp_start_persistent does (pprocess's
+ * `address`, once the exchange is below its limit (as every start does),
+ * exactly as pp_start_persistent does (pprocess's
  * PersistentExchange.manage(address, callable)), and returns its pid. The
  * exchange does not monitor it: collect its results with
  * pp_exchange_connect, on this exchange or another, in this process or a
@@ -576,6 +577,29 @@ int pp_exchange_start_persistent(pp_exchange *ex,
                                  pp_callable callable,
                                  const void *arg,
                                  size_t arg_len);
+
+/**
+ * Creates a process whose channel survives disconnection, monitored by the
+ * exchange (pprocess's PersistentExchange.create), once the exchange is
+ * below its limit. In the new process it returns 0 and stores in *child its
+ * channel to its keeper, as pp_create_persistent does (send results, finish
+ * with pp_exit). In the creator it returns the keeper's pid (> 0), and the
+ * exchange stores the results as for pp_exchange_connect: a queue's
+ * pp_exchange_next acknowledges each as it takes it, and those not taken go
+ * to the address's next client. The exchange never kills the keeper; it is
+ * collected once it exits. PP_EADDR as for pp_create_persistent.
+ */
+int pp_exchange_create_persistent(pp_exchange *ex, const char *address, pp_channel **child);
+
+/**
+ * Detaches this process from the streams it shares with its creator
+ * (pprocess's close_streams): flushes stdout, then points standard input,
+ * output and error at /dev/null (they stay open, so later prints succeed and
+ * go nowhere). A background process of pp_start_persistent has this done
+ * already; a process of pp_create_persistent keeps its creator's streams
+ * until it calls this. Returns 0, or -errno.
+ */
+int pp_close_streams(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -7,6 +7,7 @@ use super::channel::call_c;
 use super::exchange::{exchange, pp_exchange};
 use super::{bytes, channel_into_handle, guard, pp_callable, pp_channel, require, write_out};
 use crate::error::{Error, Result};
+use crate::exchange::Spawned;
 use crate::persistent;
 use crate::process::Created;
 
@@ -147,7 +148,8 @@ pub extern "C" fn pp_exchange_connect(ex: *mut pp_exchange, address: *const c_ch
 }
 
 /// Runs callable(channel, arg, arg_len) in a background process listening at
-/// `address`, exactly as pp_start_persistent does (pprocess's
+/// `address`, once the exchange is below its limit (as every start does),
+/// exactly as pp_start_persistent does (pprocess's
 /// PersistentExchange.manage(address, callable)), and returns its pid. The
 /// exchange does not monitor it: collect its results with
 /// pp_exchange_connect, on this exchange or another, in this process or a
@@ -167,4 +169,45 @@ pub extern "C" fn pp_exchange_start_persistent(
             unsafe { (exchange(ex)?, self::address(address)?, bytes(arg, arg_len)?) };
         ex.start_persistent(address, |channel| call_c(callable, channel, arg))
     })
+}
+
+/// Creates a process whose channel survives disconnection, monitored by the
+/// exchange (pprocess's PersistentExchange.create), once the exchange is
+/// below its limit. In the new process it returns 0 and stores in *child its
+/// channel to its keeper, as pp_create_persistent does (send results, finish
+/// with pp_exit). In the creator it returns the keeper's pid (> 0), and the
+/// exchange stores the results as for pp_exchange_connect: a queue's
+/// pp_exchange_next acknowledges each as it takes it, and those not taken go
+/// to the address's next client. The exchange never kills the keeper; it is
+/// collected once it exits. PP_EADDR as for pp_create_persistent.
+#[no_mangle]
+pub extern "C" fn pp_exchange_create_persistent(
+    ex: *mut pp_exchange,
+    address: *const c_char,
+    child: *mut *mut pp_channel,
+) -> c_int {
+    guard(|| {
+        require(child)?;
+        // SAFETY: handle and address come from the C caller as documented.
+        let (ex, address) = unsafe { (exchange(ex)?, self::address(address)?) };
+        match ex.create_persistent(address)? {
+            Spawned::Parent { pid, .. } => Ok(pid),
+            Spawned::Child(channel) => {
+                // SAFETY: `child` was checked non-NULL.
+                unsafe { write_out(child, channel_into_handle(channel)) }?;
+                Ok(0)
+            }
+        }
+    })
+}
+
+/// Detaches this process from the streams it shares with its creator
+/// (pprocess's close_streams): flushes stdout, then points standard input,
+/// output and error at /dev/null (they stay open, so later prints succeed and
+/// go nowhere). A background process of pp_start_persistent has this done
+/// already; a process of pp_create_persistent keeps its creator's streams
+/// until it calls this. Returns 0, or -errno.
+#[no_mangle]
+pub extern "C" fn pp_close_streams() -> c_int {
+    guard(|| persistent::close_streams().map(|()| 0))
 }

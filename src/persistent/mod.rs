@@ -109,7 +109,7 @@ mod outbox;
 
 use crate::channel::Channel;
 use crate::error::{code, Error, RemoteError, Result};
-use crate::exchange::{Exchange, Slots, StoreData};
+use crate::exchange::{Exchange, Slots, Spawned, StoreData};
 use crate::process::{self, Created};
 use crate::sys::{self, Fd, Forked, Pid};
 
@@ -321,14 +321,56 @@ fn give_up(listener: Listener, reply: Fd, error: Error) -> ! {
 impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Runs `callable` in a background process listening at `address`
     /// (pprocess's `PersistentExchange.start` and `manage(address, ...)`),
-    /// exactly as [`start_persistent`] does, and returns its pid. The
-    /// exchange does not monitor it: collect its results with
+    /// once the exchange is below its limit (as every start does; see
+    /// [`Exchange::wait`]), exactly as [`start_persistent`] does, and returns
+    /// its pid. The exchange does not monitor it: collect its results with
     /// [`Exchange::connect`], from this exchange or another, in this process
     /// or a later one.
     pub fn start_persistent<F>(&mut self, address: impl AsAddress, callable: F) -> Result<Pid>
     where
         F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
     {
+        self.wait()?;
         start_persistent(address, callable)
     }
+
+    /// Creates a process whose channel survives disconnection, monitored by
+    /// this exchange (pprocess's `PersistentExchange.create`), once the
+    /// exchange is below its limit. The new process gets [`Spawned::Child`]
+    /// with its channel to its keeper, as [`create_persistent`] gives it
+    /// (send results, finish with [`exit`](crate::exit)); the creator gets
+    /// the keeper's pid and the connection's task, whose results this
+    /// exchange stores as it does for [`Exchange::connect`]. The keeper is
+    /// never killed by the exchange, and is collected once it exits; the
+    /// results this process does not take go to the address's next client.
+    pub fn create_persistent(&mut self, address: impl AsAddress) -> Result<Spawned> {
+        self.wait()?;
+        match create_persistent(address)? {
+            Created::Child(channel) => Ok(Spawned::Child(channel)),
+            Created::Parent(channel) => {
+                let pid = channel.pid();
+                let task = self.add(channel).map_err(|_| Error::Busy)?;
+                Ok(Spawned::Parent { pid, task })
+            }
+        }
+    }
+}
+
+/// Detaches this process from the streams it shares with its creator
+/// (pprocess's `close_streams`): flushes standard output, then points
+/// standard input, output and error at `/dev/null`. They stay open, so later
+/// prints succeed and go nowhere, and no other file takes their numbers; a
+/// reader waiting for the end of the creator's pipe is no longer held up by
+/// this process. A background process started with [`start_persistent`] has
+/// this done already; a process from [`create_persistent`] keeps the
+/// creator's streams until it calls this.
+pub fn close_streams() -> Result<()> {
+    sys::flush_stdio();
+    #[cfg(feature = "std")]
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+    }
+    sys::stdio_to_dev_null().map_err(Error::from)
 }
