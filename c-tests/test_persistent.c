@@ -410,6 +410,48 @@ static void test_close_streams(void)
     pp_channel_close(child);
 }
 
+/* Doubles each number a client sends until it receives a negative one. */
+static int doubles(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    int32_t n;
+    size_t len;
+    int rc;
+
+    (void)arg;
+    (void)arg_len;
+    while ((rc = pp_receive(ch, &n, sizeof n, &len)) == 0 && n >= 0) {
+        n *= 2;
+        if ((rc = pp_send(ch, &n, sizeof n)) < 0)
+            return rc;
+    }
+    return rc;
+}
+
+static void test_a_background_callable_receives_what_clients_send(void)
+{
+    pp_channel *ch;
+    int32_t n;
+    size_t len;
+
+    CHECK_OK(pp_start_persistent(address("doubles.socket"), doubles, NULL, 0));
+    /* A client sends and leaves: its message still reaches the callable. */
+    CHECK_EQ(pp_connect(address("doubles.socket"), &ch), 0);
+    n = 21;
+    CHECK_EQ(pp_send(ch, &n, sizeof n), 0);
+    pp_channel_close(ch);
+    /* The next client gets the answer, and its acknowledged send returns
+     * once the callable has received the message. */
+    CHECK_EQ(pp_connect(address("doubles.socket"), &ch), 0);
+    CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &len, 20000), 0);
+    CHECK_EQ(n, 42);
+    n = -1;
+    CHECK_EQ(pp_send_acked(ch, &n, sizeof n), 0);
+    CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &len, 20000), PP_ECLOSED);
+    pp_channel_close(ch);
+    while (access(address("doubles.socket"), F_OK) == 0) /* the keeper is leaving */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/pp-c-persistent-XXXXXX");
@@ -428,6 +470,7 @@ int main(void)
     RUN(test_an_exchange_creates_persistent_processes);
     RUN(test_start_persistent_on_an_exchange_waits_for_its_limit);
     RUN(test_close_streams);
+    RUN(test_a_background_callable_receives_what_clients_send);
     rmdir(dir); /* fails, and says so below, if a socket file is left */
     CHECK_EQ(access(dir, F_OK), -1);
     return report();

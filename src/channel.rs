@@ -843,6 +843,11 @@ impl Channel {
         }
     }
 
+    /// The highest frame number the peer has acknowledged (0: none yet).
+    pub(crate) fn acked(&self) -> u32 {
+        self.acked
+    }
+
     /// Sends an error frame with `flags`; returns its frame number.
     pub(crate) fn send_error_frame(&mut self, error: &RemoteError, flags: u16) -> Result<u32> {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];

@@ -6,7 +6,13 @@ mod background;
 
 use background::*;
 use pprocess::exchange::Spawned;
-use pprocess::{close_streams, connect_persistent, exit, Options, Queue};
+use pprocess::{
+    close_streams, connect_persistent, exit, start_persistent, Channel, Error, Options, Queue,
+    RemoteError,
+};
+
+/// The library's code for a closed channel, as C sees it.
+const PP_ECLOSED: i32 = -1000;
 
 #[test]
 fn close_streams_points_the_standard_streams_at_dev_null() {
@@ -64,7 +70,7 @@ fn start_persistent_on_an_exchange_waits_for_its_limit() {
     let mut scratch = Scratch::new("limit");
     let first = scratch.path("first.socket");
     let second = scratch.path("second.socket");
-    let keeper = scratch.track(pprocess::start_persistent(&first, numbers(0..3)).unwrap());
+    let keeper = scratch.track(start_persistent(&first, numbers(0..3)).unwrap());
     let mut queue = Queue::with_options(1, Options::default());
     queue.connect(&first).unwrap();
     assert_eq!(queue.active(), 1);
@@ -77,4 +83,83 @@ fn start_persistent_on_an_exchange_waits_for_its_limit() {
     let mut ch = connect_persistent(&second).unwrap();
     assert_eq!(collect(&mut ch), ((5..7).collect(), None));
     assert_finished(other, &second);
+}
+
+/// A background callable that answers each number a client sends with its
+/// square, until it receives 0.
+fn squares(ch: &mut Channel) -> Result<(), RemoteError> {
+    loop {
+        let n: u32 = ch.receive_value()?;
+        if n == 0 {
+            return Ok(());
+        }
+        ch.send_value(&(n * n))?;
+    }
+}
+
+#[test]
+fn a_background_callable_receives_what_a_client_sends() {
+    let mut scratch = Scratch::new("two-way");
+    let path = scratch.path("squares.socket");
+    let keeper = scratch.track(start_persistent(&path, squares).unwrap());
+    let mut ch = connect_persistent(&path).unwrap();
+    for n in 1..=5u32 {
+        ch.send_value(&n).unwrap();
+        assert_eq!(ch.receive_value::<u32>().unwrap(), n * n);
+    }
+    ch.send_value(&0u32).unwrap();
+    assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn send_acked_returns_once_the_callable_has_taken_the_message() {
+    let mut scratch = Scratch::new("acked");
+    let path = scratch.path("echo.socket");
+    let keeper = scratch.track(
+        start_persistent(&path, |ch| {
+            let message = ch.receive_vec()?;
+            ch.send(&message)?;
+            Ok(())
+        })
+        .unwrap(),
+    );
+    let mut ch = connect_persistent(&path).unwrap();
+    ch.send_acked(b"hello").unwrap();
+    assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS).unwrap(), b"hello");
+    assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn what_a_client_sent_reaches_the_callable_after_the_client_left() {
+    let mut scratch = Scratch::new("left");
+    let path = scratch.path("squares.socket");
+    let keeper = scratch.track(start_persistent(&path, squares).unwrap());
+    let mut first = connect_persistent(&path).unwrap();
+    first.send_value(&7u32).unwrap();
+    drop(first);
+    let mut second = connect_persistent(&path).unwrap();
+    second.send_value(&0u32).unwrap();
+    assert_eq!(collect(&mut second), (vec![49], None));
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn what_the_callable_never_took_is_reported() {
+    let mut scratch = Scratch::new("untaken");
+    let path = scratch.path("deaf.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..1)).unwrap());
+    let mut ch = connect_persistent(&path).unwrap();
+    ch.send_value(&5u32).unwrap();
+    let (got, end) = collect(&mut ch);
+    assert_eq!(got, [0]);
+    assert_eq!(end, Some(Error::Remote { code: PP_ECLOSED }));
+    let message = ch.remote_error().unwrap().message();
+    assert!(
+        message.contains("without receiving 1 messages"),
+        "{message}"
+    );
+    assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
+    assert_finished(keeper, &path);
 }

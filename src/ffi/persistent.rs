@@ -73,7 +73,10 @@ pub extern "C" fn pp_create_persistent(address: *const c_char, out: *mut *mut pp
 /// acknowledges it; results a client did not acknowledge before it
 /// disconnected go to the next client. After the callable has returned and
 /// every result is acknowledged, it removes the socket file and exits. The
-/// callable's receives see nothing: clients only collect.
+/// callable's receives take what clients send (pp_send on a pp_connect
+/// channel); a client's pp_send_acked returns once the callable has received
+/// the message. What a client sent and the callable never received is
+/// reported to the clients as an error result (remote code PP_ECLOSED).
 ///
 /// PP_EADDR as for pp_create_persistent.
 #[no_mangle]
@@ -95,15 +98,20 @@ pub extern "C" fn pp_start_persistent(
 /// Connects to the persistent process listening at `address` (pprocess's
 /// connect_persistent) and stores the channel in *out; returns 0. Receive the
 /// results from it: each is acknowledged as it is received, and the receive
-/// after the last one reports PP_ECLOSED. A failed callable's error comes out
-/// as PP_EREMOTE (see pp_channel_remote_error). One client is served at a
-/// time: a receive waits while another client is connected.
+/// after the last one reports PP_ECLOSED (the process ended the stream with
+/// an end frame). A stream cut off without it (the process died) reports
+/// PP_EPEER instead, so missing results are never taken for a complete
+/// delivery. A failed callable's error comes out as PP_EREMOTE (see
+/// pp_channel_remote_error). What the channel sends goes to the callable's
+/// receives. One client is served at a time: a receive waits while another
+/// client is connected.
 ///
 /// -ENOENT: nothing at the address; -ECONNREFUSED: nobody listens there (the
 /// work finished and was collected, or its process died); PP_EPERM: the
-/// listener belongs to another user; PP_EADDR: an unusable address. A
-/// client that sends anything but acknowledgements is disconnected, its
-/// receive failing with PP_EREMOTE (remote code PP_EPROTO).
+/// listener belongs to another user; PP_EADDR: an unusable address, or a
+/// symbolic link at it (which is never followed). A client that sends a
+/// malformed frame is disconnected, its receive failing with PP_EREMOTE
+/// (remote code PP_EPROTO).
 #[no_mangle]
 pub extern "C" fn pp_connect(address: *const c_char, out: *mut *mut pp_channel) -> c_int {
     guard(|| {

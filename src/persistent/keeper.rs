@@ -1,23 +1,32 @@
 //! The keeper: the process listening at a persistent address. It reads what
-//! the callable sends into its [`Outbox`] and serves one client at a time,
-//! never waiting for one: writes go out as far as the client's socket
-//! buffer allows and resume when `poll` says there is room, reads take what
-//! has arrived and keep a partial frame for later, and a client that leaves
-//! a frame unfinished for [`STALL_MS`] is disconnected.
+//! the callable sends into its [`Outbox`], passes what clients send to the
+//! callable through its [`Inbox`], and serves one client at a time, never
+//! waiting for a peer: writes go out as far as the socket buffer allows and
+//! resume when `poll` says there is room, reads take what has arrived and
+//! keep a partial frame for later, and a client that stops sending in the
+//! middle of a frame for [`STALL_MS`] is disconnected.
 
 use alloc::vec::Vec;
 
 use crate::channel::{error_payload, Channel};
 use crate::error::{code, Error, RemoteError};
 use crate::sys::{self, Deadline, Errno, Fd, PollFd, POLLIN, POLLOUT};
-use crate::wire::{Header, Kind, ProtoError, HEADER_LEN, MAX_ERROR_PAYLOAD};
+use crate::wire::{
+    Header, Kind, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, HEADER_LEN, MAX_ERROR_PAYLOAD,
+};
 
+use super::inbox::Inbox;
 use super::listener::Listener;
 use super::outbox::Outbox;
 use super::{OUTBOX_BYTES, STALL_MS};
 
 /// Bytes taken from a client's socket per read.
-const READ_CHUNK: usize = 4096;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Bytes of clients' messages the callable has not taken beyond which the
+/// keeper stops reading the client (whose sends then wait, as on a full
+/// socket).
+const INBOX_BYTES: usize = OUTBOX_BYTES;
 
 /// The keeper's life: serves results until the callable has finished and
 /// every result is acknowledged (and a client has acknowledged something,
@@ -29,6 +38,7 @@ pub(super) fn keep(listener: Listener, worker: Channel) -> ! {
         worker: Some(worker),
         worker_failed: false,
         outbox: Outbox::new(),
+        inbox: Inbox::new(),
         client: None,
     };
     #[cfg(feature = "std")]
@@ -71,9 +81,8 @@ struct Client {
     /// Bytes received and not yet taken as frames: at most a partial frame
     /// between reads.
     input: Vec<u8>,
-    /// The client has started a frame it has not finished: it is
-    /// disconnected when this passes ([`STALL_MS`] after the frame started,
-    /// or after the last frame it finished).
+    /// The client is in the middle of a frame: it is disconnected when this
+    /// passes ([`STALL_MS`] after the last bytes it sent).
     stall: Option<Deadline>,
 }
 
@@ -85,33 +94,39 @@ struct Keeper {
     /// The callable sent an error frame (its failure is reported already).
     worker_failed: bool,
     outbox: Outbox,
+    inbox: Inbox,
     client: Option<Client>,
 }
 
 impl Keeper {
     fn run(&mut self) {
         while !self.outbox.finished() {
+            self.write_worker();
             self.write_client();
             let mut fds = [PollFd::NONE; 3];
             let mut timeout = -1;
-            if let Some(worker) = self
-                .worker
-                .as_ref()
-                .filter(|_| self.outbox.bytes() < OUTBOX_BYTES)
-            {
-                fds[0] = PollFd::new(worker.fd(), POLLIN);
-                if worker.has_buffered() {
-                    timeout = 0;
+            if let Some(worker) = &self.worker {
+                let mut events = 0;
+                if self.outbox.bytes() < OUTBOX_BYTES {
+                    events |= POLLIN;
+                    if worker.has_buffered() {
+                        timeout = 0;
+                    }
                 }
+                if self.inbox.pending().is_some() {
+                    events |= POLLOUT;
+                }
+                fds[0] = PollFd::new(worker.fd(), events);
             }
+            let reading = self.inbox.bytes() < INBOX_BYTES;
             match &self.client {
                 Some(client) => {
-                    let mut events = POLLIN;
+                    let mut events = if reading { POLLIN } else { 0 };
                     if self.outbox.pending().is_some() {
                         events |= POLLOUT;
                     }
                     fds[1] = PollFd::new(&client.fd, events);
-                    if let (Some(stall), -1) = (client.stall, timeout) {
+                    if let (Some(stall), -1, true) = (client.stall, timeout, reading) {
                         timeout = stall.remaining_ms();
                     }
                 }
@@ -121,18 +136,14 @@ impl Keeper {
                 sys::sleep_ms(10); // ENOMEM: try again shortly
                 continue;
             }
-            if fds[0].ready() || timeout == 0 {
+            if fds[0].ready_for(POLLIN) || timeout == 0 {
                 self.read_worker();
             }
-            if fds[1].ready_for(POLLIN) {
+            if fds[1].ready_for(POLLIN) && reading {
                 self.read_client();
             }
-            if self
-                .client
-                .as_ref()
-                .and_then(|client| client.stall)
-                .is_some_and(|stall| stall.expired())
-            {
+            let stalled = self.client.as_ref().and_then(|client| client.stall);
+            if reading && stalled.is_some_and(|stall| stall.expired()) {
                 self.drop_client(Some(RemoteError::new(
                     code::PROTO,
                     "a frame was started and not finished in time",
@@ -140,6 +151,33 @@ impl Keeper {
             }
             if fds[2].ready() {
                 self.accept();
+            }
+        }
+    }
+
+    /// Writes clients' messages to the callable, as far as its socket
+    /// buffer allows.
+    fn write_worker(&mut self) {
+        let Some(worker) = &self.worker else {
+            return;
+        };
+        while let Some((header, payload)) = self.inbox.pending() {
+            match sys::send_some(worker.fd(), &[header, payload]) {
+                Ok(n) if n > 0 => self.inbox.wrote(n),
+                // Full (poll says when there is room), or the callable's
+                // process is gone (its end is read next).
+                _ => return,
+            }
+        }
+    }
+
+    /// Drops the clients' messages the callable has taken (its channel
+    /// acknowledged them) and acknowledges them to the client that sent
+    /// them, if it asked and is still connected.
+    fn release_taken(&mut self) {
+        if let Some(worker) = &self.worker {
+            if let Some(client_seq) = self.inbox.acked(worker.acked()) {
+                self.outbox.ack_client(client_seq);
             }
         }
     }
@@ -152,7 +190,7 @@ impl Keeper {
             };
             match worker.receive_vec_timeout(0) {
                 Ok(data) => self.outbox.push(Kind::Data, data),
-                Err(Error::TimedOut) => return,
+                Err(Error::TimedOut) => return self.release_taken(),
                 Err(Error::Remote { code }) => {
                     let remote = worker.remote_error().cloned();
                     let remote = remote.unwrap_or_else(|| RemoteError::new(code, ""));
@@ -174,6 +212,7 @@ impl Keeper {
     /// reporting an error gets an error result naming it; a process that
     /// broke the protocol is stopped.
     fn worker_ended(&mut self, why: Error) {
+        self.release_taken();
         let Some(mut worker) = self.worker.take() else {
             return;
         };
@@ -190,9 +229,27 @@ impl Keeper {
                 let _ = worker.wait();
             }
         }
+        self.report_untaken();
         self.outbox.input_done();
         // A process that closed its channel but runs on is left to init.
         let _ = worker.try_wait();
+    }
+
+    /// Once the callable has finished: reports what clients sent and it
+    /// never took as an error result (with code `PP_ECLOSED`), so that
+    /// nothing a client sent is dropped silently.
+    fn report_untaken(&mut self) {
+        let untaken = self.inbox.untaken();
+        if self.worker.is_some() || untaken == 0 {
+            return;
+        }
+        let mut message = alloc::string::String::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut message,
+            format_args!("the callable finished without receiving {untaken} messages clients sent"),
+        );
+        self.push_error(&RemoteError::new(code::CLOSED, &message));
+        self.inbox = Inbox::new();
     }
 
     /// Writes what the outbox has for the client, as far as its socket
@@ -216,15 +273,17 @@ impl Keeper {
         }
     }
 
-    /// Takes what the client sent: acknowledgements, never waiting for the
-    /// rest of a frame (a frame left unfinished starts the [`STALL_MS`]
-    /// clock); disconnects a client that hung up or broke the protocol.
+    /// Takes what the client sent (acknowledgements, and messages for the
+    /// callable), never waiting for the rest of a frame (a client that stops
+    /// in the middle of one for [`STALL_MS`] is disconnected); disconnects a
+    /// client that hung up or broke the protocol.
     fn read_client(&mut self) {
         let Some(client) = &mut self.client else {
             return;
         };
         let mut chunk = [0u8; READ_CHUNK];
         let mut hung_up = false;
+        let mut progressed = false;
         loop {
             match sys::read_now(&client.fd, &mut chunk) {
                 Ok(0) => {
@@ -232,8 +291,9 @@ impl Keeper {
                     break;
                 }
                 Ok(n) => {
+                    progressed = true;
                     client.input.extend_from_slice(&chunk[..n]);
-                    if n < chunk.len() {
+                    if n < chunk.len() || client.input.len() > READ_CHUNK * 16 {
                         break;
                     }
                 }
@@ -244,7 +304,9 @@ impl Keeper {
                 }
             }
         }
-        match self.take_frames() {
+        let taken = self.take_frames(progressed);
+        self.report_untaken();
+        match taken {
             Err(why) => self.drop_client(Some(why)),
             Ok(()) if hung_up => self.drop_client(None),
             Ok(()) => {}
@@ -253,33 +315,46 @@ impl Keeper {
 
     /// Handles the whole frames the client's input holds and keeps a partial
     /// one; an error says why the client is refused.
-    fn take_frames(&mut self) -> Result<(), RemoteError> {
+    fn take_frames(&mut self, progressed: bool) -> Result<(), RemoteError> {
         let Some(client) = &mut self.client else {
             return Ok(());
         };
         let mut at = 0;
-        let mut finished_frames = false;
         while let Some(bytes) = client.input[at..].first_chunk::<HEADER_LEN>() {
-            let header = Header::decode(bytes, 0).map_err(|e| match e {
-                ProtoError::TooLong { .. } => only_acknowledge(),
-                e => RemoteError::from(Error::Protocol(e)),
-            })?;
-            if header.kind != Kind::Ack {
-                return Err(only_acknowledge());
-            }
-            at += HEADER_LEN;
-            finished_frames = true;
-            if self.outbox.ack(header.seq).is_err() {
-                return Err(RemoteError::new(
-                    code::PROTO,
-                    "acknowledgement of a frame never sent",
-                ));
+            let header = Header::decode(bytes, DEFAULT_MAX_MESSAGE)
+                .map_err(|e| RemoteError::from(Error::Protocol(e)))?;
+            match header.kind {
+                Kind::Ack => {
+                    at += HEADER_LEN;
+                    if self.outbox.ack(header.seq).is_err() {
+                        return Err(RemoteError::new(
+                            code::PROTO,
+                            "acknowledgement of a frame never sent",
+                        ));
+                    }
+                }
+                Kind::Data => {
+                    let end = at + HEADER_LEN + header.length as usize;
+                    let Some(payload) = client.input.get(at + HEADER_LEN..end) else {
+                        break; // the rest has not arrived yet
+                    };
+                    let asked = header.flags & FLAG_ACK_REQUESTED != 0;
+                    self.inbox
+                        .push(payload.to_vec(), asked.then_some(header.seq));
+                    at = end;
+                }
+                _ => {
+                    return Err(RemoteError::new(
+                        code::PROTO,
+                        "clients of a persistent process send messages and acknowledgements",
+                    ))
+                }
             }
         }
         client.input.drain(..at);
         if client.input.is_empty() {
             client.stall = None;
-        } else if finished_frames || client.stall.is_none() {
+        } else if progressed || client.stall.is_none() {
             client.stall = Some(Deadline::after(STALL_MS));
         }
         Ok(())
@@ -301,6 +376,7 @@ impl Keeper {
             let _ = sys::send_some(&client.fd, &[&header, &payload[..len]]);
         }
         self.outbox.disconnect();
+        self.inbox.forget_client();
     }
 
     /// Accepts the next connection; a peer of another user is told and
@@ -324,12 +400,4 @@ impl Keeper {
             }
         }
     }
-}
-
-/// What a client that sends anything but acknowledgements is told.
-fn only_acknowledge() -> RemoteError {
-    RemoteError::new(
-        code::PROTO,
-        "clients of a persistent process only acknowledge",
-    )
 }

@@ -69,16 +69,24 @@
 //!
 //! One client is served at a time; others wait in the listen backlog and are
 //! served in turn when the current one disconnects (or get the end frame if
-//! the keeper finishes first). Clients only receive and acknowledge: a
-//! client that sends a message or a malformed frame receives an error frame
-//! with code `PP_EPROTO` and is disconnected, and the callable's own
-//! receives never see anything. The keeper never waits for a client: it
-//! writes as much of a frame as the client's socket takes and the rest when
-//! `poll` says there is room, keeps a partial frame from the client for
-//! later, and disconnects a client that starts a frame and does not finish
-//! it within [`STALL_MS`], going on collecting the callable's results
-//! meanwhile. Up to [`WINDOW`] results are in flight to a client at once;
-//! the rest wait in the outbox until earlier ones are acknowledged.
+//! the keeper finishes first). A client has a full channel: what it sends
+//! (data frames) goes to the callable, whose receives take it
+//! (`inbox.rs`). The keeper passes a client's message on at once and keeps
+//! it until the callable's channel acknowledges it, which it does as the
+//! callable receives it; only then is the client acknowledged (so a
+//! client's [`Channel::send_acked`] returns once the callable has the
+//! message). A message outlives the client that sent it, and what the
+//! callable never takes before it finishes is reported as an error result
+//! with code `PP_ECLOSED`, never dropped silently. A client that sends
+//! anything else (args, stop, end or error frames, or garbage) receives an
+//! error frame with code `PP_EPROTO` and is disconnected. The keeper never
+//! waits for a peer: it writes as much of a frame as the client's (or the
+//! callable's) socket takes and the rest when `poll` says there is room,
+//! keeps a partial frame from the client for later, and disconnects a client
+//! that stops sending in the middle of a frame for [`STALL_MS`], going on
+//! collecting the callable's results meanwhile. Up to [`WINDOW`] results are
+//! in flight to a client at once; the rest wait in the outbox until earlier
+//! ones are acknowledged.
 //!
 //! # Addresses and security
 //!
@@ -103,6 +111,7 @@
 
 mod address;
 mod client;
+mod inbox;
 mod keeper;
 mod listener;
 mod outbox;
@@ -141,8 +150,8 @@ pub const STALL_MS: i32 = 500;
 /// and error on `/dev/null`, so the callable's prints go nowhere instead of
 /// failing. It keeps the current directory. The callable gets a channel on
 /// which it sends results (and reports failure by returning `Err`, or with a
-/// panic) as it would in [`start`](crate::start); its receives see nothing.
-/// The process lingers until a client has acknowledged every result, then
+/// panic) as it would in [`start`](crate::start), and receives what clients
+/// send (see the [module documentation](self)). The process lingers until a client has acknowledged every result, then
 /// removes the socket file and exits. The caller may exit at once: collect the
 /// results later with [`connect_persistent`] or [`Exchange::connect`].
 ///

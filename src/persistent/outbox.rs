@@ -28,12 +28,23 @@ struct Entry {
     seq: Option<u32>,
 }
 
+/// What the frame being written is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum What {
+    /// The entry after those sent.
+    Entry,
+    /// The end frame.
+    End,
+    /// An acknowledgement of messages the client sent.
+    Ack,
+}
+
 /// The frame being written: its header, how many of its bytes are out, and
-/// whether it is the end frame (otherwise the entry after those sent).
+/// what it is.
 struct Writing {
     header: [u8; HEADER_LEN],
     done: usize,
-    end: bool,
+    what: What,
 }
 
 /// Why an acknowledgement was refused.
@@ -65,6 +76,9 @@ pub(super) struct Outbox {
     /// The keeper is leaving: the end frame goes out whether or not it was
     /// asked for.
     closing: bool,
+    /// The newest frame number of the client's to acknowledge (its messages
+    /// the callable took).
+    ack_due: Option<u32>,
 }
 
 impl Outbox {
@@ -81,6 +95,7 @@ impl Outbox {
             input_done: false,
             collected: false,
             closing: false,
+            ack_due: None,
         }
     }
 
@@ -134,6 +149,15 @@ impl Outbox {
         self.next_seq = 1;
         self.acked = 0;
         self.end_seq = None;
+        self.ack_due = None;
+    }
+
+    /// Acknowledges the client's frame `seq` (and every one before it) with
+    /// the next frame written.
+    pub(super) fn ack_client(&mut self, seq: u32) {
+        if self.connected {
+            self.ack_due = Some(seq);
+        }
     }
 
     /// True while a frame is partly written (nothing else may be written to
@@ -151,30 +175,33 @@ impl Outbox {
         }
         if self.writing.is_none() {
             let end_wanted = !self.collected || self.closing;
-            let (kind, length, end) = if self.sent < self.entries.len().min(WINDOW) {
+            let (header, what) = if let Some(seq) = self.ack_due.take() {
+                (Header::new(Kind::Ack, 0, 0, seq), What::Ack)
+            } else if self.sent < self.entries.len().min(WINDOW) {
                 let entry = &self.entries[self.sent];
-                (entry.kind, entry.payload.len(), false)
+                let length = entry.payload.len() as u32;
+                let header = Header::new(entry.kind, FLAG_ACK_REQUESTED, length, self.next_seq);
+                (header, What::Entry)
             } else if self.input_done
                 && self.entries.is_empty()
                 && self.end_seq.is_none()
                 && end_wanted
             {
-                (Kind::End, 0, true)
+                let header = Header::new(Kind::End, FLAG_ACK_REQUESTED, 0, self.next_seq);
+                (header, What::End)
             } else {
                 return None;
             };
-            let header = Header::new(kind, FLAG_ACK_REQUESTED, length as u32, self.next_seq);
             self.writing = Some(Writing {
                 header: header.encode(),
                 done: 0,
-                end,
+                what,
             });
         }
         let writing = self.writing.as_ref()?;
-        let payload: &[u8] = if writing.end {
-            &[]
-        } else {
-            &self.entries[self.sent].payload
+        let payload: &[u8] = match writing.what {
+            What::Entry => &self.entries[self.sent].payload,
+            What::End | What::Ack => &[],
         };
         let header = &writing.header[writing.done.min(HEADER_LEN)..];
         let payload = &payload[writing.done.saturating_sub(HEADER_LEN)..];
@@ -187,22 +214,25 @@ impl Outbox {
             return;
         };
         writing.done += n;
-        let length = if writing.end {
-            0
-        } else {
-            self.entries[self.sent].payload.len()
+        let length = match writing.what {
+            What::Entry => self.entries[self.sent].payload.len(),
+            What::End | What::Ack => 0,
         };
         if writing.done < HEADER_LEN + length {
             return;
         }
         let seq = self.next_seq;
-        if writing.end {
-            self.end_seq = Some(seq);
-        } else {
-            self.entries[self.sent].seq = Some(seq);
-            self.sent += 1;
+        match writing.what {
+            What::Ack => {}
+            What::End => self.end_seq = Some(seq),
+            What::Entry => {
+                self.entries[self.sent].seq = Some(seq);
+                self.sent += 1;
+            }
         }
-        self.next_seq = seq.wrapping_add(1);
+        if writing.what != What::Ack {
+            self.next_seq = seq.wrapping_add(1);
+        }
         self.writing = None;
     }
 
@@ -241,9 +271,8 @@ mod tests {
     use super::*;
 
     /// Writes everything pending, in pieces of at most `piece` bytes;
-    /// returns the frames' headers.
-    fn drain(outbox: &mut Outbox, piece: usize) -> Vec<Header> {
-        let mut frames = Vec::new();
+    /// returns the bytes written.
+    fn write_all(outbox: &mut Outbox, piece: usize) -> Vec<u8> {
         let mut bytes = Vec::new();
         while let Some((header, payload)) = outbox.pending() {
             let mut all = header.to_vec();
@@ -252,6 +281,12 @@ mod tests {
             bytes.extend_from_slice(&all[..n]);
             outbox.wrote(n);
         }
+        bytes
+    }
+
+    /// The headers of the whole frames in `bytes`.
+    fn headers(bytes: &[u8]) -> Vec<Header> {
+        let mut frames = Vec::new();
         let mut at = 0;
         while at < bytes.len() {
             let raw: [u8; HEADER_LEN] = bytes[at..at + HEADER_LEN].try_into().unwrap();
@@ -261,6 +296,12 @@ mod tests {
         }
         assert_eq!(at, bytes.len(), "whole frames");
         frames
+    }
+
+    /// Writes everything pending, in pieces of at most `piece` bytes;
+    /// returns the frames' headers.
+    fn drain(outbox: &mut Outbox, piece: usize) -> Vec<Header> {
+        headers(&write_all(outbox, piece))
     }
 
     fn with_results(n: u8) -> Outbox {
@@ -396,6 +437,29 @@ mod tests {
         assert_eq!(end.len(), 1);
         outbox.ack(end[0].seq).unwrap();
         assert!(outbox.finished());
+    }
+
+    #[test]
+    fn acknowledgements_to_the_client_go_between_whole_frames() {
+        let mut outbox = with_results(2);
+        outbox.connect();
+        let mut bytes = Vec::new();
+        let (header, _) = outbox.pending().unwrap();
+        bytes.extend_from_slice(&header[..4]);
+        outbox.wrote(4); // a result is half written
+        outbox.ack_client(7);
+        bytes.extend(write_all(&mut outbox, usize::MAX));
+        let frames = headers(&bytes);
+        let kinds: Vec<_> = frames.iter().map(|h| (h.kind, h.seq)).collect();
+        assert_eq!(kinds, [(Kind::Data, 1), (Kind::Ack, 7), (Kind::Data, 2)]);
+        // They take no frame number of the keeper's, and need no answer.
+        assert!(frames[1].flags & FLAG_ACK_REQUESTED == 0);
+        outbox.ack(2).unwrap();
+        // Nobody to acknowledge once the client is gone.
+        outbox.disconnect();
+        outbox.ack_client(8);
+        outbox.connect();
+        assert!(drain(&mut outbox, usize::MAX).is_empty());
     }
 
     #[test]
