@@ -158,6 +158,14 @@ static void test_connect_at_the_limit(void)
     pp_exchange_free(queue);
 }
 
+/* Waits until the keeper at `path` has removed its socket file (it does so
+ * as it leaves, just after its client saw the end). */
+static void wait_gone(const char *path)
+{
+    while (access(path, F_OK) == 0)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
 /* Collects every result of the process at `path` on a plain channel. */
 static void collect_numbers(const char *path)
 {
@@ -185,8 +193,7 @@ static void test_connect_refuses_a_symlink(void)
     CHECK_EQ(pp_start_persistent(address("planted.socket"), numbers, &(int32_t){0}, 4), PP_EADDR);
     CHECK_EQ(unlink(address("planted.socket")), 0);
     collect_numbers(real); /* nobody else took any */
-    while (access(real, F_OK) == 0) /* the keeper is leaving */
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    wait_gone(real);
 }
 
 static void test_the_keeper_holds_none_of_its_starters_descriptors(void)
@@ -226,8 +233,7 @@ static void test_the_keeper_holds_none_of_its_starters_descriptors(void)
     close(pipe_fds[0]);
     close(pipe_fds[1]);
     collect_numbers(address("fds.socket"));
-    while (access(address("fds.socket"), F_OK) == 0) /* the keeper is leaving */
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    wait_gone(address("fds.socket"));
 }
 
 static void test_a_killed_keeper_is_reported_not_taken_for_the_end(void)
@@ -286,8 +292,7 @@ static void test_a_refused_second_start_does_not_end_the_first(void)
     CHECK_EQ(pp_connect(address("probe.socket"), &ch), 0);
     CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &len, 20000), PP_ECLOSED);
     pp_channel_close(ch);
-    while (access(address("probe.socket"), F_OK) == 0) /* the keeper is leaving */
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    wait_gone(address("probe.socket"));
 }
 
 static void test_an_exchange_never_kills_a_created_keeper(void)
@@ -377,8 +382,7 @@ static void test_start_persistent_on_an_exchange_waits_for_its_limit(void)
         CHECK_EQ(next_number(queue), k);
     pp_exchange_free(queue);
     collect_numbers(address("l1.socket"));
-    while (access(address("l1.socket"), F_OK) == 0) /* the keeper is leaving */
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    wait_gone(address("l1.socket"));
 }
 
 static int closes_streams(pp_channel *ch)
@@ -448,8 +452,7 @@ static void test_a_background_callable_receives_what_clients_send(void)
     CHECK_EQ(pp_send_acked(ch, &n, sizeof n), 0);
     CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &len, 20000), PP_ECLOSED);
     pp_channel_close(ch);
-    while (access(address("doubles.socket"), F_OK) == 0) /* the keeper is leaving */
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    wait_gone(address("doubles.socket"));
 }
 
 int main(void)
