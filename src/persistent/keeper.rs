@@ -37,6 +37,7 @@ pub(super) fn keep(listener: Listener, worker: Channel) -> ! {
         listener,
         worker: Some(worker),
         worker_failed: false,
+        worker_unwritable: false,
         outbox: Outbox::new(),
         inbox: Inbox::new(),
         client: None,
@@ -93,6 +94,8 @@ struct Keeper {
     worker: Option<Channel>,
     /// The callable sent an error frame (its failure is reported already).
     worker_failed: bool,
+    /// Writing to the callable's channel failed: its process is gone.
+    worker_unwritable: bool,
     outbox: Outbox,
     inbox: Inbox,
     client: Option<Client>,
@@ -105,18 +108,23 @@ impl Keeper {
             self.write_client();
             let mut fds = [PollFd::NONE; 3];
             let mut timeout = -1;
+            let room = self.outbox.bytes() < OUTBOX_BYTES;
             if let Some(worker) = &self.worker {
                 let mut events = 0;
-                if self.outbox.bytes() < OUTBOX_BYTES {
+                if room {
                     events |= POLLIN;
                     if worker.has_buffered() {
                         timeout = 0;
                     }
                 }
-                if self.inbox.pending().is_some() {
+                if self.inbox.pending().is_some() && !self.worker_unwritable {
                     events |= POLLOUT;
                 }
-                fds[0] = PollFd::new(worker.fd(), events);
+                // Not watched at all while there is nothing to do with it,
+                // so that its hang-up does not wake the loop in vain.
+                if events != 0 {
+                    fds[0] = PollFd::new(worker.fd(), events);
+                }
             }
             let reading = self.inbox.bytes() < INBOX_BYTES;
             match &self.client {
@@ -136,10 +144,11 @@ impl Keeper {
                 sys::sleep_ms(10); // ENOMEM: try again shortly
                 continue;
             }
-            if fds[0].ready_for(POLLIN) || timeout == 0 {
+            if room && (fds[0].ready_for(POLLIN) || timeout == 0) {
                 self.read_worker();
             }
-            if fds[1].ready_for(POLLIN) && reading {
+            // A hang-up is read even while the inbox is full, to let go.
+            if fds[1].ready_for(if reading { POLLIN } else { 0 }) {
                 self.read_client();
             }
             let stalled = self.client.as_ref().and_then(|client| client.stall);
@@ -158,15 +167,19 @@ impl Keeper {
     /// Writes clients' messages to the callable, as far as its socket
     /// buffer allows.
     fn write_worker(&mut self) {
-        let Some(worker) = &self.worker else {
+        let Some(worker) = self.worker.as_ref().filter(|_| !self.worker_unwritable) else {
             return;
         };
         while let Some((header, payload)) = self.inbox.pending() {
             match sys::send_some(worker.fd(), &[header, payload]) {
-                Ok(n) if n > 0 => self.inbox.wrote(n),
-                // Full (poll says when there is room), or the callable's
-                // process is gone (its end is read next).
-                _ => return,
+                Ok(0) => return, // full: poll says when there is room
+                Ok(n) => self.inbox.wrote(n),
+                Err(_) => {
+                    // Its process is gone: its end is read next, and what it
+                    // never took is reported then.
+                    self.worker_unwritable = true;
+                    return;
+                }
             }
         }
     }
