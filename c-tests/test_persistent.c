@@ -162,8 +162,10 @@ static void test_connect_at_the_limit(void)
  * as it leaves, just after its client saw the end). */
 static void wait_gone(const char *path)
 {
+    struct timespec millisecond = {0, 1000000};
+
     while (access(path, F_OK) == 0)
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
+        nanosleep(&millisecond, NULL);
 }
 
 /* Collects every result of the process at `path` on a plain channel. */
@@ -185,12 +187,15 @@ static void collect_numbers(const char *path)
 static void test_connect_refuses_a_symlink(void)
 {
     char real[128];
+    pp_channel *ch = NULL;
+    int32_t first = 0;
 
     snprintf(real, sizeof real, "%s", address("real.socket"));
     start_numbers(real, 0);
     CHECK_EQ(symlink(real, address("planted.socket")), 0);
-    CHECK_EQ(pp_connect(address("planted.socket"), &(pp_channel *){NULL}), PP_EADDR);
-    CHECK_EQ(pp_start_persistent(address("planted.socket"), numbers, &(int32_t){0}, 4), PP_EADDR);
+    CHECK_EQ(pp_connect(address("planted.socket"), &ch), PP_EADDR);
+    CHECK_EQ(pp_start_persistent(address("planted.socket"), numbers, &first, sizeof first),
+             PP_EADDR);
     CHECK_EQ(unlink(address("planted.socket")), 0);
     collect_numbers(real); /* nobody else took any */
     wait_gone(real);
@@ -300,6 +305,7 @@ static void test_an_exchange_never_kills_a_created_keeper(void)
     pp_channel *ch;
     pp_exchange *queue;
     int32_t n;
+    size_t len;
     int pid, k;
 
     pid = pp_create_persistent(address("add.socket"), &ch);
@@ -325,10 +331,10 @@ static void test_an_exchange_never_kills_a_created_keeper(void)
     CHECK_EQ(pp_connect(address("add.socket"), &ch), 0);
     for (k = 1; k < RESULTS; k++) {
         n = -1;
-        CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &(size_t){0}, 20000), 0);
+        CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &len, 20000), 0);
         CHECK_EQ(n, k);
     }
-    CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &(size_t){0}, 20000), PP_ECLOSED);
+    CHECK_EQ(pp_receive_timeout(ch, &n, sizeof n, &len, 20000), PP_ECLOSED);
     pp_channel_close(ch);
     CHECK_OK(pp_waitall()); /* the keeper, this process's child, is collected */
     CHECK_EQ(access(address("add.socket"), F_OK), -1);
