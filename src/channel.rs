@@ -701,7 +701,7 @@ impl Channel {
     }
 
     /// Why the channel ended, once it has.
-    #[cfg(feature = "std")]
+    #[cfg(feature = "capi")]
     pub(crate) fn end_error(&self) -> Option<Error> {
         self.ended
     }

@@ -23,11 +23,13 @@ pub mod exchange;
 #[cfg(feature = "alloc")]
 pub mod persistent;
 pub mod process;
-pub mod sys;
+pub(crate) mod sys;
 pub mod wire;
 
-#[cfg(feature = "std")]
-pub mod ffi;
+// The C ABI: exported from libpprocess.a and libpprocess.so by symbol name,
+// never reachable as Rust API.
+#[cfg(feature = "capi")]
+mod ffi;
 
 pub use channel::Channel;
 pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
@@ -37,7 +39,7 @@ pub use exchange::{Exchange, Options, StoreData, TaskId};
 #[cfg(feature = "alloc")]
 pub use persistent::{connect_persistent, create_persistent, start_persistent, AsAddress};
 pub use process::{create, exit, number_of_cores, start, waitall, Created};
-pub use sys::{Pid, WaitStatus};
+pub use sys::{Errno, Pid, WaitStatus};
 
 /// The README's Rust code blocks, compiled and run as doctests so that the
 /// quick start cannot go stale.

@@ -24,7 +24,9 @@ pub enum Created {
 /// Both processes continue from here; the new one gets [`Created::Child`] and
 /// should finish with [`exit`]. Right after the fork the new process closes
 /// every channel of its creator except its own, and buffered C stdio output is
-/// flushed first so it is not printed twice. See [`sys::fork`] about threads.
+/// flushed first so it is not printed twice. As with fork(2), only the
+/// calling thread exists in the new process: call it from a single-threaded
+/// program.
 pub fn create() -> Result<Created> {
     sys::reap_orphans();
     sys::flush_stdio();

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{block, lib_dir, readme, root, run_ok, scratch, SYSLIBS};
+use common::{block, c_lib, readme, root, run_ok, scratch, SYSLIBS};
 
 /// Extracts the first C block under `heading`, builds it with the strict
 /// flags against this run's static library, and returns the program.
@@ -31,7 +31,7 @@ fn build_readme_c(heading: &str, name: &str) -> PathBuf {
         .arg(&source)
         .arg("-o")
         .arg(&binary)
-        .arg(lib_dir().join("libpprocess.a"))
+        .arg(c_lib().join("libpprocess.a"))
         .args(SYSLIBS)
         .output()
         .expect("cc runs");

@@ -26,7 +26,7 @@ use crate::process::{self, Created};
 use crate::sys::{self, Deadline};
 use crate::wire::FLAG_END;
 
-#[cfg(feature = "std")] // for the C interface
+#[cfg(feature = "capi")] // for the C interface
 pub(crate) use jobs::Key;
 #[cfg(feature = "alloc")]
 pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
