@@ -5,9 +5,36 @@
 //! callable in a new process) talk to their creator over a [`Channel`] that
 //! carries length-prefixed [frames](wire).
 //!
-//! The core (`sys`, `wire`, `channel`, `process`) is `#![no_std]` and needs
-//! no allocator; the `alloc` feature adds growable collections, and `std`
-//! (the default) adds panic catching and the C ABI (`include/pprocess.h`).
+//! ```
+//! use pprocess::{start, Options, Queue};
+//!
+//! // A process running a closure, with a channel to it.
+//! let mut channel = start(|channel| {
+//!     let question: u32 = channel.receive_value()?;
+//!     Ok(channel.send_value(&(question * 2))?)
+//! })?;
+//! channel.send_value(&21u32)?;
+//! assert_eq!(channel.receive_value::<u32>()?, 42);
+//! assert!(channel.wait()?.success());
+//!
+//! // Many processes, at most 2 at a time, results as they arrive.
+//! let mut queue = Queue::with_options(2, Options::default());
+//! for word in ["a", "b", "c"] {
+//!     queue.start(move |channel| Ok(channel.send(word.to_uppercase().as_bytes())?))?;
+//! }
+//! let mut words: Vec<Vec<u8>> = queue.collect::<Result<_, _>>()?;
+//! words.sort();
+//! assert_eq!(words, [b"A", b"B", b"C"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The core (`wire`, `channel`, `process` and the fixed-capacity
+//! [`Exchange`]) is `#![no_std]` and needs no allocator; the `alloc` feature
+//! adds growable collections ([`Queue`], [`Map`], [`pmap`], persistent
+//! processes), and `std` (the default) adds panic catching and
+//! `std::error::Error`. The `capi` feature adds the C ABI
+//! (`include/pprocess.h`): the functions exported from the C libraries that
+//! `make` or cargo-c build; it adds nothing to the Rust API.
 //!
 //! Linux only: the crate uses `fork`, `socketpair`, `poll`, UNIX sockets and
 //! `SO_PEERCRED` directly.

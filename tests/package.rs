@@ -97,6 +97,10 @@ fn the_licence_files_the_manifest_names_are_there() {
 
 #[test]
 fn the_published_crate_holds_what_its_tests_and_c_build_need() {
+    if root().join("Cargo.toml.orig").exists() {
+        println!("skipped: this is the published crate, which cargo does not package again");
+        return;
+    }
     let listed = run_ok(
         Command::new(env!("CARGO")).current_dir(root()).args([
             "package",
