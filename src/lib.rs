@@ -68,6 +68,19 @@ pub use persistent::{connect_persistent, create_persistent, start_persistent, As
 pub use process::{create, exit, number_of_cores, start, waitall, Created};
 pub use sys::{Errno, Pid, WaitStatus};
 
+/// Safe Rust cannot reach the C ABI or the system layer: neither compiles
+/// (the `pp_*` functions exist only as the C libraries' exports).
+///
+/// ```compile_fail
+/// let version = pprocess::ffi::pp_version();
+/// ```
+///
+/// ```compile_fail,E0603
+/// let forked = pprocess::sys::fork();
+/// ```
+#[cfg(doctest)]
+pub struct PrivateModules;
+
 /// The README's Rust code blocks, compiled and run as doctests so that the
 /// quick start cannot go stale.
 #[cfg(doctest)]

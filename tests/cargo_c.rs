@@ -25,16 +25,22 @@ use common::{block, describe, readme, root, run, run_ok, scratch, section};
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The manifest without the sections cargo-c does not need.
+/// The manifest without the sections cargo-c does not need: dev and build
+/// dependencies and the targets other than the library (a published crate's
+/// manifest lists its tests, examples and benchmarks one by one).
 fn manifest_for_cargo_c(manifest: &str) -> String {
+    const LEFT_OUT: [&str; 5] = [
+        "[dev-dependencies",
+        "[build-dependencies",
+        "[[bench]]",
+        "[[test]]",
+        "[[example]]",
+    ];
     let mut kept = String::new();
     let mut keep = true;
     for line in manifest.lines() {
         if line.starts_with('[') {
-            keep = !matches!(
-                line,
-                "[dev-dependencies]" | "[build-dependencies]" | "[[bench]]"
-            );
+            keep = !LEFT_OUT.iter().any(|section| line.starts_with(section));
         }
         if keep && !line.starts_with("header = ") {
             kept.push_str(line);
