@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{c_lib, root, run_ok};
+use common::{assert_versioned_shared_library, c_lib, root, run_ok};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -69,27 +69,7 @@ fn difference(expected: &BTreeSet<String>, actual: &BTreeSet<String>) -> String 
 
 #[test]
 fn the_shared_library_has_its_soname_and_a_versioned_file_with_links() {
-    let major = env!("CARGO_PKG_VERSION_MAJOR");
-    let soname = format!("libpprocess.so.{major}");
-    let versioned = format!("libpprocess.so.{}", env!("CARGO_PKG_VERSION"));
-    let dir = c_lib();
-    let readelf = run_ok(
-        Command::new("readelf").arg("-d").arg(dir.join(&versioned)),
-        TIMEOUT,
-    );
-    let dynamic = String::from_utf8_lossy(&readelf.stdout);
-    assert!(
-        dynamic.contains(&format!("Library soname: [{soname}]")),
-        "{versioned} has no SONAME {soname}:\n{dynamic}"
-    );
-    for (link, to) in [("libpprocess.so", &soname), (&soname, &versioned)] {
-        let target = fs::read_link(dir.join(link));
-        assert_eq!(
-            target.ok().as_deref(),
-            Some(std::path::Path::new(to)),
-            "{link}"
-        );
-    }
+    assert_versioned_shared_library(c_lib());
 }
 
 #[test]

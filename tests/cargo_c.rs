@@ -21,7 +21,9 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{block, describe, readme, root, run, run_ok, scratch, section};
+use common::{
+    assert_versioned_shared_library, block, describe, readme, root, run, run_ok, scratch, section,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -145,28 +147,7 @@ fn cargo_cinstall_installs_what_pkg_config_builds_the_quick_start_with() {
     );
 
     let lib = prefix.join("lib");
-    let version = env!("CARGO_PKG_VERSION");
-    let soname = format!("libpprocess.so.{}", env!("CARGO_PKG_VERSION_MAJOR"));
-    for (link, to) in [
-        (
-            "libpprocess.so".to_string(),
-            format!("libpprocess.so.{version}"),
-        ),
-        (soname.clone(), format!("libpprocess.so.{version}")),
-    ] {
-        assert_eq!(
-            fs::read_link(lib.join(&link)).ok(),
-            Some(to.into()),
-            "lib/{link}"
-        );
-    }
-    let readelf = run_ok(
-        Command::new("readelf")
-            .arg("-d")
-            .arg(lib.join(format!("libpprocess.so.{version}"))),
-        TIMEOUT,
-    );
-    assert!(String::from_utf8_lossy(&readelf.stdout).contains(&format!("[{soname}]")));
+    assert_versioned_shared_library(&lib);
     assert!(lib.join("libpprocess.a").is_file());
     assert_eq!(
         fs::read(prefix.join("include/pprocess.h")).unwrap(),

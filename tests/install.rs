@@ -10,7 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{block, blocks, c_lib, readme, root, run, run_ok, scratch, section};
+use common::{
+    assert_versioned_shared_library, block, blocks, c_lib, readme, root, run, run_ok, scratch,
+    section,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -52,28 +55,14 @@ fn make_install_then_pkg_config_builds_the_quick_start_shared_and_static() {
         TIMEOUT,
     );
     let prefix = home.join(".local");
-    let shared = format!("lib/libpprocess.so.{}", env!("CARGO_PKG_VERSION"));
     for file in [
         "lib/libpprocess.a",
-        &shared,
         "include/pprocess.h",
         "lib/pkgconfig/pprocess.pc",
     ] {
         assert!(prefix.join(file).is_file(), "make install made no {file}");
     }
-    // The links a C linker and the dynamic loader follow: the name -lpprocess
-    // finds, and the SONAME.
-    let soname = format!("libpprocess.so.{}", env!("CARGO_PKG_VERSION_MAJOR"));
-    for (link, to) in [
-        ("libpprocess.so", soname.clone()),
-        (
-            &soname,
-            format!("libpprocess.so.{}", env!("CARGO_PKG_VERSION")),
-        ),
-    ] {
-        let target = fs::read_link(prefix.join("lib").join(link));
-        assert_eq!(target.ok(), Some(to.into()), "lib/{link}");
-    }
+    assert_versioned_shared_library(&prefix.join("lib"));
     let version = run_ok(
         Command::new("pkg-config")
             .args(["--modversion", "pprocess"])

@@ -48,6 +48,41 @@ pub fn c_lib() -> &'static Path {
     }
 }
 
+/// Checks the shared library in `dir` as `make`, `make install` and cargo-c
+/// leave it: the file libpprocess.so.<version> with the SONAME
+/// libpprocess.so.<major>, and the links libpprocess.so.<major> and
+/// libpprocess.so (the name `-lpprocess` finds) leading to it.
+pub fn assert_versioned_shared_library(dir: &Path) {
+    let soname = format!("libpprocess.so.{}", env!("CARGO_PKG_VERSION_MAJOR"));
+    let versioned = format!("libpprocess.so.{}", env!("CARGO_PKG_VERSION"));
+    let file = dir.join(&versioned);
+    assert!(
+        !file.is_symlink() && file.is_file(),
+        "no file {}",
+        file.display()
+    );
+    for link in ["libpprocess.so", &soname] {
+        let link = dir.join(link);
+        assert!(link.is_symlink(), "{} is not a link", link.display());
+        assert_eq!(
+            std::fs::canonicalize(&link).ok(),
+            std::fs::canonicalize(&file).ok(),
+            "{} does not lead to {versioned}",
+            link.display()
+        );
+    }
+    let readelf = run_ok(
+        Command::new("readelf").arg("-d").arg(&file),
+        Duration::from_secs(60),
+    );
+    let dynamic = String::from_utf8_lossy(&readelf.stdout);
+    assert!(
+        dynamic.contains(&format!("Library soname: [{soname}]")),
+        "{} has no SONAME {soname}:\n{dynamic}",
+        file.display()
+    );
+}
+
 /// A scratch directory for one test, under cargo's target/tmp.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
