@@ -90,8 +90,8 @@
 //!
 //! # Addresses and security
 //!
-//! An address is a filesystem path of at most [`SocketPath::MAX_LEN`]
-//! bytes (a relative path is resolved against the current directory, which
+//! An address is a filesystem path of at most 107 bytes (`sun_path` less
+//! its NUL; a relative path is resolved against the current directory, which
 //! the keeper keeps). The socket file is mode 0600 from the instant it
 //! exists: the mode is set on the socket before it is bound, never by path,
 //! and it is bound in a private directory beside the address and then
@@ -106,8 +106,6 @@
 //! left untouched and the start fails with [`Error::Address`], as it does
 //! for an empty or too long address. The keeper closes every descriptor it
 //! inherited from its starter.
-//!
-//! [`SocketPath::MAX_LEN`]: crate::sys::SocketPath::MAX_LEN
 
 mod address;
 mod client;
