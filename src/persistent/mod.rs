@@ -134,9 +134,11 @@ pub const WINDOW: usize = 32;
 /// its callable (whose sends then wait, as they do on a full socket).
 pub const OUTBOX_BYTES: usize = 32 << 20;
 
-/// Milliseconds a keeper gives a client to finish a frame it has started
-/// sending (its acknowledgements are 16-byte frames written at once) before
-/// it disconnects the client as stalled, so that the next one is served.
+/// Milliseconds a keeper waits for more of a frame a client has started
+/// sending (an acknowledgement is a 16-byte frame written at once; a
+/// message may take several writes, each of which restarts the clock)
+/// before it disconnects the client as stalled, so that the next one is
+/// served.
 pub const STALL_MS: i32 = 500;
 
 /// Runs `callable` in a detached background process listening at `address`
