@@ -648,7 +648,7 @@ static void test_failed_task_id_is_known(void)
 static void test_oversized_reused_argument_starts_nothing(void)
 {
     size_t size = ((size_t)64 << 20) + 1;
-    unsigned char *big = calloc(size, 1);
+    unsigned char *big = (unsigned char *)calloc(size, 1);
     int32_t outputs[1];
     uint64_t next = 9;
     pp_exchange *queue;

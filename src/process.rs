@@ -24,7 +24,25 @@ pub enum Created {
 /// Both processes continue from here; the new one gets [`Created::Child`] and
 /// should finish with [`exit`]. Right after the fork the new process closes
 /// every channel of its creator except its own, and buffered C stdio output is
-/// flushed first so it is not printed twice. See [`sys::fork`] about threads.
+/// flushed first so it is not printed twice. As with fork(2), only the
+/// calling thread exists in the new process: call it from a single-threaded
+/// program.
+///
+/// ```
+/// use pprocess::{create, exit, Created};
+///
+/// match create()? {
+///     Created::Child(mut channel) => {
+///         let status = if channel.send(b"from the child").is_ok() { 0 } else { 1 };
+///         exit(channel, status)
+///     }
+///     Created::Parent(mut channel) => {
+///         assert_eq!(channel.receive_vec()?, b"from the child");
+///         assert!(channel.wait()?.success());
+///     }
+/// }
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub fn create() -> Result<Created> {
     sys::reap_orphans();
     sys::flush_stdio();
@@ -57,6 +75,18 @@ pub fn create() -> Result<Created> {
 /// [`Error::Remote`](crate::Error::Remote)); with the `std` feature a panic
 /// does too. The new process then exits ([`EXIT_CALLABLE_ERROR`],
 /// [`EXIT_CALLABLE_PANIC`] or 0); it never returns from here.
+///
+/// ```
+/// use pprocess::{start, Error, RemoteError};
+///
+/// let mut channel = start(|channel| Ok(channel.send(b"done")?))?;
+/// assert_eq!(channel.receive_vec()?, b"done");
+///
+/// // A callable's error is the creator's error.
+/// let mut failing = start(|_| Err(RemoteError::new(7, "no")))?;
+/// assert!(matches!(failing.receive_vec(), Err(Error::Remote { code: 7 })));
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub fn start<F>(callable: F) -> Result<Channel>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,

@@ -46,6 +46,24 @@ pub(crate) enum Frame {
 }
 
 /// One end of a pprocess channel.
+///
+/// Messages are byte strings (or fixed-layout values, [`Channel::send_value`])
+/// that arrive whole and in order; a receive waits for the next one.
+///
+/// ```
+/// use pprocess::start;
+///
+/// let mut channel = start(|channel| {
+///     let mut buf = [0u8; 64];
+///     let n = channel.receive(&mut buf)?;
+///     channel.send(&buf[..n].to_ascii_uppercase())?;
+///     Ok(())
+/// })?;
+/// channel.send(b"hello")?;
+/// assert_eq!(channel.receive_vec()?, b"HELLO");
+/// assert!(channel.wait()?.success());
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub struct Channel {
     fd: Fd,
     /// The created process, seen from its creator; 0 otherwise.
@@ -77,6 +95,12 @@ pub struct Channel {
     /// Args and stop frames a callable's receive met, kept for the loop.
     #[cfg(feature = "alloc")]
     loop_frames: VecDeque<LoopFrame>,
+    /// Acknowledgements are of frames written by someone else (the keeper's
+    /// inbox numbers what it writes to its callable): not checked here.
+    acks_elsewhere: bool,
+    /// A persistent stream: it ends with an end frame, and a bare end of
+    /// stream is [`Error::Cut`].
+    expects_end: bool,
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
@@ -131,6 +155,8 @@ impl Channel {
             worker: None,
             #[cfg(feature = "alloc")]
             loop_frames: VecDeque::new(),
+            expects_end: false,
+            acks_elsewhere: false,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
@@ -151,6 +177,19 @@ impl Channel {
     pub fn pair() -> Result<(Channel, Channel)> {
         let (a, b) = sys::socketpair()?;
         Ok((Channel::from_fd(a, 0), Channel::from_fd(b, 0)))
+    }
+
+    /// Makes this a persistent stream's client end: the stream ends with an
+    /// end frame, and one that stops without it was cut off
+    /// ([`Error::Cut`]).
+    pub(crate) fn expect_end(&mut self) {
+        self.expects_end = true;
+    }
+
+    /// True for a persistent stream's client end (see
+    /// [`Channel::expect_end`]).
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.expects_end
     }
 
     /// The created process's id, seen from its creator; 0 on the created side.
@@ -229,9 +268,9 @@ impl Channel {
     #[cfg(feature = "alloc")]
     pub(crate) fn poll_flush(&mut self) -> Result<bool> {
         while !self.enc.unwritten().is_empty() {
-            match sys::send_now(&self.fd, self.enc.unwritten()) {
+            match sys::send_some(&self.fd, &[self.enc.unwritten()]) {
+                Ok(0) => return Ok(false),
                 Ok(n) => self.enc.written(n),
-                Err(Errno::AGAIN) => return Ok(false),
                 Err(e) => {
                     self.enc.written(usize::MAX);
                     return Err(match e {
@@ -313,13 +352,6 @@ impl Channel {
                 Err(e) => return Err(e.into()),
             }
         }
-    }
-
-    /// True when bytes of a frame that has not arrived whole are buffered
-    /// (a frame a zero-timeout read could not take).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn has_partial_frame(&self) -> bool {
-        self.dec.has_partial_frame()
     }
 
     /// Sends `data` as one message.
@@ -565,7 +597,7 @@ impl Channel {
                 // Acks are cumulative: an old one changes nothing, and one
                 // for a frame not sent yet is a lie.
                 let last_sent = self.next_seq.wrapping_sub(1);
-                if (last_sent.wrapping_sub(header.seq) as i32) < 0 {
+                if !self.acks_elsewhere && (last_sent.wrapping_sub(header.seq) as i32) < 0 {
                     let e = Error::Protocol(ProtoError::BadAck(header.seq));
                     return Err(self.end_on(e));
                 }
@@ -597,7 +629,15 @@ impl Channel {
                 self.stopped = true;
                 Err(self.end_on(Error::Closed))
             }
-            Kind::End => Err(self.end_on(Error::Closed)),
+            Kind::End => {
+                // At once, even when acknowledgements are held back: the
+                // stream ends only after every frame before it was
+                // acknowledged, so this one covers nothing held.
+                if header.flags & FLAG_ACK_REQUESTED != 0 {
+                    self.send_ack(header.seq);
+                }
+                Err(self.end_on(Error::Closed))
+            }
         }
     }
 
@@ -720,7 +760,7 @@ impl Channel {
     fn end_on(&mut self, e: Error) -> Error {
         if matches!(
             e,
-            Error::Closed | Error::PeerEnded { .. } | Error::Protocol(_)
+            Error::Closed | Error::PeerEnded { .. } | Error::Cut | Error::Protocol(_)
         ) {
             self.dec.abandon();
             self.ended = Some(e);
@@ -728,10 +768,14 @@ impl Channel {
         e
     }
 
-    /// The peer hung up: [`Error::PeerEnded`] when the created process ended
-    /// abnormally without sending an error frame first, [`Error::Closed`]
-    /// otherwise.
+    /// The peer hung up: [`Error::Cut`] on a persistent stream (which ends
+    /// with an end frame, not a hang-up), [`Error::PeerEnded`] when the
+    /// created process ended abnormally without sending an error frame
+    /// first, [`Error::Closed`] otherwise.
     fn peer_gone(&mut self) -> Error {
+        if self.expects_end {
+            return Error::Cut;
+        }
         if self.pid > 0 && self.status.is_none() {
             // Wakes the moment the process becomes waitable (a pidfd poll).
             if let Ok(Some(status)) = sys::waitpid_timeout(self.pid, EXIT_GRACE_MS) {
@@ -886,34 +930,28 @@ impl Channel {
         }
     }
 
+    /// The frames this channel's peer acknowledges are written and numbered
+    /// by someone else, who checks the acknowledgements (a keeper's inbox).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn acks_checked_elsewhere(&mut self) {
+        self.acks_elsewhere = true;
+    }
+
+    /// The highest frame number the peer has acknowledged (0: none yet).
+    pub(crate) fn acked(&self) -> u32 {
+        self.acked
+    }
+
     /// Sends an error frame with `flags`; returns its frame number.
     pub(crate) fn send_error_frame(&mut self, error: &RemoteError, flags: u16) -> Result<u32> {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
         let len = error_payload(error, &mut payload);
         self.send_frame(Kind::Error, flags, &payload[..len])
     }
-
-    /// [`Channel::send_error`] that never waits: when the peer's socket
-    /// buffer has no room for it, the frame is cut short (the peer, which
-    /// is about to be disconnected, then sees a truncated frame) or not sent.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn send_error_now(&mut self, error: &RemoteError) {
-        let mut payload = [0u8; MAX_ERROR_PAYLOAD];
-        let len = error_payload(error, &mut payload);
-        let header = Header::new(Kind::Error, 0, len as u32, self.next_seq).for_task(self.task);
-        self.next_seq = self.next_seq.wrapping_add(1);
-        let _ = sys::send_vectored_now(&self.fd, &[&header.encode(), &payload[..len]]);
-    }
-
-    /// The highest frame number the peer has acknowledged (0: none yet).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn acked(&self) -> u32 {
-        self.acked
-    }
 }
 
 /// An error frame's payload for `error` in `payload`; returns its length.
-fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> usize {
+pub(crate) fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> usize {
     let message = error.message().as_bytes();
     payload[..4].copy_from_slice(&error.code().to_le_bytes());
     payload[4..4 + message.len()].copy_from_slice(message);

@@ -26,7 +26,7 @@ use crate::process::{self, Created};
 use crate::sys::{self, Deadline};
 use crate::wire::ProtoError;
 
-#[cfg(feature = "std")] // for the C interface
+#[cfg(feature = "capi")] // for the C interface
 pub(crate) use jobs::Key;
 #[cfg(feature = "alloc")]
 pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
@@ -40,6 +40,20 @@ pub type TaskId = usize;
 
 /// How an exchange runs its tasks (pprocess's `reuse`, `continuous` and
 /// `autoclose` settings).
+///
+/// ```
+/// use pprocess::{pmap, Options, RemoteError};
+///
+/// fn double(x: &[u8]) -> Result<Vec<u8>, RemoteError> {
+///     Ok(vec![x[0] * 2])
+/// }
+/// // Two reused workers answer all eight tasks, in batches.
+/// let options = Options { reuse: true, batch: true, ..Options::default() };
+/// let inputs: Vec<[u8; 1]> = (1..=8).map(|i| [i]).collect();
+/// let doubled: Vec<Vec<u8>> = pmap(double, &inputs, 2, options)?.collect::<Result<_, _>>()?;
+/// assert_eq!(doubled.concat(), [2, 4, 6, 8, 10, 12, 14, 16]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Reuse worker processes: each runs its callable once per task, with a
@@ -128,6 +142,33 @@ pub enum Spawned {
 }
 
 /// A set of channels polled together, running at most `limit` processes.
+///
+/// Its [`StoreData`] handler receives every message with the id of the task
+/// that sent it. With [`Fixed`] storage it needs no allocator:
+///
+/// ```
+/// use pprocess::exchange::Fixed;
+/// use pprocess::{Channel, Exchange, Options, StoreData, TaskId};
+///
+/// #[derive(Default)]
+/// struct Sum(u32);
+///
+/// impl StoreData for Sum {
+///     fn store_data(&mut self, channel: &mut Channel, _task: TaskId) -> pprocess::Result<()> {
+///         self.0 += channel.receive_value::<u32>()?;
+///         Ok(())
+///     }
+/// }
+///
+/// // At most 2 processes at a time, 4 channels held inline.
+/// let mut exchange: Exchange<Fixed<4>, Sum> = Exchange::new(2, Options::default(), Sum(0));
+/// for n in 1..=4u32 {
+///     exchange.start(move |channel| Ok(channel.send_value(&(n * n))?))?;
+/// }
+/// exchange.finish()?;
+/// assert_eq!(exchange.handler().0, 1 + 4 + 9 + 16);
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub struct Exchange<S: Slots, H: StoreData> {
     slots: S,
     handler: H,
@@ -233,15 +274,55 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     /// Monitors `channel` as a new task (its results get the returned id),
     /// even beyond the limit. A full [`Fixed`] store hands the channel back.
+    ///
+    /// A channel to a persistent process (from [`connect_persistent`] or the
+    /// creator's side of [`create_persistent`]) is monitored as
+    /// [`Exchange::connect`] does: its results are acknowledged when the
+    /// program takes them, and its keeper is never killed (a keeper this
+    /// process created is collected once it exits).
+    ///
+    /// [`connect_persistent`]: crate::connect_persistent
+    /// [`create_persistent`]: crate::create_persistent
     pub fn add(&mut self, channel: impl Into<S::Held>) -> core::result::Result<TaskId, S::Held> {
         let task = self.next_task;
-        match self.slots.push(Slot::new(channel.into(), Some(task))) {
+        let mut held = channel.into();
+        #[cfg_attr(not(feature = "alloc"), allow(unused_variables))]
+        let deferred = self.adopt_connection(held.borrow_mut());
+        #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
+        let mut slot = Slot::new(held, Some(task));
+        #[cfg(feature = "alloc")]
+        {
+            slot.connection = deferred.then_some(task);
+        }
+        match self.slots.push(slot) {
             Ok(()) => {
                 self.next_task += 1;
                 Ok(task)
             }
             Err(slot) => Err(slot.channel),
         }
+    }
+
+    /// Prepares a persistent connection for monitoring: its keeper, if this
+    /// process created it, is handed to the collection of orphans (an
+    /// exchange kills the processes of the channels it drops, and a keeper
+    /// must outlive it); with a handler that
+    /// [keeps results](StoreData::keeps_results) its acknowledgements wait
+    /// until the program takes each result. Returns whether they do; false
+    /// for any other channel.
+    fn adopt_connection(&mut self, channel: &mut Channel) -> bool {
+        if !channel.is_persistent() {
+            return false;
+        }
+        if channel.pid() > 0 {
+            sys::reap_later(channel.disown());
+        }
+        #[cfg(feature = "alloc")]
+        if self.handler.keeps_results() {
+            channel.defer_acks();
+            return true;
+        }
+        false
     }
 
     /// Stores results until the exchange is below its limit, then adds
@@ -266,18 +347,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [keeps results](StoreData::keeps_results), the connection's results
     /// are acknowledged when the program takes them.
     #[cfg(feature = "alloc")]
-    pub(crate) fn add_connection(&mut self, mut channel: Channel) -> Result<TaskId> {
-        self.wait_below_limit()?;
-        let deferred = self.handler.keeps_results();
-        if deferred {
-            channel.defer_acks();
-        }
-        let task = self.next_task;
-        let mut slot = Slot::new(channel.into(), Some(task));
-        slot.connection = deferred.then_some(task);
-        self.slots.push(slot).map_err(|_| Error::Busy)?;
-        self.next_task += 1;
-        Ok(task)
+    pub(crate) fn add_connection(&mut self, channel: Channel) -> Result<TaskId> {
+        self.add_wait(channel)
     }
 
     /// The program took a result of `task`: acknowledges it if it came from

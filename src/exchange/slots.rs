@@ -113,13 +113,14 @@ fn poll_slots<C: BorrowMut<Channel>>(
         for (slot, fd) in slots.iter_mut().zip(fds.iter()) {
             let channel = slot.channel.borrow_mut();
             // (Only with `alloc` is anything ever waiting to be written.)
-            wrote |= fd.writable();
+            let writable = fd.ready_for(POLLOUT);
+            wrote |= writable;
             #[cfg(feature = "alloc")]
-            if fd.writable() {
+            if writable {
                 // A peer gone: its end is read next.
                 let _ = channel.poll_flush();
             }
-            slot.ready = fd.readable() || channel.has_buffered() || channel.is_ended();
+            slot.ready = fd.ready_for(POLLIN) || channel.has_buffered() || channel.is_ended();
             ready += usize::from(slot.ready);
         }
         if ready > 0 || !wrote || deadline.expired() {

@@ -5,9 +5,16 @@
 //! become [`Result`] in exactly one place, `cvt`, and descriptors become
 //! owned [`Fd`] values the moment the kernel hands them out, so an early `?`
 //! never leaks one.
+//!
+//! The module is crate-private: `fork` and `after_fork_in_child` are sound
+//! only as the process module uses them. Some calls serve only the
+//! persistent module (feature `alloc`) or the C ABI (feature `capi`); the
+//! full build, which `cargo test` and clippy make, checks that each is used.
+#![cfg_attr(not(feature = "capi"), allow(dead_code, unused_imports))]
 
 mod fd;
 mod io;
+#[cfg(feature = "capi")]
 mod mem;
 mod poll;
 mod proc;
@@ -16,8 +23,9 @@ mod stdio;
 mod time;
 mod unix;
 
-pub use fd::{after_fork_in_child, Fd};
-pub use io::{read, read_exact, read_now, send_now, send_vectored, send_vectored_now};
+pub use fd::{after_fork_in_child, close_all_except, Fd};
+pub use io::{read, read_exact, read_now, send_some, send_vectored};
+#[cfg(feature = "capi")]
 pub use mem::{free, malloc};
 pub use poll::{poll, PollFd, POLLIN, POLLOUT};
 pub use proc::{
@@ -28,8 +36,9 @@ pub use socket::socketpair;
 pub use stdio::flush_stdio;
 pub use time::{now_ns, Deadline};
 pub use unix::{
-    accept, bind, chmod, connect, geteuid, link, listen, lstat, peer_credentials, setsid,
-    stdio_to_dev_null, unix_socket, unlink, Credentials, FileInfo, SocketPath,
+    accept, bind, connect, connect_opened, fchmod, geteuid, link, listen, lstat, mkdtemp,
+    open_nofollow, peer_credentials, rmdir, setsid, stdio_to_dev_null, unix_socket, unlink,
+    SocketPath,
 };
 
 /// An error number (`errno`) reported by a failed system call.

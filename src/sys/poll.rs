@@ -4,7 +4,7 @@ use super::{cvt, Deadline, Errno, Fd, Result};
 
 /// Readable data (or a hang-up) is waiting.
 pub const POLLIN: i16 = libc::POLLIN;
-/// Room to write.
+/// Writing would not block: the socket buffer has room.
 pub const POLLOUT: i16 = libc::POLLOUT;
 
 /// One entry of a poll set: a `pollfd` that borrows its descriptor, laid out
@@ -35,15 +35,10 @@ impl PollFd {
         self.0.revents != 0
     }
 
-    /// True when the last [`poll`] found room to write here.
-    pub fn writable(&self) -> bool {
-        self.0.revents & POLLOUT != 0
-    }
-
-    /// True when the last [`poll`] found something to read here: data, a
-    /// hang-up or an error (not just room to write).
-    pub fn readable(&self) -> bool {
-        self.0.revents & !POLLOUT != 0
+    /// True when the last [`poll`] found one of `events` here, or a hang-up
+    /// or an error (which the next read or write reports).
+    pub fn ready_for(&self, events: i16) -> bool {
+        self.0.revents & (events | libc::POLLHUP | libc::POLLERR) != 0
     }
 }
 

@@ -16,8 +16,9 @@
 //! ```
 //! All fields are little-endian. An error frame's payload is a little-endian
 //! `i32` code followed by a UTF-8 message of at most
-//! [`crate::REMOTE_MESSAGE_MAX`] bytes. Ack and stop frames
-//! have no payload.
+//! [`crate::REMOTE_MESSAGE_MAX`] bytes. Ack, stop and end frames
+//! have no payload. An end frame closes a persistent stream: a stream that
+//! stops without one was cut off.
 //!
 //! A header is validated completely before anything is allocated for its
 //! payload; any violation is a [`ProtoError`].
@@ -76,7 +77,8 @@ pub enum Kind {
     /// No more tasks: the worker may exit. With [`FLAG_END`]: the task
     /// named in the header is finished.
     Stop = 5,
-    /// End of stream: the sender sends nothing more (persistent streams).
+    /// The end of a persistent stream: everything was delivered (a stream
+    /// cut off without it lost what was still to come).
     End = 6,
 }
 

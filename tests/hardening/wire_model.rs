@@ -28,7 +28,7 @@ pub const ACK: u8 = 3;
 pub const ARGS: u8 = 4;
 /// A stop frame.
 pub const STOP: u8 = 5;
-/// An end-of-stream frame.
+/// The end of a persistent stream.
 pub const END: u8 = 6;
 /// Flag: acknowledgement requested.
 pub const FLAG_ACK: u16 = 1;
@@ -181,6 +181,13 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
             // end of stream, ends the channel. (The task field names the
             // task a frame belongs to; a plain channel takes any.)
             STOP if flags & FLAG_END != 0 => {}
+            // An end frame ends the stream cleanly, acknowledged if asked.
+            END => {
+                if flags & FLAG_ACK != 0 {
+                    out.acks.push(seq);
+                }
+                break Error::Closed;
+            }
             _ => break Error::Closed,
         }
     };
