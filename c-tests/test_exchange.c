@@ -832,6 +832,45 @@ static void test_ready_store_timeout_and_remove(void)
     pp_exchange_free(ex);
 }
 
+/* A pp_exchange_ready loop that receives the results itself ends, with or
+ * without reuse: what it receives finishes the tasks (waiting ones start,
+ * idle workers stop), and pp_exchange_finish reports none of them as lost. */
+static void check_ready_loop(unsigned flags)
+{
+    struct store_log log = {0, 0, 0};
+    pp_channel *ready[4];
+    int32_t value, sum = 0;
+    int received = 0;
+    size_t len;
+    pp_exchange *ex;
+
+    CHECK_OK(pp_exchange_new(2, flags, store_value, &log, &ex));
+    for (int32_t k = 1; k <= 6; k++)
+        CHECK(pp_exchange_start(ex, echo_arg, &k, sizeof k) >= 0);
+    while (pp_exchange_unfinished(ex) == 1) {
+        int n = pp_exchange_ready(ex, -1, ready, 4);
+
+        CHECK(n >= 0);
+        for (int i = 0; i < n; i++) {
+            if (pp_receive(ready[i], &value, sizeof value, &len) == 0) {
+                sum += value;
+                received++;
+            }
+        }
+    }
+    CHECK_EQ(received, 6);
+    CHECK_EQ(sum, 21);
+    CHECK_EQ(pp_exchange_finish(ex), 0);
+    CHECK_EQ(log.count, 0); /* the store callback saw nothing */
+    pp_exchange_free(ex);
+}
+
+static void test_ready_loop_ends(void)
+{
+    check_ready_loop(0);
+    check_ready_loop(PP_REUSE);
+}
+
 static void test_wait_gets_below_the_limit(void)
 {
     struct store_log log = {0, 0, 0};
@@ -1201,6 +1240,7 @@ int main(void)
     RUN(test_add_add_wait_and_finish);
     RUN(test_add_beyond_the_limit);
     RUN(test_ready_store_timeout_and_remove);
+    RUN(test_ready_loop_ends);
     RUN(test_wait_gets_below_the_limit);
     RUN(test_store_callback_error);
     RUN(test_keep_removed);
