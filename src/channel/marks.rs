@@ -23,40 +23,34 @@ pub(crate) struct Mark {
     pub(crate) failed: bool,
 }
 
-/// The marks not yet collected by the exchange, oldest first. Without an
+/// The marks not yet collected by the exchange, oldest first: the newest
+/// inline (usually the only one), older ones in a queue. Without an
 /// allocator there are no reused workers, so a channel is one task and its
 /// marks merge into one.
 #[derive(Debug, Default)]
 pub(super) struct Marks {
     on: bool,
     #[cfg(feature = "alloc")]
-    log: VecDeque<Mark>,
-    #[cfg(not(feature = "alloc"))]
-    log: Option<Mark>,
+    older: VecDeque<Mark>,
+    last: Option<Mark>,
 }
 
 impl Marks {
+    #[inline]
     pub(super) fn record(&mut self, task: u64, messages: usize, end: bool, failed: bool) {
         if !self.on {
             return;
         }
-        #[cfg(feature = "alloc")]
-        let last = self.log.back_mut();
-        #[cfg(not(feature = "alloc"))]
-        let last = self.log.as_mut();
-        match last {
-            Some(mark) if mark.task == task && !mark.end && !mark.failed => {
-                mark.messages += messages;
-                mark.end |= end;
-                mark.failed |= failed;
-            }
+        let merge = |mark: &mut Mark| {
+            mark.messages += messages;
+            mark.end |= end;
+            mark.failed |= failed;
+        };
+        match &mut self.last {
+            Some(mark) if mark.task == task && !mark.end && !mark.failed => merge(mark),
             #[cfg(not(feature = "alloc"))]
-            Some(mark) => {
-                mark.messages += messages;
-                mark.end |= end;
-                mark.failed |= failed;
-            }
-            _ => {
+            Some(mark) => merge(mark),
+            last => {
                 let mark = Mark {
                     task,
                     messages,
@@ -64,20 +58,24 @@ impl Marks {
                     failed,
                 };
                 #[cfg(feature = "alloc")]
-                self.log.push_back(mark);
+                if let Some(older) = last.replace(mark) {
+                    self.older.push_back(older);
+                }
                 #[cfg(not(feature = "alloc"))]
                 {
-                    self.log = Some(mark);
+                    *last = Some(mark);
                 }
             }
         }
     }
 
+    #[inline]
     fn take(&mut self) -> Option<Mark> {
         #[cfg(feature = "alloc")]
-        return self.log.pop_front();
-        #[cfg(not(feature = "alloc"))]
-        self.log.take()
+        if let Some(mark) = self.older.pop_front() {
+            return Some(mark);
+        }
+        self.last.take()
     }
 }
 
@@ -91,6 +89,7 @@ impl Channel {
     }
 
     /// The oldest mark not yet collected.
+    #[inline]
     pub(crate) fn take_mark(&mut self) -> Option<Mark> {
         self.marks.take()
     }

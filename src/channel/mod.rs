@@ -336,7 +336,17 @@ impl Channel {
     /// peer that stalls in the middle of a payload holds nobody up, and the
     /// next poll rounds resume where this one stopped.
     #[cfg(feature = "alloc")]
+    #[inline]
     pub(crate) fn buffer_payload(&mut self) -> Result<bool> {
+        if self.dec.payload_complete() {
+            return Ok(true);
+        }
+        self.collect_payload()
+    }
+
+    /// [`Channel::buffer_payload`]'s reads.
+    #[cfg(feature = "alloc")]
+    fn collect_payload(&mut self) -> Result<bool> {
         loop {
             let spare = self.dec.payload_spare();
             if spare.is_empty() {
@@ -369,8 +379,8 @@ impl Channel {
     /// Takes the pending message into a new vector.
     #[cfg(feature = "alloc")]
     fn take_vec(&mut self, header: Header) -> Result<Vec<u8>> {
-        if let Some(message) = self.dec.take_collected() {
-            // Read ahead whole (an exchange's poll rounds): no copy.
+        if let Some(message) = self.dec.take_payload_vec() {
+            // Buffered whole: one copy at most.
             self.took(header);
             return Ok(message);
         }
@@ -587,6 +597,7 @@ impl Channel {
     }
 
     /// Reads one frame from the socket (see [`Channel::next_frame`]).
+    #[inline]
     fn read_frame(&mut self, deadline: Deadline) -> Result<Frame> {
         let header = match self.read_header(deadline) {
             Ok(header) => header,
@@ -655,6 +666,7 @@ impl Channel {
 
     /// The pending message (`header`) was taken: acknowledges it if asked,
     /// records its mark, and (on a creator's side) replies go to its task.
+    #[inline]
     fn took(&mut self, header: Header) {
         self.dec.payload_done();
         self.acknowledge(header);

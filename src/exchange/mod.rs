@@ -558,6 +558,15 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// still there.
     fn collect(&mut self, index: usize, report: bool) -> Result<bool> {
         while let Some(mark) = self.slots.slots_mut()[index].channel().take_mark() {
+            // The usual case first: messages of the task in front.
+            let slot = &mut self.slots.slots_mut()[index];
+            if !mark.failed && slot.front_named(mark.task) {
+                slot.results += mark.messages;
+                if mark.end {
+                    self.finish_task(index, Ending::Done);
+                }
+                continue;
+            }
             let Some(task) = self.task_of(index, mark.task) else {
                 if self.slots.slots()[index].tasks.is_empty() {
                     continue; // a channel whose task is over: nothing to charge
@@ -598,7 +607,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             index -= 1;
             if self.collect(index, false)? {
                 let channel = self.slots.slots_mut()[index].channel();
-                if let (Some(why), false) = (channel.end_error(), channel.has_buffered()) {
+                if let Some(why) = channel.end_error().filter(|_| !channel.has_buffered()) {
                     self.retire(index, why)?;
                 }
             }

@@ -58,6 +58,20 @@ impl<C: BorrowMut<Channel>> Slot<C> {
         self.channel.borrow_mut()
     }
 
+    /// True when a frame naming `tag` belongs to the task in front: a reused
+    /// worker's frames name it, any other channel is its own task.
+    pub(super) fn front_named(&self, tag: u64) -> bool {
+        let Some(&front) = self.tasks.front() else {
+            return false;
+        };
+        #[cfg(feature = "alloc")]
+        if self.worker.is_some() {
+            return tag == super::tag_of(front);
+        }
+        let _ = (front, tag);
+        true
+    }
+
     /// True when the channel holds a frame it already read ahead.
     pub(super) fn buffered(&self) -> bool {
         self.channel.borrow().has_buffered()

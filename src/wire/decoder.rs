@@ -180,6 +180,7 @@ impl Decoder {
     }
 
     /// The pending message's header.
+    #[inline]
     pub fn pending(&self) -> Option<Header> {
         self.pending
     }
@@ -211,6 +212,9 @@ impl Decoder {
     /// Copies the collected front of the payload into `dst`; returns how many.
     #[cfg(feature = "alloc")]
     fn collected_into(&mut self, dst: &mut [u8]) -> usize {
+        if self.partial_have == 0 {
+            return 0;
+        }
         let done = core::mem::take(&mut self.partial_have).min(dst.len());
         dst[..done].copy_from_slice(&self.partial[..done]);
         if self.partial.capacity() > 64 * READ_AHEAD {
@@ -220,6 +224,7 @@ impl Decoder {
     }
 
     /// The pending payload was taken whole: the next frame follows.
+    #[inline]
     pub fn payload_done(&mut self) -> Option<Header> {
         self.pending.take()
     }
@@ -255,17 +260,31 @@ impl Decoder {
         self.partial_have = (self.partial_have + n).min(self.partial.len());
     }
 
-    /// The pending payload as a vector without a copy, when it was collected
-    /// whole by [`Decoder::payload_spare`]; the message is then taken.
+    /// The pending payload as a vector, when it is buffered whole: without
+    /// a copy when it was collected by [`Decoder::payload_spare`], else
+    /// copied once from the buffer. The message is then taken.
     #[cfg(feature = "alloc")]
-    pub fn take_collected(&mut self) -> Option<Vec<u8>> {
-        let header = self.pending?;
-        if header.length == 0 || self.partial_have != header.length as usize {
+    #[inline]
+    pub fn take_payload_vec(&mut self) -> Option<Vec<u8>> {
+        let len = self.pending?.length as usize;
+        let message = if len > 0 && self.partial_have == len {
+            self.partial_have = 0;
+            core::mem::take(&mut self.partial)
+        } else if self.partial_have == 0 && self.buffered().len() >= len {
+            let message = self.buffered()[..len].to_vec();
+            self.consume(len);
+            message
+        } else {
             return None;
-        }
-        self.partial_have = 0;
+        };
         self.pending = None;
-        Some(core::mem::take(&mut self.partial))
+        Some(message)
+    }
+
+    /// True when the pending message's payload is buffered whole.
+    #[inline]
+    pub fn payload_complete(&self) -> bool {
+        self.pending.is_some_and(|h| self.payload_buffered(h))
     }
 
     /// Forgets the pending message (the stream ended).
@@ -432,7 +451,7 @@ mod tests {
         }
         assert!(d.payload_spare().is_empty());
         assert!(d.ready());
-        assert_eq!(d.take_collected(), Some(payload));
+        assert_eq!(d.take_payload_vec(), Some(payload));
         assert_eq!(d.pending(), None);
     }
 }

@@ -246,15 +246,7 @@ pub fn decode(stream: &[u8], max_message: usize, choose: Choose<'_>) -> Vec<Even
                         }
                         d.payload_filled(n);
                     };
-                    whole.then(|| {
-                        d.take_collected().unwrap_or_else(|| {
-                            // Empty, or buffered whole before collecting began.
-                            let mut payload = vec![0; len];
-                            d.payload_into(&mut payload);
-                            d.payload_done();
-                            payload
-                        })
-                    })
+                    whole.then(|| d.take_payload_vec().expect("buffered whole"))
                 } else {
                     // Through the decoder's buffer.
                     let mut payload = vec![0; len];
