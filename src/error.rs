@@ -52,6 +52,8 @@ library_codes! {
     PANIC = -1010, c"internal panic caught";
     /// A bad argument (NULL pointer, zero size, wrong size).
     INVAL = -1011, c"invalid argument";
+    /// A safe call refused to fork a process that has other threads.
+    THREADS = -1012, c"refused to fork: the process has other threads";
 }
 
 /// Text for any code: `0`, a library code, or a negated `errno`. Never fails.
@@ -126,6 +128,10 @@ pub enum Error {
     Panic,
     /// A bad argument.
     Invalid,
+    /// A safe call refused to fork because the process has other threads
+    /// (see [`create`](crate::create) and
+    /// [`allow_fork_with_threads`](crate::process::allow_fork_with_threads)).
+    Threads,
     /// A C callback (an exchange's store function) returned this nonzero code.
     Callback {
         /// The callback's return value.
@@ -150,6 +156,7 @@ impl Error {
             Error::Address => code::ADDR,
             Error::Permission => code::PERM,
             Error::Panic => code::PANIC,
+            Error::Threads => code::THREADS,
             Error::Callback { code } if code < 0 => code,
             Error::Callback { .. } => code::INVAL,
         }

@@ -36,7 +36,10 @@ pub use exchange::{pmap, Map, Outcome, Queue, TaskError};
 pub use exchange::{Exchange, Options, StoreData, TaskId};
 #[cfg(feature = "alloc")]
 pub use persistent::{connect_persistent, create_persistent, start_persistent, AsAddress};
-pub use process::{create, exit, number_of_cores, start, waitall, Created};
+pub use process::{
+    allow_fork_with_threads, create, create_unchecked, exit, number_of_cores, start,
+    start_unchecked, waitall, Created,
+};
 pub use sys::{Pid, WaitStatus};
 
 /// The README's Rust code blocks, compiled and run as doctests so that the

@@ -93,7 +93,7 @@ use alloc::vec::Vec;
 use crate::channel::{Channel, Frame};
 use crate::error::{code, Error, RemoteError, Result};
 use crate::exchange::{Exchange, Options, Queue, Slots, StoreData, TaskId};
-use crate::process::{self, Created};
+use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, Deadline, Errno, Fd, Forked, Pid, PollFd, SocketPath, POLLIN};
 use crate::wire::{Kind, FLAG_ACK_REQUESTED};
 
@@ -320,7 +320,7 @@ fn connect_fd(path: &SocketPath) -> Result<Fd> {
 /// died); [`Error::Permission`] when the listener belongs to another user.
 pub fn connect_persistent(address: impl AsAddress) -> Result<Channel> {
     let path = socket_path(address)?;
-    Ok(Channel::from_fd(connect_fd(&path)?, 0))
+    Ok(Channel::from_fd(connect_fd(&path)?, None))
 }
 
 /// Runs `callable` in a detached background process listening at `address`
@@ -340,11 +340,26 @@ pub fn connect_persistent(address: impl AsAddress) -> Result<Channel> {
 /// The address is listening when this returns. Errors: [`Error::Address`]
 /// (see the [module documentation](self)); an OS error if the socket or a
 /// process cannot be made.
+///
+/// A process with other threads is refused with [`Error::Threads`], as by
+/// [`create`](crate::create).
 pub fn start_persistent<F>(address: impl AsAddress, callable: F) -> Result<Pid>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
 {
-    let (mut listener, notify, mut reply) = prepare(address)?;
+    start_persistent_as(ForkCheck::Refuse, address, callable)
+}
+
+/// [`start_persistent`] under `check`.
+pub(crate) fn start_persistent_as<F>(
+    check: ForkCheck,
+    address: impl AsAddress,
+    callable: F,
+) -> Result<Pid>
+where
+    F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+{
+    let (mut listener, notify, mut reply) = prepare(check, address)?;
     match fork_keeping(&mut [&mut listener.fd, &mut reply]) {
         Err(e) => {
             listener.remove();
@@ -353,8 +368,10 @@ where
         Ok(Forked::Parent(intermediate)) => {
             drop(reply);
             let answer = await_keeper(listener, notify);
-            // The intermediate process exits as soon as the keeper exists.
-            let _ = sys::waitpid(intermediate, true);
+            // The intermediate process exits as soon as the keeper exists;
+            // collecting it cannot fail but for a program that collected it
+            // itself, and then it is gone as wanted.
+            let _collected_or_gone = intermediate.wait(true);
             answer
         }
         Ok(Forked::Child) => {
@@ -401,8 +418,16 @@ where
 /// process is the keeper's child and keeps the creator's standard streams.
 /// See [`start_persistent`] for the keeper's life, and the
 /// [module documentation](self) for addresses.
+///
+/// A process with other threads is refused with [`Error::Threads`], as by
+/// [`create`](crate::create).
 pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
-    let (mut listener, notify, mut reply) = prepare(address)?;
+    create_persistent_as(ForkCheck::Refuse, address)
+}
+
+/// [`create_persistent`] under `check`.
+pub(crate) fn create_persistent_as(check: ForkCheck, address: impl AsAddress) -> Result<Created> {
+    let (mut listener, notify, mut reply) = prepare(check, address)?;
     match fork_keeping(&mut [&mut listener.fd, &mut reply]) {
         Err(e) => {
             listener.remove();
@@ -412,10 +437,11 @@ pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
             drop(reply);
             let path = listener.path.clone();
             if let Err(e) = await_keeper(listener, notify) {
-                let _ = sys::waitpid(keeper, true);
+                // The keeper reported its failure and exits: collect it.
+                let _collected_or_gone = keeper.wait(true);
                 return Err(e);
             }
-            let channel = Channel::from_fd(connect_fd(&path)?, keeper);
+            let channel = Channel::from_fd(connect_fd(&path)?, Some(keeper));
             Ok(Created::Parent(channel))
         }
         Ok(Forked::Child) => {
@@ -434,8 +460,10 @@ pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
 }
 
 /// Binds the listener and makes the pair of sockets on which the keeper
-/// reports that it runs; flushes output before the fork that follows.
-fn prepare(address: impl AsAddress) -> Result<(Listener, Fd, Fd)> {
+/// reports that it runs; flushes output before the fork that follows, which
+/// `check` allows.
+fn prepare(check: ForkCheck, address: impl AsAddress) -> Result<(Listener, Fd, Fd)> {
+    process::fork_allowed(check)?;
     let listener = Listener::bind(socket_path(address)?)?;
     let (ours, theirs) = match sys::socketpair() {
         Ok(pair) => pair,
@@ -447,10 +475,7 @@ fn prepare(address: impl AsAddress) -> Result<(Listener, Fd, Fd)> {
     sys::reap_orphans();
     sys::flush_stdio();
     #[cfg(feature = "std")]
-    {
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-    }
+    process::flush_rust_stdout();
     Ok((listener, ours, theirs))
 }
 
@@ -459,8 +484,11 @@ fn prepare(address: impl AsAddress) -> Result<(Listener, Fd, Fd)> {
 /// processes too, where another thread of the original program may have held
 /// a stdio lock at the fork.
 fn fork_keeping(keep: &mut [&mut Fd]) -> Result<Forked> {
-    let forked = sys::fork()?;
-    if forked == Forked::Child {
+    // SAFETY: the creator's public call checked that no other thread exists
+    // or took the contract (`process::fork_allowed`); the intermediate
+    // process and the keeper have a single thread.
+    let forked = unsafe { sys::fork() }?;
+    if matches!(forked, Forked::Child) {
         sys::after_fork_in_child(keep);
         sys::forget_orphans();
     }
@@ -471,15 +499,15 @@ fn fork_keeping(keep: &mut [&mut Fd]) -> Result<Forked> {
 fn spawn_worker() -> Result<Created> {
     let (ours, mut theirs) = sys::socketpair()?;
     Ok(match fork_keeping(&mut [&mut theirs])? {
-        Forked::Child => Created::Child(Channel::from_fd(theirs, 0)),
-        Forked::Parent(pid) => Created::Parent(Channel::from_fd(ours, pid)),
+        Forked::Child => Created::Child(Channel::from_fd(theirs, None)),
+        Forked::Parent(child) => Created::Parent(Channel::from_fd(ours, Some(child))),
     })
 }
 
 /// In the creator: waits for the keeper's word (its pid, 0, or a failure's
 /// code). A failed start leaves no socket file behind.
 fn await_keeper(listener: Listener, notify: Fd) -> Result<Pid> {
-    let answer = match Channel::from_fd(notify, 0).receive_value::<i32>() {
+    let answer = match Channel::from_fd(notify, None).receive_value::<i32>() {
         Ok(value) if value >= 0 => Ok(value),
         Ok(code @ -133..=-1) => Err(Error::Os(-code)),
         Ok(code::PANIC) => Err(Error::Panic),
@@ -495,7 +523,7 @@ fn await_keeper(listener: Listener, notify: Fd) -> Result<Pid> {
 /// In the intermediate process or the keeper: tells the creator.
 fn report(reply: Fd, value: i32) {
     // If the creator is gone there is nobody left to tell.
-    let _ = Channel::from_fd(reply, 0).send_value(&value);
+    let _ = Channel::from_fd(reply, None).send_value(&value);
 }
 
 /// In the intermediate process or the keeper: reports a failure to start,
@@ -658,12 +686,14 @@ impl Keeper {
             }
             _ => {
                 self.push(Item::Error(RemoteError::from(why).into()));
-                let _ = sys::kill(worker.pid(), sys::SIGKILL);
-                let _ = worker.wait();
+                // Not collected here: the drop below hands it on.
+                let _left_to_channel_drop = worker.kill_and_collect();
             }
         }
-        // A process that closed its channel but runs on is left to init.
-        let _ = worker.try_wait();
+        // A process that closed its channel but runs on is left to init
+        // (the keeper exits without waiting for it): an error here has
+        // nobody to go to.
+        let _left_to_init = worker.try_wait();
     }
 
     /// Sends results to the client until [`WINDOW`] are in flight.
@@ -773,7 +803,7 @@ impl Keeper {
         let Ok(fd) = sys::accept(&self.listener.fd) else {
             return; // it gave up meanwhile, or no descriptor is left: later
         };
-        let mut channel = Channel::from_fd(fd, 0);
+        let mut channel = Channel::from_fd(fd, None);
         match sys::peer_credentials(channel.fd()) {
             Ok(peer) if peer.uid == sys::geteuid() => {
                 self.client = Some(channel);
@@ -827,7 +857,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     where
         F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
     {
-        start_persistent(address, callable)
+        start_persistent_as(self.fork_check(), address, callable)
     }
 }
 

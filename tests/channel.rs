@@ -1,5 +1,7 @@
 //! Channels between a creator and its created processes.
 
+mod fork_contract;
+
 use bytemuck::{Pod, Zeroable};
 use pprocess::{create, exit, start, Channel, Created, Error, RemoteError};
 

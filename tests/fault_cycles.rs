@@ -2,6 +2,8 @@
 //! behind. One test in this binary: it counts this process's children.
 #![cfg(feature = "std")]
 
+mod fork_contract;
+
 mod hardening;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! nothing lost across disconnection, socket security and addresses, and
 //! nothing (process, socket file, descriptor) left behind.
 
+mod fork_contract;
+
 mod hardening;
 
 use std::io::{Read, Write};

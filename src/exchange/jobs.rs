@@ -270,7 +270,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         if self.jobs.waiting.is_empty() {
             return Err(Error::Invalid);
         }
-        let channel = match process::create()? {
+        let channel = match process::create_as(self.fork_check())? {
             Created::Child(channel) => self.run_first_job(channel),
             Created::Parent(channel) => channel,
         };

@@ -48,7 +48,9 @@ pub(crate) fn call_c(
 pub extern "C" fn pp_create(out: *mut *mut pp_channel) -> c_int {
     guard(|| {
         require(out)?;
-        let (pid, channel) = match process::create()? {
+        // SAFETY: C callers fork as fork(2) does: the header states the
+        // contract for processes with other threads.
+        let (pid, channel) = match unsafe { process::create_unchecked() }? {
             Created::Parent(channel) => (channel.pid(), channel),
             Created::Child(channel) => (0, channel),
         };
@@ -74,7 +76,10 @@ pub extern "C" fn pp_start(
         let callable = callable.ok_or(Error::Invalid)?;
         // SAFETY: the caller passes `arg_len` readable bytes at `arg`.
         let arg = unsafe { bytes(arg, arg_len) }?;
-        let channel = process::start(|channel| call_c(callable, channel, arg))?;
+        // SAFETY: C callers fork as fork(2) does: the header states the
+        // contract for processes with other threads.
+        let channel =
+            unsafe { process::start_unchecked(|channel| call_c(callable, channel, arg)) }?;
         let pid = channel.pid();
         // SAFETY: `out` was checked non-NULL.
         unsafe { write_out(out, channel_into_handle(channel)) }?;

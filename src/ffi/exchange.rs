@@ -172,7 +172,9 @@ fn new_exchange(
     out: *mut *mut pp_exchange,
 ) -> Result<c_int> {
     require(out)?;
-    let exchange = Exchange::new(limit, options, store);
+    let mut exchange = Exchange::new(limit, options, store);
+    // C callers fork as fork(2) does: the header states the contract.
+    exchange.accept_fork_contract();
     let handle: *mut pp_exchange = Box::into_raw(Box::new(CExchange {
         exchange,
         failure: None,
@@ -694,6 +696,8 @@ pub extern "C" fn pp_pmap(
         let (inputs, outputs) =
             unsafe { (bytes(inputs, total_in)?, bytes_mut(outputs, total_out)?) };
         let mut map = Exchange::new(limit, options, CStore::Map(MapStore::default()));
+        // C callers fork as fork(2) does: the header states the contract.
+        map.accept_fork_contract();
         for i in 0..count {
             let input = &inputs[i * input_size..(i + 1) * input_size];
             start_function(&mut map, function, input, output_size)?;

@@ -6,6 +6,7 @@
 //! owned [`Fd`] values the moment the kernel hands them out, so an early `?`
 //! never leaks one.
 
+mod child;
 mod fd;
 mod io;
 mod mem;
@@ -21,8 +22,8 @@ pub use io::{read, read_exact, read_now, send_vectored, send_vectored_now};
 pub use mem::{free, malloc};
 pub use poll::{poll, PollFd, POLLIN};
 pub use proc::{
-    exit_now, forget_orphans, fork, getpid, kill, number_of_cpus, reap_later, reap_orphans,
-    sleep_ms, wait_any, waitpid, waitpid_timeout, Forked, Pid, WaitStatus, SIGKILL,
+    exit_now, forget_orphans, fork, getpid, kill, number_of_cpus, other_threads, reap_later,
+    reap_orphans, sleep_ms, wait_any, waitpid, Child, Children, Forked, Pid, WaitStatus, SIGKILL,
 };
 pub use socket::socketpair;
 pub use stdio::flush_stdio;
