@@ -13,6 +13,18 @@
  * _close accepts NULL. Memory the library allocates is released with pp_free.
  * Releases with the same PP_VERSION_MAJOR are ABI compatible.
  * Linux only.
+ *
+ * Forking and threads: every call that creates a process (pp_create,
+ * pp_start, the pp_exchange_* and pp_queue/pp_map/pp_pmap calls that start
+ * tasks, the persistent calls) forks as fork(2) does, also in a program
+ * with other threads. Only the calling thread exists in a created process,
+ * and whatever another thread held at the fork (a mutex, a stdio lock, a
+ * non-glibc allocator's lock) stays held there: in a multi-threaded
+ * program, a created process (its callable) must touch nothing another
+ * thread could have held, and should use only async-signal-safe functions,
+ * its channel and memory no other thread was changing (glibc's malloc is
+ * safe: its fork handlers reset it). The Rust API's safe calls refuse such
+ * a fork instead (PP_ETHREADS); C calls never do.
  */
 
 #ifndef PPROCESS_H
@@ -96,6 +108,12 @@
  * A bad argument: a NULL pointer, a zero size, a wrong size.
  */
 #define PP_EINVAL (-1011)
+
+/**
+ * A safe Rust call refused to fork a process with other threads (C calls
+ * never refuse: see the header's note on forking and threads).
+ */
+#define PP_ETHREADS (-1012)
 
 /**
  * Reuse processes: each worker runs its callable once per task, with tasks

@@ -469,12 +469,30 @@ impl Channel {
         if let Some(message) = self.stash.pop_front() {
             return Ok(message);
         }
-        let header = self.next_header(Deadline::after(timeout_ms))?;
         // The length was checked against max_message before this
         // allocation; one that fails leaves the message queued.
-        let mut message = try_vec(header.length as usize)?;
-        self.take_payload(&mut message)?;
-        Ok(message)
+        self.receive_into(timeout_ms, try_vec)
+    }
+
+    /// Receives one message into a buffer that `make` allocates for its
+    /// length (timeout as in [`Channel::receive_timeout`]). When `make`
+    /// fails (out of memory), so does this, and the message stays queued.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn receive_into<B: AsMut<[u8]>>(
+        &mut self,
+        timeout_ms: i32,
+        make: impl FnOnce(usize) -> Result<B>,
+    ) -> Result<B> {
+        if let Some(message) = self.stash.front() {
+            let mut buf = make(message.len())?;
+            buf.as_mut().copy_from_slice(message);
+            self.stash.pop_front();
+            return Ok(buf);
+        }
+        let header = self.next_header(Deadline::after(timeout_ms))?;
+        let mut buf = make(header.length as usize)?;
+        self.take_payload(buf.as_mut())?;
+        Ok(buf)
     }
 
     /// Waits until a message (or the end of the channel) can be received
@@ -862,9 +880,7 @@ fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> 
 #[cfg(feature = "alloc")]
 pub(crate) fn try_vec(len: usize) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    bytes
-        .try_reserve_exact(len)
-        .map_err(|_| Error::from(Errno::NOMEM))?;
+    bytes.try_reserve_exact(len)?;
     bytes.resize(len, 0);
     Ok(bytes)
 }

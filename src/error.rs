@@ -169,6 +169,14 @@ impl From<Errno> for Error {
     }
 }
 
+#[cfg(feature = "alloc")]
+impl From<alloc::collections::TryReserveError> for Error {
+    /// An allocation that failed is `ENOMEM`, never an abort.
+    fn from(_: alloc::collections::TryReserveError) -> Error {
+        Error::from(Errno::NOMEM)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let base = text(self.code());

@@ -36,6 +36,9 @@ pub const PP_EPERM: c_int = -1009;
 pub const PP_EPANIC: c_int = -1010;
 /// A bad argument: a NULL pointer, a zero size, a wrong size.
 pub const PP_EINVAL: c_int = -1011;
+/// A safe Rust call refused to fork a process with other threads (C calls
+/// never refuse: see the header's note on forking and threads).
+pub const PP_ETHREADS: c_int = -1012;
 
 /// The library's version as a string, e.g. "0.1.0". Never NULL.
 #[no_mangle]

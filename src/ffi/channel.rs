@@ -196,8 +196,9 @@ pub extern "C" fn pp_receive_alloc(
         require(len)?;
         // SAFETY: the handle comes from the C caller as documented.
         let ch = unsafe { channel(ch) }?;
-        let message = ch.receive_vec()?;
-        let (copy, size) = super::malloc_copy(&message)?;
+        // Straight into C heap memory: a message too large for the heap
+        // fails with ENOMEM and stays queued.
+        let (copy, size) = ch.receive_into(-1, super::CHeap::new)?.release();
         // SAFETY: both were checked non-NULL.
         unsafe {
             write_out(data, copy)?;
