@@ -1,0 +1,181 @@
+//! Allocation failure is `ENOMEM`, never an abort: a 60 MiB message
+//! received under an address-space limit too small for it fails with
+//! `ENOMEM` and stays queued, so the same receive succeeds once there is
+//! room. Each test runs in a process of its own (made with `create`), which
+//! lowers its own `RLIMIT_AS`: an abort there is its exit by `SIGABRT`.
+//!
+//! No test harness (`harness = false`): the harness runs tests in threads,
+//! and a thread's malloc arena reserves 64 MiB that `RLIMIT_AS` already
+//! counts, so a process forked from one could still find room for 60 MiB.
+//! Here the tests run one after the other on the main thread.
+
+use pprocess::{create, exit, start, Channel, Created, Error, Options, Queue};
+
+const BIG: usize = 60 << 20;
+const ENOMEM: Error = Error::Os(libc::ENOMEM);
+
+/// Runs `body` in a new process: `Ok` if it succeeded (exit status 0),
+/// its message or how it ended otherwise (an abort is a signal).
+fn isolated(body: fn() -> Result<(), String>) -> Result<(), String> {
+    match create().unwrap() {
+        Created::Child(mut channel) => {
+            let status = match body() {
+                Ok(()) => 0,
+                Err(why) => {
+                    let _ = channel.send(why.as_bytes());
+                    1
+                }
+            };
+            exit(channel, status)
+        }
+        Created::Parent(mut channel) => {
+            let why = channel.receive_vec().ok();
+            let status = channel.wait().unwrap();
+            let why = why.map(|w| String::from_utf8_lossy(&w).into_owned());
+            match status.success() {
+                true => Ok(()),
+                false => Err(format!("{status}: {why:?}")),
+            }
+        }
+    }
+}
+
+/// This process's address-space size, in bytes (`VmSize`).
+fn address_space() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Sets the soft `RLIMIT_AS` (the hard one stays, so it can be raised again).
+fn limit_address_space(bytes: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit to fill and then to pass.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut limit), 0);
+        limit.rlim_cur = bytes.min(limit.rlim_max);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &limit), 0);
+    }
+}
+
+/// Room for small allocations, none for a second 60 MiB.
+fn tight() {
+    limit_address_space(address_space() + (16 << 20));
+}
+
+fn roomy() {
+    limit_address_space(u64::MAX);
+}
+
+/// A process that sends one 60 MiB message.
+fn big_sender() -> Result<Channel, String> {
+    start(|ch| Ok(ch.send(&vec![7u8; BIG])?)).map_err(|e| e.to_string())
+}
+
+fn receive_vec_of_a_message_too_big_for_memory_is_enomem_and_keeps_it() -> Result<(), String> {
+    isolated(|| {
+        let mut channel = big_sender()?;
+        tight();
+        let first = channel.receive_vec();
+        roomy();
+        if first != Err(ENOMEM) {
+            return Err(format!("under the limit: {:?}", first.map(|m| m.len())));
+        }
+        match channel.receive_vec() {
+            Ok(message) if message.len() == BIG => Ok(()),
+            other => Err(format!("then: {:?}", other.map(|m| m.len()))),
+        }
+    })
+}
+
+fn pp_receive_alloc_of_a_message_too_big_for_memory_is_enomem_and_keeps_it() -> Result<(), String> {
+    use pprocess::ffi::{pp_channel, pp_channel_close, pp_free, pp_receive_alloc, pp_send};
+
+    unsafe extern "C" fn send_big(
+        ch: *mut pp_channel,
+        _: *const core::ffi::c_void,
+        _: usize,
+    ) -> i32 {
+        let big = vec![7u8; BIG];
+        pp_send(ch, big.as_ptr().cast(), big.len())
+    }
+    isolated(|| {
+        let mut handle: *mut pp_channel = std::ptr::null_mut();
+        let pid = pprocess::ffi::pp_start(Some(send_big), std::ptr::null(), 0, &mut handle);
+        if pid <= 0 {
+            return Err(format!("pp_start: {pid}"));
+        }
+        let mut data: *mut core::ffi::c_void = std::ptr::null_mut();
+        let mut len = 0usize;
+        tight();
+        let first = pp_receive_alloc(handle, &mut data, &mut len);
+        roomy();
+        if first != -libc::ENOMEM {
+            return Err(format!("under the limit: {first}"));
+        }
+        let then = pp_receive_alloc(handle, &mut data, &mut len);
+        pp_free(data);
+        pp_channel_close(handle);
+        match (then, len) {
+            (0, BIG) => Ok(()),
+            other => Err(format!("then: {other:?}")),
+        }
+    })
+}
+
+fn a_queue_result_too_big_for_memory_is_enomem_and_kept() -> Result<(), String> {
+    isolated(|| {
+        let mut queue = Queue::with_options(1, Options::default());
+        queue
+            .start(|ch| Ok(ch.send(&vec![7u8; BIG])?))
+            .map_err(|e| e.to_string())?;
+        tight();
+        let first = queue
+            .next_result(-1)
+            .map(|(_, outcome)| outcome.map(|m| m.len()));
+        roomy();
+        if !matches!(first, Err(e) if e == ENOMEM) {
+            return Err(format!("under the limit: {first:?}"));
+        }
+        match queue.next() {
+            Some(Ok(message)) if message.len() == BIG => Ok(()),
+            other => Err(format!("then: {:?}", other.map(|o| o.map(|m| m.len())))),
+        }
+    })
+}
+
+fn main() {
+    type Test = (&'static str, fn() -> Result<(), String>);
+    let tests: [Test; 3] = [
+        (
+            "receive_vec_of_a_message_too_big_for_memory_is_enomem_and_keeps_it",
+            receive_vec_of_a_message_too_big_for_memory_is_enomem_and_keeps_it,
+        ),
+        (
+            "pp_receive_alloc_of_a_message_too_big_for_memory_is_enomem_and_keeps_it",
+            pp_receive_alloc_of_a_message_too_big_for_memory_is_enomem_and_keeps_it,
+        ),
+        (
+            "a_queue_result_too_big_for_memory_is_enomem_and_kept",
+            a_queue_result_too_big_for_memory_is_enomem_and_kept,
+        ),
+    ];
+    let mut failed = 0;
+    for (name, test) in tests {
+        match test() {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(why) => {
+                failed += 1;
+                println!("test {name} ... FAILED: {why}");
+            }
+        }
+    }
+    let passed = tests.len() - failed;
+    let result = if failed == 0 { "ok" } else { "FAILED" };
+    println!("test result: {result}. {passed} passed; {failed} failed");
+    std::process::exit(i32::from(failed > 0));
+}
