@@ -148,9 +148,28 @@ fn a_queue_result_too_big_for_memory_is_enomem_and_kept() -> Result<(), String> 
     })
 }
 
+fn a_keeper_without_memory_for_a_result_reports_enomem_instead_of_aborting() -> Result<(), String> {
+    isolated(|| {
+        let address = std::env::temp_dir().join(format!("pp-nomem-{}", std::process::id()));
+        // Allocated before the limit: the process that sends it inherits it.
+        let big = vec![7u8; BIG];
+        tight();
+        let started = pprocess::start_persistent(&address, move |ch| Ok(ch.send(&big)?));
+        roomy();
+        started.map_err(|e| e.to_string())?;
+        let mut client = pprocess::connect_persistent(&address).map_err(|e| e.to_string())?;
+        let answer = client.receive_vec().map(|m| m.len());
+        let code = client.remote_error().map(|r| r.code());
+        match (answer, code) {
+            (Err(Error::Remote { .. }), Some(code)) if code == -libc::ENOMEM => Ok(()),
+            other => Err(format!("the client got {other:?}")),
+        }
+    })
+}
+
 fn main() {
     type Test = (&'static str, fn() -> Result<(), String>);
-    let tests: [Test; 3] = [
+    let tests: [Test; 4] = [
         (
             "receive_vec_of_a_message_too_big_for_memory_is_enomem_and_keeps_it",
             receive_vec_of_a_message_too_big_for_memory_is_enomem_and_keeps_it,
@@ -162,6 +181,10 @@ fn main() {
         (
             "a_queue_result_too_big_for_memory_is_enomem_and_kept",
             a_queue_result_too_big_for_memory_is_enomem_and_kept,
+        ),
+        (
+            "a_keeper_without_memory_for_a_result_reports_enomem_instead_of_aborting",
+            a_keeper_without_memory_for_a_result_reports_enomem_instead_of_aborting,
         ),
     ];
     let mut failed = 0;
