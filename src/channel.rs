@@ -12,7 +12,7 @@ use core::fmt;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, RemoteError, Result};
+use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::sys::{self, Child, Deadline, Errno, Fd, Pid, PollFd, WaitStatus, POLLIN};
 use crate::wire::{
     self, Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, FLAG_END, HEADER_LEN,
@@ -807,8 +807,9 @@ impl Channel {
 
     /// Sends an acknowledgement of frame `seq`.
     fn send_ack(&mut self, seq: u32) {
-        // The peer may already be gone; the frame itself was received.
-        let _ = self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]);
+        // The peer may already be gone; the frame itself was received, and
+        // a failed write shows again at the next send or receive.
+        best_effort(self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]));
     }
 
     /// From now on, holds back the acknowledgements of the frames received
@@ -857,7 +858,11 @@ impl Channel {
         let len = error_payload(error, &mut payload);
         let header = Header::new(Kind::Error, 0, len as u32, self.next_seq);
         self.next_seq = self.next_seq.wrapping_add(1);
-        let _ = sys::send_vectored_now(&self.fd, &[&header.encode(), &payload[..len]]);
+        // A last word to a peer about to be disconnected (see above).
+        best_effort(sys::send_vectored_now(
+            &self.fd,
+            &[&header.encode(), &payload[..len]],
+        ));
     }
 
     /// The highest frame number the peer has acknowledged (0: none yet).

@@ -202,6 +202,15 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
+/// Lets go of the outcome of a best-effort step, where a failure has
+/// nobody to go to or changes nothing: a cleanup on a path that already
+/// fails, a last word to a peer that may be gone, a process about to exit.
+/// Each call says why. Naming it keeps these places apart from a result
+/// dropped by mistake, which `let _ =` cannot.
+pub(crate) fn best_effort<T, E>(outcome: core::result::Result<T, E>) {
+    let _ignored = outcome;
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
@@ -264,8 +273,8 @@ impl From<Error> for RemoteError {
     /// A library error inside a callable travels as its code and text.
     fn from(e: Error) -> RemoteError {
         let mut message = heapless::String::<REMOTE_MESSAGE_MAX>::new();
-        // Truncation on overflow is fine for a message.
-        let _ = fmt::write(&mut message, format_args!("{e}"));
+        // A message that does not fit is cut short: fine for a message.
+        best_effort(fmt::write(&mut message, format_args!("{e}")));
         RemoteError::new(e.code(), &message)
     }
 }

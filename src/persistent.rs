@@ -91,7 +91,7 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use crate::channel::{Channel, Frame};
-use crate::error::{code, Error, RemoteError, Result};
+use crate::error::{best_effort, code, Error, RemoteError, Result};
 use crate::exchange::{Exchange, Options, Queue, Slots, StoreData, TaskId};
 use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, Deadline, Errno, Fd, Forked, Pid, PollFd, SocketPath, POLLIN};
@@ -203,7 +203,9 @@ impl Listener {
         let published = ready
             .map_err(Error::from)
             .and_then(|()| publish(&temp, &path));
-        let _ = sys::unlink(&temp);
+        // The temporary name goes either way; if it cannot, a stale socket
+        // file is left, which a later start replaces.
+        best_effort(sys::unlink(&temp));
         published?;
         let id = sys::lstat(&path)?.id;
         Ok(Listener { fd, path, id })
@@ -240,7 +242,9 @@ impl Listener {
     /// still the one this socket created.
     fn remove(self) {
         if sys::lstat(&self.path).is_ok_and(|file| file.socket && file.id == self.id) {
-            let _ = sys::unlink(&self.path);
+            // Leaving: a file that cannot be removed is a stale socket,
+            // which the next start at this address replaces.
+            best_effort(sys::unlink(&self.path));
         }
     }
 }
@@ -453,7 +457,9 @@ pub(crate) fn create_persistent_as(check: ForkCheck, address: impl AsAddress) ->
             report(reply, 0);
             // Let go of the creator's standard streams: a pipe reader waiting
             // for their end should not wait for the keeper.
-            let _ = sys::stdio_to_dev_null();
+            // If they cannot be replaced the keeper keeps them: a pipe reader
+            // then waits for the keeper too, nothing worse.
+            best_effort(sys::stdio_to_dev_null());
             keep(listener, worker)
         }
     }
@@ -523,7 +529,7 @@ fn await_keeper(listener: Listener, notify: Fd) -> Result<Pid> {
 /// In the intermediate process or the keeper: tells the creator.
 fn report(reply: Fd, value: i32) {
     // If the creator is gone there is nobody left to tell.
-    let _ = Channel::from_fd(reply, None).send_value(&value);
+    best_effort(Channel::from_fd(reply, None).send_value(&value));
 }
 
 /// In the intermediate process or the keeper: reports a failure to start,
@@ -550,8 +556,13 @@ fn keep(listener: Listener, worker: Channel) -> ! {
         served: false,
         stall: None,
     };
+    // A panic in the loop ends the keeper as its end does: the socket file
+    // is removed below, and clients see the connection end (a result not
+    // acknowledged is then reported by their end of stream).
     #[cfg(feature = "std")]
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| keeper.run()));
+    best_effort(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || keeper.run(),
+    )));
     #[cfg(not(feature = "std"))]
     keeper.run();
     let Keeper {
@@ -810,7 +821,8 @@ impl Keeper {
                 self.served = true;
             }
             _ => {
-                let _ = channel.send_error(&RemoteError::from(Error::Permission));
+                // A last word to a refused peer, which is dropped either way.
+                best_effort(channel.send_error(&RemoteError::from(Error::Permission)));
             }
         }
     }

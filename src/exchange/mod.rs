@@ -71,9 +71,7 @@ pub trait StoreData {
     /// `task` failed instead of sending a result: its callable reported an
     /// error (`remote` holds its code and message), or its process ended
     /// ([`Error::PeerEnded`]) or closed ([`Error::Closed`]) without a result.
-    fn store_error(&mut self, task: TaskId, error: Error, remote: Option<&RemoteError>) {
-        let _ = (task, error, remote);
-    }
+    fn store_error(&mut self, _task: TaskId, _error: Error, _remote: Option<&RemoteError>) {}
 
     /// True for a handler that keeps results for the program to take later
     /// ([`Results`] such as [`QueueStore`] and [`MapStore`]): results from
@@ -215,6 +213,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         0
     }
 
+    #[cfg(feature = "alloc")]
     fn new_task(&mut self) -> TaskId {
         let task = self.next_task;
         self.next_task += 1;
@@ -548,9 +547,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             Created::Child(channel) => Ok(Spawned::Child(channel)),
             Created::Parent(channel) => {
                 let pid = channel.pid();
-                let task = self.new_task();
-                // Cannot fail: below the limit, which the storage holds.
-                let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
+                let task = self.next_task;
+                self.monitor(Slot::new(channel.into(), Some(task)))?;
+                self.next_task += 1;
                 Ok(Spawned::Parent { pid, task })
             }
         }
@@ -582,11 +581,21 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.wait_below_limit()?;
         let channel = process::start_as(self.fork, callable)?;
         let task = self.next_task;
-        self.slots
-            .push(Slot::new(channel.into(), Some(task)))
-            .map_err(|_| Error::Busy)?;
+        self.monitor(Slot::new(channel.into(), Some(task)))?;
         self.next_task += 1;
         Ok(task)
+    }
+
+    /// Monitors the channel of a process just created for this exchange.
+    /// The storage has room (the callers waited until below the limit, which
+    /// the storage holds); should it not, the process is killed and
+    /// collected and the call fails with [`Error::Busy`]: nothing runs
+    /// unmonitored.
+    fn monitor(&mut self, slot: Slot<S::Held>) -> Result<()> {
+        self.slots.push(slot).map_err(|mut slot| {
+            crate::error::best_effort(slot.channel.borrow_mut().kill_and_collect());
+            Error::Busy
+        })
     }
 }
 

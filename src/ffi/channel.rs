@@ -8,7 +8,7 @@ use super::{
     pp_channel, require, write_out,
 };
 use crate::channel::Channel;
-use crate::error::{Error, RemoteError};
+use crate::error::{best_effort, Error, RemoteError};
 use crate::process::{self, Created};
 use crate::sys;
 
@@ -36,7 +36,11 @@ pub(crate) fn call_c(
         return Ok(());
     }
     let mut text = heapless::String::<64>::new();
-    let _ = core::fmt::write(&mut text, format_args!("callable returned {rc}"));
+    // "callable returned " and an i32 fit 64 bytes.
+    best_effort(core::fmt::write(
+        &mut text,
+        format_args!("callable returned {rc}"),
+    ));
     Err(RemoteError::new(rc, &text))
 }
 
@@ -98,7 +102,8 @@ pub extern "C" fn pp_exit(channel: *mut pp_channel, status: c_int) -> ! {
     // not a handle of its own. Answers a batching worker holds go out first.
     // SAFETY: NULL or a live handle, as documented (`channel` checks NULL).
     if let Ok(ch) = unsafe { super::channel(channel) } {
-        let _ = ch.flush();
+        // The process ends now: a peer that is gone cannot be told.
+        best_effort(ch.flush());
     }
     sys::flush_stdio();
     sys::exit_now(status)

@@ -366,8 +366,9 @@ pub extern "C" fn pp_exchange_remove(ex: *mut pp_exchange, ch: *mut pp_channel) 
         // SAFETY: handles from the C caller as documented.
         let (ex, fd) = unsafe { (exchange_ref(ex)?, channel(ch)?.raw_fd()) };
         if let Some(kept) = ex.exchange.remove(fd)? {
-            // Handed back: the caller's pointer stays valid, so the box is released.
-            let _ = Box::into_raw(kept);
+            // Handed back: the caller's pointer stays valid, so the box is
+            // released (the pointer it gives is the caller's `ch`).
+            let _callers_handle: *mut Channel = Box::into_raw(kept);
         }
         Ok(0)
     })

@@ -15,7 +15,7 @@ use core::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::channel::Channel;
-use crate::error::{Error, Result};
+use crate::error::{best_effort, Error, Result};
 
 mod base;
 mod channel;
@@ -67,7 +67,7 @@ fn guard(body: impl FnOnce() -> Result<c_int>) -> c_int {
 
 /// Runs a `void` export's body; a panic is swallowed (there is no way to report it).
 fn guard_void(body: impl FnOnce()) {
-    let _ = catch_unwind(AssertUnwindSafe(body));
+    best_effort(catch_unwind(AssertUnwindSafe(body)));
 }
 
 /// Borrows the object behind a C handle; NULL is `PP_EINVAL`.
