@@ -364,7 +364,7 @@ where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
 {
     let (mut listener, notify, mut reply) = prepare(check, address)?;
-    match fork_keeping(&mut [&mut listener.fd, &mut reply]) {
+    match fork_keeping(check, &mut [&mut listener.fd, &mut reply]) {
         Err(e) => {
             listener.remove();
             Err(e)
@@ -383,7 +383,7 @@ where
             // which init adopts when this one leaves.
             let forked = sys::setsid()
                 .map_err(Error::from)
-                .and_then(|_| fork_keeping(&mut [&mut listener.fd, &mut reply]));
+                .and_then(|_| fork_keeping(check, &mut [&mut listener.fd, &mut reply]));
             match forked {
                 Ok(Forked::Parent(_)) => sys::exit_now(0),
                 Ok(Forked::Child) => {}
@@ -432,7 +432,7 @@ pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
 /// [`create_persistent`] under `check`.
 pub(crate) fn create_persistent_as(check: ForkCheck, address: impl AsAddress) -> Result<Created> {
     let (mut listener, notify, mut reply) = prepare(check, address)?;
-    match fork_keeping(&mut [&mut listener.fd, &mut reply]) {
+    match fork_keeping(check, &mut [&mut listener.fd, &mut reply]) {
         Err(e) => {
             listener.remove();
             Err(e)
@@ -489,11 +489,8 @@ fn prepare(check: ForkCheck, address: impl AsAddress) -> Result<(Listener, Fd, F
 /// process. Unlike [`process::create`] it flushes nothing: it runs in forked
 /// processes too, where another thread of the original program may have held
 /// a stdio lock at the fork.
-fn fork_keeping(keep: &mut [&mut Fd]) -> Result<Forked> {
-    // SAFETY: the creator's public call checked that no other thread exists
-    // or took the contract (`process::fork_allowed`); the intermediate
-    // process and the keeper have a single thread.
-    let forked = unsafe { sys::fork() }?;
+fn fork_keeping(check: ForkCheck, keep: &mut [&mut Fd]) -> Result<Forked> {
+    let forked = process::fork(check)?;
     if matches!(forked, Forked::Child) {
         sys::after_fork_in_child(keep);
         sys::forget_orphans();
@@ -504,7 +501,8 @@ fn fork_keeping(keep: &mut [&mut Fd]) -> Result<Forked> {
 /// In the keeper: the process that runs the callable, with a channel to it.
 fn spawn_worker() -> Result<Created> {
     let (ours, mut theirs) = sys::socketpair()?;
-    Ok(match fork_keeping(&mut [&mut theirs])? {
+    // The keeper has a single thread.
+    Ok(match fork_keeping(ForkCheck::Refuse, &mut [&mut theirs])? {
         Forked::Child => Created::Child(Channel::from_fd(theirs, None)),
         Forked::Parent(child) => Created::Parent(Channel::from_fd(ours, Some(child))),
     })

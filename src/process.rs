@@ -2,8 +2,6 @@
 //! in a new process), plus [`exit`], [`waitall`] and [`number_of_cores`].
 
 use crate::channel::Channel;
-use core::sync::atomic::{AtomicBool, Ordering};
-
 use crate::error::{Error, RemoteError, Result};
 use crate::sys::{self, Forked};
 
@@ -33,9 +31,6 @@ pub(crate) enum ForkCheck {
     Accepted,
 }
 
-/// Set by [`allow_fork_with_threads`].
-static THREADS_ALLOWED: AtomicBool = AtomicBool::new(false);
-
 /// Lets every forking call of this crate ([`create`], [`start`], the
 /// exchanges, queues, maps and [`pmap`](crate::pmap), the persistent calls)
 /// fork while the process has other threads, from now on. Without it they
@@ -50,19 +45,20 @@ static THREADS_ALLOWED: AtomicBool = AtomicBool::new(false);
 /// its channel, memory no other thread was changing, and async-signal-safe
 /// functions (glibc's `malloc` is safe: its fork handlers reset it).
 pub unsafe fn allow_fork_with_threads() {
-    THREADS_ALLOWED.store(true, Ordering::Relaxed);
+    sys::allow_threads();
 }
 
 /// [`Error::Threads`] unless forking now is sound under `check`.
 pub(crate) fn fork_allowed(check: ForkCheck) -> Result<()> {
-    let refused = check == ForkCheck::Refuse
-        && !THREADS_ALLOWED.load(Ordering::Relaxed)
-        && sys::other_threads();
-    if refused {
-        Err(Error::Threads)
-    } else {
-        Ok(())
+    match sys::fork_refused(check == ForkCheck::Accepted) {
+        true => Err(Error::Threads),
+        false => Ok(()),
     }
+}
+
+/// Forks under `check`: [`Error::Threads`] where that is refused.
+pub(crate) fn fork(check: ForkCheck) -> Result<Forked> {
+    sys::fork_checked(check == ForkCheck::Accepted)?.ok_or(Error::Threads)
 }
 
 /// Creates a process connected to this one by a channel (pprocess's `create`).
@@ -96,9 +92,7 @@ pub(crate) fn create_as(check: ForkCheck) -> Result<Created> {
     #[cfg(feature = "std")]
     flush_rust_stdout();
     let (ours, mut theirs) = sys::socketpair()?;
-    // SAFETY: `fork_allowed` found no other thread (and this thread starts
-    // none before the fork), or the caller took the contract (`check`).
-    match unsafe { sys::fork() }? {
+    match fork(check)? {
         Forked::Child => {
             sys::after_fork_in_child(&mut [&mut theirs]);
             sys::forget_orphans();

@@ -21,6 +21,7 @@ pub use fd::{after_fork_in_child, Fd};
 pub use io::{read, read_exact, read_now, send_vectored, send_vectored_now};
 pub use mem::{free, malloc};
 pub use poll::{poll, PollFd, POLLIN};
+pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
     exit_now, forget_orphans, fork, getpid, kill, number_of_cpus, other_threads, reap_later,
     reap_orphans, sleep_ms, wait_any, waitpid, Child, Children, Forked, Pid, WaitStatus, SIGKILL,

@@ -42,6 +42,36 @@ pub unsafe fn fork() -> Result<Forked> {
     }
 }
 
+/// Set by [`allow_threads`].
+static THREADS_ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, [`fork_checked`] forks in a process with other threads too.
+/// Only for `process::allow_fork_with_threads`, whose caller took
+/// [`fork`]'s contract for every fork to come.
+pub(crate) fn allow_threads() {
+    THREADS_ALLOWED.store(true, Ordering::Relaxed);
+}
+
+/// True when [`fork_checked`] would refuse: other threads exist, and
+/// neither `contract_taken` nor [`allow_threads`] took [`fork`]'s contract.
+pub(crate) fn fork_refused(contract_taken: bool) -> bool {
+    !contract_taken && !THREADS_ALLOWED.load(Ordering::Relaxed) && other_threads()
+}
+
+/// [`fork`] where it is sound: `Ok(None)` (nothing forked) when
+/// [`fork_refused`]. `contract_taken` is true only where the caller took
+/// the contract: an `unsafe` function of this crate that states it, or a C
+/// caller (the header states it).
+pub(crate) fn fork_checked(contract_taken: bool) -> Result<Option<Forked>> {
+    if fork_refused(contract_taken) {
+        return Ok(None);
+    }
+    // SAFETY: no other thread exists (checked just above; only this thread
+    // could start one, and it does not before the fork), or the caller took
+    // the contract (`contract_taken`, `allow_threads`).
+    unsafe { fork() }.map(Some)
+}
+
 /// True unless this process is sure it has no thread but the caller.
 ///
 /// glibc's `__libc_single_threaded` answers at no cost while the process
