@@ -120,7 +120,7 @@ pub(crate) fn flush_rust_stdout() {
 ///
 /// The callable gets the new process's end. When it returns `Err`, the error
 /// travels to the creator as an error frame (its receive fails with
-/// [`Error::Remote`](crate::Error::Remote)); with the `std` feature a panic
+/// [`Error::Remote`]); with the `std` feature a panic
 /// does too. The new process then exits ([`EXIT_CALLABLE_ERROR`],
 /// [`EXIT_CALLABLE_PANIC`] or 0); it never returns from here.
 ///

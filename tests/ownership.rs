@@ -250,3 +250,27 @@ fn a_pid_the_program_collected_and_reused_is_not_collected_by_the_library() {
         }
     });
 }
+
+#[test]
+fn a_descriptor_the_registry_cannot_track_is_refused() {
+    isolated(|| {
+        let limit = libc::rlimit {
+            rlim_cur: 65_536 + 64,
+            rlim_max: 65_536 + 64,
+        };
+        // SAFETY: a valid rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            eprintln!("skipped: cannot raise RLIMIT_NOFILE here");
+            return Ok(());
+        }
+        // Every descriptor below 65,536 in use: the next one is above.
+        // SAFETY: a NUL-terminated path; dups of the descriptor it gives.
+        let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+        while unsafe { libc::fcntl(null, libc::F_DUPFD, 0) } < 65_535 {}
+        match Channel::pair() {
+            Err(pprocess::Error::Os(libc::EMFILE)) => Ok(()),
+            Err(e) => Err(format!("another error: {e}")),
+            Ok((a, _)) => Err(format!("descriptor {} is not tracked", a.raw_fd())),
+        }
+    });
+}

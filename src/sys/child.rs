@@ -119,7 +119,7 @@ impl Child {
 fn pidfd_open(pid: Pid) -> Result<Fd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
     let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    Ok(Fd::own(fd as i32))
+    Fd::own(fd as i32)
 }
 
 /// `waitid(P_PIDFD, pidfd, WEXITED)`, as a `waitpid` status.

@@ -113,7 +113,7 @@ fn thread_count() -> Option<usize> {
         )
     })
     .ok()?;
-    let fd = Fd::own(fd);
+    let fd = Fd::own(fd).ok()?;
     let mut buf = [0u8; 1024];
     let len = super::read(&fd, &mut buf).ok()?;
     let text = buf.get(..len)?;
