@@ -890,6 +890,16 @@ pub(crate) fn try_vec(len: usize) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A copy of `bytes`, or `ENOMEM` ([`Error::Os`]) when the allocation
+/// fails (instead of the abort of `to_vec`).
+#[cfg(feature = "alloc")]
+pub(crate) fn try_copy(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut copy = Vec::new();
+    copy.try_reserve_exact(bytes.len())?;
+    copy.extend_from_slice(bytes);
+    Ok(copy)
+}
+
 /// A frame's length on the wire: its header and its payload.
 fn whole_len(header: Header) -> usize {
     HEADER_LEN + header.length as usize

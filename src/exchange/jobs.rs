@@ -160,20 +160,19 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     pub(crate) fn start_keyed(&mut self, key: Key, body: Rc<Body>, args: &[u8]) -> Result<TaskId> {
+        // Out of memory: ENOMEM, before the task exists.
+        let args = crate::channel::try_copy(args)?;
+        self.jobs.waiting.try_reserve(1)?;
         let task = self.new_task();
         let job = if self.options.reuse {
             Job::Reuse {
                 task,
                 key,
                 body,
-                args: args.to_vec(),
+                args,
             }
         } else {
-            Job::Call {
-                task,
-                body,
-                args: args.to_vec(),
-            }
+            Job::Call { task, body, args }
         };
         self.jobs.waiting.push_back(job);
         self.dispatch()?;

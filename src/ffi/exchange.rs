@@ -488,7 +488,8 @@ fn start_function(
     output_cap: usize,
 ) -> Result<TaskId> {
     let body = move |ch: &mut Channel, input: &[u8]| {
-        let mut output = vec![0u8; output_cap];
+        // An output the process has no memory for fails its task (ENOMEM).
+        let mut output = crate::channel::try_vec(output_cap).map_err(RemoteError::from)?;
         let mut len = 0usize;
         // SAFETY: `function` is the caller's function with this signature;
         // the buffers are valid for the lengths passed.
