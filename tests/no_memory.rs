@@ -9,36 +9,14 @@
 //! counts, so a process forked from one could still find room for 60 MiB.
 //! Here the tests run one after the other on the main thread.
 
-use pprocess::{create, exit, start, Channel, Created, Error, Options, Queue};
+mod isolated;
+
+use pprocess::{start, Channel, Error, Options, Queue};
 
 const BIG: usize = 60 << 20;
 const ENOMEM: Error = Error::Os(libc::ENOMEM);
 
-/// Runs `body` in a new process: `Ok` if it succeeded (exit status 0),
-/// its message or how it ended otherwise (an abort is a signal).
-fn isolated(body: fn() -> Result<(), String>) -> Result<(), String> {
-    match create().unwrap() {
-        Created::Child(mut channel) => {
-            let status = match body() {
-                Ok(()) => 0,
-                Err(why) => {
-                    let _ = channel.send(why.as_bytes());
-                    1
-                }
-            };
-            exit(channel, status)
-        }
-        Created::Parent(mut channel) => {
-            let why = channel.receive_vec().ok();
-            let status = channel.wait().unwrap();
-            let why = why.map(|w| String::from_utf8_lossy(&w).into_owned());
-            match status.success() {
-                true => Ok(()),
-                false => Err(format!("{status}: {why:?}")),
-            }
-        }
-    }
-}
+use isolated::run as isolated;
 
 /// This process's address-space size, in bytes (`VmSize`).
 fn address_space() -> u64 {
