@@ -146,6 +146,22 @@ fn waitid_pidfd(pidfd: &Fd, block: bool) -> Result<Option<WaitStatus>> {
     Ok(Some(WaitStatus(raw)))
 }
 
+/// The oldest process of a full [`Children`] set, taken out of it by
+/// [`Children::try_adopt`].
+#[derive(Debug)]
+pub struct Oldest(Option<Child>);
+
+impl Oldest {
+    /// Waits for the process to end and collects it; an error means it is
+    /// no longer this process's to collect: gone either way. (Nothing to do
+    /// when the set had no process at all: then only memory was short.)
+    pub fn collect(self) {
+        if let Some(child) = self.0 {
+            let _collected_or_gone = child.wait(true);
+        }
+    }
+}
+
 /// Where a [`Children`] set keeps its processes: growable with `alloc`, at
 /// most `N` inline without it.
 #[cfg(feature = "alloc")]
@@ -181,19 +197,29 @@ impl<const N: usize> Children<N> {
     /// Keeps `child` to collect later.
     pub fn adopt(&mut self, child: Child) {
         let mut child = child;
-        loop {
-            match self.try_push(child) {
-                Ok(()) => return,
-                Err(back) => child = back,
-            }
-            if !self.collect_ended() && !self.list.is_empty() {
-                // Every process held still runs: wait for the oldest (its
-                // channel was closed first, so it is the likeliest to be
-                // ending). Whatever the outcome, it is no longer ours.
-                let oldest = self.list.remove(0);
-                let _collected_or_gone = oldest.wait(true);
-            }
+        while let Err((back, oldest)) = self.try_adopt(child) {
+            child = back;
+            oldest.collect();
         }
+    }
+
+    /// Keeps `child` to collect later if there is room, after collecting
+    /// the processes that have ended if need be. Otherwise hands it back
+    /// with the oldest process of the set, taken out, for the caller to
+    /// [collect](Oldest::collect) (its channel was closed first, so it is
+    /// the likeliest to be ending) before trying again.
+    pub fn try_adopt(&mut self, child: Child) -> core::result::Result<(), (Child, Oldest)> {
+        let child = match self.try_push(child) {
+            Ok(()) => return Ok(()),
+            Err(back) => back,
+        };
+        self.collect_ended();
+        let child = match self.try_push(child) {
+            Ok(()) => return Ok(()),
+            Err(back) => back,
+        };
+        let oldest = (!self.list.is_empty()).then(|| self.list.remove(0));
+        Err((child, Oldest(oldest)))
     }
 
     #[cfg(feature = "alloc")]

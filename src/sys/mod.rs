@@ -24,7 +24,8 @@ pub use poll::{poll, PollFd, POLLIN};
 pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
     exit_now, forget_orphans, fork, getpid, kill, number_of_cpus, other_threads, reap_later,
-    reap_orphans, sleep_ms, wait_any, waitpid, Child, Children, Forked, Pid, WaitStatus, SIGKILL,
+    reap_orphans, sleep_ms, wait_any, waitpid, Child, Children, Forked, Oldest, Pid, WaitStatus,
+    SIGKILL,
 };
 pub use socket::socketpair;
 pub use stdio::flush_stdio;

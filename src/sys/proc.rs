@@ -5,7 +5,7 @@ use core::fmt;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-pub use super::child::{Child, Children};
+pub use super::child::{Child, Children, Oldest};
 use super::{cvt, retry, Errno, Fd, Result};
 
 /// A process id.
@@ -232,7 +232,7 @@ static ORPHANS: Orphans = Orphans {
 };
 
 /// The orphan set behind a spin lock (no `std` mutex in `no_std`): it is
-/// held only to add or sweep, never across a blocking wait of the caller's.
+/// held only to add or sweep, never across a blocking wait.
 struct Orphans {
     locked: AtomicBool,
     set: UnsafeCell<Children<256>>,
@@ -268,7 +268,11 @@ impl Orphans {
 /// [`reap_orphans`] collects it once it ends. Nothing is dropped: see
 /// [`Children::adopt`].
 pub fn reap_later(child: Child) {
-    ORPHANS.with(|set| set.adopt(child));
+    let mut child = child;
+    while let Err((back, oldest)) = ORPHANS.with(|set| set.try_adopt(child)) {
+        child = back;
+        oldest.collect(); // outside the lock: it may wait
+    }
 }
 
 /// Collects every remembered process that has ended, without waiting.
@@ -284,11 +288,15 @@ pub fn forget_orphans() {
     // SAFETY: this process has a single thread (it was just forked), so
     // nothing else reaches the set while it is read and replaced.
     let set = unsafe { &mut *ORPHANS.set.get() };
-    if ORPHANS.locked.load(Ordering::Relaxed) || !set.is_empty() {
-        // The creator's handles are stale here (their descriptors were
-        // closed after the fork): let go of them without a drop.
+    if ORPHANS.locked.load(Ordering::Relaxed) {
+        // Another thread of the creator was changing the set at the fork:
+        // it may be half-changed, so let go of it without a drop.
         core::mem::forget(core::mem::replace(set, Children::new()));
         ORPHANS.locked.store(false, Ordering::Release);
+    } else if !set.is_empty() {
+        // The creator's handles are stale here: their descriptors were
+        // closed after the fork, and dropping them closes nothing.
+        set.forget();
     }
 }
 
