@@ -713,17 +713,18 @@ fn receive_allocs(n: usize) -> f64 {
     sample.allocs
 }
 
-/// Builds libpprocess.so with `cargo build --release` in its own target
+/// Builds libpprocess.so with the root Makefile's `make` in its own target
 /// directory (the running `cargo bench` may hold the usual one), strips a
 /// copy, and returns (stripped size, unstripped size).
 fn library_size(out: &Path) -> Option<(u64, u64)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = root.join("target/bench/lib-build");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--lib", "--quiet"])
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(root)
+    let status = Command::new("make")
+        .arg("-C")
+        .arg(root)
+        .arg("--quiet")
+        .arg(format!("TARGET_DIR={}", target.display()))
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
         .ok()?;
@@ -795,7 +796,7 @@ fn memory(cfg: &Config, out: &Path) -> Vec<Row> {
         eprintln!("  (libpprocess.so size: full mode only, it needs a release build)");
         return rows;
     }
-    eprintln!("  building libpprocess.so (cargo build --release)");
+    eprintln!("  building libpprocess.so (make)");
     match library_size(out) {
         Some((stripped, full)) => {
             rows.push(count_row(

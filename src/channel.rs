@@ -104,6 +104,24 @@ pub(crate) enum Frame {
 }
 
 /// One end of a pprocess channel.
+///
+/// Messages are byte strings (or fixed-layout values, [`Channel::send_value`])
+/// that arrive whole and in order; a receive waits for the next one.
+///
+/// ```
+/// use pprocess::start;
+///
+/// let mut channel = start(|channel| {
+///     let mut buf = [0u8; 64];
+///     let n = channel.receive(&mut buf)?;
+///     channel.send(&buf[..n].to_ascii_uppercase())?;
+///     Ok(())
+/// })?;
+/// channel.send(b"hello")?;
+/// assert_eq!(channel.receive_vec()?, b"HELLO");
+/// assert!(channel.wait()?.success());
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub struct Channel {
     fd: Fd,
     /// The created process, seen from its creator.
@@ -715,7 +733,7 @@ impl Channel {
     }
 
     /// Why the channel ended, once it has.
-    #[cfg(feature = "std")]
+    #[cfg(feature = "capi")]
     pub(crate) fn end_error(&self) -> Option<Error> {
         self.ended
     }

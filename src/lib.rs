@@ -5,9 +5,36 @@
 //! callable in a new process) talk to their creator over a [`Channel`] that
 //! carries length-prefixed [frames](wire).
 //!
-//! The core (`sys`, `wire`, `channel`, `process`) is `#![no_std]` and needs
-//! no allocator; the `alloc` feature adds growable collections, and `std`
-//! (the default) adds panic catching and the C ABI (`include/pprocess.h`).
+//! ```
+//! use pprocess::{start, Options, Queue};
+//!
+//! // A process running a closure, with a channel to it.
+//! let mut channel = start(|channel| {
+//!     let question: u32 = channel.receive_value()?;
+//!     Ok(channel.send_value(&(question * 2))?)
+//! })?;
+//! channel.send_value(&21u32)?;
+//! assert_eq!(channel.receive_value::<u32>()?, 42);
+//! assert!(channel.wait()?.success());
+//!
+//! // Many processes, at most 2 at a time, results as they arrive.
+//! let mut queue = Queue::with_options(2, Options::default());
+//! for word in ["a", "b", "c"] {
+//!     queue.start(move |channel| Ok(channel.send(word.to_uppercase().as_bytes())?))?;
+//! }
+//! let mut words: Vec<Vec<u8>> = queue.collect::<Result<_, _>>()?;
+//! words.sort();
+//! assert_eq!(words, [b"A", b"B", b"C"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The core (`wire`, `channel`, `process` and the fixed-capacity
+//! [`Exchange`]) is `#![no_std]` and needs no allocator; the `alloc` feature
+//! adds growable collections ([`Queue`], [`Map`], [`pmap`], persistent
+//! processes), and `std` (the default) adds panic catching and
+//! `std::error::Error`. The `capi` feature adds the C ABI
+//! (`include/pprocess.h`): the functions exported from the C libraries that
+//! `make` or cargo-c build; it adds nothing to the Rust API.
 //!
 //! Linux only: the crate uses `fork`, `socketpair`, `poll`, UNIX sockets and
 //! `SO_PEERCRED` directly.
@@ -23,11 +50,13 @@ pub mod exchange;
 #[cfg(feature = "alloc")]
 pub mod persistent;
 pub mod process;
-pub mod sys;
+pub(crate) mod sys;
 pub mod wire;
 
-#[cfg(feature = "std")]
-pub mod ffi;
+// The C ABI: exported from libpprocess.a and libpprocess.so by symbol name,
+// never reachable as Rust API.
+#[cfg(feature = "capi")]
+mod ffi;
 
 pub use channel::Channel;
 pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
@@ -40,7 +69,20 @@ pub use process::{
     allow_fork_with_threads, create, create_unchecked, exit, number_of_cores, start,
     start_unchecked, waitall, Created,
 };
-pub use sys::{Pid, WaitStatus};
+pub use sys::{Errno, Pid, WaitStatus};
+
+/// Safe Rust cannot reach the C ABI or the system layer: neither compiles
+/// (the `pp_*` functions exist only as the C libraries' exports).
+///
+/// ```compile_fail
+/// let version = pprocess::ffi::pp_version();
+/// ```
+///
+/// ```compile_fail,E0603
+/// let forked = pprocess::sys::fork();
+/// ```
+#[cfg(doctest)]
+pub struct PrivateModules;
 
 /// The README's Rust code blocks, compiled and run as doctests so that the
 /// quick start cannot go stale.

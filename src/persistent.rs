@@ -72,8 +72,8 @@
 //!
 //! # Addresses and security
 //!
-//! An address is a filesystem path of at most [`SocketPath::MAX_LEN`]
-//! bytes (a relative path is resolved against the current directory, which
+//! An address is a filesystem path of at most 107 bytes (`sun_path`
+//! less its NUL) (a relative path is resolved against the current directory, which
 //! the keeper keeps). The socket file is made mode 0600 before anyone can
 //! connect. A connecting process whose effective uid differs from the
 //! keeper's is refused (`SO_PEERCRED`): it receives an error frame with code
@@ -84,8 +84,6 @@
 //! listener, a regular file, a directory, a link — is left untouched and the
 //! start fails with [`Error::Address`], as it does for an empty or too long
 //! address.
-//!
-//! [`SocketPath::MAX_LEN`]: crate::sys::SocketPath::MAX_LEN
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;

@@ -68,9 +68,26 @@ pub(crate) fn fork(check: ForkCheck) -> Result<Forked> {
 /// every channel of its creator except its own, and buffered C stdio output is
 /// flushed first so it is not printed twice.
 ///
-/// A process with other threads is refused with [`Error::Threads`]: their
-/// locks would stay held in the new process (see [`create_unchecked`] and
-/// [`allow_fork_with_threads`]).
+/// A process with other threads is refused with [`Error::Threads`]: as with
+/// fork(2), only the calling thread would exist in the new process, and
+/// locks the others held would stay held there (see [`create_unchecked`]
+/// and [`allow_fork_with_threads`]).
+///
+/// ```
+/// use pprocess::{create, exit, Created};
+///
+/// match create()? {
+///     Created::Child(mut channel) => {
+///         let status = if channel.send(b"from the child").is_ok() { 0 } else { 1 };
+///         exit(channel, status)
+///     }
+///     Created::Parent(mut channel) => {
+///         assert_eq!(channel.receive_vec()?, b"from the child");
+///         assert!(channel.wait()?.success());
+///     }
+/// }
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub fn create() -> Result<Created> {
     create_as(ForkCheck::Refuse)
 }
@@ -126,6 +143,18 @@ pub(crate) fn flush_rust_stdout() {
 ///
 /// A process with other threads is refused with [`Error::Threads`], as by
 /// [`create`] (see [`start_unchecked`]).
+///
+/// ```
+/// use pprocess::{start, Error, RemoteError};
+///
+/// let mut channel = start(|channel| Ok(channel.send(b"done")?))?;
+/// assert_eq!(channel.receive_vec()?, b"done");
+///
+/// // A callable's error is the creator's error.
+/// let mut failing = start(|_| Err(RemoteError::new(7, "no")))?;
+/// assert!(matches!(failing.receive_vec(), Err(Error::Remote { code: 7 })));
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub fn start<F>(callable: F) -> Result<Channel>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use std::{fs, thread};
 
 mod common;
-use common::{describe, lib_dir, root, run as run_for};
+use common::{c_lib, describe, root, run as run_for};
 
 /// A program still running after this long fails its test (and is killed).
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -91,20 +91,23 @@ fn build(dir: &'static str) -> PathBuf {
         "c-tests" => &TESTS_BUILT,
         _ => unreachable!("unknown directory {dir}"),
     };
-    let out = lib_dir().parent().unwrap().join("c-build").join(dir);
+    let out = c_build().join(dir);
     if let Err(log) = once.get_or_init(|| make(&root().join(dir), &out, &[])) {
         panic!("building {dir} failed:\n{log}");
     }
     out
 }
 
+/// Where the C programs are built: under the target directory, so that they
+/// are relinked whenever the library changes.
+fn c_build() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-build")
+}
+
 /// Runs make in `dir`, putting the programs in `out`; `extra` are more
 /// make arguments (variables such as CFLAGS, or options).
 fn make(dir: &Path, out: &Path, extra: &[String]) -> Result<(), String> {
-    let lib = lib_dir();
-    if !lib.join("libpprocess.a").exists() {
-        return Err(format!("no libpprocess.a in {}", lib.display()));
-    }
+    let lib = c_lib();
     let mut command = Command::new("make");
     command
         .arg("-C")
@@ -355,11 +358,7 @@ fn run_all_clean(
 
 #[test]
 fn c_programs_run_clean_under_address_and_undefined_behavior_sanitizers() {
-    let build = lib_dir()
-        .parent()
-        .unwrap()
-        .join("c-build")
-        .join("sanitized");
+    let build = c_build().join("sanitized");
     for dir in ["c-examples", "c-tests"] {
         // Built afresh: make does not see a change of CFLAGS.
         let _ = fs::remove_dir_all(build.join(dir));
@@ -390,7 +389,7 @@ fn c_programs_run_clean_under_address_and_undefined_behavior_sanitizers() {
 #[ignore = "minutes under valgrind: run by .ci/run"]
 fn c_programs_run_clean_under_valgrind() {
     // Built as the plain runs are, except that a C test may take longer.
-    let build = lib_dir().parent().unwrap().join("c-build").join("valgrind");
+    let build = c_build().join("valgrind");
     for dir in ["c-examples", "c-tests"] {
         let _ = fs::remove_dir_all(build.join(dir));
         let slow = ["CPPFLAGS=-DTEST_TIMEOUT_SECONDS=900".to_string()];

@@ -1,6 +1,7 @@
 //! Channels between a creator and its created processes.
 
 mod fork_contract;
+mod hardening;
 
 use bytemuck::{Pod, Zeroable};
 use pprocess::{create, exit, start, Channel, Created, Error, RemoteError};
@@ -43,7 +44,7 @@ fn bytes_ping_pong() {
     assert!(pid > 0);
     drop(ch);
     // The worker sees Closed and exits 0.
-    let status = pprocess::sys::waitpid(pid, true).unwrap().unwrap();
+    let status = hardening::wait_child(pid).unwrap();
     assert!(status.success(), "{status}");
 }
 
@@ -179,7 +180,8 @@ fn a_killed_child_is_reported_with_its_signal_and_never_hangs() {
     })
     .unwrap();
     assert_eq!(ch.receive_vec().unwrap(), b"before");
-    pprocess::sys::kill(ch.pid(), libc::SIGKILL).unwrap();
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(ch.pid(), libc::SIGKILL) }, 0);
     let mut buf = [0u8; 8];
     let err = ch.receive(&mut buf).unwrap_err();
     match err {

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 mod common;
-use common::{block, describe, lib_dir, readme, root, run, run_ok, scratch, SYSLIBS};
+use common::{block, c_lib, describe, readme, root, run, run_ok, scratch, SYSLIBS};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -51,7 +51,7 @@ fn compile_as_cxx(source: &Path, dir: &Path) -> Result<PathBuf, String> {
         .arg(source)
         .args(["-x", "none", "-o"])
         .arg(&binary)
-        .arg(lib_dir().join("libpprocess.a"))
+        .arg(c_lib().join("libpprocess.a"))
         .args(SYSLIBS);
     let output = run(&mut command, TIMEOUT)?;
     if output.status.success() {

@@ -196,7 +196,7 @@ fn killed_clients(name: &str, queue: fn(usize) -> bool) {
         &twice[..twice.len().min(10)]
     );
     // The keeper finished and removed its socket.
-    let status = pprocess::sys::waitpid(keeper, true).unwrap().unwrap();
+    let status = hardening::wait_child(keeper).unwrap();
     assert!(status.success(), "{status}");
     assert!(!address.exists());
     let _ = std::fs::remove_dir_all(&dir);

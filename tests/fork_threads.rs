@@ -3,6 +3,8 @@
 //! binary, which never takes fork's contract, always has them); the
 //! `unsafe` variants and the C calls fork all the same.
 
+mod capi;
+
 use pprocess::{create, start, start_persistent, Error, Options, Queue};
 
 #[test]
@@ -47,30 +49,34 @@ fn a_single_threaded_created_process_may_use_the_safe_calls() {
     assert_eq!(channel.receive_vec().unwrap(), b"inner");
 }
 
-#[cfg(feature = "std")]
 #[test]
 fn c_calls_fork_as_fork_does() {
-    use pprocess::ffi::{pp_channel, pp_channel_close, pp_channel_wait, pp_receive, pp_send};
+    use capi::{pp_channel, pp_channel_close, pp_channel_wait, pp_receive, pp_send, pp_start};
 
     unsafe extern "C" fn echo(
         ch: *mut pp_channel,
         arg: *const core::ffi::c_void,
         len: usize,
     ) -> i32 {
-        pp_send(ch, arg, len)
+        // SAFETY: the handle and argument pp_start passes.
+        unsafe { pp_send(ch, arg, len) }
     }
     let mut handle: *mut pp_channel = std::ptr::null_mut();
-    let pid = pprocess::ffi::pp_start(Some(echo), b"c".as_ptr().cast(), 1, &mut handle);
-    assert!(pid > 0, "pp_start: {pid}");
     let mut buf = [0u8; 4];
     let mut len = 0usize;
-    assert_eq!(
-        pp_receive(handle, buf.as_mut_ptr().cast(), buf.len(), &mut len),
-        0
-    );
-    assert_eq!(&buf[..len], b"c");
     let mut status = -1;
-    assert_eq!(pp_channel_wait(handle, &mut status), pid);
+    // SAFETY: the calls as include/pprocess.h documents them, with live
+    // buffers; `handle` is closed once.
+    unsafe {
+        let pid = pp_start(Some(echo), b"c".as_ptr().cast(), 1, &mut handle);
+        assert!(pid > 0, "pp_start: {pid}");
+        assert_eq!(
+            pp_receive(handle, buf.as_mut_ptr().cast(), buf.len(), &mut len),
+            0
+        );
+        assert_eq!(&buf[..len], b"c");
+        assert_eq!(pp_channel_wait(handle, &mut status), pid);
+        pp_channel_close(handle);
+    }
     assert_eq!(status, 0);
-    pp_channel_close(handle);
 }

@@ -10,7 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{block, blocks, lib_dir, readme, root, run, run_ok, scratch, section};
+use common::{
+    assert_versioned_shared_library, block, blocks, c_lib, readme, root, run, run_ok, scratch,
+    section,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -42,23 +45,24 @@ fn make_install_then_pkg_config_builds_the_quick_start_shared_and_static() {
     )
     .unwrap();
 
-    // The install command, from the repository root; PPROCESS_LIBDIR makes
-    // it install this run's libraries instead of running a release build.
+    // The install command, from the repository root, building in this run's
+    // target directory (TARGET_DIR), where c_lib() has built the libraries.
+    let target = c_lib().parent().unwrap();
     run_ok(
         shell(install, &home)
             .current_dir(root())
-            .env("PPROCESS_LIBDIR", lib_dir()),
+            .env("TARGET_DIR", target),
         TIMEOUT,
     );
     let prefix = home.join(".local");
     for file in [
         "lib/libpprocess.a",
-        "lib/libpprocess.so",
         "include/pprocess.h",
         "lib/pkgconfig/pprocess.pc",
     ] {
         assert!(prefix.join(file).is_file(), "make install made no {file}");
     }
+    assert_versioned_shared_library(&prefix.join("lib"));
     let version = run_ok(
         Command::new("pkg-config")
             .args(["--modversion", "pprocess"])
@@ -80,7 +84,6 @@ fn make_install_then_pkg_config_builds_the_quick_start_shared_and_static() {
     );
 
     // The shared build needs libpprocess.so at run time; the static one does not.
-    // (cargo test puts target/<profile>/deps, which holds one, in LD_LIBRARY_PATH.)
     let mut without_path = Command::new(work.join("quickstart"));
     without_path.env_remove("LD_LIBRARY_PATH");
     let shared = run(&mut without_path, TIMEOUT).unwrap();

@@ -9,6 +9,7 @@
 //! counts, so a process forked from one could still find room for 60 MiB.
 //! Here the tests run one after the other on the main thread.
 
+mod capi;
 mod isolated;
 
 use pprocess::{start, Channel, Error, Options, Queue};
@@ -71,7 +72,7 @@ fn receive_vec_of_a_message_too_big_for_memory_is_enomem_and_keeps_it() -> Resul
 }
 
 fn pp_receive_alloc_of_a_message_too_big_for_memory_is_enomem_and_keeps_it() -> Result<(), String> {
-    use pprocess::ffi::{pp_channel, pp_channel_close, pp_free, pp_receive_alloc, pp_send};
+    use capi::{pp_channel, pp_channel_close, pp_free, pp_receive_alloc, pp_send, pp_start};
 
     unsafe extern "C" fn send_big(
         ch: *mut pp_channel,
@@ -79,28 +80,33 @@ fn pp_receive_alloc_of_a_message_too_big_for_memory_is_enomem_and_keeps_it() -> 
         _: usize,
     ) -> i32 {
         let big = vec![7u8; BIG];
-        pp_send(ch, big.as_ptr().cast(), big.len())
+        // SAFETY: the handle pp_start passes, and a live buffer.
+        unsafe { pp_send(ch, big.as_ptr().cast(), big.len()) }
     }
     isolated(|| {
         let mut handle: *mut pp_channel = std::ptr::null_mut();
-        let pid = pprocess::ffi::pp_start(Some(send_big), std::ptr::null(), 0, &mut handle);
-        if pid <= 0 {
-            return Err(format!("pp_start: {pid}"));
-        }
         let mut data: *mut core::ffi::c_void = std::ptr::null_mut();
         let mut len = 0usize;
-        tight();
-        let first = pp_receive_alloc(handle, &mut data, &mut len);
-        roomy();
-        if first != -libc::ENOMEM {
-            return Err(format!("under the limit: {first}"));
-        }
-        let then = pp_receive_alloc(handle, &mut data, &mut len);
-        pp_free(data);
-        pp_channel_close(handle);
-        match (then, len) {
-            (0, BIG) => Ok(()),
-            other => Err(format!("then: {other:?}")),
+        // SAFETY: the calls as include/pprocess.h documents them; `data`
+        // is freed and `handle` closed once.
+        unsafe {
+            let pid = pp_start(Some(send_big), std::ptr::null(), 0, &mut handle);
+            if pid <= 0 {
+                return Err(format!("pp_start: {pid}"));
+            }
+            tight();
+            let first = pp_receive_alloc(handle, &mut data, &mut len);
+            roomy();
+            if first != -libc::ENOMEM {
+                return Err(format!("under the limit: {first}"));
+            }
+            let then = pp_receive_alloc(handle, &mut data, &mut len);
+            pp_free(data);
+            pp_channel_close(handle);
+            match (then, len) {
+                (0, BIG) => Ok(()),
+                other => Err(format!("then: {other:?}")),
+            }
         }
     })
 }

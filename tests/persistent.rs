@@ -544,9 +544,9 @@ fn create_persistent_is_fork_style() {
     assert_finished(keeper, &path);
     // The keeper was this process's child: it is collected, here or by the
     // library's own collection of dropped channels' processes.
-    match pprocess::sys::waitpid(keeper, true) {
-        Ok(status) => assert!(status.unwrap().success(), "{status:?}"),
-        Err(errno) => assert_eq!(errno.0, libc::ECHILD),
+    match hardening::wait_child(keeper) {
+        Ok(status) => assert!(status.success(), "{status}"),
+        Err(errno) => assert_eq!(errno, libc::ECHILD),
     }
 }
 

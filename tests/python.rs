@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{block, blocks, describe, lib_dir, readme, root, run, run_ok, scratch, section};
+use common::{block, blocks, c_lib, describe, readme, root, run, run_ok, scratch, section};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -20,7 +20,7 @@ fn python() -> Command {
     let mut command = Command::new("python3");
     command
         .env("PYTHONPATH", root().join("bindings/python"))
-        .env("PPROCESS_LIB", lib_dir().join("libpprocess.so"))
+        .env("PPROCESS_LIB", c_lib().join("libpprocess.so"))
         .env("PYTHONDONTWRITEBYTECODE", "1");
     command
 }

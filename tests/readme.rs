@@ -1,6 +1,7 @@
 //! The README's quick starts are the tested code: the C program is extracted,
-//! built with the strict flags and run; the Rust example binary is run. (The
-//! Rust quick start itself runs as a doctest.)
+//! built with the strict flags and run; the Rust quick start is built as the
+//! new project it describes, beside the clone, and run (it also runs as a
+//! doctest); the Rust example binary is run.
 #![cfg(feature = "std")]
 
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{block, lib_dir, readme, root, run_ok, scratch, SYSLIBS};
+use common::{block, blocks, c_lib, readme, root, run_ok, scratch, section, SYSLIBS};
 
 /// Extracts the first C block under `heading`, builds it with the strict
 /// flags against this run's static library, and returns the program.
@@ -31,7 +32,7 @@ fn build_readme_c(heading: &str, name: &str) -> PathBuf {
         .arg(&source)
         .arg("-o")
         .arg(&binary)
-        .arg(lib_dir().join("libpprocess.a"))
+        .arg(c_lib().join("libpprocess.a"))
         .args(SYSLIBS)
         .output()
         .expect("cc runs");
@@ -51,7 +52,7 @@ fn the_c_quick_start_builds_strictly_and_prints_what_the_readme_says() {
     let ran = run_ok(&mut Command::new(&binary), TIMEOUT);
     assert_eq!(
         String::from_utf8_lossy(&ran.stdout),
-        block(&readme(), "It prints", "text")
+        block(section(&readme(), "## C quick start"), "It prints", "text")
     );
 }
 
@@ -113,4 +114,39 @@ fn the_rust_example_prints_the_grid_in_order() {
         }
         assert!(lines[10].starts_with("Time taken: "), "{}", lines[10]);
     }
+}
+
+#[test]
+fn the_rust_quick_start_builds_and_runs_as_a_new_project_beside_the_clone() {
+    let readme = readme();
+    let section = section(&readme, "## Rust quick start");
+    let dependency = &blocks(section, "toml")[0];
+    let program = &blocks(section, "rust")[0];
+    // The layout the README describes: the clone in pprocess/ (here a link to
+    // this repository), the new project in hello/ beside it, as `cargo new
+    // hello` makes it, with the README's lines added.
+    let dir = scratch("outside-project");
+    let clone = dir.join("pprocess");
+    let _ = std::fs::remove_file(&clone);
+    std::os::unix::fs::symlink(root(), &clone).unwrap();
+    let hello = dir.join("hello");
+    std::fs::create_dir_all(hello.join("src")).unwrap();
+    let manifest = "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n";
+    std::fs::write(hello.join("Cargo.toml"), format!("{manifest}{dependency}")).unwrap();
+    std::fs::write(hello.join("src/main.rs"), program).unwrap();
+    // The repository's lock, so that the same dependency versions build.
+    std::fs::copy(root().join("Cargo.lock"), hello.join("Cargo.lock")).unwrap();
+    let ran = run_ok(
+        Command::new(env!("CARGO"))
+            .current_dir(&hello)
+            .args(["run", "--quiet", "--target-dir"])
+            .arg(dir.join("target")),
+        Duration::from_secs(600),
+    );
+    let printed = String::from_utf8_lossy(&ran.stdout);
+    let said = format!("It prints `{}`", printed.trim());
+    assert!(
+        section.contains(&said),
+        "the Rust quick start printed {printed:?}, not what the README says"
+    );
 }

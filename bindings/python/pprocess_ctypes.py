@@ -32,7 +32,8 @@ callable failed: `.remote_code`, `.remote_message`) and `Timeout`.
 The library is loaded from, in this order:
   1. the path in the environment variable PPROCESS_LIB;
   2. the crate's own build next to this file: ../../target/release or
-     ../../target/debug (`cargo build [--release]` makes libpprocess.so);
+     ../../target/debug (`make` in the repository root makes
+     target/release/libpprocess.so; `make PROFILE=dev`, target/debug);
   3. the system's library path: libpprocess.so installed with
      `make install PREFIX=...` (with LD_LIBRARY_PATH=PREFIX/lib if need be).
 """

@@ -39,10 +39,10 @@ pub(crate) enum Key {
     /// A Rust closure or function, by type.
     Type(TypeId),
     /// A C parallel-aware callable, by address.
-    #[cfg(feature = "std")]
+    #[cfg(feature = "capi")]
     Callable(usize),
     /// A C plain function, by address and output capacity.
-    #[cfg(feature = "std")]
+    #[cfg(feature = "capi")]
     Function(usize, usize),
 }
 

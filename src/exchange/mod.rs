@@ -26,7 +26,7 @@ use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, Deadline};
 use crate::wire::FLAG_END;
 
-#[cfg(feature = "std")] // for the C interface
+#[cfg(feature = "capi")] // for the C interface
 pub(crate) use jobs::Key;
 #[cfg(feature = "alloc")]
 pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
@@ -40,6 +40,20 @@ pub type TaskId = usize;
 
 /// How an exchange runs its tasks (pprocess's `reuse`, `continuous` and
 /// `autoclose` settings).
+///
+/// ```
+/// use pprocess::{pmap, Options, RemoteError};
+///
+/// fn double(x: &[u8]) -> Result<Vec<u8>, RemoteError> {
+///     Ok(vec![x[0] * 2])
+/// }
+/// // Two reused workers answer all eight tasks, in batches.
+/// let options = Options { reuse: true, batch: true, ..Options::default() };
+/// let inputs: Vec<[u8; 1]> = (1..=8).map(|i| [i]).collect();
+/// let doubled: Vec<Vec<u8>> = pmap(double, &inputs, 2, options)?.collect::<Result<_, _>>()?;
+/// assert_eq!(doubled.concat(), [2, 4, 6, 8, 10, 12, 14, 16]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Reuse worker processes: each runs its callable once per task, with a
@@ -103,6 +117,33 @@ pub enum Spawned {
 }
 
 /// A set of channels polled together, running at most `limit` processes.
+///
+/// Its [`StoreData`] handler receives every message with the id of the task
+/// that sent it. With [`Fixed`] storage it needs no allocator:
+///
+/// ```
+/// use pprocess::exchange::Fixed;
+/// use pprocess::{Channel, Exchange, Options, StoreData, TaskId};
+///
+/// #[derive(Default)]
+/// struct Sum(u32);
+///
+/// impl StoreData for Sum {
+///     fn store_data(&mut self, channel: &mut Channel, _task: TaskId) -> pprocess::Result<()> {
+///         self.0 += channel.receive_value::<u32>()?;
+///         Ok(())
+///     }
+/// }
+///
+/// // At most 2 processes at a time, 4 channels held inline.
+/// let mut exchange: Exchange<Fixed<4>, Sum> = Exchange::new(2, Options::default(), Sum(0));
+/// for n in 1..=4u32 {
+///     exchange.start(move |channel| Ok(channel.send_value(&(n * n))?))?;
+/// }
+/// exchange.finish()?;
+/// assert_eq!(exchange.handler().0, 1 + 4 + 9 + 16);
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub struct Exchange<S: Slots, H: StoreData> {
     slots: S,
     handler: H,

@@ -186,6 +186,20 @@ impl Results for QueueStore {
 
 /// An exchange whose results come out in the order they arrive
 /// (pprocess's `Queue`); iterate it for every result exactly once.
+///
+/// ```
+/// use pprocess::{Options, Queue};
+///
+/// let mut queue = Queue::with_options(3, Options::default());
+/// for n in 1..=3u8 {
+///     queue.start(move |channel| Ok(channel.send(&[n * 10])?))?;
+/// }
+/// // Each result once, in whatever order the processes finished.
+/// let mut results: Vec<u8> = queue.map(|outcome| outcome.map(|bytes| bytes[0])).collect::<Result<_, _>>()?;
+/// results.sort();
+/// assert_eq!(results, [10, 20, 30]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type Queue = Exchange<Growable, QueueStore>;
 
 impl Queue {
@@ -259,6 +273,23 @@ impl Results for MapStore {
 /// An exchange whose results come out in the order their tasks were started
 /// (pprocess's `Map`). Each task sends one message; [`Exchange::get`] reads
 /// any task's result, waiting only for that one.
+///
+/// ```
+/// use pprocess::{Map, Options, RemoteError};
+///
+/// fn shout(word: &[u8]) -> Result<Vec<u8>, RemoteError> {
+///     Ok(word.to_ascii_uppercase())
+/// }
+/// let mut map = Map::with_options(2, Options::default());
+/// for word in ["one", "two", "three"] {
+///     map.call(shout, word.as_bytes())?;
+/// }
+/// // Task 2's result, waiting for it only; then all of them in start order.
+/// assert_eq!(map.get(2)?.as_deref().ok(), Some(&b"THREE"[..]));
+/// let words: Vec<Vec<u8>> = map.collect::<Result<_, _>>()?;
+/// assert_eq!(words, [&b"ONE"[..], b"TWO", b"THREE"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type Map = Exchange<Growable, MapStore>;
 
 impl Map {
@@ -280,6 +311,20 @@ impl Iterator for Map {
 /// once (0: one per processor), and returns the [`Map`] that yields the
 /// outputs in input order (pprocess's `pmap`). With [`Options::reuse`] the
 /// work runs in `limit` reused, pipelined workers.
+///
+/// ```
+/// use pprocess::{pmap, Options, RemoteError};
+///
+/// fn square(x: &[u8]) -> Result<Vec<u8>, RemoteError> {
+///     Ok(vec![x[0] * x[0]])
+/// }
+/// let inputs: Vec<[u8; 1]> = (0..6).map(|i| [i]).collect();
+/// let squares = pmap(square, &inputs, 3, Options::default())?
+///     .map(|outcome| outcome.map(|bytes| bytes[0]))
+///     .collect::<Result<Vec<u8>, _>>()?;
+/// assert_eq!(squares, [0, 1, 4, 9, 16, 25]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn pmap<F, I>(function: F, inputs: I, limit: usize, options: Options) -> Result<Map>
 where
     F: Fn(&[u8]) -> core::result::Result<Vec<u8>, RemoteError> + Clone + 'static,

@@ -40,6 +40,40 @@ pub const PP_EINVAL: c_int = -1011;
 /// never refuse: see the header's note on forking and threads).
 pub const PP_ETHREADS: c_int = -1012;
 
+// The constants above are read by cbindgen for the header, not by Rust code;
+// these checks tie them to Cargo.toml's version and to the one error table.
+const _: () = {
+    use crate::error::code;
+    assert!(PP_VERSION_MAJOR == decimal(env!("CARGO_PKG_VERSION_MAJOR")));
+    assert!(PP_VERSION_MINOR == decimal(env!("CARGO_PKG_VERSION_MINOR")));
+    assert!(PP_VERSION_PATCH == decimal(env!("CARGO_PKG_VERSION_PATCH")));
+    assert!(PP_ECLOSED == code::CLOSED);
+    assert!(PP_EPEER == code::PEER);
+    assert!(PP_EREMOTE == code::REMOTE);
+    assert!(PP_EPROTO == code::PROTO);
+    assert!(PP_ETOOBIG == code::TOOBIG);
+    assert!(PP_ETIMEDOUT == code::TIMEDOUT);
+    assert!(PP_EDONE == code::DONE);
+    assert!(PP_EBUSY == code::BUSY);
+    assert!(PP_EADDR == code::ADDR);
+    assert!(PP_EPERM == code::PERM);
+    assert!(PP_EPANIC == code::PANIC);
+    assert!(PP_EINVAL == code::INVAL);
+    assert!(PP_ETHREADS == code::THREADS);
+};
+
+/// A decimal number's value, at compile time.
+const fn decimal(digits: &str) -> c_int {
+    let digits = digits.as_bytes();
+    let mut value = 0;
+    let mut i = 0;
+    while i < digits.len() {
+        value = value * 10 + (digits[i] - b'0') as c_int;
+        i += 1;
+    }
+    value
+}
+
 /// The library's version as a string, e.g. "0.1.0". Never NULL.
 #[no_mangle]
 pub extern "C" fn pp_version() -> *const c_char {

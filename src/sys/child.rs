@@ -184,11 +184,6 @@ impl<const N: usize> Children<N> {
         Children { list: List::new() }
     }
 
-    /// How many processes the set holds.
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
     /// True when the set holds no process.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()

@@ -5,10 +5,17 @@
 //! become [`Result`] in exactly one place, `cvt`, and descriptors become
 //! owned [`Fd`] values the moment the kernel hands them out, so an early `?`
 //! never leaks one.
+//!
+//! The module is crate-private: `fork` and `after_fork_in_child` are sound
+//! only as the process module uses them. Some calls serve only the
+//! persistent module (feature `alloc`) or the C ABI (feature `capi`); the
+//! full build, which `cargo test` and clippy make, checks that each is used.
+#![cfg_attr(not(feature = "capi"), allow(dead_code, unused_imports))]
 
 mod child;
 mod fd;
 mod io;
+#[cfg(feature = "capi")]
 mod mem;
 mod poll;
 mod proc;
@@ -19,20 +26,20 @@ mod unix;
 
 pub use fd::{after_fork_in_child, Fd};
 pub use io::{read, read_exact, read_now, send_vectored, send_vectored_now};
+#[cfg(feature = "capi")]
 pub use mem::{free, malloc};
 pub use poll::{poll, PollFd, POLLIN};
 pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
-    exit_now, forget_orphans, fork, getpid, kill, number_of_cpus, other_threads, reap_later,
-    reap_orphans, sleep_ms, wait_any, waitpid, Child, Children, Forked, Oldest, Pid, WaitStatus,
-    SIGKILL,
+    exit_now, forget_orphans, getpid, kill, number_of_cpus, reap_later, reap_orphans, sleep_ms,
+    wait_any, waitpid, Child, Children, Forked, Pid, WaitStatus, SIGKILL,
 };
 pub use socket::socketpair;
 pub use stdio::flush_stdio;
 pub use time::{now_ns, Deadline};
 pub use unix::{
     accept, bind, chmod, connect, geteuid, link, listen, lstat, peer_credentials, setsid,
-    stdio_to_dev_null, unix_socket, unlink, Credentials, FileInfo, SocketPath,
+    stdio_to_dev_null, unix_socket, unlink, SocketPath,
 };
 
 /// An error number (`errno`) reported by a failed system call.

@@ -21,9 +21,6 @@ impl core::fmt::Debug for SocketPath {
 }
 
 impl SocketPath {
-    /// The longest path that fits, in bytes.
-    pub const MAX_LEN: usize = 107;
-
     /// A socket path from its bytes; `None` when it is empty, contains a NUL
     /// byte (Linux's abstract names are not supported) or is too long.
     pub fn new(path: &[u8]) -> Option<SocketPath> {

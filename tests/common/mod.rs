@@ -1,11 +1,12 @@
 //! Helpers shared by the tests that build and run C programs: where the
-//! sources and this run's static library are, the README's code blocks, and
+//! sources are, the C libraries built by `make`, the README's code blocks, and
 //! running a program with a timeout.
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,13 +19,68 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where cargo put this run's libpprocess.a and libpprocess.so: next to the
-/// test binary (target/<profile>/deps). `cargo test` builds every crate type
-/// of the library there, but copies them up to target/<profile> only in
-/// `cargo build`.
-pub fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent().expect("test binary directory").to_path_buf()
+/// The directory holding libpprocess.a and libpprocess.so, built by the root
+/// Makefile's `make` exactly as a C user builds them (release, feature
+/// `capi`), in this run's target directory; once per test binary, and cargo
+/// rebuilds only what changed.
+pub fn c_lib() -> &'static Path {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("CARGO_TARGET_TMPDIR is <target>/tmp");
+        let mut make = Command::new("make");
+        make.arg("-C")
+            .arg(root())
+            .arg("--no-print-directory")
+            .arg(format!("TARGET_DIR={}", target.display()))
+            .arg(format!("CARGO={}", env!("CARGO")));
+        let output = run(&mut make, Duration::from_secs(900))?;
+        if output.status.success() {
+            Ok(target.join("release"))
+        } else {
+            Err(describe(&output))
+        }
+    });
+    match built {
+        Ok(dir) => dir,
+        Err(log) => panic!("`make` (the C libraries) failed:\n{log}"),
+    }
+}
+
+/// Checks the shared library in `dir` as `make`, `make install` and cargo-c
+/// leave it: the file libpprocess.so.<version> with the SONAME
+/// libpprocess.so.<major>, and the links libpprocess.so.<major> and
+/// libpprocess.so (the name `-lpprocess` finds) leading to it.
+pub fn assert_versioned_shared_library(dir: &Path) {
+    let soname = format!("libpprocess.so.{}", env!("CARGO_PKG_VERSION_MAJOR"));
+    let versioned = format!("libpprocess.so.{}", env!("CARGO_PKG_VERSION"));
+    let file = dir.join(&versioned);
+    assert!(
+        !file.is_symlink() && file.is_file(),
+        "no file {}",
+        file.display()
+    );
+    for link in ["libpprocess.so", &soname] {
+        let link = dir.join(link);
+        assert!(link.is_symlink(), "{} is not a link", link.display());
+        assert_eq!(
+            std::fs::canonicalize(&link).ok(),
+            std::fs::canonicalize(&file).ok(),
+            "{} does not lead to {versioned}",
+            link.display()
+        );
+    }
+    let readelf = run_ok(
+        Command::new("readelf").arg("-d").arg(&file),
+        Duration::from_secs(60),
+    );
+    let dynamic = String::from_utf8_lossy(&readelf.stdout);
+    assert!(
+        dynamic.contains(&format!("Library soname: [{soname}]")),
+        "{} has no SONAME {soname}:\n{dynamic}",
+        file.display()
+    );
 }
 
 /// A scratch directory for one test, under cargo's target/tmp.

@@ -135,3 +135,19 @@ impl Drop for Watchdog {
         let _ = self.done.send(());
     }
 }
+
+/// Waits for the child `pid` to end and returns its status, or the errno of
+/// a failed `waitpid` (`ECHILD` when someone else collected it).
+pub fn wait_child(pid: pprocess::Pid) -> Result<pprocess::WaitStatus, i32> {
+    let mut raw = 0;
+    loop {
+        // SAFETY: `raw` is a valid int for waitpid to write.
+        if unsafe { libc::waitpid(pid, &mut raw, 0) } == pid {
+            return Ok(pprocess::WaitStatus(raw));
+        }
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        if errno != libc::EINTR {
+            return Err(errno);
+        }
+    }
+}
