@@ -252,7 +252,8 @@ int pp_receive_timeout(pp_channel *ch, void *buf, size_t cap, size_t *len, int t
 
 /**
  * Receives one message into memory the library allocates; stores it in
- * *data and its length in *len. Free it with pp_free.
+ * *data and its length in *len. Free it with pp_free. -ENOMEM when there
+ * is no memory for it: the message stays queued for the next receive.
  */
 int pp_receive_alloc(pp_channel *ch, void **data, size_t *len);
 
@@ -460,7 +461,8 @@ int pp_exchange_next(pp_exchange *ex, void *buf, size_t cap, size_t *len);
 
 /**
  * pp_exchange_next into memory the library allocates (free it with
- * pp_free). Returns the task id.
+ * pp_free). Returns the task id. -ENOMEM when there is no memory for the
+ * result: it stays for the next call.
  */
 int pp_exchange_next_alloc(pp_exchange *ex, void **data, size_t *len);
 

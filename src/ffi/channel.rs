@@ -189,7 +189,8 @@ pub extern "C" fn pp_receive_timeout(
 }
 
 /// Receives one message into memory the library allocates; stores it in
-/// *data and its length in *len. Free it with pp_free.
+/// *data and its length in *len. Free it with pp_free. -ENOMEM when there
+/// is no memory for it: the message stays queued for the next receive.
 #[no_mangle]
 pub extern "C" fn pp_receive_alloc(
     ch: *mut pp_channel,

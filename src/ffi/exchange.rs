@@ -589,7 +589,8 @@ fn take_result(ex: &mut CExchange) -> Result<()> {
 }
 
 /// pp_exchange_next into memory the library allocates (free it with
-/// pp_free). Returns the task id.
+/// pp_free). Returns the task id. -ENOMEM when there is no memory for the
+/// result: it stays for the next call.
 #[no_mangle]
 pub extern "C" fn pp_exchange_next_alloc(
     ex: *mut pp_exchange,
