@@ -140,6 +140,9 @@ pub struct Channel {
     remote: Option<RemoteError>,
     /// Mark the next data frame sent as the last result of a task.
     end_next_send: bool,
+    /// A persistent stream: it ends with an end frame, and a bare end of
+    /// stream is [`Error::Cut`].
+    expects_end: bool,
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
@@ -188,6 +191,7 @@ impl Channel {
             ended: None,
             remote: None,
             end_next_send: false,
+            expects_end: false,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
@@ -212,6 +216,20 @@ impl Channel {
         Ok((Channel::from_fd(a, None), Channel::from_fd(b, None)))
     }
 
+    /// Makes this a persistent stream's client end: the stream ends with an
+    /// end frame, and one that stops without it was cut off
+    /// ([`Error::Cut`]).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn expect_end(&mut self) {
+        self.expects_end = true;
+    }
+
+    /// True for a persistent stream's client end (see
+    /// [`Channel::expect_end`]).
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.expects_end
+    }
+
     /// The created process's id, seen from its creator; 0 on the created side.
     pub fn pid(&self) -> Pid {
         self.child.as_ref().map_or(0, Child::pid)
@@ -225,6 +243,13 @@ impl Channel {
 
     pub(crate) fn fd(&self) -> &Fd {
         &self.fd
+    }
+
+    /// The pidfd of the created process, if it has one: a descriptor this
+    /// channel owns besides its socket.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn child_fd(&self) -> Option<&Fd> {
+        self.child.as_ref().and_then(Child::pidfd)
     }
 
     /// The largest message this side sends or accepts, in bytes.
@@ -313,13 +338,6 @@ impl Channel {
             Ok(header) => header.kind != Kind::Error || available.len() >= whole_len(header),
             Err(_) => true,
         }
-    }
-
-    /// True when the read-ahead buffer holds bytes of a frame that has not
-    /// arrived whole (a frame a zero-timeout read could not take).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn has_partial_frame(&self) -> bool {
-        self.pending.is_none() && !self.rbuf.available().is_empty() && !self.frame_buffered()
     }
 
     /// Sends `data` as one message.
@@ -583,6 +601,15 @@ impl Channel {
                 Err(Error::Remote { code })
             }
             Kind::Stop => Err(self.end_on(Error::Closed)),
+            Kind::End => {
+                // At once, even when acknowledgements are held back: the
+                // stream ends only after every frame before it was
+                // acknowledged, so this one covers nothing held.
+                if header.flags & FLAG_ACK_REQUESTED != 0 {
+                    self.send_ack(header.seq);
+                }
+                Err(self.end_on(Error::Closed))
+            }
         }
     }
 
@@ -686,7 +713,7 @@ impl Channel {
     fn end_on(&mut self, e: Error) -> Error {
         if matches!(
             e,
-            Error::Closed | Error::PeerEnded { .. } | Error::Protocol(_)
+            Error::Closed | Error::PeerEnded { .. } | Error::Cut | Error::Protocol(_)
         ) {
             self.pending = None;
             self.ended = Some(e);
@@ -694,10 +721,14 @@ impl Channel {
         e
     }
 
-    /// The peer hung up: [`Error::PeerEnded`] when the created process ended
-    /// abnormally without sending an error frame first, [`Error::Closed`]
-    /// otherwise.
+    /// The peer hung up: [`Error::Cut`] on a persistent stream (which ends
+    /// with an end frame, not a hang-up), [`Error::PeerEnded`] when the
+    /// created process ended abnormally without sending an error frame
+    /// first, [`Error::Closed`] otherwise.
     fn peer_gone(&mut self) -> Error {
+        if self.expects_end {
+            return Error::Cut;
+        }
         if let (Some(child), None) = (&self.child, self.status) {
             // Wakes the moment the process becomes waitable (a pidfd poll).
             // An error leaves the status unknown: the hang-up is then news
@@ -860,38 +891,22 @@ impl Channel {
         }
     }
 
+    /// The highest frame number the peer has acknowledged (0: none yet).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn acked(&self) -> u32 {
+        self.acked
+    }
+
     /// Sends an error frame with `flags`; returns its frame number.
     pub(crate) fn send_error_frame(&mut self, error: &RemoteError, flags: u16) -> Result<u32> {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
         let len = error_payload(error, &mut payload);
         self.send_frame(Kind::Error, flags, &payload[..len])
     }
-
-    /// [`Channel::send_error`] that never waits: when the peer's socket
-    /// buffer has no room for it, the frame is cut short (the peer, which
-    /// is about to be disconnected, then sees a truncated frame) or not sent.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn send_error_now(&mut self, error: &RemoteError) {
-        let mut payload = [0u8; MAX_ERROR_PAYLOAD];
-        let len = error_payload(error, &mut payload);
-        let header = Header::new(Kind::Error, 0, len as u32, self.next_seq);
-        self.next_seq = self.next_seq.wrapping_add(1);
-        // A last word to a peer about to be disconnected (see above).
-        best_effort(sys::send_vectored_now(
-            &self.fd,
-            &[&header.encode(), &payload[..len]],
-        ));
-    }
-
-    /// The highest frame number the peer has acknowledged (0: none yet).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn acked(&self) -> u32 {
-        self.acked
-    }
 }
 
 /// An error frame's payload for `error` in `payload`; returns its length.
-fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> usize {
+pub(crate) fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> usize {
     let message = error.message().as_bytes();
     payload[..4].copy_from_slice(&error.code().to_le_bytes());
     payload[4..4 + message.len()].copy_from_slice(message);

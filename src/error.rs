@@ -91,6 +91,10 @@ pub enum Error {
         /// How it ended.
         status: WaitStatus,
     },
+    /// A persistent process's stream stopped without its end frame: the
+    /// process died (or was killed), and results it had not delivered yet
+    /// are missing. Its C code is `PP_EPEER`.
+    Cut,
     /// The peer's callable failed with this code; the message is kept by the
     /// channel ([`Channel::remote_error`](crate::Channel::remote_error)).
     Remote {
@@ -145,7 +149,7 @@ impl Error {
         match *self {
             Error::Os(errno) => -errno,
             Error::Closed => code::CLOSED,
-            Error::PeerEnded { .. } => code::PEER,
+            Error::PeerEnded { .. } | Error::Cut => code::PEER,
             Error::Remote { .. } => code::REMOTE,
             Error::Protocol(_) => code::PROTO,
             Error::TooBig { .. } => code::TOOBIG,

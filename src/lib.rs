@@ -64,7 +64,9 @@ pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
 pub use exchange::{pmap, Map, Outcome, Queue, TaskError};
 pub use exchange::{Exchange, Options, StoreData, TaskId};
 #[cfg(feature = "alloc")]
-pub use persistent::{connect_persistent, create_persistent, start_persistent, AsAddress};
+pub use persistent::{
+    close_streams, connect_persistent, create_persistent, start_persistent, AsAddress,
+};
 pub use process::{
     allow_fork_with_threads, create, create_unchecked, exit, number_of_cores, start,
     start_unchecked, waitall, Created,

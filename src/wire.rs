@@ -4,7 +4,7 @@
 //! offset size field    meaning
 //!  0     2    magic    0x5050 ("PP"), rejects foreign bytes
 //!  2     1    version  1
-//!  3     1    kind     1 data, 2 error, 3 ack, 4 args, 5 stop
+//!  3     1    kind     1 data, 2 error, 3 ack, 4 args, 5 stop, 6 end
 //!  4     2    flags    bit 0: acknowledgement requested; bit 1: last result of a task
 //!  6     2    reserved 0
 //!  8     4    length   payload bytes, at most the receiver's maximum message size
@@ -12,8 +12,9 @@
 //! ```
 //! All fields are little-endian. An error frame's payload is a little-endian
 //! `i32` code followed by a UTF-8 message of at most
-//! [`crate::REMOTE_MESSAGE_MAX`] bytes. Ack and stop frames
-//! have no payload.
+//! [`crate::REMOTE_MESSAGE_MAX`] bytes. Ack, stop and end frames
+//! have no payload. An end frame closes a persistent stream: a stream that
+//! stops without one was cut off.
 //!
 //! A header is validated completely before anything is allocated for its
 //! payload; any violation is a [`ProtoError`].
@@ -57,6 +58,9 @@ pub enum Kind {
     Args = 4,
     /// No more tasks: the worker may exit.
     Stop = 5,
+    /// The end of a persistent stream: everything was delivered (a stream
+    /// cut off without it lost what was still to come).
+    End = 6,
 }
 
 impl Kind {
@@ -67,6 +71,7 @@ impl Kind {
             3 => Kind::Ack,
             4 => Kind::Args,
             5 => Kind::Stop,
+            6 => Kind::End,
             _ => return None,
         })
     }
@@ -184,7 +189,7 @@ impl Header {
         let max = match kind {
             Kind::Data | Kind::Args => max_message,
             Kind::Error => MAX_ERROR_PAYLOAD,
-            Kind::Ack | Kind::Stop => 0,
+            Kind::Ack | Kind::Stop | Kind::End => 0,
         };
         if length as usize > max {
             return Err(ProtoError::TooLong { length, max });

@@ -19,6 +19,14 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// original does. Every program in c-examples/ must be listed here.
 const EXAMPLES: &[(&str, &[&str])] = &[
     (
+        "simple_background_two_way",
+        &[
+            "Started the background process.",
+            "Sending work.",
+            "Waiting for answers",
+        ],
+    ),
+    (
         "simple_background_queue",
         &[
             "Discarded the callable.",

@@ -15,7 +15,7 @@ mod hardening;
 
 use std::thread;
 
-use hardening::wire_model::{self as model, Event, ACK, ARGS, DATA, ERROR, FLAG_END, STOP};
+use hardening::wire_model::{self as model, Event, ACK, ARGS, DATA, END, ERROR, FLAG_END, STOP};
 use hardening::{seed, Rng};
 use pprocess::{Channel, RemoteError};
 
@@ -91,6 +91,14 @@ fn valid_stream(rng: &mut Rng, max: usize) -> Stream {
             _ => model::frame(STOP, flags | FLAG_END, seq, &[]),
         };
         s.bytes.extend_from_slice(&frame);
+    }
+    if rng.chance(1, 4) {
+        // A persistent stream's end: what follows it is never read.
+        s.headers.push(s.bytes.len());
+        let flags = rng.below(4) as u16;
+        let seq = rng.next_u64() as u32;
+        s.bytes
+            .extend_from_slice(&model::frame(END, flags, seq, &[]));
     }
     s
 }

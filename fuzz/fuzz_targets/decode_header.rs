@@ -21,7 +21,7 @@ fn classify(h: &[u8; HEADER_LEN], max: usize) -> Result<(u8, u16, u32, u32), Pro
         return Err(ProtoError::BadVersion(h[2]));
     }
     let kind = h[3];
-    if !(1..=5).contains(&kind) {
+    if !(1..=6).contains(&kind) {
         return Err(ProtoError::BadKind(kind));
     }
     if u16_at(4) & !3 != 0 || u16_at(6) != 0 {

@@ -190,7 +190,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Lets this exchange fork while the program has other threads: for an
     /// exchange of a C caller, who took the header's contract (Rust callers
     /// use [`process::allow_fork_with_threads`]).
-    #[cfg(feature = "std")]
+    #[cfg(feature = "capi")]
     pub(crate) fn accept_fork_contract(&mut self) {
         self.fork = ForkCheck::Accepted;
     }
@@ -263,15 +263,57 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     /// Monitors `channel` as a new task (its results get the returned id),
     /// even beyond the limit. A full [`Fixed`] store hands the channel back.
+    ///
+    /// A channel to a persistent process (from [`connect_persistent`] or the
+    /// creator's side of [`create_persistent`]) is monitored as
+    /// [`Exchange::connect`] does: its results are acknowledged when the
+    /// program takes them, and its keeper is never killed (a keeper this
+    /// process created is collected once it exits).
+    ///
+    /// [`connect_persistent`]: crate::connect_persistent
+    /// [`create_persistent`]: crate::create_persistent
     pub fn add(&mut self, channel: impl Into<S::Held>) -> core::result::Result<TaskId, S::Held> {
         let task = self.next_task;
-        match self.slots.push(Slot::new(channel.into(), Some(task))) {
+        let mut held = channel.into();
+        #[cfg_attr(not(feature = "alloc"), allow(unused_variables))]
+        let deferred = self.adopt_connection(held.borrow_mut());
+        #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
+        let mut slot = Slot::new(held, Some(task));
+        #[cfg(feature = "alloc")]
+        {
+            slot.connection = deferred.then_some(task);
+        }
+        match self.slots.push(slot) {
             Ok(()) => {
                 self.next_task += 1;
                 Ok(task)
             }
             Err(slot) => Err(slot.channel),
         }
+    }
+
+    /// Prepares a persistent connection for monitoring: its keeper, if this
+    /// process created it, is handed to the collection of orphans (an
+    /// exchange kills the processes of the channels it drops, and a keeper
+    /// must outlive it); with a handler that
+    /// [keeps results](StoreData::keeps_results) its acknowledgements wait
+    /// until the program takes each result. Returns whether they do; false
+    /// for any other channel.
+    fn adopt_connection(&mut self, channel: &mut Channel) -> bool {
+        if !channel.is_persistent() {
+            return false;
+        }
+        if channel.pid() > 0 {
+            if let Some(child) = channel.disown() {
+                sys::reap_later(child);
+            }
+        }
+        #[cfg(feature = "alloc")]
+        if self.handler.keeps_results() {
+            channel.defer_acks();
+            return true;
+        }
+        false
     }
 
     /// Stores results until the exchange is below its limit, then adds
@@ -296,18 +338,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [keeps results](StoreData::keeps_results), the connection's results
     /// are acknowledged when the program takes them.
     #[cfg(feature = "alloc")]
-    pub(crate) fn add_connection(&mut self, mut channel: Channel) -> Result<TaskId> {
-        self.wait_below_limit()?;
-        let deferred = self.handler.keeps_results();
-        if deferred {
-            channel.defer_acks();
-        }
-        let task = self.next_task;
-        let mut slot = Slot::new(channel.into(), Some(task));
-        slot.connection = deferred.then_some(task);
-        self.slots.push(slot).map_err(|_| Error::Busy)?;
-        self.next_task += 1;
-        Ok(task)
+    pub(crate) fn add_connection(&mut self, channel: Channel) -> Result<TaskId> {
+        self.add_wait(channel)
     }
 
     /// The program took a result of `task`: acknowledges it if it came from

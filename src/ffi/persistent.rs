@@ -7,6 +7,7 @@ use super::channel::call_c;
 use super::exchange::{exchange, pp_exchange};
 use super::{bytes, channel_into_handle, guard, pp_callable, pp_channel, require, write_out};
 use crate::error::{Error, Result};
+use crate::exchange::Spawned;
 use crate::persistent;
 use crate::process::{Created, ForkCheck};
 
@@ -72,7 +73,10 @@ pub extern "C" fn pp_create_persistent(address: *const c_char, out: *mut *mut pp
 /// acknowledges it; results a client did not acknowledge before it
 /// disconnected go to the next client. After the callable has returned and
 /// every result is acknowledged, it removes the socket file and exits. The
-/// callable's receives see nothing: clients only collect.
+/// callable's receives take what clients send (pp_send on a pp_connect
+/// channel); a client's pp_send_acked returns once the callable has received
+/// the message. What a client sent and the callable never received is
+/// reported to the clients as an error result (remote code PP_ECLOSED).
 ///
 /// PP_EADDR as for pp_create_persistent.
 #[no_mangle]
@@ -96,15 +100,20 @@ pub extern "C" fn pp_start_persistent(
 /// Connects to the persistent process listening at `address` (pprocess's
 /// connect_persistent) and stores the channel in *out; returns 0. Receive the
 /// results from it: each is acknowledged as it is received, and the receive
-/// after the last one reports PP_ECLOSED. A failed callable's error comes out
-/// as PP_EREMOTE (see pp_channel_remote_error). One client is served at a
-/// time: a receive waits while another client is connected.
+/// after the last one reports PP_ECLOSED (the process ended the stream with
+/// an end frame). A stream cut off without it (the process died) reports
+/// PP_EPEER instead, so missing results are never taken for a complete
+/// delivery. A failed callable's error comes out as PP_EREMOTE (see
+/// pp_channel_remote_error). What the channel sends goes to the callable's
+/// receives. One client is served at a time: a receive waits while another
+/// client is connected.
 ///
 /// -ENOENT: nothing at the address; -ECONNREFUSED: nobody listens there (the
 /// work finished and was collected, or its process died); PP_EPERM: the
-/// listener belongs to another user; PP_EADDR: an unusable address. A
-/// client that sends anything but acknowledgements is disconnected, its
-/// receive failing with PP_EREMOTE (remote code PP_EPROTO).
+/// listener belongs to another user; PP_EADDR: an unusable address, or a
+/// symbolic link at it (which is never followed). A client that sends a
+/// malformed frame is disconnected, its receive failing with PP_EREMOTE
+/// (remote code PP_EPROTO).
 #[no_mangle]
 pub extern "C" fn pp_connect(address: *const c_char, out: *mut *mut pp_channel) -> c_int {
     guard(|| {
@@ -149,7 +158,8 @@ pub extern "C" fn pp_exchange_connect(ex: *mut pp_exchange, address: *const c_ch
 }
 
 /// Runs callable(channel, arg, arg_len) in a background process listening at
-/// `address`, exactly as pp_start_persistent does (pprocess's
+/// `address`, once the exchange is below its limit (as every start does),
+/// exactly as pp_start_persistent does (pprocess's
 /// PersistentExchange.manage(address, callable)), and returns its pid. The
 /// exchange does not monitor it: collect its results with
 /// pp_exchange_connect, on this exchange or another, in this process or a
@@ -169,4 +179,45 @@ pub extern "C" fn pp_exchange_start_persistent(
             unsafe { (exchange(ex)?, self::address(address)?, bytes(arg, arg_len)?) };
         ex.start_persistent(address, |channel| call_c(callable, channel, arg))
     })
+}
+
+/// Creates a process whose channel survives disconnection, monitored by the
+/// exchange (pprocess's PersistentExchange.create), once the exchange is
+/// below its limit. In the new process it returns 0 and stores in *child its
+/// channel to its keeper, as pp_create_persistent does (send results, finish
+/// with pp_exit). In the creator it returns the keeper's pid (> 0), and the
+/// exchange stores the results as for pp_exchange_connect: a queue's
+/// pp_exchange_next acknowledges each as it takes it, and those not taken go
+/// to the address's next client. The exchange never kills the keeper; it is
+/// collected once it exits. PP_EADDR as for pp_create_persistent.
+#[no_mangle]
+pub extern "C" fn pp_exchange_create_persistent(
+    ex: *mut pp_exchange,
+    address: *const c_char,
+    child: *mut *mut pp_channel,
+) -> c_int {
+    guard(|| {
+        require(child)?;
+        // SAFETY: handle and address come from the C caller as documented.
+        let (ex, address) = unsafe { (exchange(ex)?, self::address(address)?) };
+        match ex.create_persistent(address)? {
+            Spawned::Parent { pid, .. } => Ok(pid),
+            Spawned::Child(channel) => {
+                // SAFETY: `child` was checked non-NULL.
+                unsafe { write_out(child, channel_into_handle(channel)) }?;
+                Ok(0)
+            }
+        }
+    })
+}
+
+/// Detaches this process from the streams it shares with its creator
+/// (pprocess's close_streams): flushes stdout, then points standard input,
+/// output and error at /dev/null (they stay open, so later prints succeed and
+/// go nowhere). A background process of pp_start_persistent has this done
+/// already; a process of pp_create_persistent keeps its creator's streams
+/// until it calls this. Returns 0, or -errno.
+#[no_mangle]
+pub extern "C" fn pp_close_streams() -> c_int {
+    guard(|| persistent::close_streams().map(|()| 0))
 }

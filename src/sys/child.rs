@@ -38,6 +38,11 @@ impl Child {
         self.pid
     }
 
+    /// The pidfd naming the process, where the kernel gave one.
+    pub fn pidfd(&self) -> Option<&Fd> {
+        self.pidfd.as_ref()
+    }
+
     /// Collects the process once it has ended: with `block == false`,
     /// `Ok(None)` while it runs. [`Errno::CHILD`] when it is no longer this
     /// process's to collect (the program collected it itself).

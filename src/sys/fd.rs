@@ -108,3 +108,48 @@ pub fn after_fork_in_child(keep: &mut [&mut Fd]) {
         }
     }
 }
+
+/// Closes every descriptor of this process from 3 up, library or not,
+/// except those in `keep` (and standard input, output and error): a
+/// detached background process holds only its own descriptors, not a file,
+/// lock or pipe its starter happened to have open
+/// ([close_range(2)](https://man7.org/linux/man-pages/man2/close_range.2.html),
+/// or one close(2) per number on kernels without it).
+pub fn close_all_except(keep: &[&Fd]) {
+    let mut kept = [0u32; 8];
+    assert!(keep.len() <= kept.len(), "close_all_except keeps at most 8");
+    for (slot, fd) in kept.iter_mut().zip(keep) {
+        *slot = fd.raw as u32;
+    }
+    let kept = &mut kept[..keep.len()];
+    kept.sort_unstable();
+    let mut first = 3u32;
+    for &fd in kept.iter() {
+        if fd >= first {
+            close_range(first, fd - 1);
+            first = fd + 1;
+        }
+    }
+    close_range(first, u32::MAX);
+}
+
+/// Closes the descriptors `first..=last` (none when `first > last`).
+fn close_range(first: u32, last: u32) {
+    if first > last {
+        return;
+    }
+    // SAFETY: close_range has no memory-safety preconditions; the caller
+    // gives up every descriptor in the range (none is used by an `Fd` it
+    // keeps).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if ret == 0 {
+        return;
+    }
+    // Without close_range (Linux before 5.9): one close per possible number.
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(0, 1 << 20) as u32;
+    for raw in first..=last.min(max.saturating_sub(1)) {
+        // SAFETY: as above: every descriptor in the range is given up.
+        unsafe { libc::close(raw as i32) };
+    }
+}

@@ -49,11 +49,33 @@ pub fn send_vectored(fd: &Fd, parts: &[&[u8]]) -> Result<()> {
     send_parts(fd, parts, libc::MSG_NOSIGNAL)
 }
 
-/// [`send_vectored`] with `MSG_DONTWAIT`: never blocks, whatever the
-/// socket's mode. [`Errno::AGAIN`](super::Errno::AGAIN) when the socket
-/// buffer is full, possibly after part of `parts` was written.
-pub fn send_vectored_now(fd: &Fd, parts: &[&[u8]]) -> Result<()> {
-    send_parts(fd, parts, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+/// One `sendmsg(2)` of `parts` with `MSG_DONTWAIT | MSG_NOSIGNAL`, retried
+/// on `EINTR`: how many bytes the socket took, `0` when its buffer is full.
+/// Never blocks; the caller resumes from where it stopped.
+pub fn send_some(fd: &Fd, parts: &[&[u8]]) -> Result<usize> {
+    let mut iov = [libc::iovec {
+        iov_base: core::ptr::null_mut(),
+        iov_len: 0,
+    }; 2];
+    assert!(parts.len() <= iov.len(), "send_some takes at most 2 parts");
+    for (slot, part) in iov.iter_mut().zip(parts) {
+        *slot = libc::iovec {
+            iov_base: part.as_ptr() as *mut libc::c_void,
+            iov_len: part.len(),
+        };
+    }
+    // SAFETY: an all-zero msghdr is valid; its iovecs point into `parts`,
+    // borrowed for the duration of the call.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = parts.len() as _;
+    let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+    // SAFETY: `msg` describes `parts.len()` valid, readable iovecs.
+    match retry(|| cvt(unsafe { libc::sendmsg(fd.raw(), &msg, flags) })) {
+        Ok(sent) => Ok(sent as usize),
+        Err(super::Errno::AGAIN) => Ok(0),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes `parts` with `sendmsg(2)` and `flags` until every byte is written

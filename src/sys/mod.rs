@@ -24,11 +24,11 @@ mod stdio;
 mod time;
 mod unix;
 
-pub use fd::{after_fork_in_child, Fd};
-pub use io::{read, read_exact, read_now, send_vectored, send_vectored_now};
+pub use fd::{after_fork_in_child, close_all_except, Fd};
+pub use io::{read, read_exact, read_now, send_some, send_vectored};
 #[cfg(feature = "capi")]
 pub use mem::{free, malloc};
-pub use poll::{poll, PollFd, POLLIN};
+pub use poll::{poll, PollFd, POLLIN, POLLOUT};
 pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
     exit_now, forget_orphans, getpid, kill, number_of_cpus, reap_later, reap_orphans, sleep_ms,
@@ -38,8 +38,9 @@ pub use socket::socketpair;
 pub use stdio::flush_stdio;
 pub use time::{now_ns, Deadline};
 pub use unix::{
-    accept, bind, chmod, connect, geteuid, link, listen, lstat, peer_credentials, setsid,
-    stdio_to_dev_null, unix_socket, unlink, SocketPath,
+    accept, bind, connect, connect_opened, fchmod, geteuid, link, listen, lstat, mkdtemp,
+    open_nofollow, peer_credentials, rmdir, setsid, stdio_to_dev_null, unix_socket, unlink,
+    SocketPath,
 };
 
 /// An error number (`errno`) reported by a failed system call.

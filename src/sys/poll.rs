@@ -4,6 +4,8 @@ use super::{cvt, Deadline, Errno, Fd, Result};
 
 /// Readable data (or a hang-up) is waiting.
 pub const POLLIN: i16 = libc::POLLIN;
+/// Writing would not block: the socket buffer has room.
+pub const POLLOUT: i16 = libc::POLLOUT;
 
 /// One entry of a poll set: a `pollfd` that borrows its descriptor, laid out
 /// exactly like `struct pollfd` so a slice goes straight to the kernel.
@@ -31,6 +33,12 @@ impl PollFd {
     /// True when the last [`poll`] found data, a hang-up or an error here.
     pub fn ready(&self) -> bool {
         self.0.revents != 0
+    }
+
+    /// True when the last [`poll`] found one of `events` here, or a hang-up
+    /// or an error (which the next read or write reports).
+    pub fn ready_for(&self, events: i16) -> bool {
+        self.0.revents & (events | libc::POLLHUP | libc::POLLERR) != 0
     }
 }
 

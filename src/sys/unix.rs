@@ -21,6 +21,9 @@ impl core::fmt::Debug for SocketPath {
 }
 
 impl SocketPath {
+    /// The longest path that fits, in bytes.
+    pub const MAX_LEN: usize = 107;
+
     /// A socket path from its bytes; `None` when it is empty, contains a NUL
     /// byte (Linux's abstract names are not supported) or is too long.
     pub fn new(path: &[u8]) -> Option<SocketPath> {
@@ -188,6 +191,8 @@ pub fn geteuid() -> u32 {
 pub struct FileInfo {
     /// The file is a socket (not a link to one: links are not followed).
     pub socket: bool,
+    /// The file is a symbolic link (which is not followed).
+    pub link: bool,
     /// The file's owner.
     pub uid: u32,
     /// The file's mode bits (`st_mode`, type included).
@@ -203,18 +208,104 @@ pub fn lstat(path: &SocketPath) -> Result<FileInfo> {
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: the path is NUL-terminated and `st` is writable.
     cvt(unsafe { libc::lstat(path.as_cstr().as_ptr(), &mut st) })?;
-    Ok(FileInfo {
+    Ok(file_info(&st))
+}
+
+fn file_info(st: &libc::stat) -> FileInfo {
+    FileInfo {
         socket: st.st_mode & libc::S_IFMT == libc::S_IFSOCK,
+        link: st.st_mode & libc::S_IFMT == libc::S_IFLNK,
         uid: st.st_uid,
         mode: st.st_mode,
         id: (st.st_dev, st.st_ino),
-    })
+    }
 }
 
-/// [chmod(2)](https://man7.org/linux/man-pages/man2/chmod.2.html).
-pub fn chmod(path: &SocketPath, mode: u32) -> Result<()> {
+/// [fchmod(2)](https://man7.org/linux/man-pages/man2/fchmod.2.html) on a
+/// socket not yet bound: Linux gives the socket file that [`bind`] creates
+/// this mode (less the umask), so the file is private from its first
+/// instant, with no path-based `chmod` that a swapped name could redirect.
+pub fn fchmod(fd: &Fd, mode: u32) -> Result<()> {
+    // SAFETY: fchmod has no memory-safety preconditions.
+    cvt(unsafe { libc::fchmod(fd.raw(), mode as libc::mode_t) }).map(drop)
+}
+
+/// [mkdtemp(3)](https://man7.org/linux/man-pages/man3/mkdtemp.3.html): a
+/// new directory of mode 0700 named `prefix` followed by six random
+/// characters, made atomically (it fails rather than use anything already
+/// there). Returns its path, or `EINVAL` when the name would not fit a
+/// socket path.
+pub fn mkdtemp(prefix: &[u8]) -> Result<SocketPath> {
+    let mut template = [0u8; 108];
+    let len = prefix.len() + 6;
+    if len >= template.len() || prefix.contains(&0) {
+        return Err(Errno::INVAL);
+    }
+    template[..prefix.len()].copy_from_slice(prefix);
+    template[prefix.len()..len].fill(b'X');
+    // SAFETY: `template` is a writable, NUL-terminated buffer that ends in
+    // the six X's mkdtemp replaces in place.
+    let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    if made.is_null() {
+        return Err(Errno::last());
+    }
+    SocketPath::new(&template[..len]).ok_or(Errno::INVAL)
+}
+
+/// [rmdir(2)](https://man7.org/linux/man-pages/man2/rmdir.2.html).
+pub fn rmdir(path: &SocketPath) -> Result<()> {
     // SAFETY: the path is NUL-terminated.
-    cvt(unsafe { libc::chmod(path.as_cstr().as_ptr(), mode as libc::mode_t) }).map(drop)
+    cvt(unsafe { libc::rmdir(path.as_cstr().as_ptr()) }).map(drop)
+}
+
+/// Opens what is at `path` itself, without following a symbolic link
+/// (`O_PATH | O_NOFOLLOW`, see
+/// [open(2)](https://man7.org/linux/man-pages/man2/open.2.html)), and
+/// returns it with what it is: a link is opened as the link.
+pub fn open_nofollow(path: &SocketPath) -> Result<(Fd, FileInfo)> {
+    let raw = retry(|| {
+        // SAFETY: the path is NUL-terminated.
+        cvt(unsafe {
+            libc::open(
+                path.as_cstr().as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        })
+    })?;
+    let fd = Fd::own(raw)?;
+    // SAFETY: an all-zero stat is valid storage for fstat to fill.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is writable.
+    cvt(unsafe { libc::fstat(fd.raw(), &mut st) })?;
+    Ok((fd, file_info(&st)))
+}
+
+/// [connect(2)](https://man7.org/linux/man-pages/man2/connect.2.html) to
+/// the socket file `file` was opened on (with [`open_nofollow`]), through
+/// its `/proc/self/fd` name: the connection reaches that very file, even if
+/// its path was changed meanwhile.
+pub fn connect_opened(fd: &Fd, file: &Fd) -> Result<()> {
+    let mut name = [0u8; 32];
+    let prefix = b"/proc/self/fd/";
+    name[..prefix.len()].copy_from_slice(prefix);
+    let mut len = prefix.len();
+    let mut digits = [0u8; 10];
+    let mut n = file.raw() as u32;
+    let mut count = 0;
+    loop {
+        digits[count] = b'0' + (n % 10) as u8;
+        count += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in digits[..count].iter().rev() {
+        name[len] = digit;
+        len += 1;
+    }
+    let path = SocketPath::new(&name[..len]).ok_or(Errno::INVAL)?;
+    connect(fd, &path)
 }
 
 /// [link(2)](https://man7.org/linux/man-pages/man2/link.2.html): a second

@@ -28,6 +28,8 @@ pub const ACK: u8 = 3;
 pub const ARGS: u8 = 4;
 /// A stop frame.
 pub const STOP: u8 = 5;
+/// The end of a persistent stream.
+pub const END: u8 = 6;
 /// Flag: acknowledgement requested.
 pub const FLAG_ACK: u16 = 1;
 /// Flag: last result of a task.
@@ -115,7 +117,7 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
             break Error::Protocol(ProtoError::BadVersion(h[2]));
         }
         let kind = h[3];
-        if !(DATA..=STOP).contains(&kind) {
+        if !(DATA..=END).contains(&kind) {
             break Error::Protocol(ProtoError::BadKind(kind));
         }
         let flags = u16_at(h, 4);
@@ -162,6 +164,13 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
             ACK => {}
             // A task-end marker is skipped by receives; a plain stop ends the channel.
             STOP if flags & FLAG_END != 0 => {}
+            // An end frame ends the stream cleanly, acknowledged if asked.
+            END => {
+                if flags & FLAG_ACK != 0 {
+                    out.acks.push(seq);
+                }
+                break Error::Closed;
+            }
             _ => break Error::Closed,
         }
     };

@@ -1,0 +1,106 @@
+//! The keeper's protocol with its clients: a stream ends with an explicit
+//! end frame (a keeper that dies is never taken for a complete delivery),
+//! an acknowledgement of a frame never sent is refused, and no client can
+//! hold the keeper up.
+
+mod background;
+mod fork_contract;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use background::*;
+use pprocess::{connect_persistent, start_persistent, Error, Queue};
+
+/// Kills a keeper (the test's stand-in for a crash).
+fn kill(pid: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    eventually(&format!("process {pid} dies"), || !alive(pid));
+}
+
+#[test]
+fn a_killed_keeper_is_an_error_not_the_end_of_the_results() {
+    let mut scratch = Scratch::new("killed");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..5)).unwrap());
+    let mut ch = connect_persistent(&path).unwrap();
+    assert_eq!(take(&mut ch, 2), [0, 1]);
+    kill(keeper);
+    // What was already on its way still arrives; then the cut is reported.
+    let (rest, end) = collect(&mut ch);
+    assert!(rest.len() <= 3, "{rest:?}");
+    assert_eq!(end, Some(Error::Cut));
+    assert_eq!(Error::Cut.code(), PP_EPEER);
+}
+
+#[test]
+fn a_background_queue_reports_a_killed_keeper() {
+    let mut scratch = Scratch::new("killed-queue");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..5)).unwrap());
+    let mut queue = Queue::background(&path).unwrap();
+    let first: Vec<_> = queue.by_ref().take(2).map(|r| num(&r.unwrap())).collect();
+    assert_eq!(first, [0, 1]);
+    kill(keeper);
+    let rest: Vec<_> = queue.collect();
+    let failure = rest.last().expect("an outcome for the cut").as_ref();
+    assert_eq!(failure.err().map(|e| e.error), Some(Error::Cut), "{rest:?}");
+}
+
+/// An acknowledgement frame of `seq`, as a raw client writes it.
+fn ack_frame(seq: u32) -> Vec<u8> {
+    let mut frame = vec![0x50, 0x50, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0];
+    frame.extend_from_slice(&seq.to_le_bytes());
+    frame
+}
+
+#[test]
+fn an_ack_of_a_frame_never_sent_releases_nothing() {
+    let mut scratch = Scratch::new("bad-ack");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(start_persistent(&path, numbers(0..50)).unwrap());
+
+    let mut raw = UnixStream::connect(&path).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut first = [0u8; 16];
+    raw.read_exact(&mut first).unwrap(); // results are in flight to it
+    raw.write_all(&ack_frame(1000)).unwrap();
+    // It is refused and disconnected.
+    let mut rest = Vec::new();
+    raw.read_to_end(&mut rest).unwrap();
+    drop(raw);
+
+    let mut ch = connect_persistent(&path).unwrap();
+    assert_eq!(collect(&mut ch), ((0..50).collect(), None));
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn a_client_that_stops_mid_frame_and_never_reads_holds_nobody_up() {
+    const MIB: usize = 1 << 20;
+    let mut scratch = Scratch::new("stuck");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(
+        start_persistent(&path, |ch| {
+            for k in 0..8u8 {
+                ch.send(&vec![k; MIB])?;
+            }
+            Ok(())
+        })
+        .unwrap(),
+    );
+    // Five bytes of a header, then nothing: it never reads either.
+    let mut stuck = UnixStream::connect(&path).unwrap();
+    stuck.write_all(&ack_frame(0)[..5]).unwrap();
+
+    let mut ch = connect_persistent(&path).unwrap();
+    for k in 0..8u8 {
+        let result = ch.receive_vec_timeout(TIMEOUT_MS).unwrap();
+        assert_eq!((result.len(), result[0]), (MIB, k));
+    }
+    assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
+    drop(stuck);
+    assert_finished(keeper, &path);
+}
