@@ -151,9 +151,31 @@ fn a_keeper_without_memory_for_a_result_reports_enomem_instead_of_aborting() -> 
     })
 }
 
+fn a_keeper_without_memory_for_a_clients_message_refuses_it_and_serves_on() -> Result<(), String> {
+    isolated(|| {
+        let address = std::env::temp_dir().join(format!("pp-nomem-in-{}", std::process::id()));
+        let big = vec![7u8; BIG];
+        tight();
+        let started = pprocess::start_persistent(&address, |ch| Ok(ch.send(b"result")?));
+        roomy();
+        started.map_err(|e| e.to_string())?;
+        let mut first = pprocess::connect_persistent(&address).map_err(|e| e.to_string())?;
+        // Refused (the keeper has no room for it): the send fails, or
+        // succeeds into the socket before the keeper hangs up.
+        let _refused_or_buffered = first.send(&big);
+        drop(first);
+        // The keeper lives on: the result goes to the next client.
+        let mut second = pprocess::connect_persistent(&address).map_err(|e| e.to_string())?;
+        match second.receive_vec() {
+            Ok(result) if result == b"result" => Ok(()),
+            other => Err(format!("the next client got {other:?}")),
+        }
+    })
+}
+
 fn main() {
     type Test = (&'static str, fn() -> Result<(), String>);
-    let tests: [Test; 4] = [
+    let tests: [Test; 5] = [
         (
             "receive_vec_of_a_message_too_big_for_memory_is_enomem_and_keeps_it",
             receive_vec_of_a_message_too_big_for_memory_is_enomem_and_keeps_it,
@@ -169,6 +191,10 @@ fn main() {
         (
             "a_keeper_without_memory_for_a_result_reports_enomem_instead_of_aborting",
             a_keeper_without_memory_for_a_result_reports_enomem_instead_of_aborting,
+        ),
+        (
+            "a_keeper_without_memory_for_a_clients_message_refuses_it_and_serves_on",
+            a_keeper_without_memory_for_a_clients_message_refuses_it_and_serves_on,
         ),
     ];
     let mut failed = 0;
