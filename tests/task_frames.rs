@@ -3,6 +3,7 @@
 //! Each test fails on the version 1 engine, which filed a worker's frames by
 //! queue order and let a callable's receive take the loop's own frames.
 
+mod fork_contract;
 mod hardening;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 //! for a reused worker forked and killed workers forever, and a start that
 //! failed still ran its task later.
 
+mod fork_contract;
 mod hardening;
 
 use std::time::Duration;

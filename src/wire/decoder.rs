@@ -12,7 +12,7 @@
 //! allocated for its payload.
 
 #[cfg(feature = "alloc")]
-use alloc::vec::Vec;
+use alloc::{collections::TryReserveError, vec::Vec};
 
 use super::{Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, HEADER_LEN, MAX_ERROR_PAYLOAD};
 
@@ -231,19 +231,22 @@ impl Decoder {
 
     /// Room for the rest of the pending payload, to read into without
     /// waiting (empty once it is collected whole); report what was read
-    /// with [`Decoder::payload_filled`].
+    /// with [`Decoder::payload_filled`]. The room is allocated for the whole
+    /// payload when collecting begins: an allocation that fails is an error
+    /// (nothing is lost; call again later), never an abort.
     #[cfg(feature = "alloc")]
-    pub fn payload_spare(&mut self) -> &mut [u8] {
+    pub fn payload_spare(&mut self) -> Result<&mut [u8], TryReserveError> {
         let Some(header) = self.pending else {
-            return &mut [];
+            return Ok(&mut []);
         };
         let len = header.length as usize;
         if self.partial_have == 0 {
             if self.buffered().len() >= len {
-                return &mut []; // already buffered whole
+                return Ok(&mut []); // already buffered whole
             }
             // The length was validated against the maximum in `next`.
             self.partial.clear();
+            self.partial.try_reserve_exact(len)?;
             self.partial.resize(len, 0);
         }
         let n = self.buffered().len().min(len - self.partial_have);
@@ -251,7 +254,7 @@ impl Decoder {
         self.partial[have..have + n].copy_from_slice(&self.bytes[self.start..self.start + n]);
         self.consume(n);
         self.partial_have += n;
-        &mut self.partial[self.partial_have..]
+        Ok(&mut self.partial[self.partial_have..])
     }
 
     /// `n` bytes were written at the front of [`Decoder::payload_spare`].
@@ -260,25 +263,37 @@ impl Decoder {
         self.partial_have = (self.partial_have + n).min(self.partial.len());
     }
 
-    /// The pending payload as a vector, when it is buffered whole: without
-    /// a copy when it was collected by [`Decoder::payload_spare`], else
-    /// copied once from the buffer. The message is then taken.
+    /// The pending payload as a vector without a copy, when it was collected
+    /// whole by [`Decoder::payload_spare`]; the message is then taken.
     #[cfg(feature = "alloc")]
     #[inline]
-    pub fn take_payload_vec(&mut self) -> Option<Vec<u8>> {
+    pub fn take_collected(&mut self) -> Option<Vec<u8>> {
         let len = self.pending?.length as usize;
-        let message = if len > 0 && self.partial_have == len {
-            self.partial_have = 0;
-            core::mem::take(&mut self.partial)
-        } else if self.partial_have == 0 && self.buffered().len() >= len {
-            let message = self.buffered()[..len].to_vec();
-            self.consume(len);
-            message
-        } else {
+        if len == 0 || self.partial_have != len {
             return None;
-        };
+        }
+        self.partial_have = 0;
         self.pending = None;
-        Some(message)
+        Some(core::mem::take(&mut self.partial))
+    }
+
+    /// The pending payload, when it is in the read-ahead buffer whole (take
+    /// it with [`Decoder::skip_payload`] once copied).
+    #[inline]
+    pub fn whole_payload(&self) -> Option<&[u8]> {
+        let len = self.pending?.length as usize;
+        if self.collected() > 0 {
+            return None;
+        }
+        self.buffered().get(..len)
+    }
+
+    /// The payload [`Decoder::whole_payload`] showed was taken.
+    pub fn skip_payload(&mut self) {
+        if self.whole_payload().is_some() {
+            let len = self.pending.take().map_or(0, |h| h.length as usize);
+            self.consume(len);
+        }
     }
 
     /// True when the pending message's payload is buffered whole.
@@ -443,15 +458,15 @@ mod tests {
         assert!(matches!(d.next_header(), Ok(Next::Header(_))));
         let mut rest = &p[100..];
         while !rest.is_empty() {
-            let spare = d.payload_spare();
+            let spare = d.payload_spare().unwrap();
             let n = spare.len().min(rest.len()).min(777);
             spare[..n].copy_from_slice(&rest[..n]);
             d.payload_filled(n);
             rest = &rest[n..];
         }
-        assert!(d.payload_spare().is_empty());
+        assert!(d.payload_spare().unwrap().is_empty());
         assert!(d.ready());
-        assert_eq!(d.take_payload_vec(), Some(payload));
+        assert_eq!(d.take_collected(), Some(payload));
         assert_eq!(d.pending(), None);
     }
 }

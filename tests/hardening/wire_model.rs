@@ -237,16 +237,25 @@ pub fn decode(stream: &[u8], max_message: usize, choose: Choose<'_>) -> Vec<Even
                 let message = if choose(2) == 0 {
                     // Collected across reads by the decoder.
                     let whole = loop {
-                        if d.payload_spare().is_empty() {
+                        let spare = d.payload_spare().expect("memory for the payload");
+                        if spare.is_empty() {
                             break true;
                         }
-                        let n = feed(d.payload_spare(), &mut rest, &mut *choose);
+                        let n = feed(spare, &mut rest, &mut *choose);
                         if n == 0 {
                             break false;
                         }
                         d.payload_filled(n);
                     };
-                    whole.then(|| d.take_payload_vec().expect("buffered whole"))
+                    whole.then(|| match d.take_collected() {
+                        Some(collected) => collected,
+                        None => {
+                            // Empty, or buffered whole before collecting began.
+                            let payload = d.whole_payload().expect("buffered whole").to_vec();
+                            d.skip_payload();
+                            payload
+                        }
+                    })
                 } else {
                     // Through the decoder's buffer.
                     let mut payload = vec![0; len];
