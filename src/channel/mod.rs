@@ -1024,10 +1024,7 @@ pub(crate) fn try_vec(len: usize) -> Result<Vec<u8>> {
 /// fails (instead of the abort of `to_vec`).
 #[cfg(feature = "alloc")]
 pub(crate) fn try_copy(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut copy = Vec::new();
-    copy.try_reserve_exact(bytes.len())?;
-    copy.extend_from_slice(bytes);
-    Ok(copy)
+    sys::try_copy(bytes).ok_or(Error::from(Errno::NOMEM))
 }
 
 impl Drop for Channel {
