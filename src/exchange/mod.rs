@@ -57,7 +57,14 @@ pub type TaskId = usize;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Reuse worker processes: each runs its callable once per task, with a
-    /// window of tasks queued in its socket (needs `alloc`).
+    /// window of tasks queued in its socket (needs `alloc`). Every frame
+    /// names its task, so results, errors and replies are charged to the
+    /// task they belong to. The callable's receives see only messages sent
+    /// to its own task; once it has sent its one result (without
+    /// `continuous`), a receive that meets the next task instead fails with
+    /// [`Error::Closed`]: no more will come for this task (pprocess's
+    /// `MakeReusable` loop ends there). For request and reply, add
+    /// `continuous`.
     pub reuse: bool,
     /// A task may send many messages; each is stored. Without it a task
     /// sends exactly one.
