@@ -446,6 +446,49 @@ static void test_reuse(void)
     check_reuse(1);
 }
 
+/* A pp_callable: sends its one-byte argument back plus 100. */
+static int add_hundred(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    unsigned char byte = (unsigned char)(*(const unsigned char *)arg + 100);
+
+    (void)arg_len;
+    return pp_send(ch, &byte, 1);
+}
+
+/* Reuse is keyed by the callable itself: each task runs the callable it was
+ * started with, with its own argument, and tasks of two callables at a limit
+ * of one all run (the idle worker of one callable makes room for the other;
+ * it used to hold the limit forever). */
+static void test_reused_callables_keep_their_own_tasks(void)
+{
+    unsigned char byte, seen[2][3] = {{0}};
+    pp_exchange *queue;
+    size_t len;
+    int k;
+
+    CHECK_OK(pp_queue_new(1, PP_REUSE, &queue));
+    for (k = 0; k < 3; k++) {
+        byte = (unsigned char)k;
+        CHECK_OK(pp_exchange_start(queue, echo_arg, &byte, 1));
+        CHECK_OK(pp_exchange_start(queue, add_hundred, &byte, 1));
+    }
+    while (pp_exchange_next(queue, &byte, 1, &len) >= 0) {
+        CHECK_EQ(len, 1);
+        if (byte < 3)
+            seen[0][byte]++;
+        else if (byte >= 100 && byte < 103)
+            seen[1][byte - 100]++;
+        else
+            CHECK(0);
+    }
+    for (k = 0; k < 3; k++) {
+        CHECK_EQ(seen[0][k], 1);
+        CHECK_EQ(seen[1][k], 1);
+    }
+    CHECK_EQ(pp_exchange_finish(queue), 0);
+    pp_exchange_free(queue);
+}
+
 static void check_continuous(unsigned flags)
 {
     enum { TASKS = 5 };
@@ -1227,6 +1270,7 @@ int main(void)
     RUN(test_map_keeps_start_order);
     RUN(test_queue_yields_each_once);
     RUN(test_reuse);
+    RUN(test_reused_callables_keep_their_own_tasks);
     RUN(test_continuous_tasks_send_many_results);
     RUN(test_pp_exit_in_a_batching_worker_loses_no_answer);
     RUN(test_killed_worker);

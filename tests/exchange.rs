@@ -490,8 +490,9 @@ fn batched_answers_reach_their_tasks() {
         ..options
     };
     let mut queue = Queue::with_options(2, options);
+    let echo = queue.manage_function(|x| Ok(x.to_vec()));
     for t in 0..50u8 {
-        queue.call(|x| Ok(x.to_vec()), &[t]).unwrap();
+        echo.call(&mut queue, &[t]).unwrap();
     }
     let mut seen: Vec<u8> = queue.by_ref().map(|o| o.unwrap()[0]).collect();
     seen.sort();

@@ -53,9 +53,9 @@ fn exchanges_leave_no_descriptor_or_zombie() {
         ..Options::default()
     };
     let mut map = Map::with_options(4, options);
+    let echo = map.manage_function(|x: &[u8]| Ok(x.to_vec()));
     for i in 0..1000u32 {
-        map.call(|x: &[u8]| Ok(x.to_vec()), &i.to_le_bytes())
-            .unwrap();
+        echo.call(&mut map, &i.to_le_bytes()).unwrap();
     }
     assert_eq!(map.by_ref().count(), 1000);
     map.finish().unwrap();

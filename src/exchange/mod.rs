@@ -15,6 +15,8 @@
 #[cfg(feature = "alloc")]
 mod jobs;
 #[cfg(feature = "alloc")]
+mod managed;
+#[cfg(feature = "alloc")]
 mod results;
 mod slots;
 
@@ -28,6 +30,8 @@ use crate::wire::ProtoError;
 
 #[cfg(feature = "capi")] // for the C interface
 pub(crate) use jobs::Key;
+#[cfg(feature = "alloc")]
+pub use managed::Managed;
 #[cfg(feature = "alloc")]
 pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
 #[cfg(feature = "alloc")]

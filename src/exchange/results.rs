@@ -327,13 +327,14 @@ impl Iterator for Map {
 /// ```
 pub fn pmap<F, I>(function: F, inputs: I, limit: usize, options: Options) -> Result<Map>
 where
-    F: Fn(&[u8]) -> core::result::Result<Vec<u8>, RemoteError> + Clone + 'static,
+    F: Fn(&[u8]) -> core::result::Result<Vec<u8>, RemoteError> + 'static,
     I: IntoIterator,
     I::Item: AsRef<[u8]>,
 {
     let mut map = Map::with_options(limit, options);
+    let function = map.manage_function(function);
     for input in inputs {
-        map.call(function.clone(), input.as_ref())?;
+        function.call(&mut map, input.as_ref())?;
     }
     Ok(map)
 }

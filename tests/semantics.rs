@@ -1,0 +1,76 @@
+//! pprocess's programming model, item by item (issue 13): reusable
+//! callables by explicit handle, unbounded limits, ready loops that end by
+//! themselves, maps that keep their results.
+
+mod fork_contract;
+
+use std::collections::BTreeSet;
+
+use pprocess::{Channel, Options, Queue, RemoteError};
+
+fn reuse() -> Options {
+    Options {
+        reuse: true,
+        ..Options::default()
+    }
+}
+
+fn sorted_bytes(queue: &mut Queue) -> Vec<u8> {
+    let mut got: Vec<u8> = queue.by_ref().map(|o| o.unwrap()[0]).collect();
+    got.sort();
+    got
+}
+
+/// Two closures of one type with different captures are two callables: with
+/// reuse, neither runs in the other's worker. (Keyed by the closure's type,
+/// every task ran the first closure: [0, 0, 0, 0].)
+#[test]
+fn closures_of_one_type_with_different_captures_keep_their_captures_under_reuse() {
+    for limit in [1, 2, 4] {
+        let mut queue = Queue::with_options(limit, reuse());
+        for x in 0..4u8 {
+            queue
+                .start_with(move |ch, _| Ok(ch.send(&[x])?), &[])
+                .unwrap();
+        }
+        assert_eq!(sorted_bytes(&mut queue), [0, 1, 2, 3], "limit {limit}");
+    }
+}
+
+/// One handle, many calls: every task of it runs in the handle's workers,
+/// at most `limit` processes however many tasks.
+#[test]
+fn a_managed_callable_runs_all_its_tasks_in_its_own_workers() {
+    fn pid_of(ch: &mut Channel, args: &[u8]) -> Result<(), RemoteError> {
+        let pid = std::process::id().to_le_bytes();
+        Ok(ch.send(&[args, &pid].concat())?)
+    }
+    let mut queue = Queue::with_options(2, reuse());
+    let managed = queue.manage(pid_of);
+    for i in 0..40u8 {
+        managed.call(&mut queue, &[i]).unwrap();
+    }
+    let mut seen = BTreeSet::new();
+    let mut pids = BTreeSet::new();
+    for outcome in queue.by_ref() {
+        let bytes = outcome.unwrap();
+        seen.insert(bytes[0]);
+        pids.insert(u32::from_le_bytes(bytes[1..5].try_into().unwrap()));
+    }
+    assert_eq!(seen, (0..40).collect());
+    assert!(pids.len() <= 2, "{} workers", pids.len());
+}
+
+/// Two handles of different callables at a limit of one: the second's
+/// tasks wait for the first's idle worker to go, not forever.
+#[test]
+fn tasks_of_another_callable_start_when_the_limit_is_held_by_idle_workers() {
+    let mut queue = Queue::with_options(1, reuse());
+    let one = queue.manage_function(|_| Ok(vec![1]));
+    let two = queue.manage_function(|_| Ok(vec![2]));
+    for _ in 0..3 {
+        one.call(&mut queue, &[]).unwrap();
+        two.call(&mut queue, &[]).unwrap();
+    }
+    assert_eq!(sorted_bytes(&mut queue), [1, 1, 1, 2, 2, 2]);
+}
