@@ -489,6 +489,45 @@ static void test_reused_callables_keep_their_own_tasks(void)
     pp_exchange_free(queue);
 }
 
+/* A pp_callable that never ends by itself: says it is up, then follows its
+ * channel until the creator goes (concurrency-sig's bottles followers). */
+static int follow(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    unsigned char byte;
+    size_t len;
+    int rc = pp_send(ch, arg, arg_len);
+
+    while (rc == 0)
+        rc = pp_receive(ch, &byte, 1, &len);
+    return 0;
+}
+
+/* PP_UNLIMITED starts every task at once: 9 never-ending followers all come
+ * up (with one per core, those beyond the core count waited forever). */
+static void test_unlimited_starts_every_never_ending_task(void)
+{
+    enum { FOLLOWERS = 9 };
+    unsigned char byte, up[FOLLOWERS] = {0};
+    pp_exchange *queue;
+    size_t len;
+    int k;
+
+    CHECK_OK(pp_queue_new(PP_UNLIMITED, PP_CONTINUOUS, &queue));
+    for (k = 0; k < FOLLOWERS; k++) {
+        byte = (unsigned char)k;
+        CHECK_EQ(pp_exchange_start(queue, follow, &byte, 1), k);
+    }
+    CHECK_EQ(pp_exchange_active(queue), FOLLOWERS);
+    for (k = 0; k < FOLLOWERS; k++) {
+        CHECK_OK(pp_exchange_next(queue, &byte, 1, &len));
+        if (byte < FOLLOWERS)
+            up[byte]++;
+    }
+    for (k = 0; k < FOLLOWERS; k++)
+        CHECK_EQ(up[k], 1);
+    pp_exchange_free(queue); /* kills and collects the followers */
+}
+
 static void check_continuous(unsigned flags)
 {
     enum { TASKS = 5 };
@@ -1271,6 +1310,7 @@ int main(void)
     RUN(test_queue_yields_each_once);
     RUN(test_reuse);
     RUN(test_reused_callables_keep_their_own_tasks);
+    RUN(test_unlimited_starts_every_never_ending_task);
     RUN(test_continuous_tasks_send_many_results);
     RUN(test_pp_exit_in_a_batching_worker_loses_no_answer);
     RUN(test_killed_worker);

@@ -34,6 +34,12 @@
 #include <stdint.h>
 
 /**
+ * No limit: every task starts at once (pprocess's limit=None), for
+ * pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
+ */
+#define PP_UNLIMITED SIZE_MAX
+
+/**
  * Major version: releases with the same major version are ABI compatible.
  */
 #define PP_VERSION_MAJOR 0
@@ -140,6 +146,14 @@
  * Messages a task streams before its end go out at once.
  */
 #define PP_BATCH 8
+
+/**
+ * The limit of one process per processor (pp_number_of_cores), for
+ * pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
+ */
+#define PP_CORES 0
+
+
 
 /**
  * A channel handle: one end of a pprocess channel (opaque to C).
@@ -332,8 +346,9 @@ int pp_waitall(void);
 int pp_number_of_cores(void);
 
 /**
- * Creates an exchange running at most `limit` processes at once (0: one per
- * processor) that calls store(ex, ch, ctx) for each channel with a message.
+ * Creates an exchange running at most `limit` processes at once (PP_CORES,
+ * 0: one per processor; PP_UNLIMITED: no limit) that calls store(ex, ch,
+ * ctx) for each channel with a message.
  * flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED, PP_BATCH.
  */
 int pp_exchange_new(size_t limit,
@@ -519,7 +534,8 @@ int pp_exchange_next_id(const pp_exchange *ex, uint64_t *task);
 
 /**
  * `outputs[i] = function(inputs[i])` for count fixed-size records, in other
- * processes, at most limit at once (0: one per processor). An output shorter
+ * processes, at most limit at once (PP_CORES, 0: one per processor;
+ * PP_UNLIMITED: no limit). An output shorter
  * than output_size is zero-filled. With PP_REUSE, workers are reused and
  * tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function
  * returned nonzero, PP_EPEER if a process died (the first failure in input

@@ -62,7 +62,7 @@ pub use channel::Channel;
 pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
 #[cfg(feature = "alloc")]
 pub use exchange::{pmap, Managed, Map, Outcome, Queue, TaskError};
-pub use exchange::{Exchange, Options, StoreData, TaskId};
+pub use exchange::{Exchange, Limit, Options, StoreData, TaskId};
 #[cfg(feature = "alloc")]
 pub use persistent::{
     close_streams, connect_persistent, create_persistent, start_persistent, AsAddress,

@@ -6,7 +6,7 @@ mod fork_contract;
 
 use std::collections::BTreeSet;
 
-use pprocess::{Channel, Options, Queue, RemoteError};
+use pprocess::{Channel, Limit, Options, Queue, RemoteError};
 
 fn reuse() -> Options {
     Options {
@@ -73,4 +73,64 @@ fn tasks_of_another_callable_start_when_the_limit_is_held_by_idle_workers() {
         two.call(&mut queue, &[]).unwrap();
     }
     assert_eq!(sorted_bytes(&mut queue), [1, 1, 1, 2, 2, 2]);
+}
+
+/// A task that never ends by itself: says it is up, then follows its
+/// channel until the creator goes (concurrency-sig's bottles followers).
+fn follow(ch: &mut Channel, args: &[u8]) -> Result<(), RemoteError> {
+    ch.send(args)?;
+    while ch.receive_vec().is_ok() {}
+    Ok(())
+}
+
+/// No limit (pprocess's `limit=None`): 9 never-ending followers all start.
+/// (With 0 meaning one per core, those beyond the core count waited
+/// forever.)
+#[test]
+fn an_unbounded_exchange_starts_every_never_ending_task() {
+    for limit in [Limit::Unbounded, Limit::from(None)] {
+        let continuous = Options {
+            continuous: true,
+            ..Options::default()
+        };
+        let mut queue = Queue::with_options(limit, continuous);
+        for i in 0..9u8 {
+            queue.start_with(follow, &[i]).unwrap();
+        }
+        assert_eq!(queue.active(), 9);
+        assert_eq!(queue.waiting(), 0);
+        let mut up: Vec<u8> = (0..9)
+            .map(|_| queue.next_result(60_000).unwrap().1.unwrap()[0])
+            .collect();
+        up.sort();
+        assert_eq!(up, (0..9).collect::<Vec<u8>>());
+    }
+}
+
+/// One per core stays available by name, and a number still means itself.
+#[test]
+fn limits_by_name_and_by_number() {
+    let cores = Queue::with_options(Limit::Cores, Options::default());
+    assert_eq!(cores.limit(), pprocess::number_of_cores());
+    assert_eq!(
+        Queue::with_options(0, Options::default()).limit(),
+        cores.limit()
+    );
+    assert_eq!(Queue::with_options(3, Options::default()).limit(), 3);
+    let mut queue = Queue::with_options(None, Options::default());
+    assert_eq!(queue.limit(), usize::MAX);
+    queue.set_limit(2);
+    assert_eq!(queue.limit(), 2);
+    // A fixed store holds at most N: no limit means N.
+    let fixed: pprocess::Exchange<pprocess::exchange::Fixed<4>, Nothing> =
+        pprocess::Exchange::new(Limit::Unbounded, Options::default(), Nothing);
+    assert_eq!(fixed.limit(), 4);
+}
+
+struct Nothing;
+
+impl pprocess::StoreData for Nothing {
+    fn store_data(&mut self, ch: &mut Channel, _task: pprocess::TaskId) -> pprocess::Result<()> {
+        ch.receive_vec().map(drop)
+    }
 }

@@ -68,6 +68,8 @@ PP_REUSE = 1
 PP_CONTINUOUS = 2
 PP_KEEP_REMOVED = 4
 PP_BATCH = 8
+PP_CORES = 0
+PP_UNLIMITED = c_size_t(-1).value  # SIZE_MAX
 
 # The exit status of a created process whose Python callable raised.
 EXIT_CALLABLE_ERROR = 1
@@ -425,7 +427,7 @@ def exit(channel=None, status=0):
 
 class Queue:
     """Tasks run in other processes, at most `limit` at once (0: one per
-    processor); iterate to get each task's result (bytes) in the order they
+    processor; None: no limit, as pprocess's limit=None); iterate to get each task's result (bytes) in the order they
     arrive. A failed task's error is raised from the iteration, which can go
     on afterwards. Use it as a context manager, or close() it: that kills
     the processes still running."""
@@ -435,6 +437,7 @@ class Queue:
     def __init__(self, limit=0, reuse=False, continuous=False):
         flags = (PP_REUSE if reuse else 0) | (PP_CONTINUOUS if continuous else 0)
         handle = c_void_p()
+        limit = PP_UNLIMITED if limit is None else limit
         _check(type(self)._new(limit, flags, byref(handle)))
         self._handle = handle.value
         self._owner = os.getpid()
@@ -529,7 +532,7 @@ class Map(Queue):
 
 def pmap(function, inputs, limit=0, reuse=False):
     """[function(x) for x in inputs], each call in another process, at most
-    `limit` at once (0: one per processor); with `reuse`, workers are reused.
+    `limit` at once (0: one per processor; None: no limit); with `reuse`, workers are reused.
     function takes and returns bytes. Raises the first failure in input
     order."""
     with Map(limit, reuse=reuse) as results:

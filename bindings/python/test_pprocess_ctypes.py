@@ -207,6 +207,18 @@ class QueuesAndPmap(Case):
             queue.start(count_to, b"\x02")
             self.assertEqual(sorted(queue), [b"\x00", b"\x00", b"\x01", b"\x01", b"\x02"])
 
+    def test_a_queue_without_limit_starts_every_never_ending_follower(self):
+        def follow(channel, arg):
+            channel.send(b"up" + arg)
+            while True:  # a follower that never ends by itself
+                channel.receive()
+
+        with pp.Queue(limit=None, continuous=True) as queue:
+            for i in range(9):
+                queue.start(follow, bytes([i]))
+            up = sorted(next(queue) for _ in range(9))
+        self.assertEqual(up, [b"up" + bytes([i]) for i in range(9)])
+
 
 class Library(Case):
     def test_constants_match_the_header(self):

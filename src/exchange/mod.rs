@@ -133,6 +133,61 @@ enum Ending {
     Seen,
 }
 
+/// How many processes an exchange runs at once (pprocess's `limit`).
+///
+/// A `usize` converts as before (`0` is [`Limit::Cores`], `n` is
+/// [`Limit::Fixed`]); `None` is [`Limit::Unbounded`], as pprocess's
+/// `limit=None`.
+///
+/// ```
+/// use pprocess::exchange::Limit;
+/// use pprocess::{number_of_cores, Options, Queue};
+///
+/// assert_eq!(Limit::from(None), Limit::Unbounded);
+/// assert_eq!(Limit::from(3), Limit::Fixed(3));
+/// assert_eq!(Limit::from(0), Limit::Cores);
+/// let queue = Queue::with_options(Limit::Unbounded, Options::default());
+/// assert_eq!(queue.limit(), usize::MAX);
+/// let queue = Queue::with_options(Limit::Cores, Options::default());
+/// assert_eq!(queue.limit(), number_of_cores());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// No limit: every task starts at once (pprocess's `limit=None`), up to
+    /// what the storage holds (a [`Fixed`] store's `N`).
+    Unbounded,
+    /// One process per processor ([`process::number_of_cores`]).
+    Cores,
+    /// At most this many (`0` means [`Limit::Cores`]).
+    Fixed(usize),
+}
+
+impl From<usize> for Limit {
+    fn from(limit: usize) -> Limit {
+        match limit {
+            0 => Limit::Cores,
+            n => Limit::Fixed(n),
+        }
+    }
+}
+
+impl From<Option<usize>> for Limit {
+    fn from(limit: Option<usize>) -> Limit {
+        limit.map_or(Limit::Unbounded, Limit::from)
+    }
+}
+
+impl Limit {
+    /// The number of processes this limit allows ([`usize::MAX`] for none).
+    pub fn get(self) -> usize {
+        match self {
+            Limit::Unbounded => usize::MAX,
+            Limit::Cores | Limit::Fixed(0) => process::number_of_cores(),
+            Limit::Fixed(n) => n,
+        }
+    }
+}
+
 /// Which side of [`Exchange::create`] this is.
 // The channel stays inline (no allocator in no_std); this value is made
 // once per created process.
@@ -199,17 +254,13 @@ pub struct Exchange<S: Slots, H: StoreData> {
 const LINGERING: usize = 64;
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
-    /// An exchange running at most `limit` processes at once (0: one per
-    /// processor; never more than the storage holds).
-    pub fn new(limit: usize, options: Options, handler: H) -> Self {
+    /// An exchange running at most `limit` processes at once (a
+    /// [`Limit`]: `0` is one per processor, `None` no limit; never more
+    /// than the storage holds).
+    pub fn new(limit: impl Into<Limit>, options: Options, handler: H) -> Self {
         let slots = S::default();
-        let limit = if limit == 0 {
-            process::number_of_cores()
-        } else {
-            limit
-        };
         Exchange {
-            limit: limit.min(slots.capacity()),
+            limit: limit.into().get().min(slots.capacity()),
             slots,
             handler,
             options,
@@ -250,19 +301,16 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.options
     }
 
-    /// The most processes run at once.
+    /// The most processes run at once ([`usize::MAX`] for
+    /// [`Limit::Unbounded`] with growable storage).
     pub fn limit(&self) -> usize {
         self.limit
     }
 
-    /// Changes the limit (at least 1; never more than the storage holds).
-    /// Processes already running keep running.
-    pub fn set_limit(&mut self, limit: usize) -> Result<()> {
-        if limit == 0 {
-            return Err(Error::Invalid);
-        }
-        self.limit = limit.min(self.slots.capacity());
-        Ok(())
+    /// Changes the limit (never more than the storage holds). Processes
+    /// already running keep running.
+    pub fn set_limit(&mut self, limit: impl Into<Limit>) {
+        self.limit = limit.into().get().min(self.slots.capacity());
     }
 
     /// The number of channels monitored.

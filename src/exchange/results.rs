@@ -203,8 +203,9 @@ impl Results for QueueStore {
 pub type Queue = Exchange<Growable, QueueStore>;
 
 impl Queue {
-    /// A queue running at most `limit` processes (0: one per processor).
-    pub fn with_options(limit: usize, options: Options) -> Queue {
+    /// A queue running at most `limit` processes (a [`Limit`](super::Limit):
+    /// `0` is one per processor, `None` no limit).
+    pub fn with_options(limit: impl Into<super::Limit>, options: Options) -> Queue {
         Exchange::new(limit, options, QueueStore::default())
     }
 }
@@ -293,8 +294,9 @@ impl Results for MapStore {
 pub type Map = Exchange<Growable, MapStore>;
 
 impl Map {
-    /// A map running at most `limit` processes (0: one per processor).
-    pub fn with_options(limit: usize, options: Options) -> Map {
+    /// A map running at most `limit` processes (a [`Limit`](super::Limit):
+    /// `0` is one per processor, `None` no limit).
+    pub fn with_options(limit: impl Into<super::Limit>, options: Options) -> Map {
         Exchange::new(limit, options, MapStore::default())
     }
 }
@@ -308,7 +310,8 @@ impl Iterator for Map {
 }
 
 /// Calls `function` on every input in other processes, at most `limit` at
-/// once (0: one per processor), and returns the [`Map`] that yields the
+/// once (a [`Limit`](super::Limit): `0` is one per processor, `None` no
+/// limit), and returns the [`Map`] that yields the
 /// outputs in input order (pprocess's `pmap`). With [`Options::reuse`] the
 /// work runs in `limit` reused, pipelined workers.
 ///
@@ -325,7 +328,12 @@ impl Iterator for Map {
 /// assert_eq!(squares, [0, 1, 4, 9, 16, 25]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn pmap<F, I>(function: F, inputs: I, limit: usize, options: Options) -> Result<Map>
+pub fn pmap<F, I>(
+    function: F,
+    inputs: I,
+    limit: impl Into<super::Limit>,
+    options: Options,
+) -> Result<Map>
 where
     F: Fn(&[u8]) -> core::result::Result<Vec<u8>, RemoteError> + 'static,
     I: IntoIterator,

@@ -12,8 +12,8 @@ use super::{
 use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 use crate::exchange::{
-    Exchange, Growable, Key, MapStore, Options, Outcome, QueueStore, Results, Spawned, StoreData,
-    TaskError, TaskId,
+    Exchange, Growable, Key, Limit, MapStore, Options, Outcome, QueueStore, Results, Spawned,
+    StoreData, TaskError, TaskId,
 };
 
 /// Reuse processes: each worker runs its callable once per task, with tasks
@@ -30,6 +30,22 @@ pub const PP_KEEP_REMOVED: c_uint = 4;
 /// fails the tasks whose answers it held as well as the one it died in.
 /// Messages a task streams before its end go out at once.
 pub const PP_BATCH: c_uint = 8;
+
+/// The limit of one process per processor (pp_number_of_cores), for
+/// pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
+pub const PP_CORES: usize = 0;
+/// No limit: every task starts at once (pprocess's limit=None), for
+/// pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
+pub const PP_UNLIMITED: usize = usize::MAX;
+
+/// The Rust limit of a C `limit` argument.
+fn limit_of(limit: usize) -> Limit {
+    match limit {
+        PP_UNLIMITED => Limit::Unbounded,
+        PP_CORES => Limit::Cores,
+        n => Limit::Fixed(n),
+    }
+}
 
 /// An exchange handle: channels polled together under a limit (opaque to C).
 #[allow(non_camel_case_types)]
@@ -174,7 +190,7 @@ fn new_exchange(
     out: *mut *mut pp_exchange,
 ) -> Result<c_int> {
     require(out)?;
-    let mut exchange = Exchange::new(limit, options, store);
+    let mut exchange = Exchange::new(limit_of(limit), options, store);
     // C callers fork as fork(2) does: the header states the contract.
     exchange.accept_fork_contract();
     let handle: *mut pp_exchange = Box::into_raw(Box::new(CExchange {
@@ -238,8 +254,9 @@ fn count(n: usize) -> c_int {
     n.min(c_int::MAX as usize) as c_int
 }
 
-/// Creates an exchange running at most `limit` processes at once (0: one per
-/// processor) that calls store(ex, ch, ctx) for each channel with a message.
+/// Creates an exchange running at most `limit` processes at once (PP_CORES,
+/// 0: one per processor; PP_UNLIMITED: no limit) that calls store(ex, ch,
+/// ctx) for each channel with a message.
 /// flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED, PP_BATCH.
 #[no_mangle]
 pub extern "C" fn pp_exchange_new(
@@ -731,7 +748,8 @@ pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) ->
 }
 
 /// `outputs[i] = function(inputs[i])` for count fixed-size records, in other
-/// processes, at most limit at once (0: one per processor). An output shorter
+/// processes, at most limit at once (PP_CORES, 0: one per processor;
+/// PP_UNLIMITED: no limit). An output shorter
 /// than output_size is zero-filled. With PP_REUSE, workers are reused and
 /// tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function
 /// returned nonzero, PP_EPEER if a process died (the first failure in input
@@ -759,7 +777,7 @@ pub extern "C" fn pp_pmap(
         // SAFETY: the caller passes `count` records of each size.
         let (inputs, outputs) =
             unsafe { (bytes(inputs, total_in)?, bytes_mut(outputs, total_out)?) };
-        let mut map = Exchange::new(limit, options, CStore::Map(MapStore::default()));
+        let mut map = Exchange::new(limit_of(limit), options, CStore::Map(MapStore::default()));
         // C callers fork as fork(2) does: the header states the contract.
         map.accept_fork_contract();
         for i in 0..count {
