@@ -947,10 +947,63 @@ static void check_ready_loop(unsigned flags)
     pp_exchange_free(ex);
 }
 
+/* pprocess's raw loop: while active, receive from every ready channel.
+ * Every channel pp_exchange_ready gives has a message (an ended one is
+ * removed and reported, not given: its receive used to fail with the end),
+ * the loop ends by itself, and each process is reported removed once. */
+static void check_raw_ready_loop(unsigned flags)
+{
+    struct store_log log = {0, 0, 0};
+    pp_channel *ready[4], *channels[8];
+    int pids[8], started[8];
+    int32_t value, sum = 0;
+    int k, n, active, removed = 0, received = 0, nstarted = 0;
+    size_t len;
+    pp_exchange *ex;
+
+    CHECK_OK(pp_exchange_new(3, flags, store_value, &log, &ex));
+    for (int32_t v = 1; v <= 6; v++)
+        CHECK(pp_exchange_start(ex, echo_arg, &v, sizeof v) >= 0);
+    active = pp_exchange_channels(ex, channels, 8);
+    CHECK_EQ(active, pp_exchange_active(ex));
+    CHECK(active >= 1 && active <= 3);
+    for (k = 0; k < active && k < 8; k++)
+        started[nstarted++] = pp_channel_pid(channels[k]);
+    CHECK_EQ(pp_exchange_channels(ex, NULL, 0), active);
+    while (pp_exchange_active(ex) > 0) {
+        n = pp_exchange_ready(ex, -1, ready, 4);
+        CHECK(n >= 0);
+        for (k = 0; k < n; k++) {
+            CHECK_EQ(pp_receive(ready[k], &value, sizeof value, &len), 0);
+            sum += value;
+            received++;
+        }
+        n = pp_exchange_removed(ex, pids, NULL, 8);
+        CHECK(n >= 0 && n <= 8);
+        for (k = 0; k < n; k++)
+            for (int i = 0; i < nstarted; i++)
+                if (started[i] == pids[k])
+                    started[i] = -1;
+        removed += n;
+    }
+    CHECK_EQ(received, 6);
+    CHECK_EQ(sum, 21);
+    CHECK(removed >= 1);
+    for (k = 0; k < nstarted; k++)
+        CHECK_EQ(started[k], -1); /* each channel first active was removed */
+    CHECK_EQ(pp_exchange_finish(ex), 0);
+    CHECK_EQ(log.count, 0);
+    CHECK_EQ(pp_exchange_channels(NULL, channels, 8), PP_EINVAL);
+    CHECK_EQ(pp_exchange_removed(NULL, pids, NULL, 8), PP_EINVAL);
+    pp_exchange_free(ex);
+}
+
 static void test_ready_loop_ends(void)
 {
     check_ready_loop(0);
     check_ready_loop(PP_REUSE);
+    check_raw_ready_loop(0);
+    check_raw_ready_loop(PP_REUSE);
 }
 
 static void test_wait_gets_below_the_limit(void)

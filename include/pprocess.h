@@ -395,16 +395,36 @@ int pp_exchange_add_wait(pp_exchange *ex, pp_channel *ch);
 int pp_exchange_active(const pp_exchange *ex);
 
 /**
- * Waits up to timeout_ms for channels with something to read and writes up
- * to cap of them to out; returns how many. A channel whose process ended is
- * ready too (its receive reports the end). The channels stay in the exchange.
+ * Waits up to timeout_ms for channels with a message and writes up to cap
+ * of them to out; returns how many (pprocess's ready). A channel that ended
+ * is not written: it is removed from the exchange, closed and its process
+ * collected, and pp_exchange_removed reports it until the next call. Every
+ * message a process wrote before it ended comes first. With a store
+ * callback, a task that failed is reported as pp_exchange_store does.
  * What you receive from them counts as the exchange's own store would: the
- * next pp_exchange_* call charges each message, end and error to its task,
- * starts waiting tasks and stops idle reused workers (so a ready loop over
- * PP_REUSE ends), and frees a channel whose end you received (the pointers
- * written to out are valid until then).
+ * next pp_exchange_* call charges each message to its task, starts waiting
+ * tasks and stops idle reused workers, so the loop
+ * `while (pp_exchange_active(ex) > 0) { n = pp_exchange_ready(...); ... }`
+ * ends by itself. The pointers written to out are valid until the next
+ * pp_exchange_* call on ex.
  */
 int pp_exchange_ready(pp_exchange *ex, int timeout_ms, pp_channel **out, size_t cap);
+
+/**
+ * Writes up to cap of the monitored channels to out (pprocess's active(),
+ * in no particular order); returns how many are monitored, which is more
+ * than cap when out is too short (pp_exchange_active is the count alone).
+ * The pointers are valid until the next pp_exchange_* call on ex.
+ */
+int pp_exchange_channels(pp_exchange *ex, pp_channel **out, size_t cap);
+
+/**
+ * The channels the last pp_exchange_ready removed because they ended
+ * (pprocess's removed): writes, for up to cap of them, the pid of its
+ * process to pids and the last task it ran to tasks (UINT64_MAX for none);
+ * either array may be NULL. Returns how many were removed.
+ */
+int pp_exchange_removed(const pp_exchange *ex, int *pids, uint64_t *tasks, size_t cap);
 
 /**
  * Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it

@@ -59,7 +59,7 @@ fn exchanges_leave_no_descriptor_or_zombie() {
     }
     assert_eq!(map.by_ref().count(), 1000);
     map.finish().unwrap();
-    assert_eq!(map.active(), 0);
+    assert_eq!(map.active_count(), 0);
     drop(map);
     assert_eq!(zombies(), 0, "after the reused map finished");
     assert_eq!(fds(), fds_before, "after the reused map finished");

@@ -138,7 +138,7 @@ fn finish_collects_every_process_that_outlived_its_channel() {
             }
         }
         // Every channel ends while its process still runs (it waits for `go`).
-        while exchange.active() > 0 {
+        while exchange.active_count() > 0 {
             exchange.store(-1).map_err(|e| e.to_string())?;
         }
         // SAFETY: our writer; the processes now end.

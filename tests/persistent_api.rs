@@ -74,10 +74,10 @@ fn start_persistent_on_an_exchange_waits_for_its_limit() {
     let keeper = scratch.track(start_persistent(&first, numbers(0..3)).unwrap());
     let mut queue = Queue::with_options(1, Options::default());
     queue.connect(&first).unwrap();
-    assert_eq!(queue.active(), 1);
+    assert_eq!(queue.active_count(), 1);
     let other = scratch.track(queue.start_persistent(&second, numbers(5..7)).unwrap());
     // The start waited for the connection to end, as any start at the limit.
-    assert_eq!(queue.active(), 0);
+    assert_eq!(queue.active_count(), 0);
     let got: Vec<u32> = queue.by_ref().map(|r| num(&r.unwrap())).collect();
     assert_eq!(got, [0, 1, 2]);
     assert_finished(keeper, &first);

@@ -97,7 +97,7 @@ fn an_unbounded_exchange_starts_every_never_ending_task() {
         for i in 0..9u8 {
             queue.start_with(follow, &[i]).unwrap();
         }
-        assert_eq!(queue.active(), 9);
+        assert_eq!(queue.active_count(), 9);
         assert_eq!(queue.waiting(), 0);
         let mut up: Vec<u8> = (0..9)
             .map(|_| queue.next_result(60_000).unwrap().1.unwrap()[0])
@@ -132,5 +132,56 @@ struct Nothing;
 impl pprocess::StoreData for Nothing {
     fn store_data(&mut self, ch: &mut Channel, _task: pprocess::TaskId) -> pprocess::Result<()> {
         ch.receive_vec().map(drop)
+    }
+}
+
+/// A handler for loops that receive every message themselves.
+struct Unused;
+
+impl pprocess::StoreData for Unused {
+    fn store_data(&mut self, _: &mut Channel, task: pprocess::TaskId) -> pprocess::Result<()> {
+        panic!("task {task}: the loop receives every message itself")
+    }
+}
+
+/// pprocess's raw loop (`tests/start_indexer.py`): `while exchange.active():
+/// for channel in exchange.ready(): channel.receive()`. Every channel
+/// `ready` gives has a message (an ended one is removed, not given: its
+/// receive used to fail with the end), the loop ends by itself, and each
+/// ended channel is reported once in `removed`, its process collected.
+#[test]
+fn a_ready_loop_receives_only_messages_and_ends_with_every_channel_removed() {
+    for options in [Options::default(), reuse()] {
+        let mut ex: pprocess::Exchange<pprocess::exchange::Growable, Unused> =
+            pprocess::Exchange::new(3, options, Unused);
+        let echo = ex.manage(|ch, args| Ok(ch.send(args)?));
+        for i in 0..8u8 {
+            echo.call(&mut ex, &[i]).unwrap();
+        }
+        let started: BTreeSet<u32> = ex.active().map(|ch| ch.pid() as u32).collect();
+        assert_eq!(started.len(), ex.active_count());
+        let (mut got, mut removed) = (Vec::new(), Vec::new());
+        while ex.active_count() > 0 || ex.waiting() > 0 {
+            for ch in ex.ready(-1).unwrap() {
+                got.push(ch.receive_vec().expect("a ready channel has a message")[0]);
+            }
+            removed.extend_from_slice(ex.removed());
+        }
+        got.sort();
+        assert_eq!(got, (0..8).collect::<Vec<u8>>(), "{options:?}");
+        let pids: BTreeSet<u32> = removed.iter().map(|r| r.pid as u32).collect();
+        assert_eq!(pids.len(), removed.len(), "each removed once");
+        assert!(started.is_subset(&pids));
+        assert!(removed.iter().all(|r| r.why == pprocess::Error::Closed));
+        if !options.reuse {
+            let tasks: BTreeSet<usize> = removed.iter().filter_map(|r| r.task).collect();
+            assert_eq!(tasks, (0..8).collect());
+        }
+        ex.finish().unwrap();
+        for pid in pids {
+            // SAFETY: waitpid on a pid we created; WNOHANG never blocks.
+            let rc = unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+            assert_eq!(rc, -1, "process {pid} was collected");
+        }
     }
 }

@@ -330,7 +330,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     args,
                 });
                 self.monitor(slot)?; // failing, the task stays waiting
-                self.send_to_worker(self.active() - 1)
+                self.send_to_worker(self.active_count() - 1)
             }
             None => Err(Error::Invalid),
         }

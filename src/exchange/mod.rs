@@ -16,6 +16,7 @@
 mod jobs;
 #[cfg(feature = "alloc")]
 mod managed;
+mod ready;
 #[cfg(feature = "alloc")]
 mod results;
 mod slots;
@@ -32,6 +33,7 @@ use crate::wire::ProtoError;
 pub(crate) use jobs::Key;
 #[cfg(feature = "alloc")]
 pub use managed::Managed;
+pub use ready::{Removed, REMOVED_MAX};
 #[cfg(feature = "alloc")]
 pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
 #[cfg(feature = "alloc")]
@@ -247,6 +249,11 @@ pub struct Exchange<S: Slots, H: StoreData> {
     fork: ForkCheck,
     #[cfg(feature = "alloc")]
     jobs: jobs::Jobs,
+    /// The channels the last [`Exchange::ready`] removed.
+    removed: ready::RemovedList,
+    /// True during [`Exchange::ready`]: channels that end are noted in
+    /// `removed`.
+    readying: bool,
 }
 
 /// Processes an exchange holds to collect without `alloc`; beyond, it
@@ -269,6 +276,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             fork: ForkCheck::Refuse,
             #[cfg(feature = "alloc")]
             jobs: jobs::Jobs::default(),
+            removed: ready::RemovedList::new(),
+            readying: false,
         }
     }
 
@@ -313,19 +322,14 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.limit = limit.into().get().min(self.slots.capacity());
     }
 
-    /// The number of channels monitored.
-    pub fn active(&self) -> usize {
-        self.slots.slots().len()
-    }
-
     /// True when as many channels are monitored as the limit allows.
     pub fn busy(&self) -> bool {
-        self.active() >= self.limit
+        self.active_count() >= self.limit
     }
 
     /// True while channels are monitored or tasks wait to start.
     pub fn unfinished(&self) -> bool {
-        self.active() > 0 || self.waiting() > 0
+        self.active_count() > 0 || self.waiting() > 0
     }
 
     /// Tasks waiting to start because the exchange is at its limit.
@@ -458,26 +462,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
     }
 
-    /// Waits up to `timeout_ms` for channels with something to read and
-    /// returns them (pprocess's `ready`). Read them yourself; a channel whose
-    /// process has ended is ready too, and its receive reports the end.
-    ///
-    /// What you receive from them counts as the exchange's own store would:
-    /// the next call charges each message, end and error to its task, so
-    /// finished tasks make room for waiting ones and idle reused workers are
-    /// told to stop; a channel whose end you received is retired then.
-    pub fn ready(&mut self, timeout_ms: i32) -> Result<impl Iterator<Item = &mut Channel> + '_> {
-        self.collect_all()?;
-        let timeout_ms = if self.active() == 0 { 0 } else { timeout_ms };
-        self.slots.poll(timeout_ms)?;
-        Ok(self
-            .slots
-            .slots_mut()
-            .iter_mut()
-            .filter(|slot| slot.ready)
-            .map(|slot| slot.channel()))
-    }
-
     /// Stops monitoring the channel whose descriptor is `fd` (see
     /// [`Channel::raw_fd`]). It is closed (autoclose), or handed back with
     /// [`Options::keep_removed`]. A task of it still without its result gets
@@ -506,7 +490,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// A wait without end (`timeout_ms < 0`) first acknowledges the results
     /// stored from persistent processes, as [`Exchange::wait`] does: such a
     /// connection ends only once its results are acknowledged, so a loop
-    /// `while exchange.active() > 0 { exchange.store(-1)?; }` would otherwise
+    /// `while exchange.active_count() > 0 { exchange.store(-1)?; }` would otherwise
     /// wait forever.
     pub fn store(&mut self, timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
@@ -520,7 +504,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [`Exchange::next_result`] and of the waits that acknowledge first.
     pub(crate) fn store_ahead(&mut self, timeout_ms: i32) -> Result<usize> {
         self.collect_all()?;
-        if self.active() == 0 {
+        if self.active_count() == 0 {
             return Ok(0);
         }
         let deadline = Deadline::after(timeout_ms);
@@ -540,7 +524,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             }
             #[cfg(feature = "alloc")]
             self.dispatch()?;
-            if served > 0 || self.active() == 0 {
+            if served > 0 || self.active_count() == 0 {
                 return Ok(served);
             }
             if deadline.expired() {
@@ -688,7 +672,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             if self.collect(index, false)? {
                 let channel = self.slots.slots_mut()[index].channel();
                 if let Some(why) = channel.end_error().filter(|_| !channel.has_buffered()) {
-                    self.retire(index, why)?;
+                    match self.readying {
+                        false => self.retire(index, why)?,
+                        true if self.can_remove() => self.remove_ended(index, why)?,
+                        true => {} // the removed list is full: the next call
+                    }
                 }
             }
         }
@@ -703,6 +691,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let Some(task) = slot.tasks.pop_front() else {
             return;
         };
+        slot.last_task = Some(task);
         let results = core::mem::take(&mut slot.results);
         #[cfg(feature = "alloc")]
         if let Some(worker) = &mut slot.worker {

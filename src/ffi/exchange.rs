@@ -348,17 +348,21 @@ pub extern "C" fn pp_exchange_add_wait(ex: *mut pp_exchange, ch: *mut pp_channel
 #[no_mangle]
 pub extern "C" fn pp_exchange_active(ex: *const pp_exchange) -> c_int {
     // SAFETY: the handle comes from the C caller as documented.
-    guard(|| Ok(count(unsafe { exchange_ref(ex) }?.exchange.active())))
+    guard(|| Ok(count(unsafe { exchange_ref(ex) }?.exchange.active_count())))
 }
 
-/// Waits up to timeout_ms for channels with something to read and writes up
-/// to cap of them to out; returns how many. A channel whose process ended is
-/// ready too (its receive reports the end). The channels stay in the exchange.
+/// Waits up to timeout_ms for channels with a message and writes up to cap
+/// of them to out; returns how many (pprocess's ready). A channel that ended
+/// is not written: it is removed from the exchange, closed and its process
+/// collected, and pp_exchange_removed reports it until the next call. Every
+/// message a process wrote before it ended comes first. With a store
+/// callback, a task that failed is reported as pp_exchange_store does.
 /// What you receive from them counts as the exchange's own store would: the
-/// next pp_exchange_* call charges each message, end and error to its task,
-/// starts waiting tasks and stops idle reused workers (so a ready loop over
-/// PP_REUSE ends), and frees a channel whose end you received (the pointers
-/// written to out are valid until then).
+/// next pp_exchange_* call charges each message to its task, starts waiting
+/// tasks and stops idle reused workers, so the loop
+/// `while (pp_exchange_active(ex) > 0) { n = pp_exchange_ready(...); ... }`
+/// ends by itself. The pointers written to out are valid until the next
+/// pp_exchange_* call on ex.
 #[no_mangle]
 pub extern "C" fn pp_exchange_ready(
     ex: *mut pp_exchange,
@@ -380,6 +384,61 @@ pub extern "C" fn pp_exchange_ready(
             written += 1;
         }
         Ok(count(written))
+    })
+}
+
+/// Writes up to cap of the monitored channels to out (pprocess's active(),
+/// in no particular order); returns how many are monitored, which is more
+/// than cap when out is too short (pp_exchange_active is the count alone).
+/// The pointers are valid until the next pp_exchange_* call on ex.
+#[no_mangle]
+pub extern "C" fn pp_exchange_channels(
+    ex: *mut pp_exchange,
+    out: *mut *mut pp_channel,
+    cap: usize,
+) -> c_int {
+    guard(|| {
+        if out.is_null() && cap > 0 {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        for (written, ch) in ex.exchange.active_mut().take(cap).enumerate() {
+            let handle: *mut Channel = ch;
+            // SAFETY: `out` has room for `cap` pointers and written < cap.
+            unsafe { *out.add(written) = handle.cast() };
+        }
+        Ok(count(ex.exchange.active_count()))
+    })
+}
+
+/// The channels the last pp_exchange_ready removed because they ended
+/// (pprocess's removed): writes, for up to cap of them, the pid of its
+/// process to pids and the last task it ran to tasks (UINT64_MAX for none);
+/// either array may be NULL. Returns how many were removed.
+#[no_mangle]
+pub extern "C" fn pp_exchange_removed(
+    ex: *const pp_exchange,
+    pids: *mut c_int,
+    tasks: *mut u64,
+    cap: usize,
+) -> c_int {
+    guard(|| {
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let removed = ex.exchange.removed();
+        for (i, r) in removed.iter().take(cap).enumerate() {
+            if !pids.is_null() {
+                // SAFETY: `pids` has room for `cap` values and i < cap.
+                unsafe { *pids.add(i) = r.pid };
+            }
+            if !tasks.is_null() {
+                let task = r.task.map_or(u64::MAX, |t| t as u64);
+                // SAFETY: `tasks` has room for `cap` values and i < cap.
+                unsafe { *tasks.add(i) = task };
+            }
+        }
+        Ok(count(removed.len()))
     })
 }
 
