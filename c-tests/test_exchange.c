@@ -825,7 +825,13 @@ static void test_map_get_waits_only_for_its_task(void)
         CHECK_EQ(pp_exchange_next(map, &value, sizeof value, &len), k);
         CHECK_EQ(value, 100 + k);
     }
-    CHECK_EQ(pp_map_get(map, 0, &value, sizeof value, &len), PP_EDONE); /* taken */
+    /* A map keeps its results until it is freed: read, they are still there
+     * (this was PP_EDONE: the read had taken it). */
+    for (k = 0; k < 3; k++) {
+        CHECK_EQ(pp_map_get(map, (size_t)k, &value, sizeof value, &len), 0);
+        CHECK_EQ(value, 100 + k);
+    }
+    CHECK_EQ(pp_exchange_next(map, &value, sizeof value, &len), PP_EDONE);
     CHECK_EQ(pp_map_get(map, 9, &value, sizeof value, &len), PP_EDONE); /* never started */
     CHECK_OK(pp_queue_new(1, 0, &queue));
     CHECK_EQ(pp_map_get(queue, 0, &value, sizeof value, &len), PP_EINVAL); /* not a map */

@@ -185,3 +185,40 @@ fn a_ready_loop_receives_only_messages_and_ends_with_every_channel_removed() {
         }
     }
 }
+
+/// A map keeps its results until it is dropped: `get` and `range` (the
+/// tutorial's `results[i*N:i*N+N]`) work before, during and after
+/// iteration, and iterating by reference consumes nothing. (The iteration
+/// took each result: `get` after it was `Done`.)
+#[test]
+fn a_map_keeps_its_results_for_get_and_range_before_during_and_after_iteration() {
+    let mut map = pprocess::Map::with_options(3, Options::default());
+    let square = map.manage_function(|x: &[u8]| Ok(vec![x[0] * x[0]]));
+    for n in 0..9u8 {
+        square.call(&mut map, &[n]).unwrap();
+    }
+    let byte = |outcome: &pprocess::Outcome| outcome.as_ref().unwrap()[0];
+    // Before: one result, and a row of three.
+    assert_eq!(byte(map.get(8).unwrap()), 64);
+    let row: Vec<u8> = map.range(3..6).unwrap().map(byte).collect();
+    assert_eq!(row, [9, 16, 25]);
+    // During: after two results were read, all are still there.
+    let first: Vec<u8> = map.by_ref().take(2).map(|o| o.unwrap()[0]).collect();
+    assert_eq!(first, [0, 1]);
+    assert_eq!(byte(map.get(0).unwrap()), 0);
+    // After: the rest read, then every row again.
+    let rest: Vec<u8> = map.by_ref().map(|o| o.unwrap()[0]).collect();
+    assert_eq!(rest, [4, 9, 16, 25, 36, 49, 64]);
+    for i in 0..3 {
+        let row: Vec<u8> = map.range(i * 3..i * 3 + 3).unwrap().map(byte).collect();
+        let expected: Vec<u8> = (i * 3..i * 3 + 3).map(|n| (n * n) as u8).collect();
+        assert_eq!(row, expected);
+    }
+    assert_eq!(
+        map.get(9).err(),
+        Some(pprocess::Error::Done),
+        "never started"
+    );
+    assert!(map.range(8..10).is_err(), "task 9 never started");
+    assert_eq!(map.next(), None, "each result is yielded once");
+}

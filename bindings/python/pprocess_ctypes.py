@@ -121,6 +121,8 @@ _declare("pp_map_new", c_int, c_size_t, c_uint, POINTER(c_void_p))
 _declare("pp_exchange_free", None, c_void_p)
 _declare("pp_exchange_start", c_int, c_void_p, _CALLABLE, c_char_p, c_size_t)
 _declare("pp_exchange_next_alloc", c_int, c_void_p, POINTER(c_void_p), POINTER(c_size_t))
+_declare("pp_map_get", c_int, c_void_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t))
+_declare("pp_exchange_next_id", c_int, c_void_p, POINTER(c_uint64))
 _declare("pp_exchange_task_error", c_int, c_void_p, POINTER(c_int), POINTER(c_char_p))
 _declare("pp_exchange_last_task", c_int, c_void_p, POINTER(c_uint64))
 _declare("pp_exchange_finish", c_int, c_void_p)
@@ -525,9 +527,36 @@ class Queue:
 
 
 class Map(Queue):
-    """A Queue whose results come in the order the tasks were started."""
+    """A Queue whose results come in the order the tasks were started. It
+    keeps every result until it is closed: map[i] and map[a:b] (the
+    tutorial's results[i*N:i*N+N]) wait only for those tasks, before,
+    during or after iterating it."""
 
     _new = _lib.pp_map_new
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            started = c_uint64()
+            _check(_lib.pp_exchange_next_id(self._live(), byref(started)))
+            return [self[i] for i in range(*index.indices(started.value))]
+        if index < 0:
+            raise IndexError(index)
+        length = c_size_t()
+        buf = ctypes.create_string_buffer(64)
+        _flush()
+        while True:
+            rc = _lib.pp_map_get(self._live(), index, buf, len(buf), byref(length))
+            if rc == PP_ETOOBIG:
+                buf = ctypes.create_string_buffer(length.value)
+                continue
+            if rc == PP_EDONE:
+                raise IndexError(index)
+            try:
+                _check(rc, self._task_error)
+            except Error as error:
+                error.task = index
+                raise
+            return buf.raw[:length.value]
 
 
 def pmap(function, inputs, limit=0, reuse=False):

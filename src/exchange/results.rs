@@ -55,7 +55,8 @@ fn failure(error: Error, remote: Option<&RemoteError>) -> Outcome {
 pub trait Results: StoreData {
     /// The result to read next, if it is in.
     fn front(&self) -> Option<(TaskId, &Outcome)>;
-    /// Takes the result [`Results::front`] shows.
+    /// Takes the result [`Results::front`] shows (a store that keeps its
+    /// results, [`MapStore`], hands out a copy and moves on).
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)>;
     /// The task whose result is read next, if results come in task order.
     fn next_task(&self) -> Option<TaskId>;
@@ -112,23 +113,67 @@ impl<H: Results> Exchange<Growable, H> {
         self.handler().front().ok_or(Error::Done)
     }
 
-    /// The result of task `task`, waiting only until that one is in.
-    /// [`Error::Done`] if it was already taken, never started, or (in a
-    /// queue) is not kept by task.
+    /// The result of task `task`, waiting only until that one is in. A
+    /// [`Map`] keeps every result until it is dropped, so this works before,
+    /// during and after iterating it. [`Error::Done`] if the task never
+    /// started, or (in a queue, which keeps no result by task) always.
+    ///
+    /// ```
+    /// use pprocess::{Map, Options};
+    ///
+    /// let mut map = Map::with_options(2, Options::default());
+    /// let double = map.manage_function(|x: &[u8]| Ok(vec![x[0] * 2]));
+    /// for n in 0..6u8 {
+    ///     double.call(&mut map, &[n])?;
+    /// }
+    /// assert_eq!(map.get(4)?.as_deref().ok(), Some(&[8u8][..]));
+    /// let all: Vec<Vec<u8>> = map.by_ref().collect::<Result<_, _>>()?;
+    /// assert_eq!(all.concat(), [0, 2, 4, 6, 8, 10]);
+    /// // Still there after the iteration: task 2's result, and tasks 3 to 5.
+    /// assert_eq!(map.get(2)?.as_deref().ok(), Some(&[4u8][..]));
+    /// let some: Vec<u8> = map.range(3..6)?.map(|r| r.as_ref().unwrap()[0]).collect();
+    /// assert_eq!(some, [6, 8, 10]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&mut self, task: TaskId) -> Result<&Outcome> {
+        self.wait_for(task)?;
+        self.handler().result_of(task).ok_or(Error::Done)
+    }
+
+    /// The results of the tasks in `tasks`, in task order, waiting until
+    /// they are all in (the tutorial's `results[i*N:i*N+N]`). See
+    /// [`Exchange::get`] for an example. [`Error::Done`] if one never
+    /// started (or in a queue).
+    pub fn range(
+        &mut self,
+        tasks: core::ops::Range<TaskId>,
+    ) -> Result<impl Iterator<Item = &Outcome> + '_> {
+        for task in tasks.clone() {
+            self.wait_for(task)?;
+        }
+        let handler = self.handler();
+        let all = tasks.clone().all(|task| handler.result_of(task).is_some());
+        if !all {
+            return Err(Error::Done);
+        }
+        Ok(tasks.filter_map(move |task| handler.result_of(task)))
+    }
+
+    /// Stores until the result of `task` is in; [`Error::Done`] if it never
+    /// will be (never started, or not kept by task).
+    fn wait_for(&mut self, task: TaskId) -> Result<()> {
         loop {
             if self.handler().result_of(task).is_some() {
-                break;
+                return Ok(());
             }
-            let taken = self.handler().next_task().is_none_or(|next| task < next);
-            if taken || task >= self.next_task || !self.unfinished() {
+            let by_task = self.handler().next_task().is_some();
+            if !by_task || task >= self.next_task || !self.unfinished() {
                 return Err(Error::Done);
             }
             // Acknowledges what is stored (a wait for a task that may be
             // waiting for a connection to end): see Exchange::store.
             self.store(-1)?;
         }
-        self.handler().result_of(task).ok_or(Error::Done)
     }
 }
 
@@ -218,7 +263,8 @@ impl Iterator for Queue {
     }
 }
 
-/// Keeps results by task, for reading in start order.
+/// Keeps results by task, for reading in start order; every result stays
+/// until the store is dropped.
 #[derive(Debug, Default)]
 pub struct MapStore {
     results: Vec<Option<Outcome>>,
@@ -257,7 +303,8 @@ impl Results for MapStore {
     }
 
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
-        let outcome = self.results.get_mut(self.next)?.take()?;
+        // Kept until the map is dropped: get and range still see it.
+        let outcome = self.results.get(self.next)?.clone()?;
         self.next += 1;
         Some((self.next - 1, outcome))
     }
@@ -273,7 +320,10 @@ impl Results for MapStore {
 
 /// An exchange whose results come out in the order their tasks were started
 /// (pprocess's `Map`). Each task sends one message; [`Exchange::get`] reads
-/// any task's result, waiting only for that one.
+/// any task's result, waiting only for that one, and [`Exchange::range`]
+/// several. The map keeps every result until it is dropped: iterating it
+/// (which yields a copy of each result, in start order) consumes nothing,
+/// and `get` and `range` work before, during and after.
 ///
 /// ```
 /// use pprocess::{Map, Options, RemoteError};
