@@ -1004,6 +1004,32 @@ static void check_raw_ready_loop(unsigned flags)
     pp_exchange_free(ex);
 }
 
+/* A result received after pp_exchange_ready, then its channel removed: the
+ * task has its result, and no failure is reported for it (it was reported
+ * PP_ECLOSED: the removal did not count what the program had received). */
+static void test_remove_after_receiving_reports_no_failure(void)
+{
+    struct store_log log = {0, 0, 0};
+    pp_channel *ready[1];
+    int32_t value = 7, got = 0;
+    size_t len;
+    pp_exchange *ex;
+    int n = 0;
+
+    CHECK_OK(pp_exchange_new(1, 0, store_value, &log, &ex));
+    CHECK_EQ(pp_exchange_start(ex, echo_arg_and_stay, &value, sizeof value), 0);
+    while (n == 0) {
+        n = pp_exchange_ready(ex, -1, ready, 1);
+        CHECK(n >= 0);
+    }
+    CHECK_EQ(pp_receive(ready[0], &got, sizeof got, &len), 0);
+    CHECK_EQ(got, 7);
+    CHECK_EQ(pp_exchange_remove(ex, ready[0]), 0);
+    CHECK_EQ(pp_exchange_finish(ex), 0); /* no failure to report */
+    CHECK_EQ(log.count, 0);
+    pp_exchange_free(ex);
+}
+
 static void test_ready_loop_ends(void)
 {
     check_ready_loop(0);
@@ -1370,6 +1396,7 @@ int main(void)
     RUN(test_reuse);
     RUN(test_reused_callables_keep_their_own_tasks);
     RUN(test_unlimited_starts_every_never_ending_task);
+    RUN(test_remove_after_receiving_reports_no_failure);
     RUN(test_continuous_tasks_send_many_results);
     RUN(test_pp_exit_in_a_batching_worker_loses_no_answer);
     RUN(test_killed_worker);

@@ -222,3 +222,54 @@ fn a_map_keeps_its_results_for_get_and_range_before_during_and_after_iteration()
     assert!(map.range(8..10).is_err(), "task 9 never started");
     assert_eq!(map.next(), None, "each result is yielded once");
 }
+
+/// Found by the model test: a result the program received after `ready`,
+/// then its channel removed, is its task's result; the task used to be
+/// reported `Closed` as well (remove did not charge what was received).
+#[test]
+fn a_result_received_after_ready_is_not_reported_missing_when_its_channel_is_removed() {
+    #[derive(Default)]
+    struct Failures(Vec<(pprocess::TaskId, pprocess::Error)>);
+    impl pprocess::StoreData for Failures {
+        fn store_data(&mut self, _: &mut Channel, _: pprocess::TaskId) -> pprocess::Result<()> {
+            unreachable!("the program receives every message itself")
+        }
+        fn store_error(
+            &mut self,
+            task: pprocess::TaskId,
+            e: pprocess::Error,
+            _: Option<&RemoteError>,
+        ) {
+            self.0.push((task, e));
+        }
+    }
+    for by_task in [false, true] {
+        let mut ex: pprocess::Exchange<pprocess::exchange::Growable, Failures> =
+            pprocess::Exchange::new(1, Options::default(), Failures::default());
+        // It answers, then stays until its channel is closed.
+        let task = ex
+            .start_with(
+                |ch, _| {
+                    ch.send(b"answer")?;
+                    while ch.receive_vec().is_ok() {}
+                    Ok(())
+                },
+                &[],
+            )
+            .unwrap();
+        let mut fd = None;
+        while fd.is_none() {
+            for ch in ex.ready(-1).unwrap() {
+                assert_eq!(ch.receive_vec().unwrap(), b"answer");
+                fd = Some(ch.raw_fd());
+            }
+        }
+        let removed = match by_task {
+            true => ex.remove_task(task),
+            false => ex.remove(fd.unwrap()),
+        };
+        assert!(removed.unwrap().is_none());
+        ex.finish().unwrap();
+        assert_eq!(ex.handler().0, [], "by task: {by_task}");
+    }
+}

@@ -474,6 +474,44 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             .iter()
             .position(|slot| slot.channel.borrow().raw_fd() == fd)
             .ok_or(Error::Invalid)?;
+        self.remove_at(index)
+    }
+
+    /// Stops monitoring the channel of task `task` (the channel it ran on,
+    /// or runs on: for a reused worker, with the other tasks queued in it),
+    /// as [`Exchange::remove`] does. [`Error::Invalid`] if no monitored
+    /// channel has run it.
+    ///
+    /// ```
+    /// use pprocess::{Options, Queue};
+    ///
+    /// let mut queue = Queue::with_options(2, Options::default());
+    /// let task = queue.start(|channel| {
+    ///     let _ = channel.receive_vec(); // waits until its channel closes
+    ///     Ok(())
+    /// })?;
+    /// queue.remove_task(task)?; // closed: its task fails with Closed
+    /// let outcome = queue.next().unwrap();
+    /// assert_eq!(outcome.unwrap_err().error, pprocess::Error::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove_task(&mut self, task: TaskId) -> Result<Option<S::Held>> {
+        let index = self
+            .slots
+            .slots()
+            .iter()
+            .position(|slot| slot.tasks.iter().any(|&t| t == task) || slot.last_task == Some(task))
+            .ok_or(Error::Invalid)?;
+        self.remove_at(index)
+    }
+
+    /// Removes slot `index` (see [`Exchange::remove`]), first charging what
+    /// the program received from it after [`Exchange::ready`]: a result it
+    /// took is its task's, not a missing one.
+    fn remove_at(&mut self, index: usize) -> Result<Option<S::Held>> {
+        if !self.collect(index, false)? {
+            return Ok(None); // it broke the protocol, and was retired
+        }
         let channel = self.detach(index, Error::Closed, false);
         if self.options.keep_removed {
             Ok(Some(channel))
