@@ -329,7 +329,7 @@ fn a_fixed_exchange_needs_no_allocator_for_its_channels() {
     assert_eq!(ex.limit(), 2);
     for i in 1..=10u64 {
         // create: fork-style inside the exchange, waiting below the limit.
-        if let pprocess::exchange::Spawned::Child(mut ch) = ex.create().unwrap() {
+        if let pprocess::exchange::CreatedTask::Child(mut ch) = ex.create().unwrap() {
             ch.send_value(&i).unwrap();
             pprocess::exit(ch, 0);
         }

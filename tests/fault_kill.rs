@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use hardening::wire_model::{frame, frame_for, DATA, ERROR, HEADER};
 use hardening::{seed, Rng, Watchdog};
-use pprocess::exchange::{Spawned, TaskError};
+use pprocess::exchange::{CreatedTask, TaskError};
 use pprocess::{exit, Channel, Error, Map, Options, Queue, RemoteError, TaskId};
 
 const VICTIMS: usize = 1000;
@@ -169,8 +169,8 @@ fn killed_senders_fail_alone_and_never_hang() {
     let mut pids = BTreeMap::new();
     for (index, plan) in plans.iter().enumerate() {
         match queue.create().unwrap() {
-            Spawned::Child(ch) => run_child(ch, index, *plan),
-            Spawned::Parent { pid, task } => {
+            CreatedTask::Child(ch) => run_child(ch, index, *plan),
+            CreatedTask::Parent { pid, task } => {
                 assert_eq!(task, index);
                 pids.insert(task, pid);
                 if let Plan::Killed { after_us, .. } = plan {

@@ -6,7 +6,7 @@ mod background;
 mod fork_contract;
 
 use background::*;
-use pprocess::exchange::Spawned;
+use pprocess::exchange::CreatedTask;
 use pprocess::{
     close_streams, connect_persistent, exit, start_persistent, Channel, Error, Options, Queue,
     RemoteError,
@@ -40,7 +40,7 @@ fn an_exchange_creates_persistent_processes_and_collects_their_results() {
     for k in 0..3u32 {
         let path = scratch.path(&format!("task-{k}.socket"));
         match queue.create_persistent(&path).unwrap() {
-            Spawned::Child(mut ch) => {
+            CreatedTask::Child(mut ch) => {
                 for n in 0..4 {
                     if ch.send_value(&(k * 100 + n)).is_err() {
                         exit(ch, 1);
@@ -48,7 +48,7 @@ fn an_exchange_creates_persistent_processes_and_collects_their_results() {
                 }
                 exit(ch, 0);
             }
-            Spawned::Parent { pid, task } => {
+            CreatedTask::Parent { pid, task } => {
                 scratch.track(pid);
                 tasks.push((task, pid, path));
             }

@@ -273,3 +273,71 @@ fn a_result_received_after_ready_is_not_reported_missing_when_its_channel_is_rem
         assert_eq!(ex.handler().0, [], "by task: {by_task}");
     }
 }
+
+/// Typed messages: a function of `Pod` values, bound once, called with
+/// values, its results read as values; a wrong-sized argument fails only
+/// its task, with `WrongSize`.
+#[test]
+fn managed_functions_of_pod_values_take_and_give_values() {
+    use pprocess::exchange::value_of;
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    #[repr(C)]
+    struct Point {
+        x: i32,
+        y: i32,
+    }
+    for reuse in [false, true] {
+        let options = Options {
+            reuse,
+            ..Options::default()
+        };
+        let mut map = pprocess::Map::with_options(2, options);
+        let norm1 =
+            map.manage_value(|p: Point| Ok(u64::from(p.x.unsigned_abs() + p.y.unsigned_abs())));
+        for i in 0..5 {
+            norm1
+                .call_value(&mut map, &Point { x: -i, y: 2 * i })
+                .unwrap();
+        }
+        norm1.call(&mut map, &[1, 2, 3]).unwrap(); // not a Point
+        let got: Vec<_> = map.by_ref().map(value_of::<u64>).collect();
+        for (i, outcome) in got[..5].iter().enumerate() {
+            assert_eq!(outcome.as_ref().ok(), Some(&(3 * i as u64)));
+        }
+        let wrong = got[5].as_ref().unwrap_err();
+        assert_eq!(
+            wrong.remote.as_ref().map(|r| r.code()),
+            Some(
+                pprocess::Error::WrongSize {
+                    expected: 8,
+                    actual: 3
+                }
+                .code()
+            )
+        );
+    }
+}
+
+/// A channel is an `AsFd`/`AsRawFd`: the exchange's channels can be
+/// watched by the caller's own poll, and removed by their descriptor.
+#[test]
+fn channels_are_as_fd_and_removed_by_descriptor_or_task() {
+    use std::os::fd::{AsFd, AsRawFd};
+    let mut ex: pprocess::Exchange<pprocess::exchange::Growable, Unused> =
+        pprocess::Exchange::new(None, Options::default(), Unused);
+    let stay = |ch: &mut Channel, _: &[u8]| {
+        while ch.receive_vec().is_ok() {}
+        Ok(())
+    };
+    let first = ex.start_with(stay, &[]).unwrap();
+    ex.start_with(stay, &[]).unwrap();
+    let fds: Vec<i32> = ex.active().map(|ch| ch.as_fd().as_raw_fd()).collect();
+    assert_eq!(fds.len(), 2);
+    assert!(ex.active().all(|ch| ch.as_raw_fd() == ch.raw_fd()));
+    ex.remove_task(first).unwrap();
+    assert_eq!(ex.active_count(), 1);
+    let last = ex.active().next().unwrap().as_raw_fd();
+    ex.remove(last).unwrap();
+    assert_eq!(ex.active_count(), 0);
+    assert_eq!(ex.remove_task(first).unwrap_err(), pprocess::Error::Invalid);
+}

@@ -9,6 +9,8 @@
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 
+use bytemuck::Pod;
+
 use super::jobs::{Body, Key};
 use super::{Exchange, Slots, StoreData, TaskId};
 use crate::channel::Channel;
@@ -55,6 +57,16 @@ impl Managed {
         Key::Managed(Rc::as_ptr(&self.body).cast::<()>() as usize)
     }
 
+    /// [`Managed::call`] with a fixed-layout value as the arguments (for a
+    /// callable from [`Exchange::manage_value`]).
+    pub fn call_value<S: Slots, H: StoreData, A: Pod>(
+        &self,
+        exchange: &mut Exchange<S, H>,
+        args: &A,
+    ) -> Result<TaskId> {
+        self.call(exchange, bytemuck::bytes_of(args))
+    }
+
     /// Runs the callable with `args` as a new task of `exchange`, at once or
     /// when the limit allows (see [`Exchange::start`]). Returns the task id.
     pub fn call<S: Slots, H: StoreData>(
@@ -89,6 +101,43 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.manage(move |channel: &mut Channel, input: &[u8]| {
             let output = function(input)?;
             channel.send(&output).map_err(RemoteError::from)
+        })
+    }
+
+    /// Binds a function of fixed-layout values once (the typed
+    /// [`Exchange::manage_function`]): each task's arguments are an `A`
+    /// ([`Managed::call_value`]) and its one message the `R` it returns; read
+    /// it with [`value_of`](super::value_of). Arguments of another size fail
+    /// the task with [`Error::WrongSize`](crate::Error::WrongSize).
+    ///
+    /// ```
+    /// use pprocess::exchange::value_of;
+    /// use pprocess::{Map, Options};
+    ///
+    /// let mut map = Map::with_options(2, Options { reuse: true, ..Options::default() });
+    /// let cube = map.manage_value(|x: u64| Ok(x * x * x));
+    /// for x in 1..=4u64 {
+    ///     cube.call_value(&mut map, &x)?;
+    /// }
+    /// let cubes: Vec<u64> = map.map(value_of::<u64>).collect::<Result<_, _>>()?;
+    /// assert_eq!(cubes, [1, 8, 27, 64]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn manage_value<A, R, F>(&self, function: F) -> Managed
+    where
+        A: Pod,
+        R: Pod,
+        F: Fn(A) -> core::result::Result<R, RemoteError> + 'static,
+    {
+        self.manage(move |channel: &mut Channel, args: &[u8]| {
+            let args = bytemuck::try_pod_read_unaligned::<A>(args).map_err(|_| {
+                RemoteError::from(crate::Error::WrongSize {
+                    expected: core::mem::size_of::<A>(),
+                    actual: args.len(),
+                })
+            })?;
+            let result = function(args)?;
+            channel.send_value(&result).map_err(RemoteError::from)
         })
     }
 

@@ -35,7 +35,7 @@ pub(crate) use jobs::Key;
 pub use managed::Managed;
 pub use ready::{Removed, REMOVED_MAX};
 #[cfg(feature = "alloc")]
-pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
+pub use results::{pmap, value_of, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
 #[cfg(feature = "alloc")]
 pub use slots::Growable;
 pub use slots::{Fixed, Slot, Slots, WINDOW};
@@ -195,7 +195,7 @@ impl Limit {
 // once per created process.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Spawned {
+pub enum CreatedTask {
     /// In the new process: its channel to the creator.
     Child(Channel),
     /// In the creator: the new process and its task.
@@ -835,19 +835,19 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     /// Creates a process monitored by this exchange, once it is below its
     /// limit (pprocess's `Exchange.create`). The new process gets
-    /// [`Spawned::Child`] with its channel (finish with [`process::exit`]);
+    /// [`CreatedTask::Child`] with its channel (finish with [`process::exit`]);
     /// the creator gets the pid and task id, and what the new process sends
     /// is stored by this exchange.
-    pub fn create(&mut self) -> Result<Spawned> {
+    pub fn create(&mut self) -> Result<CreatedTask> {
         self.wait_below_limit()?;
         match process::create_as(self.fork)? {
-            Created::Child(channel) => Ok(Spawned::Child(channel)),
+            Created::Child(channel) => Ok(CreatedTask::Child(channel)),
             Created::Parent(channel) => {
                 let pid = channel.pid();
                 let task = self.next_task;
                 self.monitor(Slot::new(channel.into(), Some(task)))?;
                 self.next_task += 1;
-                Ok(Spawned::Parent { pid, task })
+                Ok(CreatedTask::Parent { pid, task })
             }
         }
     }

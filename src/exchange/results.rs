@@ -43,6 +43,21 @@ impl core::error::Error for TaskError {}
 /// A task's result: its message, or why there is none.
 pub type Outcome = core::result::Result<Vec<u8>, TaskError>;
 
+/// A task's result as a fixed-layout value (sent with
+/// [`Channel::send_value`], or returned by a callable from
+/// [`Exchange::manage_value`]): the task's failure, or
+/// [`Error::WrongSize`] for a message of another size. See
+/// [`Exchange::manage_value`] for an example.
+pub fn value_of<T: bytemuck::Pod>(outcome: Outcome) -> core::result::Result<T, TaskError> {
+    let bytes = outcome?;
+    bytemuck::try_pod_read_unaligned(&bytes).map_err(|_| {
+        TaskError::from(Error::WrongSize {
+            expected: core::mem::size_of::<T>(),
+            actual: bytes.len(),
+        })
+    })
+}
+
 fn failure(error: Error, remote: Option<&RemoteError>) -> Outcome {
     Err(TaskError {
         error,

@@ -12,7 +12,7 @@ use super::{
 use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 use crate::exchange::{
-    Exchange, Growable, Key, Limit, MapStore, Options, Outcome, QueueStore, Results, Spawned,
+    CreatedTask, Exchange, Growable, Key, Limit, MapStore, Options, Outcome, QueueStore, Results,
     StoreData, TaskError, TaskId,
 };
 
@@ -623,8 +623,8 @@ pub extern "C" fn pp_exchange_create(ex: *mut pp_exchange, child: *mut *mut pp_c
         // SAFETY: the handle comes from the C caller as documented.
         let ex = unsafe { exchange_ref(ex) }?;
         match ex.exchange.create()? {
-            Spawned::Parent { pid, .. } => Ok(pid),
-            Spawned::Child(ch) => {
+            CreatedTask::Parent { pid, .. } => Ok(pid),
+            CreatedTask::Child(ch) => {
                 // SAFETY: `child` was checked non-NULL.
                 unsafe { write_out(child, channel_into_handle(ch)) }?;
                 Ok(0)
