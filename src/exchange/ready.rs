@@ -10,7 +10,8 @@ use crate::sys::{self, Deadline};
 
 /// A channel that [`Exchange::ready`] took out of the exchange because it
 /// ended (pprocess's `removed` list): it was closed and its process
-/// collected (or, if it had not exited yet, it is collected later).
+/// collected (or, if it had not exited yet, it is collected later). See
+/// [`Exchange::ready`] for an example.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Removed {
     /// The process at the other end (0 for a channel of no child, such as a
@@ -47,7 +48,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.slots.slots_mut().iter_mut().map(|slot| slot.channel())
     }
 
-    /// The number of channels monitored.
+    /// The number of channels monitored (see [`Exchange::ready`] for an
+    /// example).
     pub fn active_count(&self) -> usize {
         self.slots.slots().len()
     }
@@ -136,7 +138,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// The channels the last [`Exchange::ready`] call removed because they
-    /// ended (pprocess's `removed`).
+    /// ended (pprocess's `removed`). See [`Exchange::ready`] for an example.
     pub fn removed(&self) -> &[Removed] {
         &self.removed
     }
