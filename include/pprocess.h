@@ -505,7 +505,8 @@ int pp_exchange_call(pp_exchange *ex,
 int pp_exchange_create(pp_exchange *ex, pp_channel **child);
 
 /**
- * Takes the next result of a queue or map: copies it into buf, stores its
+ * Takes the next result of a queue or map (a map keeps it for pp_map_get
+ * until it is freed): copies it into buf, stores its
  * length in *len and returns its task id (>= 0; INT_MAX for any id above
  * it). A failed task gives its error (PP_EREMOTE, PP_EPEER, ...; see
  * pp_exchange_task_error), and pp_exchange_last_task says which task it was.
@@ -522,9 +523,11 @@ int pp_exchange_next(pp_exchange *ex, void *buf, size_t cap, size_t *len);
 int pp_exchange_next_alloc(pp_exchange *ex, void **data, size_t *len);
 
 /**
- * Copies the result of task `index` of a map into buf without taking it,
- * waiting only for that task. Returns 0, the task's error, PP_ETOOBIG (*len
- * = size needed), or PP_EDONE if it was already taken or never started.
+ * Copies the result of task `index` of a map into buf, waiting only for
+ * that task. A map keeps every result until it is freed, so this works
+ * before, during and after reading it with pp_exchange_next. Returns 0, the
+ * task's error, PP_ETOOBIG (*len = size needed), or PP_EDONE if the task
+ * never started.
  */
 int pp_map_get(pp_exchange *map, size_t index, void *buf, size_t cap, size_t *len);
 
