@@ -464,10 +464,16 @@ int pp_exchange_task_error(const pp_exchange *ex, int *code, const char **messag
 /**
  * `outputs[i] = function(inputs[i])` for count fixed-size records, in other
  * processes, at most limit at once (0: one per processor). An output shorter
- * than output_size is zero-filled. With PP_REUSE, workers are reused and
- * tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function
- * returned nonzero, PP_EPEER if a process died (the first failure in input
- * order; the outputs of the other records are written).
+ * than output_size is zero-filled. With PP_REUSE, `limit` workers forked for
+ * the call share memory with the caller: they read the inputs in place,
+ * write the outputs into a shared mapping and take records in chunks that
+ * shrink as the work runs out (PP_BATCH changes nothing there); a worker
+ * that dies fails only the record it was running. Without it, each record
+ * runs in a process of its own. Every record runs. Returns 0; PP_EREMOTE if
+ * a function returned nonzero (or wrote more than output_size bytes),
+ * PP_EPEER if a process died (the first failure in input order; the
+ * outputs of the other records are written). pp_pmap_status reports every
+ * record.
  */
 int pp_pmap(pp_function function,
             const void *inputs,
@@ -608,6 +614,26 @@ int pp_exchange_create_persistent(pp_exchange *ex, const char *address, pp_chann
  * until it calls this. Returns 0, or -errno.
  */
 int pp_close_streams(void);
+
+/**
+ * `outputs[i] = function(inputs[i])` for count fixed-size records in
+ * `limit` reused worker processes (0: one per processor), through shared
+ * memory, reporting each record. An output shorter than output_size is
+ * zero-filled. If `status` is not NULL it receives count ints: 0 for a
+ * record that succeeded, else the function's nonzero return, or
+ * PP_EPEER for the record a worker was running when it died (the rest of
+ * its records run in other workers), or PP_ETOOBIG for a function that
+ * wrote more than output_size bytes. Returns the number of failed records
+ * (>= 0), or a negative code if the call itself failed (no record ran).
+ */
+int pp_pmap_status(pp_function function,
+                   const void *inputs,
+                   size_t input_size,
+                   void *outputs,
+                   size_t output_size,
+                   size_t count,
+                   size_t limit,
+                   int *status);
 
 #ifdef __cplusplus
 }  // extern "C"

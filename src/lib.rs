@@ -61,7 +61,7 @@ mod ffi;
 pub use channel::Channel;
 pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
 #[cfg(feature = "alloc")]
-pub use exchange::{pmap, Map, Outcome, Queue, TaskError};
+pub use exchange::{pmap, records, Map, Outcome, Queue, TaskError};
 pub use exchange::{Exchange, Options, StoreData, TaskId};
 #[cfg(feature = "alloc")]
 pub use persistent::{

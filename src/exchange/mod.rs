@@ -15,6 +15,8 @@
 #[cfg(feature = "alloc")]
 mod jobs;
 #[cfg(feature = "alloc")]
+pub mod records;
+#[cfg(feature = "alloc")]
 mod results;
 mod slots;
 

@@ -1,0 +1,619 @@
+//! `pmap` over fixed-size records through shared memory (needs `alloc`).
+//!
+//! The inputs stay where the caller has them: the workers are forked by the
+//! call, so they inherit them. Each worker writes its outputs straight into
+//! an anonymous shared mapping made before the fork, and the creator copies
+//! them out at the end. Only index ranges, completions and per-record
+//! errors travel on the workers' channels.
+//!
+//! Work is handed out in chunks sized like OpenMP's guided schedule:
+//! `max(1, remaining / (2 × workers))` records, so chunks are large while
+//! much remains (tiny records pay almost nothing each) and shrink to one at
+//! the end (skewed records still balance). A worker takes its next chunk
+//! when it reports the last one done.
+//!
+//! Each worker has a progress word in a second shared mapping: before a
+//! record it stores the index with a "running" bit, after it the next
+//! index. When a worker dies (killed, or its function ends the process), the
+//! creator reads that word: the record it was running fails with
+//! [`Error::PeerEnded`], the records before it are done, and the rest of its
+//! chunk goes back to the schedule for the other workers (and a replacement
+//! worker). Nothing is lost, and nothing is computed twice.
+//!
+//! Per record, a worker does two stores to its own progress word and a
+//! call of the function: no allocation, no system call.
+//!
+//! ```
+//! use pprocess::records;
+//!
+//! let inputs: Vec<u64> = (0..1000).collect();
+//! let squares: Vec<u64> = records::pmap(|x: &u64| Ok(x * x), &inputs, 2)?;
+//! assert_eq!(squares[999], 999 * 999);
+//! # Ok::<(), pprocess::Error>(())
+//! ```
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use bytemuck::Pod;
+
+use super::TaskError;
+use crate::channel::Channel;
+use crate::error::{Error, RemoteError, Result};
+use crate::process::{self, Created};
+use crate::sys::{self, PollFd, SharedMap, POLLIN};
+
+/// Each chunk is `remaining / (GUIDED × workers)` records (at least one).
+const GUIDED: usize = 2;
+
+/// A worker's progress word gets a cache line of its own.
+const WORDS_PER_SLOT: usize = 8;
+
+/// The bit of a progress word that says its record is running.
+const RUNNING: u64 = 1;
+
+/// A chunk message: start and end index, little-endian.
+const CHUNK_LEN: usize = 16;
+
+/// A completion: the chunk's end index.
+const DONE_LEN: usize = 8;
+
+/// A failure: the record's index, its code, then its message.
+const FAILURE_HEAD: usize = 12;
+
+/// The work of one record: computes record `index` into `output` (exactly
+/// the record's output size).
+pub(crate) trait Kernel {
+    /// Runs record `index`; an error fails that record only.
+    fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError>;
+}
+
+/// What a run leaves: the outputs, and the failed records in index order.
+pub(crate) struct Run {
+    /// `count × output_size` bytes; a failed record's bytes are unspecified.
+    pub outputs: SharedMap,
+    /// Each failed record's index and why, ascending by index.
+    pub failures: Vec<(usize, TaskError)>,
+}
+
+/// Runs `kernel` on records `0..count` in `workers` forked workers (0: one
+/// per processor; never more than `count`).
+pub(crate) fn run<K: Kernel>(
+    kernel: &K,
+    count: usize,
+    output_size: usize,
+    workers: usize,
+) -> Result<Run> {
+    let total = count.checked_mul(output_size).ok_or(Error::Invalid)?;
+    let mut pool = Pool {
+        outputs: SharedMap::new(total)?,
+        progress: SharedMap::new(0)?,
+        workers: Vec::new(),
+        schedule: Schedule::new(count, 1),
+        failures: Vec::new(),
+        output_size,
+        count,
+        forks_left: 0,
+    };
+    if count == 0 {
+        return Ok(pool.finish());
+    }
+    let workers = match workers {
+        0 => sys::number_of_cpus(),
+        n => n,
+    }
+    .min(count);
+    pool.schedule = Schedule::new(count, workers);
+    pool.progress = SharedMap::new(workers * WORDS_PER_SLOT * 8)?;
+    // Replacements for workers that die: each one that dies in a record
+    // fails that record, so more than this means something else kills them.
+    pool.forks_left = count.saturating_add(2 * workers);
+    for slot in 0..workers {
+        pool.spawn(kernel, slot)?;
+    }
+    for index in 0..pool.workers.len() {
+        pool.dispatch(index);
+    }
+    pool.serve(kernel)?;
+    Ok(pool.finish())
+}
+
+/// The records still to hand out, as ranges; a dead worker's unfinished
+/// records go back in front.
+struct Schedule {
+    ranges: VecDeque<Range<usize>>,
+    remaining: usize,
+    workers: usize,
+}
+
+impl Schedule {
+    fn new(count: usize, workers: usize) -> Schedule {
+        let mut ranges = VecDeque::new();
+        if count > 0 {
+            ranges.push_back(0..count);
+        }
+        Schedule {
+            ranges,
+            remaining: count,
+            workers: workers.max(1),
+        }
+    }
+
+    /// The next chunk: guided size, cut from the first range.
+    fn take(&mut self) -> Option<Range<usize>> {
+        let front = self.ranges.front_mut()?;
+        let size = (self.remaining / (GUIDED * self.workers))
+            .max(1)
+            .min(front.len());
+        let chunk = front.start..front.start + size;
+        front.start += size;
+        if front.start == front.end {
+            self.ranges.pop_front();
+        }
+        self.remaining -= size;
+        Some(chunk)
+    }
+
+    /// Records that must still be handed out.
+    fn give_back(&mut self, range: Range<usize>) {
+        if !range.is_empty() {
+            self.remaining += range.len();
+            self.ranges.push_front(range);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+/// A worker process: its channel, its progress slot and the chunk it runs.
+struct Worker {
+    channel: Channel,
+    slot: usize,
+    chunk: Option<Range<usize>>,
+}
+
+/// The creator's side of a run. Dropping it (on an error) kills and
+/// collects every worker still running.
+struct Pool {
+    outputs: SharedMap,
+    progress: SharedMap,
+    workers: Vec<Worker>,
+    schedule: Schedule,
+    failures: Vec<(usize, TaskError)>,
+    output_size: usize,
+    count: usize,
+    forks_left: usize,
+}
+
+impl Pool {
+    /// Forks a worker on progress slot `slot`.
+    fn spawn<K: Kernel>(&mut self, kernel: &K, slot: usize) -> Result<()> {
+        self.forks_left = self.forks_left.saturating_sub(1);
+        match process::create()? {
+            Created::Parent(channel) => {
+                self.workers.push(Worker {
+                    channel,
+                    slot,
+                    chunk: None,
+                });
+                Ok(())
+            }
+            Created::Child(mut channel) => {
+                let progress = &self.progress.words()[slot * WORDS_PER_SLOT];
+                let outputs = &mut self.outputs;
+                let (size, count) = (self.output_size, self.count);
+                // Nothing may unwind out of here into the caller's code.
+                let served = process::guarded(|| {
+                    work(&mut channel, kernel, outputs, progress, size, count)
+                        .map_err(RemoteError::from)
+                });
+                let status = match served {
+                    Ok(()) => 0,
+                    Err(_) => process::EXIT_CALLABLE_ERROR,
+                };
+                process::exit(channel, status)
+            }
+        }
+    }
+
+    /// Hands worker `index` its next chunk, or stops it when none is left.
+    fn dispatch(&mut self, index: usize) {
+        let worker = &mut self.workers[index];
+        let Some(chunk) = self.schedule.take() else {
+            return;
+        };
+        let progress = &self.progress.words()[worker.slot * WORDS_PER_SLOT];
+        progress.store((chunk.start as u64) << 1, Ordering::Relaxed);
+        let mut message = [0u8; CHUNK_LEN];
+        message[..8].copy_from_slice(&(chunk.start as u64).to_le_bytes());
+        message[8..].copy_from_slice(&(chunk.end as u64).to_le_bytes());
+        worker.chunk = Some(chunk);
+        // A worker that died already is found by the next poll.
+        let _ = worker.channel.send(&message);
+    }
+
+    /// Waits for completions until every record is done.
+    fn serve<K: Kernel>(&mut self, kernel: &K) -> Result<()> {
+        let mut polled: Vec<PollFd> = Vec::with_capacity(self.workers.len());
+        let mut owners: Vec<usize> = Vec::with_capacity(self.workers.len());
+        loop {
+            polled.clear();
+            owners.clear();
+            let mut buffered = None;
+            for (index, worker) in self.workers.iter().enumerate() {
+                if worker.chunk.is_none() {
+                    continue;
+                }
+                if worker.channel.has_buffered() {
+                    buffered = Some(index);
+                    break;
+                }
+                polled.push(PollFd::new(worker.channel.fd(), POLLIN));
+                owners.push(index);
+            }
+            if let Some(index) = buffered {
+                self.receive(kernel, index)?;
+                continue;
+            }
+            if polled.is_empty() {
+                return Ok(());
+            }
+            sys::poll(&mut polled, -1)?;
+            // Highest first: a dead worker's replacement takes its place.
+            for (entry, &index) in polled.iter().zip(&owners).rev() {
+                if entry.ready() {
+                    self.receive(kernel, index)?;
+                }
+            }
+        }
+    }
+
+    /// Takes one message from worker `index`: a completion, a failed
+    /// record, or the news that it ended.
+    fn receive<K: Kernel>(&mut self, kernel: &K, index: usize) -> Result<()> {
+        let mut message = [0u8; FAILURE_HEAD + crate::error::REMOTE_MESSAGE_MAX];
+        let worker = &mut self.workers[index];
+        match worker.channel.receive(&mut message) {
+            Ok(DONE_LEN) => {
+                worker.chunk = None;
+                self.dispatch(index);
+                Ok(())
+            }
+            Ok(len) if len >= FAILURE_HEAD => {
+                let (record, failure) = decode_failure(&message[..len]);
+                if !worker.chunk.as_ref().is_some_and(|c| c.contains(&record)) {
+                    return self.lost(kernel, index);
+                }
+                self.failures.push((record, failure));
+                Ok(())
+            }
+            // Anything else breaks the protocol: the worker is killed.
+            _ => self.lost(kernel, index),
+        }
+    }
+
+    /// Worker `index` ended (or broke the protocol and is killed): the
+    /// record it was running fails, the rest of its chunk goes back, and a
+    /// replacement takes its slot while records remain.
+    fn lost<K: Kernel>(&mut self, kernel: &K, index: usize) -> Result<()> {
+        let mut worker = self.workers.swap_remove(index);
+        let _ = sys::kill(worker.channel.pid(), sys::SIGKILL);
+        let error = match worker.channel.wait() {
+            Ok(status) => Error::PeerEnded {
+                pid: worker.channel.pid(),
+                status,
+            },
+            Err(e) => e,
+        };
+        if let Some(chunk) = worker.chunk.take() {
+            let word = self.progress.words()[worker.slot * WORDS_PER_SLOT].load(Ordering::Acquire);
+            let at = usize::try_from(word >> 1)
+                .unwrap_or(usize::MAX)
+                .clamp(chunk.start, chunk.end);
+            let rest = if word & RUNNING != 0 && at < chunk.end {
+                self.failures.push((at, error.into()));
+                at + 1..chunk.end
+            } else {
+                at..chunk.end
+            };
+            self.schedule.give_back(rest);
+        }
+        if self.schedule.is_empty() {
+            return Ok(());
+        }
+        if self.forks_left == 0 && self.workers.is_empty() {
+            // Something kills every worker: what is left fails.
+            while let Some(range) = self.schedule.take() {
+                self.failures
+                    .extend(range.map(|i| (i, TaskError::from(error.clone()))));
+            }
+            return Ok(());
+        }
+        if self.forks_left > 0 {
+            self.spawn(kernel, worker.slot)?;
+            self.dispatch(self.workers.len() - 1);
+        }
+        Ok(())
+    }
+
+    /// Stops and collects the workers; the outputs and failures remain.
+    fn finish(mut self) -> Run {
+        for worker in &mut self.workers {
+            let _ = worker.channel.send(&[]);
+        }
+        for worker in &mut self.workers {
+            let _ = worker.channel.wait();
+        }
+        self.workers.clear();
+        let mut failures = core::mem::take(&mut self.failures);
+        failures.sort_unstable_by_key(|(index, _)| *index);
+        Run {
+            outputs: core::mem::replace(&mut self.outputs, SharedMap::empty()),
+            failures,
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            let _ = sys::kill(worker.channel.pid(), sys::SIGKILL);
+            let _ = worker.channel.wait();
+        }
+    }
+}
+
+/// A failure message: the record's index and its error.
+fn decode_failure(message: &[u8]) -> (usize, TaskError) {
+    let mut index = [0u8; 8];
+    index.copy_from_slice(&message[..8]);
+    let mut code = [0u8; 4];
+    code.copy_from_slice(&message[8..FAILURE_HEAD]);
+    let code = i32::from_le_bytes(code);
+    let text = core::str::from_utf8(&message[FAILURE_HEAD..]).unwrap_or("");
+    let index = usize::try_from(u64::from_le_bytes(index)).unwrap_or(usize::MAX);
+    let failure = TaskError {
+        error: Error::Remote { code },
+        remote: Some(alloc::boxed::Box::new(RemoteError::new(code, text))),
+    };
+    (index, failure)
+}
+
+/// The worker's loop: runs each chunk it is sent, then reports it done;
+/// an empty message (or the creator gone) ends it.
+fn work<K: Kernel>(
+    channel: &mut Channel,
+    kernel: &K,
+    outputs: &mut SharedMap,
+    progress: &AtomicU64,
+    output_size: usize,
+    count: usize,
+) -> Result<()> {
+    let outputs = outputs.bytes_mut();
+    let mut message = [0u8; CHUNK_LEN];
+    loop {
+        if channel.receive(&mut message)? != CHUNK_LEN {
+            return Ok(());
+        }
+        let (start, end) = message.split_at(8);
+        let start = le_index(start);
+        let end = le_index(end);
+        if start > end || end > count {
+            return Err(Error::Invalid);
+        }
+        for index in start..end {
+            progress.store(((index as u64) << 1) | RUNNING, Ordering::Relaxed);
+            let output = &mut outputs[index * output_size..(index + 1) * output_size];
+            if let Err(error) = process::guarded(|| kernel.run(index, output)) {
+                send_failure(channel, index, &error)?;
+            }
+            progress.store(((index + 1) as u64) << 1, Ordering::Release);
+        }
+        channel.send(&(end as u64).to_le_bytes())?;
+    }
+}
+
+fn le_index(bytes: &[u8]) -> usize {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    usize::try_from(u64::from_le_bytes(word)).unwrap_or(usize::MAX)
+}
+
+/// Tells the creator that record `index` failed.
+fn send_failure(channel: &mut Channel, index: usize, error: &RemoteError) -> Result<()> {
+    let text = error.message().as_bytes();
+    let mut message = [0u8; FAILURE_HEAD + crate::error::REMOTE_MESSAGE_MAX];
+    message[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    message[8..FAILURE_HEAD].copy_from_slice(&error.code().to_le_bytes());
+    let len = FAILURE_HEAD + text.len().min(crate::error::REMOTE_MESSAGE_MAX);
+    message[FAILURE_HEAD..len].copy_from_slice(&text[..len - FAILURE_HEAD]);
+    channel.send(&message[..len])
+}
+
+/// A typed function over a slice of inputs.
+struct Typed<'a, T, F> {
+    inputs: &'a [T],
+    function: F,
+}
+
+impl<T, U, F> Kernel for Typed<'_, T, F>
+where
+    U: Pod,
+    F: Fn(&T) -> core::result::Result<U, RemoteError>,
+{
+    fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError> {
+        let value = (self.function)(&self.inputs[index])?;
+        output.copy_from_slice(bytemuck::bytes_of(&value));
+        Ok(())
+    }
+}
+
+/// A function over fixed-size byte records.
+struct Bytes<'a, F> {
+    inputs: &'a [u8],
+    input_size: usize,
+    function: F,
+}
+
+impl<F> Kernel for Bytes<'_, F>
+where
+    F: Fn(&[u8], &mut [u8]) -> core::result::Result<(), RemoteError>,
+{
+    fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError> {
+        let size = self.input_size;
+        (self.function)(&self.inputs[index * size..(index + 1) * size], output)
+    }
+}
+
+/// `function(x)` for every `x` of `inputs`, in `workers` processes forked
+/// for the call (0: one per processor), through shared memory: the outputs
+/// in input order, or the error of the first record (in input order) that
+/// failed. [`pmap_each`] reports every record.
+///
+/// The function runs in the workers, so it may borrow anything (the
+/// workers get a copy of this process at the fork); what it changes there
+/// is not seen here. As with [`create`](crate::create), call it from a
+/// single-threaded program.
+pub fn pmap<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<Vec<U>>
+where
+    T: Pod,
+    U: Pod,
+    F: Fn(&T) -> core::result::Result<U, RemoteError>,
+{
+    let run = run_typed(function, inputs, workers)?;
+    if let Some((_, failure)) = run.failures.into_iter().next() {
+        return Err(failure.error);
+    }
+    Ok(typed_outputs(&run.outputs, inputs.len()))
+}
+
+/// The outputs of a typed run, copied out of the shared mapping.
+fn typed_outputs<U: Pod>(outputs: &SharedMap, count: usize) -> Vec<U> {
+    let mut typed = alloc::vec![U::zeroed(); count];
+    bytemuck::cast_slice_mut::<U, u8>(&mut typed).copy_from_slice(outputs.bytes());
+    typed
+}
+
+/// [`pmap`] with a result per input: the output, or why that record failed
+/// (its function's [`RemoteError`], or [`Error::PeerEnded`] for the one
+/// record a worker was running when it died; the rest of that worker's
+/// records run in other workers). `Err` only if the run itself failed (no
+/// process could be created).
+pub fn pmap_each<T, U, F>(
+    function: F,
+    inputs: &[T],
+    workers: usize,
+) -> Result<Vec<core::result::Result<U, TaskError>>>
+where
+    T: Pod,
+    U: Pod,
+    F: Fn(&T) -> core::result::Result<U, RemoteError>,
+{
+    let run = run_typed(function, inputs, workers)?;
+    let outputs: Vec<U> = typed_outputs(&run.outputs, inputs.len());
+    Ok(each(outputs.into_iter(), run.failures))
+}
+
+fn run_typed<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<Run>
+where
+    T: Pod,
+    U: Pod,
+    F: Fn(&T) -> core::result::Result<U, RemoteError>,
+{
+    let kernel = Typed { inputs, function };
+    run(&kernel, inputs.len(), core::mem::size_of::<U>(), workers)
+}
+
+/// Records' outputs with their failures in place.
+fn each<O>(
+    outputs: impl Iterator<Item = O>,
+    failures: Vec<(usize, TaskError)>,
+) -> Vec<core::result::Result<O, TaskError>> {
+    let mut failures = failures.into_iter().peekable();
+    outputs
+        .enumerate()
+        .map(|(index, output)| match failures.next_if(|(i, _)| *i == index) {
+            Some((_, failure)) => Err(failure),
+            None => Ok(output),
+        })
+        .collect()
+}
+
+/// [`pmap_each`] over byte records: `inputs` holds `inputs.len() /
+/// input_size` records of `input_size` bytes; `function` gets one and
+/// fills its output record of `output_size` bytes (zeroed to start with).
+/// Gives each record's output or failure, in input order.
+/// [`Error::Invalid`] if `input_size` is 0 or does not divide the inputs.
+pub fn pmap_bytes<F>(
+    function: F,
+    inputs: &[u8],
+    input_size: usize,
+    output_size: usize,
+    workers: usize,
+) -> Result<Vec<core::result::Result<Vec<u8>, TaskError>>>
+where
+    F: Fn(&[u8], &mut [u8]) -> core::result::Result<(), RemoteError>,
+{
+    if input_size == 0 || inputs.len() % input_size != 0 {
+        return Err(Error::Invalid);
+    }
+    let count = inputs.len() / input_size;
+    let kernel = Bytes {
+        inputs,
+        input_size,
+        function,
+    };
+    let run = run(&kernel, count, output_size, workers)?;
+    let outputs = run.outputs.bytes();
+    let records = (0..count).map(|i| outputs[i * output_size..(i + 1) * output_size].to_vec());
+    Ok(each(records, run.failures))
+}
+
+/// The C ABI's entry: runs `kernel` and copies the outputs into `outputs`
+/// (`count × output_size` bytes).
+#[cfg(feature = "capi")]
+pub(crate) fn run_into<K: Kernel>(
+    kernel: &K,
+    outputs: &mut [u8],
+    count: usize,
+    output_size: usize,
+    workers: usize,
+) -> Result<Vec<(usize, TaskError)>> {
+    let run = run(kernel, count, output_size, workers)?;
+    outputs.copy_from_slice(run.outputs.bytes());
+    Ok(run.failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guided_chunks_shrink_to_one_and_cover_every_record() {
+        let mut schedule = Schedule::new(1000, 2);
+        let mut sizes = Vec::new();
+        let mut next = 0;
+        while let Some(chunk) = schedule.take() {
+            assert_eq!(chunk.start, next);
+            next = chunk.end;
+            sizes.push(chunk.len());
+        }
+        assert_eq!(next, 1000);
+        assert_eq!(sizes[0], 250);
+        assert_eq!(*sizes.last().unwrap(), 1);
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
+    }
+
+    #[test]
+    fn a_range_given_back_is_handed_out_first() {
+        let mut schedule = Schedule::new(100, 1);
+        let first = schedule.take().unwrap();
+        assert_eq!(first, 0..50);
+        schedule.give_back(10..50);
+        assert_eq!(schedule.take().unwrap(), 10..50);
+    }
+}
