@@ -23,7 +23,7 @@ fn skewed_records_come_back_in_input_order() {
     // Every 50th record takes 2 ms, the rest 20 µs.
     let inputs: Vec<u32> = (0..500).collect();
     let slow = |x: &u32| {
-        let nap = if x % 50 == 0 { 2000 } else { 20 };
+        let nap = if x.is_multiple_of(50) { 2000 } else { 20 };
         std::thread::sleep(std::time::Duration::from_micros(nap));
         Ok(u64::from(*x) + 1)
     };

@@ -40,7 +40,7 @@ fn a_thousand_pmaps_leave_no_descriptor_mapping_or_zombie() {
     pmap(|x: &u32| Ok(x + 1), &inputs, 2).unwrap();
     let (fds_before, maps_before) = (fds(), mappings());
     for round in 0..1000u32 {
-        if round % 10 == 0 {
+        if round.is_multiple_of(10) {
             // Some runs lose a worker too.
             let each = pmap_each(
                 |x: &u32| {

@@ -329,7 +329,7 @@ impl Pool {
             // Something kills every worker: what is left fails.
             while let Some(range) = self.schedule.take() {
                 self.failures
-                    .extend(range.map(|i| (i, TaskError::from(error.clone()))));
+                    .extend(range.map(|i| (i, TaskError::from(error))));
             }
             return Ok(());
         }
@@ -536,10 +536,12 @@ fn each<O>(
     let mut failures = failures.into_iter().peekable();
     outputs
         .enumerate()
-        .map(|(index, output)| match failures.next_if(|(i, _)| *i == index) {
-            Some((_, failure)) => Err(failure),
-            None => Ok(output),
-        })
+        .map(
+            |(index, output)| match failures.next_if(|(i, _)| *i == index) {
+                Some((_, failure)) => Err(failure),
+                None => Ok(output),
+            },
+        )
         .collect()
 }
 
@@ -558,7 +560,7 @@ pub fn pmap_bytes<F>(
 where
     F: Fn(&[u8], &mut [u8]) -> core::result::Result<(), RemoteError>,
 {
-    if input_size == 0 || inputs.len() % input_size != 0 {
+    if input_size == 0 || !inputs.len().is_multiple_of(input_size) {
         return Err(Error::Invalid);
     }
     let count = inputs.len() / input_size;

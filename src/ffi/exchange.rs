@@ -475,7 +475,8 @@ pub extern "C" fn pp_exchange_call(
 }
 
 /// The C function type behind [`pp_function`].
-pub(crate) type Function = unsafe extern "C" fn(*const c_void, usize, *mut c_void, usize, *mut usize) -> c_int;
+pub(crate) type Function =
+    unsafe extern "C" fn(*const c_void, usize, *mut c_void, usize, *mut usize) -> c_int;
 
 /// Starts `function(input)` as a task whose output is its one message.
 fn start_function(

@@ -102,7 +102,9 @@ pub extern "C" fn pp_pmap_status(
         let statuses = if status.is_null() {
             None
         } else {
-            let len = count.checked_mul(size_of::<c_int>()).ok_or(Error::Invalid)?;
+            let len = count
+                .checked_mul(size_of::<c_int>())
+                .ok_or(Error::Invalid)?;
             // SAFETY: a non-NULL status has room for `count` ints.
             Some(unsafe { bytes_mut(status.cast(), len) }?)
         };

@@ -49,7 +49,6 @@ impl SharedMap {
         }
     }
 
-
     /// The mapping's bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr` is valid for `len` bytes while the mapping lives
