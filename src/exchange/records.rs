@@ -3,8 +3,9 @@
 //! The inputs stay where the caller has them: the workers are forked by the
 //! call, so they inherit them. Each worker writes its outputs straight into
 //! an anonymous shared mapping made before the fork, and the creator copies
-//! them out at the end. Only index ranges, completions and per-record
-//! errors travel on the workers' channels.
+//! each chunk into the caller's outputs as the chunk is reported done (while
+//! the workers go on). Only index ranges, completions and per-record errors
+//! travel on the workers' channels.
 //!
 //! Work is handed out in chunks sized like OpenMP's guided schedule:
 //! `max(1, remaining / (2 × workers))` records, so chunks are large while
@@ -66,53 +67,60 @@ const FAILURE_HEAD: usize = 12;
 /// The work of one record: computes record `index` into `output` (exactly
 /// the record's output size).
 pub(crate) trait Kernel {
+    /// The inputs the workers read.
+    fn inputs(&self) -> &[u8];
     /// Runs record `index`; an error fails that record only.
     fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError>;
 }
 
-/// What a run leaves: the outputs, and the failed records in index order.
-pub(crate) struct Run {
-    /// `count × output_size` bytes; a failed record's bytes are unspecified.
-    pub outputs: SharedMap,
-    /// Each failed record's index and why, ascending by index.
-    pub failures: Vec<(usize, TaskError)>,
-}
-
 /// Runs `kernel` on records `0..count` in `workers` forked workers (0: one
-/// per processor; never more than `count`).
+/// per processor; never more than `count`), copying the outputs into
+/// `outputs` (`count × output_size` bytes; a failed record's bytes there
+/// are unspecified). Returns the failed records' indexes and errors, in
+/// index order.
 pub(crate) fn run<K: Kernel>(
     kernel: &K,
     count: usize,
     output_size: usize,
     workers: usize,
-) -> Result<Run> {
+    outputs: &mut [u8],
+) -> Result<Vec<(usize, TaskError)>> {
     let total = count.checked_mul(output_size).ok_or(Error::Invalid)?;
-    let mut pool = Pool {
-        outputs: SharedMap::new(total)?,
-        progress: SharedMap::new(0)?,
-        workers: Vec::new(),
-        schedule: Schedule::new(count, 1),
-        failures: Vec::new(),
-        output_size,
-        count,
-        forks_left: 0,
-    };
+    if outputs.len() != total {
+        return Err(Error::Invalid);
+    }
     if count == 0 {
-        return Ok(pool.finish());
+        return Ok(Vec::new());
     }
     let workers = match workers {
         0 => sys::number_of_cpus(),
         n => n,
     }
     .min(count);
-    pool.schedule = Schedule::new(count, workers);
-    pool.progress = SharedMap::new(workers * WORDS_PER_SLOT * 8)?;
-    // Replacements for workers that die: each one that dies in a record
-    // fails that record, so more than this means something else kills them.
-    pool.forks_left = count.saturating_add(2 * workers);
+    let mut pool = Pool {
+        shared: SharedMap::new(total)?,
+        progress: SharedMap::new(workers * WORDS_PER_SLOT * 8)?,
+        outputs,
+        workers: Vec::new(),
+        schedule: Schedule::new(count, workers),
+        failures: Vec::new(),
+        output_size,
+        count,
+        // Replacements for workers that die: each one that dies in a record
+        // fails that record, so more than this means something else kills
+        // them.
+        forks_left: count.saturating_add(2 * workers),
+    };
+    // The workers never touch the caller's outputs: unless the inputs share
+    // their pages, the first workers are forked without them, so that the
+    // copies into them cause no copy-on-write faults.
+    let overlap = pool.outputs.as_ptr_range().start < kernel.inputs().as_ptr_range().end
+        && kernel.inputs().as_ptr_range().start < pool.outputs.as_ptr_range().end;
+    let unshared = (!overlap).then(|| sys::NotInherited::new(pool.outputs));
     for slot in 0..workers {
         pool.spawn(kernel, slot)?;
     }
+    drop(unshared);
     for index in 0..pool.workers.len() {
         pool.dispatch(index);
     }
@@ -178,9 +186,12 @@ struct Worker {
 
 /// The creator's side of a run. Dropping it (on an error) kills and
 /// collects every worker still running.
-struct Pool {
-    outputs: SharedMap,
+struct Pool<'a> {
+    /// Where the workers write the outputs.
+    shared: SharedMap,
     progress: SharedMap,
+    /// The caller's outputs: each record is copied here once it is done.
+    outputs: &'a mut [u8],
     workers: Vec<Worker>,
     schedule: Schedule,
     failures: Vec<(usize, TaskError)>,
@@ -189,7 +200,7 @@ struct Pool {
     forks_left: usize,
 }
 
-impl Pool {
+impl Pool<'_> {
     /// Forks a worker on progress slot `slot`.
     fn spawn<K: Kernel>(&mut self, kernel: &K, slot: usize) -> Result<()> {
         self.forks_left = self.forks_left.saturating_sub(1);
@@ -204,7 +215,7 @@ impl Pool {
             }
             Created::Child(mut channel) => {
                 let progress = &self.progress.words()[slot * WORDS_PER_SLOT];
-                let outputs = &mut self.outputs;
+                let outputs = &mut self.shared;
                 let (size, count) = (self.output_size, self.count);
                 // Nothing may unwind out of here into the caller's code.
                 let served = process::guarded(|| {
@@ -279,7 +290,9 @@ impl Pool {
         let worker = &mut self.workers[index];
         match worker.channel.receive(&mut message) {
             Ok(DONE_LEN) => {
-                worker.chunk = None;
+                if let Some(chunk) = worker.chunk.take() {
+                    self.copy_out(chunk);
+                }
                 self.dispatch(index);
                 Ok(())
             }
@@ -314,6 +327,7 @@ impl Pool {
             let at = usize::try_from(word >> 1)
                 .unwrap_or(usize::MAX)
                 .clamp(chunk.start, chunk.end);
+            self.copy_out(chunk.start..at);
             let rest = if word & RUNNING != 0 && at < chunk.end {
                 self.failures.push((at, error.into()));
                 at + 1..chunk.end
@@ -340,8 +354,14 @@ impl Pool {
         Ok(())
     }
 
-    /// Stops and collects the workers; the outputs and failures remain.
-    fn finish(mut self) -> Run {
+    /// Copies the outputs of finished records into the caller's outputs.
+    fn copy_out(&mut self, records: Range<usize>) {
+        let bytes = records.start * self.output_size..records.end * self.output_size;
+        self.outputs[bytes.clone()].copy_from_slice(&self.shared.bytes()[bytes]);
+    }
+
+    /// Stops and collects the workers; gives the failures in index order.
+    fn finish(mut self) -> Vec<(usize, TaskError)> {
         for worker in &mut self.workers {
             let _ = worker.channel.send(&[]);
         }
@@ -351,14 +371,11 @@ impl Pool {
         self.workers.clear();
         let mut failures = core::mem::take(&mut self.failures);
         failures.sort_unstable_by_key(|(index, _)| *index);
-        Run {
-            outputs: core::mem::replace(&mut self.outputs, SharedMap::empty()),
-            failures,
-        }
+        failures
     }
 }
 
-impl Drop for Pool {
+impl Drop for Pool<'_> {
     fn drop(&mut self) {
         for worker in &mut self.workers {
             let _ = sys::kill(worker.channel.pid(), sys::SIGKILL);
@@ -405,16 +422,41 @@ fn work<K: Kernel>(
         if start > end || end > count {
             return Err(Error::Invalid);
         }
-        for index in start..end {
-            progress.store(((index as u64) << 1) | RUNNING, Ordering::Relaxed);
-            let output = &mut outputs[index * output_size..(index + 1) * output_size];
-            if let Err(error) = process::guarded(|| kernel.run(index, output)) {
-                send_failure(channel, index, &error)?;
+        // A failure (or a panic) ends a span; the next span starts after
+        // the record that failed, so the hot loop has no unwinding frame.
+        let mut next = start;
+        while next < end {
+            let span = || run_span(kernel, outputs, progress, output_size, &mut next, end);
+            if let Err(error) = process::guarded(span) {
+                send_failure(channel, next - 1, &error)?;
+                progress.store((next as u64) << 1, Ordering::Release);
             }
-            progress.store(((index + 1) as u64) << 1, Ordering::Release);
         }
         channel.send(&(end as u64).to_le_bytes())?;
     }
+}
+
+/// Runs records `*next..end`, advancing `*next` past each one it starts;
+/// stops at the first that fails (which is then `*next - 1`).
+#[inline(always)]
+fn run_span<K: Kernel>(
+    kernel: &K,
+    outputs: &mut [u8],
+    progress: &AtomicU64,
+    output_size: usize,
+    next: &mut usize,
+    end: usize,
+) -> core::result::Result<(), RemoteError> {
+    while *next < end {
+        let index = *next;
+        *next = index + 1;
+        progress.store(((index as u64) << 1) | RUNNING, Ordering::Relaxed);
+        let output = &mut outputs[index * output_size..(index + 1) * output_size];
+        let result = kernel.run(index, output);
+        progress.store(((index + 1) as u64) << 1, Ordering::Release);
+        result?;
+    }
+    Ok(())
 }
 
 fn le_index(bytes: &[u8]) -> usize {
@@ -442,9 +484,14 @@ struct Typed<'a, T, F> {
 
 impl<T, U, F> Kernel for Typed<'_, T, F>
 where
+    T: Pod,
     U: Pod,
     F: Fn(&T) -> core::result::Result<U, RemoteError>,
 {
+    fn inputs(&self) -> &[u8] {
+        bytemuck::cast_slice(self.inputs)
+    }
+
     fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError> {
         let value = (self.function)(&self.inputs[index])?;
         output.copy_from_slice(bytemuck::bytes_of(&value));
@@ -463,6 +510,10 @@ impl<F> Kernel for Bytes<'_, F>
 where
     F: Fn(&[u8], &mut [u8]) -> core::result::Result<(), RemoteError>,
 {
+    fn inputs(&self) -> &[u8] {
+        self.inputs
+    }
+
     fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError> {
         let size = self.input_size;
         (self.function)(&self.inputs[index * size..(index + 1) * size], output)
@@ -484,18 +535,11 @@ where
     U: Pod,
     F: Fn(&T) -> core::result::Result<U, RemoteError>,
 {
-    let run = run_typed(function, inputs, workers)?;
-    if let Some((_, failure)) = run.failures.into_iter().next() {
+    let (outputs, failures) = run_typed(function, inputs, workers)?;
+    if let Some((_, failure)) = failures.into_iter().next() {
         return Err(failure.error);
     }
-    Ok(typed_outputs(&run.outputs, inputs.len()))
-}
-
-/// The outputs of a typed run, copied out of the shared mapping.
-fn typed_outputs<U: Pod>(outputs: &SharedMap, count: usize) -> Vec<U> {
-    let mut typed = alloc::vec![U::zeroed(); count];
-    bytemuck::cast_slice_mut::<U, u8>(&mut typed).copy_from_slice(outputs.bytes());
-    typed
+    Ok(outputs)
 }
 
 /// [`pmap`] with a result per input: the output, or why that record failed
@@ -513,19 +557,24 @@ where
     U: Pod,
     F: Fn(&T) -> core::result::Result<U, RemoteError>,
 {
-    let run = run_typed(function, inputs, workers)?;
-    let outputs: Vec<U> = typed_outputs(&run.outputs, inputs.len());
-    Ok(each(outputs.into_iter(), run.failures))
+    let (outputs, failures) = run_typed(function, inputs, workers)?;
+    Ok(each(outputs.into_iter(), failures))
 }
 
-fn run_typed<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<Run>
+/// The outputs of a typed run and its failures.
+type TypedRun<U> = (Vec<U>, Vec<(usize, TaskError)>);
+
+fn run_typed<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<TypedRun<U>>
 where
     T: Pod,
     U: Pod,
     F: Fn(&T) -> core::result::Result<U, RemoteError>,
 {
     let kernel = Typed { inputs, function };
-    run(&kernel, inputs.len(), core::mem::size_of::<U>(), workers)
+    let mut outputs = alloc::vec![U::zeroed(); inputs.len()];
+    let bytes = bytemuck::cast_slice_mut::<U, u8>(&mut outputs);
+    let failures = run(&kernel, inputs.len(), size_of::<U>(), workers, bytes)?;
+    Ok((outputs, failures))
 }
 
 /// Records' outputs with their failures in place.
@@ -569,25 +618,11 @@ where
         input_size,
         function,
     };
-    let run = run(&kernel, count, output_size, workers)?;
-    let outputs = run.outputs.bytes();
+    let total = count.checked_mul(output_size).ok_or(Error::Invalid)?;
+    let mut outputs = alloc::vec![0u8; total];
+    let failures = run(&kernel, count, output_size, workers, &mut outputs)?;
     let records = (0..count).map(|i| outputs[i * output_size..(i + 1) * output_size].to_vec());
-    Ok(each(records, run.failures))
-}
-
-/// The C ABI's entry: runs `kernel` and copies the outputs into `outputs`
-/// (`count × output_size` bytes).
-#[cfg(feature = "capi")]
-pub(crate) fn run_into<K: Kernel>(
-    kernel: &K,
-    outputs: &mut [u8],
-    count: usize,
-    output_size: usize,
-    workers: usize,
-) -> Result<Vec<(usize, TaskError)>> {
-    let run = run(kernel, count, output_size, workers)?;
-    outputs.copy_from_slice(run.outputs.bytes());
-    Ok(run.failures)
+    Ok(each(records, failures))
 }
 
 #[cfg(test)]

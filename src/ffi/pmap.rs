@@ -6,7 +6,7 @@ use core::ffi::{c_int, c_void};
 use super::exchange::{pp_function, Function};
 use super::{bytes, bytes_mut, guard};
 use crate::error::{code, Error, RemoteError, Result};
-use crate::exchange::records::{run_into, Kernel};
+use crate::exchange::records::{run, Kernel};
 use crate::exchange::TaskError;
 
 /// A C function over fixed-size records.
@@ -17,6 +17,10 @@ struct CKernel<'a> {
 }
 
 impl Kernel for CKernel<'_> {
+    fn inputs(&self) -> &[u8] {
+        self.inputs
+    }
+
     fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError> {
         let size = self.input_size;
         let input = &self.inputs[index * size..(index + 1) * size];
@@ -35,12 +39,17 @@ impl Kernel for CKernel<'_> {
         if rc != 0 {
             return Err(RemoteError::new(rc, "function failed"));
         }
-        let tail = output.get_mut(len..).ok_or(RemoteError::new(
-            code::TOOBIG,
-            "function wrote more than output_cap bytes",
-        ))?;
-        tail.fill(0);
-        Ok(())
+        match output.get_mut(len..) {
+            Some([]) => Ok(()),
+            Some(tail) => {
+                tail.fill(0);
+                Ok(())
+            }
+            None => Err(RemoteError::new(
+                code::TOOBIG,
+                "function wrote more than output_cap bytes",
+            )),
+        }
     }
 }
 
@@ -65,7 +74,7 @@ pub(crate) fn records(
         inputs,
         input_size,
     };
-    run_into(&kernel, outputs, count, output_size, limit)
+    run(&kernel, count, output_size, limit, outputs)
 }
 
 /// A failed record's status: the function's nonzero return, or the

@@ -84,3 +84,47 @@ impl Drop for SharedMap {
         }
     }
 }
+
+/// Memory that processes forked meanwhile do not get: the whole pages
+/// inside a region marked `MADV_DONTFORK`
+/// ([madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html)),
+/// marked `MADV_DOFORK` again on drop. While it lives, this process writes
+/// those pages without copy-on-write faults; a process forked meanwhile
+/// must not touch them (they are not mapped there).
+#[derive(Debug)]
+pub struct NotInherited {
+    start: usize,
+    len: usize,
+}
+
+impl NotInherited {
+    /// Marks the whole pages inside `region` (none if it spans no whole
+    /// page). Failure marks nothing: the pages are then inherited as usual.
+    pub fn new(region: &mut [u8]) -> NotInherited {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let first = region.as_ptr() as usize;
+        let start = first.next_multiple_of(page);
+        let end = (first + region.len()) / page * page;
+        let mut marked = NotInherited { start, len: 0 };
+        if end > start && advise(start, end - start, libc::MADV_DONTFORK) {
+            marked.len = end - start;
+        }
+        marked
+    }
+}
+
+impl Drop for NotInherited {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            advise(self.start, self.len, libc::MADV_DOFORK);
+        }
+    }
+}
+
+/// madvise(2) on whole pages; true on success.
+fn advise(start: usize, len: usize, advice: i32) -> bool {
+    // SAFETY: DONTFORK and DOFORK only change which pages a fork copies; the
+    // range is whole pages of a live allocation of the caller's.
+    unsafe { libc::madvise(start as *mut libc::c_void, len, advice) == 0 }
+}

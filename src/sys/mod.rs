@@ -28,7 +28,7 @@ pub use fd::{after_fork_in_child, close_all_except, Fd};
 pub use io::{read, read_exact, read_now, send_some, send_vectored};
 #[cfg(feature = "capi")]
 pub use mem::{free, malloc};
-pub use mman::SharedMap;
+pub use mman::{NotInherited, SharedMap};
 pub use poll::{poll, PollFd, POLLIN, POLLOUT};
 pub use proc::{
     exit_now, forget_orphans, fork, getpid, kill, number_of_cpus, reap_later, reap_orphans,
