@@ -166,3 +166,37 @@ fn a_worker_killed_mid_chunk_fails_exactly_one_record() {
 fn a_lone_worker_killed_mid_chunk_is_replaced() {
     killed_mid_chunk(1, &[3, 4, 1000, 1999]);
 }
+
+#[test]
+fn a_record_queued_behind_a_slow_one_runs_in_an_idle_worker() {
+    // Record 0 waits (up to 20 s) for record 1 to have run. Records 0 and
+    // 1 start out in the same worker's chunk; the other worker, done with
+    // the rest, must take record 1 rather than stay idle.
+    let flag = std::env::temp_dir().join(format!("pp-records-flag-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let inputs: Vec<u32> = (0..11).collect();
+    let each = pmap_each(
+        |x: &u32| {
+            match x {
+                0 => {
+                    for _ in 0..2000 {
+                        if flag.exists() {
+                            return Ok(0);
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    return Err(RemoteError::new(1, "record 1 waited behind record 0"));
+                }
+                1 => std::fs::write(&flag, b"1").map_err(|_| RemoteError::new(2, "write"))?,
+                _ => {}
+            }
+            Ok(*x)
+        },
+        &inputs,
+        2,
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(&flag);
+    let outputs: Vec<u32> = each.into_iter().map(|o| o.unwrap()).collect();
+    assert_eq!(outputs, inputs);
+}

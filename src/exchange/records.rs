@@ -11,7 +11,12 @@
 //! `max(1, remaining / (2 × workers))` records, so chunks are large while
 //! much remains (tiny records pay almost nothing each) and shrink to one at
 //! the end (skewed records still balance). A worker takes its next chunk
-//! when it reports the last one done.
+//! when it reports the last one done. Within a chunk it claims records in
+//! blocks (an eighth of what is left of it, at least one) through a claim
+//! word in shared memory; when nothing is left to hand out and a worker is
+//! idle, the creator takes half of the unclaimed records of the busiest
+//! worker's chunk (the same word, compare-and-swap) and hands them to the
+//! idle one. So no worker holds queued records while another is idle.
 //!
 //! Each worker has a progress word in a second shared mapping: before a
 //! record it stores the index with a "running" bit, after it the next
@@ -49,8 +54,21 @@ use crate::sys::{self, PollFd, SharedMap, POLLIN};
 /// Each chunk is `remaining / (GUIDED × workers)` records (at least one).
 const GUIDED: usize = 2;
 
-/// A worker's progress word gets a cache line of its own.
+/// A worker's progress and claim words get a cache line of their own.
 const WORDS_PER_SLOT: usize = 8;
+
+/// A worker claims `1 / BLOCK` of its chunk's unclaimed records at a time.
+const BLOCK: u64 = 8;
+
+/// A claim word: the next unclaimed record and the chunk's end, both
+/// relative to the chunk's start (so a chunk has at most `u32::MAX`).
+fn claim_word(next: u64, end: u64) -> u64 {
+    next | (end << 32)
+}
+
+fn claim_parts(word: u64) -> (u64, u64) {
+    (word & u64::from(u32::MAX), word >> 32)
+}
 
 /// The bit of a progress word that says its record is running.
 const RUNNING: u64 = 1;
@@ -153,7 +171,7 @@ impl Schedule {
     fn take(&mut self) -> Option<Range<usize>> {
         let front = self.ranges.front_mut()?;
         let size = (self.remaining / (GUIDED * self.workers))
-            .max(1)
+            .clamp(1, u32::MAX as usize)
             .min(front.len());
         let chunk = front.start..front.start + size;
         front.start += size;
@@ -214,12 +232,16 @@ impl Pool<'_> {
                 Ok(())
             }
             Created::Child(mut channel) => {
-                let progress = &self.progress.words()[slot * WORDS_PER_SLOT];
+                let words = &self.progress.words()[slot * WORDS_PER_SLOT..];
+                let slot = Slot {
+                    progress: &words[0],
+                    claim: &words[1],
+                };
                 let outputs = &mut self.shared;
                 let (size, count) = (self.output_size, self.count);
                 // Nothing may unwind out of here into the caller's code.
                 let served = process::guarded(|| {
-                    work(&mut channel, kernel, outputs, progress, size, count)
+                    work(&mut channel, kernel, outputs, slot, size, count)
                         .map_err(RemoteError::from)
                 });
                 let status = match served {
@@ -231,20 +253,65 @@ impl Pool<'_> {
         }
     }
 
-    /// Hands worker `index` its next chunk, or stops it when none is left.
+    /// A worker slot's progress and claim words.
+    fn words(&self, slot: usize) -> (&AtomicU64, &AtomicU64) {
+        let words = &self.progress.words()[slot * WORDS_PER_SLOT..];
+        (&words[0], &words[1])
+    }
+
+    /// Hands worker `index` its next chunk: from the schedule, or else half
+    /// of the unclaimed records of the busiest worker. Without either it
+    /// stays idle.
     fn dispatch(&mut self, index: usize) {
-        let worker = &mut self.workers[index];
-        let Some(chunk) = self.schedule.take() else {
+        let Some(chunk) = self.schedule.take().or_else(|| self.steal()) else {
             return;
         };
-        let progress = &self.progress.words()[worker.slot * WORDS_PER_SLOT];
+        let (progress, claim) = self.words(self.workers[index].slot);
         progress.store((chunk.start as u64) << 1, Ordering::Relaxed);
+        claim.store(claim_word(0, chunk.len() as u64), Ordering::Relaxed);
         let mut message = [0u8; CHUNK_LEN];
         message[..8].copy_from_slice(&(chunk.start as u64).to_le_bytes());
         message[8..].copy_from_slice(&(chunk.end as u64).to_le_bytes());
+        let worker = &mut self.workers[index];
         worker.chunk = Some(chunk);
         // A worker that died already is found by the next poll.
         let _ = worker.channel.send(&message);
+    }
+
+    /// Takes the upper half (rounded up) of the unclaimed records of the
+    /// worker with the most, shortening its chunk.
+    fn steal(&mut self) -> Option<Range<usize>> {
+        let unclaimed = |pool: &Pool, worker: &Worker| {
+            let (_, claim) = pool.words(worker.slot);
+            let (next, end) = claim_parts(claim.load(Ordering::Acquire));
+            end.saturating_sub(next)
+        };
+        let victim = (0..self.workers.len())
+            .filter(|&i| self.workers[i].chunk.is_some())
+            .max_by_key(|&i| unclaimed(self, &self.workers[i]))?;
+        let (_, claim) = self.words(self.workers[victim].slot);
+        let mut word = claim.load(Ordering::Acquire);
+        loop {
+            let (next, end) = claim_parts(word);
+            if next >= end {
+                return None;
+            }
+            let cut = end - (end - next).div_ceil(2);
+            match claim.compare_exchange_weak(
+                word,
+                claim_word(next, cut),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let chunk = self.workers[victim].chunk.as_mut()?;
+                    let start = chunk.start;
+                    chunk.end = start + cut as usize;
+                    return Some(start + cut as usize..start + end as usize);
+                }
+                Err(now) => word = now,
+            }
+        }
     }
 
     /// Waits for completions until every record is done.
@@ -323,7 +390,7 @@ impl Pool<'_> {
             Err(e) => e,
         };
         if let Some(chunk) = worker.chunk.take() {
-            let word = self.progress.words()[worker.slot * WORDS_PER_SLOT].load(Ordering::Acquire);
+            let word = self.words(worker.slot).0.load(Ordering::Acquire);
             let at = usize::try_from(word >> 1)
                 .unwrap_or(usize::MAX)
                 .clamp(chunk.start, chunk.end);
@@ -335,6 +402,11 @@ impl Pool<'_> {
                 at..chunk.end
             };
             self.schedule.give_back(rest);
+            for idle in 0..self.workers.len() {
+                if self.workers[idle].chunk.is_none() {
+                    self.dispatch(idle);
+                }
+            }
         }
         if self.schedule.is_empty() {
             return Ok(());
@@ -406,7 +478,7 @@ fn work<K: Kernel>(
     channel: &mut Channel,
     kernel: &K,
     outputs: &mut SharedMap,
-    progress: &AtomicU64,
+    slot: Slot<'_>,
     output_size: usize,
     count: usize,
 ) -> Result<()> {
@@ -422,17 +494,60 @@ fn work<K: Kernel>(
         if start > end || end > count {
             return Err(Error::Invalid);
         }
-        // A failure (or a panic) ends a span; the next span starts after
-        // the record that failed, so the hot loop has no unwinding frame.
-        let mut next = start;
-        while next < end {
-            let span = || run_span(kernel, outputs, progress, output_size, &mut next, end);
-            if let Err(error) = process::guarded(span) {
-                send_failure(channel, next - 1, &error)?;
-                progress.store((next as u64) << 1, Ordering::Release);
+        while let Some(block) = claim(slot.claim, start) {
+            // A failure (or a panic) ends a span; the next span starts
+            // after the record that failed, so the hot loop has no
+            // unwinding frame.
+            let mut next = block.start;
+            while next < block.end {
+                let span = || {
+                    run_span(
+                        kernel,
+                        outputs,
+                        slot.progress,
+                        output_size,
+                        &mut next,
+                        block.end,
+                    )
+                };
+                if let Err(error) = process::guarded(span) {
+                    send_failure(channel, next - 1, &error)?;
+                    slot.progress.store((next as u64) << 1, Ordering::Release);
+                }
             }
         }
         channel.send(&(end as u64).to_le_bytes())?;
+    }
+}
+
+/// A worker's words in shared memory.
+#[derive(Clone, Copy)]
+struct Slot<'a> {
+    /// The record running (with [`RUNNING`]) or next, shifted left by one.
+    progress: &'a AtomicU64,
+    /// What is left of the chunk: see [`claim_word`].
+    claim: &'a AtomicU64,
+}
+
+/// Claims the next block of the chunk that starts at `start`; `None` when
+/// the chunk (as the creator may have shortened it) is all claimed.
+fn claim(word: &AtomicU64, start: usize) -> Option<Range<usize>> {
+    let mut current = word.load(Ordering::Acquire);
+    loop {
+        let (next, end) = claim_parts(current);
+        if next >= end {
+            return None;
+        }
+        let taken = next + ((end - next) / BLOCK).max(1);
+        match word.compare_exchange_weak(
+            current,
+            claim_word(taken, end),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Some(start + next as usize..start + taken as usize),
+            Err(now) => current = now,
+        }
     }
 }
 
@@ -643,6 +758,22 @@ mod tests {
         assert_eq!(sizes[0], 250);
         assert_eq!(*sizes.last().unwrap(), 1);
         assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
+    }
+
+    #[test]
+    fn blocks_shrink_and_a_shortened_chunk_ends_early() {
+        let word = AtomicU64::new(claim_word(0, 100));
+        assert_eq!(claim(&word, 1000), Some(1000..1012));
+        assert_eq!(claim(&word, 1000), Some(1012..1023));
+        // The creator takes everything from 50 on.
+        let (next, _) = claim_parts(word.load(Ordering::Relaxed));
+        word.store(claim_word(next, 50), Ordering::Relaxed);
+        let mut last = 1023;
+        while let Some(block) = claim(&word, 1000) {
+            assert_eq!(block.start, last);
+            last = block.end;
+        }
+        assert_eq!(last, 1050);
     }
 
     #[test]
