@@ -468,8 +468,9 @@ int pp_exchange_task_error(const pp_exchange *ex, int *code, const char **messag
  * the call share memory with the caller: they read the inputs in place,
  * write the outputs into a shared mapping and take records in chunks that
  * shrink as the work runs out (PP_BATCH changes nothing there); a worker
- * that dies fails only the record it was running. Without it, each record
- * runs in a process of its own. Every record runs. Returns 0; PP_EREMOTE if
+ * that dies fails only the record it was running. The function must not
+ * touch the outputs array itself (the workers do not map it). Without
+ * PP_REUSE, each record runs in a process of its own. Every record runs. Returns 0; PP_EREMOTE if
  * a function returned nonzero (or wrote more than output_size bytes),
  * PP_EPEER if a process died (the first failure in input order; the
  * outputs of the other records are written). pp_pmap_status reports every
@@ -623,8 +624,10 @@ int pp_close_streams(void);
  * record that succeeded, else the function's nonzero return, or
  * PP_EPEER for the record a worker was running when it died (the rest of
  * its records run in other workers), or PP_ETOOBIG for a function that
- * wrote more than output_size bytes. Returns the number of failed records
- * (>= 0), or a negative code if the call itself failed (no record ran).
+ * wrote more than output_size bytes. The function runs in the workers: it
+ * must not touch the outputs array itself (they do not map it). Returns
+ * the number of failed records (>= 0), or a negative code if the call
+ * itself failed (no record ran).
  */
 int pp_pmap_status(pp_function function,
                    const void *inputs,

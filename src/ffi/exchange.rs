@@ -672,8 +672,9 @@ pub extern "C" fn pp_exchange_task_error(
 /// the call share memory with the caller: they read the inputs in place,
 /// write the outputs into a shared mapping and take records in chunks that
 /// shrink as the work runs out (PP_BATCH changes nothing there); a worker
-/// that dies fails only the record it was running. Without it, each record
-/// runs in a process of its own. Every record runs. Returns 0; PP_EREMOTE if
+/// that dies fails only the record it was running. The function must not
+/// touch the outputs array itself (the workers do not map it). Without
+/// PP_REUSE, each record runs in a process of its own. Every record runs. Returns 0; PP_EREMOTE if
 /// a function returned nonzero (or wrote more than output_size bytes),
 /// PP_EPEER if a process died (the first failure in input order; the
 /// outputs of the other records are written). pp_pmap_status reports every

@@ -93,8 +93,10 @@ fn status_of(failure: &TaskError) -> c_int {
 /// record that succeeded, else the function's nonzero return, or
 /// PP_EPEER for the record a worker was running when it died (the rest of
 /// its records run in other workers), or PP_ETOOBIG for a function that
-/// wrote more than output_size bytes. Returns the number of failed records
-/// (>= 0), or a negative code if the call itself failed (no record ran).
+/// wrote more than output_size bytes. The function runs in the workers: it
+/// must not touch the outputs array itself (they do not map it). Returns
+/// the number of failed records (>= 0), or a negative code if the call
+/// itself failed (no record ran).
 #[no_mangle]
 pub extern "C" fn pp_pmap_status(
     function: pp_function,
