@@ -117,7 +117,11 @@ pub(crate) fn run<K: Kernel>(
     .min(count);
     let mut pool = Pool {
         shared: SharedMap::new(total)?,
-        progress: SharedMap::new(workers * WORDS_PER_SLOT * 8)?,
+        progress: SharedMap::new(
+            workers
+                .checked_mul(WORDS_PER_SLOT * 8)
+                .ok_or(Error::Invalid)?,
+        )?,
         outputs,
         workers: Vec::new(),
         schedule: Schedule::new(count, workers),
