@@ -14,7 +14,7 @@
 /* Every PP_E* code, in header order. */
 static const int error_codes[] = {
     PP_ECLOSED, PP_EPEER, PP_EREMOTE, PP_EPROTO, PP_ETOOBIG, PP_ETIMEDOUT,
-    PP_EDONE, PP_EBUSY, PP_EADDR, PP_EPERM, PP_EPANIC, PP_EINVAL,
+    PP_EDONE, PP_EBUSY, PP_EADDR, PP_EPERM, PP_EPANIC, PP_EINVAL, PP_ETHREADS,
 };
 enum { ERROR_CODES = sizeof error_codes / sizeof error_codes[0] };
 
@@ -50,6 +50,7 @@ static void test_error_macros(void)
     SUBTRACTS(PP_EPERM);
     SUBTRACTS(PP_EPANIC);
     SUBTRACTS(PP_EINVAL);
+    SUBTRACTS(PP_ETHREADS);
 #undef SUBTRACTS
 
     for (a = 0; a < ERROR_CODES; a++) {

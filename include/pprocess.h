@@ -13,6 +13,18 @@
  * _close accepts NULL. Memory the library allocates is released with pp_free.
  * Releases with the same PP_VERSION_MAJOR are ABI compatible.
  * Linux only.
+ *
+ * Forking and threads: every call that creates a process (pp_create,
+ * pp_start, the pp_exchange_* and pp_queue/pp_map/pp_pmap calls that start
+ * tasks, the persistent calls) forks as fork(2) does, also in a program
+ * with other threads. Only the calling thread exists in a created process,
+ * and whatever another thread held at the fork (a mutex, a stdio lock, a
+ * non-glibc allocator's lock) stays held there: in a multi-threaded
+ * program, a created process (its callable) must touch nothing another
+ * thread could have held, and should use only async-signal-safe functions,
+ * its channel and memory no other thread was changing (glibc's malloc is
+ * safe: its fork handlers reset it). The Rust API's safe calls refuse such
+ * a fork instead (PP_ETHREADS); C calls never do.
  */
 
 #ifndef PPROCESS_H
@@ -96,6 +108,12 @@
  * A bad argument: a NULL pointer, a zero size, a wrong size.
  */
 #define PP_EINVAL (-1011)
+
+/**
+ * A safe Rust call refused to fork a process with other threads (C calls
+ * never refuse: see the header's note on forking and threads).
+ */
+#define PP_ETHREADS (-1012)
 
 /**
  * Reuse processes: each worker runs its callable once per task, with tasks
@@ -234,7 +252,8 @@ int pp_receive_timeout(pp_channel *ch, void *buf, size_t cap, size_t *len, int t
 
 /**
  * Receives one message into memory the library allocates; stores it in
- * *data and its length in *len. Free it with pp_free.
+ * *data and its length in *len. Free it with pp_free. -ENOMEM when there
+ * is no memory for it: the message stays queued for the next receive.
  */
 int pp_receive_alloc(pp_channel *ch, void **data, size_t *len);
 
@@ -442,7 +461,8 @@ int pp_exchange_next(pp_exchange *ex, void *buf, size_t cap, size_t *len);
 
 /**
  * pp_exchange_next into memory the library allocates (free it with
- * pp_free). Returns the task id.
+ * pp_free). Returns the task id. -ENOMEM when there is no memory for the
+ * result: it stays for the next call.
  */
 int pp_exchange_next_alloc(pp_exchange *ex, void **data, size_t *len);
 

@@ -7,13 +7,13 @@
 //! message: a buffer that is too small leaves it queued for the next call.
 
 #[cfg(feature = "alloc")]
-use alloc::{collections::VecDeque, vec, vec::Vec};
+use alloc::{collections::VecDeque, vec::Vec};
 use core::fmt;
 
 use bytemuck::Pod;
 
-use crate::error::{Error, RemoteError, Result};
-use crate::sys::{self, Deadline, Errno, Fd, Pid, PollFd, WaitStatus, POLLIN};
+use crate::error::{best_effort, Error, RemoteError, Result};
+use crate::sys::{self, Child, Deadline, Errno, Fd, Pid, PollFd, WaitStatus, POLLIN};
 use crate::wire::{
     self, Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, FLAG_END, HEADER_LEN,
     MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT,
@@ -124,8 +124,8 @@ pub(crate) enum Frame {
 /// ```
 pub struct Channel {
     fd: Fd,
-    /// The created process, seen from its creator; 0 otherwise.
-    pid: Pid,
+    /// The created process, seen from its creator.
+    child: Option<Child>,
     /// The created process's status, once collected.
     status: Option<WaitStatus>,
     max_message: usize,
@@ -169,19 +169,19 @@ impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")
             .field("fd", &self.fd.raw())
-            .field("pid", &self.pid)
+            .field("pid", &self.pid())
             .field("ended", &self.ended)
             .finish_non_exhaustive()
     }
 }
 
 impl Channel {
-    /// A channel over a connected stream socket; `pid` is the peer process
-    /// this side created, or 0.
-    pub(crate) fn from_fd(fd: Fd, pid: Pid) -> Channel {
+    /// A channel over a connected stream socket; `child` is the peer
+    /// process this side created, if any.
+    pub(crate) fn from_fd(fd: Fd, child: Option<Child>) -> Channel {
         Channel {
             fd,
-            pid,
+            child,
             status: None,
             max_message: DEFAULT_MAX_MESSAGE,
             next_seq: 1,
@@ -213,12 +213,13 @@ impl Channel {
     /// your own event loop.
     pub fn pair() -> Result<(Channel, Channel)> {
         let (a, b) = sys::socketpair()?;
-        Ok((Channel::from_fd(a, 0), Channel::from_fd(b, 0)))
+        Ok((Channel::from_fd(a, None), Channel::from_fd(b, None)))
     }
 
     /// Makes this a persistent stream's client end: the stream ends with an
     /// end frame, and one that stops without it was cut off
     /// ([`Error::Cut`]).
+    #[cfg(feature = "alloc")]
     pub(crate) fn expect_end(&mut self) {
         self.expects_end = true;
     }
@@ -231,7 +232,7 @@ impl Channel {
 
     /// The created process's id, seen from its creator; 0 on the created side.
     pub fn pid(&self) -> Pid {
-        self.pid
+        self.child.as_ref().map_or(0, Child::pid)
     }
 
     /// The socket descriptor, for the caller's own poll or epoll loop.
@@ -242,6 +243,13 @@ impl Channel {
 
     pub(crate) fn fd(&self) -> &Fd {
         &self.fd
+    }
+
+    /// The pidfd of the created process, if it has one: a descriptor this
+    /// channel owns besides its socket.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn child_fd(&self) -> Option<&Fd> {
+        self.child.as_ref().and_then(Child::pidfd)
     }
 
     /// The largest message this side sends or accepts, in bytes.
@@ -364,29 +372,22 @@ impl Channel {
         self.send(bytemuck::bytes_of(value))
     }
 
-    /// Sends `data` and waits until the peer has received it.
-    ///
-    /// Messages the peer sends meanwhile are kept for later receives (with the
-    /// `alloc` feature); without it such a message stays queued and this
-    /// returns [`Error::Busy`] after the send: receive it, the acknowledgement
-    /// is then consumed by a later receive.
+    /// Sends `data` and waits until the peer has received it. Messages the
+    /// peer sends meanwhile are kept for later receives (so this needs the
+    /// `alloc` feature: one call, one meaning, in every feature set).
+    #[cfg(feature = "alloc")]
     pub fn send_acked(&mut self, data: &[u8]) -> Result<()> {
         let seq = self.send_frame(Kind::Data, FLAG_ACK_REQUESTED, data)?;
         while (self.acked.wrapping_sub(seq) as i32) < 0 {
             let Frame::Message(header) = self.next_frame(Deadline::after(-1))? else {
                 continue; // an acknowledgement: check it
             };
-            #[cfg(feature = "alloc")]
-            {
-                let mut message = vec![0; header.length as usize];
-                self.take_payload(&mut message)?;
-                self.stash.push_back(message);
-            }
-            #[cfg(not(feature = "alloc"))]
-            {
-                let _ = header;
-                return Err(Error::Busy);
-            }
+            let mut message = try_vec(header.length as usize)?;
+            self.take_payload(&mut message)?;
+            self.stash
+                .try_reserve(1)
+                .map_err(|_| Error::from(Errno::NOMEM))?;
+            self.stash.push_back(message);
         }
         Ok(())
     }
@@ -504,11 +505,30 @@ impl Channel {
         if let Some(message) = self.stash.pop_front() {
             return Ok(message);
         }
+        // The length was checked against max_message before this
+        // allocation; one that fails leaves the message queued.
+        self.receive_into(timeout_ms, try_vec)
+    }
+
+    /// Receives one message into a buffer that `make` allocates for its
+    /// length (timeout as in [`Channel::receive_timeout`]). When `make`
+    /// fails (out of memory), so does this, and the message stays queued.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn receive_into<B: AsMut<[u8]>>(
+        &mut self,
+        timeout_ms: i32,
+        make: impl FnOnce(usize) -> Result<B>,
+    ) -> Result<B> {
+        if let Some(message) = self.stash.front() {
+            let mut buf = make(message.len())?;
+            buf.as_mut().copy_from_slice(message);
+            self.stash.pop_front();
+            return Ok(buf);
+        }
         let header = self.next_header(Deadline::after(timeout_ms))?;
-        // The length was checked against max_message before this allocation.
-        let mut message = vec![0; header.length as usize];
-        self.take_payload(&mut message)?;
-        Ok(message)
+        let mut buf = make(header.length as usize)?;
+        self.take_payload(buf.as_mut())?;
+        Ok(buf)
     }
 
     /// Waits until a message (or the end of the channel) can be received
@@ -709,9 +729,11 @@ impl Channel {
         if self.expects_end {
             return Error::Cut;
         }
-        if self.pid > 0 && self.status.is_none() {
+        if let (Some(child), None) = (&self.child, self.status) {
             // Wakes the moment the process becomes waitable (a pidfd poll).
-            if let Ok(Some(status)) = sys::waitpid_timeout(self.pid, EXIT_GRACE_MS) {
+            // An error leaves the status unknown: the hang-up is then news
+            // enough (`Closed`).
+            if let Ok(Some(status)) = child.wait_timeout(EXIT_GRACE_MS) {
                 self.status = Some(status);
             }
         }
@@ -724,7 +746,7 @@ impl Channel {
         };
         match self.status {
             Some(status) if failed => Error::PeerEnded {
-                pid: self.pid,
+                pid: self.pid(),
                 status,
             },
             _ => Error::Closed,
@@ -769,10 +791,8 @@ impl Channel {
         if let Some(status) = self.status {
             return Ok(status);
         }
-        if self.pid <= 0 {
-            return Err(Error::Invalid);
-        }
-        let status = sys::waitpid(self.pid, true)?.ok_or(Error::from(Errno::CHILD))?;
+        let child = self.child.as_ref().ok_or(Error::Invalid)?;
+        let status = child.wait(true)?.ok_or(Error::from(Errno::CHILD))?;
         self.status = Some(status);
         Ok(status)
     }
@@ -784,24 +804,33 @@ impl Channel {
         if let Some(status) = self.status {
             return Ok(status);
         }
-        if self.pid <= 0 {
-            return Err(Error::Invalid);
-        }
-        let status = sys::waitpid_timeout(self.pid, timeout_ms)?.ok_or(Error::TimedOut)?;
+        let child = self.child.as_ref().ok_or(Error::Invalid)?;
+        let status = child.wait_timeout(timeout_ms)?.ok_or(Error::TimedOut)?;
         self.status = Some(status);
         Ok(status)
     }
 
     /// Hands the collection of the created process to the caller: the
-    /// channel forgets it (its drop no longer defers it) and returns its pid.
-    pub(crate) fn disown(&mut self) -> Pid {
-        core::mem::take(&mut self.pid)
+    /// channel forgets it (its drop no longer defers it) and returns it.
+    pub(crate) fn disown(&mut self) -> Option<Child> {
+        self.child.take()
+    }
+
+    /// Kills the created process if it still runs and collects it: for a
+    /// peer that broke the protocol, or one left running when its owner
+    /// goes. Its status is kept; a process that is gone already (collected
+    /// by the program itself) is no error.
+    pub(crate) fn kill_and_collect(&mut self) -> Result<()> {
+        if let (Some(child), None) = (&self.child, self.status) {
+            self.status = child.kill_and_collect()?;
+        }
+        Ok(())
     }
 
     /// The created process's status if it has ended, without waiting.
     pub fn try_wait(&mut self) -> Result<Option<WaitStatus>> {
-        if self.status.is_none() && self.pid > 0 {
-            self.status = sys::waitpid(self.pid, false)?;
+        if let (Some(child), None) = (&self.child, self.status) {
+            self.status = child.wait(false)?;
         }
         Ok(self.status)
     }
@@ -827,8 +856,9 @@ impl Channel {
 
     /// Sends an acknowledgement of frame `seq`.
     fn send_ack(&mut self, seq: u32) {
-        // The peer may already be gone; the frame itself was received.
-        let _ = self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]);
+        // The peer may already be gone; the frame itself was received, and
+        // a failed write shows again at the next send or receive.
+        best_effort(self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]));
     }
 
     /// From now on, holds back the acknowledgements of the frames received
@@ -862,6 +892,7 @@ impl Channel {
     }
 
     /// The highest frame number the peer has acknowledged (0: none yet).
+    #[cfg(feature = "alloc")]
     pub(crate) fn acked(&self) -> u32 {
         self.acked
     }
@@ -882,6 +913,26 @@ pub(crate) fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PA
     4 + message.len()
 }
 
+/// A zeroed vector of `len` bytes, or `ENOMEM` ([`Error::Os`]) when the
+/// allocation fails (instead of the abort of `vec!`).
+#[cfg(feature = "alloc")]
+pub(crate) fn try_vec(len: usize) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len)?;
+    bytes.resize(len, 0);
+    Ok(bytes)
+}
+
+/// A copy of `bytes`, or `ENOMEM` ([`Error::Os`]) when the allocation
+/// fails (instead of the abort of `to_vec`).
+#[cfg(feature = "alloc")]
+pub(crate) fn try_copy(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut copy = Vec::new();
+    copy.try_reserve_exact(bytes.len())?;
+    copy.extend_from_slice(bytes);
+    Ok(copy)
+}
+
 /// A frame's length on the wire: its header and its payload.
 fn whole_len(header: Header) -> usize {
     HEADER_LEN + header.length as usize
@@ -889,9 +940,11 @@ fn whole_len(header: Header) -> usize {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        if self.pid > 0 && self.status.is_none() {
-            if let Ok(None) = sys::waitpid(self.pid, false) {
-                sys::reap_later(self.pid);
+        if let (Some(child), None) = (self.child.take(), self.status) {
+            // Still running: collected once it ends. Ended or not ours any
+            // more (an error): nothing is left to collect.
+            if let Ok(None) = child.wait(false) {
+                sys::reap_later(child);
             }
         }
     }

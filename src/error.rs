@@ -52,6 +52,8 @@ library_codes! {
     PANIC = -1010, c"internal panic caught";
     /// A bad argument (NULL pointer, zero size, wrong size).
     INVAL = -1011, c"invalid argument";
+    /// A safe call refused to fork a process that has other threads.
+    THREADS = -1012, c"refused to fork: the process has other threads";
 }
 
 /// Text for any code: `0`, a library code, or a negated `errno`. Never fails.
@@ -130,6 +132,10 @@ pub enum Error {
     Panic,
     /// A bad argument.
     Invalid,
+    /// A safe call refused to fork because the process has other threads
+    /// (see [`create`](crate::create) and
+    /// [`allow_fork_with_threads`](crate::process::allow_fork_with_threads)).
+    Threads,
     /// A C callback (an exchange's store function) returned this nonzero code.
     Callback {
         /// The callback's return value.
@@ -154,6 +160,7 @@ impl Error {
             Error::Address => code::ADDR,
             Error::Permission => code::PERM,
             Error::Panic => code::PANIC,
+            Error::Threads => code::THREADS,
             Error::Callback { code } if code < 0 => code,
             Error::Callback { .. } => code::INVAL,
         }
@@ -163,6 +170,14 @@ impl Error {
 impl From<Errno> for Error {
     fn from(e: Errno) -> Error {
         Error::Os(e.0)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl From<alloc::collections::TryReserveError> for Error {
+    /// An allocation that failed is `ENOMEM`, never an abort.
+    fn from(_: alloc::collections::TryReserveError) -> Error {
+        Error::from(Errno::NOMEM)
     }
 }
 
@@ -190,6 +205,15 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+/// Lets go of the outcome of a best-effort step, where a failure has
+/// nobody to go to or changes nothing: a cleanup on a path that already
+/// fails, a last word to a peer that may be gone, a process about to exit.
+/// Each call says why. Naming it keeps these places apart from a result
+/// dropped by mistake, which `let _ =` cannot.
+pub(crate) fn best_effort<T, E>(outcome: core::result::Result<T, E>) {
+    let _ignored = outcome;
+}
 
 /// The crate's result type.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
@@ -253,8 +277,8 @@ impl From<Error> for RemoteError {
     /// A library error inside a callable travels as its code and text.
     fn from(e: Error) -> RemoteError {
         let mut message = heapless::String::<REMOTE_MESSAGE_MAX>::new();
-        // Truncation on overflow is fine for a message.
-        let _ = fmt::write(&mut message, format_args!("{e}"));
+        // A message that does not fit is cut short: fine for a message.
+        best_effort(fmt::write(&mut message, format_args!("{e}")));
         RemoteError::new(e.code(), &message)
     }
 }

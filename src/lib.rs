@@ -67,7 +67,10 @@ pub use exchange::{Exchange, Options, StoreData, TaskId};
 pub use persistent::{
     close_streams, connect_persistent, create_persistent, start_persistent, AsAddress,
 };
-pub use process::{create, exit, number_of_cores, start, waitall, Created};
+pub use process::{
+    allow_fork_with_threads, create, create_unchecked, exit, number_of_cores, start,
+    start_unchecked, waitall, Created,
+};
 pub use sys::{Errno, Pid, WaitStatus};
 
 /// Safe Rust cannot reach the C ABI or the system layer: neither compiles

@@ -2,7 +2,7 @@
 //! in a new process), plus [`exit`], [`waitall`] and [`number_of_cores`].
 
 use crate::channel::Channel;
-use crate::error::{RemoteError, Result};
+use crate::error::{Error, RemoteError, Result};
 use crate::sys::{self, Forked};
 
 /// Exit status of a created process whose callable returned an error.
@@ -19,14 +19,59 @@ pub enum Created {
     Parent(Channel),
 }
 
+/// Whether a forking call may go ahead while the process has other threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ForkCheck {
+    /// Only with no other thread ([`Error::Threads`] otherwise), unless the
+    /// program called [`allow_fork_with_threads`].
+    Refuse,
+    /// The caller took [`sys::fork`]'s contract: an `unsafe` function of
+    /// this crate whose `# Safety` states it, or a C caller (the header
+    /// states it). Never made from a safe call's arguments.
+    Accepted,
+}
+
+/// Lets every forking call of this crate ([`create`], [`start`], the
+/// exchanges, queues, maps and [`pmap`](crate::pmap), the persistent calls)
+/// fork while the process has other threads, from now on. Without it they
+/// refuse with [`Error::Threads`] in that case.
+///
+/// # Safety
+/// In the processes those calls create, only the forking thread exists, and
+/// whatever another thread held at the fork (the lock of a `Mutex`, of
+/// Rust's `stdout`, of a non-glibc allocator) stays held there. The caller
+/// promises that every process created from now on, until it exits, touches
+/// nothing another thread of the program could have held: its callable uses
+/// its channel, memory no other thread was changing, and async-signal-safe
+/// functions (glibc's `malloc` is safe: its fork handlers reset it).
+pub unsafe fn allow_fork_with_threads() {
+    sys::allow_threads();
+}
+
+/// [`Error::Threads`] unless forking now is sound under `check`.
+pub(crate) fn fork_allowed(check: ForkCheck) -> Result<()> {
+    match sys::fork_refused(check == ForkCheck::Accepted) {
+        true => Err(Error::Threads),
+        false => Ok(()),
+    }
+}
+
+/// Forks under `check`: [`Error::Threads`] where that is refused.
+pub(crate) fn fork(check: ForkCheck) -> Result<Forked> {
+    sys::fork_checked(check == ForkCheck::Accepted)?.ok_or(Error::Threads)
+}
+
 /// Creates a process connected to this one by a channel (pprocess's `create`).
 ///
 /// Both processes continue from here; the new one gets [`Created::Child`] and
 /// should finish with [`exit`]. Right after the fork the new process closes
 /// every channel of its creator except its own, and buffered C stdio output is
-/// flushed first so it is not printed twice. As with fork(2), only the
-/// calling thread exists in the new process: call it from a single-threaded
-/// program.
+/// flushed first so it is not printed twice.
+///
+/// A process with other threads is refused with [`Error::Threads`]: as with
+/// fork(2), only the calling thread would exist in the new process, and
+/// locks the others held would stay held there (see [`create_unchecked`]
+/// and [`allow_fork_with_threads`]).
 ///
 /// ```
 /// use pprocess::{create, exit, Created};
@@ -44,27 +89,47 @@ pub enum Created {
 /// # Ok::<(), pprocess::Error>(())
 /// ```
 pub fn create() -> Result<Created> {
+    create_as(ForkCheck::Refuse)
+}
+
+/// [`create`] even while the process has other threads.
+///
+/// # Safety
+/// The new process, until it exits, touches nothing another thread could
+/// have held at the fork: see [`allow_fork_with_threads`] for the contract.
+pub unsafe fn create_unchecked() -> Result<Created> {
+    create_as(ForkCheck::Accepted)
+}
+
+/// [`create`] under `check`.
+pub(crate) fn create_as(check: ForkCheck) -> Result<Created> {
+    fork_allowed(check)?;
     sys::reap_orphans();
     sys::flush_stdio();
     #[cfg(feature = "std")]
-    {
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-    }
-    let (mut ours, mut theirs) = sys::socketpair()?;
-    match sys::fork()? {
+    flush_rust_stdout();
+    let (ours, mut theirs) = sys::socketpair()?;
+    match fork(check)? {
         Forked::Child => {
             sys::after_fork_in_child(&mut [&mut theirs]);
             sys::forget_orphans();
             drop(ours); // already closed by after_fork_in_child; this is a no-op
-            Ok(Created::Child(Channel::from_fd(theirs, 0)))
+            Ok(Created::Child(Channel::from_fd(theirs, None)))
         }
-        Forked::Parent(pid) => {
+        Forked::Parent(child) => {
             drop(theirs);
-            let _ = &mut ours;
-            Ok(Created::Parent(Channel::from_fd(ours, pid)))
+            Ok(Created::Parent(Channel::from_fd(ours, Some(child))))
         }
     }
+}
+
+/// Flushes Rust's `stdout` before a fork, so that nothing it holds is
+/// printed twice. A failure to write leaves the output where it was: the
+/// program's next write reports it, as it would without the fork.
+#[cfg(feature = "std")]
+pub(crate) fn flush_rust_stdout() {
+    use std::io::Write;
+    let _unwritable = std::io::stdout().flush().is_err();
 }
 
 /// Runs `callable` in a new process and returns the creator's end of its
@@ -72,9 +137,12 @@ pub fn create() -> Result<Created> {
 ///
 /// The callable gets the new process's end. When it returns `Err`, the error
 /// travels to the creator as an error frame (its receive fails with
-/// [`Error::Remote`](crate::Error::Remote)); with the `std` feature a panic
+/// [`Error::Remote`]); with the `std` feature a panic
 /// does too. The new process then exits ([`EXIT_CALLABLE_ERROR`],
 /// [`EXIT_CALLABLE_PANIC`] or 0); it never returns from here.
+///
+/// A process with other threads is refused with [`Error::Threads`], as by
+/// [`create`] (see [`start_unchecked`]).
 ///
 /// ```
 /// use pprocess::{start, Error, RemoteError};
@@ -91,7 +159,27 @@ pub fn start<F>(callable: F) -> Result<Channel>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
 {
-    match create()? {
+    start_as(ForkCheck::Refuse, callable)
+}
+
+/// [`start`] even while the process has other threads.
+///
+/// # Safety
+/// `callable`, run in the new process, touches nothing another thread could
+/// have held at the fork: see [`allow_fork_with_threads`] for the contract.
+pub unsafe fn start_unchecked<F>(callable: F) -> Result<Channel>
+where
+    F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+{
+    start_as(ForkCheck::Accepted, callable)
+}
+
+/// [`start`] under `check`.
+pub(crate) fn start_as<F>(check: ForkCheck, callable: F) -> Result<Channel>
+where
+    F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+{
+    match create_as(check)? {
         Created::Parent(channel) => Ok(channel),
         Created::Child(mut channel) => {
             let status = run_callable(&mut channel, callable);
@@ -109,8 +197,9 @@ where
     match call_guarded(channel, callable) {
         Ok(()) => 0,
         Err(error) => {
-            // If the creator is gone there is nobody left to tell.
-            let _ = channel.send_error(&error);
+            // If the creator is gone there is nobody left to tell: the exit
+            // status below still says the callable failed.
+            let _creator_gone = channel.send_error(&error).is_err();
             if error.code() == crate::error::code::PANIC {
                 EXIT_CALLABLE_PANIC
             } else {
@@ -178,7 +267,8 @@ pub fn waitall() -> Result<usize> {
     while sys::wait_any()?.is_some() {
         count += 1;
     }
-    sys::forget_orphans();
+    // Every remembered process was collected above: the sweep lets go of them.
+    sys::reap_orphans();
     Ok(count)
 }
 

@@ -1,5 +1,6 @@
 //! Channels between a creator and its created processes.
 
+mod fork_contract;
 mod hardening;
 
 use bytemuck::{Pod, Zeroable};

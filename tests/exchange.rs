@@ -1,5 +1,7 @@
 //! Exchanges, queues, maps, pmap, reuse and continuous tasks.
 
+mod fork_contract;
+
 use std::collections::BTreeSet;
 
 use pprocess::exchange::{Fixed, Growable, TaskError};

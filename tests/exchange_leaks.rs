@@ -1,6 +1,8 @@
 //! No descriptor or zombie is left behind by exchanges. One test per binary:
 //! it counts this process's children and descriptors.
 
+mod fork_contract;
+
 use pprocess::{Map, Options, Queue};
 
 fn zombies() -> usize {

@@ -6,6 +6,8 @@
 //! dies gets an error instead of hanging.
 #![cfg(feature = "std")]
 
+mod fork_contract;
+
 mod hardening;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,6 +2,8 @@
 //! behind. One test in this binary: it counts this process's children.
 #![cfg(feature = "std")]
 
+mod fork_contract;
+
 mod hardening;
 
 use std::time::{Duration, Instant};
@@ -67,11 +69,17 @@ fn ten_thousand_cycles_leave_no_descriptor_child_or_zombie() {
         cycle(i);
         if i % 2500 == 2499 {
             // Descriptors come back at once; at most the last closed-early
-            // process may still be waiting for the next create.
-            assert_eq!(fds(), fds_before, "descriptors after {} cycles", i + 1);
+            // process may still be waiting for the next create, and the
+            // library holds its pidfd until then.
+            let waiting = children().saturating_sub(children_before);
             assert!(
-                children() <= children_before + 1,
-                "children after {} cycles",
+                waiting <= 1,
+                "children after {} cycles: {waiting} waiting",
+                i + 1
+            );
+            assert!(
+                fds() <= fds_before + waiting,
+                "descriptors after {} cycles",
                 i + 1
             );
         }

@@ -9,6 +9,8 @@
 //! while they trickle a large frame out.
 #![cfg(feature = "std")]
 
+mod fork_contract;
+
 mod hardening;
 
 use std::collections::BTreeMap;

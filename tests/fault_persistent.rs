@@ -11,6 +11,8 @@
 //! takes what is left.
 #![cfg(feature = "std")]
 
+mod fork_contract;
+
 mod hardening;
 
 use std::path::PathBuf;

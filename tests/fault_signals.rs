@@ -9,6 +9,8 @@
 //! doing the I/O (in the test harness it could land on another thread).
 #![cfg(feature = "std")]
 
+mod fork_contract;
+
 mod hardening;
 
 use std::sync::atomic::{AtomicU64, Ordering};

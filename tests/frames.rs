@@ -9,6 +9,8 @@
 //! `PP_FRAMES_CASES` to run more; a failure prints the seed of its case.
 #![cfg(feature = "std")]
 
+mod fork_contract;
+
 mod hardening;
 
 use std::thread;

@@ -3,6 +3,7 @@
 //! nothing (process, socket file, descriptor) left behind.
 
 mod background;
+mod fork_contract;
 mod hardening;
 
 use std::io::{Read, Write};

@@ -3,6 +3,7 @@
 //! `close_streams`.
 
 mod background;
+mod fork_contract;
 
 use background::*;
 use pprocess::exchange::Spawned;

@@ -4,6 +4,7 @@
 //! hold the keeper up.
 
 mod background;
+mod fork_contract;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

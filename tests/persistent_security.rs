@@ -4,6 +4,7 @@
 //! exchange never kills a keeper.
 
 mod background;
+mod fork_contract;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -170,8 +171,9 @@ fn the_keeper_holds_none_of_its_starters_descriptors() {
             "the keeper holds {target}: {held:?}"
         );
     }
-    // Standard streams on /dev/null, its socket, its worker's channel.
-    assert!(held.len() <= 6, "the keeper holds {held:?}");
+    // Standard streams on /dev/null, its socket, its worker's channel and
+    // the pidfd that names the worker.
+    assert!(held.len() <= 7, "the keeper holds {held:?}");
 
     let mut ch = connect_persistent(&path).unwrap();
     assert_eq!(collect(&mut ch), ((0..2).collect(), None));

@@ -1,6 +1,8 @@
 //! waitall and zombie hygiene. One test per binary: waitall collects every
 //! child of the process, so it must not race with other tests' children.
 
+mod fork_contract;
+
 use pprocess::{start, waitall, Error};
 
 /// Zombie children of this process, from /proc.

@@ -19,7 +19,7 @@ use core::borrow::BorrowMut;
 use super::slots::{Slot, Slots, WINDOW};
 use super::{Exchange, Options, StoreData, TaskId};
 use crate::channel::Channel;
-use crate::error::{Error, RemoteError, Result};
+use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created};
 use crate::sys;
 
@@ -160,20 +160,19 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     pub(crate) fn start_keyed(&mut self, key: Key, body: Rc<Body>, args: &[u8]) -> Result<TaskId> {
+        // Out of memory: ENOMEM, before the task exists.
+        let args = crate::channel::try_copy(args)?;
+        self.jobs.waiting.try_reserve(1)?;
         let task = self.new_task();
         let job = if self.options.reuse {
             Job::Reuse {
                 task,
                 key,
                 body,
-                args: args.to_vec(),
+                args,
             }
         } else {
-            Job::Call {
-                task,
-                body,
-                args: args.to_vec(),
-            }
+            Job::Call { task, body, args }
         };
         self.jobs.waiting.push_back(job);
         self.dispatch()?;
@@ -207,7 +206,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // gone is retired by the next store; its unfinished tasks start elsewhere.
         for slot in self.slots.slots_mut() {
             if slot.worker.is_some() {
-                let _ = slot.channel().flush();
+                best_effort(slot.channel().flush());
             }
         }
         if self.jobs.waiting.is_empty() {
@@ -229,6 +228,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     /// Sends the first waiting job (a reused task) to worker `index`.
     fn send_to_worker(&mut self, index: usize) -> Result<()> {
+        if self.slots.slots()[index].tasks.is_full() {
+            // `worker_for` chose a worker with room in its window.
+            return Err(Error::Invalid);
+        }
         let Some(Job::Reuse { task, args, .. }) = self.jobs.waiting.pop_front() else {
             return Err(Error::Invalid);
         };
@@ -255,8 +258,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             }
             return self.retire(index, e);
         }
-        // Cannot fail: `accepts` checked the window.
-        let _ = slot.tasks.push_back(task);
+        if slot.tasks.push_back(task).is_err() {
+            unreachable!("the window was checked above");
+        }
         if let Some(worker) = &mut slot.worker {
             worker.bytes += args.len();
             worker.args.push_back(args);
@@ -270,14 +274,17 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         if self.jobs.waiting.is_empty() {
             return Err(Error::Invalid);
         }
-        let channel = match process::create()? {
+        let channel = match process::create_as(self.fork_check())? {
             Created::Child(channel) => self.run_first_job(channel),
             Created::Parent(channel) => channel,
         };
         match self.jobs.waiting.pop_front() {
-            Some(Job::Once { task, .. } | Job::Call { task, .. }) => {
-                let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
-                Ok(())
+            Some(job @ (Job::Once { task, .. } | Job::Call { task, .. })) => {
+                let monitored = self.monitor(Slot::new(channel.into(), Some(task)));
+                if monitored.is_err() {
+                    self.jobs.waiting.push_front(job); // it starts later
+                }
+                monitored
             }
             Some(Job::Reuse {
                 task,
@@ -293,13 +300,13 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     bytes: 0,
                     stopping: false,
                 });
-                let _ = self.slots.push(slot);
                 self.jobs.waiting.push_front(Job::Reuse {
                     task,
                     key,
                     body,
                     args,
                 });
+                self.monitor(slot)?; // failing, the task stays waiting
                 self.send_to_worker(self.active() - 1)
             }
             None => Err(Error::Invalid),
@@ -332,7 +339,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             if let Some(worker) = slot.worker.as_mut().filter(|w| idle && !w.stopping) {
                 worker.stopping = true;
                 // A worker that is already gone is retired by the next store.
-                let _ = slot.channel.borrow_mut().send_stop();
+                best_effort(slot.channel.borrow_mut().send_stop());
             }
         }
     }

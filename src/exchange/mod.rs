@@ -24,7 +24,7 @@ use core::borrow::{Borrow, BorrowMut};
 
 use crate::channel::{Channel, Frame};
 use crate::error::{Error, RemoteError, Result};
-use crate::process::{self, Created};
+use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, Deadline};
 use crate::wire::FLAG_END;
 
@@ -87,9 +87,7 @@ pub trait StoreData {
     /// `task` failed instead of sending a result: its callable reported an
     /// error (`remote` holds its code and message), or its process ended
     /// ([`Error::PeerEnded`]) or closed ([`Error::Closed`]) without a result.
-    fn store_error(&mut self, task: TaskId, error: Error, remote: Option<&RemoteError>) {
-        let _ = (task, error, remote);
-    }
+    fn store_error(&mut self, _task: TaskId, _error: Error, _remote: Option<&RemoteError>) {}
 
     /// True for a handler that keeps results for the program to take later
     /// ([`Results`] such as [`QueueStore`] and [`MapStore`]): results from
@@ -156,13 +154,16 @@ pub struct Exchange<S: Slots, H: StoreData> {
     next_task: TaskId,
     /// Processes whose channel ended but that had not exited yet: collected
     /// by `finish` (they are exiting), killed and collected on drop.
-    lingering: heapless::Vec<sys::Pid, LINGERING>,
+    lingering: sys::Children<LINGERING>,
+    /// Whether the processes of this exchange may be forked while the
+    /// program has other threads (a C caller's exchange).
+    fork: ForkCheck,
     #[cfg(feature = "alloc")]
     jobs: jobs::Jobs,
 }
 
-/// Processes an exchange remembers to collect itself; more are left to the
-/// process-wide deferred reaping.
+/// Processes an exchange holds to collect without `alloc`; beyond, it
+/// waits for the oldest (see [`sys::Children::adopt`]).
 const LINGERING: usize = 64;
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
@@ -181,10 +182,25 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             handler,
             options,
             next_task: 0,
-            lingering: heapless::Vec::new(),
+            lingering: sys::Children::new(),
+            fork: ForkCheck::Refuse,
             #[cfg(feature = "alloc")]
             jobs: jobs::Jobs::default(),
         }
+    }
+
+    /// Lets this exchange fork while the program has other threads: for an
+    /// exchange of a C caller, who took the header's contract (Rust callers
+    /// use [`process::allow_fork_with_threads`]).
+    #[cfg(feature = "capi")]
+    pub(crate) fn accept_fork_contract(&mut self) {
+        self.fork = ForkCheck::Accepted;
+    }
+
+    /// How this exchange's forks treat other threads.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn fork_check(&self) -> ForkCheck {
+        self.fork
     }
 
     /// The store handler.
@@ -240,6 +256,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         0
     }
 
+    #[cfg(feature = "alloc")]
     fn new_task(&mut self) -> TaskId {
         let task = self.next_task;
         self.next_task += 1;
@@ -289,7 +306,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             return false;
         }
         if channel.pid() > 0 {
-            sys::reap_later(channel.disown());
+            if let Some(child) = channel.disown() {
+                sys::reap_later(child);
+            }
         }
         #[cfg(feature = "alloc")]
         if self.handler.keeps_results() {
@@ -553,23 +572,22 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     fn retire(&mut self, index: usize, why: Error) -> Result<()> {
         let mut channel = self.detach(index, why);
         let channel = channel.borrow_mut();
-        if !matches!(why, Error::Closed | Error::PeerEnded { .. }) && channel.pid() > 0 {
+        if !matches!(why, Error::Closed | Error::PeerEnded { .. }) {
             // It broke the protocol or the socket failed: it is no use now.
-            let _ = sys::kill(channel.pid(), sys::SIGKILL);
-            let _ = channel.wait();
-        } else if channel.pid() > 0 && matches!(channel.try_wait(), Ok(None)) {
+            channel.kill_and_collect()
+        } else if matches!(channel.try_wait(), Ok(None)) {
             // It closed its end, so it is exiting, just not fast enough (or
             // runs on without its channel): collect it later, not now. (A
             // channel of no child of ours, such as a connection to a
-            // persistent process, has pid 0: `waitpid(0)` and `kill(0)`
-            // would mean every process of this process group.)
-            self.lingering
-                .retain(|&pid| matches!(sys::waitpid(pid, false), Ok(None)));
-            if let Err(pid) = self.lingering.push(channel.disown()) {
-                sys::reap_later(pid);
+            // persistent process, has none to collect.)
+            self.lingering.collect_ended();
+            if let Some(child) = channel.disown() {
+                self.lingering.adopt(child);
             }
+            Ok(())
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 
     /// Stores results until the exchange is below its limit (pprocess's
@@ -589,9 +607,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             self.ack_stored();
             self.store_ahead(-1)?;
         }
-        while let Some(pid) = self.lingering.pop() {
-            let _ = sys::waitpid(pid, true);
-        }
+        self.lingering.collect_all();
         Ok(())
     }
 
@@ -602,13 +618,13 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// is stored by this exchange.
     pub fn create(&mut self) -> Result<Spawned> {
         self.wait_below_limit()?;
-        match process::create()? {
+        match process::create_as(self.fork)? {
             Created::Child(channel) => Ok(Spawned::Child(channel)),
             Created::Parent(channel) => {
                 let pid = channel.pid();
-                let task = self.new_task();
-                // Cannot fail: below the limit, which the storage holds.
-                let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
+                let task = self.next_task;
+                self.monitor(Slot::new(channel.into(), Some(task)))?;
+                self.next_task += 1;
                 Ok(Spawned::Parent { pid, task })
             }
         }
@@ -616,27 +632,45 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     /// Runs `callable` in a new process as a task of this exchange
     /// (pprocess's `start`). At the limit, the task waits in the waiting list
-    /// and starts as others finish (with `alloc`; without it this stores
-    /// results until below the limit first).
+    /// and starts as others finish (so this needs `alloc`;
+    /// [`Exchange::start_wait`] is the call without a waiting list).
+    #[cfg(feature = "alloc")]
     pub fn start<F>(&mut self, callable: F) -> Result<TaskId>
     where
         F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError> + 'static,
     {
-        #[cfg(feature = "alloc")]
-        {
-            let task = self.new_task();
-            self.jobs.push_once(task, alloc::boxed::Box::new(callable));
-            self.dispatch()?;
-            Ok(task)
-        }
-        #[cfg(not(feature = "alloc"))]
-        {
-            self.wait_below_limit()?;
-            let channel = process::start(callable)?;
-            let task = self.new_task();
-            let _ = self.slots.push(Slot::new(channel.into(), Some(task)));
-            Ok(task)
-        }
+        let task = self.new_task();
+        self.jobs.push_once(task, alloc::boxed::Box::new(callable));
+        self.dispatch()?;
+        Ok(task)
+    }
+
+    /// Stores results until the exchange is below its limit, then runs
+    /// `callable` in a new process as a task of this exchange (the
+    /// [`Exchange::add_wait`] of [`Exchange::start`]): it has started when
+    /// this returns. Needs no allocator.
+    pub fn start_wait<F>(&mut self, callable: F) -> Result<TaskId>
+    where
+        F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+    {
+        self.wait_below_limit()?;
+        let channel = process::start_as(self.fork, callable)?;
+        let task = self.next_task;
+        self.monitor(Slot::new(channel.into(), Some(task)))?;
+        self.next_task += 1;
+        Ok(task)
+    }
+
+    /// Monitors the channel of a process just created for this exchange.
+    /// The storage has room (the callers waited until below the limit, which
+    /// the storage holds); should it not, the process is killed and
+    /// collected and the call fails with [`Error::Busy`]: nothing runs
+    /// unmonitored.
+    fn monitor(&mut self, slot: Slot<S::Held>) -> Result<()> {
+        self.slots.push(slot).map_err(|mut slot| {
+            crate::error::best_effort(slot.channel.borrow_mut().kill_and_collect());
+            Error::Busy
+        })
     }
 }
 
@@ -647,18 +681,10 @@ impl<S: Slots, H: StoreData> Drop for Exchange<S, H> {
         while let Some(last) = self.slots.slots().len().checked_sub(1) {
             let slot = self.slots.swap_remove(last);
             let mut channel = slot.channel;
-            let channel = channel.borrow_mut();
-            let pid = channel.pid();
-            if pid > 0 && matches!(channel.try_wait(), Ok(None)) {
-                let _ = sys::kill(pid, sys::SIGKILL);
-                let _ = channel.wait();
-            }
+            // A drop cannot report: a process that cannot be collected here
+            // is handed to the deferred reaping by the channel's own drop.
+            let _left_to_channel_drop = channel.borrow_mut().kill_and_collect();
         }
-        while let Some(pid) = self.lingering.pop() {
-            if matches!(sys::waitpid(pid, false), Ok(None)) {
-                let _ = sys::kill(pid, sys::SIGKILL);
-                let _ = sys::waitpid(pid, true);
-            }
-        }
+        self.lingering.kill_all();
     }
 }

@@ -154,6 +154,8 @@ impl StoreData for QueueStore {
     }
 
     fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> Result<()> {
+        // Out of memory: ENOMEM, and the message stays queued.
+        self.results.try_reserve(1)?;
         let message = channel.receive_vec()?;
         self.results.push_back((task, Ok(message)));
         Ok(())

@@ -34,9 +34,12 @@ pub struct Slot<C> {
 impl<C: BorrowMut<Channel>> Slot<C> {
     pub(super) fn new(channel: C, task: Option<TaskId>) -> Slot<C> {
         let mut tasks = heapless::Deque::new();
+        // An empty deque has room for one: WINDOW is at least 1.
+        const { assert!(WINDOW >= 1) };
         if let Some(task) = task {
-            // Cannot fail: the deque is empty.
-            let _ = tasks.push_back(task);
+            if tasks.push_back(task).is_err() {
+                unreachable!("an empty deque of capacity {WINDOW} is full");
+            }
         }
         Slot {
             channel,

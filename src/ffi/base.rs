@@ -36,6 +36,9 @@ pub const PP_EPERM: c_int = -1009;
 pub const PP_EPANIC: c_int = -1010;
 /// A bad argument: a NULL pointer, a zero size, a wrong size.
 pub const PP_EINVAL: c_int = -1011;
+/// A safe Rust call refused to fork a process with other threads (C calls
+/// never refuse: see the header's note on forking and threads).
+pub const PP_ETHREADS: c_int = -1012;
 
 // The constants above are read by cbindgen for the header, not by Rust code;
 // these checks tie them to Cargo.toml's version and to the one error table.
@@ -56,6 +59,7 @@ const _: () = {
     assert!(PP_EPERM == code::PERM);
     assert!(PP_EPANIC == code::PANIC);
     assert!(PP_EINVAL == code::INVAL);
+    assert!(PP_ETHREADS == code::THREADS);
 };
 
 /// A decimal number's value, at compile time.

@@ -8,7 +8,7 @@ use super::{
     pp_channel, require, write_out,
 };
 use crate::channel::Channel;
-use crate::error::{Error, RemoteError};
+use crate::error::{best_effort, Error, RemoteError};
 use crate::process::{self, Created};
 use crate::sys;
 
@@ -36,7 +36,11 @@ pub(crate) fn call_c(
         return Ok(());
     }
     let mut text = heapless::String::<64>::new();
-    let _ = core::fmt::write(&mut text, format_args!("callable returned {rc}"));
+    // "callable returned " and an i32 fit 64 bytes.
+    best_effort(core::fmt::write(
+        &mut text,
+        format_args!("callable returned {rc}"),
+    ));
     Err(RemoteError::new(rc, &text))
 }
 
@@ -48,7 +52,9 @@ pub(crate) fn call_c(
 pub extern "C" fn pp_create(out: *mut *mut pp_channel) -> c_int {
     guard(|| {
         require(out)?;
-        let (pid, channel) = match process::create()? {
+        // SAFETY: C callers fork as fork(2) does: the header states the
+        // contract for processes with other threads.
+        let (pid, channel) = match unsafe { process::create_unchecked() }? {
             Created::Parent(channel) => (channel.pid(), channel),
             Created::Child(channel) => (0, channel),
         };
@@ -74,7 +80,10 @@ pub extern "C" fn pp_start(
         let callable = callable.ok_or(Error::Invalid)?;
         // SAFETY: the caller passes `arg_len` readable bytes at `arg`.
         let arg = unsafe { bytes(arg, arg_len) }?;
-        let channel = process::start(|channel| call_c(callable, channel, arg))?;
+        // SAFETY: C callers fork as fork(2) does: the header states the
+        // contract for processes with other threads.
+        let channel =
+            unsafe { process::start_unchecked(|channel| call_c(callable, channel, arg)) }?;
         let pid = channel.pid();
         // SAFETY: `out` was checked non-NULL.
         unsafe { write_out(out, channel_into_handle(channel)) }?;
@@ -93,7 +102,8 @@ pub extern "C" fn pp_exit(channel: *mut pp_channel, status: c_int) -> ! {
     // not a handle of its own. Answers a batching worker holds go out first.
     // SAFETY: NULL or a live handle, as documented (`channel` checks NULL).
     if let Ok(ch) = unsafe { super::channel(channel) } {
-        let _ = ch.flush();
+        // The process ends now: a peer that is gone cannot be told.
+        best_effort(ch.flush());
     }
     sys::flush_stdio();
     sys::exit_now(status)
@@ -179,7 +189,8 @@ pub extern "C" fn pp_receive_timeout(
 }
 
 /// Receives one message into memory the library allocates; stores it in
-/// *data and its length in *len. Free it with pp_free.
+/// *data and its length in *len. Free it with pp_free. -ENOMEM when there
+/// is no memory for it: the message stays queued for the next receive.
 #[no_mangle]
 pub extern "C" fn pp_receive_alloc(
     ch: *mut pp_channel,
@@ -191,8 +202,9 @@ pub extern "C" fn pp_receive_alloc(
         require(len)?;
         // SAFETY: the handle comes from the C caller as documented.
         let ch = unsafe { channel(ch) }?;
-        let message = ch.receive_vec()?;
-        let (copy, size) = super::malloc_copy(&message)?;
+        // Straight into C heap memory: a message too large for the heap
+        // fails with ENOMEM and stays queued.
+        let (copy, size) = ch.receive_into(-1, super::CHeap::new)?.release();
         // SAFETY: both were checked non-NULL.
         unsafe {
             write_out(data, copy)?;

@@ -172,7 +172,9 @@ fn new_exchange(
     out: *mut *mut pp_exchange,
 ) -> Result<c_int> {
     require(out)?;
-    let exchange = Exchange::new(limit, options, store);
+    let mut exchange = Exchange::new(limit, options, store);
+    // C callers fork as fork(2) does: the header states the contract.
+    exchange.accept_fork_contract();
     let handle: *mut pp_exchange = Box::into_raw(Box::new(CExchange {
         exchange,
         failure: None,
@@ -364,8 +366,9 @@ pub extern "C" fn pp_exchange_remove(ex: *mut pp_exchange, ch: *mut pp_channel) 
         // SAFETY: handles from the C caller as documented.
         let (ex, fd) = unsafe { (exchange_ref(ex)?, channel(ch)?.raw_fd()) };
         if let Some(kept) = ex.exchange.remove(fd)? {
-            // Handed back: the caller's pointer stays valid, so the box is released.
-            let _ = Box::into_raw(kept);
+            // Handed back: the caller's pointer stays valid, so the box is
+            // released (the pointer it gives is the caller's `ch`).
+            let _callers_handle: *mut Channel = Box::into_raw(kept);
         }
         Ok(0)
     })
@@ -486,7 +489,8 @@ fn start_function(
     output_cap: usize,
 ) -> Result<TaskId> {
     let body = move |ch: &mut Channel, input: &[u8]| {
-        let mut output = vec![0u8; output_cap];
+        // An output the process has no memory for fails its task (ENOMEM).
+        let mut output = crate::channel::try_vec(output_cap).map_err(RemoteError::from)?;
         let mut len = 0usize;
         // SAFETY: `function` is the caller's function with this signature;
         // the buffers are valid for the lengths passed.
@@ -586,7 +590,8 @@ fn take_result(ex: &mut CExchange) -> Result<()> {
 }
 
 /// pp_exchange_next into memory the library allocates (free it with
-/// pp_free). Returns the task id.
+/// pp_free). Returns the task id. -ENOMEM when there is no memory for the
+/// result: it stays for the next call.
 #[no_mangle]
 pub extern "C" fn pp_exchange_next_alloc(
     ex: *mut pp_exchange,
@@ -714,6 +719,8 @@ pub extern "C" fn pp_pmap(
         let (inputs, outputs) =
             unsafe { (bytes(inputs, total_in)?, bytes_mut(outputs, total_out)?) };
         let mut map = Exchange::new(limit, options, CStore::Map(MapStore::default()));
+        // C callers fork as fork(2) does: the header states the contract.
+        map.accept_fork_contract();
         for i in 0..count {
             let input = &inputs[i * input_size..(i + 1) * input_size];
             start_function(&mut map, function, input, output_size)?;

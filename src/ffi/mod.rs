@@ -15,7 +15,7 @@ use core::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::channel::Channel;
-use crate::error::{Error, Result};
+use crate::error::{best_effort, Error, Result};
 
 mod base;
 mod channel;
@@ -66,7 +66,7 @@ fn guard(body: impl FnOnce() -> Result<c_int>) -> c_int {
 
 /// Runs a `void` export's body; a panic is swallowed (there is no way to report it).
 fn guard_void(body: impl FnOnce()) {
-    let _ = catch_unwind(AssertUnwindSafe(body));
+    best_effort(catch_unwind(AssertUnwindSafe(body)));
 }
 
 /// Borrows the object behind a C handle; NULL is `PP_EINVAL`.
@@ -124,12 +124,46 @@ unsafe fn write_out<T>(ptr: *mut T, value: T) -> Result<()> {
 
 /// Copies `data` into memory from the C heap, for the caller to pp_free.
 fn malloc_copy(data: &[u8]) -> Result<(*mut c_void, usize)> {
-    let copy = crate::sys::malloc(data.len())
-        .ok_or(Error::from(crate::sys::Errno::NOMEM))?
-        .as_ptr();
-    // SAFETY: `copy` is a fresh allocation of at least data.len() bytes.
-    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), copy, data.len()) };
-    Ok((copy.cast(), data.len()))
+    let mut copy = CHeap::new(data.len())?;
+    copy.as_mut().copy_from_slice(data);
+    Ok(copy.release())
+}
+
+/// Bytes on the C heap, freed on drop unless [released](CHeap::release)
+/// to the C caller (who frees them with pp_free).
+struct CHeap {
+    ptr: core::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl CHeap {
+    /// `len` zeroed bytes; `ENOMEM` when the heap has no room.
+    fn new(len: usize) -> Result<CHeap> {
+        let ptr = crate::sys::malloc(len).ok_or(Error::from(crate::sys::Errno::NOMEM))?;
+        // SAFETY: a fresh allocation of at least `len` bytes.
+        unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, len) };
+        Ok(CHeap { ptr, len })
+    }
+
+    /// Hands the bytes to the C caller: their address and length.
+    fn release(self) -> (*mut c_void, usize) {
+        let this = core::mem::ManuallyDrop::new(self);
+        (this.ptr.as_ptr().cast(), this.len)
+    }
+}
+
+impl AsMut<[u8]> for CHeap {
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` holds `len` initialized bytes owned by this value.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for CHeap {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from sys::malloc and was not released.
+        unsafe { crate::sys::free(self.ptr.as_ptr()) }
+    }
 }
 
 /// Writes a remote error's code and message to optional C outputs.

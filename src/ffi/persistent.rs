@@ -9,7 +9,7 @@ use super::{bytes, channel_into_handle, guard, pp_callable, pp_channel, require,
 use crate::error::{Error, Result};
 use crate::exchange::Spawned;
 use crate::persistent;
-use crate::process::Created;
+use crate::process::{Created, ForkCheck};
 
 /// Borrows a NUL-terminated address from C; NULL is `PP_EINVAL`.
 ///
@@ -47,7 +47,7 @@ pub extern "C" fn pp_create_persistent(address: *const c_char, out: *mut *mut pp
         require(out)?;
         // SAFETY: the C caller passes a NUL-terminated address.
         let address = unsafe { self::address(address) }?;
-        let (pid, channel) = match persistent::create_persistent(address)? {
+        let (pid, channel) = match persistent::create_persistent_as(ForkCheck::Accepted, address)? {
             Created::Parent(channel) => (channel.pid(), channel),
             Created::Child(channel) => (0, channel),
         };
@@ -91,7 +91,9 @@ pub extern "C" fn pp_start_persistent(
         // SAFETY: the C caller passes a NUL-terminated address and `arg_len`
         // readable bytes at `arg`.
         let (address, arg) = unsafe { (self::address(address)?, bytes(arg, arg_len)?) };
-        persistent::start_persistent(address, |channel| call_c(callable, channel, arg))
+        persistent::start_persistent_as(ForkCheck::Accepted, address, |channel| {
+            call_c(callable, channel, arg)
+        })
     })
 }
 

@@ -8,8 +8,8 @@
 
 use alloc::vec::Vec;
 
-use crate::channel::{error_payload, Channel};
-use crate::error::{code, Error, RemoteError};
+use crate::channel::{error_payload, try_copy, Channel};
+use crate::error::{best_effort, code, Error, RemoteError};
 use crate::sys::{self, Deadline, Errno, Fd, PollFd, POLLIN, POLLOUT};
 use crate::wire::{
     Header, Kind, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, HEADER_LEN, MAX_ERROR_PAYLOAD,
@@ -42,8 +42,12 @@ pub(super) fn keep(listener: Listener, worker: Channel) -> ! {
         inbox: Inbox::new(),
         client: None,
     };
+    // A panic in the loop ends the keeper as its end does: the socket file
+    // is removed below, and clients see the stream end.
     #[cfg(feature = "std")]
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| keeper.run()));
+    best_effort(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || keeper.run(),
+    )));
     #[cfg(not(feature = "std"))]
     keeper.run();
     // The file goes first, so that nobody connects to a keeper that is
@@ -71,8 +75,9 @@ fn end_waiting_clients(listening: &Fd) {
         let Ok(fd) = sys::accept(listening) else {
             return;
         };
-        // A new connection's socket buffer has room for 16 bytes.
-        let _ = sys::send_some(&fd, &[&end]);
+        // A new connection's socket buffer has room for 16 bytes; one that
+        // is gone already needs no end.
+        best_effort(sys::send_some(&fd, &[&end]));
     }
 }
 
@@ -238,14 +243,16 @@ impl Keeper {
             }
             _ => {
                 self.push_error(&RemoteError::from(why));
-                let _ = sys::kill(worker.pid(), sys::SIGKILL);
-                let _ = worker.wait();
+                // Not collected here: the drop below hands it on.
+                best_effort(worker.kill_and_collect());
             }
         }
         self.report_untaken();
         self.outbox.input_done();
-        // A process that closed its channel but runs on is left to init.
-        let _ = worker.try_wait();
+        // A process that closed its channel but runs on is left to init
+        // (the keeper exits without waiting for it): an error here has
+        // nobody to go to.
+        best_effort(worker.try_wait());
     }
 
     /// Once the callable has finished: reports what clients sent and it
@@ -257,10 +264,11 @@ impl Keeper {
             return;
         }
         let mut message = alloc::string::String::new();
-        let _ = core::fmt::Write::write_fmt(
+        // Formatting into a String cannot fail.
+        best_effort(core::fmt::Write::write_fmt(
             &mut message,
             format_args!("the callable finished without receiving {untaken} messages clients sent"),
-        );
+        ));
         self.push_error(&RemoteError::new(code::CLOSED, &message));
         self.inbox = Inbox::new();
     }
@@ -305,6 +313,13 @@ impl Keeper {
                 }
                 Ok(n) => {
                     progressed = true;
+                    if client.input.try_reserve(n).is_err() {
+                        // No memory for what it sends: it is refused with
+                        // ENOMEM (what it sent and had acknowledged is
+                        // kept; the rest it knows is not delivered).
+                        let why = RemoteError::from(Error::from(Errno::NOMEM));
+                        return self.drop_client(Some(why));
+                    }
                     client.input.extend_from_slice(&chunk[..n]);
                     if n < chunk.len() || client.input.len() > READ_CHUNK * 16 {
                         break;
@@ -352,8 +367,9 @@ impl Keeper {
                         break; // the rest has not arrived yet
                     };
                     let asked = header.flags & FLAG_ACK_REQUESTED != 0;
-                    self.inbox
-                        .push(payload.to_vec(), asked.then_some(header.seq));
+                    // No memory for it: the client is refused with ENOMEM.
+                    let payload = try_copy(payload).map_err(RemoteError::from)?;
+                    self.inbox.push(payload, asked.then_some(header.seq));
                     at = end;
                 }
                 _ => {
@@ -386,7 +402,7 @@ impl Keeper {
             let header = Header::new(Kind::Error, 0, len as u32, 0).encode();
             // Without waiting: a client that does not read may have a full
             // socket buffer, and it is being disconnected anyway.
-            let _ = sys::send_some(&client.fd, &[&header, &payload[..len]]);
+            best_effort(sys::send_some(&client.fd, &[&header, &payload[..len]]));
         }
         self.outbox.disconnect();
         self.inbox.forget_client();
@@ -408,8 +424,9 @@ impl Keeper {
                 self.outbox.connect();
             }
             _ => {
-                let mut channel = Channel::from_fd(fd, 0);
-                let _ = channel.send_error(&RemoteError::from(Error::Permission));
+                let mut channel = Channel::from_fd(fd, None);
+                // A last word to a refused peer, which is dropped either way.
+                best_effort(channel.send_error(&RemoteError::from(Error::Permission)));
             }
         }
     }

@@ -2,7 +2,7 @@
 //! first instant, published atomically, a stale socket of this user
 //! replaced and nothing else touched, and removed only by its keeper.
 
-use crate::error::{Error, Result};
+use crate::error::{best_effort, Error, Result};
 use crate::sys::{self, Errno, Fd, SocketPath};
 
 /// Connections waiting to be served, beyond the one being served.
@@ -42,7 +42,9 @@ impl Listener {
             .and_then(|()| sys::listen(&fd, BACKLOG))
             .map_err(Error::from)
             .and_then(|()| publish(temp, &path));
-        let _ = sys::unlink(temp);
+        // The temporary name goes either way; if it cannot, the private
+        // directory's removal below fails too and leaves only that behind.
+        best_effort(sys::unlink(temp));
         drop(private);
         published?;
         let id = sys::lstat(&path)?.id;
@@ -83,7 +85,9 @@ impl Listener {
     /// Removes the socket file at `path` if it is still the one with `id`.
     pub(super) fn remove_file(path: &SocketPath, id: (u64, u64)) {
         if sys::lstat(path).is_ok_and(|file| file.socket && file.id == id) {
-            let _ = sys::unlink(path);
+            // Leaving: a file that cannot be removed is a stale socket,
+            // which the next start at this address replaces.
+            best_effort(sys::unlink(path));
         }
     }
 }
@@ -135,7 +139,8 @@ impl PrivateDir {
         match SocketPath::new(&[dir.as_bytes(), b"/s"].concat()) {
             Some(socket) => Some(PrivateDir { dir, socket }),
             None => {
-                let _ = sys::rmdir(&dir);
+                // Cleanup of a directory just made and empty.
+                best_effort(sys::rmdir(&dir));
                 None
             }
         }
@@ -144,7 +149,9 @@ impl PrivateDir {
 
 impl Drop for PrivateDir {
     fn drop(&mut self) {
-        let _ = sys::rmdir(&self.dir);
+        // A drop cannot report: an empty private directory is all that
+        // can be left behind.
+        best_effort(sys::rmdir(&self.dir));
     }
 }
 

@@ -115,9 +115,9 @@ mod listener;
 mod outbox;
 
 use crate::channel::Channel;
-use crate::error::{code, Error, RemoteError, Result};
+use crate::error::{best_effort, code, Error, RemoteError, Result};
 use crate::exchange::{Exchange, Slots, Spawned, StoreData};
-use crate::process::{self, Created};
+use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, Fd, Forked, Pid};
 
 use address::socket_path;
@@ -157,13 +157,26 @@ pub const STALL_MS: i32 = 500;
 ///
 /// The address is listening when this returns. Errors: [`Error::Address`]
 /// (see the [module documentation](self)); an OS error if the socket or a
-/// process cannot be made.
+/// process cannot be made; [`Error::Threads`] in a process with other
+/// threads, as for [`create`](crate::create).
 pub fn start_persistent<F>(address: impl AsAddress, callable: F) -> Result<Pid>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
 {
-    let (mut listener, notify, mut reply) = prepare(address)?;
-    match fork_keeping(&mut [&mut listener.fd, &mut reply]) {
+    start_persistent_as(ForkCheck::Refuse, address, callable)
+}
+
+/// [`start_persistent`] under `check`.
+pub(crate) fn start_persistent_as<F>(
+    check: ForkCheck,
+    address: impl AsAddress,
+    callable: F,
+) -> Result<Pid>
+where
+    F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
+{
+    let (mut listener, notify, mut reply) = prepare(check, address)?;
+    match fork_keeping(check, &mut [&mut listener.fd, &mut reply]) {
         Err(e) => {
             listener.remove();
             Err(e)
@@ -171,8 +184,10 @@ where
         Ok(Forked::Parent(intermediate)) => {
             drop(reply);
             let answer = await_keeper(listener, notify);
-            // The intermediate process exits as soon as the keeper exists.
-            let _ = sys::waitpid(intermediate, true);
+            // The intermediate process exits as soon as the keeper exists;
+            // collecting it fails only if the program collected it itself,
+            // and then it is gone as wanted.
+            best_effort(intermediate.wait(true));
             answer
         }
         Ok(Forked::Child) => {
@@ -180,7 +195,7 @@ where
             // which init adopts when this one leaves.
             let forked = sys::setsid()
                 .map_err(Error::from)
-                .and_then(|_| fork_keeping(&mut [&mut listener.fd, &mut reply]));
+                .and_then(|_| fork_keeping(check, &mut [&mut listener.fd, &mut reply]));
             match forked {
                 Ok(Forked::Parent(_)) => sys::exit_now(0),
                 Ok(Forked::Child) => {}
@@ -198,7 +213,7 @@ where
                 }
                 Err(e) => give_up(listener, reply, e),
             };
-            sys::close_all_except(&[&listener.fd, &reply, worker.fd()]);
+            close_all_but_keepers(&listener, &reply, &worker);
             report(reply, sys::getpid());
             keep(listener, worker)
         }
@@ -219,10 +234,16 @@ where
 /// [`waitall`](crate::waitall) once the results are delivered); the new
 /// process is the keeper's child and keeps the creator's standard streams.
 /// See [`start_persistent`] for the keeper's life, and the
-/// [module documentation](self) for addresses.
+/// [module documentation](self) for addresses. [`Error::Threads`] in a
+/// process with other threads, as for [`create`](crate::create).
 pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
-    let (mut listener, notify, mut reply) = prepare(address)?;
-    match fork_keeping(&mut [&mut listener.fd, &mut reply]) {
+    create_persistent_as(ForkCheck::Refuse, address)
+}
+
+/// [`create_persistent`] under `check`.
+pub(crate) fn create_persistent_as(check: ForkCheck, address: impl AsAddress) -> Result<Created> {
+    let (mut listener, notify, mut reply) = prepare(check, address)?;
+    match fork_keeping(check, &mut [&mut listener.fd, &mut reply]) {
         Err(e) => {
             listener.remove();
             Err(e)
@@ -231,10 +252,11 @@ pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
             drop(reply);
             let path = listener.path.clone();
             if let Err(e) = await_keeper(listener, notify) {
-                let _ = sys::waitpid(keeper, true);
+                // The keeper reported its failure and exits: collect it.
+                best_effort(keeper.wait(true));
                 return Err(e);
             }
-            let mut channel = Channel::from_fd(connect_fd(&path)?, keeper);
+            let mut channel = Channel::from_fd(connect_fd(&path)?, Some(keeper));
             channel.expect_end();
             Ok(Created::Parent(channel))
         }
@@ -244,19 +266,23 @@ pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
                 Ok(child @ Created::Child(_)) => return Ok(child),
                 Err(e) => give_up(listener, reply, e),
             };
-            sys::close_all_except(&[&listener.fd, &reply, worker.fd()]);
+            close_all_but_keepers(&listener, &reply, &worker);
             report(reply, 0);
             // Let go of the creator's standard streams: a pipe reader waiting
-            // for their end should not wait for the keeper.
-            let _ = sys::stdio_to_dev_null();
+            // for their end should not wait for the keeper. If they cannot
+            // be replaced the keeper keeps them: the reader then waits for
+            // the keeper too, nothing worse.
+            best_effort(sys::stdio_to_dev_null());
             keep(listener, worker)
         }
     }
 }
 
 /// Binds the listener and makes the pair of sockets on which the keeper
-/// reports that it runs; flushes output before the fork that follows.
-fn prepare(address: impl AsAddress) -> Result<(Listener, Fd, Fd)> {
+/// reports that it runs; flushes output before the fork that follows, which
+/// `check` allows.
+fn prepare(check: ForkCheck, address: impl AsAddress) -> Result<(Listener, Fd, Fd)> {
+    process::fork_allowed(check)?;
     let listener = Listener::bind(socket_path(address)?)?;
     let (ours, theirs) = match sys::socketpair() {
         Ok(pair) => pair,
@@ -268,10 +294,7 @@ fn prepare(address: impl AsAddress) -> Result<(Listener, Fd, Fd)> {
     sys::reap_orphans();
     sys::flush_stdio();
     #[cfg(feature = "std")]
-    {
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-    }
+    process::flush_rust_stdout();
     Ok((listener, ours, theirs))
 }
 
@@ -279,9 +302,9 @@ fn prepare(address: impl AsAddress) -> Result<(Listener, Fd, Fd)> {
 /// process. Unlike [`process::create`] it flushes nothing: it runs in forked
 /// processes too, where another thread of the original program may have held
 /// a stdio lock at the fork.
-fn fork_keeping(keep: &mut [&mut Fd]) -> Result<Forked> {
-    let forked = sys::fork()?;
-    if forked == Forked::Child {
+fn fork_keeping(check: ForkCheck, keep: &mut [&mut Fd]) -> Result<Forked> {
+    let forked = process::fork(check)?;
+    if matches!(forked, Forked::Child) {
         sys::after_fork_in_child(keep);
         sys::forget_orphans();
     }
@@ -291,16 +314,27 @@ fn fork_keeping(keep: &mut [&mut Fd]) -> Result<Forked> {
 /// In the keeper: the process that runs the callable, with a channel to it.
 fn spawn_worker() -> Result<Created> {
     let (ours, mut theirs) = sys::socketpair()?;
-    Ok(match fork_keeping(&mut [&mut theirs])? {
-        Forked::Child => Created::Child(Channel::from_fd(theirs, 0)),
-        Forked::Parent(pid) => Created::Parent(Channel::from_fd(ours, pid)),
+    // The keeper has a single thread.
+    Ok(match fork_keeping(ForkCheck::Refuse, &mut [&mut theirs])? {
+        Forked::Child => Created::Child(Channel::from_fd(theirs, None)),
+        Forked::Parent(child) => Created::Parent(Channel::from_fd(ours, Some(child))),
     })
+}
+
+/// In the keeper: closes every descriptor but its own (see
+/// [`sys::close_all_except`]): the listener, the reply to its creator, and
+/// the channel to its callable's process with that process's pidfd.
+fn close_all_but_keepers(listener: &Listener, reply: &Fd, worker: &Channel) {
+    match worker.child_fd() {
+        Some(pidfd) => sys::close_all_except(&[&listener.fd, reply, worker.fd(), pidfd]),
+        None => sys::close_all_except(&[&listener.fd, reply, worker.fd()]),
+    }
 }
 
 /// In the creator: waits for the keeper's word (its pid, 0, or a failure's
 /// code). A failed start leaves no socket file behind.
 fn await_keeper(listener: Listener, notify: Fd) -> Result<Pid> {
-    let answer = match Channel::from_fd(notify, 0).receive_value::<i32>() {
+    let answer = match Channel::from_fd(notify, None).receive_value::<i32>() {
         Ok(value) if value >= 0 => Ok(value),
         Ok(code @ -133..=-1) => Err(Error::Os(-code)),
         Ok(code::PANIC) => Err(Error::Panic),
@@ -316,7 +350,7 @@ fn await_keeper(listener: Listener, notify: Fd) -> Result<Pid> {
 /// In the intermediate process or the keeper: tells the creator.
 fn report(reply: Fd, value: i32) {
     // If the creator is gone there is nobody left to tell.
-    let _ = Channel::from_fd(reply, 0).send_value(&value);
+    best_effort(Channel::from_fd(reply, None).send_value(&value));
 }
 
 /// In the intermediate process or the keeper: reports a failure to start,
@@ -340,7 +374,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
     {
         self.wait()?;
-        start_persistent(address, callable)
+        start_persistent_as(self.fork_check(), address, callable)
     }
 
     /// Creates a process whose channel survives disconnection, monitored by
@@ -354,7 +388,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// results this process does not take go to the address's next client.
     pub fn create_persistent(&mut self, address: impl AsAddress) -> Result<Spawned> {
         self.wait()?;
-        match create_persistent(address)? {
+        match create_persistent_as(self.fork_check(), address)? {
             Created::Child(channel) => Ok(Spawned::Child(channel)),
             Created::Parent(channel) => {
                 let pid = channel.pid();
@@ -378,8 +412,10 @@ pub fn close_streams() -> Result<()> {
     #[cfg(feature = "std")]
     {
         use std::io::Write;
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().flush();
+        // Output that cannot be written now is lost with the streams, as
+        // it would be at the program's exit.
+        process::flush_rust_stdout();
+        best_effort(std::io::stderr().flush());
     }
     sys::stdio_to_dev_null().map_err(Error::from)
 }

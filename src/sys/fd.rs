@@ -8,8 +8,9 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-/// Descriptors below this number are tracked; higher ones are still closed on
-/// drop but are not closed in created processes.
+/// Descriptors below this number are tracked. The library refuses a higher
+/// one (`EMFILE`, see [`Fd::own`]): untracked, it would stay open in created
+/// processes.
 const TRACKED: usize = 65_536;
 const WORDS: usize = TRACKED / 64;
 
@@ -37,18 +38,25 @@ pub struct Fd {
 }
 
 impl Fd {
-    /// Takes ownership of a descriptor the kernel just returned.
-    pub(super) fn own(raw: i32) -> Fd {
-        if let Some((word, bit)) = slot(raw) {
-            REGISTRY[word].fetch_or(bit, Ordering::Relaxed);
-            if USED_WORDS.load(Ordering::Relaxed) <= word {
-                USED_WORDS.fetch_max(word + 1, Ordering::Relaxed);
-            }
+    /// Takes ownership of a descriptor the kernel just returned. One the
+    /// registry cannot track (65,536 or above) is closed again and refused
+    /// with `EMFILE`, as if the process had no descriptor left: the registry
+    /// never drops one silently.
+    pub(super) fn own(raw: i32) -> super::Result<Fd> {
+        let Some((word, bit)) = slot(raw) else {
+            // SAFETY: the kernel just returned `raw` to the caller, who hands
+            // it over; nothing else uses it.
+            unsafe { libc::close(raw) };
+            return Err(super::Errno(libc::EMFILE));
+        };
+        REGISTRY[word].fetch_or(bit, Ordering::Relaxed);
+        if USED_WORDS.load(Ordering::Relaxed) <= word {
+            USED_WORDS.fetch_max(word + 1, Ordering::Relaxed);
         }
-        Fd {
+        Ok(Fd {
             raw,
             epoch: EPOCH.load(Ordering::Relaxed),
-        }
+        })
     }
 
     /// The raw descriptor number, borrowed.

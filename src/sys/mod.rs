@@ -12,6 +12,7 @@
 //! full build, which `cargo test` and clippy make, checks that each is used.
 #![cfg_attr(not(feature = "capi"), allow(dead_code, unused_imports))]
 
+mod child;
 mod fd;
 mod io;
 #[cfg(feature = "capi")]
@@ -30,9 +31,10 @@ pub use io::{read, read_exact, read_now, send_some, send_vectored};
 pub use mem::{free, malloc};
 pub use mman::{NotInherited, SharedMap};
 pub use poll::{poll, PollFd, POLLIN, POLLOUT};
+pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
-    exit_now, forget_orphans, fork, getpid, kill, number_of_cpus, reap_later, reap_orphans,
-    sleep_ms, wait_any, waitpid, waitpid_timeout, Forked, Pid, WaitStatus, SIGKILL,
+    exit_now, forget_orphans, getpid, kill, number_of_cpus, reap_later, reap_orphans, sleep_ms,
+    wait_any, waitpid, Child, Children, Forked, Pid, WaitStatus, SIGKILL,
 };
 pub use socket::socketpair;
 pub use stdio::flush_stdio;

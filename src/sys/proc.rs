@@ -2,35 +2,129 @@
 
 use core::fmt;
 
-use super::{cvt, poll, retry, Deadline, Errno, Fd, PollFd, Result, POLLIN};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+pub use super::child::{Child, Children};
+use super::{cvt, retry, Errno, Fd, Result};
 
 /// A process id.
 pub type Pid = i32;
 
 /// Which side of a [`fork`] this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Forked {
     /// The new process.
     Child,
-    /// The creator, with the new process's id.
-    Parent(Pid),
+    /// The creator, with the new process's handle.
+    Parent(Child),
 }
 
-/// [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html).
+/// [fork(2)](https://man7.org/linux/man-pages/man2/fork.2.html). The
+/// creator gets a [`Child`] handle made right after the fork, so the new
+/// process is named by a pidfd before anything else could collect it.
 ///
-/// # Threads
-/// Like fork(2) itself: in a multi-threaded program only the calling thread
-/// exists in the child, and locks held by other threads (the allocator's, a
-/// `Mutex`) stay locked there. pprocess's model is fork-without-exec, so call
-/// it from single-threaded programs, or make sure the child only touches state
-/// no other thread could hold.
-pub fn fork() -> Result<Forked> {
+/// # Safety
+/// In a process with other threads, only the calling thread exists in the
+/// child, and whatever another thread held at the fork (the lock of a
+/// `Mutex`, of Rust's `stdout`, of an allocator other than glibc's, which
+/// its fork handlers make safe) stays held there for ever. The caller
+/// promises that either no other thread exists (see [`other_threads`]), or
+/// the child, until it exits or execs, touches nothing another thread could
+/// have held: only async-signal-safe functions, its own channel, and
+/// memory no other thread was changing.
+pub unsafe fn fork() -> Result<Forked> {
     // SAFETY: fork has no memory-safety preconditions for the parent; the
-    // child continues with a copy of this thread (see the doc comment).
+    // child's obligations are the caller's (see # Safety).
     match cvt(unsafe { libc::fork() })? {
         0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent(pid)),
+        pid => Ok(Forked::Parent(Child::new(pid))),
     }
+}
+
+/// Set by [`allow_threads`].
+static THREADS_ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, [`fork_checked`] forks in a process with other threads too.
+/// Only for `process::allow_fork_with_threads`, whose caller took
+/// [`fork`]'s contract for every fork to come.
+pub(crate) fn allow_threads() {
+    THREADS_ALLOWED.store(true, Ordering::Relaxed);
+}
+
+/// True when [`fork_checked`] would refuse: other threads exist, and
+/// neither `contract_taken` nor [`allow_threads`] took [`fork`]'s contract.
+pub(crate) fn fork_refused(contract_taken: bool) -> bool {
+    !contract_taken && !THREADS_ALLOWED.load(Ordering::Relaxed) && other_threads()
+}
+
+/// [`fork`] where it is sound: `Ok(None)` (nothing forked) when
+/// [`fork_refused`]. `contract_taken` is true only where the caller took
+/// the contract: an `unsafe` function of this crate that states it, or a C
+/// caller (the header states it).
+pub(crate) fn fork_checked(contract_taken: bool) -> Result<Option<Forked>> {
+    if fork_refused(contract_taken) {
+        return Ok(None);
+    }
+    // SAFETY: no other thread exists (checked just above; only this thread
+    // could start one, and it does not before the fork), or the caller took
+    // the contract (`contract_taken`, `allow_threads`).
+    unsafe { fork() }.map(Some)
+}
+
+/// True unless this process is sure it has no thread but the caller.
+///
+/// glibc's `__libc_single_threaded` answers at no cost while the process
+/// has never had a second thread; otherwise the thread count of
+/// `/proc/self/stat` decides (threads that have ended do not count). If
+/// that cannot be read, other threads are assumed.
+pub fn other_threads() -> bool {
+    if libc_single_threaded() {
+        return false;
+    }
+    thread_count() != Some(1)
+}
+
+/// glibc's `__libc_single_threaded` (`<sys/single_threaded.h>`, glibc
+/// 2.32): true while the process has never had a second thread.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(super) fn libc_single_threaded() -> bool {
+    extern "C" {
+        static __libc_single_threaded: core::ffi::c_char;
+    }
+    // SAFETY: a plain read of a byte glibc keeps for this purpose.
+    unsafe { __libc_single_threaded != 0 }
+}
+
+/// Without glibc's flag: not known, so the thread count decides.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(super) fn libc_single_threaded() -> bool {
+    false
+}
+
+/// The number of threads of this process: field 20 of `/proc/self/stat`
+/// ([proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html)).
+fn thread_count() -> Option<usize> {
+    // SAFETY: a NUL-terminated path and flags; the result is checked.
+    let fd = cvt(unsafe {
+        libc::open(
+            c"/proc/self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    })
+    .ok()?;
+    let fd = Fd::own(fd).ok()?;
+    let mut buf = [0u8; 1024];
+    let len = super::read(&fd, &mut buf).ok()?;
+    let text = buf.get(..len)?;
+    // The command name (field 2) is in parentheses and may hold anything:
+    // fields are counted from the last ')'.
+    let after = &text[text.iter().rposition(|&b| b == b')')? + 1..];
+    let field = after
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(20 - 3)?;
+    core::str::from_utf8(field).ok()?.parse().ok()
 }
 
 /// A raw status from `waitpid`, decoded.
@@ -84,40 +178,6 @@ pub fn waitpid(pid: Pid, block: bool) -> Result<Option<WaitStatus>> {
     Ok((ret != 0).then_some(WaitStatus(status)))
 }
 
-/// [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html) with a
-/// timeout in milliseconds (`-1`: forever): `Ok(None)` if `pid` is still
-/// running when it passes. Sleeps in `poll` on a pidfd (Linux 5.3+), or in
-/// short naps where pidfds are unavailable.
-pub fn waitpid_timeout(pid: Pid, timeout_ms: i32) -> Result<Option<WaitStatus>> {
-    if timeout_ms < 0 {
-        return waitpid(pid, true);
-    }
-    let deadline = Deadline::after(timeout_ms);
-    let pidfd = pidfd_open(pid);
-    loop {
-        if let Some(status) = waitpid(pid, false)? {
-            return Ok(Some(status));
-        }
-        if deadline.expired() {
-            return Ok(None);
-        }
-        match &pidfd {
-            Ok(fd) => {
-                poll(&mut [PollFd::new(fd, POLLIN)], deadline.remaining_ms())?;
-            }
-            Err(_) => sleep_ms(deadline.remaining_ms().clamp(0, 5) as u32),
-        }
-    }
-}
-
-/// [pidfd_open(2)](https://man7.org/linux/man-pages/man2/pidfd_open.2.html):
-/// a descriptor that becomes readable when `pid` ends (close-on-exec).
-fn pidfd_open(pid: Pid) -> Result<Fd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    Ok(Fd::own(fd as i32))
-}
-
 /// Blocks until any child ends; `Ok(None)` when there are no children left.
 pub fn wait_any() -> Result<Option<(Pid, WaitStatus)>> {
     let mut status = 0;
@@ -163,44 +223,80 @@ pub fn number_of_cpus() -> usize {
     usize::try_from(n).unwrap_or(1).max(1)
 }
 
-/// Processes whose channel was closed while they still ran; collected later.
-static ORPHANS: [core::sync::atomic::AtomicI32; 256] =
-    [const { core::sync::atomic::AtomicI32::new(0) }; 256];
+/// Processes whose channel was closed while they still ran, collected
+/// later; 256 at most without `alloc` (see [`Children::adopt`] for what
+/// happens beyond).
+static ORPHANS: Orphans = Orphans {
+    locked: AtomicBool::new(false),
+    set: UnsafeCell::new(Children::new()),
+};
 
-/// Remembers `pid` so that [`reap_orphans`] collects it once it ends. If the
-/// list is full the process is left to `waitall`.
-pub fn reap_later(pid: Pid) {
-    use core::sync::atomic::Ordering;
-    for slot in &ORPHANS {
-        if slot
-            .compare_exchange(0, pid, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+/// The orphan set behind a spin lock (no `std` mutex in `no_std`): it is
+/// held only to add or sweep, never across a blocking wait.
+struct Orphans {
+    locked: AtomicBool,
+    set: UnsafeCell<Children<256>>,
+}
+
+// SAFETY: `set` is only reached through `Orphans::with`, which holds the
+// lock (or, in a new process, runs with no other thread).
+unsafe impl Sync for Orphans {}
+
+impl Orphans {
+    fn with<R>(&self, f: impl FnOnce(&mut Children<256>) -> R) -> R {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
         {
-            return;
+            core::hint::spin_loop();
         }
+        struct Unlock<'a>(&'a AtomicBool);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _unlock_on_return = Unlock(&self.locked);
+        // SAFETY: the lock is held until `_unlock_on_return` drops, so this
+        // is the only reference to the set.
+        f(unsafe { &mut *self.set.get() })
+    }
+}
+
+/// Remembers `child`, whose channel was closed while it still ran, so that
+/// [`reap_orphans`] collects it once it ends. Nothing is dropped: see
+/// [`Children::adopt`].
+pub fn reap_later(child: Child) {
+    let mut child = child;
+    while let Err((back, oldest)) = ORPHANS.with(|set| set.try_adopt(child)) {
+        child = back;
+        oldest.collect(); // outside the lock: it may wait
     }
 }
 
 /// Collects every remembered process that has ended, without waiting.
 pub fn reap_orphans() {
-    use core::sync::atomic::Ordering;
-    for slot in &ORPHANS {
-        let pid = slot.load(Ordering::Relaxed);
-        if pid > 0 && !matches!(waitpid(pid, false), Ok(None)) {
-            slot.store(0, Ordering::Relaxed);
-        }
-    }
+    ORPHANS.with(|set| set.collect_ended());
 }
 
-/// Forgets every remembered process: in a new child they are not its own,
-/// and after `waitall` they are already collected.
+/// In a newly created process: forgets the creator's remembered processes,
+/// which are not this one's. The lock is not waited for: another thread of
+/// the creator may have held it at the fork, and none runs here.
 pub fn forget_orphans() {
-    use core::sync::atomic::Ordering;
-    for slot in &ORPHANS {
-        // Read first: a page nobody wrote stays shared after fork.
-        if slot.load(Ordering::Relaxed) != 0 {
-            slot.store(0, Ordering::Relaxed);
-        }
+    // Read first: a page nobody wrote stays shared after fork.
+    // SAFETY: this process has a single thread (it was just forked), so
+    // nothing else reaches the set while it is read and replaced.
+    let set = unsafe { &mut *ORPHANS.set.get() };
+    if ORPHANS.locked.load(Ordering::Relaxed) {
+        // Another thread of the creator was changing the set at the fork:
+        // it may be half-changed, so let go of it without a drop.
+        core::mem::forget(core::mem::replace(set, Children::new()));
+        ORPHANS.locked.store(false, Ordering::Release);
+    } else if !set.is_empty() {
+        // The creator's handles are stale here: their descriptors were
+        // closed after the fork, and dropping them closes nothing.
+        set.forget();
     }
 }
 

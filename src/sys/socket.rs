@@ -15,5 +15,7 @@ pub fn socketpair() -> Result<(Fd, Fd)> {
             fds.as_mut_ptr(),
         )
     })?;
-    Ok((Fd::own(fds[0]), Fd::own(fds[1])))
+    // Each is owned (or closed) before either can fail.
+    let (a, b) = (Fd::own(fds[0]), Fd::own(fds[1]));
+    Ok((a?, b?))
 }

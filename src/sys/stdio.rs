@@ -67,13 +67,9 @@ fn output_may_be_buffered() -> bool {
     extern "C" {
         /// glibc's list of open streams (exported since glibc 2.2.5).
         static _IO_list_all: *mut File;
-        /// Nonzero while the process has never had a second thread
-        /// (`<sys/single_threaded.h>`, glibc 2.32).
-        static __libc_single_threaded: c_char;
     }
 
-    // SAFETY: a plain read of a byte glibc keeps for this purpose.
-    if unsafe { __libc_single_threaded } == 0 {
+    if !super::proc::libc_single_threaded() {
         // Another thread may be opening or closing streams: only
         // fflush(NULL), which takes the list's lock, may walk the list.
         return true;

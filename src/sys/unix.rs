@@ -73,7 +73,7 @@ pub fn unix_socket(nonblocking: bool) -> Result<Fd> {
     }
     // SAFETY: socket has no memory-safety preconditions.
     let raw = cvt(unsafe { libc::socket(libc::AF_UNIX, kind, 0) })?;
-    Ok(Fd::own(raw))
+    Fd::own(raw)
 }
 
 /// [bind(2)](https://man7.org/linux/man-pages/man2/bind.2.html) to a path:
@@ -103,7 +103,7 @@ pub fn accept(fd: &Fd) -> Result<Fd> {
                 libc::SOCK_CLOEXEC,
             )
         })?;
-        Ok(Fd::own(raw))
+        Fd::own(raw)
     })
 }
 
@@ -272,7 +272,7 @@ pub fn open_nofollow(path: &SocketPath) -> Result<(Fd, FileInfo)> {
             )
         })
     })?;
-    let fd = Fd::own(raw);
+    let fd = Fd::own(raw)?;
     // SAFETY: an all-zero stat is valid storage for fstat to fill.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: `fd` is open and `st` is writable.
@@ -336,7 +336,7 @@ pub fn stdio_to_dev_null() -> Result<()> {
         // SAFETY: the path is a NUL-terminated literal.
         cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })
     })?;
-    let null = Fd::own(raw);
+    let null = Fd::own(raw)?;
     for target in 0..=2 {
         // SAFETY: dup2 has no memory-safety preconditions; `target` is a
         // standard stream this process gives up.
