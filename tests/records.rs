@@ -1,6 +1,8 @@
 //! pmap over fixed-size records through shared memory (`pprocess::records`):
 //! results, per-record errors, and a worker killed in the middle of a chunk.
 
+mod fork_contract;
+
 use pprocess::records::{pmap, pmap_bytes, pmap_each};
 use pprocess::{Error, RemoteError};
 

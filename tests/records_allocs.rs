@@ -2,6 +2,8 @@
 //! workers or in the caller. One test per binary: it counts this process's
 //! allocations with its own global allocator.
 
+mod fork_contract;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -2,6 +2,8 @@
 //! pmaps. One test per binary: it counts this process's children,
 //! descriptors and mappings.
 
+mod fork_contract;
+
 use pprocess::records::{pmap, pmap_each};
 
 fn zombies() -> usize {

@@ -48,7 +48,7 @@ use bytemuck::Pod;
 use super::TaskError;
 use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
-use crate::process::{self, Created};
+use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, PollFd, SharedMap, POLLIN};
 
 /// Each chunk is `remaining / (GUIDED × workers)` records (at least one).
@@ -95,13 +95,15 @@ pub(crate) trait Kernel {
 /// per processor; never more than `count`), copying the outputs into
 /// `outputs` (`count × output_size` bytes; a failed record's bytes there
 /// are unspecified). Returns the failed records' indexes and errors, in
-/// index order.
+/// index order. `check` says whether it may fork while the process has
+/// other threads.
 pub(crate) fn run<K: Kernel>(
     kernel: &K,
     count: usize,
     output_size: usize,
     workers: usize,
     outputs: &mut [u8],
+    check: ForkCheck,
 ) -> Result<Vec<(usize, TaskError)>> {
     let total = count.checked_mul(output_size).ok_or(Error::Invalid)?;
     if outputs.len() != total {
@@ -110,6 +112,7 @@ pub(crate) fn run<K: Kernel>(
     if count == 0 {
         return Ok(Vec::new());
     }
+    process::fork_allowed(check)?;
     let workers = match workers {
         0 => sys::number_of_cpus(),
         n => n,
@@ -126,6 +129,7 @@ pub(crate) fn run<K: Kernel>(
         workers: Vec::new(),
         schedule: Schedule::new(count, workers),
         failures: Vec::new(),
+        check,
         output_size,
         count,
         // Replacements for workers that die: each one that dies in a record
@@ -220,13 +224,14 @@ struct Pool<'a> {
     output_size: usize,
     count: usize,
     forks_left: usize,
+    check: ForkCheck,
 }
 
 impl Pool<'_> {
     /// Forks a worker on progress slot `slot`.
     fn spawn<K: Kernel>(&mut self, kernel: &K, slot: usize) -> Result<()> {
         self.forks_left = self.forks_left.saturating_sub(1);
-        match process::create()? {
+        match process::create_as(self.check)? {
             Created::Parent(channel) => {
                 self.workers.push(Worker {
                     channel,
@@ -646,8 +651,9 @@ where
 ///
 /// The function runs in the workers, so it may borrow anything (the
 /// workers get a copy of this process at the fork); what it changes there
-/// is not seen here. As with [`create`](crate::create), call it from a
-/// single-threaded program.
+/// is not seen here. As [`create`](crate::create) does, it refuses with
+/// [`Error::Threads`] to fork while the process has other threads (see
+/// [`allow_fork_with_threads`](crate::allow_fork_with_threads)).
 pub fn pmap<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<Vec<U>>
 where
     T: Pod,
@@ -692,7 +698,14 @@ where
     let kernel = Typed { inputs, function };
     let mut outputs = alloc::vec![U::zeroed(); inputs.len()];
     let bytes = bytemuck::cast_slice_mut::<U, u8>(&mut outputs);
-    let failures = run(&kernel, inputs.len(), size_of::<U>(), workers, bytes)?;
+    let failures = run(
+        &kernel,
+        inputs.len(),
+        size_of::<U>(),
+        workers,
+        bytes,
+        ForkCheck::Refuse,
+    )?;
     Ok((outputs, failures))
 }
 
@@ -739,7 +752,14 @@ where
     };
     let total = count.checked_mul(output_size).ok_or(Error::Invalid)?;
     let mut outputs = alloc::vec![0u8; total];
-    let failures = run(&kernel, count, output_size, workers, &mut outputs)?;
+    let failures = run(
+        &kernel,
+        count,
+        output_size,
+        workers,
+        &mut outputs,
+        ForkCheck::Refuse,
+    )?;
     let records = (0..count).map(|i| outputs[i * output_size..(i + 1) * output_size].to_vec());
     Ok(each(records, failures))
 }

@@ -8,6 +8,7 @@ use super::{bytes, bytes_mut, guard};
 use crate::error::{code, Error, RemoteError, Result};
 use crate::exchange::records::{run, Kernel};
 use crate::exchange::TaskError;
+use crate::process::ForkCheck;
 
 /// A C function over fixed-size records.
 struct CKernel<'a> {
@@ -74,7 +75,15 @@ pub(crate) fn records(
         inputs,
         input_size,
     };
-    run(&kernel, count, output_size, limit, outputs)
+    // A C caller took the header's fork contract.
+    run(
+        &kernel,
+        count,
+        output_size,
+        limit,
+        outputs,
+        ForkCheck::Accepted,
+    )
 }
 
 /// A failed record's status: the function's nonzero return, or the
