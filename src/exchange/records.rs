@@ -47,7 +47,7 @@ use bytemuck::Pod;
 
 use super::TaskError;
 use crate::channel::Channel;
-use crate::error::{Error, RemoteError, Result};
+use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, PollFd, SharedMap, POLLIN};
 
@@ -284,7 +284,7 @@ impl Pool<'_> {
         let worker = &mut self.workers[index];
         worker.chunk = Some(chunk);
         // A worker that died already is found by the next poll.
-        let _ = worker.channel.send(&message);
+        best_effort(worker.channel.send(&message));
     }
 
     /// Takes the upper half (rounded up) of the unclaimed records of the
@@ -390,8 +390,8 @@ impl Pool<'_> {
     /// replacement takes its slot while records remain.
     fn lost<K: Kernel>(&mut self, kernel: &K, index: usize) -> Result<()> {
         let mut worker = self.workers.swap_remove(index);
-        let _ = sys::kill(worker.channel.pid(), sys::SIGKILL);
-        let error = match worker.channel.wait() {
+        let collected = worker.channel.kill_and_collect();
+        let error = match collected.and_then(|()| worker.channel.wait()) {
             Ok(status) => Error::PeerEnded {
                 pid: worker.channel.pid(),
                 status,
@@ -444,10 +444,12 @@ impl Pool<'_> {
     /// Stops and collects the workers; gives the failures in index order.
     fn finish(mut self) -> Vec<(usize, TaskError)> {
         for worker in &mut self.workers {
-            let _ = worker.channel.send(&[]);
+            // A worker that is gone already is collected all the same.
+            best_effort(worker.channel.send(&[]));
         }
         for worker in &mut self.workers {
-            let _ = worker.channel.wait();
+            // Its records are all in: how it ends changes nothing.
+            best_effort(worker.channel.wait());
         }
         self.workers.clear();
         let mut failures = core::mem::take(&mut self.failures);
@@ -459,8 +461,8 @@ impl Pool<'_> {
 impl Drop for Pool<'_> {
     fn drop(&mut self) {
         for worker in &mut self.workers {
-            let _ = sys::kill(worker.channel.pid(), sys::SIGKILL);
-            let _ = worker.channel.wait();
+            // The run already failed; this only leaves no process behind.
+            best_effort(worker.channel.kill_and_collect());
         }
     }
 }
