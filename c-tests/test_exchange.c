@@ -1002,6 +1002,19 @@ static void test_pmap_status(void)
     CHECK_EQ(pp_pmap(square_or_die, inputs, sizeof inputs[0], outputs, sizeof outputs[0], COUNT,
                      2, PP_REUSE),
              PP_EREMOTE);
+    /* In place: the outputs over the inputs, pages of them, all read. */
+    {
+        enum { MANY = 8192 };
+        static int32_t records[MANY];
+
+        for (k = 0; k < MANY; k++)
+            records[k] = k % 1000;
+        CHECK_EQ(pp_pmap_status(square, records, sizeof records[0], records, sizeof records[0],
+                                MANY, 2, NULL),
+                 0);
+        for (k = 0; k < MANY; k++)
+            CHECK_EQ(records[k], (k % 1000) * (k % 1000));
+    }
     /* No records: nothing runs. Bad arguments: nothing runs either. */
     CHECK_EQ(pp_pmap_status(square, NULL, sizeof inputs[0], NULL, sizeof outputs[0], 0, 2, NULL),
              0);
