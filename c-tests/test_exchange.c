@@ -601,6 +601,76 @@ static void test_callable_error(void)
     pp_exchange_free(queue);
 }
 
+/* A failed task's id comes with its error, whole (not an int). */
+static void test_failed_task_id_is_known(void)
+{
+    int32_t code = 7;
+    int32_t value = 5;
+    uint64_t task = 99, next = 0;
+    size_t len;
+    int32_t got;
+    int failed, answered;
+    pp_exchange *queue;
+
+    CHECK_OK(pp_queue_new(1, 0, &queue));
+    CHECK_EQ(pp_exchange_last_task(queue, &task), PP_EDONE);
+    CHECK_EQ(task, 99); /* written only on success */
+    CHECK_OK(pp_exchange_next_id(queue, &next));
+    CHECK_EQ(next, 0);
+    CHECK_EQ(pp_exchange_start(queue, echo_arg, &value, sizeof value), 0);
+    CHECK_EQ(pp_exchange_start(queue, fail_with, &code, sizeof code), 1);
+    CHECK_OK(pp_exchange_next_id(queue, &next));
+    CHECK_EQ(next, 2);
+    failed = answered = 0;
+    for (int k = 0; k < 2; k++) {
+        int rc = pp_exchange_next(queue, &got, sizeof got, &len);
+        CHECK_OK(pp_exchange_last_task(queue, &task));
+        if (rc == PP_EREMOTE) {
+            CHECK_EQ(task, 1);
+            failed++;
+        } else {
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(task, 0);
+            CHECK_EQ(got, value);
+            answered++;
+        }
+    }
+    CHECK_EQ(failed, 1);
+    CHECK_EQ(answered, 1);
+    CHECK_EQ(pp_exchange_last_task(NULL, &task), PP_EINVAL);
+    CHECK_EQ(pp_exchange_last_task(queue, NULL), PP_EINVAL);
+    CHECK_EQ(pp_exchange_next_id(queue, NULL), PP_EINVAL);
+    pp_exchange_free(queue);
+}
+
+/* An argument a reused worker could never be sent: PP_ETOOBIG from the
+ * call, with nothing started. */
+static void test_oversized_reused_argument_starts_nothing(void)
+{
+    size_t size = ((size_t)64 << 20) + 1;
+    unsigned char *big = (unsigned char *)calloc(size, 1);
+    int32_t outputs[1];
+    int status = 0;
+    uint64_t next = 9;
+    pp_exchange *queue;
+
+    CHECK(big != NULL);
+    CHECK_OK(pp_queue_new(2, PP_REUSE, &queue));
+    CHECK_EQ(pp_exchange_start(queue, echo_arg, big, size), PP_ETOOBIG);
+    CHECK_EQ(pp_exchange_call(queue, square, big, size, 4), PP_ETOOBIG);
+    CHECK_EQ(pp_exchange_active(queue), 0);
+    CHECK_EQ(pp_exchange_unfinished(queue), 0);
+    CHECK_OK(pp_exchange_next_id(queue, &next));
+    CHECK_EQ(next, 0);
+    pp_exchange_free(queue);
+    /* pp_pmap with PP_REUSE shares its records instead of sending them: a
+     * record over the maximum message size runs (square refuses its size). */
+    CHECK_EQ(pp_pmap_status(square, big, size, outputs, sizeof outputs[0], 1, 2, &status), 1);
+    CHECK_EQ(status, PP_EINVAL);
+    CHECK_EQ(pp_pmap(square, big, size, outputs, sizeof outputs[0], 1, 2, PP_REUSE), PP_EREMOTE);
+    free(big);
+}
+
 /* ---- Taking results ---- */
 
 static void test_next_too_big_then_retry(void)
@@ -765,6 +835,45 @@ static void test_ready_store_timeout_and_remove(void)
     CHECK_EQ(pp_exchange_active(ex), 0);
     CHECK_EQ(pp_exchange_unfinished(ex), 0);
     pp_exchange_free(ex);
+}
+
+/* A pp_exchange_ready loop that receives the results itself ends, with or
+ * without reuse: what it receives finishes the tasks (waiting ones start,
+ * idle workers stop), and pp_exchange_finish reports none of them as lost. */
+static void check_ready_loop(unsigned flags)
+{
+    struct store_log log = {0, 0, 0};
+    pp_channel *ready[4];
+    int32_t value, sum = 0;
+    int received = 0;
+    size_t len;
+    pp_exchange *ex;
+
+    CHECK_OK(pp_exchange_new(2, flags, store_value, &log, &ex));
+    for (int32_t k = 1; k <= 6; k++)
+        CHECK(pp_exchange_start(ex, echo_arg, &k, sizeof k) >= 0);
+    while (pp_exchange_unfinished(ex) == 1) {
+        int n = pp_exchange_ready(ex, -1, ready, 4);
+
+        CHECK(n >= 0);
+        for (int i = 0; i < n; i++) {
+            if (pp_receive(ready[i], &value, sizeof value, &len) == 0) {
+                sum += value;
+                received++;
+            }
+        }
+    }
+    CHECK_EQ(received, 6);
+    CHECK_EQ(sum, 21);
+    CHECK_EQ(pp_exchange_finish(ex), 0);
+    CHECK_EQ(log.count, 0); /* the store callback saw nothing */
+    pp_exchange_free(ex);
+}
+
+static void test_ready_loop_ends(void)
+{
+    check_ready_loop(0);
+    check_ready_loop(PP_REUSE);
 }
 
 static void test_wait_gets_below_the_limit(void)
@@ -1202,12 +1311,15 @@ int main(void)
     RUN(test_killed_worker);
     RUN(test_function_error);
     RUN(test_callable_error);
+    RUN(test_failed_task_id_is_known);
+    RUN(test_oversized_reused_argument_starts_nothing);
     RUN(test_next_too_big_then_retry);
     RUN(test_next_alloc);
     RUN(test_map_get_waits_only_for_its_task);
     RUN(test_add_add_wait_and_finish);
     RUN(test_add_beyond_the_limit);
     RUN(test_ready_store_timeout_and_remove);
+    RUN(test_ready_loop_ends);
     RUN(test_wait_gets_below_the_limit);
     RUN(test_store_callback_error);
     RUN(test_keep_removed);

@@ -239,7 +239,9 @@ int pp_send_error(pp_channel *ch, int code, const char *message);
 /**
  * Receives one message into buf (capacity cap), waiting as long as it takes,
  * and stores its length in *len. PP_ETOOBIG: the message is larger than cap;
- * *len is set to the size needed and the message stays queued.
+ * *len is set to the size needed and the message stays queued. In a reused
+ * worker's callable it sees only its own task's messages (see
+ * pp_exchange_start): PP_ECLOSED there can mean "no more for this task".
  */
 int pp_receive(pp_channel *ch, void *buf, size_t cap, size_t *len);
 
@@ -381,14 +383,21 @@ int pp_exchange_active(const pp_exchange *ex);
  * Waits up to timeout_ms for channels with something to read and writes up
  * to cap of them to out; returns how many. A channel whose process ended is
  * ready too (its receive reports the end). The channels stay in the exchange.
+ * What you receive from them counts as the exchange's own store would: the
+ * next pp_exchange_* call charges each message, end and error to its task,
+ * starts waiting tasks and stops idle reused workers (so a ready loop over
+ * PP_REUSE ends), and frees a channel whose end you received (the pointers
+ * written to out are valid until then).
  */
 int pp_exchange_ready(pp_exchange *ex, int timeout_ms, pp_channel **out, size_t cap);
 
 /**
  * Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it
  * belongs to the caller again. A task of it still without its result gets
- * PP_ECLOSED in its place. PP_EINVAL if ch is not in the exchange. (Channels
- * that end by themselves are always closed by the exchange.)
+ * PP_ECLOSED in its place; with PP_REUSE that includes the tasks queued in a
+ * worker's socket, which stay there (the worker runs them, its answers come
+ * on ch), so none runs twice. PP_EINVAL if ch is not in the exchange.
+ * (Channels that end by themselves are always closed by the exchange.)
  */
 int pp_exchange_remove(pp_exchange *ex, pp_channel *ch);
 
@@ -429,13 +438,23 @@ int pp_exchange_finish(pp_exchange *ex);
 /**
  * Runs callable(channel, arg, arg_len) as a task: in a new process now, or later
  * when the exchange is at its limit (the arguments are copied). With
- * PP_REUSE it runs in a reused worker of the same callable. Returns the task id.
+ * PP_REUSE it runs in a reused worker of the same callable, and arguments
+ * over the maximum message size (64 MiB) are PP_ETOOBIG. Returns the task id
+ * (INT_MAX for any id above it: see pp_exchange_next_id). A call that fails
+ * leaves no trace: the task is not run later.
+ *
+ * In a reused worker, the callable's receives see only messages sent to its
+ * own task. After it has sent its one result (without PP_CONTINUOUS), a
+ * receive that meets the next task instead fails with PP_ECLOSED: no more
+ * will come for this task (pprocess's MakeReusable pattern ends there).
  */
 int pp_exchange_start(pp_exchange *ex, pp_callable callable, const void *arg, size_t arg_len);
 
 /**
  * Runs a plain function on input as a task (manage(MakeParallel(fn))): its
- * output, at most output_cap bytes, is the task's result. Returns the task id.
+ * output, at most output_cap bytes, is the task's result. Returns the task id
+ * (as pp_exchange_start does). With PP_REUSE, input over the maximum message
+ * size is PP_ETOOBIG; a call that fails leaves no trace.
  */
 int pp_exchange_call(pp_exchange *ex,
                      pp_function function,
@@ -452,10 +471,11 @@ int pp_exchange_create(pp_exchange *ex, pp_channel **child);
 
 /**
  * Takes the next result of a queue or map: copies it into buf, stores its
- * length in *len and returns its task id (>= 0). A failed task gives its
- * error (PP_EREMOTE, PP_EPEER, ...; see pp_exchange_task_error). PP_ETOOBIG:
- * *len is set to the size needed and the result stays queued. PP_EDONE when
- * every result was read.
+ * length in *len and returns its task id (>= 0; INT_MAX for any id above
+ * it). A failed task gives its error (PP_EREMOTE, PP_EPEER, ...; see
+ * pp_exchange_task_error), and pp_exchange_last_task says which task it was.
+ * PP_ETOOBIG: *len is set to the size needed and the result stays queued.
+ * PP_EDONE when every result was read.
  */
 int pp_exchange_next(pp_exchange *ex, void *buf, size_t cap, size_t *len);
 
@@ -482,6 +502,22 @@ int pp_map_get(pp_exchange *map, size_t index, void *buf, size_t cap, size_t *le
 int pp_exchange_task_error(const pp_exchange *ex, int *code, const char **message);
 
 /**
+ * The id of the task whose result or failure the last pp_exchange_next,
+ * pp_exchange_next_alloc or pp_map_get handed out, written whole to *task
+ * (those calls return an int, which cannot hold an id above INT_MAX, and a
+ * failed task's error in place of its id). Returns 0, or PP_EDONE if no
+ * result was handed out yet.
+ */
+int pp_exchange_last_task(const pp_exchange *ex, uint64_t *task);
+
+/**
+ * The id the next task started, called, created or added will get, written
+ * whole to *task (the calls that start one return it as an int: INT_MAX for
+ * any id above it). Returns 0.
+ */
+int pp_exchange_next_id(const pp_exchange *ex, uint64_t *task);
+
+/**
  * `outputs[i] = function(inputs[i])` for count fixed-size records, in other
  * processes, at most limit at once (0: one per processor). An output shorter
  * than output_size is zero-filled. With PP_REUSE, `limit` workers forked for
@@ -489,12 +525,13 @@ int pp_exchange_task_error(const pp_exchange *ex, int *code, const char **messag
  * write the outputs into a shared mapping and take records in chunks that
  * shrink as the work runs out (PP_BATCH changes nothing there); a worker
  * that dies fails only the record it was running. The function must not
- * touch the outputs array itself (the workers do not map it). Without
- * PP_REUSE, each record runs in a process of its own. Every record runs. Returns 0; PP_EREMOTE if
- * a function returned nonzero (or wrote more than output_size bytes),
- * PP_EPEER if a process died (the first failure in input order; the
- * outputs of the other records are written). pp_pmap_status reports every
- * record.
+ * touch the outputs array itself (the workers do not map it). Records are
+ * not sent, so their size has no limit but memory's. Without PP_REUSE,
+ * each record runs in a process of its own. Every record runs. Returns 0;
+ * PP_EREMOTE if a function returned nonzero (or wrote more than
+ * output_size bytes), PP_EPEER if a process died (the first failure in
+ * input order; the outputs of the other records are written).
+ * pp_pmap_status reports every record.
  */
 int pp_pmap(pp_function function,
             const void *inputs,

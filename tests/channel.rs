@@ -404,3 +404,29 @@ fn waiting_for_a_process_can_time_out() {
     let (mut a, _b) = Channel::pair().unwrap();
     assert_eq!(a.wait_timeout(0), Err(Error::Invalid));
 }
+
+/// Issue 12 (wire format v2): acknowledgements are validated against what
+/// was sent. An ack of a frame its receiver never sent is a protocol error;
+/// acks of frames sent are taken as before.
+#[test]
+fn an_ack_of_a_frame_never_sent_is_a_protocol_error() {
+    let (mut a, b) = Channel::pair().unwrap();
+    a.send(b"one").unwrap(); // frame 1
+    a.send(b"two").unwrap(); // frame 2
+    let ack = |seq: u32| pprocess::wire::Header::new(pprocess::wire::Kind::Ack, 0, 0, seq).encode();
+    for seq in [1, 2, 0] {
+        // SAFETY: writing a valid buffer to our own socket.
+        unsafe { libc::write(b.raw_fd(), ack(seq).as_ptr().cast(), ack(seq).len()) };
+    }
+    let mut buf = [0u8; 8];
+    assert_eq!(a.receive_timeout(&mut buf, 0), Err(Error::TimedOut));
+    // SAFETY: as above.
+    unsafe { libc::write(b.raw_fd(), ack(3).as_ptr().cast(), ack(3).len()) };
+    let err = a.receive_timeout(&mut buf, 1000).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Protocol(pprocess::wire::ProtoError::BadAck(3)),
+        "{err}"
+    );
+    assert_eq!(a.receive_timeout(&mut buf, 0), Err(err), "broken for good");
+}

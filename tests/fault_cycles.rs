@@ -13,6 +13,10 @@ use pprocess::{create, exit, start, Created, Error, Options, Queue, RemoteError}
 
 const CYCLES: usize = 10_000;
 
+/// Processes closed without a wait that may not have exited yet at a check:
+/// the last two of kinds 1 and 3, with room for a slow scheduler.
+const MAX_UNCOLLECTED: usize = 4;
+
 /// One cycle, in one of the ways a program uses a created process.
 fn cycle(i: usize) {
     let n = (i as u32).to_le_bytes();
@@ -68,12 +72,14 @@ fn ten_thousand_cycles_leave_no_descriptor_child_or_zombie() {
     for i in 0..CYCLES {
         cycle(i);
         if i % 2500 == 2499 {
-            // Descriptors come back at once; at most the last closed-early
-            // process may still be waiting for the next create, and the
-            // library holds its pidfd until then.
+            // Descriptors come back at once. The processes closed without a
+            // wait (kinds 1 and 3) are collected by a later create once they
+            // have exited; on a loaded machine the last few may not have
+            // exited yet, and the library holds their pidfds until then. A
+            // leak would leave hundreds here, not a handful.
             let waiting = children().saturating_sub(children_before);
             assert!(
-                waiting <= 1,
+                waiting <= MAX_UNCOLLECTED,
                 "children after {} cycles: {waiting} waiting",
                 i + 1
             );

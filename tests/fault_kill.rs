@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hardening::wire_model::{frame, DATA, ERROR};
+use hardening::wire_model::{frame, frame_for, DATA, ERROR, HEADER};
 use hardening::{seed, Rng, Watchdog};
 use pprocess::exchange::{Spawned, TaskError};
 use pprocess::{exit, Channel, Error, Map, Options, Queue, RemoteError, TaskId};
@@ -236,7 +236,12 @@ fn killed_senders_fail_alone_and_never_hang() {
 /// answer's frame; any other input is echoed.
 fn echo_or_die(ch: &mut Channel, input: &[u8]) -> Result<(), RemoteError> {
     if input[0] == 1 {
-        let whole = frame(DATA, 2, 1, &[7; 5000]); // flagged as a task's last result
+        // Flagged as a task's last result, naming the task (started in
+        // input order: task i's frames carry i + 1).
+        let task = u32::from_le_bytes(input[2..6].try_into().unwrap());
+        let whole = frame_for(DATA, 2, 1, u64::from(task) + 1, &[7; 5000]);
+        // Answers a batching worker holds go first, as the channel would send them.
+        ch.flush().map_err(RemoteError::from)?;
         let cut = 1 + usize::from(input[1]) * 19 % (whole.len() - 1);
         // SAFETY: writing a valid buffer to this process's own socket.
         unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), cut) };
@@ -406,11 +411,12 @@ fn a_child_stalled_mid_error_frame_holds_up_no_other_result() {
     let stalled = queue
         .start(move |ch| {
             // The header and part of the payload, then the rest much later.
+            let cut = HEADER + 5;
             // SAFETY: writing a valid buffer to this process's own socket.
-            unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), 20) };
+            unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), cut) };
             std::thread::sleep(Duration::from_millis(1500));
             // SAFETY: as above.
-            unsafe { libc::write(ch.raw_fd(), whole[20..].as_ptr().cast(), whole.len() - 20) };
+            unsafe { libc::write(ch.raw_fd(), whole[cut..].as_ptr().cast(), whole.len() - cut) };
             std::thread::sleep(Duration::from_secs(120));
             Ok(())
         })
@@ -422,6 +428,49 @@ fn a_child_stalled_mid_error_frame_holds_up_no_other_result() {
     let failure = outcome.unwrap_err();
     assert_eq!(failure.error, Error::Remote { code: 7 });
     assert_eq!(failure.remote.unwrap().message(), "stalled in the middle");
+}
+
+/// Issue 12, defect 7: a child that sent a data frame's header and part of
+/// its payload, then stalled, held up the whole exchange in a blocking read
+/// of the rest (other tasks' results were not handed out). Now the payload
+/// is read as it arrives, across poll rounds, and served once whole.
+#[test]
+fn a_child_stalled_mid_payload_holds_up_no_other_result() {
+    let _watchdog = Watchdog::new("a stalled payload", Duration::from_secs(60));
+    // Within the read-ahead buffer, and far beyond it.
+    for len in [100, 200_000] {
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let whole = frame(DATA, 0, 1, &payload);
+        let mut queue = Queue::with_options(2, Options::default());
+        let stalled = queue
+            .start(move |ch| {
+                let cut = HEADER + 10;
+                // SAFETY: writing a valid buffer to this process's own socket.
+                unsafe { libc::write(ch.raw_fd(), whole.as_ptr().cast(), cut) };
+                std::thread::sleep(Duration::from_millis(1500));
+                write_all(ch, &whole[cut..]);
+                std::thread::sleep(Duration::from_secs(120));
+                Ok(())
+            })
+            .unwrap();
+        talker_answers_first(&mut queue);
+        // The stalled message, once whole, is that task's result.
+        let (task, outcome) = queue.next_result(20_000).unwrap();
+        assert_eq!(task, stalled);
+        assert_eq!(outcome.unwrap(), payload, "{len} bytes");
+    }
+}
+
+/// Writes all of `bytes` on the channel's socket, bypassing its framing.
+fn write_all(ch: &Channel, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writing a valid buffer to this process's own socket.
+        let n = unsafe { libc::write(ch.raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
 }
 
 /// With batched answers a killed worker also fails the tasks whose answers

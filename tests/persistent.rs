@@ -305,9 +305,10 @@ fn waits_for_a_connection_to_end_acknowledge_what_the_queue_holds() {
 fn a_client_stalled_mid_frame_is_disconnected_and_the_next_one_served() {
     let _watchdog = Watchdog::new("a stalled client", Duration::from_secs(60));
     let mut scratch = Scratch::new("stalled");
-    let mut error_header = vec![0x50, 0x50, 1, 2, 0, 0, 0, 0];
+    let mut error_header = vec![0x50, 0x50, 2, 2, 0, 0, 0, 0];
     error_header.extend_from_slice(&100u32.to_le_bytes()); // payload bytes
     error_header.extend_from_slice(&1u32.to_le_bytes()); // frame number
+    error_header.extend_from_slice(&0u64.to_le_bytes()); // task
     let stalls = [
         error_header[..7].to_vec(),
         [&error_header[..], &[0; 10]].concat(),
@@ -502,17 +503,17 @@ enum RawFrame {
 /// Splits bytes received on a raw socket into frames.
 fn frames(mut bytes: &[u8]) -> Vec<RawFrame> {
     let mut out = Vec::new();
-    while bytes.len() >= 16 {
-        assert_eq!(&bytes[..3], &[0x50, 0x50, 1], "magic and version");
+    while bytes.len() >= 24 {
+        assert_eq!(&bytes[..3], &[0x50, 0x50, 2], "magic and version");
         let kind = bytes[3];
         let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
-        let payload = &bytes[16..16 + len];
+        let payload = &bytes[24..24 + len];
         out.push(match kind {
             1 => RawFrame::Data(payload.to_vec()),
             2 => RawFrame::Error(i32::from_le_bytes(payload[..4].try_into().unwrap())),
             k => RawFrame::Other(k),
         });
-        bytes = &bytes[16 + len..];
+        bytes = &bytes[24 + len..];
     }
     assert!(bytes.is_empty(), "a partial frame");
     out

@@ -42,7 +42,7 @@ import ctypes
 import os
 import sys
 import traceback
-from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_void_p
+from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_uint64, c_void_p
 
 __all__ = [
     "Channel", "Closed", "Error", "Map", "PeerEnded", "Queue", "RemoteError", "Timeout",
@@ -122,6 +122,7 @@ _declare("pp_exchange_free", None, c_void_p)
 _declare("pp_exchange_start", c_int, c_void_p, _CALLABLE, c_char_p, c_size_t)
 _declare("pp_exchange_next_alloc", c_int, c_void_p, POINTER(c_void_p), POINTER(c_size_t))
 _declare("pp_exchange_task_error", c_int, c_void_p, POINTER(c_int), POINTER(c_char_p))
+_declare("pp_exchange_last_task", c_int, c_void_p, POINTER(c_uint64))
 _declare("pp_exchange_finish", c_int, c_void_p)
 _declare("pp_pmap_status", c_int, _FUNCTION, c_char_p, c_size_t, c_void_p, c_size_t, c_size_t,
          c_size_t, POINTER(c_int))
@@ -485,8 +486,22 @@ class Queue:
         rc = _lib.pp_exchange_next_alloc(self._live(), byref(data), byref(length))
         if rc == PP_EDONE:
             raise StopIteration
-        _check(rc, self._task_error)
+        try:
+            _check(rc, self._task_error)
+        except Error as error:
+            error.task = self.last_task  # which task failed
+            raise
         return _take(data, length)
+
+    @property
+    def last_task(self):
+        """The id of the task whose result (or failure: also the `task` of
+        the exception raised for it) the last next() handed out; None
+        before the first."""
+        task = c_uint64()
+        if _lib.pp_exchange_last_task(self._live(), byref(task)) < 0:
+            return None
+        return task.value
 
     def finish(self):
         """Waits for every task to end."""

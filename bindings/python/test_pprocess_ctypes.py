@@ -213,9 +213,9 @@ class QueuesAndPmap(Case):
                 except StopIteration:
                     break
                 except pp.RemoteError as error:  # the iteration goes on
-                    failures.append((error.remote_code, error.remote_message))
+                    failures.append((error.task, error.remote_code, error.remote_message))
         self.assertEqual(sorted(results), [b"A", b"C"])
-        self.assertEqual(failures, [(7, "bad input: b")])
+        self.assertEqual(failures, [(1, 7, "bad input: b")])
 
     def test_a_reused_continuous_queue(self):
         def count_to(channel, arg):

@@ -1,23 +1,24 @@
 //! Fuzzes the frame header decoder and the error-payload decoder.
 //!
-//! Input: 4 bytes of maximum message size (any value), 16 header bytes, then
-//! an error frame's payload. Checks: nothing panics; `Header::decode` accepts
-//! exactly the headers the README's wire table allows (checked by an
-//! independent classification), and an accepted header re-encodes to the
-//! same 16 bytes; `decode_error` splits exactly a code and valid UTF-8.
+//! Input: 4 bytes of maximum message size (any value), 24 header bytes (wire
+//! version 2), then an error frame's payload. Checks: nothing panics;
+//! `Header::decode` accepts exactly the headers the README's wire table
+//! allows (checked by an independent classification), and an accepted header
+//! re-encodes to the same 24 bytes; `decode_error` splits exactly a code and
+//! valid UTF-8.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pprocess::wire::{self, Header, ProtoError, HEADER_LEN};
 
-/// What the wire table says about these 16 bytes: (kind, flags, length, seq).
-fn classify(h: &[u8; HEADER_LEN], max: usize) -> Result<(u8, u16, u32, u32), ProtoError> {
+/// What the wire table says about these 24 bytes: (kind, flags, length, seq, task).
+fn classify(h: &[u8; HEADER_LEN], max: usize) -> Result<(u8, u16, u32, u32, u64), ProtoError> {
     let u16_at = |at: usize| u16::from_le_bytes([h[at], h[at + 1]]);
     let u32_at = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
     if h[0] != 0x50 || h[1] != 0x50 {
         return Err(ProtoError::BadMagic);
     }
-    if h[2] != 1 {
+    if h[2] != 2 {
         return Err(ProtoError::BadVersion(h[2]));
     }
     let kind = h[3];
@@ -36,7 +37,8 @@ fn classify(h: &[u8; HEADER_LEN], max: usize) -> Result<(u8, u16, u32, u32), Pro
     if length as usize > limit {
         return Err(ProtoError::TooLong { length, max: limit });
     }
-    Ok((kind, u16_at(4), length, u32_at(12)))
+    let task = u64::from_le_bytes(h[16..24].try_into().unwrap());
+    Ok((kind, u16_at(4), length, u32_at(12), task))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -49,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     let max = u32::from_le_bytes(*max) as usize;
 
     let decoded = Header::decode(header, max);
-    let fields = decoded.map(|h| (h.kind as u8, h.flags, h.length, h.seq));
+    let fields = decoded.map(|h| (h.kind as u8, h.flags, h.length, h.seq, h.task));
     assert_eq!(fields, classify(header, max), "{header:02x?} max {max}");
     match decoded {
         Ok(h) => {

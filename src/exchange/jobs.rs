@@ -22,6 +22,7 @@ use crate::channel::Channel;
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created};
 use crate::sys;
+use crate::wire::DEFAULT_MAX_MESSAGE;
 
 /// Argument bytes a worker may have queued; below a socket buffer, so the
 /// creator never blocks writing tasks while the worker writes results.
@@ -63,6 +64,14 @@ enum Job {
         body: Rc<Body>,
         args: Vec<u8>,
     },
+}
+
+impl Job {
+    fn task(&self) -> TaskId {
+        match self {
+            Job::Once { task, .. } | Job::Call { task, .. } | Job::Reuse { task, .. } => *task,
+        }
+    }
 }
 
 /// A reused worker, kept in its slot.
@@ -159,7 +168,16 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.start_keyed(Key::Type(TypeId::of::<F>()), Rc::new(body), input)
     }
 
+    /// Queues a task of `body` and starts what the limit allows.
+    /// [`Error::TooBig`] for arguments a reused worker could not be sent
+    /// (over the maximum message size), before anything is queued or started.
     pub(crate) fn start_keyed(&mut self, key: Key, body: Rc<Body>, args: &[u8]) -> Result<TaskId> {
+        if self.options.reuse && args.len() > DEFAULT_MAX_MESSAGE {
+            return Err(Error::TooBig {
+                size: args.len(),
+                capacity: DEFAULT_MAX_MESSAGE,
+            });
+        }
         // Out of memory: ENOMEM, before the task exists.
         let args = crate::channel::try_copy(args)?;
         self.jobs.waiting.try_reserve(1)?;
@@ -175,8 +193,29 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             Job::Call { task, body, args }
         };
         self.jobs.waiting.push_back(job);
-        self.dispatch()?;
-        Ok(task)
+        self.dispatch_new(task)
+    }
+
+    /// [`Exchange::dispatch`] after queueing `task`: when it fails before
+    /// `task` started (no process could be created, say), `task` is taken
+    /// back, so a failed start leaves no trace and a retry runs it once.
+    pub(super) fn dispatch_new(&mut self, task: TaskId) -> Result<TaskId> {
+        let Err(e) = self.dispatch() else {
+            return Ok(task);
+        };
+        let queued = self.jobs.waiting.iter().position(|job| job.task() == task);
+        match queued {
+            Some(index) => {
+                self.jobs.waiting.remove(index);
+                if self.next_task == task + 1 {
+                    self.next_task = task;
+                }
+                Err(e)
+            }
+            // It started: the failure was another task's, which waits for
+            // the next attempt.
+            None => Ok(task),
+        }
     }
 
     /// Starts waiting tasks, first come first served, as far as the limit
@@ -202,11 +241,14 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 None => self.spawn()?,
             }
         }
-        // One write per worker for the tasks queued above. A worker that is
-        // gone is retired by the next store; its unfinished tasks start elsewhere.
+        // One write per worker for the tasks queued above, as far as its
+        // socket takes them now (the rest goes out in the next poll rounds).
+        // A worker that is gone is retired by the next store; its unfinished
+        // tasks start elsewhere.
         for slot in self.slots.slots_mut() {
             if slot.worker.is_some() {
-                best_effort(slot.channel().flush());
+                // A worker that is gone is retired by the next store.
+                best_effort(slot.channel().flush_now());
             }
         }
         if self.jobs.waiting.is_empty() {
@@ -237,7 +279,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         };
         let slot = &mut self.slots.slots_mut()[index];
         slot.channel().cork(); // written by dispatch, with the worker's other new tasks
-        if let Err(e) = slot.channel().send_args(&args) {
+        if let Err(e) = slot.channel().send_args(super::tag_of(task), &args) {
             // The worker is gone: this task starts elsewhere.
             let (key, body) = match &slot.worker {
                 Some(w) => (w.key, w.body.clone()),
@@ -362,8 +404,8 @@ fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
     // When the oldest answer held back was ready.
     let mut held_since = None;
     loop {
-        let args = match channel.receive_vec() {
-            Ok(args) => args,
+        let (task, args) = match channel.next_args() {
+            Ok(next) => next,
             // Told to stop: the answers held back still go out.
             Err(Error::Closed) if channel.flush().is_ok() => return 0,
             Err(_) => return 1,
@@ -375,7 +417,9 @@ fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
         });
         // Without `continuous` the task's one message carries the end mark.
         channel.set_end_next_send(!options.continuous);
+        channel.begin_task(task);
         let outcome = process::call_guarded(channel, |channel| body(channel, &args));
+        channel.end_task();
         let unanswered = channel.set_end_next_send(false);
         let mut sent = match outcome {
             Err(error) => channel.send_error(&error),

@@ -26,7 +26,7 @@ use crate::channel::{Channel, Frame};
 use crate::error::{Error, RemoteError, Result};
 use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, Deadline};
-use crate::wire::FLAG_END;
+use crate::wire::ProtoError;
 
 #[cfg(feature = "capi")] // for the C interface
 pub(crate) use jobs::Key;
@@ -59,7 +59,14 @@ pub type TaskId = usize;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Reuse worker processes: each runs its callable once per task, with a
-    /// window of tasks queued in its socket (needs `alloc`).
+    /// window of tasks queued in its socket (needs `alloc`). Every frame
+    /// names its task, so results, errors and replies are charged to the
+    /// task they belong to. The callable's receives see only messages sent
+    /// to its own task; once it has sent its one result (without
+    /// `continuous`), a receive that meets the next task instead fails with
+    /// [`Error::Closed`]: no more will come for this task (pprocess's
+    /// `MakeReusable` loop ends there). For request and reply, add
+    /// `continuous`.
     pub reuse: bool,
     /// A task may send many messages; each is stored. Without it a task
     /// sends exactly one.
@@ -99,6 +106,29 @@ pub trait StoreData {
     fn keeps_results(&self) -> bool {
         false
     }
+}
+
+/// The tag a reused worker's frames carry for `task` (0 means no task).
+#[cfg(feature = "alloc")]
+pub(crate) fn tag_of(task: TaskId) -> u64 {
+    task as u64 + 1
+}
+
+/// The error of a task that failed with `remote`.
+fn remote_failure(remote: Option<&RemoteError>) -> Error {
+    let code = remote.map_or(crate::error::code::REMOTE, |r| r.code());
+    Error::Remote { code }
+}
+
+/// How a task ended.
+enum Ending {
+    /// It sent what it had to.
+    Done,
+    /// It failed with the channel's last error frame: reported to the handler.
+    Failed,
+    /// It failed and the program received the error itself (after
+    /// [`Exchange::ready`]): nothing to report.
+    Seen,
 }
 
 /// Which side of [`Exchange::create`] this is.
@@ -256,6 +286,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         0
     }
 
+    /// The id the next task started or added will get.
+    pub fn next_id(&self) -> TaskId {
+        self.next_task
+    }
+
     #[cfg(feature = "alloc")]
     fn new_task(&mut self) -> TaskId {
         let task = self.next_task;
@@ -376,7 +411,14 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Waits up to `timeout_ms` for channels with something to read and
     /// returns them (pprocess's `ready`). Read them yourself; a channel whose
     /// process has ended is ready too, and its receive reports the end.
+    ///
+    /// What you receive from them counts as the exchange's own store would:
+    /// the next call charges each message, end and error to its task, so
+    /// finished tasks make room for waiting ones and idle reused workers are
+    /// told to stop; a channel whose end you received is retired then.
     pub fn ready(&mut self, timeout_ms: i32) -> Result<impl Iterator<Item = &mut Channel> + '_> {
+        self.collect_all()?;
+        let timeout_ms = if self.active() == 0 { 0 } else { timeout_ms };
         self.slots.poll(timeout_ms)?;
         Ok(self
             .slots
@@ -398,7 +440,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             .iter()
             .position(|slot| slot.channel.borrow().raw_fd() == fd)
             .ok_or(Error::Invalid)?;
-        let channel = self.detach(index, Error::Closed);
+        let channel = self.detach(index, Error::Closed, false);
         if self.options.keep_removed {
             Ok(Some(channel))
         } else {
@@ -427,8 +469,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [`Exchange::store`] that acknowledges nothing: the read-ahead of
     /// [`Exchange::next_result`] and of the waits that acknowledge first.
     pub(crate) fn store_ahead(&mut self, timeout_ms: i32) -> Result<usize> {
-        #[cfg(feature = "alloc")]
-        self.dispatch()?;
+        self.collect_all()?;
         if self.active() == 0 {
             return Ok(0);
         }
@@ -463,7 +504,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// the slot is still there.
     fn serve(&mut self, index: usize) -> Result<bool> {
         let slot = &mut self.slots.slots_mut()[index];
-        let task = slot.tasks.front().copied();
         // No second poll: the last one found this channel ready. The read
         // does not wait, so a peer stalled mid-header holds nobody up; the
         // bytes it sent stay buffered until the rest arrives.
@@ -479,15 +519,29 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         };
         match frame {
             Ok(Frame::Ack) | Err(Error::TimedOut) => Ok(true),
-            Ok(Frame::TaskEnd) => {
-                self.finish_task(index, None);
-                Ok(true)
-            }
+            Ok(Frame::TaskEnd) | Err(Error::Remote { .. }) => self.collect(index, true),
             Ok(Frame::Message(header)) => {
-                let Some(task) = task else {
+                // Served only once it is buffered whole: a peer stalled in
+                // the middle of a payload holds nobody up.
+                #[cfg(feature = "alloc")]
+                match slot.channel().buffer_payload() {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(true),
+                    // Out of memory: the message stays, for a later call.
+                    Err(e) if e == Error::from(sys::Errno::NOMEM) => return Err(e),
+                    Err(e) => return self.retire(index, e).map(|()| false),
+                }
+                let Some(task) = self.task_of(index, header.task) else {
                     // A message nobody asked for: a misbehaving peer.
-                    return self.retire(index, Error::Invalid).map(|()| false);
+                    let why = match self.slots.slots()[index].tasks.is_empty() {
+                        true => Error::Invalid,
+                        false => Error::Protocol(ProtoError::UnknownTask(header.task)),
+                    };
+                    return self.retire(index, why).map(|()| false);
                 };
+                let slot = &mut self.slots.slots_mut()[index];
+                // What the handler sends goes to the task that asked.
+                slot.channel().reply_to(header.task);
                 let stored = self.handler.store_data(slot.channel(), task);
                 if let Err(e) = stored {
                     return match e {
@@ -502,24 +556,99 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     // offered again forever.
                     return Err(Error::Invalid);
                 }
-                slot.results += 1;
-                if header.flags & FLAG_END != 0 {
-                    self.finish_task(index, None);
-                }
-                Ok(true)
-            }
-            Err(Error::Remote { code }) => {
-                let remote = slot.channel().remote_error().cloned();
-                let error = Error::Remote { code };
-                self.finish_task(index, Some((error, remote)));
-                Ok(true)
+                self.collect(index, true)
             }
             Err(e) => self.retire(index, e).map(|()| false),
         }
     }
 
-    /// The oldest task of slot `index` is finished, with `failure` or not.
-    fn finish_task(&mut self, index: usize, failure: Option<(Error, Option<RemoteError>)>) {
+    /// The task a frame of slot `index` naming `tag` belongs to: a reused
+    /// worker's frames name their task, in flight or (a late frame, such as
+    /// an error after a task's one result) already finished; any other
+    /// channel is its own task.
+    fn task_of(&self, index: usize, tag: u64) -> Option<TaskId> {
+        let slot = &self.slots.slots()[index];
+        #[cfg(feature = "alloc")]
+        if slot.worker.is_some() {
+            let task = TaskId::try_from(tag.checked_sub(1)?).ok()?;
+            let known = match slot.tasks.front() {
+                Some(&front) => task <= front,
+                None => task < self.next_task,
+            };
+            return known.then_some(task);
+        }
+        let _ = tag;
+        slot.tasks.front().copied()
+    }
+
+    /// Charges what was taken from slot `index`'s channel (by the handler
+    /// or by the program) to the tasks the frames named: counts results,
+    /// finishes tasks, and reports failures when `report` (those the
+    /// program received itself were seen). Returns whether the slot is
+    /// still there.
+    fn collect(&mut self, index: usize, report: bool) -> Result<bool> {
+        while let Some(mark) = self.slots.slots_mut()[index].channel().take_mark() {
+            // The usual case first: messages of the task in front.
+            let slot = &mut self.slots.slots_mut()[index];
+            if !mark.failed && slot.front_named(mark.task) {
+                slot.results += mark.messages;
+                if mark.end {
+                    self.finish_task(index, Ending::Done);
+                }
+                continue;
+            }
+            let Some(task) = self.task_of(index, mark.task) else {
+                if self.slots.slots()[index].tasks.is_empty() {
+                    continue; // a channel whose task is over: nothing to charge
+                }
+                let why = Error::Protocol(ProtoError::UnknownTask(mark.task));
+                return self.retire(index, why).map(|()| false);
+            };
+            let slot = &mut self.slots.slots_mut()[index];
+            let current = slot.tasks.front() == Some(&task);
+            if current {
+                slot.results += mark.messages;
+            }
+            match (mark.failed, current) {
+                (true, true) if report => self.finish_task(index, Ending::Failed),
+                (true, true) => self.finish_task(index, Ending::Seen),
+                (true, false) if report => {
+                    // A late error: the task had finished (its one result came).
+                    let remote = slot.channel().remote_error().cloned();
+                    self.handler.store_error(
+                        task,
+                        remote_failure(remote.as_ref()),
+                        remote.as_ref(),
+                    );
+                }
+                (false, true) if mark.end => self.finish_task(index, Ending::Done),
+                _ => {}
+            }
+        }
+        Ok(true)
+    }
+
+    /// Collects every slot's marks (what the program received after
+    /// [`Exchange::ready`]), retires the channels whose end it received,
+    /// and starts the tasks that made room for.
+    fn collect_all(&mut self) -> Result<()> {
+        let mut index = self.slots.slots().len();
+        while index > 0 {
+            index -= 1;
+            if self.collect(index, false)? {
+                let channel = self.slots.slots_mut()[index].channel();
+                if let Some(why) = channel.end_error().filter(|_| !channel.has_buffered()) {
+                    self.retire(index, why)?;
+                }
+            }
+        }
+        #[cfg(feature = "alloc")]
+        self.dispatch()?;
+        Ok(())
+    }
+
+    /// The oldest task of slot `index` is finished, as `ending` says.
+    fn finish_task(&mut self, index: usize, ending: Ending) {
         let slot = &mut self.slots.slots_mut()[index];
         let Some(task) = slot.tasks.pop_front() else {
             return;
@@ -529,21 +658,30 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         if let Some(worker) = &mut slot.worker {
             worker.task_done();
         }
-        match failure {
-            Some((error, remote)) => self.handler.store_error(task, error, remote.as_ref()),
-            None if results == 0 && !self.options.continuous => {
+        match ending {
+            Ending::Failed => {
+                let remote = slot.channel().remote_error().cloned();
+                self.handler
+                    .store_error(task, remote_failure(remote.as_ref()), remote.as_ref())
+            }
+            Ending::Done if results == 0 && !self.options.continuous => {
                 self.handler.store_error(task, Error::Closed, None)
             }
-            None => {}
+            Ending::Done | Ending::Seen => {}
         }
     }
 
     /// Takes slot `index` out of the exchange: reports its unfinished task
     /// as failed with `why` (unless it already has its result and ended
-    /// normally), gives tasks a reused worker never started to other
-    /// workers, and returns the channel.
-    fn detach(&mut self, index: usize, why: Error) -> S::Held {
+    /// normally), and returns the channel. The tasks a reused worker never
+    /// started go to other workers when `requeue` (it is gone: they can
+    /// run nowhere else); otherwise they stay in its socket with the
+    /// channel and fail here with [`Error::Closed`], so none runs twice.
+    fn detach(&mut self, index: usize, why: Error, requeue: bool) -> S::Held {
         let mut slot = self.slots.swap_remove(index);
+        slot.channel().set_marking(false);
+        #[cfg(feature = "alloc")]
+        slot.channel().set_outbox(false);
         if let Some(task) = slot.tasks.pop_front() {
             let abnormal = !matches!(why, Error::Closed);
             let silent = slot.results == 0 && !self.options.continuous;
@@ -555,9 +693,16 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 worker.task_done();
             }
         }
+        #[cfg(not(feature = "alloc"))]
+        let _ = requeue; // no reused workers
         #[cfg(feature = "alloc")]
         {
-            self.jobs.requeue(&mut slot);
+            if requeue {
+                self.jobs.requeue(&mut slot);
+            }
+            while let Some(task) = slot.tasks.pop_front() {
+                self.handler.store_error(task, Error::Closed, None);
+            }
             if slot.connection.is_some() {
                 // Its stored results can no longer be matched to it when
                 // taken; and a channel handed back acknowledges as usual.
@@ -570,7 +715,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Slot `index`'s channel ended with `why`: detach it, collect its
     /// process, and close it (an ended channel has nothing left to read).
     fn retire(&mut self, index: usize, why: Error) -> Result<()> {
-        let mut channel = self.detach(index, why);
+        let mut channel = self.detach(index, why, true);
         let channel = channel.borrow_mut();
         if !matches!(why, Error::Closed | Error::PeerEnded { .. }) {
             // It broke the protocol or the socket failed: it is no use now.
@@ -641,8 +786,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     {
         let task = self.new_task();
         self.jobs.push_once(task, alloc::boxed::Box::new(callable));
-        self.dispatch()?;
-        Ok(task)
+        self.dispatch_new(task)
     }
 
     /// Stores results until the exchange is below its limit, then runs

@@ -6,7 +6,7 @@ use core::borrow::BorrowMut;
 
 use crate::channel::Channel;
 use crate::error::Result;
-use crate::sys::{self, PollFd, POLLIN};
+use crate::sys::{self, Deadline, PollFd, POLLIN, POLLOUT};
 
 use super::TaskId;
 
@@ -41,6 +41,10 @@ impl<C: BorrowMut<Channel>> Slot<C> {
                 unreachable!("an empty deque of capacity {WINDOW} is full");
             }
         }
+        let mut channel = channel;
+        channel.borrow_mut().set_marking(true);
+        #[cfg(feature = "alloc")]
+        channel.borrow_mut().set_outbox(true);
         Slot {
             channel,
             tasks,
@@ -55,6 +59,20 @@ impl<C: BorrowMut<Channel>> Slot<C> {
 
     pub(super) fn channel(&mut self) -> &mut Channel {
         self.channel.borrow_mut()
+    }
+
+    /// True when a frame naming `tag` belongs to the task in front: a reused
+    /// worker's frames name it, any other channel is its own task.
+    pub(super) fn front_named(&self, tag: u64) -> bool {
+        let Some(&front) = self.tasks.front() else {
+            return false;
+        };
+        #[cfg(feature = "alloc")]
+        if self.worker.is_some() {
+            return tag == super::tag_of(front);
+        }
+        let _ = (front, tag);
+        true
     }
 
     /// True when the channel holds a frame it already read ahead.
@@ -86,25 +104,46 @@ pub trait Slots: Default {
 
 /// Polls `slots` using `fds` (exactly as long) as the kernel's array. A slot
 /// with a buffered message or an ended channel is ready without waiting.
+/// Frames waiting to be written go out as their sockets take them, in the
+/// same rounds: no write waits for one peer.
 fn poll_slots<C: BorrowMut<Channel>>(
     slots: &mut [Slot<C>],
     fds: &mut [PollFd],
     timeout_ms: i32,
 ) -> Result<usize> {
-    let mut waiting = false;
-    for (slot, fd) in slots.iter_mut().zip(fds.iter_mut()) {
-        let channel = slot.channel.borrow();
-        *fd = PollFd::new(channel.fd(), POLLIN);
-        waiting |= channel.has_buffered() || channel.is_ended();
+    let deadline = Deadline::after(timeout_ms);
+    loop {
+        let mut waiting = false;
+        for (slot, fd) in slots.iter_mut().zip(fds.iter_mut()) {
+            let channel = slot.channel.borrow();
+            let events = if channel.wants_write() {
+                POLLIN | POLLOUT
+            } else {
+                POLLIN
+            };
+            *fd = PollFd::new(channel.fd(), events);
+            waiting |= channel.has_buffered() || channel.is_ended();
+        }
+        sys::poll(fds, if waiting { 0 } else { deadline.remaining_ms() })?;
+        let mut ready = 0;
+        let mut wrote = false;
+        for (slot, fd) in slots.iter_mut().zip(fds.iter()) {
+            let channel = slot.channel.borrow_mut();
+            // (Only with `alloc` is anything ever waiting to be written.)
+            let writable = fd.ready_for(POLLOUT);
+            wrote |= writable;
+            #[cfg(feature = "alloc")]
+            if writable {
+                // A peer gone: its end is read next.
+                let _ = channel.poll_flush();
+            }
+            slot.ready = fd.ready_for(POLLIN) || channel.has_buffered() || channel.is_ended();
+            ready += usize::from(slot.ready);
+        }
+        if ready > 0 || !wrote || deadline.expired() {
+            return Ok(ready);
+        }
     }
-    sys::poll(fds, if waiting { 0 } else { timeout_ms })?;
-    let mut ready = 0;
-    for (slot, fd) in slots.iter_mut().zip(fds.iter()) {
-        let channel = slot.channel.borrow();
-        slot.ready = fd.ready() || channel.has_buffered() || channel.is_ended();
-        ready += usize::from(slot.ready);
-    }
-    Ok(ready)
 }
 
 /// At most `N` channels, held inline: no allocator needed.

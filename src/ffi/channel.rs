@@ -150,7 +150,9 @@ pub extern "C" fn pp_send_error(ch: *mut pp_channel, code: c_int, message: *cons
 
 /// Receives one message into buf (capacity cap), waiting as long as it takes,
 /// and stores its length in *len. PP_ETOOBIG: the message is larger than cap;
-/// *len is set to the size needed and the message stays queued.
+/// *len is set to the size needed and the message stays queued. In a reused
+/// worker's callable it sees only its own task's messages (see
+/// pp_exchange_start): PP_ECLOSED there can mean "no more for this task".
 #[no_mangle]
 pub extern "C" fn pp_receive(
     ch: *mut pp_channel,

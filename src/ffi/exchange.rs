@@ -150,6 +150,8 @@ struct CExchange {
     exchange: Exchange<Growable, CStore>,
     /// The last failed result handed out, for pp_exchange_task_error.
     failure: Option<TaskError>,
+    /// The task of the last result handed out, for pp_exchange_last_task.
+    last_task: Option<TaskId>,
 }
 
 fn options(flags: c_uint) -> Result<Options> {
@@ -178,6 +180,7 @@ fn new_exchange(
     let handle: *mut pp_exchange = Box::into_raw(Box::new(CExchange {
         exchange,
         failure: None,
+        last_task: None,
     }))
     .cast();
     // SAFETY: `handle` was just made from a Box<CExchange>.
@@ -229,6 +232,8 @@ impl CExchange {
     }
 }
 
+/// A count or task id as a C return value; an id above INT_MAX is returned
+/// as INT_MAX (pp_exchange_next_id and pp_exchange_last_task give it whole).
 fn count(n: usize) -> c_int {
     n.min(c_int::MAX as usize) as c_int
 }
@@ -332,6 +337,11 @@ pub extern "C" fn pp_exchange_active(ex: *const pp_exchange) -> c_int {
 /// Waits up to timeout_ms for channels with something to read and writes up
 /// to cap of them to out; returns how many. A channel whose process ended is
 /// ready too (its receive reports the end). The channels stay in the exchange.
+/// What you receive from them counts as the exchange's own store would: the
+/// next pp_exchange_* call charges each message, end and error to its task,
+/// starts waiting tasks and stops idle reused workers (so a ready loop over
+/// PP_REUSE ends), and frees a channel whose end you received (the pointers
+/// written to out are valid until then).
 #[no_mangle]
 pub extern "C" fn pp_exchange_ready(
     ex: *mut pp_exchange,
@@ -358,8 +368,10 @@ pub extern "C" fn pp_exchange_ready(
 
 /// Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it
 /// belongs to the caller again. A task of it still without its result gets
-/// PP_ECLOSED in its place. PP_EINVAL if ch is not in the exchange. (Channels
-/// that end by themselves are always closed by the exchange.)
+/// PP_ECLOSED in its place; with PP_REUSE that includes the tasks queued in a
+/// worker's socket, which stay there (the worker runs them, its answers come
+/// on ch), so none runs twice. PP_EINVAL if ch is not in the exchange.
+/// (Channels that end by themselves are always closed by the exchange.)
 #[no_mangle]
 pub extern "C" fn pp_exchange_remove(ex: *mut pp_exchange, ch: *mut pp_channel) -> c_int {
     guard(|| {
@@ -436,7 +448,15 @@ pub extern "C" fn pp_exchange_finish(ex: *mut pp_exchange) -> c_int {
 
 /// Runs callable(channel, arg, arg_len) as a task: in a new process now, or later
 /// when the exchange is at its limit (the arguments are copied). With
-/// PP_REUSE it runs in a reused worker of the same callable. Returns the task id.
+/// PP_REUSE it runs in a reused worker of the same callable, and arguments
+/// over the maximum message size (64 MiB) are PP_ETOOBIG. Returns the task id
+/// (INT_MAX for any id above it: see pp_exchange_next_id). A call that fails
+/// leaves no trace: the task is not run later.
+///
+/// In a reused worker, the callable's receives see only messages sent to its
+/// own task. After it has sent its one result (without PP_CONTINUOUS), a
+/// receive that meets the next task instead fails with PP_ECLOSED: no more
+/// will come for this task (pprocess's MakeReusable pattern ends there).
 #[no_mangle]
 pub extern "C" fn pp_exchange_start(
     ex: *mut pp_exchange,
@@ -455,7 +475,9 @@ pub extern "C" fn pp_exchange_start(
 }
 
 /// Runs a plain function on input as a task (manage(MakeParallel(fn))): its
-/// output, at most output_cap bytes, is the task's result. Returns the task id.
+/// output, at most output_cap bytes, is the task's result. Returns the task id
+/// (as pp_exchange_start does). With PP_REUSE, input over the maximum message
+/// size is PP_ETOOBIG; a call that fails leaves no trace.
 #[no_mangle]
 pub extern "C" fn pp_exchange_call(
     ex: *mut pp_exchange,
@@ -537,10 +559,11 @@ pub extern "C" fn pp_exchange_create(ex: *mut pp_exchange, child: *mut *mut pp_c
 }
 
 /// Takes the next result of a queue or map: copies it into buf, stores its
-/// length in *len and returns its task id (>= 0). A failed task gives its
-/// error (PP_EREMOTE, PP_EPEER, ...; see pp_exchange_task_error). PP_ETOOBIG:
-/// *len is set to the size needed and the result stays queued. PP_EDONE when
-/// every result was read.
+/// length in *len and returns its task id (>= 0; INT_MAX for any id above
+/// it). A failed task gives its error (PP_EREMOTE, PP_EPEER, ...; see
+/// pp_exchange_task_error), and pp_exchange_last_task says which task it was.
+/// PP_ETOOBIG: *len is set to the size needed and the result stays queued.
+/// PP_EDONE when every result was read.
 #[no_mangle]
 pub extern "C" fn pp_exchange_next(
     ex: *mut pp_exchange,
@@ -556,7 +579,7 @@ pub extern "C" fn pp_exchange_next(
         if let Ok(message) = outcome {
             copy_message(message, buf, len)?;
         }
-        take_result(ex).map(|()| count(task))
+        take_result(ex, task).map(|()| count(task))
     })
 }
 
@@ -574,10 +597,11 @@ fn copy_message(message: &[u8], buf: &mut [u8], len: *mut usize) -> Result<()> {
     Ok(())
 }
 
-/// Takes the next result (already in) off the exchange, acknowledging it if
-/// it came from a persistent process; a failure is remembered for
-/// pp_exchange_task_error and returned as its error.
-fn take_result(ex: &mut CExchange) -> Result<()> {
+/// Takes the next result (already in, of `task`) off the exchange,
+/// acknowledging it if it came from a persistent process; a failure is
+/// remembered for pp_exchange_task_error and returned as its error.
+fn take_result(ex: &mut CExchange, task: TaskId) -> Result<()> {
+    ex.last_task = Some(task);
     match ex.exchange.pop_result() {
         Some((_, Ok(_))) => Ok(()),
         Some((_, Err(failure))) => {
@@ -608,7 +632,7 @@ pub extern "C" fn pp_exchange_next_alloc(
             Ok(message) => Some(super::malloc_copy(message)?),
             Err(_) => None,
         };
-        take_result(ex)?;
+        take_result(ex, task)?;
         if let Some((ptr, size)) = copy {
             // SAFETY: both were checked non-NULL.
             unsafe {
@@ -638,7 +662,9 @@ pub extern "C" fn pp_map_get(
         if !matches!(ex.exchange.handler(), CStore::Map(_)) {
             return Err(Error::Invalid);
         }
-        match ex.exchange.get(index)? {
+        let outcome = ex.exchange.get(index)?;
+        ex.last_task = Some(index);
+        match outcome {
             Ok(message) => copy_message(message, buf, len).map(|()| 0),
             Err(failure) => {
                 let failure = failure.clone();
@@ -671,6 +697,40 @@ pub extern "C" fn pp_exchange_task_error(
     })
 }
 
+/// The id of the task whose result or failure the last pp_exchange_next,
+/// pp_exchange_next_alloc or pp_map_get handed out, written whole to *task
+/// (those calls return an int, which cannot hold an id above INT_MAX, and a
+/// failed task's error in place of its id). Returns 0, or PP_EDONE if no
+/// result was handed out yet.
+#[no_mangle]
+pub extern "C" fn pp_exchange_last_task(ex: *const pp_exchange, task: *mut u64) -> c_int {
+    guard(|| {
+        require(task)?;
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let last = ex.last_task.ok_or(Error::Done)?;
+        // SAFETY: `task` was checked non-NULL.
+        unsafe { write_out(task, last as u64) }?;
+        Ok(0)
+    })
+}
+
+/// The id the next task started, called, created or added will get, written
+/// whole to *task (the calls that start one return it as an int: INT_MAX for
+/// any id above it). Returns 0.
+#[no_mangle]
+pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) -> c_int {
+    guard(|| {
+        require(task)?;
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let next = ex.exchange.next_id();
+        // SAFETY: `task` was checked non-NULL.
+        unsafe { write_out(task, next as u64) }?;
+        Ok(0)
+    })
+}
+
 /// `outputs[i] = function(inputs[i])` for count fixed-size records, in other
 /// processes, at most limit at once (0: one per processor). An output shorter
 /// than output_size is zero-filled. With PP_REUSE, `limit` workers forked for
@@ -678,12 +738,13 @@ pub extern "C" fn pp_exchange_task_error(
 /// write the outputs into a shared mapping and take records in chunks that
 /// shrink as the work runs out (PP_BATCH changes nothing there); a worker
 /// that dies fails only the record it was running. The function must not
-/// touch the outputs array itself (the workers do not map it). Without
-/// PP_REUSE, each record runs in a process of its own. Every record runs. Returns 0; PP_EREMOTE if
-/// a function returned nonzero (or wrote more than output_size bytes),
-/// PP_EPEER if a process died (the first failure in input order; the
-/// outputs of the other records are written). pp_pmap_status reports every
-/// record.
+/// touch the outputs array itself (the workers do not map it). Records are
+/// not sent, so their size has no limit but memory's. Without PP_REUSE,
+/// each record runs in a process of its own. Every record runs. Returns 0;
+/// PP_EREMOTE if a function returned nonzero (or wrote more than
+/// output_size bytes), PP_EPEER if a process died (the first failure in
+/// input order; the outputs of the other records are written).
+/// pp_pmap_status reports every record.
 #[no_mangle]
 pub extern "C" fn pp_pmap(
     function: pp_function,

@@ -154,7 +154,7 @@ mod tests {
         let decoded = Header::decode(header.try_into().unwrap(), usize::MAX).unwrap();
         assert_eq!((decoded.kind, decoded.seq), (Kind::Data, 1));
         assert!(decoded.flags & FLAG_ACK_REQUESTED != 0);
-        inbox.wrote(20);
+        inbox.wrote(HEADER_LEN + 4);
         let (header, payload) = inbox.pending().unwrap();
         assert_eq!((header.len(), payload.len()), (0, 26));
         inbox.wrote(26);

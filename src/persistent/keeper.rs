@@ -32,7 +32,10 @@ const INBOX_BYTES: usize = OUTBOX_BYTES;
 /// every result is acknowledged (and a client has acknowledged something,
 /// so that a callable that sends nothing still has its end seen), then
 /// removes the socket file and exits.
-pub(super) fn keep(listener: Listener, worker: Channel) -> ! {
+pub(super) fn keep(listener: Listener, mut worker: Channel) -> ! {
+    // The inbox numbers the frames written to the callable, and checks its
+    // acknowledgements itself.
+    worker.acks_checked_elsewhere();
     let mut keeper = Keeper {
         listener,
         worker: Some(worker),

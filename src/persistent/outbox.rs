@@ -342,7 +342,7 @@ mod tests {
         outbox.push(Kind::Data, vec![9; 40]);
         let (header, _) = outbox.pending().unwrap();
         assert_eq!(header.len(), HEADER_LEN);
-        outbox.wrote(20);
+        outbox.wrote(HEADER_LEN + 4);
         assert!(outbox.mid_frame());
         let (header, payload) = outbox.pending().unwrap();
         assert_eq!((header.len(), payload.len()), (0, 36));

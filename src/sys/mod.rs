@@ -15,7 +15,7 @@
 mod child;
 mod fd;
 mod io;
-#[cfg(feature = "capi")]
+#[cfg(feature = "alloc")]
 mod mem;
 mod mman;
 mod poll;
@@ -27,6 +27,8 @@ mod unix;
 
 pub use fd::{after_fork_in_child, close_all_except, Fd};
 pub use io::{read, read_exact, read_now, send_some, send_vectored};
+#[cfg(feature = "alloc")]
+pub use mem::try_copy;
 #[cfg(feature = "capi")]
 pub use mem::{free, malloc};
 pub use mman::{NotInherited, SharedMap};

@@ -6,15 +6,15 @@
 //! `channel_receive` (`fuzz/fuzz_targets/`), which include this file by path.
 //! It uses only the public API.
 
-use pprocess::wire::ProtoError;
+use pprocess::wire::{Decoder, Next, ProtoError};
 use pprocess::{Channel, Error};
 
 /// "PP", little-endian.
 pub const MAGIC: [u8; 2] = [0x50, 0x50];
 /// The wire version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Header bytes.
-pub const HEADER: usize = 16;
+pub const HEADER: usize = 24;
 /// Largest error-frame payload: an `i32` code and 256 bytes of text.
 pub const ERROR_MAX: usize = 4 + 256;
 
@@ -74,8 +74,13 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Encodes one frame.
+/// Encodes one frame of task 0.
 pub fn frame(kind: u8, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    frame_for(kind, flags, seq, 0, payload)
+}
+
+/// Encodes one frame naming `task`.
+pub fn frame_for(kind: u8, flags: u16, seq: u32, task: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
@@ -84,6 +89,7 @@ pub fn frame(kind: u8, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&task.to_le_bytes());
     out.extend_from_slice(payload);
     out
 }
@@ -95,9 +101,17 @@ pub fn error_payload(code: i32, text: &[u8]) -> Vec<u8> {
     p
 }
 
+/// True for an acknowledgement of frame `seq` by a peer whose last frame
+/// sent was `last_sent`: frame numbers compare in serial-number arithmetic,
+/// and an ack of a frame not sent yet is a protocol error.
+pub fn ack_is_valid(seq: u32, last_sent: u32) -> bool {
+    (last_sent.wrapping_sub(seq) as i32) >= 0
+}
+
 /// What a receiver with maximum message size `max_message` must see when
 /// `stream` arrives and the sender then hangs up (a channel with no process
-/// behind it: the end of stream is `Error::Closed`).
+/// behind it: the end of stream is `Error::Closed`; the receiver sends no
+/// frame of its own, so an ack of any frame after number 0 is a lie).
 pub fn expected(stream: &[u8], max_message: usize) -> Expected {
     let mut out = Expected::default();
     let mut at = 0;
@@ -161,8 +175,11 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
                     out.acks.push(seq);
                 }
             }
+            ACK if !ack_is_valid(seq, 0) => break Error::Protocol(ProtoError::BadAck(seq)),
             ACK => {}
-            // A task-end marker is skipped by receives; a plain stop ends the channel.
+            // A task-end marker is skipped by receives; a plain stop, or an
+            // end of stream, ends the channel. (The task field names the
+            // task a frame belongs to; a plain channel takes any.)
             STOP if flags & FLAG_END != 0 => {}
             // An end frame ends the stream cleanly, acknowledged if asked.
             END => {
@@ -176,6 +193,119 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
     };
     out.events.push(Event::End(end));
     out
+}
+
+/// Runs `stream` through the sans-I/O [`Decoder`] alone (no socket), fed in
+/// pieces whose sizes `choose` picks, taking payloads through the decoder's
+/// buffer or (when `choose(2)` says so) collected across reads; returns the
+/// events a receiver sees, to compare with [`expected`]'s.
+pub fn decode(stream: &[u8], max_message: usize, choose: Choose<'_>) -> Vec<Event> {
+    let mut d = Decoder::new();
+    d.set_max_message(max_message);
+    let mut rest = stream;
+    let mut events = Vec::new();
+    // Copies the next piece of the stream into `spare`; 0 at its end.
+    let feed = |spare: &mut [u8], rest: &mut &[u8], choose: Choose<'_>| -> usize {
+        let most = spare.len().min(rest.len());
+        if most == 0 {
+            return 0;
+        }
+        let n = 1 + choose(most as u32) as usize;
+        spare[..n].copy_from_slice(&rest[..n]);
+        *rest = &rest[n..];
+        n
+    };
+    let end = loop {
+        let header = match d.next_header() {
+            Err(e) => break Error::Protocol(e),
+            Ok(Next::More) => {
+                let n = feed(d.spare(), &mut rest, &mut *choose);
+                if n == 0 {
+                    break match d.buffered().is_empty() {
+                        true => Error::Closed,
+                        false => Error::Protocol(ProtoError::Truncated),
+                    };
+                }
+                d.filled(n);
+                continue;
+            }
+            Ok(Next::Header(header)) => header,
+        };
+        let len = header.length as usize;
+        match header.kind as u8 {
+            DATA | ARGS => {
+                let message = if choose(2) == 0 {
+                    // Collected across reads by the decoder.
+                    let whole = loop {
+                        let spare = d.payload_spare().expect("memory for the payload");
+                        if spare.is_empty() {
+                            break true;
+                        }
+                        let n = feed(spare, &mut rest, &mut *choose);
+                        if n == 0 {
+                            break false;
+                        }
+                        d.payload_filled(n);
+                    };
+                    whole.then(|| match d.take_collected() {
+                        Some(collected) => collected,
+                        None => {
+                            // Empty, or buffered whole before collecting began.
+                            let payload = d.whole_payload().expect("buffered whole").to_vec();
+                            d.skip_payload();
+                            payload
+                        }
+                    })
+                } else {
+                    // Through the decoder's buffer.
+                    let mut payload = vec![0; len];
+                    let mut got = d.payload_into(&mut payload);
+                    while got < len {
+                        let n = feed(d.spare(), &mut rest, &mut *choose);
+                        if n == 0 {
+                            break;
+                        }
+                        d.filled(n);
+                        got += d.payload_into(&mut payload[got..]);
+                    }
+                    (got == len).then(|| {
+                        d.payload_done();
+                        payload
+                    })
+                };
+                match message {
+                    Some(message) => events.push(Event::Message(message)),
+                    None => {
+                        events.push(Event::Partial(len));
+                        break Error::Protocol(ProtoError::Truncated);
+                    }
+                }
+            }
+            ERROR => {
+                let mut payload = vec![0; len];
+                assert_eq!(
+                    d.payload_into(&mut payload),
+                    len,
+                    "an error frame comes whole"
+                );
+                match pprocess::wire::decode_error(&payload) {
+                    Ok((code, text)) => events.push(Event::Remote {
+                        code,
+                        message: text.split('\0').next().unwrap_or("").to_string(),
+                    }),
+                    Err(e) => break Error::Protocol(e),
+                }
+            }
+            ACK if !ack_is_valid(header.seq, 0) => {
+                break Error::Protocol(ProtoError::BadAck(header.seq))
+            }
+            ACK => {}
+            STOP if header.flags & FLAG_END != 0 => {}
+            _ => break Error::Closed,
+        }
+    };
+    events.push(Event::End(end));
+    events
 }
 
 /// How [`drive`] picks its next operation: `choose(n)` returns a number below `n`.

@@ -14,83 +14,25 @@ use bytemuck::Pod;
 
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::sys::{self, Child, Deadline, Errno, Fd, Pid, PollFd, WaitStatus, POLLIN};
+#[cfg(feature = "alloc")]
+use crate::wire::Encoder;
 use crate::wire::{
-    self, Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, FLAG_END, HEADER_LEN,
-    MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT,
+    self, Decoder, Header, Kind, Next, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED,
+    FLAG_END, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, READ_AHEAD,
 };
 
-/// Most bytes a corked channel holds back before writing them anyway.
+mod marks;
 #[cfg(feature = "alloc")]
-const CORK_LIMIT: usize = 64 * 1024;
+mod worker;
 
-/// Bytes read ahead per system call; small frames arrive in one `read`.
-const READ_AHEAD: usize = 1024;
-
-// An error frame is read only once it is buffered whole (`read_header`).
-const _: () = assert!(READ_AHEAD >= HEADER_LEN + MAX_ERROR_PAYLOAD);
+use marks::Marks;
+#[cfg(feature = "alloc")]
+use worker::{LoopFrame, WorkerTask};
 
 /// How long a receive that saw the peer hang up waits for the peer process to
 /// become waitable: the kernel closes a dying process's descriptors just
 /// before its exit status can be collected.
 const EXIT_GRACE_MS: i32 = 200;
-
-/// Bytes read from the socket but not yet consumed.
-struct ReadBuf {
-    bytes: [u8; READ_AHEAD],
-    start: usize,
-    end: usize,
-}
-
-impl ReadBuf {
-    fn new() -> ReadBuf {
-        ReadBuf {
-            bytes: [0; READ_AHEAD],
-            start: 0,
-            end: 0,
-        }
-    }
-
-    fn available(&self) -> &[u8] {
-        &self.bytes[self.start..self.end]
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Moves the unread bytes to the front when fewer than `n` more fit
-    /// behind them.
-    fn make_room(&mut self, n: usize) {
-        if self.start > 0 && READ_AHEAD - self.start < n {
-            self.bytes.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-    }
-
-    /// One read from `fd` into the free space; `Ok(0)` at end of stream.
-    /// With `block == false` it takes only what is already queued
-    /// ([`Errno::AGAIN`] when nothing is).
-    fn fill(&mut self, fd: &Fd, block: bool) -> sys::Result<usize> {
-        if self.end == READ_AHEAD {
-            self.bytes.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        let free = &mut self.bytes[self.end..];
-        let n = if block {
-            sys::read(fd, free)?
-        } else {
-            sys::read_now(fd, free)?
-        };
-        self.end += n;
-        Ok(n)
-    }
-}
 
 /// What [`Channel::next_frame`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,29 +74,45 @@ pub struct Channel {
     next_seq: u32,
     /// The highest frame number the peer acknowledged.
     acked: u32,
-    rbuf: ReadBuf,
-    /// A message whose header was read but whose payload was not.
-    pending: Option<Header>,
+    /// What was read and not yet taken: a partial frame, a pending message.
+    dec: Decoder,
     /// Why the channel ended (end of stream or a malformed frame); sticky.
     ended: Option<Error>,
+    /// The end came as a stop frame (no more tasks for a reused worker).
+    stopped: bool,
     remote: Option<RemoteError>,
     /// Mark the next data frame sent as the last result of a task.
     end_next_send: bool,
+    /// The task this side's frames belong to (the header's `task` field):
+    /// set by a reused worker's loop for each task, and on a creator's side
+    /// by each data frame taken, so that a reply goes to the task that asked.
+    task: u64,
+    /// What was taken, for the exchange monitoring this channel.
+    marks: Marks,
+    /// In a reused worker, while its callable runs: the task.
+    #[cfg(feature = "alloc")]
+    worker: Option<WorkerTask>,
+    /// Args and stop frames a callable's receive met, kept for the loop.
+    #[cfg(feature = "alloc")]
+    loop_frames: VecDeque<LoopFrame>,
+    /// Acknowledgements are of frames written by someone else (the keeper's
+    /// inbox numbers what it writes to its callable): not checked here.
+    acks_elsewhere: bool,
     /// A persistent stream: it ends with an end frame, and a bare end of
     /// stream is [`Error::Cut`].
     expects_end: bool,
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
-    /// Frames held back by [`Channel::cork`] until [`Channel::flush`].
+    /// Frames held back by [`Channel::cork`] until [`Channel::flush`], and
+    /// (in an outbox) frames the socket has not taken yet.
     #[cfg(feature = "alloc")]
-    held: Vec<u8>,
+    enc: Encoder,
+    /// Monitored by an exchange: a send never waits for the socket; what it
+    /// cannot take now waits in the encoder for the exchange's next poll
+    /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
     #[cfg(feature = "alloc")]
-    corked: bool,
-    /// Corked by [`Channel::cork_answers`]: only a task's last frame (end
-    /// mark or error) is held; any other frame writes what is held first.
-    #[cfg(feature = "alloc")]
-    answers_only: bool,
+    outbox: bool,
     /// Hold acknowledgements back until [`Channel::ack_deferred`] instead of
     /// sending them as frames are received.
     #[cfg(feature = "alloc")]
@@ -186,20 +144,25 @@ impl Channel {
             max_message: DEFAULT_MAX_MESSAGE,
             next_seq: 1,
             acked: 0,
-            rbuf: ReadBuf::new(),
-            pending: None,
+            dec: Decoder::new(),
             ended: None,
+            stopped: false,
             remote: None,
             end_next_send: false,
+            task: 0,
+            marks: Marks::default(),
+            #[cfg(feature = "alloc")]
+            worker: None,
+            #[cfg(feature = "alloc")]
+            loop_frames: VecDeque::new(),
             expects_end: false,
+            acks_elsewhere: false,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
-            held: Vec::new(),
+            enc: Encoder::default(),
             #[cfg(feature = "alloc")]
-            corked: false,
-            #[cfg(feature = "alloc")]
-            answers_only: false,
+            outbox: false,
             #[cfg(feature = "alloc")]
             defer_acks: false,
             #[cfg(feature = "alloc")]
@@ -263,6 +226,7 @@ impl Channel {
             return Err(Error::Invalid);
         }
         self.max_message = max;
+        self.dec.set_max_message(max);
         Ok(())
     }
 
@@ -271,12 +235,12 @@ impl Channel {
         self.remote.as_ref()
     }
 
-    /// Holds the frames sent from now on (up to [`CORK_LIMIT`] bytes) until
+    /// Holds the frames sent from now on (up to
+    /// [`CORK_LIMIT`](crate::wire::CORK_LIMIT) bytes) until
     /// [`Channel::flush`] writes them with one system call.
     #[cfg(feature = "alloc")]
     pub(crate) fn cork(&mut self) {
-        self.corked = true;
-        self.answers_only = false;
+        self.enc.cork(false);
     }
 
     /// A reused worker's [`Channel::cork`]: holds back only the frames that
@@ -285,58 +249,126 @@ impl Channel {
     /// so that streamed results and request/reply exchanges are not delayed.
     #[cfg(feature = "alloc")]
     pub(crate) fn cork_answers(&mut self) {
-        self.corked = true;
-        self.answers_only = true;
+        self.enc.cork(true);
     }
 
     /// Writes the frames held back, if any, and goes on holding new ones
-    /// back if it did: a read that has to wait for the peer sends them
-    /// first, so a corked channel never waits for an answer to what it holds.
+    /// back: a read that has to wait for the peer sends them first, so a
+    /// corked channel never waits for an answer to what it holds.
     fn send_held(&mut self) -> Result<()> {
         #[cfg(feature = "alloc")]
-        if !self.held.is_empty() {
-            let corked = self.corked;
-            self.flush()?;
-            self.corked = corked;
+        if !self.enc.unwritten().is_empty() {
+            let sent = sys::send_vectored(&self.fd, &[self.enc.unwritten()]);
+            // Written, or lost with the peer: either way not held any more.
+            self.enc.written(usize::MAX);
+            return match sent {
+                Ok(()) => Ok(()),
+                Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
+                Err(e) => Err(e.into()),
+            };
         }
         Ok(())
     }
 
-    /// Writes the frames held back and stops holding them.
+    /// Writes what the socket takes now of the frames held back, without
+    /// waiting; true once none is left. A peer gone is its end (what was
+    /// held is dropped).
     #[cfg(feature = "alloc")]
-    pub(crate) fn flush(&mut self) -> Result<()> {
-        self.corked = false;
-        if self.held.is_empty() {
-            return Ok(());
+    pub(crate) fn poll_flush(&mut self) -> Result<bool> {
+        while !self.enc.unwritten().is_empty() {
+            match sys::send_some(&self.fd, &[self.enc.unwritten()]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => self.enc.written(n),
+                Err(e) => {
+                    self.enc.written(usize::MAX);
+                    return Err(match e {
+                        Errno::PIPE | Errno::CONNRESET => self.peer_gone(),
+                        e => e.into(),
+                    });
+                }
+            }
         }
-        let held = core::mem::take(&mut self.held);
-        let sent = self.write_all(&[&held]);
-        self.held = held; // keep the allocation for the next batch
-        self.held.clear();
-        sent
+        Ok(true)
+    }
+
+    /// [`Channel::flush`] that never waits: stops holding frames back and
+    /// writes what the socket takes now (see [`Channel::poll_flush`]).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn flush_now(&mut self) -> Result<bool> {
+        self.enc.uncork();
+        self.poll_flush()
+    }
+
+    /// True while frames wait to be written.
+    pub(crate) fn wants_write(&self) -> bool {
+        #[cfg(feature = "alloc")]
+        return !self.enc.unwritten().is_empty();
+        #[cfg(not(feature = "alloc"))]
+        false
+    }
+
+    /// Monitored by an exchange (or not any more): sends never wait for the
+    /// socket (see the `outbox` field). Leaving it writes what the socket
+    /// takes now; the rest goes before anything sent later.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn set_outbox(&mut self, on: bool) {
+        self.outbox = on;
+        if !on {
+            let _ = self.poll_flush();
+        }
+    }
+
+    /// Writes the frames held back and stops holding them (a reused
+    /// worker batching its answers holds them: see
+    /// [`Options::batch`](crate::Options::batch)). Frames go out in the order
+    /// they were sent, so code that writes to [`Channel::raw_fd`] itself
+    /// flushes first.
+    #[cfg(feature = "alloc")]
+    pub fn flush(&mut self) -> Result<()> {
+        self.enc.uncork();
+        self.send_held()
     }
 
     /// True when a message can be taken without reading the socket.
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
-        if !self.stash.is_empty() {
+        if !self.stash.is_empty() || !self.loop_frames.is_empty() {
             return true;
         }
-        self.pending.is_some() || self.frame_buffered()
+        self.dec.ready()
     }
 
-    /// True when the read-ahead buffer holds the next frame's header and,
-    /// for an error frame, its payload too (an error frame is taken whole:
-    /// see [`Channel::read_header`]). A malformed header counts: reading it
-    /// reports the error.
-    fn frame_buffered(&self) -> bool {
-        let available = self.rbuf.available();
-        let Some(bytes) = available.first_chunk::<HEADER_LEN>() else {
-            return false;
-        };
-        match Header::decode(bytes, self.max_message) {
-            Ok(header) => header.kind != Kind::Error || available.len() >= whole_len(header),
-            Err(_) => true,
+    /// Reads what has arrived of the pending message's payload, without
+    /// waiting; true once all of it is buffered, so that a receive takes it
+    /// without a system call. An exchange serves a message only then: a
+    /// peer that stalls in the middle of a payload holds nobody up, and the
+    /// next poll rounds resume where this one stopped.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(crate) fn buffer_payload(&mut self) -> Result<bool> {
+        if self.dec.payload_complete() {
+            return Ok(true);
+        }
+        self.collect_payload()
+    }
+
+    /// [`Channel::buffer_payload`]'s reads.
+    #[cfg(feature = "alloc")]
+    fn collect_payload(&mut self) -> Result<bool> {
+        loop {
+            let spare = self.dec.payload_spare()?;
+            if spare.is_empty() {
+                return Ok(true);
+            }
+            match sys::read_now(&self.fd, spare) {
+                Ok(0) | Err(Errno::CONNRESET) => {
+                    let why = self.cut_short();
+                    return Err(self.end_on(why));
+                }
+                Ok(n) => self.dec.payload_filled(n),
+                Err(Errno::AGAIN) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -344,21 +376,33 @@ impl Channel {
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let flags = if self.end_next_send { FLAG_END } else { 0 };
         self.send_frame(Kind::Data, flags, data)?;
+        #[cfg(feature = "alloc")]
+        if let (true, Some(worker)) = (self.end_next_send, &mut self.worker) {
+            worker.answered = true;
+        }
         self.end_next_send = false;
         Ok(())
     }
 
-    /// In a reused worker: flag the next message sent as the task's result
-    /// and last message; returns whether the previous request was still open.
+    /// Takes the pending message into a new vector.
     #[cfg(feature = "alloc")]
-    pub(crate) fn set_end_next_send(&mut self, on: bool) -> bool {
-        core::mem::replace(&mut self.end_next_send, on)
-    }
-
-    /// In a reused worker: tells the exchange the current task is finished.
+    /// An allocation that fails is `ENOMEM`, and the message stays queued.
     #[cfg(feature = "alloc")]
-    pub(crate) fn send_task_end(&mut self) -> Result<()> {
-        self.send_frame(Kind::Stop, FLAG_END, &[]).map(drop)
+    fn take_vec(&mut self, header: Header) -> Result<Vec<u8>> {
+        let message = if let Some(message) = self.dec.take_collected() {
+            message // read ahead whole across poll rounds: no copy
+        } else if let Some(payload) = self.dec.whole_payload() {
+            let message = try_copy(payload)?; // one copy, no zeroing
+            self.dec.skip_payload();
+            message
+        } else {
+            // The length was checked against max_message before this allocation.
+            let mut message = try_vec(header.length as usize)?;
+            self.take_payload(&mut message)?;
+            return Ok(message);
+        };
+        self.took(header);
+        Ok(message)
     }
 
     /// In an exchange: tells a reused worker there are no more tasks.
@@ -408,7 +452,8 @@ impl Channel {
             });
         }
         let seq = self.next_seq;
-        self.write_frame(Header::new(kind, flags, payload.len() as u32, seq), payload)?;
+        let header = Header::new(kind, flags, payload.len() as u32, seq).for_task(self.task);
+        self.write_frame(header, payload)?;
         self.next_seq = seq.wrapping_add(1);
         Ok(seq)
     }
@@ -416,16 +461,16 @@ impl Channel {
     /// Writes one frame as given.
     fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
         #[cfg(feature = "alloc")]
-        if self.corked {
-            let ends_task = header.flags & FLAG_END != 0 || header.kind == Kind::Error;
-            let hold = !self.answers_only || ends_task;
-            if hold && self.held.len() + HEADER_LEN + payload.len() <= CORK_LIMIT {
-                self.held.extend_from_slice(&header.encode());
-                self.held.extend_from_slice(payload);
+        {
+            if self.enc.is_corked() && self.enc.hold(&header, payload) {
                 return Ok(());
             }
-            self.flush()?;
-            self.corked = true;
+            if self.outbox {
+                self.enc.queue(&header, payload);
+                return self.poll_flush().map(drop);
+            }
+            // What is held goes first.
+            self.send_held()?;
         }
         self.write_all(&[&header.encode(), payload])
     }
@@ -505,15 +550,14 @@ impl Channel {
         if let Some(message) = self.stash.pop_front() {
             return Ok(message);
         }
-        // The length was checked against max_message before this
-        // allocation; one that fails leaves the message queued.
-        self.receive_into(timeout_ms, try_vec)
+        let header = self.next_header(Deadline::after(timeout_ms))?;
+        self.take_vec(header)
     }
 
     /// Receives one message into a buffer that `make` allocates for its
     /// length (timeout as in [`Channel::receive_timeout`]). When `make`
     /// fails (out of memory), so does this, and the message stays queued.
-    #[cfg(feature = "alloc")]
+    #[cfg(feature = "capi")]
     pub(crate) fn receive_into<B: AsMut<[u8]>>(
         &mut self,
         timeout_ms: i32,
@@ -568,39 +612,63 @@ impl Channel {
     /// Reads one frame: a data or args message (left pending for
     /// [`Channel::take_payload`]), an acknowledgement or a task-end marker.
     pub(crate) fn next_frame(&mut self, deadline: Deadline) -> Result<Frame> {
-        if let Some(header) = self.pending {
+        if let Some(header) = self.dec.pending() {
             return Ok(Frame::Message(header));
         }
         if let Some(e) = self.ended {
             return Err(e);
         }
+        #[cfg(feature = "alloc")]
+        if let Some(worker) = self.worker {
+            return self.next_task_frame(worker, deadline);
+        }
+        self.read_frame(deadline)
+    }
+
+    /// Reads one frame from the socket (see [`Channel::next_frame`]).
+    #[inline]
+    fn read_frame(&mut self, deadline: Deadline) -> Result<Frame> {
         let header = match self.read_header(deadline) {
             Ok(header) => header,
             Err(e) => return Err(self.end_on(e)),
         };
         match header.kind {
             Kind::Ack => {
-                self.acked = header.seq;
+                // Acks are cumulative: an old one changes nothing, and one
+                // for a frame not sent yet is a lie.
+                let last_sent = self.next_seq.wrapping_sub(1);
+                if !self.acks_elsewhere && (last_sent.wrapping_sub(header.seq) as i32) < 0 {
+                    let e = Error::Protocol(ProtoError::BadAck(header.seq));
+                    return Err(self.end_on(e));
+                }
+                if (header.seq.wrapping_sub(self.acked) as i32) > 0 {
+                    self.acked = header.seq;
+                }
                 Ok(Frame::Ack)
             }
-            Kind::Data | Kind::Args => {
-                self.pending = Some(header);
-                Ok(Frame::Message(header))
+            Kind::Data | Kind::Args => Ok(Frame::Message(header)),
+            Kind::Stop if header.flags & FLAG_END != 0 => {
+                self.marks.record(header.task, 0, true, false);
+                Ok(Frame::TaskEnd)
             }
-            Kind::Stop if header.flags & FLAG_END != 0 => Ok(Frame::TaskEnd),
             Kind::Error => {
                 let mut payload = [0u8; MAX_ERROR_PAYLOAD];
                 let payload = &mut payload[..header.length as usize];
-                self.read_payload(payload)?;
+                // Buffered whole with its header (`Decoder::next_header`).
+                self.dec.payload_into(payload);
                 let (code, message) = match wire::decode_error(payload) {
                     Ok(parts) => parts,
                     Err(e) => return Err(self.end_on(Error::Protocol(e))),
                 };
                 self.remote = Some(RemoteError::new(code, message));
                 self.acknowledge(header);
+                self.marks.record(header.task, 0, false, true);
                 Err(Error::Remote { code })
             }
-            Kind::Stop => Err(self.end_on(Error::Closed)),
+            Kind::Stop => {
+                self.stopped = true;
+                Err(self.end_on(Error::Closed))
+            }
             Kind::End => {
                 // At once, even when acknowledgements are held back: the
                 // stream ends only after every frame before it was
@@ -616,14 +684,32 @@ impl Channel {
     /// Reads the payload of the pending message into `dst` (exactly its
     /// length) and acknowledges it if the sender asked.
     pub(crate) fn take_payload(&mut self, dst: &mut [u8]) -> Result<()> {
-        let Some(header) = self.pending else {
+        let Some(header) = self.dec.pending() else {
             return Err(Error::Invalid);
         };
         debug_assert_eq!(dst.len(), header.length as usize);
         self.read_payload(dst)?;
-        self.pending = None;
-        self.acknowledge(header);
+        self.took(header);
         Ok(())
+    }
+
+    /// The pending message (`header`) was taken: acknowledges it if asked,
+    /// records its mark, and (on a creator's side) replies go to its task.
+    #[inline]
+    fn took(&mut self, header: Header) {
+        self.dec.payload_done();
+        self.acknowledge(header);
+        if header.kind == Kind::Data {
+            self.marks
+                .record(header.task, 1, header.flags & FLAG_END != 0, false);
+            #[cfg(feature = "alloc")]
+            let in_worker = self.worker.is_some();
+            #[cfg(not(feature = "alloc"))]
+            let in_worker = false;
+            if !in_worker {
+                self.task = header.task;
+            }
+        }
     }
 
     /// Reads and validates the next frame header. An error frame's header
@@ -633,71 +719,73 @@ impl Channel {
     /// holds nobody up, and its bytes stay buffered until the rest arrives.
     /// (A data or args message that has started arriving is read to its end.)
     fn read_header(&mut self, deadline: Deadline) -> Result<Header> {
-        let mut needed = HEADER_LEN;
         loop {
-            self.rbuf.make_room(needed);
-            while self.rbuf.available().len() < needed {
-                // No time left: take what is queued without a `poll` first.
-                let remaining = deadline.remaining_ms();
-                if remaining != 0 {
-                    self.send_held()?;
-                }
-                if remaining > 0 {
-                    let mut fds = [PollFd::new(&self.fd, POLLIN)];
-                    if sys::poll(&mut fds, remaining)? == 0 {
-                        return Err(Error::TimedOut);
-                    }
-                }
-                match self.rbuf.fill(&self.fd, remaining != 0) {
-                    Err(Errno::AGAIN) => return Err(Error::TimedOut),
-                    Ok(0) | Err(Errno::CONNRESET) if !self.rbuf.available().is_empty() => {
-                        return Err(self.cut_short())
-                    }
-                    Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
-                    Ok(_) => {}
-                    Err(e) => return Err(e.into()),
+            if let Next::Header(header) = self.dec.next_header().map_err(Error::Protocol)? {
+                return Ok(header);
+            }
+            // No time left: take what is queued without a `poll` first.
+            let remaining = deadline.remaining_ms();
+            if remaining != 0 {
+                self.send_held()?;
+            }
+            if remaining > 0 {
+                let mut fds = [PollFd::new(&self.fd, POLLIN)];
+                if sys::poll(&mut fds, remaining)? == 0 {
+                    return Err(Error::TimedOut);
                 }
             }
-            let mut bytes = [0u8; HEADER_LEN];
-            bytes.copy_from_slice(&self.rbuf.available()[..HEADER_LEN]);
-            let header = Header::decode(&bytes, self.max_message).map_err(Error::Protocol)?;
-            if header.kind == Kind::Error && self.rbuf.available().len() < whole_len(header) {
-                // At most HEADER_LEN + MAX_ERROR_PAYLOAD bytes: it fits.
-                needed = whole_len(header);
-                continue;
+            match self.fill(remaining != 0) {
+                Err(Errno::AGAIN) => return Err(Error::TimedOut),
+                Ok(0) | Err(Errno::CONNRESET) if !self.dec.buffered().is_empty() => {
+                    return Err(self.cut_short())
+                }
+                Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
+                Ok(_) => {}
+                Err(e) => return Err(e.into()),
             }
-            self.rbuf.consume(HEADER_LEN);
-            return Ok(header);
         }
     }
 
-    /// Fills `dst` from the read-ahead buffer, then straight from the socket.
+    /// One read from the socket into the decoder; `Ok(0)` at end of stream.
+    /// With `block == false` it takes only what is already queued
+    /// ([`Errno::AGAIN`] when nothing is).
+    fn fill(&mut self, block: bool) -> sys::Result<usize> {
+        let spare = self.dec.spare();
+        let n = if block {
+            sys::read(&self.fd, spare)?
+        } else {
+            sys::read_now(&self.fd, spare)?
+        };
+        self.dec.filled(n);
+        Ok(n)
+    }
+
+    /// Fills `dst` with the pending payload: what the decoder holds, then
+    /// the rest from the socket.
     fn read_payload(&mut self, dst: &mut [u8]) -> Result<()> {
+        let mut done = self.dec.payload_into(dst);
+        if done == dst.len() {
+            return Ok(());
+        }
+        self.send_held()?;
         // A payload that fits the read-ahead buffer is read through it: the
         // read that completes it brings the frames behind it too, where a
         // read of just its rest would cost a system call per buffer refill.
         if dst.len() <= READ_AHEAD {
-            self.rbuf.make_room(dst.len());
-            while self.rbuf.available().len() < dst.len() {
-                self.send_held()?;
-                match self.rbuf.fill(&self.fd, true) {
+            self.dec.reserve(dst.len() - done);
+            while done < dst.len() {
+                match self.fill(true) {
                     Ok(0) | Err(Errno::CONNRESET) => {
                         let why = self.cut_short();
                         return Err(self.end_on(why));
                     }
-                    Ok(_) => {}
+                    Ok(_) => done += self.dec.payload_into(&mut dst[done..]),
                     Err(e) => return Err(e.into()),
                 }
             }
-            dst.copy_from_slice(&self.rbuf.available()[..dst.len()]);
-            self.rbuf.consume(dst.len());
             return Ok(());
         }
-        let buffered = self.rbuf.available().len().min(dst.len());
-        dst[..buffered].copy_from_slice(&self.rbuf.available()[..buffered]);
-        self.rbuf.consume(buffered);
-        self.send_held()?;
-        let rest = &mut dst[buffered..];
+        let rest = &mut dst[done..];
         match sys::read_exact(&self.fd, rest) {
             Ok(n) if n == rest.len() => Ok(()),
             Ok(_) | Err(Errno::CONNRESET) => {
@@ -715,7 +803,7 @@ impl Channel {
             e,
             Error::Closed | Error::PeerEnded { .. } | Error::Cut | Error::Protocol(_)
         ) {
-            self.pending = None;
+            self.dec.abandon();
             self.ended = Some(e);
         }
         e
@@ -764,14 +852,13 @@ impl Channel {
     }
 
     /// Why the channel ended, once it has.
-    #[cfg(feature = "capi")]
     pub(crate) fn end_error(&self) -> Option<Error> {
         self.ended
     }
 
     /// True while a message's header is read but its payload is not.
     pub(crate) fn has_pending(&self) -> bool {
-        self.pending.is_some()
+        self.dec.pending().is_some()
     }
 
     /// True once the channel has ended (end of stream or a malformed frame).
@@ -779,10 +866,13 @@ impl Channel {
         self.ended.is_some()
     }
 
-    /// Sends an args frame (a task for a reused worker).
+    /// Sends an args frame: task `task` for a reused worker.
     #[cfg(feature = "alloc")]
-    pub(crate) fn send_args(&mut self, args: &[u8]) -> Result<()> {
-        self.send_frame(Kind::Args, 0, args).map(drop)
+    pub(crate) fn send_args(&mut self, task: u64, args: &[u8]) -> Result<()> {
+        let replies_to = core::mem::replace(&mut self.task, task);
+        let sent = self.send_frame(Kind::Args, 0, args);
+        self.task = replies_to;
+        sent.map(drop)
     }
 
     /// Waits for the created process to end and returns its status
@@ -891,6 +981,13 @@ impl Channel {
         }
     }
 
+    /// The frames this channel's peer acknowledges are written and numbered
+    /// by someone else, who checks the acknowledgements (a keeper's inbox).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn acks_checked_elsewhere(&mut self) {
+        self.acks_elsewhere = true;
+    }
+
     /// The highest frame number the peer has acknowledged (0: none yet).
     #[cfg(feature = "alloc")]
     pub(crate) fn acked(&self) -> u32 {
@@ -927,15 +1024,7 @@ pub(crate) fn try_vec(len: usize) -> Result<Vec<u8>> {
 /// fails (instead of the abort of `to_vec`).
 #[cfg(feature = "alloc")]
 pub(crate) fn try_copy(bytes: &[u8]) -> Result<Vec<u8>> {
-    let mut copy = Vec::new();
-    copy.try_reserve_exact(bytes.len())?;
-    copy.extend_from_slice(bytes);
-    Ok(copy)
-}
-
-/// A frame's length on the wire: its header and its payload.
-fn whole_len(header: Header) -> usize {
-    HEADER_LEN + header.length as usize
+    sys::try_copy(bytes).ok_or(Error::from(Errno::NOMEM))
 }
 
 impl Drop for Channel {

@@ -1,14 +1,18 @@
-//! The wire format: a fixed 16-byte header, then `length` payload bytes.
+//! The wire format (version 2): a fixed 24-byte header, then `length`
+//! payload bytes.
 //!
 //! ```text
 //! offset size field    meaning
 //!  0     2    magic    0x5050 ("PP"), rejects foreign bytes
-//!  2     1    version  1
-//!  3     1    kind     1 data, 2 error, 3 ack, 4 args, 5 stop, 6 end
-//!  4     2    flags    bit 0: acknowledgement requested; bit 1: last result of a task
+//!  2     1    version  2
+//!  3     1    kind     1 data, 2 error, 3 ack, 4 args, 5 stop, 6 end of stream
+//!  4     2    flags    bit 0: acknowledgement requested; bit 1: last frame of a task
 //!  6     2    reserved 0
 //!  8     4    length   payload bytes, at most the receiver's maximum message size
 //! 12     4    seq      the sender's frame number (an ack carries the number it acknowledges)
+//! 16     8    task     the task the frame belongs to: 0 for a channel that is
+//!                      its own task, else the tag of a reused worker's task
+//!                      (the args frame that started it carries the same tag)
 //! ```
 //! All fields are little-endian. An error frame's payload is a little-endian
 //! `i32` code followed by a UTF-8 message of at most
@@ -18,8 +22,21 @@
 //!
 //! A header is validated completely before anything is allocated for its
 //! payload; any violation is a [`ProtoError`].
+//!
+//! No I/O here: [`Decoder`] takes bytes and yields frames, keeping the
+//! partial state of a header or payload; [`Encoder`] holds corked frames and
+//! tracks how much of them was written. [`Channel`](crate::Channel) is a
+//! socket plus these two.
 
 use core::fmt;
+
+mod decoder;
+#[cfg(feature = "alloc")]
+mod encoder;
+
+pub use decoder::{Decoder, Next, READ_AHEAD};
+#[cfg(feature = "alloc")]
+pub use encoder::{Encoder, CORK_LIMIT};
 
 use bytemuck::{Pod, Zeroable};
 
@@ -28,9 +45,9 @@ use crate::error::REMOTE_MESSAGE_MAX;
 /// The magic number: "PP".
 pub const MAGIC: u16 = 0x5050;
 /// The wire format version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Size of the fixed header.
-pub const HEADER_LEN: usize = 16;
+pub const HEADER_LEN: usize = 24;
 /// The default maximum payload of one message: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 /// The largest maximum a channel accepts (the length field is a `u32`).
@@ -40,7 +57,8 @@ pub const MAX_ERROR_PAYLOAD: usize = 4 + REMOTE_MESSAGE_MAX;
 
 /// Flag: the sender waits for an [`Kind::Ack`] of this frame.
 pub const FLAG_ACK_REQUESTED: u16 = 1 << 0;
-/// Flag: the last result of a task (continuous and reused workers).
+/// Flag: the last frame of a task (reused workers): its one result, or a
+/// stop frame that ends a task.
 pub const FLAG_END: u16 = 1 << 1;
 const KNOWN_FLAGS: u16 = FLAG_ACK_REQUESTED | FLAG_END;
 
@@ -56,7 +74,8 @@ pub enum Kind {
     Ack = 3,
     /// Arguments of a task for a reused worker.
     Args = 4,
-    /// No more tasks: the worker may exit.
+    /// No more tasks: the worker may exit. With [`FLAG_END`]: the task
+    /// named in the header is finished.
     Stop = 5,
     /// The end of a persistent stream: everything was delivered (a stream
     /// cut off without it lost what was still to come).
@@ -99,6 +118,10 @@ pub enum ProtoError {
     Truncated,
     /// An error frame whose payload is not a code and UTF-8 text.
     BadErrorPayload,
+    /// A frame naming a task its receiver never gave the sender.
+    UnknownTask(u64),
+    /// An acknowledgement of a frame its receiver never sent.
+    BadAck(u32),
 }
 
 impl fmt::Display for ProtoError {
@@ -113,6 +136,8 @@ impl fmt::Display for ProtoError {
             }
             ProtoError::Truncated => f.write_str("peer hung up in the middle of a frame"),
             ProtoError::BadErrorPayload => f.write_str("malformed error frame"),
+            ProtoError::UnknownTask(t) => write!(f, "frame names unknown task {t}"),
+            ProtoError::BadAck(seq) => write!(f, "acknowledgement of frame {seq}, never sent"),
         }
     }
 }
@@ -128,6 +153,7 @@ struct RawHeader {
     reserved: u16,
     length: u32,
     seq: u32,
+    task: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_LEN);
@@ -143,20 +169,29 @@ pub struct Header {
     pub length: u32,
     /// The sender's frame number.
     pub seq: u32,
+    /// The task the frame belongs to (0: the channel's own task).
+    pub task: u64,
 }
 
 impl Header {
-    /// A header of `kind` for a payload of `length` bytes.
+    /// A header of `kind` for a payload of `length` bytes, of no task in
+    /// particular (task 0; see [`Header::for_task`]).
     pub fn new(kind: Kind, flags: u16, length: u32, seq: u32) -> Header {
         Header {
             kind,
             flags,
             length,
             seq,
+            task: 0,
         }
     }
 
-    /// The header's 16 wire bytes.
+    /// This header, naming `task`.
+    pub fn for_task(self, task: u64) -> Header {
+        Header { task, ..self }
+    }
+
+    /// The header's wire bytes.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let raw = RawHeader {
             magic: MAGIC.to_le(),
@@ -166,11 +201,12 @@ impl Header {
             reserved: 0,
             length: self.length.to_le(),
             seq: self.seq.to_le(),
+            task: self.task.to_le(),
         };
         bytemuck::cast(raw)
     }
 
-    /// Decodes and validates 16 wire bytes; `max_message` bounds data and
+    /// Decodes and validates a header's wire bytes; `max_message` bounds data and
     /// args payloads, error frames have their own small bound.
     pub fn decode(bytes: &[u8; HEADER_LEN], max_message: usize) -> Result<Header, ProtoError> {
         let raw: RawHeader = bytemuck::cast(*bytes);
@@ -199,6 +235,7 @@ impl Header {
             flags,
             length,
             seq: u32::from_le(raw.seq),
+            task: u64::from_le(raw.task),
         })
     }
 }
@@ -218,10 +255,15 @@ mod tests {
 
     #[test]
     fn header_round_trips_and_is_little_endian() {
-        let h = Header::new(Kind::Data, FLAG_END, 0x0102_0304, 7);
+        let h = Header::new(Kind::Data, FLAG_END, 0x0102_0304, 7).for_task(0x0a0b_0c0d_0e0f_1011);
         let bytes = h.encode();
-        assert_eq!(&bytes[..4], &[0x50, 0x50, 1, 1]);
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(&bytes[..4], &[0x50, 0x50, 2, 1]);
         assert_eq!(&bytes[8..12], &[4, 3, 2, 1]);
+        assert_eq!(
+            &bytes[16..],
+            &[0x11, 0x10, 0x0f, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a]
+        );
         assert_eq!(Header::decode(&bytes, usize::MAX), Ok(h));
     }
 
@@ -252,6 +294,14 @@ mod tests {
             Header::decode(&ack, 100),
             Err(ProtoError::TooLong { .. })
         ));
+        let end = Header::new(Kind::End, 0, 0, 0).encode();
+        assert_eq!(Header::decode(&end, 100).map(|h| h.kind), Ok(Kind::End));
+        let v1 = {
+            let mut b = good;
+            b[2] = 1;
+            b
+        };
+        assert_eq!(Header::decode(&v1, 100), Err(ProtoError::BadVersion(1)));
     }
 
     #[test]
