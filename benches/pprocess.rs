@@ -930,6 +930,7 @@ fn pmap_rows(cfg: &Config) -> Vec<Row> {
     rows.extend(records::python_row(cfg, &rows[0], &python));
     rows.push(records::skewed(cfg));
     rows.push(records::head_of_line(cfg));
+    rows.push(records::head_of_line_reused(cfg));
     rows.extend(records::scaling(cfg));
     rows
 }

@@ -351,6 +351,48 @@ pub fn head_of_line(cfg: &Config) -> Row {
     )
 }
 
+/// The head-of-line case through a reused-worker Map (`pmap` with
+/// `Options::reuse`, tasks sent as messages in guided windows).
+pub fn head_of_line_reused(cfg: &Config) -> Row {
+    let scale = if cfg.short { 10 } else { 1 };
+    let mut inputs = vec![(1_500_000 / scale as u64).to_le_bytes()];
+    inputs.extend([(150_000 / scale as u64).to_le_bytes(); 10]);
+    let optimum = 1.5 / scale as f64;
+    let options = pprocess::Options {
+        reuse: true,
+        ..pprocess::Options::default()
+    };
+    compare(
+        format!(
+            "head-of-line, reused workers (Map): [{} ms, 10 × {} ms], 2 workers vs {optimum} s",
+            1500 / scale,
+            150 / scale
+        ),
+        Unit::Latency,
+        Some(Target::AtMost(1.15)),
+        3,
+        || {
+            let (sample, done) = timed(1, || {
+                let nap = |x: &[u8]| {
+                    let us = u64::from_le_bytes(x.try_into().expect("8 bytes"));
+                    std::thread::sleep(Duration::from_micros(us));
+                    Ok(x.to_vec())
+                };
+                pprocess::pmap(nap, &inputs, 2, options)
+                    .expect("pmap")
+                    .filter(Result::is_ok)
+                    .count()
+            });
+            assert_eq!(done, inputs.len());
+            sample
+        },
+        || Sample {
+            secs: optimum,
+            allocs: 0.0,
+        },
+    )
+}
+
 /// pp_pmap against the floor with 1, 2, 4, … workers, up to the processors
 /// present.
 pub fn scaling(cfg: &Config) -> Vec<Row> {
