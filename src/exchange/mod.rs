@@ -59,7 +59,8 @@ pub type TaskId = usize;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Reuse worker processes: each runs its callable once per task, with a
-    /// window of tasks queued in its socket (needs `alloc`). Every frame
+    /// window of tasks queued in its socket that shrinks as the work runs
+    /// out (needs `alloc`). Every frame
     /// names its task, so results, errors and replies are charged to the
     /// task they belong to. The callable's receives see only messages sent
     /// to its own task; once it has sent its one result (without

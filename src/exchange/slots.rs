@@ -10,7 +10,8 @@ use crate::sys::{self, Deadline, PollFd, POLLIN, POLLOUT};
 
 use super::TaskId;
 
-/// Tasks one reused worker may have outstanding in its socket.
+/// Tasks one reused worker may have outstanding in its socket, at most (its
+/// window shrinks as the work runs out: see the `jobs` module).
 pub const WINDOW: usize = 32;
 
 /// One monitored channel and the tasks it is answering, oldest first.
