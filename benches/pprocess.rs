@@ -11,6 +11,9 @@
 
 #[path = "support/raw.rs"]
 mod raw;
+// The pmap rows call pp_pmap, the C ABI: linked with the `capi` feature
+// (the dev-dependency turns it on; the published crate has none).
+#[cfg(feature = "capi")]
 #[path = "support/records.rs"]
 mod records;
 #[path = "support/report.rs"]
@@ -915,7 +918,14 @@ fn python_rows(cfg: &Config, channel: &[Row], reuse: &[Row]) -> Vec<Row> {
 
 // ---------------------------------------------------------------------- pmap
 
+#[cfg(not(feature = "capi"))]
+fn pmap_rows(_: &Config) -> Vec<Row> {
+    eprintln!("skipped: the pmap rows need the capi feature (cargo bench --features capi)");
+    Vec::new()
+}
+
 /// The pmap rows, with Python's Pool.map on as many tasks.
+#[cfg(feature = "capi")]
 fn pmap_rows(cfg: &Config) -> Vec<Row> {
     eprintln!("pmap over shared-memory records");
     let mut rows = records::tiny_rows(cfg);
