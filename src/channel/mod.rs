@@ -554,6 +554,23 @@ impl Channel {
         self.take_vec(header)
     }
 
+    /// Receives one message into a new vector without ever waiting: a
+    /// message whose payload is still arriving stays buffered, and this
+    /// gives [`Error::TimedOut`] until the rest has come (the next call
+    /// resumes where this one stopped). For a loop over many peers, where
+    /// one that stalls in the middle of a frame must hold nobody up.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn receive_vec_now(&mut self) -> Result<Vec<u8>> {
+        if let Some(message) = self.stash.pop_front() {
+            return Ok(message);
+        }
+        let header = self.next_header(Deadline::after(0))?;
+        if !self.buffer_payload()? {
+            return Err(Error::TimedOut);
+        }
+        self.take_vec(header)
+    }
+
     /// Receives one message into a buffer that `make` allocates for its
     /// length (timeout as in [`Channel::receive_timeout`]). When `make`
     /// fails (out of memory), so does this, and the message stays queued.
