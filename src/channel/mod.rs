@@ -23,9 +23,13 @@ use crate::wire::{
 
 mod marks;
 #[cfg(feature = "alloc")]
+mod receipts;
+#[cfg(feature = "alloc")]
 mod worker;
 
 use marks::Marks;
+#[cfg(feature = "alloc")]
+pub(crate) use receipts::Receipts;
 #[cfg(feature = "alloc")]
 use worker::{LoopFrame, WorkerTask};
 
@@ -113,14 +117,10 @@ pub struct Channel {
     /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
     #[cfg(feature = "alloc")]
     outbox: bool,
-    /// Hold acknowledgements back until [`Channel::ack_deferred`] instead of
-    /// sending them as frames are received.
+    /// Who decides when the frames taken are acknowledged, if not this
+    /// channel as it takes them (a connection to a persistent process).
     #[cfg(feature = "alloc")]
-    defer_acks: bool,
-    /// Frame numbers received with an acknowledgement requested whose
-    /// acknowledgement is held back, oldest first.
-    #[cfg(feature = "alloc")]
-    deferred: VecDeque<u32>,
+    receipts: Option<alloc::boxed::Box<dyn Receipts>>,
 }
 
 impl fmt::Debug for Channel {
@@ -164,9 +164,7 @@ impl Channel {
             #[cfg(feature = "alloc")]
             outbox: false,
             #[cfg(feature = "alloc")]
-            defer_acks: false,
-            #[cfg(feature = "alloc")]
-            deferred: VecDeque::new(),
+            receipts: None,
         }
     }
 
@@ -185,12 +183,6 @@ impl Channel {
     #[cfg(feature = "alloc")]
     pub(crate) fn expect_end(&mut self) {
         self.expects_end = true;
-    }
-
-    /// True for a persistent stream's client end (see
-    /// [`Channel::expect_end`]).
-    pub(crate) fn is_persistent(&self) -> bool {
-        self.expects_end
     }
 
     /// The created process's id, seen from its creator; 0 on the created side.
@@ -947,16 +939,17 @@ impl Channel {
     pub fn close(self) {}
 
     /// Sends an acknowledgement of a received frame if its sender asked for
-    /// one (data, args and error frames alike), or holds it back (see
-    /// [`Channel::defer_acks`]).
+    /// one (data, args and error frames alike), unless its
+    /// [`Receipts`] hold it back.
     fn acknowledge(&mut self, header: Header) {
         if header.flags & FLAG_ACK_REQUESTED == 0 {
             return;
         }
         #[cfg(feature = "alloc")]
-        if self.defer_acks {
-            self.deferred.push_back(header.seq);
-            return;
+        if let Some(receipts) = &mut self.receipts {
+            if receipts.hold(header.seq) {
+                return;
+            }
         }
         self.send_ack(header.seq);
     }
@@ -966,36 +959,6 @@ impl Channel {
         // The peer may already be gone; the frame itself was received, and
         // a failed write shows again at the next send or receive.
         best_effort(self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]));
-    }
-
-    /// From now on, holds back the acknowledgements of the frames received
-    /// until [`Channel::ack_deferred`] sends them: a store that keeps what
-    /// it receives for the program acknowledges a message when the program
-    /// takes it, so that a process killed with messages still stored loses
-    /// none (its peer sends them again to the next client).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn defer_acks(&mut self) {
-        self.defer_acks = true;
-    }
-
-    /// Sends every acknowledgement held back and stops holding them back.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn stop_deferring_acks(&mut self) {
-        self.ack_deferred(usize::MAX);
-        self.defer_acks = false;
-    }
-
-    /// Acknowledges the `count` oldest frames whose acknowledgement is held
-    /// back (all of them if fewer), with one acknowledgement of the newest
-    /// of them: the wire's acknowledgements are cumulative, each covers every
-    /// frame before it.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn ack_deferred(&mut self, count: usize) {
-        let count = count.min(self.deferred.len());
-        let newest = self.deferred.drain(..count).next_back();
-        if let Some(seq) = newest {
-            self.send_ack(seq);
-        }
     }
 
     /// The frames this channel's peer acknowledges are written and numbered
