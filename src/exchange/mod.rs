@@ -353,19 +353,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         Ok(())
     }
 
-    /// Monitors a connection to a persistent process as a new task, once
-    /// the exchange is below its limit. With a handler that
-    /// [keeps results](StoreData::keeps_results), the connection's results
-    /// are acknowledged when the program takes them.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn add_connection(&mut self, channel: Channel) -> Result<TaskId> {
-        self.add_wait(channel)
-    }
-
-    /// The program took a result of `task`: acknowledges it if it came from
-    /// a persistent process, with every result of that connection stored
-    /// before it when `all` (a store that keeps one result per task, whose
-    /// result replaced the earlier ones).
+    /// The program took a result of `task`: tells the channels' receipts
+    /// (a persistent process's connection acknowledges it then), with every
+    /// result of that task stored before it when `all` (a store that keeps
+    /// one result per task, whose result replaced the earlier ones).
     #[cfg(feature = "alloc")]
     pub(crate) fn taken(&mut self, task: TaskId, all: bool) {
         let count = if all { usize::MAX } else { 1 };
@@ -374,9 +365,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
     }
 
-    /// Acknowledges every result stored from persistent processes and not
-    /// taken yet. Before a wait for connections to end: a persistent process
-    /// ends its connection only once every result is acknowledged.
+    /// Releases what every channel's receipts hold back (the results stored
+    /// from persistent processes and not taken yet are acknowledged). Before
+    /// a wait for channels to end: a persistent process ends its connection
+    /// only once every result is acknowledged.
     #[cfg(feature = "alloc")]
     fn ack_stored(&mut self) {
         for slot in self.slots.slots_mut() {

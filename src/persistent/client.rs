@@ -77,7 +77,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// any other handler, a result is acknowledged as it is received.
     pub fn connect(&mut self, address: impl AsAddress) -> Result<TaskId> {
         let channel = connect_persistent(address)?;
-        self.add_connection(channel)
+        self.add_wait(channel)
     }
 }
 
