@@ -318,7 +318,13 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 self.next_task += 1;
                 Ok(task)
             }
-            Err(slot) => Err(slot.channel),
+            #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
+            Err(mut slot) => {
+                // Handed back: it acknowledges as usual again.
+                #[cfg(feature = "alloc")]
+                slot.channel.borrow_mut().release_receipts(true);
+                Err(slot.channel)
+            }
         }
     }
 
