@@ -16,7 +16,7 @@ use super::Channel;
 /// module documentation). Each call that releases acknowledgements returns
 /// the newest frame number to acknowledge: the wire's acknowledgements are
 /// cumulative, one covers every frame before it.
-pub(crate) trait Receipts: fmt::Debug + Send {
+pub(crate) trait Receipts: fmt::Debug + Send + Sync {
     /// The channel is monitored by an exchange as task `task`, whose store
     /// keeps results for the program to take later (`keeps`) or hands each
     /// on as it receives it. Returns whether the channel's peer process
@@ -70,3 +70,9 @@ impl Channel {
         }
     }
 }
+
+// Receipts do not change what a channel may do across threads.
+const _: fn() = || {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Channel>();
+};
