@@ -1,7 +1,10 @@
 //! The few C ABI calls the Rust tests make, declared as a C program does:
 //! the `pp_*` functions are the C libraries' exports (the `capi` feature,
 //! which the tests enable), never Rust API.
-#![allow(dead_code, non_camel_case_types)] // each test binary uses a part
+#![allow(dead_code, non_camel_case_types)]
+// each test binary uses a part
+// Without `capi` (the published crate) nothing declares or links these.
+#![cfg(feature = "capi")]
 
 use core::ffi::{c_int, c_void};
 
