@@ -25,11 +25,6 @@ pub struct Slot<C> {
     pub(super) ready: bool,
     #[cfg(feature = "alloc")]
     pub(super) worker: Option<super::jobs::Worker>,
-    /// For a connection to a persistent process whose results are
-    /// acknowledged when the program takes them: its task (kept after the
-    /// task has finished, while results wait to be taken).
-    #[cfg(feature = "alloc")]
-    pub(super) connection: Option<TaskId>,
 }
 
 impl<C: BorrowMut<Channel>> Slot<C> {
@@ -53,8 +48,6 @@ impl<C: BorrowMut<Channel>> Slot<C> {
             ready: false,
             #[cfg(feature = "alloc")]
             worker: None,
-            #[cfg(feature = "alloc")]
-            connection: None,
         }
     }
 
