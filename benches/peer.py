@@ -2,6 +2,8 @@
 
 Run by benches/pprocess.rs as
     python3 peer.py ROUND_TRIPS TASKS_CHUNK1 TASKS_DEFAULT REPS
+or, for the pmap rows, as
+    python3 peer.py pmap TASKS REPS
 and prints one line per repetition: a name and seconds per operation.
 """
 
@@ -62,8 +64,13 @@ def pool_map(n, chunksize):
 
 
 def main():
-    rounds, chunk1, default, reps = (int(a) for a in sys.argv[1:5])
     mp.set_start_method("fork")
+    if sys.argv[1] == "pmap":
+        tasks, reps = (int(a) for a in sys.argv[2:4])
+        for rep in range(reps):
+            print("pool_map_pmap", pool_map(tasks, None), flush=True)
+        return
+    rounds, chunk1, default, reps = (int(a) for a in sys.argv[1:5])
     two = os.cpu_count() >= 2
     for rep in range(reps):
         if two:

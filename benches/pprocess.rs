@@ -11,6 +11,11 @@
 
 #[path = "support/raw.rs"]
 mod raw;
+// The pmap rows call pp_pmap, the C ABI: linked with the `capi` feature
+// (the dev-dependency turns it on; the published crate has none).
+#[cfg(feature = "capi")]
+#[path = "support/records.rs"]
+mod records;
 #[path = "support/report.rs"]
 mod report;
 
@@ -129,6 +134,11 @@ struct Config {
     py_round_trips: usize,
     py_tasks_chunk1: usize,
     py_tasks_default: usize,
+    /// Tiny tasks of the pmap rows (issue 14's 4M).
+    pmap_tasks: usize,
+    /// Repetitions against the hand-written pool (seconds each at 4M).
+    pmap_pool_reps: usize,
+    skewed_tasks: usize,
 }
 
 impl Config {
@@ -149,6 +159,9 @@ impl Config {
                 py_round_trips: 2_000,
                 py_tasks_chunk1: 5_000,
                 py_tasks_default: 100_000,
+                pmap_tasks: 1_000_000,
+                pmap_pool_reps: 3,
+                skewed_tasks: 1_000,
             }
         } else {
             Config {
@@ -165,6 +178,9 @@ impl Config {
                 py_round_trips: 20_000,
                 py_tasks_chunk1: 50_000,
                 py_tasks_default: 1_000_000,
+                pmap_tasks: 4_000_000,
+                pmap_pool_reps: 5,
+                skewed_tasks: 5_000,
             }
         }
     }
@@ -823,21 +839,10 @@ fn memory(cfg: &Config, out: &Path) -> Vec<Row> {
 
 /// Samples (seconds per operation) from benches/peer.py, by name; empty
 /// when python3 is missing or fails.
-fn python_peer(cfg: &Config) -> std::collections::HashMap<String, Vec<f64>> {
+fn python_peer(args: &[String]) -> std::collections::HashMap<String, Vec<f64>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer.py");
     eprintln!("python multiprocessing peer");
-    let output = Command::new("python3")
-        .arg(script)
-        .args(
-            [
-                cfg.py_round_trips,
-                cfg.py_tasks_chunk1,
-                cfg.py_tasks_default,
-                cfg.reps,
-            ]
-            .map(|n| n.to_string()),
-        )
-        .output();
+    let output = Command::new("python3").arg(script).args(args).output();
     let mut samples = std::collections::HashMap::<String, Vec<f64>>::new();
     match output {
         Ok(out) if out.status.success() => {
@@ -855,7 +860,14 @@ fn python_peer(cfg: &Config) -> std::collections::HashMap<String, Vec<f64>> {
 }
 
 fn python_rows(cfg: &Config, channel: &[Row], reuse: &[Row]) -> Vec<Row> {
-    let py = python_peer(cfg);
+    let args = [
+        cfg.py_round_trips,
+        cfg.py_tasks_chunk1,
+        cfg.py_tasks_default,
+        cfg.reps,
+    ]
+    .map(|n| n.to_string());
+    let py = python_peer(&args);
     let ours = |name: &str| channel.iter().chain(reuse).find(|r| r.workload == name);
     let mut pairs = vec![
         (
@@ -904,6 +916,35 @@ fn python_rows(cfg: &Config, channel: &[Row], reuse: &[Row]) -> Vec<Row> {
     rows
 }
 
+// ---------------------------------------------------------------------- pmap
+
+#[cfg(not(feature = "capi"))]
+fn pmap_rows(_: &Config) -> Vec<Row> {
+    eprintln!("skipped: the pmap rows need the capi feature (cargo bench --features capi)");
+    Vec::new()
+}
+
+/// The pmap rows, with Python's Pool.map on as many tasks.
+#[cfg(feature = "capi")]
+fn pmap_rows(cfg: &Config) -> Vec<Row> {
+    eprintln!("pmap over shared-memory records");
+    let mut rows = records::tiny_rows(cfg);
+    let args = [
+        "pmap".to_string(),
+        cfg.pmap_tasks.to_string(),
+        cfg.reps.to_string(),
+    ];
+    let python = python_peer(&args)
+        .remove("pool_map_pmap")
+        .unwrap_or_default();
+    rows.extend(records::python_row(cfg, &rows[0], &python));
+    rows.push(records::skewed(cfg));
+    rows.push(records::head_of_line(cfg));
+    rows.push(records::head_of_line_reused(cfg));
+    rows.extend(records::scaling(cfg));
+    rows
+}
+
 // ---------------------------------------------------------------------- main
 
 fn shell(cmd: &str) -> String {
@@ -927,7 +968,7 @@ fn machine() -> String {
 }
 
 /// Workload groups, for `PP_BENCH_ONLY=group,group` (default: all).
-const GROUPS: [&str; 8] = [
+const GROUPS: [&str; 9] = [
     "memory",
     "pingpong",
     "throughput",
@@ -936,6 +977,7 @@ const GROUPS: [&str; 8] = [
     "forkmap",
     "reuse",
     "python",
+    "pmap",
 ];
 
 fn main() {
@@ -997,6 +1039,10 @@ fn main() {
         false => Vec::new(),
     };
     channel.extend(reuse);
+    let pmap_rows = match run("pmap") {
+        true => pmap_rows(&cfg),
+        false => Vec::new(),
+    };
 
     let chart = out.join("throughput.svg");
     if run("throughput") {
@@ -1045,6 +1091,30 @@ fn main() {
                    of the same tiny function, pool start and stop included, like pmap's \
                    workers. chunksize=1 sends one task per message as pmap does; the \
                    default chunksize batches about n/8 tasks per message.",
+        },
+        Table {
+            title: "pmap over shared-memory records (issue 14; medians)",
+            columns: vec![
+                ("workload", 0),
+                ("pprocess", 1),
+                ("baseline", 2),
+                ("ratio", 3),
+                ("pprocess min–max", 4),
+                ("baseline min–max", 5),
+                ("allocs/op", 6),
+                ("target met", 7),
+            ],
+            rows: pmap_rows,
+            note: "Ratio: pprocess time / baseline time (for rates: baseline rate / \
+                   pprocess rate). Floor: the output mapping shared before the fork, each \
+                   worker calling the same function on a static slice, no messages and no \
+                   copy out. Hand-written pool: reused workers, 32 tasks queued per worker, \
+                   one message per task and answer. Python: Pool(2).map with its default \
+                   chunks, pool start and stop included. Skewed and head-of-line tasks \
+                   sleep (so they measure the schedule, not the machine's load); their \
+                   rows show seconds per whole map. The rows by worker count stop at the \
+                   processors present. allocs/op: heap allocations per record in the \
+                   calling process.",
         },
         Table {
             title: "Memory",

@@ -732,6 +732,7 @@ static void test_oversized_reused_argument_starts_nothing(void)
     size_t size = ((size_t)64 << 20) + 1;
     unsigned char *big = (unsigned char *)calloc(size, 1);
     int32_t outputs[1];
+    int status = 0;
     uint64_t next = 9;
     pp_exchange *queue;
 
@@ -744,7 +745,11 @@ static void test_oversized_reused_argument_starts_nothing(void)
     CHECK_OK(pp_exchange_next_id(queue, &next));
     CHECK_EQ(next, 0);
     pp_exchange_free(queue);
-    CHECK_EQ(pp_pmap(square, big, size, outputs, sizeof outputs[0], 1, 2, PP_REUSE), PP_ETOOBIG);
+    /* pp_pmap with PP_REUSE shares its records instead of sending them: a
+     * record over the maximum message size runs (square refuses its size). */
+    CHECK_EQ(pp_pmap_status(square, big, size, outputs, sizeof outputs[0], 1, 2, &status), 1);
+    CHECK_EQ(status, PP_EINVAL);
+    CHECK_EQ(pp_pmap(square, big, size, outputs, sizeof outputs[0], 1, 2, PP_REUSE), PP_EREMOTE);
     free(big);
 }
 
@@ -1223,6 +1228,80 @@ static void test_pmap(void)
     check_pmap(0, 0); /* one process per processor */
 }
 
+/* The input pp_pmap_status's square_or_die kills its own worker for. */
+#define DEADLY_INPUT (-2)
+
+/* square, except that DEADLY_INPUT kills the worker running it. */
+static int square_or_die(const void *input, size_t input_len, void *output, size_t output_cap,
+                         size_t *output_len)
+{
+    int32_t x;
+
+    memcpy(&x, input, sizeof x);
+    if (x == DEADLY_INPUT)
+        kill(getpid(), SIGKILL);
+    return square(input, input_len, output, output_cap, output_len);
+}
+
+/* pp_pmap_status: each failed record at its index; a worker killed in the
+ * middle of its records fails that record only. */
+static void test_pmap_status(void)
+{
+    enum { COUNT = 1000, FAILING = 13, DEADLY = 101 };
+    static int32_t inputs[COUNT], outputs[COUNT];
+    static int status[COUNT];
+    int k;
+
+    for (k = 0; k < COUNT; k++)
+        inputs[k] = k;
+    inputs[FAILING] = FAILING_INPUT;
+    inputs[DEADLY] = DEADLY_INPUT;
+    memset(status, 0x55, sizeof status);
+    CHECK_EQ(pp_pmap_status(square_or_die, inputs, sizeof inputs[0], outputs, sizeof outputs[0],
+                            COUNT, 2, status),
+             2);
+    for (k = 0; k < COUNT; k++) {
+        if (k == FAILING)
+            CHECK_EQ(status[k], TASK_FAILURE);
+        else if (k == DEADLY)
+            CHECK_EQ(status[k], PP_EPEER);
+        else {
+            CHECK_EQ(status[k], 0);
+            CHECK_EQ(outputs[k], k * k);
+        }
+    }
+    /* Without a status array (square does not die: one failure). */
+    CHECK_EQ(pp_pmap_status(square, inputs, sizeof inputs[0], outputs, sizeof outputs[0], COUNT,
+                            0, NULL),
+             1);
+    /* pp_pmap with PP_REUSE gives the first failure in input order. */
+    CHECK_EQ(pp_pmap(square_or_die, inputs, sizeof inputs[0], outputs, sizeof outputs[0], COUNT,
+                     2, PP_REUSE),
+             PP_EREMOTE);
+    /* In place: the outputs over the inputs, pages of them, all read. */
+    {
+        enum { MANY = 8192 };
+        static int32_t records[MANY];
+
+        for (k = 0; k < MANY; k++)
+            records[k] = k % 1000;
+        CHECK_EQ(pp_pmap_status(square, records, sizeof records[0], records, sizeof records[0],
+                                MANY, 2, NULL),
+                 0);
+        for (k = 0; k < MANY; k++)
+            CHECK_EQ(records[k], (k % 1000) * (k % 1000));
+    }
+    /* No records: nothing runs. Bad arguments: nothing runs either. */
+    CHECK_EQ(pp_pmap_status(square, NULL, sizeof inputs[0], NULL, sizeof outputs[0], 0, 2, NULL),
+             0);
+    CHECK_EQ(pp_pmap_status(NULL, inputs, sizeof inputs[0], outputs, sizeof outputs[0], COUNT, 2,
+                            status),
+             PP_EINVAL);
+    CHECK_EQ(pp_pmap_status(square, inputs, SIZE_MAX, outputs, sizeof outputs[0], COUNT, 2,
+                            status),
+             PP_EINVAL);
+}
+
 /* A pp_function writing one byte, 0x7f. */
 static int one_byte(const void *input, size_t input_len, void *output, size_t output_cap,
                     size_t *output_len)
@@ -1416,6 +1495,7 @@ int main(void)
     RUN(test_keep_removed);
     RUN(test_exchange_create);
     RUN(test_pmap);
+    RUN(test_pmap_status);
     RUN(test_pmap_zero_fills_short_outputs);
     RUN(test_many_tasks_leave_nothing);
     RUN(test_custom_store_reports_failed_tasks);

@@ -559,11 +559,18 @@ int pp_exchange_next_id(const pp_exchange *ex, uint64_t *task);
  * `outputs[i] = function(inputs[i])` for count fixed-size records, in other
  * processes, at most limit at once (PP_CORES, 0: one per processor;
  * PP_UNLIMITED: no limit). An output shorter
- * than output_size is zero-filled. With PP_REUSE, workers are reused and
- * tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function
- * returned nonzero, PP_EPEER if a process died (the first failure in input
- * order; the outputs of the other records are written). With PP_REUSE, an
- * input_size over the maximum message size is PP_ETOOBIG, nothing started.
+ * than output_size is zero-filled. With PP_REUSE, `limit` workers forked for
+ * the call share memory with the caller: they read the inputs in place,
+ * write the outputs into a shared mapping and take records in chunks that
+ * shrink as the work runs out (PP_BATCH changes nothing there); a worker
+ * that dies fails only the record it was running. The function must not
+ * touch the outputs array itself (the workers do not map it). Records are
+ * not sent, so their size has no limit but memory's. Without PP_REUSE,
+ * each record runs in a process of its own. Every record runs. Returns 0;
+ * PP_EREMOTE if a function returned nonzero (or wrote more than
+ * output_size bytes), PP_EPEER if a process died (the first failure in
+ * input order; the outputs of the other records are written).
+ * pp_pmap_status reports every record.
  */
 int pp_pmap(pp_function function,
             const void *inputs,
@@ -704,6 +711,28 @@ int pp_exchange_create_persistent(pp_exchange *ex, const char *address, pp_chann
  * until it calls this. Returns 0, or -errno.
  */
 int pp_close_streams(void);
+
+/**
+ * `outputs[i] = function(inputs[i])` for count fixed-size records in
+ * `limit` reused worker processes (0: one per processor), through shared
+ * memory, reporting each record. An output shorter than output_size is
+ * zero-filled. If `status` is not NULL it receives count ints: 0 for a
+ * record that succeeded, else the function's nonzero return, or
+ * PP_EPEER for the record a worker was running when it died (the rest of
+ * its records run in other workers), or PP_ETOOBIG for a function that
+ * wrote more than output_size bytes. The function runs in the workers: it
+ * must not touch the outputs array itself (they do not map it). Returns
+ * the number of failed records (>= 0), or a negative code if the call
+ * itself failed (no record ran).
+ */
+int pp_pmap_status(pp_function function,
+                   const void *inputs,
+                   size_t input_size,
+                   void *outputs,
+                   size_t output_size,
+                   size_t count,
+                   size_t limit,
+                   int *status);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -61,7 +61,7 @@ mod ffi;
 pub use channel::Channel;
 pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
 #[cfg(feature = "alloc")]
-pub use exchange::{pmap, Managed, Map, Outcome, Queue, TaskError};
+pub use exchange::{pmap, records, Managed, Map, Outcome, Queue, TaskError};
 pub use exchange::{Exchange, Limit, Options, StoreData, TaskId};
 #[cfg(feature = "alloc")]
 pub use persistent::{

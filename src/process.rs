@@ -218,10 +218,18 @@ pub(crate) fn call_guarded<F>(
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
 {
+    guarded(|| callable(&mut *channel))
+}
+
+/// Runs `body`; with the `std` feature a panic becomes a remote error with
+/// code `PP_EPANIC` and the panic's message (without it, a panic is the
+/// program's panic handler's business).
+pub(crate) fn guarded<R>(
+    body: impl FnOnce() -> core::result::Result<R, RemoteError>,
+) -> core::result::Result<R, RemoteError> {
     #[cfg(feature = "std")]
     {
-        let run = std::panic::AssertUnwindSafe(|| callable(&mut *channel));
-        std::panic::catch_unwind(run).unwrap_or_else(|payload| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|payload| {
             let text = payload
                 .downcast_ref::<&str>()
                 .copied()
@@ -235,7 +243,7 @@ where
         })
     }
     #[cfg(not(feature = "std"))]
-    callable(&mut *channel)
+    body()
 }
 
 /// Ends a created process (pprocess's `exit`): everything already sent stays

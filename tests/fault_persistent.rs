@@ -195,9 +195,9 @@ fn killed_clients(name: &str, queue: fn(usize) -> bool) {
         twice.len(),
         &twice[..twice.len().min(10)]
     );
-    // The keeper finished and removed its socket.
-    let status = hardening::wait_child(keeper).unwrap();
-    assert!(status.success(), "{status}");
+    // The keeper finished and removed its socket. Its channel was dropped at
+    // once, so the library may have collected it already.
+    hardening::assert_dropped_child_ends_cleanly(keeper);
     assert!(!address.exists());
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(

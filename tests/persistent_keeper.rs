@@ -1,7 +1,7 @@
 //! The keeper's protocol with its clients: a stream ends with an explicit
 //! end frame (a keeper that dies is never taken for a complete delivery),
 //! an acknowledgement of a frame never sent is refused, and no client can
-//! hold the keeper up.
+//! hold the keeper up, nor can its own callable.
 
 mod background;
 mod fork_contract;
@@ -102,5 +102,58 @@ fn a_client_that_stops_mid_frame_and_never_reads_holds_nobody_up() {
     }
     assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
     drop(stuck);
+    assert_finished(keeper, &path);
+}
+
+/// Writes all of `bytes` to descriptor `fd` with one system call each time
+/// (the first one takes everything that fits the socket buffer at once).
+fn write_raw(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is valid for reads of its length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        assert!(n > 0, "write: {}", std::io::Error::last_os_error());
+        bytes = &bytes[n as usize..];
+    }
+}
+
+#[test]
+fn a_callable_stopped_in_the_middle_of_a_frame_holds_no_client_up() {
+    use pprocess::wire::{Header, Kind, HEADER_LEN, READ_AHEAD};
+    const MIB: usize = 1 << 20;
+    const SENT: usize = 500;
+    let mut scratch = Scratch::new("callable-stalled");
+    let path = scratch.path("task.socket");
+    let keeper = scratch.track(
+        start_persistent(&path, |ch| {
+            // Its pid as a first result, and the header and the first bytes
+            // of a second one, written together so that the keeper reads
+            // them together; then it stops until the client lets it go on.
+            let pid = std::process::id().to_le_bytes();
+            let mut bytes = Header::new(Kind::Data, 0, 4, 1).encode().to_vec();
+            bytes.extend_from_slice(&pid);
+            bytes.extend_from_slice(&Header::new(Kind::Data, 0, MIB as u32, 2).encode());
+            let payload = vec![7u8; MIB];
+            bytes.extend_from_slice(&payload[..SENT]);
+            const { assert!(2 * HEADER_LEN + 4 + SENT <= READ_AHEAD) };
+            write_raw(ch.raw_fd(), &bytes);
+            // SAFETY: raise has no memory-safety preconditions.
+            unsafe { libc::raise(libc::SIGSTOP) };
+            write_raw(ch.raw_fd(), &payload[SENT..]);
+            Ok(())
+        })
+        .unwrap(),
+    );
+
+    // The keeper serves the result sent before the stalled frame.
+    let mut ch = connect_persistent(&path).unwrap();
+    let callable = num(&ch.receive_vec_timeout(TIMEOUT_MS).unwrap()) as i32;
+    scratch.track(callable);
+    eventually("the callable stops", || state(callable) == Some('T'));
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(callable, libc::SIGCONT) }, 0);
+    // The frame is resumed where it stopped, whole.
+    let rest = ch.receive_vec_timeout(TIMEOUT_MS).unwrap();
+    assert_eq!(rest, vec![7u8; MIB]);
+    assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
     assert_finished(keeper, &path);
 }

@@ -46,7 +46,8 @@ from ctypes import POINTER, byref, c_char_p, c_int, c_size_t, c_uint, c_uint64, 
 
 __all__ = [
     "Channel", "Closed", "Error", "Map", "PeerEnded", "Queue", "RemoteError", "Timeout",
-    "create", "exit", "number_of_cores", "pmap", "start", "strerror", "version", "waitall",
+    "create", "exit", "number_of_cores", "pmap", "pmap_records", "start", "strerror", "version",
+    "waitall",
 ]
 
 # Library codes and exchange flags: the values of include/pprocess.h (the
@@ -90,6 +91,7 @@ def _find_library():
 _lib = ctypes.CDLL(_find_library())
 
 _CALLABLE = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t)
+_FUNCTION = ctypes.CFUNCTYPE(c_int, c_void_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t))
 
 
 def _declare(name, restype, *argtypes):
@@ -126,6 +128,8 @@ _declare("pp_exchange_next_id", c_int, c_void_p, POINTER(c_uint64))
 _declare("pp_exchange_task_error", c_int, c_void_p, POINTER(c_int), POINTER(c_char_p))
 _declare("pp_exchange_last_task", c_int, c_void_p, POINTER(c_uint64))
 _declare("pp_exchange_finish", c_int, c_void_p)
+_declare("pp_pmap_status", c_int, _FUNCTION, c_char_p, c_size_t, c_void_p, c_size_t, c_size_t,
+         c_size_t, POINTER(c_int))
 
 
 def version():
@@ -568,3 +572,41 @@ def pmap(function, inputs, limit=0, reuse=False):
         for item in inputs:
             results.call(function, item)
         return list(results)
+
+
+def pmap_records(function, data, input_size, output_size, limit=0):
+    """function(record) for each input_size-byte record of `data`, in `limit`
+    worker processes (0: one per processor) forked for the call, which read
+    `data` in place and write the outputs into shared memory (pp_pmap_status).
+    function takes a record's bytes and returns at most output_size bytes.
+
+    Returns (outputs, status): the outputs as one bytes object, output_size
+    bytes per record in input order (zero-filled), and each record's status:
+    0, the code of a RemoteError the function raised (PP_EPANIC for another
+    exception), PP_ETOOBIG for a result over output_size, or PP_EPEER for
+    the record a worker was running when it died."""
+    if input_size <= 0 or output_size < 0 or len(data) % input_size:
+        raise Error(PP_EINVAL)
+    count = len(data) // input_size
+
+    def call(record, record_len, output, output_cap, output_len):
+        try:
+            result = bytes(function(ctypes.string_at(record, record_len)))
+        except RemoteError as error:
+            return error.remote_code or PP_EPANIC
+        except BaseException:
+            traceback.print_exc()
+            return PP_EPANIC
+        if len(result) > output_cap:
+            return PP_ETOOBIG
+        ctypes.memmove(output, result, len(result))
+        output_len[0] = len(result)
+        return 0
+
+    c_function = _FUNCTION(call)
+    outputs = ctypes.create_string_buffer(count * output_size)
+    status = (c_int * count)()
+    _flush()
+    _check(_lib.pp_pmap_status(c_function, bytes(data), input_size, outputs, output_size, count,
+                               limit, status))
+    return outputs.raw, list(status)

@@ -178,6 +178,26 @@ class QueuesAndPmap(Case):
         self.assertEqual((caught.exception.remote_code, caught.exception.remote_message),
                          (33, "three"))
 
+    def test_pmap_records_reports_each_record_at_its_index(self):
+        data = b"".join(i.to_bytes(4, "little") for i in range(100))
+
+        def square_record(record):
+            x = int.from_bytes(record, "little")
+            if x == 13:
+                raise pp.RemoteError(42, "thirteen")
+            if x == 57:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return (x * x).to_bytes(8, "little")
+
+        outputs, status = pp.pmap_records(square_record, data, 4, 8, limit=2)
+        self.assertEqual(len(outputs), 800)
+        for i in range(100):
+            expected = {13: 42, 57: pp.PP_EPEER}.get(i, 0)
+            self.assertEqual(status[i], expected, f"record {i}")
+            if not expected:
+                self.assertEqual(int.from_bytes(outputs[8 * i:8 * i + 8], "little"), i * i)
+        self.assertEqual(pp.pmap_records(square_record, b"", 4, 8), (b"", []))
+
     def test_a_queue_iterates_over_every_result(self):
         with pp.Queue(limit=3) as queue:
             for i in range(10):

@@ -13,7 +13,7 @@ use core::fmt;
 use bytemuck::Pod;
 
 use crate::error::{best_effort, Error, RemoteError, Result};
-use crate::sys::{self, Child, Deadline, Errno, Fd, Pid, PollFd, WaitStatus, POLLIN};
+use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
 #[cfg(feature = "alloc")]
 use crate::wire::Encoder;
 use crate::wire::{
@@ -23,9 +23,13 @@ use crate::wire::{
 
 mod marks;
 #[cfg(feature = "alloc")]
+mod receipts;
+#[cfg(feature = "alloc")]
 mod worker;
 
 use marks::Marks;
+#[cfg(feature = "alloc")]
+pub(crate) use receipts::Receipts;
 #[cfg(feature = "alloc")]
 use worker::{LoopFrame, WorkerTask};
 
@@ -66,10 +70,9 @@ pub(crate) enum Frame {
 /// ```
 pub struct Channel {
     fd: Fd,
-    /// The created process, seen from its creator.
-    child: Option<Child>,
-    /// The created process's status, once collected.
-    status: Option<WaitStatus>,
+    /// The created process, seen from its creator: it owns the pid, the
+    /// wait status and the collection; the channel only forwards.
+    process: Option<OwnedChild>,
     max_message: usize,
     next_seq: u32,
     /// The highest frame number the peer acknowledged.
@@ -113,14 +116,10 @@ pub struct Channel {
     /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
     #[cfg(feature = "alloc")]
     outbox: bool,
-    /// Hold acknowledgements back until [`Channel::ack_deferred`] instead of
-    /// sending them as frames are received.
+    /// Who decides when the frames taken are acknowledged, if not this
+    /// channel as it takes them (a connection to a persistent process).
     #[cfg(feature = "alloc")]
-    defer_acks: bool,
-    /// Frame numbers received with an acknowledgement requested whose
-    /// acknowledgement is held back, oldest first.
-    #[cfg(feature = "alloc")]
-    deferred: VecDeque<u32>,
+    receipts: Option<alloc::boxed::Box<dyn Receipts>>,
 }
 
 impl fmt::Debug for Channel {
@@ -139,8 +138,7 @@ impl Channel {
     pub(crate) fn from_fd(fd: Fd, child: Option<Child>) -> Channel {
         Channel {
             fd,
-            child,
-            status: None,
+            process: child.map(OwnedChild::new),
             max_message: DEFAULT_MAX_MESSAGE,
             next_seq: 1,
             acked: 0,
@@ -164,9 +162,7 @@ impl Channel {
             #[cfg(feature = "alloc")]
             outbox: false,
             #[cfg(feature = "alloc")]
-            defer_acks: false,
-            #[cfg(feature = "alloc")]
-            deferred: VecDeque::new(),
+            receipts: None,
         }
     }
 
@@ -187,15 +183,9 @@ impl Channel {
         self.expects_end = true;
     }
 
-    /// True for a persistent stream's client end (see
-    /// [`Channel::expect_end`]).
-    pub(crate) fn is_persistent(&self) -> bool {
-        self.expects_end
-    }
-
     /// The created process's id, seen from its creator; 0 on the created side.
     pub fn pid(&self) -> Pid {
-        self.child.as_ref().map_or(0, Child::pid)
+        self.process.as_ref().map_or(0, OwnedChild::pid)
     }
 
     /// The socket descriptor, for the caller's own poll or epoll loop.
@@ -216,7 +206,7 @@ impl Channel {
     /// channel owns besides its socket.
     #[cfg(feature = "alloc")]
     pub(crate) fn child_fd(&self) -> Option<&Fd> {
-        self.child.as_ref().and_then(Child::pidfd)
+        self.process.as_ref().and_then(OwnedChild::pidfd)
     }
 
     /// The largest message this side sends or accepts, in bytes.
@@ -558,6 +548,23 @@ impl Channel {
         self.take_vec(header)
     }
 
+    /// Receives one message into a new vector without ever waiting: a
+    /// message whose payload is still arriving stays buffered, and this
+    /// gives [`Error::TimedOut`] until the rest has come (the next call
+    /// resumes where this one stopped). For a loop over many peers, where
+    /// one that stalls in the middle of a frame must hold nobody up.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn receive_vec_now(&mut self) -> Result<Vec<u8>> {
+        if let Some(message) = self.stash.pop_front() {
+            return Ok(message);
+        }
+        let header = self.next_header(Deadline::after(0))?;
+        if !self.buffer_payload()? {
+            return Err(Error::TimedOut);
+        }
+        self.take_vec(header)
+    }
+
     /// Receives one message into a buffer that `make` allocates for its
     /// length (timeout as in [`Channel::receive_timeout`]). When `make`
     /// fails (out of memory), so does this, and the message stays queued.
@@ -821,22 +828,21 @@ impl Channel {
         if self.expects_end {
             return Error::Cut;
         }
-        if let (Some(child), None) = (&self.child, self.status) {
-            // Wakes the moment the process becomes waitable (a pidfd poll).
-            // An error leaves the status unknown: the hang-up is then news
-            // enough (`Closed`).
-            if let Ok(Some(status)) = child.wait_timeout(EXIT_GRACE_MS) {
-                self.status = Some(status);
-            }
-        }
+        // Wakes the moment the process becomes waitable (a pidfd poll). An
+        // error leaves the status unknown: the hang-up is then news enough
+        // (`Closed`).
+        let status = self
+            .process
+            .as_mut()
+            .and_then(|process| process.wait_timeout(EXIT_GRACE_MS).ok().flatten());
         // After an error frame the process has answered: its exit code
         // (the callable's failure status) is no further news. A signal is.
-        let failed = match self.status {
+        let failed = match status {
             Some(status) if status.signal().is_some() => true,
             Some(status) => !status.success() && self.remote.is_none(),
             None => false,
         };
-        match self.status {
+        match status {
             Some(status) if failed => Error::PeerEnded {
                 pid: self.pid(),
                 status,
@@ -879,35 +885,32 @@ impl Channel {
         sent.map(drop)
     }
 
+    /// The created process, for the calls on it: [`Error::Invalid`] on a
+    /// channel of no process this side created.
+    fn process(&mut self) -> Result<&mut OwnedChild> {
+        self.process.as_mut().ok_or(Error::Invalid)
+    }
+
     /// Waits for the created process to end and returns its status
     /// (collected at most once; later calls return the same status).
     pub fn wait(&mut self) -> Result<WaitStatus> {
-        if let Some(status) = self.status {
-            return Ok(status);
-        }
-        let child = self.child.as_ref().ok_or(Error::Invalid)?;
-        let status = child.wait(true)?.ok_or(Error::from(Errno::CHILD))?;
-        self.status = Some(status);
-        Ok(status)
+        let status = self.process()?.wait(true)?;
+        status.ok_or(Error::from(Errno::CHILD))
     }
 
     /// [`Channel::wait`] for at most `timeout_ms` milliseconds (`-1`:
     /// forever, `0`: just look): [`Error::TimedOut`] if the process is still
     /// running then.
     pub fn wait_timeout(&mut self, timeout_ms: i32) -> Result<WaitStatus> {
-        if let Some(status) = self.status {
-            return Ok(status);
-        }
-        let child = self.child.as_ref().ok_or(Error::Invalid)?;
-        let status = child.wait_timeout(timeout_ms)?.ok_or(Error::TimedOut)?;
-        self.status = Some(status);
-        Ok(status)
+        let status = self.process()?.wait_timeout(timeout_ms)?;
+        status.ok_or(Error::TimedOut)
     }
 
     /// Hands the collection of the created process to the caller: the
-    /// channel forgets it (its drop no longer defers it) and returns it.
+    /// channel forgets it (its drop no longer defers it) and returns it,
+    /// unless it was collected already.
     pub(crate) fn disown(&mut self) -> Option<Child> {
-        self.child.take()
+        self.process.as_mut().and_then(OwnedChild::disown)
     }
 
     /// Kills the created process if it still runs and collects it: for a
@@ -915,18 +918,18 @@ impl Channel {
     /// goes. Its status is kept; a process that is gone already (collected
     /// by the program itself) is no error.
     pub(crate) fn kill_and_collect(&mut self) -> Result<()> {
-        if let (Some(child), None) = (&self.child, self.status) {
-            self.status = child.kill_and_collect()?;
+        match &mut self.process {
+            Some(process) => Ok(process.kill_and_collect()?),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The created process's status if it has ended, without waiting.
     pub fn try_wait(&mut self) -> Result<Option<WaitStatus>> {
-        if let (Some(child), None) = (&self.child, self.status) {
-            self.status = child.wait(false)?;
+        match &mut self.process {
+            Some(process) => Ok(process.wait(false)?),
+            None => Ok(None),
         }
-        Ok(self.status)
     }
 
     /// Closes the channel. A created process that is still running is
@@ -934,16 +937,17 @@ impl Channel {
     pub fn close(self) {}
 
     /// Sends an acknowledgement of a received frame if its sender asked for
-    /// one (data, args and error frames alike), or holds it back (see
-    /// [`Channel::defer_acks`]).
+    /// one (data, args and error frames alike), unless its
+    /// [`Receipts`] hold it back.
     fn acknowledge(&mut self, header: Header) {
         if header.flags & FLAG_ACK_REQUESTED == 0 {
             return;
         }
         #[cfg(feature = "alloc")]
-        if self.defer_acks {
-            self.deferred.push_back(header.seq);
-            return;
+        if let Some(receipts) = &mut self.receipts {
+            if receipts.hold(header.seq) {
+                return;
+            }
         }
         self.send_ack(header.seq);
     }
@@ -953,36 +957,6 @@ impl Channel {
         // The peer may already be gone; the frame itself was received, and
         // a failed write shows again at the next send or receive.
         best_effort(self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]));
-    }
-
-    /// From now on, holds back the acknowledgements of the frames received
-    /// until [`Channel::ack_deferred`] sends them: a store that keeps what
-    /// it receives for the program acknowledges a message when the program
-    /// takes it, so that a process killed with messages still stored loses
-    /// none (its peer sends them again to the next client).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn defer_acks(&mut self) {
-        self.defer_acks = true;
-    }
-
-    /// Sends every acknowledgement held back and stops holding them back.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn stop_deferring_acks(&mut self) {
-        self.ack_deferred(usize::MAX);
-        self.defer_acks = false;
-    }
-
-    /// Acknowledges the `count` oldest frames whose acknowledgement is held
-    /// back (all of them if fewer), with one acknowledgement of the newest
-    /// of them: the wire's acknowledgements are cumulative, each covers every
-    /// frame before it.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn ack_deferred(&mut self, count: usize) {
-        let count = count.min(self.deferred.len());
-        let newest = self.deferred.drain(..count).next_back();
-        if let Some(seq) = newest {
-            self.send_ack(seq);
-        }
     }
 
     /// The frames this channel's peer acknowledges are written and numbered
@@ -1053,17 +1027,5 @@ impl std::os::fd::AsFd for Channel {
 impl std::os::fd::AsRawFd for Channel {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.raw()
-    }
-}
-
-impl Drop for Channel {
-    fn drop(&mut self) {
-        if let (Some(child), None) = (self.child.take(), self.status) {
-            // Still running: collected once it ends. Ended or not ours any
-            // more (an error): nothing is left to collect.
-            if let Ok(None) = child.wait(false) {
-                sys::reap_later(child);
-            }
-        }
     }
 }

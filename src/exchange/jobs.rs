@@ -3,8 +3,12 @@
 //! A task that cannot start because the exchange is at its limit waits here.
 //! With [`Options::reuse`](super::Options::reuse), tasks go to worker
 //! processes as args frames: each worker runs its callable once per task and
-//! keeps up to [`WINDOW`] tasks (and [`WINDOW_BYTES`] of arguments) queued in
-//! its socket, so throughput is not one round trip per task. Results come
+//! keeps tasks queued in its socket, so throughput is not one round trip per
+//! task. How many is sized like OpenMP's guided schedule: the tasks
+//! outstanding (waiting or queued) ÷ (2 × the limit), at least one and at
+//! most [`WINDOW`] (and [`WINDOW_BYTES`] of arguments), so windows are full
+//! while much waits and shrink to one task at the end, where a worker busy
+//! with a long task then holds no more than that. Results come
 //! back in the order a worker received its tasks, so each is matched to its
 //! task exactly. When a worker dies, its current task fails and the tasks it
 //! never started go back to the front of the waiting list.
@@ -22,6 +26,10 @@ use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created};
 use crate::sys;
 use crate::wire::DEFAULT_MAX_MESSAGE;
+
+/// A reused worker's window is the tasks outstanding ÷ (`GUIDED` × the
+/// limit), as OpenMP's guided schedule sizes its chunks.
+const GUIDED: usize = 2;
 
 /// Argument bytes a worker may have queued; below a socket buffer, so the
 /// creator never blocks writing tasks while the worker writes results.
@@ -102,11 +110,11 @@ impl Worker {
         }
     }
 
-    fn accepts(&self, key: Key, len: usize) -> bool {
+    fn accepts(&self, key: Key, len: usize, window: usize) -> bool {
         let queued = self.args.len();
         self.key == key
             && !self.stopping
-            && queued < WINDOW
+            && queued < window
             && (queued == 0 || self.bytes + len <= WINDOW_BYTES)
     }
 }
@@ -238,15 +246,35 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         Ok(())
     }
 
-    /// The least loaded worker of `key` with room for `len` argument bytes.
+    /// The least loaded worker of `key` with room in its window for a task
+    /// of `len` argument bytes.
     fn worker_for(&self, key: Key, len: usize) -> Option<usize> {
+        let window = self.window();
         self.slots
             .slots()
             .iter()
             .enumerate()
-            .filter(|(_, slot)| slot.worker.as_ref().is_some_and(|w| w.accepts(key, len)))
+            .filter(|(_, slot)| {
+                slot.worker
+                    .as_ref()
+                    .is_some_and(|w| w.accepts(key, len, window))
+            })
             .min_by_key(|(_, slot)| slot.tasks.len())
             .map(|(index, _)| index)
+    }
+
+    /// How many tasks a reused worker may hold now: the guided schedule's
+    /// share of what is outstanding (see the module documentation).
+    fn window(&self) -> usize {
+        let queued: usize = self
+            .slots
+            .slots()
+            .iter()
+            .filter(|slot| slot.worker.is_some())
+            .map(|slot| slot.tasks.len())
+            .sum();
+        let outstanding = self.jobs.waiting.len() + queued;
+        (outstanding / (GUIDED * self.limit().max(1))).clamp(1, WINDOW)
     }
 
     /// Sends the first waiting job (a reused task) to worker `index`.

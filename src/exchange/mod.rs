@@ -16,7 +16,10 @@
 mod jobs;
 #[cfg(feature = "alloc")]
 mod managed;
+#[cfg(feature = "alloc")]
 mod ready;
+#[cfg(feature = "alloc")]
+pub mod records;
 #[cfg(feature = "alloc")]
 mod results;
 mod slots;
@@ -63,7 +66,8 @@ pub type TaskId = usize;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Reuse worker processes: each runs its callable once per task, with a
-    /// window of tasks queued in its socket (needs `alloc`). Every frame
+    /// window of tasks queued in its socket that shrinks as the work runs
+    /// out (needs `alloc`). Every frame
     /// names its task, so results, errors and replies are charged to the
     /// task they belong to. The callable's receives see only messages sent
     /// to its own task; once it has sent its one result (without
@@ -365,46 +369,37 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [`create_persistent`]: crate::create_persistent
     pub fn add(&mut self, channel: impl Into<S::Held>) -> core::result::Result<TaskId, S::Held> {
         let task = self.next_task;
-        let mut held = channel.into();
-        #[cfg_attr(not(feature = "alloc"), allow(unused_variables))]
-        let deferred = self.adopt_connection(held.borrow_mut());
         #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
-        let mut slot = Slot::new(held, Some(task));
+        let mut held = channel.into();
         #[cfg(feature = "alloc")]
-        {
-            slot.connection = deferred.then_some(task);
-        }
-        match self.slots.push(slot) {
+        self.adopt(held.borrow_mut(), task);
+        match self.slots.push(Slot::new(held, Some(task))) {
             Ok(()) => {
                 self.next_task += 1;
                 Ok(task)
             }
-            Err(slot) => Err(slot.channel),
+            #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
+            Err(mut slot) => {
+                // Handed back: it acknowledges as usual again.
+                #[cfg(feature = "alloc")]
+                slot.channel.borrow_mut().release_receipts(true);
+                Err(slot.channel)
+            }
         }
     }
 
-    /// Prepares a persistent connection for monitoring: its keeper, if this
-    /// process created it, is handed to the collection of orphans (an
-    /// exchange kills the processes of the channels it drops, and a keeper
-    /// must outlive it); with a handler that
-    /// [keeps results](StoreData::keeps_results) its acknowledgements wait
-    /// until the program takes each result. Returns whether they do; false
-    /// for any other channel.
-    fn adopt_connection(&mut self, channel: &mut Channel) -> bool {
-        if !channel.is_persistent() {
-            return false;
-        }
-        if channel.pid() > 0 {
+    /// Tells `channel`'s receipts (a connection to a persistent process
+    /// has them) that it is monitored as `task`, and whether the handler
+    /// [keeps results](StoreData::keeps_results); a peer process that must
+    /// outlive the exchange is handed to the collection of orphans instead
+    /// of being killed with it.
+    #[cfg(feature = "alloc")]
+    fn adopt(&mut self, channel: &mut Channel, task: TaskId) {
+        if channel.monitored(task, self.handler.keeps_results()) {
             if let Some(child) = channel.disown() {
                 sys::reap_later(child);
             }
         }
-        #[cfg(feature = "alloc")]
-        if self.handler.keeps_results() {
-            channel.defer_acks();
-            return true;
-        }
-        false
     }
 
     /// Stores results until the exchange is below its limit, then adds
@@ -424,41 +419,26 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         Ok(())
     }
 
-    /// Monitors a connection to a persistent process as a new task, once
-    /// the exchange is below its limit. With a handler that
-    /// [keeps results](StoreData::keeps_results), the connection's results
-    /// are acknowledged when the program takes them.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn add_connection(&mut self, channel: Channel) -> Result<TaskId> {
-        self.add_wait(channel)
-    }
-
-    /// The program took a result of `task`: acknowledges it if it came from
-    /// a persistent process, with every result of that connection stored
-    /// before it when `all` (a store that keeps one result per task, whose
-    /// result replaced the earlier ones).
+    /// The program took a result of `task`: tells the channels' receipts
+    /// (a persistent process's connection acknowledges it then), with every
+    /// result of that task stored before it when `all` (a store that keeps
+    /// one result per task, whose result replaced the earlier ones).
     #[cfg(feature = "alloc")]
     pub(crate) fn taken(&mut self, task: TaskId, all: bool) {
         let count = if all { usize::MAX } else { 1 };
-        if let Some(slot) = self
-            .slots
-            .slots_mut()
-            .iter_mut()
-            .find(|slot| slot.connection == Some(task))
-        {
-            slot.channel().ack_deferred(count);
+        for slot in self.slots.slots_mut() {
+            slot.channel().results_taken(task, count);
         }
     }
 
-    /// Acknowledges every result stored from persistent processes and not
-    /// taken yet. Before a wait for connections to end: a persistent process
-    /// ends its connection only once every result is acknowledged.
+    /// Releases what every channel's receipts hold back (the results stored
+    /// from persistent processes and not taken yet are acknowledged). Before
+    /// a wait for channels to end: a persistent process ends its connection
+    /// only once every result is acknowledged.
     #[cfg(feature = "alloc")]
     fn ack_stored(&mut self) {
         for slot in self.slots.slots_mut() {
-            if slot.connection.is_some() {
-                slot.channel().ack_deferred(usize::MAX);
-            }
+            slot.channel().release_receipts(false);
         }
     }
 
@@ -780,11 +760,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             while let Some(task) = slot.tasks.pop_front() {
                 self.handler.store_error(task, Error::Closed, None);
             }
-            if slot.connection.is_some() {
-                // Its stored results can no longer be matched to it when
-                // taken; and a channel handed back acknowledges as usual.
-                slot.channel().stop_deferring_acks();
-            }
+            // Its stored results can no longer be matched to it when taken;
+            // and a channel handed back acknowledges as usual.
+            slot.channel().release_receipts(true);
         }
         slot.channel
     }

@@ -10,7 +10,8 @@ use crate::sys::{self, Deadline, PollFd, POLLIN, POLLOUT};
 
 use super::TaskId;
 
-/// Tasks one reused worker may have outstanding in its socket.
+/// Tasks one reused worker may have outstanding in its socket, at most (its
+/// window shrinks as the work runs out: see the `jobs` module).
 pub const WINDOW: usize = 32;
 
 /// One monitored channel and the tasks it is answering, oldest first.
@@ -26,11 +27,6 @@ pub struct Slot<C> {
     pub(super) ready: bool,
     #[cfg(feature = "alloc")]
     pub(super) worker: Option<super::jobs::Worker>,
-    /// For a connection to a persistent process whose results are
-    /// acknowledged when the program takes them: its task (kept after the
-    /// task has finished, while results wait to be taken).
-    #[cfg(feature = "alloc")]
-    pub(super) connection: Option<TaskId>,
 }
 
 impl<C: BorrowMut<Channel>> Slot<C> {
@@ -55,8 +51,6 @@ impl<C: BorrowMut<Channel>> Slot<C> {
             ready: false,
             #[cfg(feature = "alloc")]
             worker: None,
-            #[cfg(feature = "alloc")]
-            connection: None,
         }
     }
 

@@ -576,7 +576,8 @@ pub extern "C" fn pp_exchange_call(
 }
 
 /// The C function type behind [`pp_function`].
-type Function = unsafe extern "C" fn(*const c_void, usize, *mut c_void, usize, *mut usize) -> c_int;
+pub(crate) type Function =
+    unsafe extern "C" fn(*const c_void, usize, *mut c_void, usize, *mut usize) -> c_int;
 
 /// Starts `function(input)` as a task whose output is its one message.
 fn start_function(
@@ -812,11 +813,18 @@ pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) ->
 /// `outputs[i] = function(inputs[i])` for count fixed-size records, in other
 /// processes, at most limit at once (PP_CORES, 0: one per processor;
 /// PP_UNLIMITED: no limit). An output shorter
-/// than output_size is zero-filled. With PP_REUSE, workers are reused and
-/// tasks pipelined. Every task runs. Returns 0; PP_EREMOTE if a function
-/// returned nonzero, PP_EPEER if a process died (the first failure in input
-/// order; the outputs of the other records are written). With PP_REUSE, an
-/// input_size over the maximum message size is PP_ETOOBIG, nothing started.
+/// than output_size is zero-filled. With PP_REUSE, `limit` workers forked for
+/// the call share memory with the caller: they read the inputs in place,
+/// write the outputs into a shared mapping and take records in chunks that
+/// shrink as the work runs out (PP_BATCH changes nothing there); a worker
+/// that dies fails only the record it was running. The function must not
+/// touch the outputs array itself (the workers do not map it). Records are
+/// not sent, so their size has no limit but memory's. Without PP_REUSE,
+/// each record runs in a process of its own. Every record runs. Returns 0;
+/// PP_EREMOTE if a function returned nonzero (or wrote more than
+/// output_size bytes), PP_EPEER if a process died (the first failure in
+/// input order; the outputs of the other records are written).
+/// pp_pmap_status reports every record.
 #[no_mangle]
 pub extern "C" fn pp_pmap(
     function: pp_function,
@@ -833,6 +841,18 @@ pub extern "C" fn pp_pmap(
         let function = function.ok_or(Error::Invalid)?;
         if options.continuous || options.keep_removed {
             return Err(Error::Invalid);
+        }
+        if options.reuse {
+            let failures = super::pmap::records(
+                function,
+                inputs,
+                input_size,
+                outputs,
+                output_size,
+                count,
+                limit,
+            )?;
+            return Ok(failures.first().map_or(0, |(_, f)| f.error.code()));
         }
         let total_in = input_size.checked_mul(count).ok_or(Error::Invalid)?;
         let total_out = output_size.checked_mul(count).ok_or(Error::Invalid)?;

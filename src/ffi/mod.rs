@@ -21,6 +21,7 @@ mod base;
 mod channel;
 mod exchange;
 mod persistent;
+mod pmap;
 
 use base::PP_EPANIC;
 use channel::pp_callable;

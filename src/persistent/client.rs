@@ -46,9 +46,7 @@ pub(super) fn connect_fd(path: &SocketPath) -> Result<Fd> {
 /// died); [`Error::Permission`] when the listener belongs to another user.
 pub fn connect_persistent(address: impl AsAddress) -> Result<Channel> {
     let path = socket_path(address)?;
-    let mut channel = Channel::from_fd(connect_fd(&path)?, None);
-    channel.expect_end();
-    Ok(channel)
+    Ok(super::connection::client_channel(connect_fd(&path)?, None))
 }
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
@@ -79,7 +77,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// any other handler, a result is acknowledged as it is received.
     pub fn connect(&mut self, address: impl AsAddress) -> Result<TaskId> {
         let channel = connect_persistent(address)?;
-        self.add_connection(channel)
+        self.add_wait(channel)
     }
 }
 

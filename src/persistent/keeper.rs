@@ -209,7 +209,9 @@ impl Keeper {
             let Some(worker) = &mut self.worker else {
                 return;
             };
-            match worker.receive_vec_timeout(0) {
+            // Never waits: a callable stopped in the middle of a frame
+            // holds nobody up, and the next poll round resumes its frame.
+            match worker.receive_vec_now() {
                 Ok(data) => self.outbox.push(Kind::Data, data),
                 Err(Error::TimedOut) => return self.release_taken(),
                 Err(Error::Remote { code }) => {

@@ -109,6 +109,7 @@
 
 mod address;
 mod client;
+mod connection;
 mod inbox;
 mod keeper;
 mod listener;
@@ -124,6 +125,7 @@ use address::socket_path;
 pub use address::AsAddress;
 use client::connect_fd;
 pub use client::connect_persistent;
+use connection::client_channel;
 use keeper::keep;
 use listener::Listener;
 
@@ -257,9 +259,10 @@ pub(crate) fn create_persistent_as(check: ForkCheck, address: impl AsAddress) ->
                 best_effort(keeper.wait(true));
                 return Err(e);
             }
-            let mut channel = Channel::from_fd(connect_fd(&path)?, Some(keeper));
-            channel.expect_end();
-            Ok(Created::Parent(channel))
+            Ok(Created::Parent(client_channel(
+                connect_fd(&path)?,
+                Some(keeper),
+            )))
         }
         Ok(Forked::Child) => {
             let worker = match spawn_worker() {

@@ -1,6 +1,7 @@
 //! Processes this process created and still owns: a [`Child`] handle that
-//! names its process by a pidfd, and [`Children`], a set of them collected
-//! later that never drops one.
+//! names its process by a pidfd, [`OwnedChild`], the owner of one (its wait
+//! status, its collection, at most once and never forgotten), and
+//! [`Children`], a set of them collected later that never drops one.
 //!
 //! A pid alone does not name a process for long: once the program's own
 //! `waitpid` has collected a process, the kernel may give its pid to another
@@ -114,6 +115,90 @@ impl Child {
         match self.wait(true) {
             Err(Errno::CHILD) => Ok(None),
             other => other,
+        }
+    }
+}
+
+/// A created process and its wait status once collected: what a channel to
+/// a process it created holds. It collects the process at most once (later
+/// waits give the same status), and on drop hands a process that still runs
+/// to the deferred reaping ([`reap_later`](super::reap_later)), so that none
+/// is left a zombie and none is collected twice.
+#[derive(Debug)]
+pub struct OwnedChild {
+    /// The process, until [`OwnedChild::disown`] hands it on.
+    child: Option<Child>,
+    /// Its status, once collected.
+    status: Option<WaitStatus>,
+}
+
+impl OwnedChild {
+    /// Owns `child`, not collected yet.
+    pub fn new(child: Child) -> OwnedChild {
+        OwnedChild {
+            child: Some(child),
+            status: None,
+        }
+    }
+
+    /// The process id (0 once disowned).
+    pub fn pid(&self) -> Pid {
+        self.child.as_ref().map_or(0, Child::pid)
+    }
+
+    /// The pidfd naming the process, where the kernel gave one.
+    pub fn pidfd(&self) -> Option<&Fd> {
+        self.child.as_ref().and_then(Child::pidfd)
+    }
+
+    /// The process still to collect: none once collected or disowned.
+    fn running(&self) -> Option<&Child> {
+        self.child.as_ref().filter(|_| self.status.is_none())
+    }
+
+    /// Collects the process once it has ended (see [`Child::wait`]); the
+    /// status collected before, if any.
+    pub fn wait(&mut self, block: bool) -> Result<Option<WaitStatus>> {
+        if let Some(child) = self.running() {
+            self.status = child.wait(block)?;
+        }
+        Ok(self.status)
+    }
+
+    /// [`OwnedChild::wait`] for at most `timeout_ms` milliseconds (`-1`:
+    /// forever): `Ok(None)` if the process still runs then.
+    pub fn wait_timeout(&mut self, timeout_ms: i32) -> Result<Option<WaitStatus>> {
+        if let Some(child) = self.running() {
+            self.status = child.wait_timeout(timeout_ms)?;
+        }
+        Ok(self.status)
+    }
+
+    /// Kills the process if it still runs and collects it (see
+    /// [`Child::kill_and_collect`]); its status is kept.
+    pub fn kill_and_collect(&mut self) -> Result<()> {
+        if let Some(child) = self.running() {
+            self.status = child.kill_and_collect()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the collection of the process to the caller: it is returned
+    /// unless it was collected already, and this owner forgets it.
+    pub fn disown(&mut self) -> Option<Child> {
+        let child = self.child.take();
+        child.filter(|_| self.status.is_none())
+    }
+}
+
+impl Drop for OwnedChild {
+    fn drop(&mut self) {
+        if let Some(child) = self.disown() {
+            // Still running: collected once it ends. Ended or not ours any
+            // more (an error): nothing is left to collect.
+            if let Ok(None) = child.wait(false) {
+                super::reap_later(child);
+            }
         }
     }
 }
@@ -269,5 +354,42 @@ impl<const N: usize> Children<N> {
     /// process, whose creator's children are not its own.
     pub fn forget(&mut self) {
         self.list.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::proc::{fork, Forked};
+    use super::*;
+
+    /// A new process that exits at once with `code`.
+    fn exiting(code: i32) -> Child {
+        // SAFETY: the new process only calls _exit, which is
+        // async-signal-safe.
+        match unsafe { fork() }.expect("fork") {
+            Forked::Child => super::super::exit_now(code),
+            Forked::Parent(child) => child,
+        }
+    }
+
+    #[test]
+    fn an_owned_child_is_collected_once_and_keeps_its_status() {
+        let mut owned = OwnedChild::new(exiting(3));
+        let status = owned.wait(true).unwrap().expect("collected");
+        assert_eq!(status.exit_code(), Some(3));
+        // Again: the same status, not ECHILD from a second collection.
+        assert_eq!(owned.wait(true), Ok(Some(status)));
+        assert_eq!(owned.wait_timeout(0), Ok(Some(status)));
+        assert_eq!(owned.kill_and_collect(), Ok(()));
+        assert!(owned.disown().is_none(), "nothing is left to collect");
+    }
+
+    #[test]
+    fn a_disowned_child_is_the_new_owners_to_collect() {
+        let mut owned = OwnedChild::new(exiting(0));
+        let child = owned.disown().expect("not collected yet");
+        assert_eq!(owned.pid(), 0);
+        drop(owned); // collects nothing, and hands nothing on
+        assert!(child.wait(true).unwrap().expect("collected").success());
     }
 }

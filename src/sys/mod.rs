@@ -17,6 +17,7 @@ mod fd;
 mod io;
 #[cfg(feature = "alloc")]
 mod mem;
+mod mman;
 mod poll;
 mod proc;
 mod socket;
@@ -30,11 +31,12 @@ pub use io::{read, read_exact, read_now, send_some, send_vectored};
 pub use mem::try_copy;
 #[cfg(feature = "capi")]
 pub use mem::{free, malloc};
+pub use mman::{NotInherited, SharedMap};
 pub use poll::{poll, PollFd, POLLIN, POLLOUT};
 pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
     exit_now, forget_orphans, getpid, kill, number_of_cpus, reap_later, reap_orphans, sleep_ms,
-    wait_any, waitpid, Child, Children, Forked, Pid, WaitStatus, SIGKILL,
+    wait_any, waitpid, Child, Children, Forked, OwnedChild, Pid, WaitStatus, SIGKILL,
 };
 pub use socket::socketpair;
 pub use stdio::flush_stdio;

@@ -5,7 +5,7 @@ use core::fmt;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-pub use super::child::{Child, Children};
+pub use super::child::{Child, Children, OwnedChild};
 use super::{cvt, retry, Errno, Fd, Result};
 
 /// A process id.

@@ -136,6 +136,16 @@ impl Drop for Watchdog {
     }
 }
 
+/// Waits for a child whose channel was dropped: the library hands such a
+/// process to its own deferred collection, so either this wait collects it
+/// (and it must have exited cleanly) or the library already did (`ECHILD`).
+pub fn assert_dropped_child_ends_cleanly(pid: pprocess::Pid) {
+    match wait_child(pid) {
+        Ok(status) => assert!(status.success(), "{status}"),
+        Err(errno) => assert_eq!(errno, libc::ECHILD, "waitpid({pid})"),
+    }
+}
+
 /// Waits for the child `pid` to end and returns its status, or the errno of
 /// a failed `waitpid` (`ECHILD` when someone else collected it).
 pub fn wait_child(pid: pprocess::Pid) -> Result<pprocess::WaitStatus, i32> {

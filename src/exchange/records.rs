@@ -1,0 +1,813 @@
+//! `pmap` over fixed-size records through shared memory (needs `alloc`).
+//!
+//! The inputs stay where the caller has them: the workers are forked by the
+//! call, so they inherit them. Each worker writes its outputs straight into
+//! an anonymous shared mapping made before the fork, and the creator copies
+//! each chunk into the caller's outputs as the chunk is reported done (while
+//! the workers go on). Only index ranges, completions and per-record errors
+//! travel on the workers' channels.
+//!
+//! Work is handed out in chunks sized like OpenMP's guided schedule:
+//! `max(1, remaining / (2 × workers))` records, so chunks are large while
+//! much remains (tiny records pay almost nothing each) and shrink to one at
+//! the end (skewed records still balance). A worker takes its next chunk
+//! when it reports the last one done. Within a chunk it claims records in
+//! blocks (an eighth of what is left of it, at least one) through a claim
+//! word in shared memory; when nothing is left to hand out and a worker is
+//! idle, the creator takes half of the unclaimed records of the busiest
+//! worker's chunk (the same word, compare-and-swap) and hands them to the
+//! idle one. So no worker holds queued records while another is idle.
+//!
+//! Each worker has a progress word in a second shared mapping: before a
+//! record it stores the index with a "running" bit, after it the next
+//! index. When a worker dies (killed, or its function ends the process), the
+//! creator reads that word: the record it was running fails with
+//! [`Error::PeerEnded`], the records before it are done, and the rest of its
+//! chunk goes back to the schedule for the other workers (and a replacement
+//! worker). Nothing is lost, and nothing is computed twice.
+//!
+//! Per record, a worker does two stores to its own progress word and a
+//! call of the function: no allocation, no system call.
+//!
+//! ```
+//! use pprocess::records;
+//!
+//! let inputs: Vec<u64> = (0..1000).collect();
+//! let squares: Vec<u64> = records::pmap(|x: &u64| Ok(x * x), &inputs, 2)?;
+//! assert_eq!(squares[999], 999 * 999);
+//! # Ok::<(), pprocess::Error>(())
+//! ```
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use bytemuck::Pod;
+
+use super::TaskError;
+use crate::channel::Channel;
+use crate::error::{best_effort, Error, RemoteError, Result};
+use crate::process::{self, Created, ForkCheck};
+use crate::sys::{self, PollFd, SharedMap, POLLIN};
+
+/// Each chunk is `remaining / (GUIDED × workers)` records (at least one).
+const GUIDED: usize = 2;
+
+/// A worker's progress and claim words get a cache line of their own.
+const WORDS_PER_SLOT: usize = 8;
+
+/// A worker claims `1 / BLOCK` of its chunk's unclaimed records at a time.
+const BLOCK: u64 = 8;
+
+/// A claim word: the next unclaimed record and the chunk's end, both
+/// relative to the chunk's start (so a chunk has at most `u32::MAX`).
+fn claim_word(next: u64, end: u64) -> u64 {
+    next | (end << 32)
+}
+
+fn claim_parts(word: u64) -> (u64, u64) {
+    (word & u64::from(u32::MAX), word >> 32)
+}
+
+/// The bit of a progress word that says its record is running.
+const RUNNING: u64 = 1;
+
+/// A chunk message: start and end index, little-endian.
+const CHUNK_LEN: usize = 16;
+
+/// A completion: the chunk's end index.
+const DONE_LEN: usize = 8;
+
+/// A failure: the record's index, its code, then its message.
+const FAILURE_HEAD: usize = 12;
+
+/// The work of one record: computes record `index` into `output` (exactly
+/// the record's output size).
+pub(crate) trait Kernel {
+    /// The inputs the workers read.
+    fn inputs(&self) -> &[u8];
+    /// Runs record `index`; an error fails that record only.
+    fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError>;
+}
+
+/// Runs `kernel` on records `0..count` in `workers` forked workers (0: one
+/// per processor; never more than `count`), copying the outputs into
+/// `outputs` (`count × output_size` bytes; a failed record's bytes there
+/// are unspecified). Returns the failed records' indexes and errors, in
+/// index order. `check` says whether it may fork while the process has
+/// other threads.
+pub(crate) fn run<K: Kernel>(
+    kernel: &K,
+    count: usize,
+    output_size: usize,
+    workers: usize,
+    outputs: &mut [u8],
+    check: ForkCheck,
+) -> Result<Vec<(usize, TaskError)>> {
+    let total = count.checked_mul(output_size).ok_or(Error::Invalid)?;
+    if outputs.len() != total {
+        return Err(Error::Invalid);
+    }
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    process::fork_allowed(check)?;
+    let workers = match workers {
+        0 => sys::number_of_cpus(),
+        n => n,
+    }
+    .min(count);
+    let mut pool = Pool {
+        shared: SharedMap::new(total)?,
+        progress: SharedMap::new(
+            workers
+                .checked_mul(WORDS_PER_SLOT * 8)
+                .ok_or(Error::Invalid)?,
+        )?,
+        outputs,
+        workers: Vec::new(),
+        schedule: Schedule::new(count, workers),
+        failures: Vec::new(),
+        check,
+        output_size,
+        count,
+        // Replacements for workers that die: each one that dies in a record
+        // fails that record, so more than this means something else kills
+        // them.
+        forks_left: count.saturating_add(2 * workers),
+    };
+    // The workers never touch the caller's outputs: unless the inputs share
+    // their pages, the first workers are forked without them, so that the
+    // copies into them cause no copy-on-write faults.
+    let overlap = pool.outputs.as_ptr_range().start < kernel.inputs().as_ptr_range().end
+        && kernel.inputs().as_ptr_range().start < pool.outputs.as_ptr_range().end;
+    let unshared = (!overlap).then(|| sys::NotInherited::new(pool.outputs));
+    for slot in 0..workers {
+        pool.spawn(kernel, slot)?;
+    }
+    drop(unshared);
+    for index in 0..pool.workers.len() {
+        pool.dispatch(index);
+    }
+    pool.serve(kernel)?;
+    Ok(pool.finish())
+}
+
+/// The records still to hand out, as ranges; a dead worker's unfinished
+/// records go back in front.
+struct Schedule {
+    ranges: VecDeque<Range<usize>>,
+    remaining: usize,
+    workers: usize,
+}
+
+impl Schedule {
+    fn new(count: usize, workers: usize) -> Schedule {
+        let mut ranges = VecDeque::new();
+        if count > 0 {
+            ranges.push_back(0..count);
+        }
+        Schedule {
+            ranges,
+            remaining: count,
+            workers: workers.max(1),
+        }
+    }
+
+    /// The next chunk: guided size, cut from the first range.
+    fn take(&mut self) -> Option<Range<usize>> {
+        let front = self.ranges.front_mut()?;
+        let size = (self.remaining / (GUIDED * self.workers))
+            .clamp(1, u32::MAX as usize)
+            .min(front.len());
+        let chunk = front.start..front.start + size;
+        front.start += size;
+        if front.start == front.end {
+            self.ranges.pop_front();
+        }
+        self.remaining -= size;
+        Some(chunk)
+    }
+
+    /// Records that must still be handed out.
+    fn give_back(&mut self, range: Range<usize>) {
+        if !range.is_empty() {
+            self.remaining += range.len();
+            self.ranges.push_front(range);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+/// A worker process: its channel, its progress slot and the chunk it runs.
+struct Worker {
+    channel: Channel,
+    slot: usize,
+    chunk: Option<Range<usize>>,
+}
+
+/// The creator's side of a run. Dropping it (on an error) kills and
+/// collects every worker still running.
+struct Pool<'a> {
+    /// Where the workers write the outputs.
+    shared: SharedMap,
+    progress: SharedMap,
+    /// The caller's outputs: each record is copied here once it is done.
+    outputs: &'a mut [u8],
+    workers: Vec<Worker>,
+    schedule: Schedule,
+    failures: Vec<(usize, TaskError)>,
+    output_size: usize,
+    count: usize,
+    forks_left: usize,
+    check: ForkCheck,
+}
+
+impl Pool<'_> {
+    /// Forks a worker on progress slot `slot`.
+    fn spawn<K: Kernel>(&mut self, kernel: &K, slot: usize) -> Result<()> {
+        self.forks_left = self.forks_left.saturating_sub(1);
+        match process::create_as(self.check)? {
+            Created::Parent(channel) => {
+                self.workers.push(Worker {
+                    channel,
+                    slot,
+                    chunk: None,
+                });
+                Ok(())
+            }
+            Created::Child(mut channel) => {
+                let words = &self.progress.words()[slot * WORDS_PER_SLOT..];
+                let slot = Slot {
+                    progress: &words[0],
+                    claim: &words[1],
+                };
+                let outputs = &mut self.shared;
+                let (size, count) = (self.output_size, self.count);
+                // Nothing may unwind out of here into the caller's code.
+                let served = process::guarded(|| {
+                    work(&mut channel, kernel, outputs, slot, size, count)
+                        .map_err(RemoteError::from)
+                });
+                let status = match served {
+                    Ok(()) => 0,
+                    Err(_) => process::EXIT_CALLABLE_ERROR,
+                };
+                process::exit(channel, status)
+            }
+        }
+    }
+
+    /// A worker slot's progress and claim words.
+    fn words(&self, slot: usize) -> (&AtomicU64, &AtomicU64) {
+        let words = &self.progress.words()[slot * WORDS_PER_SLOT..];
+        (&words[0], &words[1])
+    }
+
+    /// Hands worker `index` its next chunk: from the schedule, or else half
+    /// of the unclaimed records of the busiest worker. Without either it
+    /// stays idle.
+    fn dispatch(&mut self, index: usize) {
+        let Some(chunk) = self.schedule.take().or_else(|| self.steal()) else {
+            return;
+        };
+        let (progress, claim) = self.words(self.workers[index].slot);
+        progress.store((chunk.start as u64) << 1, Ordering::Relaxed);
+        claim.store(claim_word(0, chunk.len() as u64), Ordering::Relaxed);
+        let mut message = [0u8; CHUNK_LEN];
+        message[..8].copy_from_slice(&(chunk.start as u64).to_le_bytes());
+        message[8..].copy_from_slice(&(chunk.end as u64).to_le_bytes());
+        let worker = &mut self.workers[index];
+        worker.chunk = Some(chunk);
+        // A worker that died already is found by the next poll.
+        best_effort(worker.channel.send(&message));
+    }
+
+    /// Takes the upper half (rounded up) of the unclaimed records of the
+    /// worker with the most, shortening its chunk.
+    fn steal(&mut self) -> Option<Range<usize>> {
+        let unclaimed = |pool: &Pool, worker: &Worker| {
+            let (_, claim) = pool.words(worker.slot);
+            let (next, end) = claim_parts(claim.load(Ordering::Acquire));
+            end.saturating_sub(next)
+        };
+        let victim = (0..self.workers.len())
+            .filter(|&i| self.workers[i].chunk.is_some())
+            .max_by_key(|&i| unclaimed(self, &self.workers[i]))?;
+        let (_, claim) = self.words(self.workers[victim].slot);
+        let mut word = claim.load(Ordering::Acquire);
+        loop {
+            let (next, end) = claim_parts(word);
+            if next >= end {
+                return None;
+            }
+            let cut = end - (end - next).div_ceil(2);
+            match claim.compare_exchange_weak(
+                word,
+                claim_word(next, cut),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    let chunk = self.workers[victim].chunk.as_mut()?;
+                    let start = chunk.start;
+                    chunk.end = start + cut as usize;
+                    return Some(start + cut as usize..start + end as usize);
+                }
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Waits for completions until every record is done.
+    fn serve<K: Kernel>(&mut self, kernel: &K) -> Result<()> {
+        let mut polled: Vec<PollFd> = Vec::with_capacity(self.workers.len());
+        let mut owners: Vec<usize> = Vec::with_capacity(self.workers.len());
+        loop {
+            polled.clear();
+            owners.clear();
+            let mut buffered = None;
+            for (index, worker) in self.workers.iter().enumerate() {
+                if worker.chunk.is_none() {
+                    continue;
+                }
+                if worker.channel.has_buffered() {
+                    buffered = Some(index);
+                    break;
+                }
+                polled.push(PollFd::new(worker.channel.fd(), POLLIN));
+                owners.push(index);
+            }
+            if let Some(index) = buffered {
+                self.receive(kernel, index)?;
+                continue;
+            }
+            if polled.is_empty() {
+                return Ok(());
+            }
+            sys::poll(&mut polled, -1)?;
+            // Highest first: a dead worker's replacement takes its place.
+            for (entry, &index) in polled.iter().zip(&owners).rev() {
+                if entry.ready() {
+                    self.receive(kernel, index)?;
+                }
+            }
+        }
+    }
+
+    /// Takes one message from worker `index`: a completion, a failed
+    /// record, or the news that it ended.
+    fn receive<K: Kernel>(&mut self, kernel: &K, index: usize) -> Result<()> {
+        let mut message = [0u8; FAILURE_HEAD + crate::error::REMOTE_MESSAGE_MAX];
+        let worker = &mut self.workers[index];
+        match worker.channel.receive(&mut message) {
+            Ok(DONE_LEN) => {
+                if let Some(chunk) = worker.chunk.take() {
+                    self.copy_out(chunk);
+                }
+                self.dispatch(index);
+                Ok(())
+            }
+            Ok(len) if len >= FAILURE_HEAD => {
+                let (record, failure) = decode_failure(&message[..len]);
+                if !worker.chunk.as_ref().is_some_and(|c| c.contains(&record)) {
+                    return self.lost(kernel, index);
+                }
+                self.failures.push((record, failure));
+                Ok(())
+            }
+            // Anything else breaks the protocol: the worker is killed.
+            _ => self.lost(kernel, index),
+        }
+    }
+
+    /// Worker `index` ended (or broke the protocol and is killed): the
+    /// record it was running fails, the rest of its chunk goes back, and a
+    /// replacement takes its slot while records remain.
+    fn lost<K: Kernel>(&mut self, kernel: &K, index: usize) -> Result<()> {
+        let mut worker = self.workers.swap_remove(index);
+        let collected = worker.channel.kill_and_collect();
+        let error = match collected.and_then(|()| worker.channel.wait()) {
+            Ok(status) => Error::PeerEnded {
+                pid: worker.channel.pid(),
+                status,
+            },
+            Err(e) => e,
+        };
+        if let Some(chunk) = worker.chunk.take() {
+            let word = self.words(worker.slot).0.load(Ordering::Acquire);
+            let at = usize::try_from(word >> 1)
+                .unwrap_or(usize::MAX)
+                .clamp(chunk.start, chunk.end);
+            self.copy_out(chunk.start..at);
+            let rest = if word & RUNNING != 0 && at < chunk.end {
+                self.failures.push((at, error.into()));
+                at + 1..chunk.end
+            } else {
+                at..chunk.end
+            };
+            self.schedule.give_back(rest);
+            for idle in 0..self.workers.len() {
+                if self.workers[idle].chunk.is_none() {
+                    self.dispatch(idle);
+                }
+            }
+        }
+        if self.schedule.is_empty() {
+            return Ok(());
+        }
+        if self.forks_left == 0 && self.workers.is_empty() {
+            // Something kills every worker: what is left fails.
+            while let Some(range) = self.schedule.take() {
+                self.failures
+                    .extend(range.map(|i| (i, TaskError::from(error))));
+            }
+            return Ok(());
+        }
+        if self.forks_left > 0 {
+            self.spawn(kernel, worker.slot)?;
+            self.dispatch(self.workers.len() - 1);
+        }
+        Ok(())
+    }
+
+    /// Copies the outputs of finished records into the caller's outputs.
+    fn copy_out(&mut self, records: Range<usize>) {
+        let bytes = records.start * self.output_size..records.end * self.output_size;
+        self.outputs[bytes.clone()].copy_from_slice(&self.shared.bytes()[bytes]);
+    }
+
+    /// Stops and collects the workers; gives the failures in index order.
+    fn finish(mut self) -> Vec<(usize, TaskError)> {
+        for worker in &mut self.workers {
+            // A worker that is gone already is collected all the same.
+            best_effort(worker.channel.send(&[]));
+        }
+        for worker in &mut self.workers {
+            // Its records are all in: how it ends changes nothing.
+            best_effort(worker.channel.wait());
+        }
+        self.workers.clear();
+        let mut failures = core::mem::take(&mut self.failures);
+        failures.sort_unstable_by_key(|(index, _)| *index);
+        failures
+    }
+}
+
+impl Drop for Pool<'_> {
+    fn drop(&mut self) {
+        for worker in &mut self.workers {
+            // The run already failed; this only leaves no process behind.
+            best_effort(worker.channel.kill_and_collect());
+        }
+    }
+}
+
+/// A failure message: the record's index and its error.
+fn decode_failure(message: &[u8]) -> (usize, TaskError) {
+    let mut index = [0u8; 8];
+    index.copy_from_slice(&message[..8]);
+    let mut code = [0u8; 4];
+    code.copy_from_slice(&message[8..FAILURE_HEAD]);
+    let code = i32::from_le_bytes(code);
+    let text = core::str::from_utf8(&message[FAILURE_HEAD..]).unwrap_or("");
+    let index = usize::try_from(u64::from_le_bytes(index)).unwrap_or(usize::MAX);
+    let failure = TaskError {
+        error: Error::Remote { code },
+        remote: Some(alloc::boxed::Box::new(RemoteError::new(code, text))),
+    };
+    (index, failure)
+}
+
+/// The worker's loop: runs each chunk it is sent, then reports it done;
+/// an empty message (or the creator gone) ends it.
+fn work<K: Kernel>(
+    channel: &mut Channel,
+    kernel: &K,
+    outputs: &mut SharedMap,
+    slot: Slot<'_>,
+    output_size: usize,
+    count: usize,
+) -> Result<()> {
+    let outputs = outputs.bytes_mut();
+    let mut message = [0u8; CHUNK_LEN];
+    loop {
+        if channel.receive(&mut message)? != CHUNK_LEN {
+            return Ok(());
+        }
+        let (start, end) = message.split_at(8);
+        let start = le_index(start);
+        let end = le_index(end);
+        if start > end || end > count {
+            return Err(Error::Invalid);
+        }
+        while let Some(block) = claim(slot.claim, start) {
+            // A failure (or a panic) ends a span; the next span starts
+            // after the record that failed, so the hot loop has no
+            // unwinding frame.
+            let mut next = block.start;
+            while next < block.end {
+                let span = || {
+                    run_span(
+                        kernel,
+                        outputs,
+                        slot.progress,
+                        output_size,
+                        &mut next,
+                        block.end,
+                    )
+                };
+                if let Err(error) = process::guarded(span) {
+                    send_failure(channel, next - 1, &error)?;
+                    slot.progress.store((next as u64) << 1, Ordering::Release);
+                }
+            }
+        }
+        channel.send(&(end as u64).to_le_bytes())?;
+    }
+}
+
+/// A worker's words in shared memory.
+#[derive(Clone, Copy)]
+struct Slot<'a> {
+    /// The record running (with [`RUNNING`]) or next, shifted left by one.
+    progress: &'a AtomicU64,
+    /// What is left of the chunk: see [`claim_word`].
+    claim: &'a AtomicU64,
+}
+
+/// Claims the next block of the chunk that starts at `start`; `None` when
+/// the chunk (as the creator may have shortened it) is all claimed.
+fn claim(word: &AtomicU64, start: usize) -> Option<Range<usize>> {
+    let mut current = word.load(Ordering::Acquire);
+    loop {
+        let (next, end) = claim_parts(current);
+        if next >= end {
+            return None;
+        }
+        let taken = next + ((end - next) / BLOCK).max(1);
+        match word.compare_exchange_weak(
+            current,
+            claim_word(taken, end),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Some(start + next as usize..start + taken as usize),
+            Err(now) => current = now,
+        }
+    }
+}
+
+/// Runs records `*next..end`, advancing `*next` past each one it starts;
+/// stops at the first that fails (which is then `*next - 1`).
+#[inline(always)]
+fn run_span<K: Kernel>(
+    kernel: &K,
+    outputs: &mut [u8],
+    progress: &AtomicU64,
+    output_size: usize,
+    next: &mut usize,
+    end: usize,
+) -> core::result::Result<(), RemoteError> {
+    while *next < end {
+        let index = *next;
+        *next = index + 1;
+        progress.store(((index as u64) << 1) | RUNNING, Ordering::Relaxed);
+        let output = &mut outputs[index * output_size..(index + 1) * output_size];
+        let result = kernel.run(index, output);
+        progress.store(((index + 1) as u64) << 1, Ordering::Release);
+        result?;
+    }
+    Ok(())
+}
+
+fn le_index(bytes: &[u8]) -> usize {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    usize::try_from(u64::from_le_bytes(word)).unwrap_or(usize::MAX)
+}
+
+/// Tells the creator that record `index` failed.
+fn send_failure(channel: &mut Channel, index: usize, error: &RemoteError) -> Result<()> {
+    let text = error.message().as_bytes();
+    let mut message = [0u8; FAILURE_HEAD + crate::error::REMOTE_MESSAGE_MAX];
+    message[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    message[8..FAILURE_HEAD].copy_from_slice(&error.code().to_le_bytes());
+    let len = FAILURE_HEAD + text.len().min(crate::error::REMOTE_MESSAGE_MAX);
+    message[FAILURE_HEAD..len].copy_from_slice(&text[..len - FAILURE_HEAD]);
+    channel.send(&message[..len])
+}
+
+/// A typed function over a slice of inputs.
+struct Typed<'a, T, F> {
+    inputs: &'a [T],
+    function: F,
+}
+
+impl<T, U, F> Kernel for Typed<'_, T, F>
+where
+    T: Pod,
+    U: Pod,
+    F: Fn(&T) -> core::result::Result<U, RemoteError>,
+{
+    fn inputs(&self) -> &[u8] {
+        bytemuck::cast_slice(self.inputs)
+    }
+
+    fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError> {
+        let value = (self.function)(&self.inputs[index])?;
+        output.copy_from_slice(bytemuck::bytes_of(&value));
+        Ok(())
+    }
+}
+
+/// A function over fixed-size byte records.
+struct Bytes<'a, F> {
+    inputs: &'a [u8],
+    input_size: usize,
+    function: F,
+}
+
+impl<F> Kernel for Bytes<'_, F>
+where
+    F: Fn(&[u8], &mut [u8]) -> core::result::Result<(), RemoteError>,
+{
+    fn inputs(&self) -> &[u8] {
+        self.inputs
+    }
+
+    fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError> {
+        let size = self.input_size;
+        (self.function)(&self.inputs[index * size..(index + 1) * size], output)
+    }
+}
+
+/// `function(x)` for every `x` of `inputs`, in `workers` processes forked
+/// for the call (0: one per processor), through shared memory: the outputs
+/// in input order, or the error of the first record (in input order) that
+/// failed. [`pmap_each`] reports every record.
+///
+/// The function runs in the workers, so it may borrow anything (the
+/// workers get a copy of this process at the fork); what it changes there
+/// is not seen here. As [`create`](crate::create) does, it refuses with
+/// [`Error::Threads`] to fork while the process has other threads (see
+/// [`allow_fork_with_threads`](crate::allow_fork_with_threads)).
+pub fn pmap<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<Vec<U>>
+where
+    T: Pod,
+    U: Pod,
+    F: Fn(&T) -> core::result::Result<U, RemoteError>,
+{
+    let (outputs, failures) = run_typed(function, inputs, workers)?;
+    if let Some((_, failure)) = failures.into_iter().next() {
+        return Err(failure.error);
+    }
+    Ok(outputs)
+}
+
+/// [`pmap`] with a result per input: the output, or why that record failed
+/// (its function's [`RemoteError`], or [`Error::PeerEnded`] for the one
+/// record a worker was running when it died; the rest of that worker's
+/// records run in other workers). `Err` only if the run itself failed (no
+/// process could be created).
+pub fn pmap_each<T, U, F>(
+    function: F,
+    inputs: &[T],
+    workers: usize,
+) -> Result<Vec<core::result::Result<U, TaskError>>>
+where
+    T: Pod,
+    U: Pod,
+    F: Fn(&T) -> core::result::Result<U, RemoteError>,
+{
+    let (outputs, failures) = run_typed(function, inputs, workers)?;
+    Ok(each(outputs.into_iter(), failures))
+}
+
+/// The outputs of a typed run and its failures.
+type TypedRun<U> = (Vec<U>, Vec<(usize, TaskError)>);
+
+fn run_typed<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<TypedRun<U>>
+where
+    T: Pod,
+    U: Pod,
+    F: Fn(&T) -> core::result::Result<U, RemoteError>,
+{
+    let kernel = Typed { inputs, function };
+    let mut outputs = alloc::vec![U::zeroed(); inputs.len()];
+    let bytes = bytemuck::cast_slice_mut::<U, u8>(&mut outputs);
+    let failures = run(
+        &kernel,
+        inputs.len(),
+        size_of::<U>(),
+        workers,
+        bytes,
+        ForkCheck::Refuse,
+    )?;
+    Ok((outputs, failures))
+}
+
+/// Records' outputs with their failures in place.
+fn each<O>(
+    outputs: impl Iterator<Item = O>,
+    failures: Vec<(usize, TaskError)>,
+) -> Vec<core::result::Result<O, TaskError>> {
+    let mut failures = failures.into_iter().peekable();
+    outputs
+        .enumerate()
+        .map(
+            |(index, output)| match failures.next_if(|(i, _)| *i == index) {
+                Some((_, failure)) => Err(failure),
+                None => Ok(output),
+            },
+        )
+        .collect()
+}
+
+/// [`pmap_each`] over byte records: `inputs` holds `inputs.len() /
+/// input_size` records of `input_size` bytes; `function` gets one and
+/// fills its output record of `output_size` bytes (zeroed to start with).
+/// Gives each record's output or failure, in input order.
+/// [`Error::Invalid`] if `input_size` is 0 or does not divide the inputs.
+pub fn pmap_bytes<F>(
+    function: F,
+    inputs: &[u8],
+    input_size: usize,
+    output_size: usize,
+    workers: usize,
+) -> Result<Vec<core::result::Result<Vec<u8>, TaskError>>>
+where
+    F: Fn(&[u8], &mut [u8]) -> core::result::Result<(), RemoteError>,
+{
+    if input_size == 0 || !inputs.len().is_multiple_of(input_size) {
+        return Err(Error::Invalid);
+    }
+    let count = inputs.len() / input_size;
+    let kernel = Bytes {
+        inputs,
+        input_size,
+        function,
+    };
+    let total = count.checked_mul(output_size).ok_or(Error::Invalid)?;
+    let mut outputs = alloc::vec![0u8; total];
+    let failures = run(
+        &kernel,
+        count,
+        output_size,
+        workers,
+        &mut outputs,
+        ForkCheck::Refuse,
+    )?;
+    let records = (0..count).map(|i| outputs[i * output_size..(i + 1) * output_size].to_vec());
+    Ok(each(records, failures))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guided_chunks_shrink_to_one_and_cover_every_record() {
+        let mut schedule = Schedule::new(1000, 2);
+        let mut sizes = Vec::new();
+        let mut next = 0;
+        while let Some(chunk) = schedule.take() {
+            assert_eq!(chunk.start, next);
+            next = chunk.end;
+            sizes.push(chunk.len());
+        }
+        assert_eq!(next, 1000);
+        assert_eq!(sizes[0], 250);
+        assert_eq!(*sizes.last().unwrap(), 1);
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
+    }
+
+    #[test]
+    fn blocks_shrink_and_a_shortened_chunk_ends_early() {
+        let word = AtomicU64::new(claim_word(0, 100));
+        assert_eq!(claim(&word, 1000), Some(1000..1012));
+        assert_eq!(claim(&word, 1000), Some(1012..1023));
+        // The creator takes everything from 50 on.
+        let (next, _) = claim_parts(word.load(Ordering::Relaxed));
+        word.store(claim_word(next, 50), Ordering::Relaxed);
+        let mut last = 1023;
+        while let Some(block) = claim(&word, 1000) {
+            assert_eq!(block.start, last);
+            last = block.end;
+        }
+        assert_eq!(last, 1050);
+    }
+
+    #[test]
+    fn a_range_given_back_is_handed_out_first() {
+        let mut schedule = Schedule::new(100, 1);
+        let first = schedule.take().unwrap();
+        assert_eq!(first, 0..50);
+        schedule.give_back(10..50);
+        assert_eq!(schedule.take().unwrap(), 10..50);
+    }
+}

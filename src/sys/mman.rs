@@ -1,0 +1,130 @@
+//! Shared memory: anonymous `MAP_SHARED` mappings that created processes
+//! inherit, so what a child writes there its creator reads.
+
+use core::ptr::NonNull;
+use core::sync::atomic::AtomicU64;
+
+use super::{Errno, Result};
+
+/// An anonymous, shared, read-write mapping, unmapped on drop. Processes
+/// forked while it exists share its pages with this one.
+#[derive(Debug)]
+pub struct SharedMap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl SharedMap {
+    /// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html) of `len`
+    /// zeroed bytes with `MAP_SHARED | MAP_ANONYMOUS`. Zero bytes map
+    /// nothing (an empty, dangling region).
+    pub fn new(len: usize) -> Result<SharedMap> {
+        if len == 0 {
+            return Ok(SharedMap::empty());
+        }
+        // SAFETY: an anonymous mapping at an address the kernel picks touches
+        // no existing memory; failure is MAP_FAILED, checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or(Errno::NOMEM)?;
+        Ok(SharedMap { ptr, len })
+    }
+
+    /// A mapping of nothing: an empty region that maps no memory.
+    pub fn empty() -> SharedMap {
+        SharedMap {
+            ptr: NonNull::<AtomicU64>::dangling().cast(),
+            len: 0,
+        }
+    }
+
+    /// The mapping's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` is valid for `len` bytes while the mapping lives
+        // (dangling and aligned for len 0). Other processes write here only
+        // what the caller has not read yet: pmap reads a record once the
+        // process that wrote it has reported it or ended.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The mapping's bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for `bytes`; `&mut self` excludes other borrows in this
+        // process, and each record is written by one process only.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The mapping as 64-bit atomic words (`len / 8` of them): shared
+    /// counters that other processes update.
+    pub fn words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping is page-aligned (8-aligned for len 0), valid for
+        // `len` bytes, and AtomicU64 has no invalid bit patterns; atomics are
+        // the right type for memory that other processes write concurrently.
+        unsafe { core::slice::from_raw_parts(self.ptr.as_ptr().cast(), self.len / 8) }
+    }
+}
+
+impl Drop for SharedMap {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: `ptr` and `len` describe a mapping this value made and
+            // nothing borrows it any more.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
+/// Memory that processes forked meanwhile do not get: the whole pages
+/// inside a region marked `MADV_DONTFORK`
+/// ([madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html)),
+/// marked `MADV_DOFORK` again on drop. While it lives, this process writes
+/// those pages without copy-on-write faults; a process forked meanwhile
+/// must not touch them (they are not mapped there).
+#[derive(Debug)]
+pub struct NotInherited {
+    start: usize,
+    len: usize,
+}
+
+impl NotInherited {
+    /// Marks the whole pages inside `region` (none if it spans no whole
+    /// page). Failure marks nothing: the pages are then inherited as usual.
+    pub fn new(region: &mut [u8]) -> NotInherited {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let first = region.as_ptr() as usize;
+        let start = first.next_multiple_of(page);
+        let end = (first + region.len()) / page * page;
+        let mut marked = NotInherited { start, len: 0 };
+        if end > start && advise(start, end - start, libc::MADV_DONTFORK) {
+            marked.len = end - start;
+        }
+        marked
+    }
+}
+
+impl Drop for NotInherited {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            advise(self.start, self.len, libc::MADV_DOFORK);
+        }
+    }
+}
+
+/// madvise(2) on whole pages; true on success.
+fn advise(start: usize, len: usize, advice: i32) -> bool {
+    // SAFETY: DONTFORK and DOFORK only change which pages a fork copies; the
+    // range is whole pages of a live allocation of the caller's.
+    unsafe { libc::madvise(start as *mut libc::c_void, len, advice) == 0 }
+}
