@@ -16,7 +16,6 @@
 mod jobs;
 #[cfg(feature = "alloc")]
 mod managed;
-#[cfg(feature = "alloc")]
 mod ready;
 #[cfg(feature = "alloc")]
 pub mod records;
