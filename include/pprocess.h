@@ -560,7 +560,9 @@ int pp_exchange_next_id(const pp_exchange *ex, uint64_t *task);
  * processes, at most limit at once (PP_CORES, 0: one per processor;
  * PP_UNLIMITED: no limit). An output shorter
  * than output_size is zero-filled. With PP_REUSE, `limit` workers forked for
- * the call share memory with the caller: they read the inputs in place,
+ * the call (PP_UNLIMITED, like PP_CORES: one per processor, never more than
+ * count, since records are shared out rather than given a process each)
+ * share memory with the caller: they read the inputs in place,
  * write the outputs into a shared mapping and take records in chunks that
  * shrink as the work runs out (PP_BATCH changes nothing there); a worker
  * that dies fails only the record it was running. The function must not
@@ -714,7 +716,8 @@ int pp_close_streams(void);
 
 /**
  * `outputs[i] = function(inputs[i])` for count fixed-size records in
- * `limit` reused worker processes (0: one per processor), through shared
+ * `limit` reused worker processes (PP_CORES or PP_UNLIMITED: one per
+ * processor; never more than count), through shared
  * memory, reporting each record. An output shorter than output_size is
  * zero-filled. If `status` is not NULL it receives count ints: 0 for a
  * record that succeeded, else the function's nonzero return, or

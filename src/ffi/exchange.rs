@@ -814,7 +814,9 @@ pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) ->
 /// processes, at most limit at once (PP_CORES, 0: one per processor;
 /// PP_UNLIMITED: no limit). An output shorter
 /// than output_size is zero-filled. With PP_REUSE, `limit` workers forked for
-/// the call share memory with the caller: they read the inputs in place,
+/// the call (PP_UNLIMITED, like PP_CORES: one per processor, never more than
+/// count, since records are shared out rather than given a process each)
+/// share memory with the caller: they read the inputs in place,
 /// write the outputs into a shared mapping and take records in chunks that
 /// shrink as the work runs out (PP_BATCH changes nothing there); a worker
 /// that dies fails only the record it was running. The function must not
