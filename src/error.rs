@@ -23,6 +23,8 @@ macro_rules! library_codes {
         }
 
         /// Every library code with its name, for checks against the C header.
+        ///
+        /// See the example on [`Error`].
         pub const ALL_CODES: &[(&str, i32)] = &[$((stringify!($name), $code)),*];
     };
 }
@@ -57,6 +59,8 @@ library_codes! {
 }
 
 /// Text for any code: `0`, a library code, or a negated `errno`. Never fails.
+///
+/// See the example on [`Error`].
 pub fn describe(code: i32) -> &'static CStr {
     if code == 0 {
         return c"success";
@@ -77,6 +81,34 @@ fn text(code: i32) -> &'static str {
 }
 
 /// Everything that can go wrong in pprocess.
+///
+/// Each error has a stable code ([`Error::code`], the C `PP_E*` values of
+/// [`code`], listed in [`ALL_CODES`]) and a text ([`describe`]); a callable
+/// fails its task with a [`RemoteError`]:
+///
+/// ```
+/// use pprocess::error::{code, describe, ALL_CODES};
+/// use pprocess::{start, Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
+///
+/// assert_eq!(Error::Closed.code(), code::CLOSED);
+/// assert_eq!(Error::Os(2).code(), -2); // -errno
+/// assert_eq!(describe(code::TIMEDOUT).to_str(), Ok("timed out"));
+/// assert_eq!(describe(-2).to_str(), Ok("No such file or directory"));
+/// assert!(ALL_CODES.contains(&("THREADS", code::THREADS)));
+///
+/// let mut channel = start(|_channel| -> Result<(), RemoteError> {
+///     Err(RemoteError::new(7, "bad input"))
+/// })?;
+/// let failed: Result<Vec<u8>> = channel.receive_vec();
+/// assert_eq!(failed, Err(Error::Remote { code: 7 }));
+/// let remote = channel.remote_error().unwrap();
+/// assert_eq!((remote.code(), remote.message()), (7, "bad input"));
+/// assert_eq!(remote.message_cstr().to_bytes(), b"bad input");
+///
+/// let long = "x".repeat(REMOTE_MESSAGE_MAX + 10);
+/// assert_eq!(RemoteError::new(1, &long).message().len(), REMOTE_MESSAGE_MAX);
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -145,6 +177,8 @@ pub enum Error {
 
 impl Error {
     /// The stable C code: a `PP_E*` value, or `-errno` for [`Error::Os`].
+    ///
+    /// See the example on [`Error`].
     pub fn code(&self) -> i32 {
         match *self {
             Error::Os(errno) => -errno,
@@ -216,15 +250,21 @@ pub(crate) fn best_effort<T, E>(outcome: core::result::Result<T, E>) {
 }
 
 /// The crate's result type.
+///
+/// See the example on [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 /// Longest remote error message kept, in bytes; longer ones are truncated.
+///
+/// See the example on [`Error`].
 pub const REMOTE_MESSAGE_MAX: usize = 256;
 
 /// An error reported by a callable in another process: a code and a message.
 ///
 /// A callable returns it to fail its task; the creator's receive then fails
 /// with [`Error::Remote`] and this value is kept by the channel.
+///
+/// See the example on [`Error`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteError {
     code: i32,
@@ -236,6 +276,8 @@ pub struct RemoteError {
 impl RemoteError {
     /// A remote error with `code` and `message`, cut at the first NUL and
     /// truncated to [`REMOTE_MESSAGE_MAX`] bytes at a character boundary.
+    ///
+    /// See the example on [`Error`].
     pub fn new(code: i32, message: &str) -> RemoteError {
         let message = message.split('\0').next().unwrap_or("");
         let mut len = message.len().min(REMOTE_MESSAGE_MAX);
@@ -248,17 +290,23 @@ impl RemoteError {
     }
 
     /// The code the callable reported.
+    ///
+    /// See the example on [`Error`].
     pub fn code(&self) -> i32 {
         self.code
     }
 
     /// The callable's message.
+    ///
+    /// See the example on [`Error`].
     pub fn message(&self) -> &str {
         // Always valid: built from a &str cut at a character boundary.
         core::str::from_utf8(&self.text[..self.len]).unwrap_or("")
     }
 
     /// The callable's message as a C string.
+    ///
+    /// See the example on [`Error`].
     pub fn message_cstr(&self) -> &CStr {
         CStr::from_bytes_until_nul(&self.text).unwrap_or(c"")
     }

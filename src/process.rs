@@ -6,11 +6,17 @@ use crate::error::{Error, RemoteError, Result};
 use crate::sys::{self, Forked};
 
 /// Exit status of a created process whose callable returned an error.
+///
+/// See the example on [`waitall`].
 pub const EXIT_CALLABLE_ERROR: i32 = 1;
 /// Exit status of a created process whose callable panicked.
+///
+/// See the example on [`waitall`].
 pub const EXIT_CALLABLE_PANIC: i32 = 101;
 
 /// Which side of [`create`] this is, each with its end of the channel.
+///
+/// See the example on [`create`].
 #[derive(Debug)]
 pub enum Created {
     /// In the new process: the channel to the creator.
@@ -44,6 +50,35 @@ pub(crate) enum ForkCheck {
 /// nothing another thread of the program could have held: its callable uses
 /// its channel, memory no other thread was changing, and async-signal-safe
 /// functions (glibc's `malloc` is safe: its fork handlers reset it).
+///
+/// ```
+/// use pprocess::{allow_fork_with_threads, create_unchecked, exit, start, start_unchecked};
+/// use pprocess::{Created, Error};
+/// use std::sync::mpsc;
+///
+/// // Another thread, blocked until it is told to go.
+/// let (go, wait) = mpsc::channel::<()>();
+/// let other = std::thread::spawn(move || wait.recv());
+/// assert_eq!(start(|channel| Ok(channel.send(b"hi")?)).err(), Some(Error::Threads));
+///
+/// // SAFETY: the new process only uses its channel, then exits.
+/// let mut channel = unsafe { start_unchecked(|channel| Ok(channel.send(b"hi")?)) }?;
+/// assert_eq!(channel.receive_vec()?, b"hi");
+/// // SAFETY: the new process only exits (closing its channel).
+/// match unsafe { create_unchecked() }? {
+///     Created::Child(channel) => exit(channel, 0),
+///     Created::Parent(mut channel) => assert!(channel.wait()?.success()),
+/// }
+/// // SAFETY: every process this program creates from now on only uses its
+/// // channel and exits.
+/// unsafe { allow_fork_with_threads() };
+/// let mut channel = start(|channel| Ok(channel.send(b"hi")?))?;
+/// assert_eq!(channel.receive_vec()?, b"hi");
+///
+/// go.send(()).unwrap();
+/// other.join().unwrap().unwrap();
+/// # Ok::<(), Error>(())
+/// ```
 pub unsafe fn allow_fork_with_threads() {
     sys::allow_threads();
 }
@@ -97,6 +132,8 @@ pub fn create() -> Result<Created> {
 /// # Safety
 /// The new process, until it exits, touches nothing another thread could
 /// have held at the fork: see [`allow_fork_with_threads`] for the contract.
+///
+/// See the example on [`allow_fork_with_threads`].
 pub unsafe fn create_unchecked() -> Result<Created> {
     create_as(ForkCheck::Accepted)
 }
@@ -167,6 +204,8 @@ where
 /// # Safety
 /// `callable`, run in the new process, touches nothing another thread could
 /// have held at the fork: see [`allow_fork_with_threads`] for the contract.
+///
+/// See the example on [`allow_fork_with_threads`].
 pub unsafe fn start_unchecked<F>(callable: F) -> Result<Channel>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
@@ -253,6 +292,8 @@ pub(crate) fn guarded<R>(
 /// Rust's `std::io::stdout` is not flushed here: another thread of the
 /// creator may have held its lock at the fork, and flushing would then hang.
 /// It is line-buffered, so end printed lines with a newline (or flush).
+///
+/// See the example on [`create`].
 pub fn exit(channel: Channel, status: i32) -> ! {
     drop(channel);
     sys::flush_stdio();
@@ -262,6 +303,24 @@ pub fn exit(channel: Channel, status: i32) -> ! {
 /// Waits for every child process of this process to end (pprocess's
 /// `waitall`); returns how many were collected. Channels whose process was
 /// collected here report `ECHILD` from [`Channel::wait`].
+///
+/// ```
+/// use pprocess::process::{EXIT_CALLABLE_ERROR, EXIT_CALLABLE_PANIC};
+/// use pprocess::{number_of_cores, start, waitall, RemoteError};
+///
+/// assert!(number_of_cores() >= 1);
+/// let mut failing = start(|_| Err(RemoteError::new(1, "no")))?;
+/// assert_eq!(failing.wait()?.exit_code(), Some(EXIT_CALLABLE_ERROR));
+/// let mut panicking = start(|_| panic!("a panic in the new process"))?;
+/// assert_eq!(panicking.wait()?.exit_code(), Some(EXIT_CALLABLE_PANIC));
+///
+/// // Two processes whose channels are closed without a wait:
+/// start(|_| Ok(()))?.close();
+/// start(|_| Ok(()))?.close();
+/// assert!(waitall()? <= 2); // some may have been collected already
+/// assert_eq!(waitall()?, 0); // none is left
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub fn waitall() -> Result<usize> {
     let mut count = 0;
     while sys::wait_any()?.is_some() {
@@ -273,6 +332,8 @@ pub fn waitall() -> Result<usize> {
 }
 
 /// The number of online processors (pprocess's `get_number_of_cores`).
+///
+/// See the example on [`waitall`].
 pub fn number_of_cores() -> usize {
     sys::number_of_cpus()
 }

@@ -68,6 +68,56 @@ pub(crate) enum Frame {
 /// assert!(channel.wait()?.success());
 /// # Ok::<(), pprocess::Error>(())
 /// ```
+///
+/// # Every call in one example
+///
+/// A [`Channel::pair`] shows the calls without a process; a process made by
+/// [`start`](crate::start) adds its [`pid`](Channel::pid) and the waits.
+/// The other methods link here.
+///
+/// ```
+/// use pprocess::{start, Channel, Error, RemoteError};
+///
+/// let (mut left, mut right) = Channel::pair()?;
+/// assert_eq!(left.pid(), 0); // no process behind a pair
+/// assert!(left.raw_fd() >= 0);
+/// assert_eq!(right.max_message(), pprocess::wire::DEFAULT_MAX_MESSAGE);
+///
+/// left.send(b"bytes")?;
+/// left.send_value(&7u64)?;
+/// left.flush()?; // nothing was held back: writes nothing
+/// assert!(right.wait_readable(1000)?);
+/// let mut buf = [0u8; 16];
+/// let n = right.receive_timeout(&mut buf, 1000)?;
+/// assert_eq!(&buf[..n], b"bytes");
+/// assert!(right.has_buffered()); // the value came with the first read
+/// assert_eq!(right.receive_value::<u64>()?, 7);
+/// assert!(!right.has_buffered());
+/// assert_eq!(right.receive_vec_timeout(0), Err(Error::TimedOut));
+///
+/// left.set_max_message(4)?;
+/// assert!(matches!(left.send(b"too long"), Err(Error::TooBig { .. })));
+/// left.send_error(&RemoteError::new(42, "no such key"))?;
+/// let mut small = [0u8; 4];
+/// assert_eq!(right.receive(&mut small), Err(Error::Remote { code: 42 }));
+/// assert_eq!(right.remote_error().map(|e| e.message()), Some("no such key"));
+/// left.close();
+/// assert_eq!(right.receive_vec(), Err(Error::Closed));
+/// assert!(right.is_ended());
+///
+/// let mut echo = start(|channel| {
+///     let message = channel.receive_vec()?;
+///     Ok(channel.send(&message)?)
+/// })?;
+/// assert!(echo.pid() > 0);
+/// echo.send_acked(b"echo")?; // returns once the process has taken it
+/// assert_eq!(echo.receive_vec()?, b"echo");
+/// let status = echo.wait_timeout(-1)?;
+/// assert!(status.success());
+/// assert_eq!(echo.try_wait()?, Some(status));
+/// assert_eq!(echo.wait()?, status); // collected once, same status
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub struct Channel {
     fd: Fd,
     /// The created process, seen from its creator: it owns the pid, the
@@ -170,6 +220,8 @@ impl Channel {
     /// what one end sends, the other receives. Useful to hand one end to a
     /// process created later, to test a protocol, or to drive a channel from
     /// your own event loop.
+    ///
+    /// See the example on [`Channel`].
     pub fn pair() -> Result<(Channel, Channel)> {
         let (a, b) = sys::socketpair()?;
         Ok((Channel::from_fd(a, None), Channel::from_fd(b, None)))
@@ -184,6 +236,8 @@ impl Channel {
     }
 
     /// The created process's id, seen from its creator; 0 on the created side.
+    ///
+    /// See the example on [`Channel`].
     pub fn pid(&self) -> Pid {
         self.process.as_ref().map_or(0, OwnedChild::pid)
     }
@@ -194,6 +248,8 @@ impl Channel {
     ///
     /// [`AsFd`]: std::os::fd::AsFd
     /// [`AsRawFd`]: std::os::fd::AsRawFd
+    ///
+    /// See the example on [`Channel`].
     pub fn raw_fd(&self) -> i32 {
         self.fd.raw()
     }
@@ -210,11 +266,15 @@ impl Channel {
     }
 
     /// The largest message this side sends or accepts, in bytes.
+    ///
+    /// See the example on [`Channel`].
     pub fn max_message(&self) -> usize {
         self.max_message
     }
 
     /// Sets the largest message this side sends or accepts (1 byte to 4 GiB - 1).
+    ///
+    /// See the example on [`Channel`].
     pub fn set_max_message(&mut self, max: usize) -> Result<()> {
         if max == 0 || max > MAX_MESSAGE_LIMIT {
             return Err(Error::Invalid);
@@ -225,6 +285,8 @@ impl Channel {
     }
 
     /// The code and message of the last error frame received.
+    ///
+    /// See the example on [`Channel`].
     pub fn remote_error(&self) -> Option<&RemoteError> {
         self.remote.as_ref()
     }
@@ -318,6 +380,8 @@ impl Channel {
     /// [`Options::batch`](crate::Options::batch)). Frames go out in the order
     /// they were sent, so code that writes to [`Channel::raw_fd`] itself
     /// flushes first.
+    ///
+    /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn flush(&mut self) -> Result<()> {
         self.enc.uncork();
@@ -325,6 +389,8 @@ impl Channel {
     }
 
     /// True when a message can be taken without reading the socket.
+    ///
+    /// See the example on [`Channel`].
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
         if !self.stash.is_empty() || !self.loop_frames.is_empty() {
@@ -368,6 +434,8 @@ impl Channel {
     }
 
     /// Sends `data` as one message.
+    ///
+    /// See the example on [`Channel`].
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let flags = if self.end_next_send { FLAG_END } else { 0 };
         self.send_frame(Kind::Data, flags, data)?;
@@ -407,6 +475,8 @@ impl Channel {
     }
 
     /// Sends a fixed-layout value as one message of `size_of::<T>()` bytes.
+    ///
+    /// See the example on [`Channel`].
     pub fn send_value<T: Pod>(&mut self, value: &T) -> Result<()> {
         self.send(bytemuck::bytes_of(value))
     }
@@ -414,6 +484,8 @@ impl Channel {
     /// Sends `data` and waits until the peer has received it. Messages the
     /// peer sends meanwhile are kept for later receives (so this needs the
     /// `alloc` feature: one call, one meaning, in every feature set).
+    ///
+    /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn send_acked(&mut self, data: &[u8]) -> Result<()> {
         let seq = self.send_frame(Kind::Data, FLAG_ACK_REQUESTED, data)?;
@@ -433,6 +505,8 @@ impl Channel {
 
     /// Sends an error frame: the peer's next receive fails with
     /// [`Error::Remote`] and it can read `error` with [`Channel::remote_error`].
+    ///
+    /// See the example on [`Channel`].
     pub fn send_error(&mut self, error: &RemoteError) -> Result<()> {
         self.send_error_frame(error, 0).map(drop)
     }
@@ -482,6 +556,8 @@ impl Channel {
     /// Receives one message into `buf`, waiting as long as it takes.
     /// Returns its length. A message longer than `buf` fails with
     /// [`Error::TooBig`] (its size in `size`) and stays queued.
+    ///
+    /// See the example on [`Channel`].
     pub fn receive(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.receive_timeout(buf, -1)
     }
@@ -489,6 +565,8 @@ impl Channel {
     /// [`Channel::receive`], giving up with [`Error::TimedOut`] when no
     /// message starts within `timeout_ms` (`-1` waits forever, `0` polls).
     /// A message that has started arriving is always read to its end.
+    ///
+    /// See the example on [`Channel`].
     pub fn receive_timeout(&mut self, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
         if let Some(message) = self.stash.front() {
@@ -515,6 +593,8 @@ impl Channel {
 
     /// Receives a fixed-layout value sent with [`Channel::send_value`].
     /// A message of another size fails with [`Error::WrongSize`] and stays queued.
+    ///
+    /// See the example on [`Channel`].
     pub fn receive_value<T: Pod>(&mut self) -> Result<T> {
         let mut value = T::zeroed();
         let expected = core::mem::size_of::<T>();
@@ -534,12 +614,16 @@ impl Channel {
     }
 
     /// Receives one message into a new vector.
+    ///
+    /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn receive_vec(&mut self) -> Result<Vec<u8>> {
         self.receive_vec_timeout(-1)
     }
 
     /// [`Channel::receive_vec`] with a timeout, as in [`Channel::receive_timeout`].
+    ///
+    /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn receive_vec_timeout(&mut self, timeout_ms: i32) -> Result<Vec<u8>> {
         if let Some(message) = self.stash.pop_front() {
@@ -589,6 +673,8 @@ impl Channel {
 
     /// Waits until a message (or the end of the channel) can be received
     /// without blocking, or `timeout_ms` passes. Returns whether it can.
+    ///
+    /// See the example on [`Channel`].
     pub fn wait_readable(&self, timeout_ms: i32) -> Result<bool> {
         if self.has_buffered() || self.ended.is_some() {
             return Ok(true);
@@ -873,6 +959,8 @@ impl Channel {
     }
 
     /// True once the channel has ended (end of stream or a malformed frame).
+    ///
+    /// See the example on [`Channel`].
     pub fn is_ended(&self) -> bool {
         self.ended.is_some()
     }
@@ -894,6 +982,8 @@ impl Channel {
 
     /// Waits for the created process to end and returns its status
     /// (collected at most once; later calls return the same status).
+    ///
+    /// See the example on [`Channel`].
     pub fn wait(&mut self) -> Result<WaitStatus> {
         let status = self.process()?.wait(true)?;
         status.ok_or(Error::from(Errno::CHILD))
@@ -902,6 +992,8 @@ impl Channel {
     /// [`Channel::wait`] for at most `timeout_ms` milliseconds (`-1`:
     /// forever, `0`: just look): [`Error::TimedOut`] if the process is still
     /// running then.
+    ///
+    /// See the example on [`Channel`].
     pub fn wait_timeout(&mut self, timeout_ms: i32) -> Result<WaitStatus> {
         let status = self.process()?.wait_timeout(timeout_ms)?;
         status.ok_or(Error::TimedOut)
@@ -926,6 +1018,8 @@ impl Channel {
     }
 
     /// The created process's status if it has ended, without waiting.
+    ///
+    /// See the example on [`Channel`].
     pub fn try_wait(&mut self) -> Result<Option<WaitStatus>> {
         match &mut self.process {
             Some(process) => Ok(process.wait(false)?),
@@ -935,6 +1029,8 @@ impl Channel {
 
     /// Closes the channel. A created process that is still running is
     /// collected later (by the next create, or [`waitall`](crate::waitall)).
+    ///
+    /// See the example on [`Channel`].
     pub fn close(self) {}
 
     /// Sends an acknowledgement of a received frame if its sender asked for

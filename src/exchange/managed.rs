@@ -59,6 +59,8 @@ impl Managed {
 
     /// [`Managed::call`] with a fixed-layout value as the arguments (for a
     /// callable from [`Exchange::manage_value`]).
+    ///
+    /// See the example on [`Exchange::manage_value`].
     pub fn call_value<S: Slots, H: StoreData, A: Pod>(
         &self,
         exchange: &mut Exchange<S, H>,

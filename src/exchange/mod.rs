@@ -44,6 +44,8 @@ pub use slots::{Fixed, Slot, Slots, WINDOW};
 
 /// Identifies a task: tasks are numbered from 0 in the order they were
 /// started or added.
+///
+/// See the example on [`Exchange`].
 pub type TaskId = usize;
 
 /// How an exchange runs its tasks (pprocess's `reuse`, `continuous` and
@@ -94,6 +96,8 @@ pub struct Options {
 }
 
 /// Receives what an exchange's tasks send (pprocess's `store_data`).
+///
+/// See the example on [`Exchange`].
 pub trait StoreData {
     /// A message from `task` is waiting on `channel`: receive it here.
     fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> Result<()>;
@@ -151,6 +155,8 @@ enum Ending {
 /// assert_eq!(Limit::from(None), Limit::Unbounded);
 /// assert_eq!(Limit::from(3), Limit::Fixed(3));
 /// assert_eq!(Limit::from(0), Limit::Cores);
+/// assert_eq!(Limit::Fixed(3).get(), 3);
+/// assert_eq!(Limit::Unbounded.get(), usize::MAX);
 /// let queue = Queue::with_options(Limit::Unbounded, Options::default());
 /// assert_eq!(queue.limit(), usize::MAX);
 /// let queue = Queue::with_options(Limit::Cores, Options::default());
@@ -184,6 +190,8 @@ impl From<Option<usize>> for Limit {
 
 impl Limit {
     /// The number of processes this limit allows ([`usize::MAX`] for none).
+    ///
+    /// See the example on [`Limit`].
     pub fn get(self) -> usize {
         match self {
             Limit::Unbounded => usize::MAX,
@@ -194,6 +202,8 @@ impl Limit {
 }
 
 /// Which side of [`Exchange::create`] this is.
+///
+/// See the example on [`Exchange`].
 // The channel stays inline (no allocator in no_std); this value is made
 // once per created process.
 #[allow(clippy::large_enum_variant)]
@@ -238,6 +248,70 @@ pub enum CreatedTask {
 /// assert_eq!(exchange.handler().0, 1 + 4 + 9 + 16);
 /// # Ok::<(), pprocess::Error>(())
 /// ```
+///
+/// # Every call in one example
+///
+/// The calls that start, add, store and finish tasks, with growable
+/// storage; the methods without an example of their own link here.
+///
+/// ```
+/// use pprocess::exchange::{CreatedTask, Growable, Limit};
+/// use pprocess::{exit, Channel, Exchange, Options, StoreData, TaskId};
+///
+/// #[derive(Default)]
+/// struct Log(Vec<(TaskId, u32)>);
+///
+/// impl StoreData for Log {
+///     fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> pprocess::Result<()> {
+///         self.0.push((task, channel.receive_value::<u32>()?));
+///         Ok(())
+///     }
+/// }
+///
+/// let mut exchange: Exchange<Growable, Log> = Exchange::new(1, Options::default(), Log::default());
+/// assert_eq!((exchange.limit(), exchange.options()), (1, Options::default()));
+/// assert_eq!(exchange.next_id(), 0);
+/// let first = exchange.start(|channel| Ok(channel.send_value(&10u32)?))?;
+/// assert!(exchange.busy()); // at its limit of one:
+/// let second = exchange.start(|channel| Ok(channel.send_value(&20u32)?))?;
+/// assert_eq!(exchange.waiting(), 1); // the second task waits to start
+/// assert!(exchange.unfinished());
+/// while exchange.waiting() > 0 || exchange.busy() {
+///     exchange.store(-1)?; // stores 10, then starts and stores 20
+/// }
+///
+/// exchange.set_limit(Limit::Unbounded);
+/// let third = exchange.start_wait(|channel| Ok(channel.send_value(&30u32)?))?;
+/// let fourth = match exchange.create()? {
+///     CreatedTask::Child(mut channel) => {
+///         let status = if channel.send_value(&40u32).is_ok() { 0 } else { 1 };
+///         exit(channel, status)
+///     }
+///     CreatedTask::Parent { pid, task } => {
+///         assert!(pid > 0);
+///         task
+///     }
+/// };
+/// // A channel made elsewhere: monitored as a task of its own.
+/// let (mine, mut theirs) = Channel::pair()?;
+/// theirs.send_value(&50u32)?;
+/// let fifth = exchange.add(mine).map_err(|_| pprocess::Error::Busy)?;
+/// let (mine, _theirs) = Channel::pair()?;
+/// let fd = mine.raw_fd();
+/// let sixth = exchange.add_wait(mine)?;
+/// assert_eq!(exchange.active().count(), exchange.active_count());
+/// exchange.wait()?; // below the limit: returns at once without one
+/// exchange.remove(fd)?; // its task gets Error::Closed instead of a result
+/// drop(theirs); // the fifth task's channel ends
+/// exchange.finish()?;
+///
+/// let mut log = std::mem::take(&mut exchange.handler_mut().0);
+/// log.sort();
+/// assert_eq!(log, [(first, 10), (second, 20), (third, 30), (fourth, 40), (fifth, 50)]);
+/// assert_eq!(sixth, 5);
+/// assert!(exchange.handler().0.is_empty() && !exchange.unfinished());
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub struct Exchange<S: Slots, H: StoreData> {
     slots: S,
     handler: H,
@@ -267,6 +341,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// An exchange running at most `limit` processes at once (a
     /// [`Limit`]: `0` is one per processor, `None` no limit; never more
     /// than the storage holds).
+    ///
+    /// See the example on [`Exchange`].
     pub fn new(limit: impl Into<Limit>, options: Options, handler: H) -> Self {
         let slots = S::default();
         Exchange {
@@ -299,43 +375,59 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// The store handler.
+    ///
+    /// See the example on [`Exchange`].
     pub fn handler(&self) -> &H {
         &self.handler
     }
 
     /// The store handler, mutably.
+    ///
+    /// See the example on [`Exchange`].
     pub fn handler_mut(&mut self) -> &mut H {
         &mut self.handler
     }
 
     /// The options this exchange was made with.
+    ///
+    /// See the example on [`Exchange`].
     pub fn options(&self) -> Options {
         self.options
     }
 
     /// The most processes run at once ([`usize::MAX`] for
     /// [`Limit::Unbounded`] with growable storage).
+    ///
+    /// See the example on [`Exchange`].
     pub fn limit(&self) -> usize {
         self.limit
     }
 
     /// Changes the limit (never more than the storage holds). Processes
     /// already running keep running.
+    ///
+    /// See the example on [`Exchange`].
     pub fn set_limit(&mut self, limit: impl Into<Limit>) {
         self.limit = limit.into().get().min(self.slots.capacity());
     }
 
     /// True when as many channels are monitored as the limit allows.
+    ///
+    /// See the example on [`Exchange`].
     pub fn busy(&self) -> bool {
         self.active_count() >= self.limit
     }
 
     /// True while channels are monitored or tasks wait to start.
+    ///
+    /// See the example on [`Exchange`].
     pub fn unfinished(&self) -> bool {
         self.active_count() > 0 || self.waiting() > 0
     }
 
     /// Tasks waiting to start because the exchange is at its limit.
+    ///
+    /// See the example on [`Exchange`].
     pub fn waiting(&self) -> usize {
         #[cfg(feature = "alloc")]
         return self.jobs.waiting();
@@ -344,6 +436,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// The id the next task started or added will get.
+    ///
+    /// See the example on [`Exchange`].
     pub fn next_id(&self) -> TaskId {
         self.next_task
     }
@@ -366,6 +460,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     ///
     /// [`connect_persistent`]: crate::connect_persistent
     /// [`create_persistent`]: crate::create_persistent
+    ///
+    /// See the example on [`Exchange`].
     pub fn add(&mut self, channel: impl Into<S::Held>) -> core::result::Result<TaskId, S::Held> {
         let task = self.next_task;
         #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
@@ -404,6 +500,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Stores results until the exchange is below its limit, then adds
     /// `channel` (pprocess's `add_wait`), acknowledging the results from
     /// persistent processes stored meanwhile as [`Exchange::wait`] does.
+    ///
+    /// See the example on [`Exchange`].
     pub fn add_wait(&mut self, channel: impl Into<S::Held>) -> Result<TaskId> {
         self.wait_below_limit()?;
         self.add(channel).map_err(|_| Error::Busy)
@@ -446,6 +544,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [`Options::keep_removed`]. A task of it still without its result gets
     /// [`Error::Closed`] in its place. [`Error::Invalid`] if no such channel
     /// is monitored.
+    ///
+    /// See the example on [`Exchange`].
     pub fn remove(&mut self, fd: i32) -> Result<Option<S::Held>> {
         let index = self
             .slots
@@ -509,6 +609,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// connection ends only once its results are acknowledged, so a loop
     /// `while exchange.active_count() > 0 { exchange.store(-1)?; }` would otherwise
     /// wait forever.
+    ///
+    /// See the example on [`Exchange`].
     pub fn store(&mut self, timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
         if timeout_ms < 0 {
@@ -792,6 +894,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Stores results until the exchange is below its limit (pprocess's
     /// `wait`). Results from persistent processes stored meanwhile are
     /// acknowledged (see [`Exchange::connect`]).
+    ///
+    /// See the example on [`Exchange`].
     pub fn wait(&mut self) -> Result<()> {
         self.wait_below_limit()
     }
@@ -800,6 +904,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// been collected (pprocess's `finish`); idle reused workers are told to
     /// exit and collected too. Results from persistent processes stored and
     /// not yet taken are acknowledged (see [`Exchange::connect`]).
+    ///
+    /// See the example on [`Exchange`].
     pub fn finish(&mut self) -> Result<()> {
         while self.unfinished() {
             #[cfg(feature = "alloc")]
@@ -815,6 +921,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [`CreatedTask::Child`] with its channel (finish with [`process::exit`]);
     /// the creator gets the pid and task id, and what the new process sends
     /// is stored by this exchange.
+    ///
+    /// See the example on [`Exchange`].
     pub fn create(&mut self) -> Result<CreatedTask> {
         self.wait_below_limit()?;
         match process::create_as(self.fork)? {
@@ -833,6 +941,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// (pprocess's `start`). At the limit, the task waits in the waiting list
     /// and starts as others finish (so this needs `alloc`;
     /// [`Exchange::start_wait`] is the call without a waiting list).
+    ///
+    /// See the example on [`Exchange`].
     #[cfg(feature = "alloc")]
     pub fn start<F>(&mut self, callable: F) -> Result<TaskId>
     where
@@ -847,6 +957,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// `callable` in a new process as a task of this exchange (the
     /// [`Exchange::add_wait`] of [`Exchange::start`]): it has started when
     /// this returns. Needs no allocator.
+    ///
+    /// See the example on [`Exchange`].
     pub fn start_wait<F>(&mut self, callable: F) -> Result<TaskId>
     where
         F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,

@@ -38,6 +38,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// The channels monitored (pprocess's `active()`), in no particular
     /// order; [`Exchange::active_count`] is their number. See
     /// [`Exchange::ready`] for the loop that uses both.
+    ///
+    /// See the example on [`Exchange`].
     pub fn active(&self) -> impl Iterator<Item = &Channel> + '_ {
         self.slots.slots().iter().map(|slot| slot.channel.borrow())
     }

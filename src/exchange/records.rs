@@ -659,6 +659,8 @@ where
 /// is not seen here. As [`create`](crate::create) does, it refuses with
 /// [`Error::Threads`] to fork while the process has other threads (see
 /// [`allow_fork_with_threads`](crate::allow_fork_with_threads)).
+///
+/// See the example on [`pmap_each`].
 pub fn pmap<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<Vec<U>>
 where
     T: Pod,
@@ -677,6 +679,32 @@ where
 /// record a worker was running when it died; the rest of that worker's
 /// records run in other workers). `Err` only if the run itself failed (no
 /// process could be created).
+///
+/// ```
+/// use pprocess::records::{pmap, pmap_bytes, pmap_each};
+/// use pprocess::{Error, RemoteError};
+///
+/// let inputs: Vec<u32> = (0..100).collect();
+/// let halves = pmap_each(
+///     |x: &u32| match x % 2 {
+///         0 => Ok(x / 2),
+///         _ => Err(RemoteError::new(1, "odd")),
+///     },
+///     &inputs,
+///     2,
+/// )?;
+/// assert_eq!(halves[10], Ok(5));
+/// assert_eq!(halves[11].as_ref().unwrap_err().error, Error::Remote { code: 1 });
+/// // pmap gives the first failure instead:
+/// assert!(pmap(|x: &u32| if x % 2 == 0 { Ok(*x) } else { Err(RemoteError::new(1, "odd")) }, &inputs, 2).is_err());
+///
+/// // Records of 2 bytes in, 1 byte out: their sum.
+/// let bytes = [1u8, 2, 3, 4, 5, 6];
+/// let sums = pmap_bytes(|pair, out| { out[0] = pair[0] + pair[1]; Ok(()) }, &bytes, 2, 1, 2)?;
+/// assert_eq!(sums, [Ok(vec![3]), Ok(vec![7]), Ok(vec![11])]);
+/// assert_eq!(pmap_bytes(|_, _| Ok(()), &bytes, 4, 1, 2), Err(Error::Invalid));
+/// # Ok::<(), Error>(())
+/// ```
 pub fn pmap_each<T, U, F>(
     function: F,
     inputs: &[T],
@@ -736,6 +764,8 @@ fn each<O>(
 /// fills its output record of `output_size` bytes (zeroed to start with).
 /// Gives each record's output or failure, in input order.
 /// [`Error::Invalid`] if `input_size` is 0 or does not divide the inputs.
+///
+/// See the example on [`pmap_each`].
 pub fn pmap_bytes<F>(
     function: F,
     inputs: &[u8],

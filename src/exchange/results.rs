@@ -10,6 +10,8 @@ use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 
 /// Why a task has no result: its callable's error, or how its process ended.
+///
+/// See the example on [`Queue`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskError {
     /// [`Error::Remote`] for a callable's error, [`Error::PeerEnded`] or
@@ -41,6 +43,8 @@ impl fmt::Display for TaskError {
 impl core::error::Error for TaskError {}
 
 /// A task's result: its message, or why there is none.
+///
+/// See the example on [`Queue`].
 pub type Outcome = core::result::Result<Vec<u8>, TaskError>;
 
 /// A task's result as a fixed-layout value (sent with
@@ -67,6 +71,8 @@ fn failure(error: Error, remote: Option<&RemoteError>) -> Outcome {
 
 /// A store handler that keeps results to be read back, in arrival order
 /// ([`QueueStore`]) or in start order ([`MapStore`]).
+///
+/// See the example on [`Queue`].
 pub trait Results: StoreData {
     /// The result to read next, if it is in.
     fn front(&self) -> Option<(TaskId, &Outcome)>;
@@ -107,6 +113,8 @@ impl<H: Results> Exchange<Growable, H> {
     /// goes to the persistent process's next client. (Taking results
     /// through [`Exchange::handler_mut`] bypasses this: the persistent
     /// process then keeps them until [`Exchange::finish`].)
+    ///
+    /// See the example on [`Queue`].
     pub fn next_result(&mut self, timeout_ms: i32) -> Result<(TaskId, Outcome)> {
         self.wait_front(timeout_ms)?;
         self.pop_result().ok_or(Error::Done)
@@ -123,6 +131,8 @@ impl<H: Results> Exchange<Growable, H> {
     }
 
     /// The next result without taking it, waiting as [`Exchange::next_result`] does.
+    ///
+    /// See the example on [`Queue`].
     pub fn peek_result(&mut self, timeout_ms: i32) -> Result<(TaskId, &Outcome)> {
         self.wait_front(timeout_ms)?;
         self.handler().front().ok_or(Error::Done)
@@ -203,6 +213,8 @@ fn next_outcome<H: Results>(exchange: &mut Exchange<Growable, H>) -> Option<Outc
 }
 
 /// Keeps results in arrival order.
+///
+/// See the example on [`Queue`].
 #[derive(Debug, Default)]
 pub struct QueueStore {
     results: VecDeque<(TaskId, Outcome)>,
@@ -260,11 +272,44 @@ impl Results for QueueStore {
 /// assert_eq!(results, [10, 20, 30]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Results one at a time, with a task that fails:
+///
+/// ```
+/// use pprocess::exchange::{QueueStore, Results};
+/// use pprocess::{Error, Options, Outcome, Queue, RemoteError, TaskError};
+///
+/// let mut queue: Queue = Queue::with_options(2, Options::default());
+/// let good = queue.start(|channel| Ok(channel.send(b"ok")?))?;
+/// let bad = queue.start(|_| Err(RemoteError::new(3, "failed")))?;
+/// let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+/// for _ in 0..2 {
+///     let (task, peeked) = {
+///         let (task, outcome) = queue.peek_result(-1)?; // not taken
+///         (task, outcome.clone())
+///     };
+///     assert_eq!(queue.next_result(-1)?, (task, peeked.clone())); // taken
+///     outcomes.push((task, peeked));
+/// }
+/// assert_eq!(queue.next_result(0), Err(Error::Done));
+/// let store: &QueueStore = queue.handler();
+/// assert!(store.front().is_none()); // every result was taken
+///
+/// outcomes.sort_by_key(|(task, _)| *task);
+/// assert_eq!(outcomes[0], (good, Ok(b"ok".to_vec())));
+/// assert_eq!(outcomes[1].0, bad);
+/// let failure: &TaskError = outcomes[1].1.as_ref().unwrap_err();
+/// assert_eq!(failure.error, Error::Remote { code: 3 });
+/// assert_eq!(failure.remote.as_ref().map(|r| r.message()), Some("failed"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type Queue = Exchange<Growable, QueueStore>;
 
 impl Queue {
     /// A queue running at most `limit` processes (a [`Limit`](super::Limit):
     /// `0` is one per processor, `None` no limit).
+    ///
+    /// See the example on [`Queue`].
     pub fn with_options(limit: impl Into<super::Limit>, options: Options) -> Queue {
         Exchange::new(limit, options, QueueStore::default())
     }
@@ -280,6 +325,8 @@ impl Iterator for Queue {
 
 /// Keeps results by task, for reading in start order; every result stays
 /// until the store is dropped.
+///
+/// See the example on [`Map`].
 #[derive(Debug, Default)]
 pub struct MapStore {
     results: Vec<Option<Outcome>>,
@@ -361,6 +408,8 @@ pub type Map = Exchange<Growable, MapStore>;
 impl Map {
     /// A map running at most `limit` processes (a [`Limit`](super::Limit):
     /// `0` is one per processor, `None` no limit).
+    ///
+    /// See the example on [`Map`].
     pub fn with_options(limit: impl Into<super::Limit>, options: Options) -> Map {
         Exchange::new(limit, options, MapStore::default())
     }
