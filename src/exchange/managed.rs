@@ -71,6 +71,8 @@ impl Managed {
 
     /// Runs the callable with `args` as a new task of `exchange`, at once or
     /// when the limit allows (see [`Exchange::start`]). Returns the task id.
+    ///
+    /// See the example on [`Managed`].
     pub fn call<S: Slots, H: StoreData>(
         &self,
         exchange: &mut Exchange<S, H>,

@@ -5,6 +5,8 @@ use crate::error::{Error, Result};
 use crate::sys::SocketPath;
 
 /// Something usable as a persistent address: a path, as text or bytes.
+///
+/// See the example on [`create_persistent`](super::create_persistent).
 pub trait AsAddress {
     /// The path's bytes (no NUL inside).
     fn address_bytes(&self) -> &[u8];

@@ -44,6 +44,8 @@ pub(super) fn connect_fd(path: &SocketPath) -> Result<Fd> {
 /// ([`Error::Os`]) when nothing is at the address, `ECONNREFUSED` when
 /// nobody listens there (the work finished and was collected, or its process
 /// died); [`Error::Permission`] when the listener belongs to another user.
+///
+/// See the example on [`create_persistent`](super::create_persistent).
 pub fn connect_persistent(address: impl AsAddress) -> Result<Channel> {
     let path = socket_path(address)?;
     Ok(super::connection::client_channel(connect_fd(&path)?, None))
@@ -75,6 +77,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// acknowledged, nor is one received from a channel of
     /// [`Exchange::ready`]: take results with [`Exchange::next_result`]. With
     /// any other handler, a result is acknowledged as it is received.
+    ///
+    /// See the example on [`create_persistent`](super::create_persistent).
     pub fn connect(&mut self, address: impl AsAddress) -> Result<TaskId> {
         let channel = connect_persistent(address)?;
         self.add_wait(channel)
@@ -87,6 +91,8 @@ impl Queue {
     /// [connected](Exchange::connect) to it. Iterate it for the results:
     /// each is acknowledged as the iterator hands it out, so the ones this
     /// process has not taken yet when it dies go to the next client.
+    ///
+    /// See the example on [`create_persistent`](super::create_persistent).
     pub fn background(address: impl AsAddress) -> Result<Queue> {
         let mut queue = Queue::with_options(1, Options::default());
         queue.connect(address)?;

@@ -131,10 +131,38 @@ use listener::Listener;
 
 /// Results a keeper sends to its client before it waits for their
 /// acknowledgements (the unacknowledged results in flight on a connection).
+///
+/// ```
+/// use pprocess::persistent::{OUTBOX_BYTES, RESULTS_IN_FLIGHT, STALL_MS};
+/// use pprocess::{start_persistent, Queue};
+///
+/// # let dir = std::env::temp_dir().join(format!("pp-doc-flight-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// // More results than are ever in flight: the keeper sends the rest as
+/// // the earlier ones are taken (and so acknowledged).
+/// let address = dir.join("many.socket");
+/// let count = 3 * RESULTS_IN_FLIGHT as u32;
+/// start_persistent(&address, move |channel| {
+///     for n in 0..count {
+///         channel.send_value(&n)?;
+///     }
+///     Ok(())
+/// })?;
+/// let results: Vec<Vec<u8>> = Queue::background(&address)?.collect::<Result<_, _>>()?;
+/// assert_eq!(results.len(), count as usize);
+/// // Far below what the keeper holds unacknowledged before it stops
+/// // reading its callable; a client never stalled here for STALL_MS.
+/// assert!(results.concat().len() < OUTBOX_BYTES);
+/// assert!(STALL_MS > 0);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const RESULTS_IN_FLIGHT: usize = 32;
 
 /// Bytes of unacknowledged results a keeper holds before it stops reading
 /// its callable (whose sends then wait, as they do on a full socket).
+///
+/// See the example on [`RESULTS_IN_FLIGHT`].
 pub const OUTBOX_BYTES: usize = 32 << 20;
 
 /// Milliseconds a keeper waits for more of a frame a client has started
@@ -142,6 +170,8 @@ pub const OUTBOX_BYTES: usize = 32 << 20;
 /// message may take several writes, each of which restarts the clock)
 /// before it disconnects the client as stalled, so that the next one is
 /// served.
+///
+/// See the example on [`RESULTS_IN_FLIGHT`].
 pub const STALL_MS: i32 = 500;
 
 /// Runs `callable` in a detached background process listening at `address`
@@ -162,6 +192,8 @@ pub const STALL_MS: i32 = 500;
 /// (see the [module documentation](self)); an OS error if the socket or a
 /// process cannot be made; [`Error::Threads`] in a process with other
 /// threads, as for [`create`](crate::create).
+///
+/// See the example on [`create_persistent`].
 pub fn start_persistent<F>(address: impl AsAddress, callable: F) -> Result<Pid>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
@@ -239,6 +271,62 @@ where
 /// See [`start_persistent`] for the keeper's life, and the
 /// [module documentation](self) for addresses. [`Error::Threads`] in a
 /// process with other threads, as for [`create`](crate::create).
+///
+/// # The persistent calls in one example
+///
+/// ```
+/// use pprocess::exchange::CreatedTask;
+/// use pprocess::persistent::close_streams;
+/// use pprocess::{connect_persistent, create_persistent, exit, start_persistent};
+/// use pprocess::{Created, Error, Options, Queue};
+///
+/// # let dir = std::env::temp_dir().join(format!("pp-doc-calls-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// // This code goes on in a new process whose channel a keeper holds.
+/// let created = dir.join("created.socket");
+/// match create_persistent(&created)? {
+///     Created::Child(mut channel) => {
+///         let sent = close_streams().and_then(|()| channel.send(b"created"));
+///         exit(channel, if sent.is_ok() { 0 } else { 1 })
+///     }
+///     Created::Parent(mut channel) => {
+///         assert_eq!(channel.receive_vec()?, b"created");
+///         assert_eq!(channel.receive_vec(), Err(Error::Closed)); // all delivered
+///         assert!(channel.wait()?.success()); // the keeper, a child of ours
+///     }
+/// }
+///
+/// // start_persistent, then connect_persistent (or Queue::background).
+/// let started = dir.join("started.socket");
+/// start_persistent(&started, |channel| Ok(channel.send(b"started")?))?;
+/// let mut channel = connect_persistent(&started)?;
+/// assert_eq!(channel.receive_vec()?, b"started");
+/// let background = dir.join("background.socket");
+/// start_persistent(&background, |channel| {
+///     channel.send(b"one")?;
+///     Ok(channel.send(b"two")?)
+/// })?;
+/// let results: Vec<Vec<u8>> = Queue::background(&background)?.collect::<Result<_, _>>()?;
+/// assert_eq!(results, [b"one", b"two"]);
+///
+/// // The same through an exchange; an address may be given as text.
+/// let text = dir.join("exchange.socket").to_str().unwrap().to_owned();
+/// let mut queue = Queue::with_options(2, Options::default());
+/// queue.start_persistent(text.as_str(), |channel| Ok(channel.send(b"from a queue")?))?;
+/// queue.connect(text.as_str())?;
+/// assert_eq!(queue.next().unwrap()?, b"from a queue");
+/// match queue.create_persistent(dir.join("exchange-created.socket"))? {
+///     CreatedTask::Child(mut channel) => {
+///         let sent = channel.send(b"created by a queue");
+///         exit(channel, if sent.is_ok() { 0 } else { 1 })
+///     }
+///     CreatedTask::Parent { pid, .. } => assert!(pid > 0),
+/// }
+/// assert_eq!(queue.next().unwrap()?, b"created by a queue");
+/// queue.finish()?;
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn create_persistent(address: impl AsAddress) -> Result<Created> {
     create_persistent_as(ForkCheck::Refuse, address)
 }
@@ -373,6 +461,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// its pid. The exchange does not monitor it: collect its results with
     /// [`Exchange::connect`], from this exchange or another, in this process
     /// or a later one.
+    ///
+    /// See the example on [`create_persistent`].
     pub fn start_persistent<F>(&mut self, address: impl AsAddress, callable: F) -> Result<Pid>
     where
         F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
@@ -390,6 +480,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// exchange stores as it does for [`Exchange::connect`]. The keeper is
     /// never killed by the exchange, and is collected once it exits; the
     /// results this process does not take go to the address's next client.
+    ///
+    /// See the example on [`create_persistent`].
     pub fn create_persistent(&mut self, address: impl AsAddress) -> Result<CreatedTask> {
         self.wait()?;
         match create_persistent_as(self.fork_check(), address)? {
@@ -411,6 +503,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 /// this process. A background process started with [`start_persistent`] has
 /// this done already; a process from [`create_persistent`] keeps the
 /// creator's streams until it calls this.
+///
+/// See the example on [`create_persistent`].
 pub fn close_streams() -> Result<()> {
     sys::flush_stdio();
     #[cfg(feature = "std")]
