@@ -32,6 +32,8 @@ pub(super) type RemovedList = alloc::vec::Vec<Removed>;
 pub(super) type RemovedList = heapless::Vec<Removed, REMOVED_MAX>;
 
 /// Without `alloc`, the most channels one [`Exchange::ready`] call removes.
+///
+/// See the example on [`Exchange::ready`].
 pub const REMOVED_MAX: usize = 64;
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
@@ -73,7 +75,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// So pprocess's raw loop ends by itself:
     ///
     /// ```
-    /// use pprocess::exchange::Growable;
+    /// use pprocess::exchange::{Growable, REMOVED_MAX};
     /// use pprocess::{Exchange, Options, StoreData, Channel, TaskId};
     ///
     /// struct Unused;
@@ -91,6 +93,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     ///     for channel in exchange.ready(-1)? {
     ///         sum += channel.receive_value::<u32>()?;
     ///     }
+    ///     // Never more than REMOVED_MAX at once (the bound without `alloc`).
+    ///     assert!(exchange.removed().len() <= REMOVED_MAX);
     ///     ended += exchange.removed().len();
     /// }
     /// assert_eq!((sum, ended), (10, 4));
