@@ -17,12 +17,16 @@ use alloc::{collections::TryReserveError, vec::Vec};
 use super::{Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, HEADER_LEN, MAX_ERROR_PAYLOAD};
 
 /// Bytes read ahead: a small frame, and the frames behind it, arrive in one read.
+///
+/// See the example on [`Decoder`].
 pub const READ_AHEAD: usize = 1024;
 
 // An error frame is yielded only once it is buffered whole.
 const _: () = assert!(READ_AHEAD >= HEADER_LEN + MAX_ERROR_PAYLOAD);
 
 /// What [`Decoder::next_header`] found.
+///
+/// See the example on [`Decoder`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
     /// A frame's header. A data or args message's payload is pending until
@@ -35,6 +39,79 @@ pub enum Next {
 }
 
 /// The receiving side of the wire format.
+///
+/// # Every call in one example
+///
+/// Four frames arrive in pieces, as from a socket; each payload is taken a
+/// different way.
+///
+/// ```
+/// use pprocess::wire::{Decoder, Header, Kind, Next, ProtoError, HEADER_LEN, READ_AHEAD};
+///
+/// let big = vec![7u8; 2 * READ_AHEAD]; // more than the read-ahead buffer holds
+/// let mut stream = Vec::new();
+/// for (seq, payload) in [(1, &b"hello"[..]), (2, &big[..]), (3, b"bye"), (4, b"lost")] {
+///     stream.extend_from_slice(&Header::new(Kind::Data, 0, payload.len() as u32, seq).encode());
+///     stream.extend_from_slice(payload);
+/// }
+/// let mut at = 0; // how much of the stream has "arrived"
+/// let feed = |decoder: &mut Decoder, at: &mut usize, n: usize| {
+///     let spare = decoder.spare();
+///     let n = n.min(spare.len()).min(stream.len() - *at);
+///     spare[..n].copy_from_slice(&stream[*at..*at + n]);
+///     decoder.filled(n);
+///     *at += n;
+/// };
+///
+/// let mut decoder = Decoder::new();
+/// decoder.set_max_message(1 << 20);
+/// assert_eq!(decoder.max_message(), 1 << 20);
+/// assert_eq!(decoder.next_header()?, Next::More); // nothing yet
+/// feed(&mut decoder, &mut at, 10);
+/// assert!(decoder.has_partial_frame() && !decoder.ready());
+/// assert_eq!(decoder.buffered(), &stream[..10]);
+/// assert_eq!(decoder.next_header()?, Next::More);
+///
+/// // The rest of the first frame, and the second one's header.
+/// feed(&mut decoder, &mut at, HEADER_LEN + 5 - 10 + HEADER_LEN);
+/// assert!(decoder.ready());
+/// let Next::Header(first) = decoder.next_header()? else { unreachable!() };
+/// assert_eq!(decoder.pending(), Some(first));
+/// assert!(decoder.payload_complete());
+/// assert_eq!(decoder.whole_payload(), Some(&b"hello"[..])); // in place,
+/// decoder.skip_payload(); // then taken
+///
+/// // A payload larger than the read-ahead buffer is collected apart.
+/// let Next::Header(second) = decoder.next_header()? else { unreachable!() };
+/// assert_eq!(second.length as usize, big.len());
+/// assert!(!decoder.payload_complete() && decoder.whole_payload().is_none());
+/// loop {
+///     let room = decoder.payload_spare().expect("memory for the payload");
+///     let n = room.len().min(700);
+///     if n == 0 {
+///         break;
+///     }
+///     room[..n].copy_from_slice(&stream[at..at + n]);
+///     at += n;
+///     decoder.payload_filled(n);
+/// }
+/// assert_eq!(decoder.take_collected(), Some(big.clone()));
+///
+/// // Copied out into a buffer.
+/// decoder.reserve(READ_AHEAD);
+/// feed(&mut decoder, &mut at, READ_AHEAD);
+/// let Next::Header(third) = decoder.next_header()? else { unreachable!() };
+/// let mut buf = [0u8; 3];
+/// assert_eq!(decoder.payload_into(&mut buf), 3);
+/// assert_eq!(&buf, b"bye");
+/// assert_eq!(decoder.payload_done(), Some(third));
+///
+/// // The stream ended: the pending message is forgotten.
+/// let Next::Header(_fourth) = decoder.next_header()? else { unreachable!() };
+/// decoder.abandon();
+/// assert_eq!(decoder.pending(), None);
+/// # Ok::<(), ProtoError>(())
+/// ```
 pub struct Decoder {
     bytes: [u8; READ_AHEAD],
     start: usize,
@@ -67,6 +144,8 @@ impl core::fmt::Debug for Decoder {
 
 impl Decoder {
     /// A decoder accepting messages of up to [`DEFAULT_MAX_MESSAGE`] bytes.
+    ///
+    /// See the example on [`Decoder`].
     pub fn new() -> Decoder {
         Decoder {
             bytes: [0; READ_AHEAD],
@@ -82,16 +161,22 @@ impl Decoder {
     }
 
     /// The largest data or args payload accepted.
+    ///
+    /// See the example on [`Decoder`].
     pub fn max_message(&self) -> usize {
         self.max_message
     }
 
     /// Sets the largest data or args payload accepted.
+    ///
+    /// See the example on [`Decoder`].
     pub fn set_max_message(&mut self, max: usize) {
         self.max_message = max;
     }
 
     /// The bytes received and not yet decoded or taken.
+    ///
+    /// See the example on [`Decoder`].
     pub fn buffered(&self) -> &[u8] {
         &self.bytes[self.start..self.end]
     }
@@ -99,6 +184,8 @@ impl Decoder {
     /// Free space to read into (never empty: the buffered bytes move to the
     /// front when the back is full). Report what was read with
     /// [`Decoder::filled`].
+    ///
+    /// See the example on [`Decoder`].
     pub fn spare(&mut self) -> &mut [u8] {
         if self.end == READ_AHEAD {
             self.compact();
@@ -107,6 +194,8 @@ impl Decoder {
     }
 
     /// `n` bytes were written at the front of [`Decoder::spare`].
+    ///
+    /// See the example on [`Decoder`].
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(READ_AHEAD);
     }
@@ -126,6 +215,8 @@ impl Decoder {
     }
 
     /// Makes room so that `n` bytes (at most [`READ_AHEAD`]) fit buffered.
+    ///
+    /// See the example on [`Decoder`].
     pub fn reserve(&mut self, n: usize) {
         if self.start > 0 && READ_AHEAD - self.start < n {
             self.compact();
@@ -135,6 +226,8 @@ impl Decoder {
     /// The next frame's header, or [`Next::More`] while it (or an error
     /// frame's payload) is not buffered whole. With a message pending, its
     /// header again. A malformed header is an error, and stays buffered.
+    ///
+    /// See the example on [`Decoder`].
     pub fn next_header(&mut self) -> Result<Next, ProtoError> {
         if let Some(header) = self.pending {
             return Ok(Next::Header(header));
@@ -158,6 +251,8 @@ impl Decoder {
 
     /// True when [`Decoder::next_header`] would yield a header (or an error)
     /// without more bytes, or a pending payload is buffered whole.
+    ///
+    /// See the example on [`Decoder`].
     pub fn ready(&self) -> bool {
         if let Some(header) = self.pending {
             return self.payload_buffered(header);
@@ -175,11 +270,15 @@ impl Decoder {
 
     /// True when bytes of a frame that has not arrived whole are buffered
     /// (no message pending).
+    ///
+    /// See the example on [`Decoder`].
     pub fn has_partial_frame(&self) -> bool {
         self.pending.is_none() && !self.buffered().is_empty() && !self.ready()
     }
 
     /// The pending message's header.
+    ///
+    /// See the example on [`Decoder`].
     #[inline]
     pub fn pending(&self) -> Option<Header> {
         self.pending
@@ -198,6 +297,8 @@ impl Decoder {
 
     /// Copies the front of a payload into `dst`: what was collected, then
     /// what is buffered, at most `dst.len()` bytes. Returns how many.
+    ///
+    /// See the example on [`Decoder`].
     pub fn payload_into(&mut self, dst: &mut [u8]) -> usize {
         #[cfg(feature = "alloc")]
         let done = self.collected_into(dst);
@@ -224,6 +325,8 @@ impl Decoder {
     }
 
     /// The pending payload was taken whole: the next frame follows.
+    ///
+    /// See the example on [`Decoder`].
     #[inline]
     pub fn payload_done(&mut self) -> Option<Header> {
         self.pending.take()
@@ -234,6 +337,8 @@ impl Decoder {
     /// with [`Decoder::payload_filled`]. The room is allocated for the whole
     /// payload when collecting begins: an allocation that fails is an error
     /// (nothing is lost; call again later), never an abort.
+    ///
+    /// See the example on [`Decoder`].
     #[cfg(feature = "alloc")]
     pub fn payload_spare(&mut self) -> Result<&mut [u8], TryReserveError> {
         let Some(header) = self.pending else {
@@ -258,6 +363,8 @@ impl Decoder {
     }
 
     /// `n` bytes were written at the front of [`Decoder::payload_spare`].
+    ///
+    /// See the example on [`Decoder`].
     #[cfg(feature = "alloc")]
     pub fn payload_filled(&mut self, n: usize) {
         self.partial_have = (self.partial_have + n).min(self.partial.len());
@@ -265,6 +372,8 @@ impl Decoder {
 
     /// The pending payload as a vector without a copy, when it was collected
     /// whole by [`Decoder::payload_spare`]; the message is then taken.
+    ///
+    /// See the example on [`Decoder`].
     #[cfg(feature = "alloc")]
     #[inline]
     pub fn take_collected(&mut self) -> Option<Vec<u8>> {
@@ -279,6 +388,8 @@ impl Decoder {
 
     /// The pending payload, when it is in the read-ahead buffer whole (take
     /// it with [`Decoder::skip_payload`] once copied).
+    ///
+    /// See the example on [`Decoder`].
     #[inline]
     pub fn whole_payload(&self) -> Option<&[u8]> {
         let len = self.pending?.length as usize;
@@ -289,6 +400,8 @@ impl Decoder {
     }
 
     /// The payload [`Decoder::whole_payload`] showed was taken.
+    ///
+    /// See the example on [`Decoder`].
     pub fn skip_payload(&mut self) {
         if self.whole_payload().is_some() {
             let len = self.pending.take().map_or(0, |h| h.length as usize);
@@ -297,12 +410,16 @@ impl Decoder {
     }
 
     /// True when the pending message's payload is buffered whole.
+    ///
+    /// See the example on [`Decoder`].
     #[inline]
     pub fn payload_complete(&self) -> bool {
         self.pending.is_some_and(|h| self.payload_buffered(h))
     }
 
     /// Forgets the pending message (the stream ended).
+    ///
+    /// See the example on [`Decoder`].
     pub fn abandon(&mut self) {
         self.pending = None;
         #[cfg(feature = "alloc")]

@@ -12,9 +12,36 @@ use alloc::vec::Vec;
 use super::{Header, Kind, FLAG_END, HEADER_LEN};
 
 /// Most bytes a corked encoder holds back before they must be written.
+///
+/// See the example on [`Encoder`].
 pub const CORK_LIMIT: usize = 64 * 1024;
 
 /// Frames held back for one write.
+///
+/// ```
+/// use pprocess::wire::{Encoder, Header, Kind, CORK_LIMIT, FLAG_END, HEADER_LEN};
+///
+/// let mut encoder = Encoder::default();
+/// let streamed = Header::new(Kind::Data, 0, 2, 1);
+/// let answer = Header::new(Kind::Data, FLAG_END, 2, 2);
+/// assert!(!encoder.hold(&answer, b"ok")); // not corked: the caller writes it
+/// encoder.cork(true); // hold only the frames that end a task
+/// assert!(encoder.is_corked());
+/// assert!(!encoder.hold(&streamed, b"hi")); // mid-task: written at once
+/// assert!(encoder.hold(&answer, b"ok"));
+/// let huge = vec![0u8; CORK_LIMIT];
+/// assert!(!encoder.hold(&Header::new(Kind::Data, FLAG_END, CORK_LIMIT as u32, 3), &huge));
+/// encoder.uncork();
+/// encoder.queue(&streamed, b"hi"); // an outbox keeps any frame
+/// assert_eq!(encoder.unwritten().len(), 2 * (HEADER_LEN + 2));
+///
+/// // The socket took 30 bytes; the rest goes out next time.
+/// encoder.written(30);
+/// assert_eq!(encoder.unwritten().len(), 2 * (HEADER_LEN + 2) - 30);
+/// let rest = encoder.unwritten().len();
+/// encoder.written(rest);
+/// assert!(encoder.unwritten().is_empty());
+/// ```
 #[derive(Debug, Default)]
 pub struct Encoder {
     held: Vec<u8>,
@@ -29,23 +56,31 @@ pub struct Encoder {
 impl Encoder {
     /// Holds every frame from now on (`answers_only`: only the frames that
     /// end a task).
+    ///
+    /// See the example on [`Encoder`].
     pub fn cork(&mut self, answers_only: bool) {
         self.corked = true;
         self.answers_only = answers_only;
     }
 
     /// Stops holding frames (what is held stays until written).
+    ///
+    /// See the example on [`Encoder`].
     pub fn uncork(&mut self) {
         self.corked = false;
     }
 
     /// True while frames are held back.
+    ///
+    /// See the example on [`Encoder`].
     pub fn is_corked(&self) -> bool {
         self.corked
     }
 
     /// Keeps the frame `header` + `payload` if corked and it fits: true. False
     /// when the caller must write it itself, after [`Encoder::unwritten`].
+    ///
+    /// See the example on [`Encoder`].
     pub fn hold(&mut self, header: &Header, payload: &[u8]) -> bool {
         if !self.corked {
             return false;
@@ -62,17 +97,23 @@ impl Encoder {
 
     /// Keeps the frame `header` + `payload` whatever its size, after what is
     /// held: an outbox that the caller writes as the socket takes it.
+    ///
+    /// See the example on [`Encoder`].
     pub fn queue(&mut self, header: &Header, payload: &[u8]) {
         self.held.extend_from_slice(&header.encode());
         self.held.extend_from_slice(payload);
     }
 
     /// The held bytes not written yet.
+    ///
+    /// See the example on [`Encoder`].
     pub fn unwritten(&self) -> &[u8] {
         &self.held[self.sent..]
     }
 
     /// `n` more held bytes were written; once all are, the buffer is reused.
+    ///
+    /// See the example on [`Encoder`].
     pub fn written(&mut self, n: usize) {
         self.sent = (self.sent + n).min(self.held.len());
         if self.sent == self.held.len() {

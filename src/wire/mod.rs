@@ -43,26 +43,44 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::REMOTE_MESSAGE_MAX;
 
 /// The magic number: "PP".
+///
+/// See the example on [`Header`].
 pub const MAGIC: u16 = 0x5050;
 /// The wire format version.
+///
+/// See the example on [`Header`].
 pub const VERSION: u8 = 2;
 /// Size of the fixed header.
+///
+/// See the example on [`Header`].
 pub const HEADER_LEN: usize = 24;
 /// The default maximum payload of one message: 64 MiB.
+///
+/// See the example on [`Header`].
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 /// The largest maximum a channel accepts (the length field is a `u32`).
+///
+/// See the example on [`Header`].
 pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize;
 /// Largest payload of an error frame: the code and the message.
+///
+/// See the example on [`Header`].
 pub const MAX_ERROR_PAYLOAD: usize = 4 + REMOTE_MESSAGE_MAX;
 
 /// Flag: the sender waits for an [`Kind::Ack`] of this frame.
+///
+/// See the example on [`Header`].
 pub const FLAG_ACK_REQUESTED: u16 = 1 << 0;
 /// Flag: the last frame of a task (reused workers): its one result, or a
 /// stop frame that ends a task.
+///
+/// See the example on [`Header`].
 pub const FLAG_END: u16 = 1 << 1;
 const KNOWN_FLAGS: u16 = FLAG_ACK_REQUESTED | FLAG_END;
 
 /// What a frame carries.
+///
+/// See the example on [`Header`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
@@ -97,6 +115,8 @@ impl Kind {
 }
 
 /// Why a frame was rejected.
+///
+/// See the example on [`Header`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtoError {
     /// The first two bytes are not the magic number.
@@ -159,6 +179,34 @@ struct RawHeader {
 const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_LEN);
 
 /// A decoded, validated frame header.
+///
+/// # The format's constants and checks in one example
+///
+/// ```
+/// use pprocess::wire::{decode_error, Header, Kind, ProtoError};
+/// use pprocess::wire::{DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, FLAG_END, HEADER_LEN};
+/// use pprocess::wire::{MAGIC, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, VERSION};
+///
+/// let header = Header::new(Kind::Data, FLAG_ACK_REQUESTED | FLAG_END, 5, 1).for_task(9);
+/// let bytes: [u8; HEADER_LEN] = header.encode();
+/// assert_eq!(bytes[..2], MAGIC.to_le_bytes());
+/// assert_eq!(bytes[2], VERSION);
+/// assert_eq!(Header::decode(&bytes, DEFAULT_MAX_MESSAGE), Ok(header));
+/// assert_eq!(header.task, 9);
+/// // A receiver with a smaller maximum rejects it before allocating anything.
+/// assert_eq!(Header::decode(&bytes, 4), Err(ProtoError::TooLong { length: 5, max: 4 }));
+/// let mut foreign = bytes;
+/// foreign[0] = b'X';
+/// assert_eq!(Header::decode(&foreign, MAX_MESSAGE_LIMIT), Err(ProtoError::BadMagic));
+///
+/// // An error frame's payload: a code, then UTF-8 text.
+/// let mut payload = (-7i32).to_le_bytes().to_vec();
+/// payload.extend_from_slice(b"no");
+/// assert!(payload.len() <= MAX_ERROR_PAYLOAD);
+/// assert_eq!(decode_error(&payload), Ok((-7, "no")));
+/// assert_eq!(decode_error(&[1]), Err(ProtoError::BadErrorPayload));
+/// # Ok::<(), ProtoError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     /// What the frame carries.
@@ -176,6 +224,8 @@ pub struct Header {
 impl Header {
     /// A header of `kind` for a payload of `length` bytes, of no task in
     /// particular (task 0; see [`Header::for_task`]).
+    ///
+    /// See the example on [`Header`].
     pub fn new(kind: Kind, flags: u16, length: u32, seq: u32) -> Header {
         Header {
             kind,
@@ -187,11 +237,15 @@ impl Header {
     }
 
     /// This header, naming `task`.
+    ///
+    /// See the example on [`Header`].
     pub fn for_task(self, task: u64) -> Header {
         Header { task, ..self }
     }
 
     /// The header's wire bytes.
+    ///
+    /// See the example on [`Header`].
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let raw = RawHeader {
             magic: MAGIC.to_le(),
@@ -208,6 +262,8 @@ impl Header {
 
     /// Decodes and validates a header's wire bytes; `max_message` bounds data and
     /// args payloads, error frames have their own small bound.
+    ///
+    /// See the example on [`Header`].
     pub fn decode(bytes: &[u8; HEADER_LEN], max_message: usize) -> Result<Header, ProtoError> {
         let raw: RawHeader = bytemuck::cast(*bytes);
         if u16::from_le(raw.magic) != MAGIC {
@@ -241,6 +297,8 @@ impl Header {
 }
 
 /// Splits an error frame's payload into its code and message.
+///
+/// See the example on [`Header`].
 pub fn decode_error(payload: &[u8]) -> Result<(i32, &str), ProtoError> {
     let (code, text) = payload
         .split_first_chunk::<4>()
