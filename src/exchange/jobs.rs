@@ -33,7 +33,7 @@ const GUIDED: usize = 2;
 
 /// Argument bytes a worker may have queued; below a socket buffer, so the
 /// creator never blocks writing tasks while the worker writes results.
-pub const WINDOW_BYTES: usize = 32 * 1024;
+pub(crate) const WINDOW_BYTES: usize = 32 * 1024;
 
 /// A reused worker's callable: runs once per task with the task's arguments.
 pub(crate) type Body = dyn Fn(&mut Channel, &[u8]) -> core::result::Result<(), RemoteError>;
@@ -83,7 +83,7 @@ impl Job {
 }
 
 /// A reused worker, kept in its slot.
-pub struct Worker {
+pub(crate) struct Worker {
     key: Key,
     body: Rc<Body>,
     /// Arguments of the slot's tasks, oldest first (for requeueing).

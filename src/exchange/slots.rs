@@ -14,9 +14,27 @@ use super::TaskId;
 
 /// Tasks one reused worker may have outstanding in its socket, at most (its
 /// window shrinks as the work runs out: see the `jobs` module).
+///
+/// The window bounds what waits in one socket, not how many tasks a worker
+/// runs:
+///
+/// ```
+/// use pprocess::exchange::WINDOW;
+/// use pprocess::{Options, Queue};
+///
+/// let mut queue = Queue::with_options(1, Options { reuse: true, ..Options::default() });
+/// let echo = queue.manage_function(|x: &[u8]| Ok(x.to_vec()));
+/// for n in 0..2 * WINDOW {
+///     echo.call(&mut queue, &[n as u8])?;
+/// }
+/// assert_eq!(queue.count(), 2 * WINDOW); // one worker ran them all
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub const WINDOW: usize = 32;
 
 /// One monitored channel and the tasks it is answering, oldest first.
+///
+/// See the example on [`Slots`].
 #[derive(Debug)]
 pub struct Slot<C> {
     pub(super) channel: C,
@@ -81,6 +99,20 @@ impl<C: BorrowMut<Channel>> Slot<C> {
 }
 
 /// Storage for an exchange's slots.
+///
+/// An exchange's storage is its first type parameter (see the examples on
+/// [`Exchange`](super::Exchange)); the slots themselves are the exchange's
+/// business:
+///
+/// ```
+/// use pprocess::exchange::{Fixed, Growable, Slot, Slots};
+/// use pprocess::Channel;
+///
+/// assert_eq!(Fixed::<4>::default().capacity(), 4);
+/// let growable = Growable::default();
+/// let slots: &[Slot<Box<Channel>>] = growable.slots();
+/// assert!(slots.is_empty() && growable.capacity() > 4);
+/// ```
 pub trait Slots: Default {
     /// How a channel is held: inline, or boxed.
     type Held: BorrowMut<Channel> + From<Channel>;
@@ -146,6 +178,8 @@ fn poll_slots<C: BorrowMut<Channel>>(
 }
 
 /// At most `N` channels, held inline: no allocator needed.
+///
+/// See the example on [`Slots`].
 pub struct Fixed<const N: usize> {
     slots: heapless::Vec<Slot<Channel>, N>,
     fds: [PollFd; N],
@@ -191,6 +225,8 @@ impl<const N: usize> Slots for Fixed<N> {
 }
 
 /// Any number of channels, each boxed so its address never changes.
+///
+/// See the example on [`Slots`].
 #[cfg(feature = "alloc")]
 #[derive(Default)]
 pub struct Growable {

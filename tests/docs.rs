@@ -1,0 +1,122 @@
+//! Every public item of the Rust API outside the system layer (`src/sys`)
+//! and the C ABI (`src/ffi`) shows how it is used: its documentation holds
+//! a code block (a doctest, run by `cargo test --doc`), or it points to one
+//! with an intra-doc link in a sentence that says so ("See the example on
+//! [`Exchange`]").
+//!
+//! The scan reads the sources as text: a line that declares a `pub` item
+//! (`fn`, `struct`, `enum`, `trait`, `const`, `static`, `type`, methods in
+//! `impl` blocks included; `pub(crate)` and the like are not public) and the
+//! `///` lines and attributes right above it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The directories under `src/` whose items are not the Rust API: the
+/// system layer (crate-private) and the C ABI (documented in the header).
+const OUT_OF_SCOPE: [&str; 2] = ["sys", "ffi"];
+
+/// Item kinds that follow `pub` (after `const`, `unsafe` or `extern "C"`).
+const KINDS: [&str; 7] = [
+    "fn ", "struct ", "enum ", "trait ", "const ", "static ", "type ",
+];
+
+fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).expect("read src") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !OUT_OF_SCOPE.contains(&name) {
+                rust_files(&path, files);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+}
+
+/// The item a line declares, when it declares a public one.
+fn public_item(line: &str) -> Option<&str> {
+    let rest = line.trim_start().strip_prefix("pub ")?;
+    let mut kind = rest;
+    for prefix in ["const fn ", "unsafe fn ", "extern \"C\" fn "] {
+        if rest.starts_with(prefix) {
+            kind = &rest[prefix.len() - 3..];
+        }
+    }
+    KINDS.iter().any(|k| kind.starts_with(k)).then_some(rest)
+}
+
+/// Whether a doc comment shows its item in use, or links to where it is.
+fn shows_use(doc: &str) -> bool {
+    if doc.contains("```") {
+        return true;
+    }
+    // A link in a sentence that names an example: "See the example on
+    // [`Exchange`]", "as in [`Map`]'s example", "[`start`]'s example".
+    let lower = doc.to_lowercase();
+    lower.contains("example") && doc.contains("[`")
+}
+
+/// How many public items there are, and those (as `path:line:
+/// declaration`) whose docs show no use.
+fn items_without_examples(src: &Path) -> (usize, Vec<String>) {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files.sort();
+    let (mut scanned, mut missing) = (0, Vec::new());
+    for file in files {
+        let text = fs::read_to_string(&file).expect("read source");
+        let lines: Vec<&str> = text.lines().collect();
+        for (index, line) in lines.iter().enumerate() {
+            let Some(item) = public_item(line) else {
+                continue;
+            };
+            let mut doc = Vec::new();
+            let mut doctest_only = false;
+            for above in lines[..index].iter().rev() {
+                let above = above.trim_start();
+                if let Some(text) = above.strip_prefix("///") {
+                    doc.push(text);
+                } else if above.starts_with("#[") {
+                    doctest_only |= above.starts_with("#[cfg(doctest)]");
+                } else if !above.starts_with("//") {
+                    break;
+                }
+            }
+            if doctest_only {
+                // Exists only while doctests are built: not part of the API.
+                continue;
+            }
+            scanned += 1;
+            doc.reverse();
+            if !shows_use(&doc.join("\n")) {
+                missing.push(format!(
+                    "{}:{}: pub {}",
+                    file.display(),
+                    index + 1,
+                    item.trim_end_matches('{').trim()
+                ));
+            }
+        }
+    }
+    (scanned, missing)
+}
+
+#[test]
+fn every_public_item_has_an_example_or_links_to_one() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let (scanned, missing) = items_without_examples(&src);
+    // The scan itself works: the API has well over a hundred public items.
+    assert!(
+        scanned > 150,
+        "only {scanned} public items found: the scan is broken"
+    );
+    assert!(
+        missing.is_empty(),
+        "{} public items have neither a code block in their docs nor a link to an example \
+         (\"See the example on [`Item`]\"):\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+}
