@@ -48,6 +48,19 @@ pub use unix::{
 };
 
 /// An error number (`errno`) reported by a failed system call.
+///
+/// [`Error::Os`](crate::Error::Os) holds one; the constants name the ones
+/// the library meets:
+///
+/// ```
+/// use pprocess::{connect_persistent, Errno, Error};
+///
+/// let nowhere = std::env::temp_dir().join(format!("pp-doc-nowhere-{}", std::process::id()));
+/// match connect_persistent(&nowhere) {
+///     Err(Error::Os(errno)) => assert_eq!(Errno(errno), Errno::NOENT),
+///     other => panic!("connected to nothing: {other:?}"),
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Errno(pub i32);
 

@@ -9,6 +9,8 @@ pub use super::child::{Child, Children, OwnedChild};
 use super::{cvt, retry, Errno, Fd, Result};
 
 /// A process id.
+///
+/// See the example on [`WaitStatus`].
 pub type Pid = i32;
 
 /// Which side of a [`fork`] this is.
@@ -128,21 +130,43 @@ fn thread_count() -> Option<usize> {
 }
 
 /// A raw status from `waitpid`, decoded.
+///
+/// ```
+/// use pprocess::{start, Pid, WaitStatus};
+///
+/// let mut channel = start(|_| Ok(()))?;
+/// let pid: Pid = channel.pid();
+/// assert!(pid > 0);
+/// let status: WaitStatus = channel.wait()?;
+/// assert!(status.success() && status.exit_code() == Some(0) && status.signal().is_none());
+/// assert_eq!(status.to_string(), "exited with status 0");
+/// // Raw statuses as waitpid(2) gives them:
+/// assert_eq!(WaitStatus(9).signal(), Some(9));
+/// assert_eq!(WaitStatus(9).to_string(), "killed by signal 9");
+/// assert_eq!(WaitStatus(1 << 8).exit_code(), Some(1));
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct WaitStatus(pub i32);
 
 impl WaitStatus {
     /// The exit code, if the process exited normally.
+    ///
+    /// See the example on [`WaitStatus`].
     pub fn exit_code(self) -> Option<i32> {
         libc::WIFEXITED(self.0).then(|| libc::WEXITSTATUS(self.0))
     }
 
     /// The signal number, if a signal ended the process.
+    ///
+    /// See the example on [`WaitStatus`].
     pub fn signal(self) -> Option<i32> {
         libc::WIFSIGNALED(self.0).then(|| libc::WTERMSIG(self.0))
     }
 
     /// True for a normal exit with status 0.
+    ///
+    /// See the example on [`WaitStatus`].
     pub fn success(self) -> bool {
         self.exit_code() == Some(0)
     }
