@@ -213,7 +213,23 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             Job::Call { task, body, args }
         };
         self.jobs.waiting.push_back(job);
+        if self.options.reuse && !self.could_start(key) {
+            // Every worker of `key` is busy and no process may start: the
+            // task goes out with others in the next chunk, when results
+            // come in (every wait dispatches first), not in a frame and a
+            // write of its own now.
+            return Ok(task);
+        }
         self.dispatch_new(task)
+    }
+
+    /// Whether a reused task of `key` could start now: a new process may
+    /// start, or a worker of `key` has nothing to do.
+    fn could_start(&self, key: Key) -> bool {
+        !self.busy()
+            || self.slots.slots().iter().any(|slot| {
+                slot.tasks.is_empty() && slot.worker.as_ref().is_some_and(|w| w.key == key)
+            })
     }
 
     /// [`Exchange::dispatch`] after queueing `task`: when it fails before
