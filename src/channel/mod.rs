@@ -296,7 +296,8 @@ impl Channel {
     pub(crate) fn set_outbox(&mut self, on: bool) {
         self.outbox = on;
         if !on {
-            let _ = self.poll_flush();
+            // A peer gone shows at the next receive, which reads its end.
+            best_effort(self.poll_flush());
         }
     }
 

@@ -5,6 +5,8 @@
 use core::borrow::BorrowMut;
 
 use crate::channel::Channel;
+#[cfg(feature = "alloc")]
+use crate::error::best_effort;
 use crate::error::Result;
 use crate::sys::{self, Deadline, PollFd, POLLIN, POLLOUT};
 
@@ -129,7 +131,7 @@ fn poll_slots<C: BorrowMut<Channel>>(
             #[cfg(feature = "alloc")]
             if writable {
                 // A peer gone: its end is read next.
-                let _ = channel.poll_flush();
+                best_effort(channel.poll_flush());
             }
             slot.ready = fd.ready_for(POLLIN) || channel.has_buffered() || channel.is_ended();
             ready += usize::from(slot.ready);
