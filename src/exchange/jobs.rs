@@ -2,9 +2,12 @@
 //!
 //! A task that cannot start because the exchange is at its limit waits here.
 //! With [`Options::reuse`](super::Options::reuse), tasks go to worker
-//! processes as args frames: each worker runs its callable once per task and
-//! keeps tasks queued in its socket, so throughput is not one round trip per
-//! task. How many is sized like OpenMP's guided schedule: the tasks
+//! processes in chunks: a worker's new tasks travel in one batch frame (an
+//! args frame for a single task), one frame and one write per chunk. Each
+//! worker runs its callable once per task, answers each task as soon as it
+//! has run, and keeps tasks queued in its socket, so throughput is not one
+//! round trip per task. A task started while every worker is busy waits for
+//! the next chunk, which goes out when results come in. How many is sized like OpenMP's guided schedule: the tasks
 //! outstanding (waiting or queued) ÷ (2 × the limit), at least one and at
 //! most [`WINDOW`] (and [`WINDOW_BYTES`] of arguments), so windows are full
 //! while much waits and shrink to one task at the end, where a worker busy
