@@ -138,3 +138,26 @@ fn a_worker_killed_mid_chunk_fails_only_its_running_task_and_loses_no_answer() {
     let wrong: Vec<_> = runs.iter().enumerate().filter(|r| *r.1 != 1).collect();
     assert!(wrong.is_empty(), "(task, runs) {wrong:?}");
 }
+
+/// Tasks started while every worker is busy are not written one by one:
+/// they wait, and go out in chunks when results come in. (Before chunks,
+/// each start wrote its task to a worker at once, in a frame and a write of
+/// its own, as far as the worker's window allowed.)
+#[test]
+fn tasks_started_while_every_worker_is_busy_wait_to_go_out_in_chunks() {
+    let _watchdog = Watchdog::new("deferred starts", Duration::from_secs(60));
+    fn echo(ch: &mut Channel, input: &[u8]) -> Result<(), RemoteError> {
+        ch.send(input).map_err(RemoteError::from)
+    }
+    let mut map = Map::with_options(2, reuse());
+    for index in 0..200u32 {
+        map.start_with(echo, &index.to_le_bytes()).unwrap();
+    }
+    // Two workers started, one task each; nothing has been collected yet.
+    assert_eq!(map.active(), 2);
+    assert_eq!(map.waiting(), 198);
+    for (task, outcome) in map.by_ref().enumerate() {
+        assert_eq!(outcome.unwrap(), (task as u32).to_le_bytes(), "task {task}");
+    }
+    assert_eq!(map.waiting(), 0);
+}
