@@ -446,6 +446,88 @@ static void test_reuse(void)
     check_reuse(1);
 }
 
+/* A pp_callable: sends its one-byte argument back plus 100. */
+static int add_hundred(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    unsigned char byte = (unsigned char)(*(const unsigned char *)arg + 100);
+
+    (void)arg_len;
+    return pp_send(ch, &byte, 1);
+}
+
+/* Reuse is keyed by the callable itself: each task runs the callable it was
+ * started with, with its own argument, and tasks of two callables at a limit
+ * of one all run (the idle worker of one callable makes room for the other;
+ * it used to hold the limit forever). */
+static void test_reused_callables_keep_their_own_tasks(void)
+{
+    unsigned char byte, seen[2][3] = {{0}};
+    pp_exchange *queue;
+    size_t len;
+    int k;
+
+    CHECK_OK(pp_queue_new(1, PP_REUSE, &queue));
+    for (k = 0; k < 3; k++) {
+        byte = (unsigned char)k;
+        CHECK_OK(pp_exchange_start(queue, echo_arg, &byte, 1));
+        CHECK_OK(pp_exchange_start(queue, add_hundred, &byte, 1));
+    }
+    while (pp_exchange_next(queue, &byte, 1, &len) >= 0) {
+        CHECK_EQ(len, 1);
+        if (byte < 3)
+            seen[0][byte]++;
+        else if (byte >= 100 && byte < 103)
+            seen[1][byte - 100]++;
+        else
+            CHECK(0);
+    }
+    for (k = 0; k < 3; k++) {
+        CHECK_EQ(seen[0][k], 1);
+        CHECK_EQ(seen[1][k], 1);
+    }
+    CHECK_EQ(pp_exchange_finish(queue), 0);
+    pp_exchange_free(queue);
+}
+
+/* A pp_callable that never ends by itself: says it is up, then follows its
+ * channel until the creator goes (concurrency-sig's bottles followers). */
+static int follow(pp_channel *ch, const void *arg, size_t arg_len)
+{
+    unsigned char byte;
+    size_t len;
+    int rc = pp_send(ch, arg, arg_len);
+
+    while (rc == 0)
+        rc = pp_receive(ch, &byte, 1, &len);
+    return 0;
+}
+
+/* PP_UNLIMITED starts every task at once: 9 never-ending followers all come
+ * up (with one per core, those beyond the core count waited forever). */
+static void test_unlimited_starts_every_never_ending_task(void)
+{
+    enum { FOLLOWERS = 9 };
+    unsigned char byte, up[FOLLOWERS] = {0};
+    pp_exchange *queue;
+    size_t len;
+    int k;
+
+    CHECK_OK(pp_queue_new(PP_UNLIMITED, PP_CONTINUOUS, &queue));
+    for (k = 0; k < FOLLOWERS; k++) {
+        byte = (unsigned char)k;
+        CHECK_EQ(pp_exchange_start(queue, follow, &byte, 1), k);
+    }
+    CHECK_EQ(pp_exchange_active(queue), FOLLOWERS);
+    for (k = 0; k < FOLLOWERS; k++) {
+        CHECK_OK(pp_exchange_next(queue, &byte, 1, &len));
+        if (byte < FOLLOWERS)
+            up[byte]++;
+    }
+    for (k = 0; k < FOLLOWERS; k++)
+        CHECK_EQ(up[k], 1);
+    pp_exchange_free(queue); /* kills and collects the followers */
+}
+
 static void check_continuous(unsigned flags)
 {
     enum { TASKS = 5 };
@@ -778,7 +860,13 @@ static void test_map_get_waits_only_for_its_task(void)
         CHECK_EQ(pp_exchange_next(map, &value, sizeof value, &len), k);
         CHECK_EQ(value, 100 + k);
     }
-    CHECK_EQ(pp_map_get(map, 0, &value, sizeof value, &len), PP_EDONE); /* taken */
+    /* A map keeps its results until it is freed: read, they are still there
+     * (this was PP_EDONE: the read had taken it). */
+    for (k = 0; k < 3; k++) {
+        CHECK_EQ(pp_map_get(map, (size_t)k, &value, sizeof value, &len), 0);
+        CHECK_EQ(value, 100 + k);
+    }
+    CHECK_EQ(pp_exchange_next(map, &value, sizeof value, &len), PP_EDONE);
     CHECK_EQ(pp_map_get(map, 9, &value, sizeof value, &len), PP_EDONE); /* never started */
     CHECK_OK(pp_queue_new(1, 0, &queue));
     CHECK_EQ(pp_map_get(queue, 0, &value, sizeof value, &len), PP_EINVAL); /* not a map */
@@ -900,10 +988,89 @@ static void check_ready_loop(unsigned flags)
     pp_exchange_free(ex);
 }
 
+/* pprocess's raw loop: while active, receive from every ready channel.
+ * Every channel pp_exchange_ready gives has a message (an ended one is
+ * removed and reported, not given: its receive used to fail with the end),
+ * the loop ends by itself, and each process is reported removed once. */
+static void check_raw_ready_loop(unsigned flags)
+{
+    struct store_log log = {0, 0, 0};
+    pp_channel *ready[4], *channels[8];
+    int pids[8], started[8];
+    int32_t value, sum = 0;
+    int k, n, active, removed = 0, received = 0, nstarted = 0;
+    size_t len;
+    pp_exchange *ex;
+
+    CHECK_OK(pp_exchange_new(3, flags, store_value, &log, &ex));
+    for (int32_t v = 1; v <= 6; v++)
+        CHECK(pp_exchange_start(ex, echo_arg, &v, sizeof v) >= 0);
+    active = pp_exchange_channels(ex, channels, 8);
+    CHECK_EQ(active, pp_exchange_active(ex));
+    CHECK(active >= 1 && active <= 3);
+    for (k = 0; k < active && k < 8; k++)
+        started[nstarted++] = pp_channel_pid(channels[k]);
+    CHECK_EQ(pp_exchange_channels(ex, NULL, 0), active);
+    while (pp_exchange_active(ex) > 0) {
+        n = pp_exchange_ready(ex, -1, ready, 4);
+        CHECK(n >= 0);
+        for (k = 0; k < n; k++) {
+            CHECK_EQ(pp_receive(ready[k], &value, sizeof value, &len), 0);
+            sum += value;
+            received++;
+        }
+        n = pp_exchange_removed(ex, pids, NULL, 8);
+        CHECK(n >= 0 && n <= 8);
+        for (k = 0; k < n; k++)
+            for (int i = 0; i < nstarted; i++)
+                if (started[i] == pids[k])
+                    started[i] = -1;
+        removed += n;
+    }
+    CHECK_EQ(received, 6);
+    CHECK_EQ(sum, 21);
+    CHECK(removed >= 1);
+    for (k = 0; k < nstarted; k++)
+        CHECK_EQ(started[k], -1); /* each channel first active was removed */
+    CHECK_EQ(pp_exchange_finish(ex), 0);
+    CHECK_EQ(log.count, 0);
+    CHECK_EQ(pp_exchange_channels(NULL, channels, 8), PP_EINVAL);
+    CHECK_EQ(pp_exchange_removed(NULL, pids, NULL, 8), PP_EINVAL);
+    pp_exchange_free(ex);
+}
+
+/* A result received after pp_exchange_ready, then its channel removed: the
+ * task has its result, and no failure is reported for it (it was reported
+ * PP_ECLOSED: the removal did not count what the program had received). */
+static void test_remove_after_receiving_reports_no_failure(void)
+{
+    struct store_log log = {0, 0, 0};
+    pp_channel *ready[1];
+    int32_t value = 7, got = 0;
+    size_t len;
+    pp_exchange *ex;
+    int n = 0;
+
+    CHECK_OK(pp_exchange_new(1, 0, store_value, &log, &ex));
+    CHECK_EQ(pp_exchange_start(ex, echo_arg_and_stay, &value, sizeof value), 0);
+    while (n == 0) {
+        n = pp_exchange_ready(ex, -1, ready, 1);
+        CHECK(n >= 0);
+    }
+    CHECK_EQ(pp_receive(ready[0], &got, sizeof got, &len), 0);
+    CHECK_EQ(got, 7);
+    CHECK_EQ(pp_exchange_remove(ex, ready[0]), 0);
+    CHECK_EQ(pp_exchange_finish(ex), 0); /* no failure to report */
+    CHECK_EQ(log.count, 0);
+    pp_exchange_free(ex);
+}
+
 static void test_ready_loop_ends(void)
 {
     check_ready_loop(0);
     check_ready_loop(PP_REUSE);
+    check_raw_ready_loop(0);
+    check_raw_ready_loop(PP_REUSE);
 }
 
 static void test_wait_gets_below_the_limit(void)
@@ -1336,6 +1503,9 @@ int main(void)
     RUN(test_map_keeps_start_order);
     RUN(test_queue_yields_each_once);
     RUN(test_reuse);
+    RUN(test_reused_callables_keep_their_own_tasks);
+    RUN(test_unlimited_starts_every_never_ending_task);
+    RUN(test_remove_after_receiving_reports_no_failure);
     RUN(test_continuous_tasks_send_many_results);
     RUN(test_pp_exit_in_a_batching_worker_loses_no_answer);
     RUN(test_killed_worker);

@@ -76,6 +76,17 @@ static void test_flags_are_distinct_bits(void)
     CHECK(strcmp(flag_name(PP_CONTINUOUS), "PP_CONTINUOUS") == 0);
 }
 
+/* The limits by name: PP_UNLIMITED is a size_t (no cast needed), PP_CORES
+ * the 0 that always meant one per processor. */
+static void test_limit_macros(void)
+{
+    size_t unlimited = PP_UNLIMITED;
+
+    CHECK(unlimited == SIZE_MAX);
+    CHECK(PP_CORES == 0);
+    CHECK(PP_UNLIMITED != PP_CORES);
+}
+
 static int store_nothing(pp_exchange *ex, pp_channel *ch, void *ctx)
 {
     (void)ex;
@@ -207,6 +218,7 @@ int main(void)
 {
     RUN(test_version_macros_match_cargo_toml);
     RUN(test_flags_are_distinct_bits);
+    RUN(test_limit_macros);
     RUN(test_flags_accepted_and_unknown_bits_refused);
     RUN(test_reuse_runs_tasks_in_one_worker);
     RUN(test_continuous_stores_every_message);

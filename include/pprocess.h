@@ -34,6 +34,12 @@
 #include <stdint.h>
 
 /**
+ * No limit: every task starts at once (pprocess's limit=None), for
+ * pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
+ */
+#define PP_UNLIMITED SIZE_MAX
+
+/**
  * Major version: releases with the same major version are ABI compatible.
  */
 #define PP_VERSION_MAJOR 0
@@ -140,6 +146,14 @@
  * Messages a task streams before its end go out at once.
  */
 #define PP_BATCH 8
+
+/**
+ * The limit of one process per processor (pp_number_of_cores), for
+ * pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
+ */
+#define PP_CORES 0
+
+
 
 /**
  * A channel handle: one end of a pprocess channel (opaque to C).
@@ -332,8 +346,9 @@ int pp_waitall(void);
 int pp_number_of_cores(void);
 
 /**
- * Creates an exchange running at most `limit` processes at once (0: one per
- * processor) that calls store(ex, ch, ctx) for each channel with a message.
+ * Creates an exchange running at most `limit` processes at once (PP_CORES,
+ * 0: one per processor; PP_UNLIMITED: no limit) that calls store(ex, ch,
+ * ctx) for each channel with a message.
  * flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED, PP_BATCH.
  */
 int pp_exchange_new(size_t limit,
@@ -380,16 +395,36 @@ int pp_exchange_add_wait(pp_exchange *ex, pp_channel *ch);
 int pp_exchange_active(const pp_exchange *ex);
 
 /**
- * Waits up to timeout_ms for channels with something to read and writes up
- * to cap of them to out; returns how many. A channel whose process ended is
- * ready too (its receive reports the end). The channels stay in the exchange.
+ * Waits up to timeout_ms for channels with a message and writes up to cap
+ * of them to out; returns how many (pprocess's ready). A channel that ended
+ * is not written: it is removed from the exchange, closed and its process
+ * collected, and pp_exchange_removed reports it until the next call. Every
+ * message a process wrote before it ended comes first. With a store
+ * callback, a task that failed is reported as pp_exchange_store does.
  * What you receive from them counts as the exchange's own store would: the
- * next pp_exchange_* call charges each message, end and error to its task,
- * starts waiting tasks and stops idle reused workers (so a ready loop over
- * PP_REUSE ends), and frees a channel whose end you received (the pointers
- * written to out are valid until then).
+ * next pp_exchange_* call charges each message to its task, starts waiting
+ * tasks and stops idle reused workers, so the loop
+ * `while (pp_exchange_active(ex) > 0) { n = pp_exchange_ready(...); ... }`
+ * ends by itself. The pointers written to out are valid until the next
+ * pp_exchange_* call on ex.
  */
 int pp_exchange_ready(pp_exchange *ex, int timeout_ms, pp_channel **out, size_t cap);
+
+/**
+ * Writes up to cap of the monitored channels to out (pprocess's active(),
+ * in no particular order); returns how many are monitored, which is more
+ * than cap when out is too short (pp_exchange_active is the count alone).
+ * The pointers are valid until the next pp_exchange_* call on ex.
+ */
+int pp_exchange_channels(pp_exchange *ex, pp_channel **out, size_t cap);
+
+/**
+ * The channels the last pp_exchange_ready removed because they ended
+ * (pprocess's removed): writes, for up to cap of them, the pid of its
+ * process to pids and the last task it ran to tasks (UINT64_MAX for none);
+ * either array may be NULL. Returns how many were removed.
+ */
+int pp_exchange_removed(const pp_exchange *ex, int *pids, uint64_t *tasks, size_t cap);
 
 /**
  * Stops monitoring ch: it is closed and freed, or with PP_KEEP_REMOVED it
@@ -470,7 +505,8 @@ int pp_exchange_call(pp_exchange *ex,
 int pp_exchange_create(pp_exchange *ex, pp_channel **child);
 
 /**
- * Takes the next result of a queue or map: copies it into buf, stores its
+ * Takes the next result of a queue or map (a map keeps it for pp_map_get
+ * until it is freed): copies it into buf, stores its
  * length in *len and returns its task id (>= 0; INT_MAX for any id above
  * it). A failed task gives its error (PP_EREMOTE, PP_EPEER, ...; see
  * pp_exchange_task_error), and pp_exchange_last_task says which task it was.
@@ -487,9 +523,11 @@ int pp_exchange_next(pp_exchange *ex, void *buf, size_t cap, size_t *len);
 int pp_exchange_next_alloc(pp_exchange *ex, void **data, size_t *len);
 
 /**
- * Copies the result of task `index` of a map into buf without taking it,
- * waiting only for that task. Returns 0, the task's error, PP_ETOOBIG (*len
- * = size needed), or PP_EDONE if it was already taken or never started.
+ * Copies the result of task `index` of a map into buf, waiting only for
+ * that task. A map keeps every result until it is freed, so this works
+ * before, during and after reading it with pp_exchange_next. Returns 0, the
+ * task's error, PP_ETOOBIG (*len = size needed), or PP_EDONE if the task
+ * never started.
  */
 int pp_map_get(pp_exchange *map, size_t index, void *buf, size_t cap, size_t *len);
 
@@ -519,9 +557,12 @@ int pp_exchange_next_id(const pp_exchange *ex, uint64_t *task);
 
 /**
  * `outputs[i] = function(inputs[i])` for count fixed-size records, in other
- * processes, at most limit at once (0: one per processor). An output shorter
+ * processes, at most limit at once (PP_CORES, 0: one per processor;
+ * PP_UNLIMITED: no limit). An output shorter
  * than output_size is zero-filled. With PP_REUSE, `limit` workers forked for
- * the call share memory with the caller: they read the inputs in place,
+ * the call (PP_UNLIMITED, like PP_CORES: one per processor, never more than
+ * count, since records are shared out rather than given a process each)
+ * share memory with the caller: they read the inputs in place,
  * write the outputs into a shared mapping and take records in chunks that
  * shrink as the work runs out (PP_BATCH changes nothing there); a worker
  * that dies fails only the record it was running. The function must not
@@ -675,7 +716,8 @@ int pp_close_streams(void);
 
 /**
  * `outputs[i] = function(inputs[i])` for count fixed-size records in
- * `limit` reused worker processes (0: one per processor), through shared
+ * `limit` reused worker processes (PP_CORES or PP_UNLIMITED: one per
+ * processor; never more than count), through shared
  * memory, reporting each record. An output shorter than output_size is
  * zero-filled. If `status` is not NULL it receives count ints: 0 for a
  * record that succeeded, else the function's nonzero return, or

@@ -61,8 +61,8 @@ mod ffi;
 pub use channel::Channel;
 pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
 #[cfg(feature = "alloc")]
-pub use exchange::{pmap, records, Map, Outcome, Queue, TaskError};
-pub use exchange::{Exchange, Options, StoreData, TaskId};
+pub use exchange::{pmap, records, Managed, Map, Outcome, Queue, TaskError};
+pub use exchange::{Exchange, Limit, Options, StoreData, TaskId};
 #[cfg(feature = "alloc")]
 pub use persistent::{
     close_streams, connect_persistent, create_persistent, start_persistent, AsAddress,

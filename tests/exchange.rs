@@ -105,14 +105,14 @@ fn the_waiting_list_drains_in_order() {
         )
         .unwrap();
     }
-    assert_eq!(map.active(), 2);
+    assert_eq!(map.active_count(), 2);
     assert_eq!(map.waiting(), 18);
     assert!(map.busy() && map.unfinished());
     let got: Vec<u64> = map.by_ref().map(|o| num(&o)).collect();
     assert_eq!(got, (0..20).collect::<Vec<_>>());
     map.finish().unwrap();
     assert!(!map.unfinished());
-    assert_eq!(map.active(), 0);
+    assert_eq!(map.active_count(), 0);
 }
 
 fn shuffled_delay(input: &[u8]) -> Result<Vec<u8>, RemoteError> {
@@ -329,11 +329,11 @@ fn a_fixed_exchange_needs_no_allocator_for_its_channels() {
     assert_eq!(ex.limit(), 2);
     for i in 1..=10u64 {
         // create: fork-style inside the exchange, waiting below the limit.
-        if let pprocess::exchange::Spawned::Child(mut ch) = ex.create().unwrap() {
+        if let pprocess::exchange::CreatedTask::Child(mut ch) = ex.create().unwrap() {
             ch.send_value(&i).unwrap();
             pprocess::exit(ch, 0);
         }
-        assert!(ex.active() <= 2);
+        assert!(ex.active_count() <= 2);
     }
     ex.finish().unwrap();
     assert_eq!(ex.handler().total, 55);
@@ -371,7 +371,7 @@ fn ready_returns_channels_with_data_and_remove_detaches() {
     let talker_fd = talker.raw_fd();
     ex.add(quiet).unwrap();
     ex.add(talker).unwrap();
-    assert_eq!(ex.active(), 2);
+    assert_eq!(ex.active_count(), 2);
     let ready: Vec<i32> = ex.ready(5000).unwrap().map(|ch| ch.raw_fd()).collect();
     assert_eq!(ready, vec![talker_fd]);
     assert_eq!(ex.ready(0).unwrap().count(), 1, "still unread");
@@ -385,7 +385,7 @@ fn ready_returns_channels_with_data_and_remove_detaches() {
         Error::Invalid,
         "removed already"
     );
-    assert_eq!(ex.active(), 1);
+    assert_eq!(ex.active_count(), 1);
     // It had sent nothing: its task is reported in its place.
     assert_eq!(ex.handler().failed, vec![0]);
     drop(ex);
@@ -490,8 +490,9 @@ fn batched_answers_reach_their_tasks() {
         ..options
     };
     let mut queue = Queue::with_options(2, options);
+    let echo = queue.manage_function(|x| Ok(x.to_vec()));
     for t in 0..50u8 {
-        queue.call(|x| Ok(x.to_vec()), &[t]).unwrap();
+        echo.call(&mut queue, &[t]).unwrap();
     }
     let mut seen: Vec<u8> = queue.by_ref().map(|o| o.unwrap()[0]).collect();
     seen.sort();

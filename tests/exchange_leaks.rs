@@ -53,13 +53,13 @@ fn exchanges_leave_no_descriptor_or_zombie() {
         ..Options::default()
     };
     let mut map = Map::with_options(4, options);
+    let echo = map.manage_function(|x: &[u8]| Ok(x.to_vec()));
     for i in 0..1000u32 {
-        map.call(|x: &[u8]| Ok(x.to_vec()), &i.to_le_bytes())
-            .unwrap();
+        echo.call(&mut map, &i.to_le_bytes()).unwrap();
     }
     assert_eq!(map.by_ref().count(), 1000);
     map.finish().unwrap();
-    assert_eq!(map.active(), 0);
+    assert_eq!(map.active_count(), 0);
     drop(map);
     assert_eq!(zombies(), 0, "after the reused map finished");
     assert_eq!(fds(), fds_before, "after the reused map finished");

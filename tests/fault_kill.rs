@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use hardening::wire_model::{frame, frame_for, DATA, ERROR, HEADER};
 use hardening::{seed, Rng, Watchdog};
-use pprocess::exchange::{Spawned, TaskError};
+use pprocess::exchange::{CreatedTask, TaskError};
 use pprocess::{exit, Channel, Error, Map, Options, Queue, RemoteError, TaskId};
 
 const VICTIMS: usize = 1000;
@@ -169,8 +169,8 @@ fn killed_senders_fail_alone_and_never_hang() {
     let mut pids = BTreeMap::new();
     for (index, plan) in plans.iter().enumerate() {
         match queue.create().unwrap() {
-            Spawned::Child(ch) => run_child(ch, index, *plan),
-            Spawned::Parent { pid, task } => {
+            CreatedTask::Child(ch) => run_child(ch, index, *plan),
+            CreatedTask::Parent { pid, task } => {
                 assert_eq!(task, index);
                 pids.insert(task, pid);
                 if let Plan::Killed { after_us, .. } = plan {
@@ -261,11 +261,12 @@ fn start_killers(limit: usize, batch: bool, one_in: u64, seed_value: u64) -> (Ma
     };
     let mut map = Map::with_options(limit, options);
     let mut inputs = Vec::new();
+    let echo = map.manage(echo_or_die);
     for i in 0..2000u32 {
         let die = rng.chance(1, one_in);
         let mut input = vec![u8::from(die), rng.next_u64() as u8];
         input.extend_from_slice(&i.to_le_bytes());
-        map.start_with(echo_or_die, &input).unwrap();
+        echo.call(&mut map, &input).unwrap();
         inputs.push(input);
     }
     (map, inputs)
@@ -309,11 +310,12 @@ fn a_dead_workers_earlier_answers_are_kept() {
         ..Options::default()
     };
     let mut map = Map::with_options(1, options);
-    map.start_with(echo_or_die_now, &[0, 0]).unwrap();
-    map.start_with(echo_or_die_now, &[1, 1]).unwrap();
+    let echo = map.manage(echo_or_die_now);
+    echo.call(&mut map, &[0, 0]).unwrap();
+    echo.call(&mut map, &[1, 1]).unwrap();
     // The worker answers task 0 and dies in task 1; then a task is added.
     std::thread::sleep(Duration::from_millis(200));
-    map.start_with(echo_or_die_now, &[0, 2]).unwrap();
+    echo.call(&mut map, &[0, 2]).unwrap();
     let outcomes: Vec<_> = map.by_ref().collect();
     assert_eq!(outcomes[0], Ok(vec![0, 0]));
     assert!(

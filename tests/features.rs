@@ -30,7 +30,7 @@ fn start_wait_stores_results_until_below_the_limit_then_starts() {
     // starts, and the second has started when the call returns.
     let second = exchange.start_wait(|ch| Ok(ch.send_value(&2u32)?)).unwrap();
     assert_eq!(exchange.handler().0, [first]);
-    assert_eq!(exchange.active(), 1);
+    assert_eq!(exchange.active_count(), 1);
     assert_eq!(exchange.waiting(), 0);
     exchange.finish().unwrap();
     assert_eq!(exchange.handler().0, [first, second]);

@@ -126,7 +126,7 @@ fn finish_collects_every_process_that_outlived_its_channel() {
         // a hang-up waits for its process to end).
         for _ in 0..70 {
             match exchange.create().map_err(|e| e.to_string())? {
-                pprocess::exchange::Spawned::Child(channel) => {
+                pprocess::exchange::CreatedTask::Child(channel) => {
                     // SAFETY: this process's copy of the writer.
                     unsafe { libc::close(go_writer) };
                     drop(channel); // the task ends; the process runs on
@@ -134,11 +134,11 @@ fn finish_collects_every_process_that_outlived_its_channel() {
                     // SAFETY: _exit ends this process at once.
                     unsafe { libc::_exit(0) }
                 }
-                pprocess::exchange::Spawned::Parent { .. } => {}
+                pprocess::exchange::CreatedTask::Parent { .. } => {}
             }
         }
         // Every channel ends while its process still runs (it waits for `go`).
-        while exchange.active() > 0 {
+        while exchange.active_count() > 0 {
             exchange.store(-1).map_err(|e| e.to_string())?;
         }
         // SAFETY: our writer; the processes now end.

@@ -219,7 +219,11 @@ fn a_background_queue_and_a_persistent_exchange_collect_results() {
     let path = scratch.path("managed.socket");
     let mut starter = Queue::with_options(1, Options::default());
     let keeper = scratch.track(starter.start_persistent(&path, numbers(0..3)).unwrap());
-    assert_eq!(starter.active(), 0, "the exchange does not monitor it");
+    assert_eq!(
+        starter.active_count(),
+        0,
+        "the exchange does not monitor it"
+    );
     drop(starter);
     let mut collector = Queue::with_options(1, Options::default());
     collector.connect(&path).unwrap();
@@ -743,7 +747,7 @@ fn review_map_get_behind_an_unacked_connection() {
     assert_eq!(r.unwrap(), b"hi".to_vec());
 }
 
-/// Review: pprocess's `while exchange.active(): exchange.store()` idiom on a
+/// Review: pprocess's `while exchange.active_count(): exchange.store()` idiom on a
 /// background queue.
 #[test]
 fn review_store_loop_on_a_background_queue() {
@@ -753,7 +757,7 @@ fn review_store_loop_on_a_background_queue() {
     let p = path.clone();
     let mut client = start(move |ch| {
         let mut queue = Queue::background(&p)?;
-        while queue.active() > 0 {
+        while queue.active_count() > 0 {
             queue.store(-1)?;
         }
         ch.send_value(&(queue.count() as u32))?;

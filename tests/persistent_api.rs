@@ -6,7 +6,7 @@ mod background;
 mod fork_contract;
 
 use background::*;
-use pprocess::exchange::Spawned;
+use pprocess::exchange::CreatedTask;
 use pprocess::{
     close_streams, connect_persistent, exit, start_persistent, Channel, Error, Options, Queue,
     RemoteError,
@@ -40,7 +40,7 @@ fn an_exchange_creates_persistent_processes_and_collects_their_results() {
     for k in 0..3u32 {
         let path = scratch.path(&format!("task-{k}.socket"));
         match queue.create_persistent(&path).unwrap() {
-            Spawned::Child(mut ch) => {
+            CreatedTask::Child(mut ch) => {
                 for n in 0..4 {
                     if ch.send_value(&(k * 100 + n)).is_err() {
                         exit(ch, 1);
@@ -48,7 +48,7 @@ fn an_exchange_creates_persistent_processes_and_collects_their_results() {
                 }
                 exit(ch, 0);
             }
-            Spawned::Parent { pid, task } => {
+            CreatedTask::Parent { pid, task } => {
                 scratch.track(pid);
                 tasks.push((task, pid, path));
             }
@@ -74,10 +74,10 @@ fn start_persistent_on_an_exchange_waits_for_its_limit() {
     let keeper = scratch.track(start_persistent(&first, numbers(0..3)).unwrap());
     let mut queue = Queue::with_options(1, Options::default());
     queue.connect(&first).unwrap();
-    assert_eq!(queue.active(), 1);
+    assert_eq!(queue.active_count(), 1);
     let other = scratch.track(queue.start_persistent(&second, numbers(5..7)).unwrap());
     // The start waited for the connection to end, as any start at the limit.
-    assert_eq!(queue.active(), 0);
+    assert_eq!(queue.active_count(), 0);
     let got: Vec<u32> = queue.by_ref().map(|r| num(&r.unwrap())).collect();
     assert_eq!(got, [0, 1, 2]);
     assert_finished(keeper, &first);

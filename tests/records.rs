@@ -202,3 +202,22 @@ fn a_record_queued_behind_a_slow_one_runs_in_an_idle_worker() {
     let outputs: Vec<u32> = each.into_iter().map(|o| o.unwrap()).collect();
     assert_eq!(outputs, inputs);
 }
+
+/// "No limit" (`usize::MAX`, C's `PP_UNLIMITED`) shares records out among
+/// one worker per processor, as 0 does: it never forks a process per record.
+#[test]
+fn no_limit_runs_one_worker_per_processor_not_one_per_record() {
+    let inputs: Vec<u32> = (0..2_000).collect();
+    let pids = pmap(|_: &u32| Ok(std::process::id()), &inputs, usize::MAX).unwrap();
+    let mut distinct = pids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(!distinct.contains(&std::process::id()), "ran in workers");
+    assert!(
+        distinct.len() <= pprocess::number_of_cores(),
+        "{} workers for {} records on {} processors",
+        distinct.len(),
+        inputs.len(),
+        pprocess::number_of_cores()
+    );
+}

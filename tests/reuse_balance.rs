@@ -40,8 +40,10 @@ fn the_last_task_does_not_wait_behind_a_long_one() {
         ..Options::default()
     };
     let mut map = Map::with_options(2, options);
+    // One callable, bound once: all its tasks share its two workers.
+    let task = map.manage_function(task);
     for n in 0..=10u8 {
-        map.call(task.clone(), &[n]).unwrap();
+        task.call(&mut map, &[n]).unwrap();
     }
     let results: Vec<Vec<u8>> = map.by_ref().map(|outcome| outcome.unwrap()).collect();
     let _ = std::fs::remove_file(&flag);

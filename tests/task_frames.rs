@@ -33,8 +33,9 @@ fn a_reused_tasks_error_after_its_result_is_charged_to_it_not_to_the_next_task()
         Ok(())
     }
     let mut queue = Queue::with_options(1, reuse());
-    queue.start_with(body, b"zero").unwrap();
-    queue.start_with(body, b"one").unwrap();
+    let body = queue.manage(body);
+    body.call(&mut queue, b"zero").unwrap();
+    body.call(&mut queue, b"one").unwrap();
     let mut by_task: BTreeMap<TaskId, Vec<String>> = BTreeMap::new();
     while let Ok((task, outcome)) = queue.next_result(-1) {
         let text = match outcome {
@@ -90,8 +91,9 @@ fn pipelined_reused_tasks_each_receive_their_own_reply() {
         ..Options::default()
     };
     let mut ex: Exchange<Growable, Replier> = Exchange::new(1, options, Replier::default());
+    let body = ex.manage(body);
     for name in ["t0", "t1", "t2", "t3"] {
-        ex.start_with(body, name.as_bytes()).unwrap();
+        body.call(&mut ex, name.as_bytes()).unwrap();
     }
     ex.finish().unwrap();
     let results: Vec<String> = ex
@@ -129,8 +131,9 @@ fn pprocess_reusable_pattern_gives_every_task_its_own_result() {
         }
     }
     let mut map = Map::with_options(1, reuse());
+    let reusable = map.manage(reusable);
     for i in 0..6u32 {
-        map.start_with(reusable, &i.to_le_bytes()).unwrap();
+        reusable.call(&mut map, &i.to_le_bytes()).unwrap();
     }
     let results: Vec<u32> = map
         .by_ref()
@@ -184,8 +187,9 @@ fn a_removed_workers_queued_tasks_run_once() {
         ..Options::default()
     };
     let mut ex: Exchange<Growable, Outcomes> = Exchange::new(1, options, Outcomes::default());
+    let body = ex.manage(body);
     for name in ["a", "b", "c"] {
-        ex.start_with(body.clone(), name.as_bytes()).unwrap();
+        body.call(&mut ex, name.as_bytes()).unwrap();
     }
     let fd = ex.ready(0).unwrap().map(|ch| ch.raw_fd()).next();
     let fd = fd.unwrap_or_else(|| {
@@ -252,8 +256,9 @@ fn a_ready_loop_over_reused_workers_ends() {
         ch.send(args).map_err(RemoteError::from)
     }
     let mut ex: Exchange<Growable, Outcomes> = Exchange::new(2, reuse(), Outcomes::default());
+    let echo = ex.manage(echo);
     for i in 0..8u8 {
-        ex.start_with(echo, &[i]).unwrap();
+        echo.call(&mut ex, &[i]).unwrap();
     }
     let mut got = Vec::new();
     while ex.unfinished() {

@@ -35,7 +35,7 @@ fn a_reused_task_with_oversized_arguments_is_refused_before_anything_starts() {
             capacity: DEFAULT_MAX_MESSAGE
         })
     );
-    assert_eq!(queue.active(), 0, "no worker was started");
+    assert_eq!(queue.active_count(), 0, "no worker was started");
     assert_eq!(queue.waiting(), 0, "nothing was queued");
     assert_eq!(queue.start_with(echo, b"small"), Ok(0));
     let results: Vec<_> = queue.by_ref().collect();

@@ -69,6 +69,8 @@ PP_REUSE = 1
 PP_CONTINUOUS = 2
 PP_KEEP_REMOVED = 4
 PP_BATCH = 8
+PP_CORES = 0
+PP_UNLIMITED = c_size_t(-1).value  # SIZE_MAX
 
 # The exit status of a created process whose Python callable raised.
 EXIT_CALLABLE_ERROR = 1
@@ -121,6 +123,8 @@ _declare("pp_map_new", c_int, c_size_t, c_uint, POINTER(c_void_p))
 _declare("pp_exchange_free", None, c_void_p)
 _declare("pp_exchange_start", c_int, c_void_p, _CALLABLE, c_char_p, c_size_t)
 _declare("pp_exchange_next_alloc", c_int, c_void_p, POINTER(c_void_p), POINTER(c_size_t))
+_declare("pp_map_get", c_int, c_void_p, c_size_t, c_void_p, c_size_t, POINTER(c_size_t))
+_declare("pp_exchange_next_id", c_int, c_void_p, POINTER(c_uint64))
 _declare("pp_exchange_task_error", c_int, c_void_p, POINTER(c_int), POINTER(c_char_p))
 _declare("pp_exchange_last_task", c_int, c_void_p, POINTER(c_uint64))
 _declare("pp_exchange_finish", c_int, c_void_p)
@@ -429,7 +433,7 @@ def exit(channel=None, status=0):
 
 class Queue:
     """Tasks run in other processes, at most `limit` at once (0: one per
-    processor); iterate to get each task's result (bytes) in the order they
+    processor; None: no limit, as pprocess's limit=None); iterate to get each task's result (bytes) in the order they
     arrive. A failed task's error is raised from the iteration, which can go
     on afterwards. Use it as a context manager, or close() it: that kills
     the processes still running."""
@@ -439,6 +443,7 @@ class Queue:
     def __init__(self, limit=0, reuse=False, continuous=False):
         flags = (PP_REUSE if reuse else 0) | (PP_CONTINUOUS if continuous else 0)
         handle = c_void_p()
+        limit = PP_UNLIMITED if limit is None else limit
         _check(type(self)._new(limit, flags, byref(handle)))
         self._handle = handle.value
         self._owner = os.getpid()
@@ -526,14 +531,41 @@ class Queue:
 
 
 class Map(Queue):
-    """A Queue whose results come in the order the tasks were started."""
+    """A Queue whose results come in the order the tasks were started. It
+    keeps every result until it is closed: map[i] and map[a:b] (the
+    tutorial's results[i*N:i*N+N]) wait only for those tasks, before,
+    during or after iterating it."""
 
     _new = _lib.pp_map_new
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            started = c_uint64()
+            _check(_lib.pp_exchange_next_id(self._live(), byref(started)))
+            return [self[i] for i in range(*index.indices(started.value))]
+        if index < 0:
+            raise IndexError(index)
+        length = c_size_t()
+        buf = ctypes.create_string_buffer(64)
+        _flush()
+        while True:
+            rc = _lib.pp_map_get(self._live(), index, buf, len(buf), byref(length))
+            if rc == PP_ETOOBIG:
+                buf = ctypes.create_string_buffer(length.value)
+                continue
+            if rc == PP_EDONE:
+                raise IndexError(index)
+            try:
+                _check(rc, self._task_error)
+            except Error as error:
+                error.task = index
+                raise
+            return buf.raw[:length.value]
 
 
 def pmap(function, inputs, limit=0, reuse=False):
     """[function(x) for x in inputs], each call in another process, at most
-    `limit` at once (0: one per processor); with `reuse`, workers are reused.
+    `limit` at once (0: one per processor; None: no limit); with `reuse`, workers are reused.
     function takes and returns bytes. Raises the first failure in input
     order."""
     with Map(limit, reuse=reuse) as results:

@@ -58,6 +58,10 @@ def slow_square(x):
     return square(x)
 
 
+def square_byte(x):
+    return bytes([x[0] * x[0]])
+
+
 def fail_on_three(x):
     if x == b"3":
         raise pp.RemoteError(33, "three")
@@ -226,6 +230,31 @@ class QueuesAndPmap(Case):
             queue.start(count_to, b"\x03")
             queue.start(count_to, b"\x02")
             self.assertEqual(sorted(queue), [b"\x00", b"\x00", b"\x01", b"\x01", b"\x02"])
+
+    def test_a_queue_without_limit_starts_every_never_ending_follower(self):
+        def follow(channel, arg):
+            channel.send(b"up" + arg)
+            while True:  # a follower that never ends by itself
+                channel.receive()
+
+        with pp.Queue(limit=None, continuous=True) as queue:
+            for i in range(9):
+                queue.start(follow, bytes([i]))
+            up = sorted(next(queue) for _ in range(9))
+        self.assertEqual(up, [b"up" + bytes([i]) for i in range(9)])
+
+    def test_a_map_keeps_its_results_for_indexing_and_slices(self):
+        with pp.Map(limit=3) as results:
+            for n in range(9):
+                results.call(square_byte, bytes([n]))
+            self.assertEqual(results[8], bytes([64]))
+            self.assertEqual(next(results), bytes([0]))
+            self.assertEqual(results[3:6], [bytes([9]), bytes([16]), bytes([25])])
+            self.assertEqual(list(results), [bytes([n * n]) for n in range(1, 9)])
+            self.assertEqual(results[0], bytes([0]))  # still there after iteration
+            self.assertEqual(results[6:9], [bytes([36]), bytes([49]), bytes([64])])
+            with self.assertRaises(IndexError):
+                results[9]
 
 
 class Library(Case):

@@ -189,7 +189,11 @@ impl Channel {
     }
 
     /// The socket descriptor, for the caller's own poll or epoll loop.
-    /// It stays owned by the channel.
+    /// It stays owned by the channel. With `std`, [`AsFd`] and [`AsRawFd`]
+    /// give it the standard way; this is the call for `no_std` builds.
+    ///
+    /// [`AsFd`]: std::os::fd::AsFd
+    /// [`AsRawFd`]: std::os::fd::AsRawFd
     pub fn raw_fd(&self) -> i32 {
         self.fd.raw()
     }
@@ -1024,4 +1028,29 @@ pub(crate) fn try_vec(len: usize) -> Result<Vec<u8>> {
 #[cfg(feature = "alloc")]
 pub(crate) fn try_copy(bytes: &[u8]) -> Result<Vec<u8>> {
     sys::try_copy(bytes).ok_or(Error::from(Errno::NOMEM))
+}
+
+/// The channel's socket, for the caller's own poll or epoll loop; it stays
+/// owned by the channel.
+///
+/// ```
+/// use std::os::fd::{AsFd, AsRawFd};
+///
+/// let (a, _b) = pprocess::Channel::pair()?;
+/// assert_eq!(a.as_fd().as_raw_fd(), a.as_raw_fd());
+/// # Ok::<(), pprocess::Error>(())
+/// ```
+#[cfg(feature = "std")]
+impl std::os::fd::AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.borrow()
+    }
+}
+
+/// The channel's socket descriptor (see [`AsFd`](std::os::fd::AsFd)).
+#[cfg(feature = "std")]
+impl std::os::fd::AsRawFd for Channel {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.raw()
+    }
 }

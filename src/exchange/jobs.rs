@@ -20,7 +20,6 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
-use core::any::TypeId;
 use core::borrow::BorrowMut;
 
 use super::slots::{Slot, Slots, WINDOW};
@@ -48,8 +47,9 @@ type Once = Box<dyn FnOnce(&mut Channel) -> core::result::Result<(), RemoteError
 /// Which callable a worker runs: tasks go only to workers of their callable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Key {
-    /// A Rust closure or function, by type.
-    Type(TypeId),
+    /// A Rust callable bound by [`Exchange::manage`], by the address of
+    /// its body (alive while any task or worker of it is).
+    Managed(usize),
     /// A C parallel-aware callable, by address.
     #[cfg(feature = "capi")]
     Callable(usize),
@@ -167,30 +167,6 @@ impl Jobs {
 }
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
-    /// Runs `callable(channel, args)` as a task. With reuse, the task goes
-    /// to a worker of the same callable type (a closure's captures are those
-    /// of the first task that created the worker: with reuse, start the same
-    /// function everywhere); otherwise in a process of its own.
-    pub fn start_with<F>(&mut self, callable: F, args: &[u8]) -> Result<TaskId>
-    where
-        F: Fn(&mut Channel, &[u8]) -> core::result::Result<(), RemoteError> + 'static,
-    {
-        self.start_keyed(Key::Type(TypeId::of::<F>()), Rc::new(callable), args)
-    }
-
-    /// Calls a plain function in another process: its output is the task's
-    /// one message (pprocess's `MakeParallel`; `MakeReusable` with reuse).
-    pub fn call<F>(&mut self, function: F, input: &[u8]) -> Result<TaskId>
-    where
-        F: Fn(&[u8]) -> core::result::Result<alloc::vec::Vec<u8>, RemoteError> + 'static,
-    {
-        let body = move |channel: &mut Channel, input: &[u8]| {
-            let output = function(input)?;
-            channel.send(&output).map_err(RemoteError::from)
-        };
-        self.start_keyed(Key::Type(TypeId::of::<F>()), Rc::new(body), input)
-    }
-
     /// Queues a task of `body` and starts what the limit allows.
     /// [`Error::TooBig`] for arguments a reused worker could not be sent
     /// (over the maximum message size), before anything is queued or started.
@@ -272,7 +248,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     }
                     _ if !self.busy() => None,
                     Some(index) => Some(index),
-                    None => break,
+                    None => {
+                        // At the limit with no worker of this callable:
+                        // idle workers of other callables make room.
+                        self.stop_idle_workers();
+                        break;
+                    }
                 },
             };
             match index {
@@ -432,7 +413,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     args,
                 });
                 self.monitor(slot)?; // failing, the task stays waiting
-                self.send_to_worker(self.active() - 1)
+                self.send_to_worker(self.active_count() - 1)
             }
             None => Err(Error::Invalid),
         }

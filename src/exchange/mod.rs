@@ -15,6 +15,9 @@
 #[cfg(feature = "alloc")]
 mod jobs;
 #[cfg(feature = "alloc")]
+mod managed;
+mod ready;
+#[cfg(feature = "alloc")]
 pub mod records;
 #[cfg(feature = "alloc")]
 mod results;
@@ -31,7 +34,10 @@ use crate::wire::ProtoError;
 #[cfg(feature = "capi")] // for the C interface
 pub(crate) use jobs::Key;
 #[cfg(feature = "alloc")]
-pub use results::{pmap, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
+pub use managed::Managed;
+pub use ready::{Removed, REMOVED_MAX};
+#[cfg(feature = "alloc")]
+pub use results::{pmap, value_of, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
 #[cfg(feature = "alloc")]
 pub use slots::Growable;
 pub use slots::{Fixed, Slot, Slots, WINDOW};
@@ -132,12 +138,67 @@ enum Ending {
     Seen,
 }
 
+/// How many processes an exchange runs at once (pprocess's `limit`).
+///
+/// A `usize` converts as before (`0` is [`Limit::Cores`], `n` is
+/// [`Limit::Fixed`]); `None` is [`Limit::Unbounded`], as pprocess's
+/// `limit=None`.
+///
+/// ```
+/// use pprocess::exchange::Limit;
+/// use pprocess::{number_of_cores, Options, Queue};
+///
+/// assert_eq!(Limit::from(None), Limit::Unbounded);
+/// assert_eq!(Limit::from(3), Limit::Fixed(3));
+/// assert_eq!(Limit::from(0), Limit::Cores);
+/// let queue = Queue::with_options(Limit::Unbounded, Options::default());
+/// assert_eq!(queue.limit(), usize::MAX);
+/// let queue = Queue::with_options(Limit::Cores, Options::default());
+/// assert_eq!(queue.limit(), number_of_cores());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// No limit: every task starts at once (pprocess's `limit=None`), up to
+    /// what the storage holds (a [`Fixed`] store's `N`).
+    Unbounded,
+    /// One process per processor ([`process::number_of_cores`]).
+    Cores,
+    /// At most this many (`0` means [`Limit::Cores`]).
+    Fixed(usize),
+}
+
+impl From<usize> for Limit {
+    fn from(limit: usize) -> Limit {
+        match limit {
+            0 => Limit::Cores,
+            n => Limit::Fixed(n),
+        }
+    }
+}
+
+impl From<Option<usize>> for Limit {
+    fn from(limit: Option<usize>) -> Limit {
+        limit.map_or(Limit::Unbounded, Limit::from)
+    }
+}
+
+impl Limit {
+    /// The number of processes this limit allows ([`usize::MAX`] for none).
+    pub fn get(self) -> usize {
+        match self {
+            Limit::Unbounded => usize::MAX,
+            Limit::Cores | Limit::Fixed(0) => process::number_of_cores(),
+            Limit::Fixed(n) => n,
+        }
+    }
+}
+
 /// Which side of [`Exchange::create`] this is.
 // The channel stays inline (no allocator in no_std); this value is made
 // once per created process.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Spawned {
+pub enum CreatedTask {
     /// In the new process: its channel to the creator.
     Child(Channel),
     /// In the creator: the new process and its task.
@@ -191,6 +252,11 @@ pub struct Exchange<S: Slots, H: StoreData> {
     fork: ForkCheck,
     #[cfg(feature = "alloc")]
     jobs: jobs::Jobs,
+    /// The channels the last [`Exchange::ready`] removed.
+    removed: ready::RemovedList,
+    /// True during [`Exchange::ready`]: channels that end are noted in
+    /// `removed`.
+    readying: bool,
 }
 
 /// Processes an exchange holds to collect without `alloc`; beyond, it
@@ -198,17 +264,13 @@ pub struct Exchange<S: Slots, H: StoreData> {
 const LINGERING: usize = 64;
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
-    /// An exchange running at most `limit` processes at once (0: one per
-    /// processor; never more than the storage holds).
-    pub fn new(limit: usize, options: Options, handler: H) -> Self {
+    /// An exchange running at most `limit` processes at once (a
+    /// [`Limit`]: `0` is one per processor, `None` no limit; never more
+    /// than the storage holds).
+    pub fn new(limit: impl Into<Limit>, options: Options, handler: H) -> Self {
         let slots = S::default();
-        let limit = if limit == 0 {
-            process::number_of_cores()
-        } else {
-            limit
-        };
         Exchange {
-            limit: limit.min(slots.capacity()),
+            limit: limit.into().get().min(slots.capacity()),
             slots,
             handler,
             options,
@@ -217,6 +279,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             fork: ForkCheck::Refuse,
             #[cfg(feature = "alloc")]
             jobs: jobs::Jobs::default(),
+            removed: ready::RemovedList::new(),
+            readying: false,
         }
     }
 
@@ -249,34 +313,26 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.options
     }
 
-    /// The most processes run at once.
+    /// The most processes run at once ([`usize::MAX`] for
+    /// [`Limit::Unbounded`] with growable storage).
     pub fn limit(&self) -> usize {
         self.limit
     }
 
-    /// Changes the limit (at least 1; never more than the storage holds).
-    /// Processes already running keep running.
-    pub fn set_limit(&mut self, limit: usize) -> Result<()> {
-        if limit == 0 {
-            return Err(Error::Invalid);
-        }
-        self.limit = limit.min(self.slots.capacity());
-        Ok(())
-    }
-
-    /// The number of channels monitored.
-    pub fn active(&self) -> usize {
-        self.slots.slots().len()
+    /// Changes the limit (never more than the storage holds). Processes
+    /// already running keep running.
+    pub fn set_limit(&mut self, limit: impl Into<Limit>) {
+        self.limit = limit.into().get().min(self.slots.capacity());
     }
 
     /// True when as many channels are monitored as the limit allows.
     pub fn busy(&self) -> bool {
-        self.active() >= self.limit
+        self.active_count() >= self.limit
     }
 
     /// True while channels are monitored or tasks wait to start.
     pub fn unfinished(&self) -> bool {
-        self.active() > 0 || self.waiting() > 0
+        self.active_count() > 0 || self.waiting() > 0
     }
 
     /// Tasks waiting to start because the exchange is at its limit.
@@ -385,26 +441,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
     }
 
-    /// Waits up to `timeout_ms` for channels with something to read and
-    /// returns them (pprocess's `ready`). Read them yourself; a channel whose
-    /// process has ended is ready too, and its receive reports the end.
-    ///
-    /// What you receive from them counts as the exchange's own store would:
-    /// the next call charges each message, end and error to its task, so
-    /// finished tasks make room for waiting ones and idle reused workers are
-    /// told to stop; a channel whose end you received is retired then.
-    pub fn ready(&mut self, timeout_ms: i32) -> Result<impl Iterator<Item = &mut Channel> + '_> {
-        self.collect_all()?;
-        let timeout_ms = if self.active() == 0 { 0 } else { timeout_ms };
-        self.slots.poll(timeout_ms)?;
-        Ok(self
-            .slots
-            .slots_mut()
-            .iter_mut()
-            .filter(|slot| slot.ready)
-            .map(|slot| slot.channel()))
-    }
-
     /// Stops monitoring the channel whose descriptor is `fd` (see
     /// [`Channel::raw_fd`]). It is closed (autoclose), or handed back with
     /// [`Options::keep_removed`]. A task of it still without its result gets
@@ -417,6 +453,44 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             .iter()
             .position(|slot| slot.channel.borrow().raw_fd() == fd)
             .ok_or(Error::Invalid)?;
+        self.remove_at(index)
+    }
+
+    /// Stops monitoring the channel of task `task` (the channel it ran on,
+    /// or runs on: for a reused worker, with the other tasks queued in it),
+    /// as [`Exchange::remove`] does. [`Error::Invalid`] if no monitored
+    /// channel has run it.
+    ///
+    /// ```
+    /// use pprocess::{Options, Queue};
+    ///
+    /// let mut queue = Queue::with_options(2, Options::default());
+    /// let task = queue.start(|channel| {
+    ///     let _ = channel.receive_vec(); // waits until its channel closes
+    ///     Ok(())
+    /// })?;
+    /// queue.remove_task(task)?; // closed: its task fails with Closed
+    /// let outcome = queue.next().unwrap();
+    /// assert_eq!(outcome.unwrap_err().error, pprocess::Error::Closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove_task(&mut self, task: TaskId) -> Result<Option<S::Held>> {
+        let index = self
+            .slots
+            .slots()
+            .iter()
+            .position(|slot| slot.tasks.iter().any(|&t| t == task) || slot.last_task == Some(task))
+            .ok_or(Error::Invalid)?;
+        self.remove_at(index)
+    }
+
+    /// Removes slot `index` (see [`Exchange::remove`]), first charging what
+    /// the program received from it after [`Exchange::ready`]: a result it
+    /// took is its task's, not a missing one.
+    fn remove_at(&mut self, index: usize) -> Result<Option<S::Held>> {
+        if !self.collect(index, false)? {
+            return Ok(None); // it broke the protocol, and was retired
+        }
         let channel = self.detach(index, Error::Closed, false);
         if self.options.keep_removed {
             Ok(Some(channel))
@@ -433,7 +507,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// A wait without end (`timeout_ms < 0`) first acknowledges the results
     /// stored from persistent processes, as [`Exchange::wait`] does: such a
     /// connection ends only once its results are acknowledged, so a loop
-    /// `while exchange.active() > 0 { exchange.store(-1)?; }` would otherwise
+    /// `while exchange.active_count() > 0 { exchange.store(-1)?; }` would otherwise
     /// wait forever.
     pub fn store(&mut self, timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
@@ -447,7 +521,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [`Exchange::next_result`] and of the waits that acknowledge first.
     pub(crate) fn store_ahead(&mut self, timeout_ms: i32) -> Result<usize> {
         self.collect_all()?;
-        if self.active() == 0 {
+        if self.active_count() == 0 {
             return Ok(0);
         }
         let deadline = Deadline::after(timeout_ms);
@@ -467,7 +541,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             }
             #[cfg(feature = "alloc")]
             self.dispatch()?;
-            if served > 0 || self.active() == 0 {
+            if served > 0 || self.active_count() == 0 {
                 return Ok(served);
             }
             if deadline.expired() {
@@ -615,7 +689,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             if self.collect(index, false)? {
                 let channel = self.slots.slots_mut()[index].channel();
                 if let Some(why) = channel.end_error().filter(|_| !channel.has_buffered()) {
-                    self.retire(index, why)?;
+                    match self.readying {
+                        false => self.retire(index, why)?,
+                        true if self.can_remove() => self.remove_ended(index, why)?,
+                        true => {} // the removed list is full: the next call
+                    }
                 }
             }
         }
@@ -630,6 +708,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let Some(task) = slot.tasks.pop_front() else {
             return;
         };
+        slot.last_task = Some(task);
         let results = core::mem::take(&mut slot.results);
         #[cfg(feature = "alloc")]
         if let Some(worker) = &mut slot.worker {
@@ -733,19 +812,19 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     /// Creates a process monitored by this exchange, once it is below its
     /// limit (pprocess's `Exchange.create`). The new process gets
-    /// [`Spawned::Child`] with its channel (finish with [`process::exit`]);
+    /// [`CreatedTask::Child`] with its channel (finish with [`process::exit`]);
     /// the creator gets the pid and task id, and what the new process sends
     /// is stored by this exchange.
-    pub fn create(&mut self) -> Result<Spawned> {
+    pub fn create(&mut self) -> Result<CreatedTask> {
         self.wait_below_limit()?;
         match process::create_as(self.fork)? {
-            Created::Child(channel) => Ok(Spawned::Child(channel)),
+            Created::Child(channel) => Ok(CreatedTask::Child(channel)),
             Created::Parent(channel) => {
                 let pid = channel.pid();
                 let task = self.next_task;
                 self.monitor(Slot::new(channel.into(), Some(task)))?;
                 self.next_task += 1;
-                Ok(Spawned::Parent { pid, task })
+                Ok(CreatedTask::Parent { pid, task })
             }
         }
     }

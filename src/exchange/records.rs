@@ -91,8 +91,8 @@ pub(crate) trait Kernel {
     fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError>;
 }
 
-/// Runs `kernel` on records `0..count` in `workers` forked workers (0: one
-/// per processor; never more than `count`), copying the outputs into
+/// Runs `kernel` on records `0..count` in `workers` forked workers (0 or
+/// `usize::MAX`: one per processor; never more than `count`), copying the outputs into
 /// `outputs` (`count × output_size` bytes; a failed record's bytes there
 /// are unspecified). Returns the failed records' indexes and errors, in
 /// index order. `check` says whether it may fork while the process has
@@ -113,8 +113,11 @@ pub(crate) fn run<K: Kernel>(
         return Ok(Vec::new());
     }
     process::fork_allowed(check)?;
+    // Records are split among the workers, not started one per process:
+    // "no limit" (usize::MAX, C's PP_UNLIMITED) would fork a worker per
+    // record for no gain, so it means one per processor, like 0.
     let workers = match workers {
-        0 => sys::number_of_cpus(),
+        0 | usize::MAX => sys::number_of_cpus(),
         n => n,
     }
     .min(count);

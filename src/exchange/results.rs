@@ -43,6 +43,21 @@ impl core::error::Error for TaskError {}
 /// A task's result: its message, or why there is none.
 pub type Outcome = core::result::Result<Vec<u8>, TaskError>;
 
+/// A task's result as a fixed-layout value (sent with
+/// [`Channel::send_value`], or returned by a callable from
+/// [`Exchange::manage_value`]): the task's failure, or
+/// [`Error::WrongSize`] for a message of another size. See
+/// [`Exchange::manage_value`] for an example.
+pub fn value_of<T: bytemuck::Pod>(outcome: Outcome) -> core::result::Result<T, TaskError> {
+    let bytes = outcome?;
+    bytemuck::try_pod_read_unaligned(&bytes).map_err(|_| {
+        TaskError::from(Error::WrongSize {
+            expected: core::mem::size_of::<T>(),
+            actual: bytes.len(),
+        })
+    })
+}
+
 fn failure(error: Error, remote: Option<&RemoteError>) -> Outcome {
     Err(TaskError {
         error,
@@ -55,7 +70,8 @@ fn failure(error: Error, remote: Option<&RemoteError>) -> Outcome {
 pub trait Results: StoreData {
     /// The result to read next, if it is in.
     fn front(&self) -> Option<(TaskId, &Outcome)>;
-    /// Takes the result [`Results::front`] shows.
+    /// Takes the result [`Results::front`] shows (a store that keeps its
+    /// results, [`MapStore`], hands out a copy and moves on).
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)>;
     /// The task whose result is read next, if results come in task order.
     fn next_task(&self) -> Option<TaskId>;
@@ -112,23 +128,67 @@ impl<H: Results> Exchange<Growable, H> {
         self.handler().front().ok_or(Error::Done)
     }
 
-    /// The result of task `task`, waiting only until that one is in.
-    /// [`Error::Done`] if it was already taken, never started, or (in a
-    /// queue) is not kept by task.
+    /// The result of task `task`, waiting only until that one is in. A
+    /// [`Map`] keeps every result until it is dropped, so this works before,
+    /// during and after iterating it. [`Error::Done`] if the task never
+    /// started, or (in a queue, which keeps no result by task) always.
+    ///
+    /// ```
+    /// use pprocess::{Map, Options};
+    ///
+    /// let mut map = Map::with_options(2, Options::default());
+    /// let double = map.manage_function(|x: &[u8]| Ok(vec![x[0] * 2]));
+    /// for n in 0..6u8 {
+    ///     double.call(&mut map, &[n])?;
+    /// }
+    /// assert_eq!(map.get(4)?.as_deref().ok(), Some(&[8u8][..]));
+    /// let all: Vec<Vec<u8>> = map.by_ref().collect::<Result<_, _>>()?;
+    /// assert_eq!(all.concat(), [0, 2, 4, 6, 8, 10]);
+    /// // Still there after the iteration: task 2's result, and tasks 3 to 5.
+    /// assert_eq!(map.get(2)?.as_deref().ok(), Some(&[4u8][..]));
+    /// let some: Vec<u8> = map.range(3..6)?.map(|r| r.as_ref().unwrap()[0]).collect();
+    /// assert_eq!(some, [6, 8, 10]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&mut self, task: TaskId) -> Result<&Outcome> {
+        self.wait_for(task)?;
+        self.handler().result_of(task).ok_or(Error::Done)
+    }
+
+    /// The results of the tasks in `tasks`, in task order, waiting until
+    /// they are all in (the tutorial's `results[i*N:i*N+N]`). See
+    /// [`Exchange::get`] for an example. [`Error::Done`] if one never
+    /// started (or in a queue).
+    pub fn range(
+        &mut self,
+        tasks: core::ops::Range<TaskId>,
+    ) -> Result<impl Iterator<Item = &Outcome> + '_> {
+        for task in tasks.clone() {
+            self.wait_for(task)?;
+        }
+        let handler = self.handler();
+        let all = tasks.clone().all(|task| handler.result_of(task).is_some());
+        if !all {
+            return Err(Error::Done);
+        }
+        Ok(tasks.filter_map(move |task| handler.result_of(task)))
+    }
+
+    /// Stores until the result of `task` is in; [`Error::Done`] if it never
+    /// will be (never started, or not kept by task).
+    fn wait_for(&mut self, task: TaskId) -> Result<()> {
         loop {
             if self.handler().result_of(task).is_some() {
-                break;
+                return Ok(());
             }
-            let taken = self.handler().next_task().is_none_or(|next| task < next);
-            if taken || task >= self.next_task || !self.unfinished() {
+            let by_task = self.handler().next_task().is_some();
+            if !by_task || task >= self.next_task || !self.unfinished() {
                 return Err(Error::Done);
             }
             // Acknowledges what is stored (a wait for a task that may be
             // waiting for a connection to end): see Exchange::store.
             self.store(-1)?;
         }
-        self.handler().result_of(task).ok_or(Error::Done)
     }
 }
 
@@ -203,8 +263,9 @@ impl Results for QueueStore {
 pub type Queue = Exchange<Growable, QueueStore>;
 
 impl Queue {
-    /// A queue running at most `limit` processes (0: one per processor).
-    pub fn with_options(limit: usize, options: Options) -> Queue {
+    /// A queue running at most `limit` processes (a [`Limit`](super::Limit):
+    /// `0` is one per processor, `None` no limit).
+    pub fn with_options(limit: impl Into<super::Limit>, options: Options) -> Queue {
         Exchange::new(limit, options, QueueStore::default())
     }
 }
@@ -217,7 +278,8 @@ impl Iterator for Queue {
     }
 }
 
-/// Keeps results by task, for reading in start order.
+/// Keeps results by task, for reading in start order; every result stays
+/// until the store is dropped.
 #[derive(Debug, Default)]
 pub struct MapStore {
     results: Vec<Option<Outcome>>,
@@ -256,7 +318,8 @@ impl Results for MapStore {
     }
 
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
-        let outcome = self.results.get_mut(self.next)?.take()?;
+        // Kept until the map is dropped: get and range still see it.
+        let outcome = self.results.get(self.next)?.clone()?;
         self.next += 1;
         Some((self.next - 1, outcome))
     }
@@ -272,7 +335,10 @@ impl Results for MapStore {
 
 /// An exchange whose results come out in the order their tasks were started
 /// (pprocess's `Map`). Each task sends one message; [`Exchange::get`] reads
-/// any task's result, waiting only for that one.
+/// any task's result, waiting only for that one, and [`Exchange::range`]
+/// several. The map keeps every result until it is dropped: iterating it
+/// (which yields a copy of each result, in start order) consumes nothing,
+/// and `get` and `range` work before, during and after.
 ///
 /// ```
 /// use pprocess::{Map, Options, RemoteError};
@@ -293,8 +359,9 @@ impl Results for MapStore {
 pub type Map = Exchange<Growable, MapStore>;
 
 impl Map {
-    /// A map running at most `limit` processes (0: one per processor).
-    pub fn with_options(limit: usize, options: Options) -> Map {
+    /// A map running at most `limit` processes (a [`Limit`](super::Limit):
+    /// `0` is one per processor, `None` no limit).
+    pub fn with_options(limit: impl Into<super::Limit>, options: Options) -> Map {
         Exchange::new(limit, options, MapStore::default())
     }
 }
@@ -308,7 +375,8 @@ impl Iterator for Map {
 }
 
 /// Calls `function` on every input in other processes, at most `limit` at
-/// once (0: one per processor), and returns the [`Map`] that yields the
+/// once (a [`Limit`](super::Limit): `0` is one per processor, `None` no
+/// limit), and returns the [`Map`] that yields the
 /// outputs in input order (pprocess's `pmap`). With [`Options::reuse`] the
 /// work runs in `limit` reused, pipelined workers.
 ///
@@ -325,15 +393,21 @@ impl Iterator for Map {
 /// assert_eq!(squares, [0, 1, 4, 9, 16, 25]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn pmap<F, I>(function: F, inputs: I, limit: usize, options: Options) -> Result<Map>
+pub fn pmap<F, I>(
+    function: F,
+    inputs: I,
+    limit: impl Into<super::Limit>,
+    options: Options,
+) -> Result<Map>
 where
-    F: Fn(&[u8]) -> core::result::Result<Vec<u8>, RemoteError> + Clone + 'static,
+    F: Fn(&[u8]) -> core::result::Result<Vec<u8>, RemoteError> + 'static,
     I: IntoIterator,
     I::Item: AsRef<[u8]>,
 {
     let mut map = Map::with_options(limit, options);
+    let function = map.manage_function(function);
     for input in inputs {
-        map.call(function.clone(), input.as_ref())?;
+        function.call(&mut map, input.as_ref())?;
     }
     Ok(map)
 }

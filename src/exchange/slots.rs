@@ -23,6 +23,8 @@ pub struct Slot<C> {
     pub(super) tasks: heapless::Deque<TaskId, WINDOW>,
     /// Messages stored for the oldest task.
     pub(super) results: usize,
+    /// The task finished last.
+    pub(super) last_task: Option<TaskId>,
     /// Set by the last poll: something (data or the end) can be read.
     pub(super) ready: bool,
     #[cfg(feature = "alloc")]
@@ -47,6 +49,7 @@ impl<C: BorrowMut<Channel>> Slot<C> {
             channel,
             tasks,
             results: 0,
+            last_task: None,
             ready: false,
             #[cfg(feature = "alloc")]
             worker: None,

@@ -12,8 +12,8 @@ use super::{
 use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 use crate::exchange::{
-    Exchange, Growable, Key, MapStore, Options, Outcome, QueueStore, Results, Spawned, StoreData,
-    TaskError, TaskId,
+    CreatedTask, Exchange, Growable, Key, Limit, MapStore, Options, Outcome, QueueStore, Results,
+    StoreData, TaskError, TaskId,
 };
 
 /// Reuse processes: each worker runs its callable once per task, with tasks
@@ -30,6 +30,22 @@ pub const PP_KEEP_REMOVED: c_uint = 4;
 /// fails the tasks whose answers it held as well as the one it died in.
 /// Messages a task streams before its end go out at once.
 pub const PP_BATCH: c_uint = 8;
+
+/// The limit of one process per processor (pp_number_of_cores), for
+/// pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
+pub const PP_CORES: usize = 0;
+/// No limit: every task starts at once (pprocess's limit=None), for
+/// pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
+pub const PP_UNLIMITED: usize = usize::MAX;
+
+/// The Rust limit of a C `limit` argument.
+fn limit_of(limit: usize) -> Limit {
+    match limit {
+        PP_UNLIMITED => Limit::Unbounded,
+        PP_CORES => Limit::Cores,
+        n => Limit::Fixed(n),
+    }
+}
 
 /// An exchange handle: channels polled together under a limit (opaque to C).
 #[allow(non_camel_case_types)]
@@ -174,7 +190,7 @@ fn new_exchange(
     out: *mut *mut pp_exchange,
 ) -> Result<c_int> {
     require(out)?;
-    let mut exchange = Exchange::new(limit, options, store);
+    let mut exchange = Exchange::new(limit_of(limit), options, store);
     // C callers fork as fork(2) does: the header states the contract.
     exchange.accept_fork_contract();
     let handle: *mut pp_exchange = Box::into_raw(Box::new(CExchange {
@@ -238,8 +254,9 @@ fn count(n: usize) -> c_int {
     n.min(c_int::MAX as usize) as c_int
 }
 
-/// Creates an exchange running at most `limit` processes at once (0: one per
-/// processor) that calls store(ex, ch, ctx) for each channel with a message.
+/// Creates an exchange running at most `limit` processes at once (PP_CORES,
+/// 0: one per processor; PP_UNLIMITED: no limit) that calls store(ex, ch,
+/// ctx) for each channel with a message.
 /// flags: PP_REUSE, PP_CONTINUOUS, PP_KEEP_REMOVED, PP_BATCH.
 #[no_mangle]
 pub extern "C" fn pp_exchange_new(
@@ -331,17 +348,21 @@ pub extern "C" fn pp_exchange_add_wait(ex: *mut pp_exchange, ch: *mut pp_channel
 #[no_mangle]
 pub extern "C" fn pp_exchange_active(ex: *const pp_exchange) -> c_int {
     // SAFETY: the handle comes from the C caller as documented.
-    guard(|| Ok(count(unsafe { exchange_ref(ex) }?.exchange.active())))
+    guard(|| Ok(count(unsafe { exchange_ref(ex) }?.exchange.active_count())))
 }
 
-/// Waits up to timeout_ms for channels with something to read and writes up
-/// to cap of them to out; returns how many. A channel whose process ended is
-/// ready too (its receive reports the end). The channels stay in the exchange.
+/// Waits up to timeout_ms for channels with a message and writes up to cap
+/// of them to out; returns how many (pprocess's ready). A channel that ended
+/// is not written: it is removed from the exchange, closed and its process
+/// collected, and pp_exchange_removed reports it until the next call. Every
+/// message a process wrote before it ended comes first. With a store
+/// callback, a task that failed is reported as pp_exchange_store does.
 /// What you receive from them counts as the exchange's own store would: the
-/// next pp_exchange_* call charges each message, end and error to its task,
-/// starts waiting tasks and stops idle reused workers (so a ready loop over
-/// PP_REUSE ends), and frees a channel whose end you received (the pointers
-/// written to out are valid until then).
+/// next pp_exchange_* call charges each message to its task, starts waiting
+/// tasks and stops idle reused workers, so the loop
+/// `while (pp_exchange_active(ex) > 0) { n = pp_exchange_ready(...); ... }`
+/// ends by itself. The pointers written to out are valid until the next
+/// pp_exchange_* call on ex.
 #[no_mangle]
 pub extern "C" fn pp_exchange_ready(
     ex: *mut pp_exchange,
@@ -363,6 +384,61 @@ pub extern "C" fn pp_exchange_ready(
             written += 1;
         }
         Ok(count(written))
+    })
+}
+
+/// Writes up to cap of the monitored channels to out (pprocess's active(),
+/// in no particular order); returns how many are monitored, which is more
+/// than cap when out is too short (pp_exchange_active is the count alone).
+/// The pointers are valid until the next pp_exchange_* call on ex.
+#[no_mangle]
+pub extern "C" fn pp_exchange_channels(
+    ex: *mut pp_exchange,
+    out: *mut *mut pp_channel,
+    cap: usize,
+) -> c_int {
+    guard(|| {
+        if out.is_null() && cap > 0 {
+            return Err(Error::Invalid);
+        }
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        for (written, ch) in ex.exchange.active_mut().take(cap).enumerate() {
+            let handle: *mut Channel = ch;
+            // SAFETY: `out` has room for `cap` pointers and written < cap.
+            unsafe { *out.add(written) = handle.cast() };
+        }
+        Ok(count(ex.exchange.active_count()))
+    })
+}
+
+/// The channels the last pp_exchange_ready removed because they ended
+/// (pprocess's removed): writes, for up to cap of them, the pid of its
+/// process to pids and the last task it ran to tasks (UINT64_MAX for none);
+/// either array may be NULL. Returns how many were removed.
+#[no_mangle]
+pub extern "C" fn pp_exchange_removed(
+    ex: *const pp_exchange,
+    pids: *mut c_int,
+    tasks: *mut u64,
+    cap: usize,
+) -> c_int {
+    guard(|| {
+        // SAFETY: the handle comes from the C caller as documented.
+        let ex = unsafe { exchange_ref(ex) }?;
+        let removed = ex.exchange.removed();
+        for (i, r) in removed.iter().take(cap).enumerate() {
+            if !pids.is_null() {
+                // SAFETY: `pids` has room for `cap` values and i < cap.
+                unsafe { *pids.add(i) = r.pid };
+            }
+            if !tasks.is_null() {
+                let task = r.task.map_or(u64::MAX, |t| t as u64);
+                // SAFETY: `tasks` has room for `cap` values and i < cap.
+                unsafe { *tasks.add(i) = task };
+            }
+        }
+        Ok(count(removed.len()))
     })
 }
 
@@ -548,8 +624,8 @@ pub extern "C" fn pp_exchange_create(ex: *mut pp_exchange, child: *mut *mut pp_c
         // SAFETY: the handle comes from the C caller as documented.
         let ex = unsafe { exchange_ref(ex) }?;
         match ex.exchange.create()? {
-            Spawned::Parent { pid, .. } => Ok(pid),
-            Spawned::Child(ch) => {
+            CreatedTask::Parent { pid, .. } => Ok(pid),
+            CreatedTask::Child(ch) => {
                 // SAFETY: `child` was checked non-NULL.
                 unsafe { write_out(child, channel_into_handle(ch)) }?;
                 Ok(0)
@@ -558,7 +634,8 @@ pub extern "C" fn pp_exchange_create(ex: *mut pp_exchange, child: *mut *mut pp_c
     })
 }
 
-/// Takes the next result of a queue or map: copies it into buf, stores its
+/// Takes the next result of a queue or map (a map keeps it for pp_map_get
+/// until it is freed): copies it into buf, stores its
 /// length in *len and returns its task id (>= 0; INT_MAX for any id above
 /// it). A failed task gives its error (PP_EREMOTE, PP_EPEER, ...; see
 /// pp_exchange_task_error), and pp_exchange_last_task says which task it was.
@@ -644,9 +721,11 @@ pub extern "C" fn pp_exchange_next_alloc(
     })
 }
 
-/// Copies the result of task `index` of a map into buf without taking it,
-/// waiting only for that task. Returns 0, the task's error, PP_ETOOBIG (*len
-/// = size needed), or PP_EDONE if it was already taken or never started.
+/// Copies the result of task `index` of a map into buf, waiting only for
+/// that task. A map keeps every result until it is freed, so this works
+/// before, during and after reading it with pp_exchange_next. Returns 0, the
+/// task's error, PP_ETOOBIG (*len = size needed), or PP_EDONE if the task
+/// never started.
 #[no_mangle]
 pub extern "C" fn pp_map_get(
     map: *mut pp_exchange,
@@ -732,9 +811,12 @@ pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) ->
 }
 
 /// `outputs[i] = function(inputs[i])` for count fixed-size records, in other
-/// processes, at most limit at once (0: one per processor). An output shorter
+/// processes, at most limit at once (PP_CORES, 0: one per processor;
+/// PP_UNLIMITED: no limit). An output shorter
 /// than output_size is zero-filled. With PP_REUSE, `limit` workers forked for
-/// the call share memory with the caller: they read the inputs in place,
+/// the call (PP_UNLIMITED, like PP_CORES: one per processor, never more than
+/// count, since records are shared out rather than given a process each)
+/// share memory with the caller: they read the inputs in place,
 /// write the outputs into a shared mapping and take records in chunks that
 /// shrink as the work runs out (PP_BATCH changes nothing there); a worker
 /// that dies fails only the record it was running. The function must not
@@ -779,7 +861,7 @@ pub extern "C" fn pp_pmap(
         // SAFETY: the caller passes `count` records of each size.
         let (inputs, outputs) =
             unsafe { (bytes(inputs, total_in)?, bytes_mut(outputs, total_out)?) };
-        let mut map = Exchange::new(limit, options, CStore::Map(MapStore::default()));
+        let mut map = Exchange::new(limit_of(limit), options, CStore::Map(MapStore::default()));
         // C callers fork as fork(2) does: the header states the contract.
         map.accept_fork_contract();
         for i in 0..count {

@@ -7,7 +7,7 @@ use super::channel::call_c;
 use super::exchange::{exchange, pp_exchange};
 use super::{bytes, channel_into_handle, guard, pp_callable, pp_channel, require, write_out};
 use crate::error::{Error, Result};
-use crate::exchange::Spawned;
+use crate::exchange::CreatedTask;
 use crate::persistent;
 use crate::process::{Created, ForkCheck};
 
@@ -201,8 +201,8 @@ pub extern "C" fn pp_exchange_create_persistent(
         // SAFETY: handle and address come from the C caller as documented.
         let (ex, address) = unsafe { (exchange(ex)?, self::address(address)?) };
         match ex.create_persistent(address)? {
-            Spawned::Parent { pid, .. } => Ok(pid),
-            Spawned::Child(channel) => {
+            CreatedTask::Parent { pid, .. } => Ok(pid),
+            CreatedTask::Child(channel) => {
                 // SAFETY: `child` was checked non-NULL.
                 unsafe { write_out(child, channel_into_handle(channel)) }?;
                 Ok(0)

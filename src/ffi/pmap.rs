@@ -96,7 +96,8 @@ fn status_of(failure: &TaskError) -> c_int {
 }
 
 /// `outputs[i] = function(inputs[i])` for count fixed-size records in
-/// `limit` reused worker processes (0: one per processor), through shared
+/// `limit` reused worker processes (PP_CORES or PP_UNLIMITED: one per
+/// processor; never more than count), through shared
 /// memory, reporting each record. An output shorter than output_size is
 /// zero-filled. If `status` is not NULL it receives count ints: 0 for a
 /// record that succeeded, else the function's nonzero return, or

@@ -84,7 +84,7 @@
 //! callable's) socket takes and the rest when `poll` says there is room,
 //! keeps a partial frame from the client for later, and disconnects a client
 //! that stops sending in the middle of a frame for [`STALL_MS`], going on
-//! collecting the callable's results meanwhile. Up to [`WINDOW`] results are
+//! collecting the callable's results meanwhile. Up to [`RESULTS_IN_FLIGHT`] results are
 //! in flight to a client at once; the rest wait in the outbox until earlier
 //! ones are acknowledged.
 //!
@@ -117,7 +117,7 @@ mod outbox;
 
 use crate::channel::Channel;
 use crate::error::{best_effort, code, Error, RemoteError, Result};
-use crate::exchange::{Exchange, Slots, Spawned, StoreData};
+use crate::exchange::{CreatedTask, Exchange, Slots, StoreData};
 use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, Fd, Forked, Pid};
 
@@ -129,8 +129,9 @@ use connection::client_channel;
 use keeper::keep;
 use listener::Listener;
 
-/// Results a keeper sends to its client before it waits for acknowledgements.
-pub const WINDOW: usize = 32;
+/// Results a keeper sends to its client before it waits for their
+/// acknowledgements (the unacknowledged results in flight on a connection).
+pub const RESULTS_IN_FLIGHT: usize = 32;
 
 /// Bytes of unacknowledged results a keeper holds before it stops reading
 /// its callable (whose sends then wait, as they do on a full socket).
@@ -382,21 +383,21 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     /// Creates a process whose channel survives disconnection, monitored by
     /// this exchange (pprocess's `PersistentExchange.create`), once the
-    /// exchange is below its limit. The new process gets [`Spawned::Child`]
+    /// exchange is below its limit. The new process gets [`CreatedTask::Child`]
     /// with its channel to its keeper, as [`create_persistent`] gives it
     /// (send results, finish with [`exit`](crate::exit)); the creator gets
     /// the keeper's pid and the connection's task, whose results this
     /// exchange stores as it does for [`Exchange::connect`]. The keeper is
     /// never killed by the exchange, and is collected once it exits; the
     /// results this process does not take go to the address's next client.
-    pub fn create_persistent(&mut self, address: impl AsAddress) -> Result<Spawned> {
+    pub fn create_persistent(&mut self, address: impl AsAddress) -> Result<CreatedTask> {
         self.wait()?;
         match create_persistent_as(self.fork_check(), address)? {
-            Created::Child(channel) => Ok(Spawned::Child(channel)),
+            Created::Child(channel) => Ok(CreatedTask::Child(channel)),
             Created::Parent(channel) => {
                 let pid = channel.pid();
                 let task = self.add(channel).map_err(|_| Error::Busy)?;
-                Ok(Spawned::Parent { pid, task })
+                Ok(CreatedTask::Parent { pid, task })
             }
         }
     }

@@ -9,7 +9,7 @@
 //! which refuses one for a frame not written whole to this client.
 //!
 //! Each frame asks for an acknowledgement; frames are numbered from 1 on
-//! each connection. At most [`WINDOW`] results are in flight at once. When
+//! each connection. At most [`RESULTS_IN_FLIGHT`] results are in flight at once. When
 //! the callable has finished and every result is acknowledged, the stream
 //! ends with an end frame ([`Kind::End`]).
 
@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 
 use crate::wire::{Header, Kind, FLAG_ACK_REQUESTED, HEADER_LEN};
 
-use super::WINDOW;
+use super::RESULTS_IN_FLIGHT;
 
 /// One result of the callable: a data or error frame's kind and payload.
 struct Entry {
@@ -168,7 +168,7 @@ impl Outbox {
 
     /// The bytes to write to the client now, as the rest of a frame's header
     /// and the rest of its payload; `None` when nothing is to be written
-    /// (no client, [`WINDOW`] results in flight, or nothing left).
+    /// (no client, [`RESULTS_IN_FLIGHT`] results in flight, or nothing left).
     pub(super) fn pending(&mut self) -> Option<(&[u8], &[u8])> {
         if !self.connected {
             return None;
@@ -177,7 +177,7 @@ impl Outbox {
             let end_wanted = !self.collected || self.closing;
             let (header, what) = if let Some(seq) = self.ack_due.take() {
                 (Header::new(Kind::Ack, 0, 0, seq), What::Ack)
-            } else if self.sent < self.entries.len().min(WINDOW) {
+            } else if self.sent < self.entries.len().min(RESULTS_IN_FLIGHT) {
                 let entry = &self.entries[self.sent];
                 let length = entry.payload.len() as u32;
                 let header = Header::new(entry.kind, FLAG_ACK_REQUESTED, length, self.next_seq);
@@ -325,7 +325,7 @@ mod tests {
         let mut outbox = with_results(40);
         outbox.connect();
         let frames = drain(&mut outbox, usize::MAX);
-        assert_eq!(frames.len(), WINDOW);
+        assert_eq!(frames.len(), RESULTS_IN_FLIGHT);
         assert!(frames.iter().all(|h| h.flags & FLAG_ACK_REQUESTED != 0));
         assert_eq!(frames[0].seq, 1);
         outbox.ack(5).unwrap();

@@ -63,6 +63,14 @@ impl Fd {
     pub fn raw(&self) -> i32 {
         self.raw
     }
+
+    /// The descriptor borrowed for as long as this `Fd` is.
+    #[cfg(feature = "std")]
+    pub fn borrow(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: an `Fd` owns an open descriptor, closed only when it is
+        // dropped, which the borrow's lifetime rules out.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.raw()) }
+    }
 }
 
 impl Drop for Fd {
