@@ -154,7 +154,7 @@ fn tasks_started_while_every_worker_is_busy_wait_to_go_out_in_chunks() {
         map.start_with(echo, &index.to_le_bytes()).unwrap();
     }
     // Two workers started, one task each; nothing has been collected yet.
-    assert_eq!(map.active(), 2);
+    assert_eq!(map.active_count(), 2);
     assert_eq!(map.waiting(), 198);
     for (task, outcome) in map.by_ref().enumerate() {
         assert_eq!(outcome.unwrap(), (task as u32).to_le_bytes(), "task {task}");
