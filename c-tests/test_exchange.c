@@ -637,6 +637,36 @@ static void test_killed_worker(void)
     check_killed_worker(PP_REUSE);
 }
 
+/* Reused workers get their tasks in chunks (one batch frame each): many
+ * tasks, some slow, and one that kills its worker in the middle of a chunk.
+ * It alone fails, with PP_EPEER; the tasks queued behind it in its chunk run
+ * on the other workers, and every other answer comes once, in order. */
+static void test_reused_chunks_lose_nothing_when_a_worker_dies(void)
+{
+    enum { TASKS = 400, KILLED = 150 };
+    struct answer answer;
+    pp_exchange *map;
+    int k;
+
+    CHECK_OK(pp_map_new(2, PP_REUSE, &map));
+    for (k = 0; k < TASKS; k++) {
+        int sleep = k % 50 == 0 ? 2 : 0;
+        CHECK_EQ(call_job(map, k, k == KILLED ? 5 : sleep, k == KILLED ? DIE : ANSWER), k);
+    }
+    for (k = 0; k < TASKS; k++) {
+        if (k == KILLED) {
+            CHECK_EQ(next_answer(map, &answer), PP_EPEER);
+            continue;
+        }
+        CHECK_EQ(next_answer(map, &answer), k);
+        CHECK_EQ(answer.index, k);
+    }
+    CHECK_EQ(next_answer(map, &answer), PP_EDONE);
+    CHECK_EQ(pp_exchange_finish(map), 0);
+    CHECK_EQ(pp_exchange_active(map), 0);
+    pp_exchange_free(map);
+}
+
 static void check_function_error(unsigned flags)
 {
     enum { TASKS = 4, FAILING = 2 };
@@ -1479,6 +1509,7 @@ int main(void)
     RUN(test_continuous_tasks_send_many_results);
     RUN(test_pp_exit_in_a_batching_worker_loses_no_answer);
     RUN(test_killed_worker);
+    RUN(test_reused_chunks_lose_nothing_when_a_worker_dies);
     RUN(test_function_error);
     RUN(test_callable_error);
     RUN(test_failed_task_id_is_known);

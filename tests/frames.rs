@@ -15,7 +15,9 @@ mod hardening;
 
 use std::thread;
 
-use hardening::wire_model::{self as model, Event, ACK, ARGS, DATA, END, ERROR, FLAG_END, STOP};
+use hardening::wire_model::{
+    self as model, Event, ACK, ARGS, BATCH, DATA, END, ERROR, FLAG_END, STOP,
+};
 use hardening::{seed, Rng};
 use pprocess::{Channel, RemoteError};
 
@@ -73,7 +75,11 @@ fn valid_stream(rng: &mut Rng, max: usize) -> Stream {
                 let len = payload_len(rng, max);
                 let payload = rng.bytes(len);
                 s.messages.push(payload.clone());
-                let kind = if rng.chance(1, 4) { ARGS } else { DATA };
+                let kind = match rng.below(8) {
+                    0 => ARGS,
+                    1 => BATCH,
+                    _ => DATA,
+                };
                 // Any task: a plain channel takes every task's messages.
                 let task = if rng.chance(1, 2) { 0 } else { rng.next_u64() };
                 model::frame_for(kind, flags, seq, task, &payload)

@@ -22,7 +22,7 @@ fn classify(h: &[u8; HEADER_LEN], max: usize) -> Result<(u8, u16, u32, u32, u64)
         return Err(ProtoError::BadVersion(h[2]));
     }
     let kind = h[3];
-    if !(1..=6).contains(&kind) {
+    if !(1..=7).contains(&kind) {
         return Err(ProtoError::BadKind(kind));
     }
     if u16_at(4) & !3 != 0 || u16_at(6) != 0 {
@@ -30,7 +30,7 @@ fn classify(h: &[u8; HEADER_LEN], max: usize) -> Result<(u8, u16, u32, u32, u64)
     }
     let length = u32_at(8);
     let limit = match kind {
-        1 | 4 => max,
+        1 | 4 | 7 => max,
         2 => 4 + 256,
         _ => 0,
     };

@@ -291,15 +291,7 @@ impl Channel {
         self.remote.as_ref()
     }
 
-    /// Holds the frames sent from now on (up to
-    /// [`CORK_LIMIT`](crate::wire::CORK_LIMIT) bytes) until
-    /// [`Channel::flush`] writes them with one system call.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn cork(&mut self) {
-        self.enc.cork(false);
-    }
-
-    /// A reused worker's [`Channel::cork`]: holds back only the frames that
+    /// In a reused worker: holds back only the frames that
     /// end a task (end-marked message, task end, error). A message sent in
     /// the middle of a task is written at once, with what is held before it,
     /// so that streamed results and request/reply exchanges are not delayed.
@@ -514,7 +506,8 @@ impl Channel {
     /// Sends one frame with the next frame number; returns that number.
     /// Data and args payloads are bounded by the maximum message size.
     pub(crate) fn send_frame(&mut self, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
-        if matches!(kind, Kind::Data | Kind::Args) && payload.len() > self.max_message {
+        if matches!(kind, Kind::Data | Kind::Args | Kind::Batch) && payload.len() > self.max_message
+        {
             return Err(Error::TooBig {
                 size: payload.len(),
                 capacity: self.max_message,
@@ -744,7 +737,7 @@ impl Channel {
                 }
                 Ok(Frame::Ack)
             }
-            Kind::Data | Kind::Args => Ok(Frame::Message(header)),
+            Kind::Data | Kind::Args | Kind::Batch => Ok(Frame::Message(header)),
             Kind::Stop if header.flags & FLAG_END != 0 => {
                 self.marks.record(header.task, 0, true, false);
                 Ok(Frame::TaskEnd)
@@ -972,6 +965,37 @@ impl Channel {
         let sent = self.send_frame(Kind::Args, 0, args);
         self.task = replies_to;
         sent.map(drop)
+    }
+
+    /// Sends one batch frame: `count` tasks (tag, arguments) for a reused
+    /// worker, in the order it runs them. `tasks` is read twice (its length,
+    /// then its bytes, built in place: no copy of the arguments but the
+    /// socket's). [`Error::TooBig`] over the maximum message size.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn send_batch<'a, I>(&mut self, count: u32, tasks: I) -> Result<()>
+    where
+        I: Iterator<Item = (u64, &'a [u8])> + Clone,
+    {
+        let len = wire::batch_len(tasks.clone().map(|(_, args)| args.len()));
+        let first = tasks.clone().next().map_or(0, |(task, _)| task);
+        if len > self.max_message {
+            return Err(Error::TooBig {
+                size: len,
+                capacity: self.max_message,
+            });
+        }
+        let seq = self.next_seq;
+        let header = Header::new(Kind::Batch, 0, len as u32, seq).for_task(first);
+        // What is held goes first; the batch is written after it.
+        self.enc.queue_batch(&header, count, tasks);
+        self.next_seq = seq.wrapping_add(1);
+        if self.enc.is_corked() {
+            Ok(())
+        } else if self.outbox {
+            self.poll_flush().map(drop)
+        } else {
+            self.send_held()
+        }
     }
 
     /// The created process, for the calls on it: [`Error::Invalid`] on a

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use super::{Channel, Frame};
 use crate::error::{Error, Result};
 use crate::sys::Deadline;
-use crate::wire::{Kind, FLAG_END};
+use crate::wire::{self, Kind, FLAG_END};
 
 /// A frame a reused worker's loop owns (args or stop) that a callable's
 /// receive met while waiting for its own task's messages: kept for the loop.
@@ -64,8 +64,10 @@ impl Channel {
             }
             if let Frame::Message(header) = self.read_frame(Deadline::after(-1))? {
                 let payload = self.take_vec(header)?;
-                if header.kind == Kind::Args {
-                    return Ok((header.task, payload));
+                match header.kind {
+                    Kind::Args => return Ok((header.task, payload)),
+                    Kind::Batch => self.keep_batch(&payload)?,
+                    _ => {}
                 }
             }
         }
@@ -100,12 +102,31 @@ impl Channel {
                     self.loop_frames
                         .push_back(LoopFrame::Args(header.task, args));
                 }
+                Frame::Message(header) if header.kind == Kind::Batch => {
+                    let batch = self.take_vec(header)?;
+                    self.keep_batch(&batch)?;
+                }
                 Frame::Message(header) if header.task != worker.task => {
                     self.take_vec(header)?;
                 }
                 other => return Ok(other),
             }
         }
+    }
+
+    /// In a reused worker: the tasks of a batch frame's payload are kept
+    /// for the loop, in order, as if each had come in an args frame. A
+    /// malformed batch ends the channel (a protocol error).
+    fn keep_batch(&mut self, batch: &[u8]) -> Result<()> {
+        let tasks = match wire::decode_batch(batch) {
+            Ok(tasks) => tasks,
+            Err(e) => return Err(self.end_on(Error::Protocol(e))),
+        };
+        for (task, args) in tasks {
+            let args = super::try_copy(args)?;
+            self.loop_frames.push_back(LoopFrame::Args(task, args));
+        }
+        Ok(())
     }
 
     /// In a reused worker: tells the exchange the current task is finished.

@@ -2,9 +2,12 @@
 //!
 //! A task that cannot start because the exchange is at its limit waits here.
 //! With [`Options::reuse`](super::Options::reuse), tasks go to worker
-//! processes as args frames: each worker runs its callable once per task and
-//! keeps tasks queued in its socket, so throughput is not one round trip per
-//! task. How many is sized like OpenMP's guided schedule: the tasks
+//! processes in chunks: a worker's new tasks travel in one batch frame (an
+//! args frame for a single task), one frame and one write per chunk. Each
+//! worker runs its callable once per task, answers each task as soon as it
+//! has run, and keeps tasks queued in its socket, so throughput is not one
+//! round trip per task. A task started while every worker is busy waits for
+//! the next chunk, which goes out when results come in. How many is sized like OpenMP's guided schedule: the tasks
 //! outstanding (waiting or queued) ÷ (2 × the limit), at least one and at
 //! most [`WINDOW`] (and [`WINDOW_BYTES`] of arguments), so windows are full
 //! while much waits and shrink to one task at the end, where a worker busy
@@ -89,6 +92,8 @@ pub(crate) struct Worker {
     /// Arguments of the slot's tasks, oldest first (for requeueing).
     args: VecDeque<Vec<u8>>,
     bytes: usize,
+    /// The newest of these tasks not sent yet (see [`Exchange::send_chunks`]).
+    unsent: usize,
     stopping: bool,
 }
 
@@ -137,17 +142,27 @@ impl Jobs {
     /// A dead worker's tasks that it never started go back to the front of
     /// the waiting list, in their order.
     pub(super) fn requeue<C>(&mut self, slot: &mut Slot<C>) {
+        while self.take_back_newest(slot) {}
+    }
+
+    /// The newest task of a worker's slot goes back to the front of the
+    /// waiting list; false when it has none.
+    fn take_back_newest<C>(&mut self, slot: &mut Slot<C>) -> bool {
         let Some(worker) = &mut slot.worker else {
-            return;
+            return false;
         };
-        while let (Some(task), Some(args)) = (slot.tasks.pop_back(), worker.args.pop_back()) {
-            self.waiting.push_front(Job::Reuse {
-                task,
-                key: worker.key,
-                body: worker.body.clone(),
-                args,
-            });
-        }
+        let (Some(task), Some(args)) = (slot.tasks.pop_back(), worker.args.pop_back()) else {
+            return false;
+        };
+        worker.bytes -= args.len();
+        worker.unsent = worker.unsent.saturating_sub(1);
+        self.waiting.push_front(Job::Reuse {
+            task,
+            key: worker.key,
+            body: worker.body.clone(),
+            args,
+        });
+        true
     }
 }
 
@@ -177,7 +192,23 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             Job::Call { task, body, args }
         };
         self.jobs.waiting.push_back(job);
+        if self.options.reuse && !self.could_start(key) {
+            // Every worker of `key` is busy and no process may start: the
+            // task goes out with others in the next chunk, when results
+            // come in (every wait dispatches first), not in a frame and a
+            // write of its own now.
+            return Ok(task);
+        }
         self.dispatch_new(task)
+    }
+
+    /// Whether a reused task of `key` could start now: a new process may
+    /// start, or a worker of `key` has nothing to do.
+    fn could_start(&self, key: Key) -> bool {
+        !self.busy()
+            || self.slots.slots().iter().any(|slot| {
+                slot.tasks.is_empty() && slot.worker.as_ref().is_some_and(|w| w.key == key)
+            })
     }
 
     /// [`Exchange::dispatch`] after queueing `task`: when it fails before
@@ -230,16 +261,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 None => self.spawn()?,
             }
         }
-        // One write per worker for the tasks queued above, as far as its
-        // socket takes them now (the rest goes out in the next poll rounds).
-        // A worker that is gone is retired by the next store; its unfinished
-        // tasks start elsewhere.
-        for slot in self.slots.slots_mut() {
-            if slot.worker.is_some() {
-                // A worker that is gone is retired by the next store.
-                best_effort(slot.channel().flush_now());
-            }
-        }
+        self.send_chunks()?;
         if self.jobs.waiting.is_empty() {
             self.stop_idle_workers();
         }
@@ -277,7 +299,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         (outstanding / (GUIDED * self.limit().max(1))).clamp(1, WINDOW)
     }
 
-    /// Sends the first waiting job (a reused task) to worker `index`.
+    /// Gives the first waiting job (a reused task) to worker `index`; it
+    /// goes out with the worker's other new tasks in one message
+    /// ([`Exchange::send_chunks`]).
     fn send_to_worker(&mut self, index: usize) -> Result<()> {
         if self.slots.slots()[index].tasks.is_full() {
             // `worker_for` chose a worker with room in its window.
@@ -287,34 +311,64 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             return Err(Error::Invalid);
         };
         let slot = &mut self.slots.slots_mut()[index];
-        slot.channel().cork(); // written by dispatch, with the worker's other new tasks
-        if let Err(e) = slot.channel().send_args(super::tag_of(task), &args) {
-            // The worker is gone: this task starts elsewhere.
-            let (key, body) = match &slot.worker {
-                Some(w) => (w.key, w.body.clone()),
-                None => return Err(Error::Invalid),
-            };
-            self.jobs.waiting.push_front(Job::Reuse {
-                task,
-                key,
-                body,
-                args,
-            });
-            if let (Error::Closed | Error::PeerEnded { .. }, Some(worker)) = (e, &mut slot.worker) {
-                // Results it sent before it died are still in its socket:
-                // the next store reads them, then retires it at the end of
-                // its stream, failing only the task it died in.
-                worker.stopping = true;
-                return Ok(());
-            }
-            return self.retire(index, e);
-        }
+        let Some(worker) = &mut slot.worker else {
+            return Err(Error::Invalid);
+        };
         if slot.tasks.push_back(task).is_err() {
             unreachable!("the window was checked above");
         }
-        if let Some(worker) = &mut slot.worker {
-            worker.bytes += args.len();
-            worker.args.push_back(args);
+        worker.bytes += args.len();
+        worker.args.push_back(args);
+        worker.unsent += 1;
+        Ok(())
+    }
+
+    /// Writes each worker's new tasks as one message (a batch frame, or an
+    /// args frame for one task), as far as its socket takes it now (the rest
+    /// goes out in the next poll rounds). A worker that is gone gets none:
+    /// they wait for another, and it is retired by the next store, which
+    /// reads the results it sent before it died.
+    fn send_chunks(&mut self) -> Result<()> {
+        let mut index = self.slots.slots().len();
+        while index > 0 {
+            index -= 1;
+            let slot = &mut self.slots.slots_mut()[index];
+            let Some(worker) = &mut slot.worker else {
+                continue;
+            };
+            let unsent = core::mem::take(&mut worker.unsent);
+            let sent = match unsent {
+                0 => Ok(()),
+                1 => match (slot.tasks.back(), worker.args.back()) {
+                    (Some(&task), Some(args)) => slot
+                        .channel
+                        .borrow_mut()
+                        .send_args(super::tag_of(task), args),
+                    _ => Err(Error::Invalid),
+                },
+                _ => {
+                    let skip = slot.tasks.len() - unsent;
+                    let (front, back) = slot.tasks.as_slices();
+                    let tags = front.iter().chain(back).skip(skip);
+                    let tags = tags.map(|&t| super::tag_of(t));
+                    let tasks = tags.zip(worker.args.iter().skip(skip).map(|a| &a[..]));
+                    // At most the window's tasks: the count fits a u32.
+                    let count = unsent as u32;
+                    slot.channel.borrow_mut().send_batch(count, tasks)
+                }
+            };
+            let sent = sent.and_then(|()| slot.channel().flush_now().map(drop));
+            let Err(e) = sent else {
+                continue;
+            };
+            // Not sent: the new tasks wait for another worker, in order.
+            for _ in 0..unsent {
+                self.jobs.take_back_newest(slot);
+            }
+            match (e, &mut slot.worker) {
+                (Error::Closed | Error::PeerEnded { .. }, Some(worker)) => worker.stopping = true,
+                _ => self.retire(index, e)?,
+            }
         }
         Ok(())
     }
@@ -349,6 +403,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     body: body.clone(),
                     args: VecDeque::new(),
                     bytes: 0,
+                    unsent: 0,
                     stopping: false,
                 });
                 self.jobs.waiting.push_front(Job::Reuse {

@@ -425,7 +425,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.active_count() > 0 || self.waiting() > 0
     }
 
-    /// Tasks waiting to start because the exchange is at its limit.
+    /// Tasks waiting to start: because the exchange is at its limit, or, for
+    /// reused workers, for the next chunk of tasks to be written to a worker.
     ///
     /// See the example on [`Exchange`].
     pub fn waiting(&self) -> usize {

@@ -4,7 +4,7 @@
 //! much with [`Decoder::filled`]; [`Decoder::next_header`] then yields the next
 //! frame's header once it is buffered (an error frame's once its small
 //! payload is too), and keeps a partial header buffered until the rest
-//! arrives. A data or args message's payload follows its header: the caller
+//! arrives. A data, args or batch message's payload follows its header: the caller
 //! takes its buffered front with [`Decoder::payload_into`] and reads the rest
 //! straight into its own buffer, or (with `alloc`) has the decoder collect it
 //! across reads ([`Decoder::payload_spare`]), so that a loop serving many
@@ -29,7 +29,7 @@ const _: () = assert!(READ_AHEAD >= HEADER_LEN + MAX_ERROR_PAYLOAD);
 /// See the example on [`Decoder`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
-    /// A frame's header. A data or args message's payload is pending until
+    /// A frame's header. A data, args or batch message's payload is pending until
     /// taken ([`Decoder::payload_into`], [`Decoder::payload_done`]); an error
     /// frame's payload is buffered whole (take it with
     /// [`Decoder::payload_into`] too).
@@ -160,14 +160,14 @@ impl Decoder {
         }
     }
 
-    /// The largest data or args payload accepted.
+    /// The largest data, args or batch payload accepted.
     ///
     /// See the example on [`Decoder`].
     pub fn max_message(&self) -> usize {
         self.max_message
     }
 
-    /// Sets the largest data or args payload accepted.
+    /// Sets the largest data, args or batch payload accepted.
     ///
     /// See the example on [`Decoder`].
     pub fn set_max_message(&mut self, max: usize) {
@@ -243,7 +243,7 @@ impl Decoder {
             return Ok(Next::More);
         }
         self.consume(HEADER_LEN);
-        if matches!(header.kind, Kind::Data | Kind::Args) {
+        if matches!(header.kind, Kind::Data | Kind::Args | Kind::Batch) {
             self.pending = Some(header);
         }
         Ok(Next::Header(header))

@@ -104,6 +104,21 @@ impl Encoder {
         self.held.extend_from_slice(payload);
     }
 
+    /// Keeps a batch frame of `count` tasks (tag, arguments) after what is
+    /// held, whatever its size, built in place (see [`Encoder::queue`]);
+    /// `header` gives its payload length ([`super::batch_len`]).
+    ///
+    /// See the example on [`decode_batch`](super::decode_batch).
+    pub fn queue_batch<'a>(
+        &mut self,
+        header: &Header,
+        count: u32,
+        tasks: impl Iterator<Item = (u64, &'a [u8])>,
+    ) {
+        self.held.extend_from_slice(&header.encode());
+        super::encode_batch(&mut self.held, count, tasks);
+    }
+
     /// The held bytes not written yet.
     ///
     /// See the example on [`Encoder`].
@@ -162,6 +177,23 @@ mod tests {
         assert_eq!(e.unwritten().len(), 2 * HEADER_LEN + 1 + CORK_LIMIT);
         assert_eq!(e.unwritten()[HEADER_LEN], b'a');
         assert_eq!(e.unwritten()[HEADER_LEN + 1 + 3], Kind::Args as u8);
+    }
+
+    #[test]
+    fn a_queued_batch_is_one_frame_with_every_task() {
+        let mut e = Encoder::default();
+        let tasks: [(u64, &[u8]); 2] = [(3, b"ab"), (4, b"c")];
+        let len = super::super::batch_len(tasks.iter().map(|t| t.1.len()));
+        let header = Header::new(Kind::Batch, 0, len as u32, 1).for_task(3);
+        e.queue_batch(&header, 2, tasks.iter().copied());
+        let bytes = e.unwritten();
+        assert_eq!(bytes.len(), HEADER_LEN + len);
+        let decoded = Header::decode(bytes[..HEADER_LEN].try_into().unwrap(), len).unwrap();
+        assert_eq!(decoded, header);
+        let back: Vec<_> = super::super::decode_batch(&bytes[HEADER_LEN..])
+            .unwrap()
+            .collect();
+        assert_eq!(back, tasks);
     }
 
     #[test]

@@ -5,14 +5,16 @@
 //! offset size field    meaning
 //!  0     2    magic    0x5050 ("PP"), rejects foreign bytes
 //!  2     1    version  2
-//!  3     1    kind     1 data, 2 error, 3 ack, 4 args, 5 stop, 6 end of stream
+//!  3     1    kind     1 data, 2 error, 3 ack, 4 args, 5 stop, 6 end of stream,
+//!                      7 batch (several tasks' args: see [`decode_batch`])
 //!  4     2    flags    bit 0: acknowledgement requested; bit 1: last frame of a task
 //!  6     2    reserved 0
 //!  8     4    length   payload bytes, at most the receiver's maximum message size
 //! 12     4    seq      the sender's frame number (an ack carries the number it acknowledges)
 //! 16     8    task     the task the frame belongs to: 0 for a channel that is
 //!                      its own task, else the tag of a reused worker's task
-//!                      (the args frame that started it carries the same tag)
+//!                      (the args frame that started it carries the same tag;
+//!                      a batch frame, its first task's)
 //! ```
 //! All fields are little-endian. An error frame's payload is a little-endian
 //! `i32` code followed by a UTF-8 message of at most
@@ -30,10 +32,14 @@
 
 use core::fmt;
 
+mod batch;
 mod decoder;
 #[cfg(feature = "alloc")]
 mod encoder;
 
+#[cfg(feature = "alloc")]
+pub use batch::encode_batch;
+pub use batch::{batch_len, decode_batch, BatchTasks, ENTRY_HEADER};
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
 pub use encoder::{Encoder, CORK_LIMIT};
@@ -98,6 +104,9 @@ pub enum Kind {
     /// The end of a persistent stream: everything was delivered (a stream
     /// cut off without it lost what was still to come).
     End = 6,
+    /// Arguments of several tasks for a reused worker, in the order they
+    /// run (payload: see [`decode_batch`]).
+    Batch = 7,
 }
 
 impl Kind {
@@ -109,6 +118,7 @@ impl Kind {
             4 => Kind::Args,
             5 => Kind::Stop,
             6 => Kind::End,
+            7 => Kind::Batch,
             _ => return None,
         })
     }
@@ -142,6 +152,8 @@ pub enum ProtoError {
     UnknownTask(u64),
     /// An acknowledgement of a frame its receiver never sent.
     BadAck(u32),
+    /// A batch frame whose payload is not its count of tasks.
+    BadBatch,
 }
 
 impl fmt::Display for ProtoError {
@@ -158,6 +170,7 @@ impl fmt::Display for ProtoError {
             ProtoError::BadErrorPayload => f.write_str("malformed error frame"),
             ProtoError::UnknownTask(t) => write!(f, "frame names unknown task {t}"),
             ProtoError::BadAck(seq) => write!(f, "acknowledgement of frame {seq}, never sent"),
+            ProtoError::BadBatch => f.write_str("malformed batch frame"),
         }
     }
 }
@@ -260,8 +273,8 @@ impl Header {
         bytemuck::cast(raw)
     }
 
-    /// Decodes and validates a header's wire bytes; `max_message` bounds data and
-    /// args payloads, error frames have their own small bound.
+    /// Decodes and validates a header's wire bytes; `max_message` bounds data,
+    /// args and batch payloads, error frames have their own small bound.
     ///
     /// See the example on [`Header`].
     pub fn decode(bytes: &[u8; HEADER_LEN], max_message: usize) -> Result<Header, ProtoError> {
@@ -279,7 +292,7 @@ impl Header {
         }
         let length = u32::from_le(raw.length);
         let max = match kind {
-            Kind::Data | Kind::Args => max_message,
+            Kind::Data | Kind::Args | Kind::Batch => max_message,
             Kind::Error => MAX_ERROR_PAYLOAD,
             Kind::Ack | Kind::Stop | Kind::End => 0,
         };

@@ -30,6 +30,8 @@ pub const ARGS: u8 = 4;
 pub const STOP: u8 = 5;
 /// The end of a persistent stream.
 pub const END: u8 = 6;
+/// Several tasks' arguments (a plain receive takes the payload whole).
+pub const BATCH: u8 = 7;
 /// Flag: acknowledgement requested.
 pub const FLAG_ACK: u16 = 1;
 /// Flag: last result of a task.
@@ -131,7 +133,7 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
             break Error::Protocol(ProtoError::BadVersion(h[2]));
         }
         let kind = h[3];
-        if !(DATA..=END).contains(&kind) {
+        if !(DATA..=BATCH).contains(&kind) {
             break Error::Protocol(ProtoError::BadKind(kind));
         }
         let flags = u16_at(h, 4);
@@ -141,7 +143,7 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
         let length = u32_at(h, 8);
         let seq = u32_at(h, 12);
         let max = match kind {
-            DATA | ARGS => max_message,
+            DATA | ARGS | BATCH => max_message,
             ERROR => ERROR_MAX,
             _ => 0,
         };
@@ -149,14 +151,14 @@ pub fn expected(stream: &[u8], max_message: usize) -> Expected {
             break Error::Protocol(ProtoError::TooLong { length, max });
         }
         let Some(payload) = rest[HEADER..].get(..length as usize) else {
-            if matches!(kind, DATA | ARGS) {
+            if matches!(kind, DATA | ARGS | BATCH) {
                 out.events.push(Event::Partial(length as usize));
             }
             break Error::Protocol(ProtoError::Truncated);
         };
         at += HEADER + length as usize;
         match kind {
-            DATA | ARGS => {
+            DATA | ARGS | BATCH => {
                 out.events.push(Event::Message(payload.to_vec()));
                 if flags & FLAG_ACK != 0 {
                     out.acks.push(seq);
@@ -233,7 +235,7 @@ pub fn decode(stream: &[u8], max_message: usize, choose: Choose<'_>) -> Vec<Even
         };
         let len = header.length as usize;
         match header.kind as u8 {
-            DATA | ARGS => {
+            DATA | ARGS | BATCH => {
                 let message = if choose(2) == 0 {
                     // Collected across reads by the decoder.
                     let whole = loop {

@@ -1,0 +1,167 @@
+//! A batch frame's payload: several tasks for a reused worker in one
+//! message, so that its creator pays one frame per chunk of tasks, not one
+//! per task.
+//!
+//! ```text
+//! offset size      field
+//!  0     4         count   tasks in the batch, at least 1
+//!  then, count times:
+//!        8         task    the task's tag (the header's task field is the first's)
+//!        4         length  its argument bytes
+//!        length    args
+//! ```
+//! All integers little-endian; the entries fill the payload exactly.
+
+use super::ProtoError;
+
+/// Bytes before each task's arguments: its tag and length.
+///
+/// See the example on [`decode_batch`].
+pub const ENTRY_HEADER: usize = 12;
+
+/// Payload bytes of a batch of tasks with these argument lengths.
+///
+/// See the example on [`decode_batch`].
+pub fn batch_len(arg_lens: impl Iterator<Item = usize>) -> usize {
+    4 + arg_lens.map(|len| ENTRY_HEADER + len).sum::<usize>()
+}
+
+/// Appends the payload of a batch of `count` tasks (tag, arguments) to `out`.
+///
+/// See the example on [`decode_batch`].
+#[cfg(feature = "alloc")]
+pub fn encode_batch<'a>(
+    out: &mut alloc::vec::Vec<u8>,
+    count: u32,
+    tasks: impl Iterator<Item = (u64, &'a [u8])>,
+) {
+    out.extend_from_slice(&count.to_le_bytes());
+    for (task, args) in tasks {
+        out.extend_from_slice(&task.to_le_bytes());
+        out.extend_from_slice(&(args.len() as u32).to_le_bytes());
+        out.extend_from_slice(args);
+    }
+}
+
+/// The tasks of a batch payload, in order; a malformed payload (no task, a
+/// count that does not match its entries, an entry cut short, bytes left
+/// over) is [`ProtoError::BadBatch`], found before any task is yielded.
+///
+/// ```
+/// use pprocess::wire::{batch_len, decode_batch, encode_batch, BatchTasks, Decoder, Encoder};
+/// use pprocess::wire::{Header, Kind, Next, ProtoError, ENTRY_HEADER, HEADER_LEN};
+///
+/// let tasks: [(u64, &[u8]); 3] = [(5, b"ab"), (9, b""), (6, b"xyz")];
+/// let len = batch_len(tasks.iter().map(|(_, args)| args.len()));
+/// assert_eq!(len, 4 + 3 * ENTRY_HEADER + 5);
+///
+/// // A payload on its own...
+/// let mut payload = Vec::new();
+/// encode_batch(&mut payload, 3, tasks.iter().copied());
+/// assert_eq!(payload.len(), len);
+/// let decoded: BatchTasks = decode_batch(&payload)?;
+/// assert_eq!(decoded.collect::<Vec<_>>(), tasks);
+/// assert_eq!(decode_batch(&payload[..len - 1]).err(), Some(ProtoError::BadBatch));
+///
+/// // ...or a whole frame, built in place in an encoder's buffer.
+/// let header = Header::new(Kind::Batch, 0, len as u32, 1).for_task(5);
+/// let mut encoder = Encoder::default();
+/// encoder.queue_batch(&header, 3, tasks.iter().copied());
+/// assert_eq!(encoder.unwritten().len(), HEADER_LEN + len);
+/// let mut decoder = Decoder::new();
+/// let frame = encoder.unwritten();
+/// decoder.spare()[..frame.len()].copy_from_slice(frame);
+/// decoder.filled(frame.len());
+/// assert_eq!(decoder.next_header()?, Next::Header(header));
+/// let received = decoder.whole_payload().expect("buffered whole");
+/// assert_eq!(decode_batch(received)?.count(), 3);
+/// # Ok::<(), ProtoError>(())
+/// ```
+pub fn decode_batch(payload: &[u8]) -> Result<BatchTasks<'_>, ProtoError> {
+    let (count, entries) = payload
+        .split_first_chunk::<4>()
+        .ok_or(ProtoError::BadBatch)?;
+    let count = u32::from_le_bytes(*count);
+    let tasks = BatchTasks { rest: entries };
+    let mut seen = 0u32;
+    let mut check = tasks.clone();
+    while !check.rest.is_empty() {
+        check.next_entry().ok_or(ProtoError::BadBatch)?;
+        seen = seen.checked_add(1).ok_or(ProtoError::BadBatch)?;
+    }
+    if count == 0 || seen != count {
+        return Err(ProtoError::BadBatch);
+    }
+    Ok(tasks)
+}
+
+/// The tasks of a validated batch payload ([`decode_batch`]): (tag, arguments).
+///
+/// See the example on [`decode_batch`].
+#[derive(Clone, Debug)]
+pub struct BatchTasks<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> BatchTasks<'a> {
+    fn next_entry(&mut self) -> Option<(u64, &'a [u8])> {
+        let (head, rest) = self.rest.split_first_chunk::<ENTRY_HEADER>()?;
+        let (task, len) = head.split_first_chunk::<8>()?;
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+        if rest.len() < len {
+            return None;
+        }
+        let (args, rest) = rest.split_at(len);
+        self.rest = rest;
+        Some((u64::from_le_bytes(*task), args))
+    }
+}
+
+impl<'a> Iterator for BatchTasks<'a> {
+    type Item = (u64, &'a [u8]);
+
+    fn next(&mut self) -> Option<(u64, &'a [u8])> {
+        self.next_entry()
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn a_batch_round_trips_its_tasks_in_order() {
+        let tasks: [(u64, &[u8]); 3] = [(5, b"ab"), (9, b""), (6, b"xyz")];
+        let mut out = Vec::new();
+        encode_batch(&mut out, 3, tasks.iter().copied());
+        assert_eq!(out.len(), batch_len(tasks.iter().map(|t| t.1.len())));
+        let back: Vec<_> = decode_batch(&out).unwrap().collect();
+        assert_eq!(back, tasks);
+    }
+
+    #[test]
+    fn malformed_batches_are_rejected() {
+        let mut out = Vec::new();
+        encode_batch(&mut out, 2, [(1, &b"ab"[..]), (2, &b"c"[..])].into_iter());
+        assert!(decode_batch(&out).is_ok());
+        assert_eq!(decode_batch(&[]).err(), Some(ProtoError::BadBatch));
+        assert_eq!(
+            decode_batch(&0u32.to_le_bytes()).err(),
+            Some(ProtoError::BadBatch)
+        );
+        let mut wrong_count = out.clone();
+        wrong_count[0] = 3;
+        assert_eq!(decode_batch(&wrong_count).err(), Some(ProtoError::BadBatch));
+        assert_eq!(
+            decode_batch(&out[..out.len() - 1]).err(),
+            Some(ProtoError::BadBatch)
+        );
+        let mut extra = out.clone();
+        extra.push(0);
+        assert_eq!(decode_batch(&extra).err(), Some(ProtoError::BadBatch));
+        let mut too_long = out;
+        too_long[4 + 8] = 200;
+        assert_eq!(decode_batch(&too_long).err(), Some(ProtoError::BadBatch));
+    }
+}
