@@ -539,3 +539,41 @@ fn a_batching_worker_streams_mid_task_messages_at_once() {
     assert_eq!(late, Ok(b"late".to_vec()));
     let _ = std::fs::remove_file(&go);
 }
+
+/// A process made by [`Exchange::create`] inherits a copy of the exchange,
+/// whose descriptors were closed at the fork: there they name no descriptor
+/// (`-1`, so every call on them fails with `EBADF` instead of reaching a
+/// newer descriptor that got the same number), and dropping the copy touches
+/// neither the creator's other children nor the created process's own.
+#[test]
+fn an_exchange_inherited_across_a_fork_names_no_descriptor_and_kills_nobody() {
+    let mut ex: Exchange<Growable, Sum> = Exchange::new(4, Options::default(), Sum::default());
+    ex.start(|ch| {
+        sleep_ms(300);
+        ch.send_value(&1u64)?;
+        Ok(())
+    })
+    .unwrap();
+    if let pprocess::exchange::CreatedTask::Child(mut ch) = ex.create().unwrap() {
+        let inherited: Vec<i32> = ex.active().map(|c| c.raw_fd()).collect();
+        // New descriptors take the numbers freed at the fork.
+        let mut own = start(|ch| {
+            let v: u64 = ch.receive_value()?;
+            ch.send_value(&v)?;
+            Ok(())
+        })
+        .unwrap();
+        drop(ex);
+        let own_alive = own.send_value(&20u64).is_ok() && own.receive_value::<u64>() == Ok(20);
+        let ok = inherited.len() == 1 && inherited[0] == -1 && own_alive;
+        ch.send_value(&if ok { 2u64 } else { 1000 }).unwrap();
+        pprocess::exit(ch, 0);
+    }
+    ex.finish().unwrap();
+    assert!(ex.handler().failed.is_empty(), "{:?}", ex.handler().failed);
+    assert_eq!(
+        ex.handler().total,
+        3,
+        "the sibling answered 1, the created process 2"
+    );
+}

@@ -150,3 +150,16 @@ fn the_rust_quick_start_builds_and_runs_as_a_new_project_beside_the_clone() {
         "the Rust quick start printed {printed:?}, not what the README says"
     );
 }
+
+/// The README's C error-code table lists every library code with its value
+/// (`PP_<NAME>` followed by the number), as `pprocess::error::ALL_CODES` has them.
+#[test]
+fn the_readme_error_table_lists_every_library_code() {
+    let text = readme();
+    let missing: Vec<String> = pprocess::error::ALL_CODES
+        .iter()
+        .map(|(name, value)| format!("| `PP_E{name}` ({value}) |"))
+        .filter(|row| !text.contains(row.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "README error table lacks: {missing:?}");
+}

@@ -100,11 +100,15 @@ pub extern "C" fn pp_start(
 pub extern "C" fn pp_exit(channel: *mut pp_channel, status: c_int) -> ! {
     // Nothing is freed: the process ends now, and a callable's channel is
     // not a handle of its own. Answers a batching worker holds go out first.
-    // SAFETY: NULL or a live handle, as documented (`channel` checks NULL).
-    if let Ok(ch) = unsafe { super::channel(channel) } {
-        // The process ends now: a peer that is gone cannot be told.
-        best_effort(ch.flush());
-    }
+    // Inside the panic boundary like every export: a panic here still ends
+    // in the exit below.
+    guard_void(|| {
+        // SAFETY: NULL or a live handle, as documented (`channel` checks NULL).
+        if let Ok(ch) = unsafe { super::channel(channel) } {
+            // The process ends now: a peer that is gone cannot be told.
+            best_effort(ch.flush());
+        }
+    });
     sys::flush_stdio();
     sys::exit_now(status)
 }

@@ -35,7 +35,9 @@ pub const PP_BATCH: c_uint = 8;
 /// pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
 pub const PP_CORES: usize = 0;
 /// No limit: every task starts at once (pprocess's limit=None), for
-/// pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap.
+/// pp_exchange_new, pp_queue_new, pp_map_new and pp_pmap (pp_pmap with
+/// PP_REUSE and pp_pmap_status share records out among one worker per
+/// processor, as with PP_CORES).
 pub const PP_UNLIMITED: usize = usize::MAX;
 
 /// The Rust limit of a C `limit` argument.

@@ -106,7 +106,9 @@ fn status_of(failure: &TaskError) -> c_int {
 /// wrote more than output_size bytes. The function runs in the workers: it
 /// must not touch the outputs array itself (they do not map it). Returns
 /// the number of failed records (>= 0), or a negative code if the call
-/// itself failed (no record ran).
+/// itself failed: before any record ran (bad arguments, no memory, no
+/// first worker), or, rarely, after some ran (a replacement worker could
+/// not be forked); then the outputs are unspecified.
 #[no_mangle]
 pub extern "C" fn pp_pmap_status(
     function: pp_function,

@@ -78,7 +78,7 @@ fn end_waiting_clients(listening: &Fd) {
         let Ok(fd) = sys::accept(listening) else {
             return;
         };
-        // A new connection's socket buffer has room for 16 bytes; one that
+        // A new connection's socket buffer has room for a header-only frame; one that
         // is gone already needs no end.
         best_effort(sys::send_some(&fd, &[&end]));
     }

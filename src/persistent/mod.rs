@@ -166,7 +166,7 @@ pub const RESULTS_IN_FLIGHT: usize = 32;
 pub const OUTBOX_BYTES: usize = 32 << 20;
 
 /// Milliseconds a keeper waits for more of a frame a client has started
-/// sending (an acknowledgement is a 16-byte frame written at once; a
+/// sending (an acknowledgement is a header-only frame written at once; a
 /// message may take several writes, each of which restarts the clock)
 /// before it disconnects the client as stalled, so that the next one is
 /// served.
@@ -347,10 +347,16 @@ pub(crate) fn create_persistent_as(check: ForkCheck, address: impl AsAddress) ->
                 best_effort(keeper.wait(true));
                 return Err(e);
             }
-            Ok(Created::Parent(client_channel(
-                connect_fd(&path)?,
-                Some(keeper),
-            )))
+            match connect_fd(&path) {
+                Ok(fd) => Ok(Created::Parent(client_channel(fd, Some(keeper)))),
+                Err(e) => {
+                    // The keeper serves on at the address (another client
+                    // may collect); it is this process's child, so it is
+                    // collected once it ends, never left a zombie.
+                    sys::reap_later(keeper);
+                    Err(e)
+                }
+            }
         }
         Ok(Forked::Child) => {
             let worker = match spawn_worker() {

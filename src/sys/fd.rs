@@ -59,9 +59,15 @@ impl Fd {
         })
     }
 
-    /// The raw descriptor number, borrowed.
+    /// The raw descriptor number, borrowed; `-1` for one inherited across a
+    /// fork (closed there, so its number may name a newer descriptor: every
+    /// call on it fails with `EBADF` instead of touching that one).
     pub fn raw(&self) -> i32 {
-        self.raw
+        if self.epoch == EPOCH.load(Ordering::Relaxed) {
+            self.raw
+        } else {
+            -1
+        }
     }
 
     /// The descriptor borrowed for as long as this `Fd` is.
@@ -69,7 +75,7 @@ impl Fd {
     pub fn borrow(&self) -> std::os::fd::BorrowedFd<'_> {
         // SAFETY: an `Fd` owns an open descriptor, closed only when it is
         // dropped, which the borrow's lifetime rules out.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.raw()) }
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.raw) }
     }
 }
 

@@ -36,11 +36,18 @@ pub fn encode_batch<'a>(
     tasks: impl Iterator<Item = (u64, &'a [u8])>,
 ) {
     out.extend_from_slice(&count.to_le_bytes());
+    let mut written = 0u32;
     for (task, args) in tasks {
+        // The frame's own length (a u32, checked against the maximum message
+        // before a batch is built) bounds every entry.
+        debug_assert!(u32::try_from(args.len()).is_ok(), "batch entry over 4 GiB");
         out.extend_from_slice(&task.to_le_bytes());
         out.extend_from_slice(&(args.len() as u32).to_le_bytes());
         out.extend_from_slice(args);
+        written += 1;
     }
+    // A count that does not match is a malformed batch to the decoder.
+    debug_assert_eq!(written, count, "batch count");
 }
 
 /// The tasks of a batch payload, in order; a malformed payload (no task, a
