@@ -2,29 +2,10 @@
 //! it counts this process's children and descriptors.
 
 mod fork_contract;
+mod hardening;
 
+use hardening::{fds, zombies};
 use pprocess::{Map, Options, Queue};
-
-fn zombies() -> usize {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            e.file_name().to_str()?.parse::<u32>().ok()?;
-            std::fs::read_to_string(e.path().join("stat")).ok()
-        })
-        .filter(|stat| {
-            let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-            let mut fields = rest.split(' ');
-            fields.next() == Some("Z") && fields.next() == Some(me.as_str())
-        })
-        .count()
-}
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
 
 #[test]
 fn exchanges_leave_no_descriptor_or_zombie() {

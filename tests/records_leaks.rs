@@ -3,36 +3,10 @@
 //! descriptors and mappings.
 
 mod fork_contract;
+mod hardening;
 
+use hardening::{fds, mappings, zombies};
 use pprocess::records::{pmap, pmap_each};
-
-fn zombies() -> usize {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            e.file_name().to_str()?.parse::<u32>().ok()?;
-            std::fs::read_to_string(e.path().join("stat")).ok()
-        })
-        .filter(|stat| {
-            let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-            let mut fields = rest.split(' ');
-            fields.next() == Some("Z") && fields.next() == Some(me.as_str())
-        })
-        .count()
-}
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn mappings() -> usize {
-    std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .count()
-}
 
 #[test]
 fn a_thousand_pmaps_leave_no_descriptor_mapping_or_zombie() {

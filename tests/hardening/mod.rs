@@ -66,6 +66,14 @@ pub fn fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count() - 1
 }
 
+/// Memory mappings of this process (lines of /proc/self/maps).
+pub fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
 /// (state, parent pid) of every process, from /proc/<pid>/stat.
 fn processes() -> Vec<(char, u32)> {
     std::fs::read_dir("/proc")
