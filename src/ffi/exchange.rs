@@ -378,15 +378,31 @@ pub extern "C" fn pp_exchange_ready(
         }
         // SAFETY: the handle comes from the C caller as documented.
         let ex = unsafe { exchange_ref(ex) }?;
-        let mut written = 0;
-        for ch in ex.exchange.ready(timeout_ms)?.take(cap) {
-            let handle: *mut Channel = ch;
-            // SAFETY: `out` has room for `cap` pointers and written < cap.
-            unsafe { *out.add(written) = handle.cast() };
-            written += 1;
-        }
+        // SAFETY: `out` has room for `cap` pointers (checked non-NULL above
+        // unless cap is 0).
+        let written = unsafe { write_channels(out, cap, ex.exchange.ready(timeout_ms)?) };
         Ok(count(written))
     })
+}
+
+/// Writes the first `cap` channels of `channels` to `out` as C handles;
+/// returns how many it wrote.
+///
+/// # Safety
+/// `out` has room for `cap` pointers (it may be NULL when `cap` is 0).
+unsafe fn write_channels<'a>(
+    out: *mut *mut pp_channel,
+    cap: usize,
+    channels: impl Iterator<Item = &'a mut Channel>,
+) -> usize {
+    let mut written = 0;
+    for ch in channels.take(cap) {
+        let handle: *mut Channel = ch;
+        // SAFETY: the caller gives room for `cap` pointers, and written < cap.
+        unsafe { *out.add(written) = handle.cast() };
+        written += 1;
+    }
+    written
 }
 
 /// Writes up to cap of the monitored channels to out (pprocess's active(),
@@ -405,11 +421,9 @@ pub extern "C" fn pp_exchange_channels(
         }
         // SAFETY: the handle comes from the C caller as documented.
         let ex = unsafe { exchange_ref(ex) }?;
-        for (written, ch) in ex.exchange.active_mut().take(cap).enumerate() {
-            let handle: *mut Channel = ch;
-            // SAFETY: `out` has room for `cap` pointers and written < cap.
-            unsafe { *out.add(written) = handle.cast() };
-        }
+        // SAFETY: `out` has room for `cap` pointers (checked non-NULL above
+        // unless cap is 0).
+        unsafe { write_channels(out, cap, ex.exchange.active_mut()) };
         Ok(count(ex.exchange.active_count()))
     })
 }
