@@ -558,19 +558,17 @@ fn raw_pool(n: usize, workers: usize) -> Sample {
     sample
 }
 
-/// pmap with reused workers, answering each task with its own write or
-/// (`batch`, [`Options::batch`]) several at once; the baseline's workers
-/// always answer each task with its own write.
-fn reuse_map(cfg: &Config, batch: bool) -> Row {
+/// pmap with reused workers (a chunk's answers in one write, mirrored in
+/// shared memory until written); the baseline's workers answer each task
+/// with its own write.
+fn reuse_map(cfg: &Config) -> Row {
     let n = cfg.reuse_tasks;
     let reuse = Options {
         reuse: true,
-        batch,
         ..Options::default()
     };
-    let answers = if batch { ", batched answers" } else { "" };
     compare(
-        format!("reused pipelined workers, {n} tiny tasks, 2 workers{answers}"),
+        format!("reused pipelined workers, {n} tiny tasks, 2 workers"),
         Unit::Rate,
         Some(Target::AtMost(2.0)),
         cfg.reuse_reps,
@@ -1031,7 +1029,7 @@ fn main() {
         channel.push(fork_map(&cfg));
     }
     let reuse = match run("reuse") {
-        true => vec![reuse_map(&cfg, false), reuse_map(&cfg, true)],
+        true => vec![reuse_map(&cfg)],
         false => Vec::new(),
     };
     let python = match run("python") {
@@ -1072,8 +1070,8 @@ fn main() {
                    ratios of repetitions run back to back. Targets: \
                    channel workloads ≤ 1.10×; process workloads (spawn, fork-per-task map) \
                    ≤ 1.25×; reused workers ≤ 2.00× (a rate ≥ 0.5× the baseline's). \
-                   The baseline's workers answer each task with its own write, also \
-                   against batched answers. \
+                   The baseline's workers answer each task with its own write; \
+                   pprocess's answer a chunk of quick tasks in one write. \
                    allocs/op: heap allocations per operation in the measuring process.",
         },
         Table {

@@ -466,7 +466,6 @@ fn an_exchange_stores_a_message_kept_aside_by_send_acked() {
 fn batched_answers_reach_their_tasks() {
     let options = Options {
         reuse: true,
-        batch: true,
         ..Options::default()
     };
     // Many tiny tasks: answers go back in batches, each to its task.
@@ -508,7 +507,6 @@ fn a_batching_worker_streams_mid_task_messages_at_once() {
     let options = Options {
         reuse: true,
         continuous: true,
-        batch: true,
         ..Options::default()
     };
     let go = std::env::temp_dir().join(format!("pp-batch-go-{}", std::process::id()));

@@ -21,12 +21,18 @@ use crate::wire::{
     FLAG_END, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, READ_AHEAD,
 };
 
+#[cfg(feature = "alloc")]
+mod journal;
 mod marks;
 #[cfg(feature = "alloc")]
 mod receipts;
 #[cfg(feature = "alloc")]
 mod worker;
 
+#[cfg(feature = "alloc")]
+pub(crate) use journal::Journal;
+#[cfg(feature = "alloc")]
+use journal::{Inflow, Outflow};
 use marks::Marks;
 #[cfg(feature = "alloc")]
 pub(crate) use receipts::Receipts;
@@ -170,6 +176,29 @@ pub struct Channel {
     /// channel as it takes them (a connection to a persistent process).
     #[cfg(feature = "alloc")]
     receipts: Option<alloc::boxed::Box<dyn Receipts>>,
+    /// Every read from the socket: counted, and in a reused worker's
+    /// creator followed by what the worker held when it died.
+    inflow: Inflow,
+    /// In a reused worker: the bytes written, and the shared mirror of
+    /// what it holds back.
+    #[cfg(feature = "alloc")]
+    outflow: Outflow,
+}
+
+/// Reads from the socket (without `alloc`, no reused workers: nothing to
+/// recover after the end of a stream).
+#[cfg(not(feature = "alloc"))]
+#[derive(Debug, Default)]
+struct Inflow;
+
+#[cfg(not(feature = "alloc"))]
+impl Inflow {
+    fn read(&mut self, fd: &Fd, buf: &mut [u8], block: bool) -> sys::Result<usize> {
+        match block {
+            true => sys::read(fd, buf),
+            false => sys::read_now(fd, buf),
+        }
+    }
 }
 
 impl fmt::Debug for Channel {
@@ -213,6 +242,9 @@ impl Channel {
             outbox: false,
             #[cfg(feature = "alloc")]
             receipts: None,
+            inflow: Inflow::default(),
+            #[cfg(feature = "alloc")]
+            outflow: Outflow::default(),
         }
     }
 
@@ -303,10 +335,14 @@ impl Channel {
     /// Writes the frames held back, if any, and goes on holding new ones
     /// back: a read that has to wait for the peer sends them first, so a
     /// corked channel never waits for an answer to what it holds.
-    fn send_held(&mut self) -> Result<()> {
+    pub(crate) fn send_held(&mut self) -> Result<()> {
         #[cfg(feature = "alloc")]
         if !self.enc.unwritten().is_empty() {
             let sent = sys::send_vectored(&self.fd, &[self.enc.unwritten()]);
+            if sent.is_ok() {
+                self.outflow.wrote(self.enc.unwritten().len());
+                self.outflow.flushed();
+            }
             // Written, or lost with the peer: either way not held any more.
             self.enc.written(usize::MAX);
             return match sent {
@@ -326,7 +362,10 @@ impl Channel {
         while !self.enc.unwritten().is_empty() {
             match sys::send_some(&self.fd, &[self.enc.unwritten()]) {
                 Ok(0) => return Ok(false),
-                Ok(n) => self.enc.written(n),
+                Ok(n) => {
+                    self.outflow.wrote(n);
+                    self.enc.written(n);
+                }
                 Err(e) => {
                     self.enc.written(usize::MAX);
                     return Err(match e {
@@ -336,6 +375,7 @@ impl Channel {
                 }
             }
         }
+        self.outflow.flushed();
         Ok(true)
     }
 
@@ -413,7 +453,7 @@ impl Channel {
             if spare.is_empty() {
                 return Ok(true);
             }
-            match sys::read_now(&self.fd, spare) {
+            match self.inflow.read(&self.fd, spare, false) {
                 Ok(0) | Err(Errno::CONNRESET) => {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
@@ -524,8 +564,14 @@ impl Channel {
     fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
         #[cfg(feature = "alloc")]
         {
+            let before = self.enc.unwritten().len();
             if self.enc.is_corked() && self.enc.hold(&header, payload) {
-                return Ok(());
+                // Held only if mirrored for the creator (see `journal`):
+                // otherwise it goes out now, with what is held before it.
+                if self.outflow.held(before, &header, payload) {
+                    return Ok(());
+                }
+                return self.send_held();
             }
             if self.outbox {
                 self.enc.queue(&header, payload);
@@ -540,7 +586,12 @@ impl Channel {
     /// Writes `parts` in order; a closed peer becomes how it ended.
     fn write_all(&mut self, parts: &[&[u8]]) -> Result<()> {
         match sys::send_vectored(&self.fd, parts) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                #[cfg(feature = "alloc")]
+                self.outflow
+                    .wrote(parts.iter().map(|part| part.len()).sum());
+                Ok(())
+            }
             Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
             Err(e) => Err(e.into()),
         }
@@ -842,11 +893,7 @@ impl Channel {
     /// ([`Errno::AGAIN`] when nothing is).
     fn fill(&mut self, block: bool) -> sys::Result<usize> {
         let spare = self.dec.spare();
-        let n = if block {
-            sys::read(&self.fd, spare)?
-        } else {
-            sys::read_now(&self.fd, spare)?
-        };
+        let n = self.inflow.read(&self.fd, spare, block)?;
         self.dec.filled(n);
         Ok(n)
     }
@@ -876,15 +923,17 @@ impl Channel {
             }
             return Ok(());
         }
-        let rest = &mut dst[done..];
-        match sys::read_exact(&self.fd, rest) {
-            Ok(n) if n == rest.len() => Ok(()),
-            Ok(_) | Err(Errno::CONNRESET) => {
-                let why = self.cut_short();
-                Err(self.end_on(why))
+        while done < dst.len() {
+            match self.inflow.read(&self.fd, &mut dst[done..], true) {
+                Ok(0) | Err(Errno::CONNRESET) => {
+                    let why = self.cut_short();
+                    return Err(self.end_on(why));
+                }
+                Ok(n) => done += n,
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
+        Ok(())
     }
 
     /// Records `e` as the channel's end when it is final (end of stream, a

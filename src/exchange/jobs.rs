@@ -23,8 +23,8 @@ use alloc::vec::Vec;
 use core::borrow::BorrowMut;
 
 use super::slots::{Slot, Slots, WINDOW};
-use super::{Exchange, Options, StoreData, TaskId};
-use crate::channel::Channel;
+use super::{Exchange, StoreData, TaskId};
+use crate::channel::{Channel, Journal};
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created};
 use crate::sys;
@@ -379,9 +379,24 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         if self.jobs.waiting.is_empty() {
             return Err(Error::Invalid);
         }
+        // A reused worker mirrors the answers it holds back in memory
+        // shared with this process, so that none is lost if it dies. Without
+        // that memory it answers each task with a write of its own.
+        let reused = matches!(self.jobs.waiting.front(), Some(Job::Reuse { .. }));
+        let journal = reused.then(Journal::new).and_then(|made| made.ok());
         let channel = match process::create_as(self.fork_check())? {
-            Created::Child(channel) => self.run_first_job(channel),
-            Created::Parent(channel) => channel,
+            Created::Child(mut channel) => {
+                if let Some(journal) = journal {
+                    channel.mirror_held(journal);
+                }
+                self.run_first_job(channel)
+            }
+            Created::Parent(mut channel) => {
+                if let Some(journal) = journal {
+                    channel.recover_held(journal);
+                }
+                channel
+            }
         };
         match self.jobs.waiting.pop_front() {
             Some(job @ (Job::Once { task, .. } | Job::Call { task, .. })) => {
@@ -428,7 +443,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             Some(Job::Call { body, args, .. }) => {
                 process::run_callable(&mut channel, |channel| body(channel, args))
             }
-            Some(Job::Reuse { body, .. }) => work(&mut channel, &**body, options),
+            Some(Job::Reuse { body, .. }) => work(&mut channel, &**body, options.continuous),
             _ => match self.jobs.waiting.pop_front() {
                 Some(Job::Once { callable, .. }) => process::run_callable(&mut channel, callable),
                 // `spawn` checked that there is a job.
@@ -451,20 +466,24 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 }
 
-/// How long a reused worker batching its answers ([`Options::batch`]) may
-/// hold them back: a task that ran longer is answered at once, and so are
-/// the answers held once the oldest is this old.
+/// How long a reused worker may hold answers back: a task that ran longer
+/// is answered at once, and so are the answers held once the oldest is this
+/// old.
 const HOLD_NS: u64 = 200_000;
 
 /// A reused worker's loop: one task per args frame until a stop frame or the
 /// end of the channel. Returns the exit status.
 ///
-/// With [`Options::batch`], answers to quick tasks are held back while the
-/// next task's args are already buffered, and written together: one
-/// `sendmsg` per batch instead of one per task. An answer then waits at most
-/// [`HOLD_NS`] plus the run time of the task after it, and never while the
-/// worker waits for input.
-fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
+/// Answers to quick tasks are held back while the next task's args are
+/// already buffered, and written together: one `sendmsg` per chunk of
+/// tasks instead of one per task. Each answer held is mirrored in memory
+/// shared with the creator (the channel's journal), which reads it from
+/// there if this process dies before writing it: no answer computed is
+/// lost. An answer waits at most [`HOLD_NS`] plus the run time of the task
+/// after it, and never while the worker waits for input. Only what ends a
+/// task is held (its answer, its error, a continuous task's end): a message
+/// sent in the middle of a task goes out at once, after what is held.
+fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
     // When the oldest answer held back was ready.
     let mut held_since = None;
     loop {
@@ -474,23 +493,23 @@ fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
             Err(Error::Closed) if channel.flush().is_ok() => return 0,
             Err(_) => return 1,
         };
-        // Batching: answers are held in the channel from here on.
-        let started = options.batch.then(|| {
+        // Without a journal (no memory for it), nothing is held.
+        if channel.mirrors_held() {
             channel.cork_answers();
-            sys::now_ns()
-        });
+        }
+        let started = sys::now_ns();
         // Without `continuous` the task's one message carries the end mark.
-        channel.set_end_next_send(!options.continuous);
+        channel.set_end_next_send(!continuous);
         channel.begin_task(task);
         let outcome = process::call_guarded(channel, |channel| body(channel, &args));
         channel.end_task();
         let unanswered = channel.set_end_next_send(false);
         let mut sent = match outcome {
             Err(error) => channel.send_error(&error),
-            Ok(()) if options.continuous || unanswered => channel.send_task_end(),
+            Ok(()) if continuous || unanswered => channel.send_task_end(),
             Ok(()) => Ok(()),
         };
-        if let (Ok(()), Some(started)) = (sent, started) {
+        if sent.is_ok() && channel.wants_write() {
             // Hold the answers of quick tasks back while the next task is
             // already here, so that one write answers several tasks.
             let now = sys::now_ns();
@@ -498,7 +517,7 @@ fn work(channel: &mut Channel, body: &Body, options: Options) -> i32 {
             let quick = now - started < HOLD_NS && now - oldest < HOLD_NS;
             if !(quick && channel.has_buffered()) {
                 held_since = None;
-                sent = channel.flush();
+                sent = channel.send_held();
             }
         }
         if sent.is_err() {

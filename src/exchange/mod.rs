@@ -57,8 +57,8 @@ pub type TaskId = usize;
 /// fn double(x: &[u8]) -> Result<Vec<u8>, RemoteError> {
 ///     Ok(vec![x[0] * 2])
 /// }
-/// // Two reused workers answer all eight tasks, in batches.
-/// let options = Options { reuse: true, batch: true, ..Options::default() };
+/// // Two reused workers answer all eight tasks, in chunks.
+/// let options = Options { reuse: true, ..Options::default() };
 /// let inputs: Vec<[u8; 1]> = (1..=8).map(|i| [i]).collect();
 /// let doubled: Vec<Vec<u8>> = pmap(double, &inputs, 2, options)?.collect::<Result<_, _>>()?;
 /// assert_eq!(doubled.concat(), [2, 4, 6, 8, 10, 12, 14, 16]);
@@ -68,7 +68,12 @@ pub type TaskId = usize;
 pub struct Options {
     /// Reuse worker processes: each runs its callable once per task, with a
     /// window of tasks queued in its socket that shrinks as the work runs
-    /// out (needs `alloc`). Every frame
+    /// out (needs `alloc`). Tasks go out in chunks, and a worker answers
+    /// quick tasks in one write per chunk: while its next task is already
+    /// queued, it holds the answers of tasks that took under 0.2 ms (for at
+    /// most 0.2 ms), mirrored in memory shared with its creator, so that a
+    /// worker that dies loses no answer it computed (only the task it died
+    /// in fails). An answer may wait for the task after it. Every frame
     /// names its task, so results, errors and replies are charged to the
     /// task they belong to. The callable's receives see only messages sent
     /// to its own task; once it has sent its one result (without
@@ -84,15 +89,6 @@ pub struct Options {
     /// of closed (autoclose off). Channels that end by themselves are always
     /// closed: nothing is left to read from them.
     pub keep_removed: bool,
-    /// Reused workers answer quick tasks in batches: while the next task is
-    /// already queued, a worker holds the answers of tasks that took under
-    /// 0.2 ms (for at most 0.2 ms) and writes them together. Much faster for
-    /// tiny tasks, with two costs: an answer may wait for the task after it,
-    /// and a worker that dies loses the answers it held, so those tasks fail
-    /// with it (without it, only the task it died in fails). Only what ends
-    /// a task (its answer, its error, a continuous task's end) is held;
-    /// a message streamed in the middle of a task goes out at once.
-    pub batch: bool,
 }
 
 /// Receives what an exchange's tasks send (pprocess's `store_data`).

@@ -24,11 +24,11 @@ pub const PP_CONTINUOUS: c_uint = 2;
 /// Autoclose off: channels taken out with pp_exchange_remove are not closed;
 /// the caller owns them again.
 pub const PP_KEEP_REMOVED: c_uint = 4;
-/// With PP_REUSE: workers answer quick tasks in batches, one write for
-/// several answers. Much faster for tiny tasks; an answer may wait for the
-/// task after it (at most 0.2 ms plus that task), and a worker that dies
-/// fails the tasks whose answers it held as well as the one it died in.
-/// Messages a task streams before its end go out at once.
+/// Accepted for compatibility; changes nothing. With PP_REUSE, workers
+/// always answer quick tasks in batches (one write for a chunk's answers),
+/// and a worker that dies loses none of them: the answers it holds are
+/// mirrored in memory shared with the creator. In earlier snapshots it asked
+/// for batches at the cost of the held answers of a dying worker.
 pub const PP_BATCH: c_uint = 8;
 
 /// The limit of one process per processor (pp_number_of_cores), for
@@ -180,7 +180,6 @@ fn options(flags: c_uint) -> Result<Options> {
         reuse: flags & PP_REUSE != 0,
         continuous: flags & PP_CONTINUOUS != 0,
         keep_removed: flags & PP_KEEP_REMOVED != 0,
-        batch: flags & PP_BATCH != 0,
     })
 }
 
@@ -834,7 +833,7 @@ pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) ->
 /// count, since records are shared out rather than given a process each)
 /// share memory with the caller: they read the inputs in place,
 /// write the outputs into a shared mapping and take records in chunks that
-/// shrink as the work runs out (PP_BATCH changes nothing there); a worker
+/// shrink as the work runs out; a worker
 /// that dies fails only the record it was running. The function must not
 /// touch the outputs array itself (the workers do not map it). Records are
 /// not sent, so their size has no limit but memory's. Without PP_REUSE,

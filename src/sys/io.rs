@@ -29,19 +29,6 @@ pub fn read_now(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
     })
 }
 
-/// Reads until `buf` is full or the peer closes. Returns how many bytes were
-/// read: less than `buf.len()` only at end of file.
-pub fn read_exact(fd: &Fd, buf: &mut [u8]) -> Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match read(fd, &mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
 /// Writes every byte of `parts`, in order, with `sendmsg(2)` and
 /// `MSG_NOSIGNAL` (a closed peer is `EPIPE`, never `SIGPIPE`). Usually one
 /// system call; partial writes and `EINTR` continue where they stopped.

@@ -14,6 +14,15 @@ pub struct SharedMap {
     len: usize,
 }
 
+// SAFETY: a SharedMap owns its mapping as a Box owns its allocation: no
+// other value in this process aliases it, `bytes_mut` takes `&mut self`, and
+// what other processes write is read through the same accessors whichever
+// thread holds the value.
+unsafe impl Send for SharedMap {}
+// SAFETY: `&SharedMap` gives only shared reads (`bytes`) and atomics
+// (`words`), which threads may use at once.
+unsafe impl Sync for SharedMap {}
+
 impl SharedMap {
     /// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html) of `len`
     /// zeroed bytes with `MAP_SHARED | MAP_ANONYMOUS`. Zero bytes map

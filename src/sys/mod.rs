@@ -26,7 +26,7 @@ mod time;
 mod unix;
 
 pub use fd::{after_fork_in_child, close_all_except, Fd};
-pub use io::{read, read_exact, read_now, send_some, send_vectored};
+pub use io::{read, read_now, send_some, send_vectored};
 #[cfg(feature = "alloc")]
 pub use mem::try_copy;
 #[cfg(feature = "capi")]
