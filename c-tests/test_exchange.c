@@ -20,7 +20,7 @@ enum {
     TASK_FAILURE = 42,      /* what a failing task returns */
     STORE_FAILURE = -5000,  /* what a failing store callback returns */
     MESSAGES = 50,          /* messages of each continuous task */
-    EXIT_TASKS = 20,        /* tasks of the batching worker that calls pp_exit */
+    EXIT_TASKS = 20,        /* tasks of the reused worker that calls pp_exit */
     MANY_TASKS = 1000
 };
 
@@ -572,8 +572,9 @@ static int answer_then_exit_last(pp_channel *ch, const void *arg, size_t arg_len
     return 0;
 }
 
-/* A batching worker that ends with pp_exit still delivers every answer it
- * held back, its last one included. */
+/* A reused worker that ends with pp_exit still delivers every answer it
+ * held back (a chunk's answers go out in one write), its last one included.
+ * PP_BATCH is accepted and changes nothing. */
 static void test_pp_exit_in_a_batching_worker_loses_no_answer(void)
 {
     int answered[EXIT_TASKS] = {0};
@@ -665,6 +666,36 @@ static void test_reused_chunks_lose_nothing_when_a_worker_dies(void)
     CHECK_EQ(pp_exchange_finish(map), 0);
     CHECK_EQ(pp_exchange_active(map), 0);
     pp_exchange_free(map);
+}
+
+/* Workers killed while they hold the answers of the quick tasks before the
+ * one they die in (answers go out a chunk at a time) lose none of them:
+ * each is mirrored in memory shared with the creator, which reads it from
+ * there. Exactly the killed tasks fail; every other answer comes once, in
+ * order. */
+static void test_killed_workers_lose_no_held_answer(void)
+{
+    enum { TASKS = 600 };
+    struct answer answer;
+    pp_exchange *map;
+    unsigned limit;
+    int k;
+
+    for (limit = 1; limit <= 3; limit++) {
+        CHECK_OK(pp_map_new(limit, PP_REUSE, &map));
+        for (k = 0; k < TASKS; k++)
+            CHECK_EQ(call_job(map, k, 0, k % 23 == 22 ? DIE : ANSWER), k);
+        for (k = 0; k < TASKS; k++) {
+            if (k % 23 == 22) {
+                CHECK_EQ(next_answer(map, &answer), PP_EPEER);
+                continue;
+            }
+            CHECK_EQ(next_answer(map, &answer), k);
+            CHECK_EQ(answer.index, k);
+        }
+        CHECK_EQ(next_answer(map, &answer), PP_EDONE);
+        pp_exchange_free(map);
+    }
 }
 
 static void check_function_error(unsigned flags)
@@ -1509,6 +1540,7 @@ int main(void)
     RUN(test_continuous_tasks_send_many_results);
     RUN(test_pp_exit_in_a_batching_worker_loses_no_answer);
     RUN(test_killed_worker);
+    RUN(test_killed_workers_lose_no_held_answer);
     RUN(test_reused_chunks_lose_nothing_when_a_worker_dies);
     RUN(test_function_error);
     RUN(test_callable_error);

@@ -139,11 +139,11 @@
 #define PP_KEEP_REMOVED 4
 
 /**
- * With PP_REUSE: workers answer quick tasks in batches, one write for
- * several answers. Much faster for tiny tasks; an answer may wait for the
- * task after it (at most 0.2 ms plus that task), and a worker that dies
- * fails the tasks whose answers it held as well as the one it died in.
- * Messages a task streams before its end go out at once.
+ * Accepted for compatibility; changes nothing. With PP_REUSE, workers
+ * always answer quick tasks in batches (one write for a chunk's answers),
+ * and a worker that dies loses none of them: the answers it holds are
+ * mirrored in memory shared with the creator. In earlier snapshots it asked
+ * for batches at the cost of the held answers of a dying worker.
  */
 #define PP_BATCH 8
 
@@ -564,7 +564,7 @@ int pp_exchange_next_id(const pp_exchange *ex, uint64_t *task);
  * count, since records are shared out rather than given a process each)
  * share memory with the caller: they read the inputs in place,
  * write the outputs into a shared mapping and take records in chunks that
- * shrink as the work runs out (PP_BATCH changes nothing there); a worker
+ * shrink as the work runs out; a worker
  * that dies fails only the record it was running. The function must not
  * touch the outputs array itself (the workers do not map it). Records are
  * not sent, so their size has no limit but memory's. Without PP_REUSE,

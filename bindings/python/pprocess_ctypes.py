@@ -68,7 +68,7 @@ PP_ETHREADS = -1012
 PP_REUSE = 1
 PP_CONTINUOUS = 2
 PP_KEEP_REMOVED = 4
-PP_BATCH = 8
+PP_BATCH = 8  # accepted, changes nothing: PP_REUSE always batches answers
 PP_CORES = 0
 PP_UNLIMITED = c_size_t(-1).value  # SIZE_MAX
 
