@@ -16,6 +16,14 @@
 //! (killed in the middle of a write). Positions make this exact: nothing the
 //! socket delivered is read twice, whatever instant the worker died at.
 //!
+//! The creator does not wait for a death, either: answers a live worker
+//! has held for [`STEAL_NS`] (it is busy with a long task, say) are read
+//! from the journal by the creator's poll rounds ([`Channel::steal_held`]),
+//! which skip those bytes when the socket brings them later. A generation
+//! word, bumped around each reuse of the journal, tells the creator whether
+//! what it copied is whole, as a seqlock does; so an answer waits about a
+//! millisecond at most, not for the task after it.
+//!
 //! ```text
 //! stream:   [ written and read ...... | held: answers of tasks 7, 8, 9 ]
 //!                                  read ^ ^ journal start     journal end ^
@@ -23,7 +31,7 @@
 //! ```
 
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{fence, Ordering};
 
 use super::Channel;
 use crate::sys::{self, Errno, Fd, SharedMap};
@@ -33,10 +41,37 @@ use crate::wire::{Header, CORK_LIMIT};
 const START: usize = 0;
 /// Word 1: how many bytes, all whole frames, the journal holds.
 const LEN: usize = 1;
+/// Word 2: the generation, odd while the journal starts over at a new
+/// position (bytes below the length never change otherwise).
+const GEN: usize = 2;
 /// The frames' bytes start here, after the words.
 const DATA: usize = 64;
 /// Most bytes a journal mirrors: all a corked encoder holds.
 const CAPACITY: usize = CORK_LIMIT;
+
+/// How long a creator lets a live worker hold answers before it reads them
+/// from the journal itself.
+const STEAL_NS: u64 = 1_000_000;
+
+/// How often a creator looks at a journal holding answers: they are read
+/// within about [`STEAL_NS`] plus this.
+const LOOK_MS: i32 = 1;
+
+/// The longest a creator waits between looks at the journal of a worker
+/// that may hold answers. A worker starts holding right after a write
+/// (answers of quick tasks, while the next is queued), so looks are
+/// frequent just after the creator read something from it and grow apart,
+/// up to this, while it is silent (busy with a long task).
+const LOOK_MAX_MS: i32 = 64;
+
+/// A snapshot of a journal that holds bytes the creator has not read: its
+/// generation, first position and end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    generation: u64,
+    start: u64,
+    end: u64,
+}
 
 /// The shared mirror of the bytes a reused worker holds back.
 #[derive(Debug)]
@@ -66,7 +101,12 @@ impl Journal {
         if !follows || len + size > CAPACITY {
             return false;
         }
+        let generation = words[GEN].load(Ordering::Relaxed);
         if len == 0 {
+            // Starting over: a reader copying the old bytes sees the
+            // generation change and drops its copy.
+            words[GEN].store(generation + 1, Ordering::Relaxed);
+            fence(Ordering::Release);
             words[START].store(pos, Ordering::Relaxed);
         }
         let bytes = &mut self.map.bytes_mut()[DATA + len..DATA + len + size];
@@ -75,8 +115,12 @@ impl Journal {
             bytes[at..at + part.len()].copy_from_slice(part);
             at += part.len();
         }
+        let words = self.map.words();
         // The frame is whole before the length covers it.
-        self.map.words()[LEN].store((len + size) as u64, Ordering::Release);
+        words[LEN].store((len + size) as u64, Ordering::Release);
+        if len == 0 {
+            words[GEN].store(generation + 2, Ordering::Release);
+        }
         true
     }
 
@@ -85,41 +129,74 @@ impl Journal {
         self.map.words()[LEN].store(0, Ordering::Release);
     }
 
-    /// In the creator, at the end of the worker's stream, having read
-    /// `received` bytes of it: the bytes the worker held that the socket
-    /// never delivered (none if the journal is empty or the socket
-    /// delivered them all).
-    fn unreceived(&self, received: u64) -> &[u8] {
+    /// In the creator, which has read the worker's stream up to position
+    /// `read`: what the journal holds beyond it, if anything (and if the
+    /// worker is not starting it over right now).
+    fn held(&self, read: u64) -> Option<Held> {
         let words = self.map.words();
+        let generation = words[GEN].load(Ordering::Acquire);
         // A length the worker never could have written is not trusted.
         let len = (words[LEN].load(Ordering::Acquire) as usize).min(CAPACITY);
         let start = words[START].load(Ordering::Relaxed);
-        let end = start.saturating_add(len as u64);
-        if received < start || received >= end {
-            return &[];
+        let end = start + len as u64;
+        let beyond = start <= read && read < end;
+        (generation % 2 == 0 && beyond).then_some(Held {
+            generation,
+            start,
+            end,
+        })
+    }
+
+    /// In the creator: copies the bytes from position `read` to the end of
+    /// the journal into `out`, if the journal is still generation
+    /// `generation` once they are copied (a worker may be writing it
+    /// meanwhile). Returns the position after the last byte copied; None,
+    /// with `out` to be ignored, if nothing whole was copied.
+    fn copy_beyond(&self, generation: u64, read: u64, out: &mut Vec<u8>) -> Option<u64> {
+        let held = self.held(read).filter(|h| h.generation == generation)?;
+        let len = (held.end - read) as usize;
+        out.clear();
+        out.try_reserve_exact(len).ok()?;
+        out.resize(len, 0);
+        let from = DATA + (read - held.start) as usize;
+        if !self.map.read_racy(from, out) {
+            return None;
         }
-        let from = (received - start) as usize;
-        &self.map.bytes()[DATA + from..DATA + len]
+        // The copy happened before the generation is read again.
+        fence(Ordering::Acquire);
+        let whole = self.map.words()[GEN].load(Ordering::Relaxed) == generation;
+        whole.then_some(held.end)
     }
 }
 
-/// What a creator reads from a reused worker: its socket, then, at the end
-/// of the stream, what the worker's [`Journal`] holds that never arrived.
+/// What a creator reads from a reused worker: its socket, and what the
+/// worker's [`Journal`] holds that the socket has not brought (at the end
+/// of the stream, or stolen from a live worker holding answers too long).
 #[derive(Debug, Default)]
 pub(super) struct Inflow {
     /// Bytes read from the socket so far.
     received: u64,
-    /// The worker's journal, until it is replayed.
+    /// The stream position up to which bytes were handed out: beyond
+    /// `received` once journal bytes were, which the socket then skips.
+    read: u64,
+    /// The worker's journal, until the end of its stream.
     journal: Option<Journal>,
-    /// Bytes recovered from the journal, read after the socket's end.
+    /// Journal bytes to hand out before the socket's.
     replay: Vec<u8>,
-    /// How many of `replay` were read.
+    /// How many of `replay` were handed out.
     replayed: usize,
+    /// The generation of the journal seen holding unread bytes, and when
+    /// it was first seen so.
+    noted: Option<(u64, u64)>,
+    /// When bytes were last read (from the socket or the journal).
+    last_read_ns: u64,
 }
 
 impl Inflow {
-    /// One read into `buf`: from the socket (`block`ing or not), or after
-    /// its end from what the journal recovered; `Ok(0)` at the end of both.
+    /// One read into `buf`: journal bytes taken, if any, else the socket
+    /// (`block`ing or not), without the bytes already handed out from the
+    /// journal; at the socket's end, what the journal holds beyond them.
+    /// `Ok(0)` at the end of everything.
     pub(super) fn read(&mut self, fd: &Fd, buf: &mut [u8], block: bool) -> sys::Result<usize> {
         loop {
             if self.replayed < self.replay.len() {
@@ -133,32 +210,104 @@ impl Inflow {
                 true => sys::read(fd, buf),
                 false => sys::read_now(fd, buf),
             };
-            match read {
-                Ok(0) | Err(Errno::CONNRESET) if self.recover() => continue,
-                Ok(n) => {
-                    self.received += n as u64;
-                    return Ok(n);
-                }
+            let n = match read {
+                Ok(0) | Err(Errno::CONNRESET) if self.take_held(None) => continue,
+                Ok(n) => n,
                 Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(0);
+            }
+            let at = self.received;
+            self.received += n as u64;
+            if self.journal.is_some() {
+                self.last_read_ns = sys::now_ns();
+            }
+            if self.received > self.read {
+                // Bytes already handed out from the journal are skipped.
+                let seen = self.read.saturating_sub(at) as usize;
+                buf.copy_within(seen..n, 0);
+                self.read = self.received;
+                return Ok(n - seen);
             }
         }
     }
 
-    /// At the end of the stream: takes what the journal holds beyond what
-    /// was read, once. False when there is nothing (or no memory for it:
-    /// the stream then ends where the socket did).
-    fn recover(&mut self) -> bool {
-        let Some(journal) = self.journal.take() else {
+    /// True while journal bytes wait to be handed out.
+    pub(super) fn replaying(&self) -> bool {
+        self.replayed < self.replay.len()
+    }
+
+    /// Takes what the journal holds beyond the bytes handed out, to hand
+    /// out next: at the end of the stream (`generation` None: the worker
+    /// is gone, the journal is taken once), or from a live worker if the
+    /// journal is still `generation`. False when there is nothing (or no
+    /// memory for it: the bytes then come from the socket, or at the end
+    /// of the stream are lost with the worker).
+    fn take_held(&mut self, generation: Option<u64>) -> bool {
+        let at_end = generation.is_none();
+        let Some(journal) = &self.journal else {
             return false;
         };
-        let rest = journal.unreceived(self.received);
-        if rest.is_empty() || self.replay.try_reserve_exact(rest.len()).is_err() {
-            return false;
+        let generation = generation.or_else(|| journal.held(self.read).map(|h| h.generation));
+        let copied = generation
+            .and_then(|generation| journal.copy_beyond(generation, self.read, &mut self.replay));
+        if at_end {
+            self.journal = None;
         }
-        self.replay.clear();
-        self.replay.extend_from_slice(rest);
-        self.replayed = 0;
+        match copied {
+            Some(end) => {
+                self.replayed = 0;
+                self.read = end;
+                self.noted = None;
+                self.last_read_ns = sys::now_ns();
+                true
+            }
+            None => {
+                self.replay.clear();
+                self.replayed = 0;
+                false
+            }
+        }
+    }
+
+    /// In the creator, before a poll, while the worker may hold answers:
+    /// how long the poll may wait before the journal is looked at again
+    /// (`-1`: no limit, there is no journal).
+    pub(super) fn look_ms(&mut self) -> i32 {
+        if self.journal.is_none() {
+            return -1;
+        }
+        if self.note_held() {
+            return LOOK_MS;
+        }
+        let quiet_ms = (sys::now_ns().saturating_sub(self.last_read_ns) / 1_000_000) as i32;
+        quiet_ms.clamp(LOOK_MS, LOOK_MAX_MS)
+    }
+
+    /// True while the worker holds answers not read yet; the first time a
+    /// generation is seen so is noted.
+    fn note_held(&mut self) -> bool {
+        let held = self.journal.as_ref().and_then(|j| j.held(self.read));
+        let Some(held) = held.filter(|_| !self.replaying()) else {
+            self.noted = None;
+            return false;
+        };
+        if self.noted.map(|(generation, _)| generation) != Some(held.generation) {
+            self.noted = Some((held.generation, sys::now_ns()));
+        }
         true
+    }
+
+    /// Takes the answers a live worker has held for [`STEAL_NS`] or more
+    /// (see [`Inflow::note_held`]); true if there are some to hand out.
+    pub(super) fn steal_held(&mut self) -> bool {
+        match self.noted {
+            Some((generation, since)) if sys::now_ns() - since >= STEAL_NS => {
+                self.take_held(Some(generation))
+            }
+            _ => false,
+        }
     }
 }
 
@@ -209,10 +358,26 @@ impl Channel {
         self.outflow.journal.is_some()
     }
 
-    /// In a reused worker's creator: at the end of the worker's stream,
-    /// what it held and never wrote is read from `journal`.
+    /// In a reused worker's creator: what it holds and has not written is
+    /// read from `journal`, at the end of its stream or when held too long
+    /// ([`Channel::steal_held`]).
     pub(crate) fn recover_held(&mut self, journal: Journal) {
         self.inflow.journal = Some(journal);
+    }
+
+    /// In a reused worker's creator, before a poll, while the worker may
+    /// hold answers (it has a task queued behind its current one): how
+    /// long the poll may wait before [`Channel::steal_held`] looks again
+    /// (`-1`: as long as it likes).
+    pub(crate) fn look_ms(&mut self) -> i32 {
+        self.inflow.look_ms()
+    }
+
+    /// In a reused worker's creator, after a poll: reads the answers the
+    /// worker has held for a millisecond or more from its journal; true if
+    /// there were some (they are then buffered, [`Channel::has_buffered`]).
+    pub(crate) fn steal_held(&mut self) -> bool {
+        self.inflow.steal_held()
     }
 }
 
@@ -228,24 +393,112 @@ mod tests {
         bytes
     }
 
+    /// What `journal` holds beyond stream position `read`, copied whole.
+    fn beyond(journal: &Journal, read: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        match journal.held(read) {
+            Some(held) => {
+                let end = journal.copy_beyond(held.generation, read, &mut out);
+                assert_eq!(end, Some(held.end));
+                out
+            }
+            None => out,
+        }
+    }
+
     #[test]
-    fn the_journal_gives_back_exactly_the_bytes_not_received() {
+    fn the_journal_gives_back_exactly_the_bytes_not_read() {
         let mut journal = Journal::new().unwrap();
-        assert!(journal.unreceived(0).is_empty());
+        assert!(beyond(&journal, 0).is_empty());
         assert!(journal.append(100, &[b"abc", b"de"]));
         assert!(journal.append(105, &[b"fgh"]));
         assert!(!journal.append(200, &[b"x"]), "a gap is refused");
-        assert_eq!(journal.unreceived(99), b"", "a gap before it: nothing");
-        assert_eq!(journal.unreceived(100), b"abcdefgh");
-        assert_eq!(journal.unreceived(103), b"defgh");
-        assert_eq!(journal.unreceived(108), b"", "all delivered");
+        assert_eq!(beyond(&journal, 99), b"", "a gap before it: nothing");
+        assert_eq!(beyond(&journal, 100), b"abcdefgh");
+        assert_eq!(beyond(&journal, 103), b"defgh");
+        assert_eq!(beyond(&journal, 108), b"", "all delivered");
+        let generation = journal.held(100).unwrap().generation;
         journal.clear();
-        assert_eq!(journal.unreceived(100), b"");
-        // Emptied, it starts again anywhere.
+        assert_eq!(beyond(&journal, 100), b"");
+        // Emptied, it starts again anywhere, in a new generation: a copy
+        // of the old one is not whole.
         assert!(journal.append(300, &[b"z"]));
-        assert_eq!(journal.unreceived(300), b"z");
+        assert_eq!(beyond(&journal, 300), b"z");
+        assert_eq!(journal.copy_beyond(generation, 300, &mut Vec::new()), None);
         let big = alloc::vec![0u8; CAPACITY];
         assert!(!journal.append(301, &[&big]), "over its capacity");
+    }
+
+    /// Holds `frames` in `out`'s journal as a worker does, after what it
+    /// wrote; returns their bytes.
+    fn hold_all(out: &mut Outflow, frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut before = 0;
+        for bytes in frames {
+            let (head, payload) = bytes.split_at(HEADER_LEN);
+            let header = Header::decode(head.try_into().unwrap(), payload.len()).unwrap();
+            assert!(out.held(before, &header, payload));
+            before += bytes.len();
+        }
+        frames.concat()
+    }
+
+    /// Reads `inflow` until the end of the stream.
+    fn read_to_end(inflow: &mut Inflow, fd: &Fd) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        loop {
+            match inflow.read(fd, &mut buf, true).unwrap() {
+                0 => return got,
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// A live worker holding answers: its creator takes them from the
+    /// journal once they are a millisecond old, and skips them when the
+    /// socket brings them; what follows arrives as usual.
+    #[test]
+    fn answers_held_too_long_are_stolen_once() {
+        let (worker, creator) = sys::socketpair().unwrap();
+        let mut out = Outflow {
+            journal: Some(Journal::new().unwrap()),
+            ..Outflow::default()
+        };
+        let mut inflow = Inflow {
+            journal: Some(Journal {
+                // The same pages, as the fork would share them.
+                map: core::mem::ManuallyDrop::into_inner(out.journal.as_ref().unwrap().map.alias()),
+            }),
+            ..Inflow::default()
+        };
+        let first = frame(1, b"first");
+        sys::send_vectored(&worker, &[&first]).unwrap();
+        out.wrote(first.len());
+        let mut buf = [0u8; 256];
+        assert_eq!(inflow.read(&creator, &mut buf, true).unwrap(), first.len());
+        assert!(!inflow.note_held(), "nothing held");
+        assert!(inflow.look_ms() >= 1);
+        let held = hold_all(&mut out, &[frame(2, b"two"), frame(3, b"three")]);
+        assert_eq!(inflow.look_ms(), LOOK_MS);
+        assert!(!inflow.steal_held(), "not held long enough yet");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(inflow.note_held());
+        assert!(inflow.steal_held());
+        assert!(inflow.replaying());
+        assert!(!inflow.note_held(), "everything held is taken");
+        // The worker writes what it held (part of it, then the rest) and
+        // one more frame; the creator reads each byte once.
+        sys::send_vectored(&worker, &[&held[..7]]).unwrap();
+        sys::send_vectored(&worker, &[&held[7..]]).unwrap();
+        out.wrote(held.len());
+        out.flushed();
+        let last = frame(4, b"four");
+        sys::send_vectored(&worker, &[&last]).unwrap();
+        drop(worker);
+        let got = read_to_end(&mut inflow, &creator);
+        assert_eq!(got, [held, last].concat());
+        // The alias of the worker's pages is never unmapped (`out` does).
+        core::mem::forget(inflow);
     }
 
     /// A worker killed after writing any part of what it held: the creator
@@ -266,30 +519,15 @@ mod tests {
                 ..Outflow::default()
             };
             let mut inflow = Inflow::default();
-            // The journal is shared across the fork; in one process the
-            // creator's view is a second handle on the same pages: here,
-            // the worker's own.
             sys::send_vectored(&worker, &[&first]).unwrap();
             out.wrote(first.len());
-            let mut before = 0;
-            for bytes in &held {
-                let (head, payload) = bytes.split_at(HEADER_LEN);
-                let header = Header::decode(head.try_into().unwrap(), payload.len()).unwrap();
-                assert!(out.held(before, &header, payload));
-                before += bytes.len();
-            }
+            hold_all(&mut out, &held);
             // Killed after the socket took `cut` bytes of the stream.
             sys::send_vectored(&worker, &[&stream[first.len()..cut]]).unwrap();
             drop(worker);
+            // The journal is shared across the fork: here the worker's own.
             inflow.journal = out.journal.take();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 16];
-            loop {
-                match inflow.read(&creator, &mut buf, true).unwrap() {
-                    0 => break,
-                    n => got.extend_from_slice(&buf[..n]),
-                }
-            }
+            let got = read_to_end(&mut inflow, &creator);
             assert_eq!(got, stream, "cut after {cut} bytes");
         }
     }
@@ -313,8 +551,6 @@ mod tests {
             journal: out.journal.take(),
             ..Inflow::default()
         };
-        let mut buf = [0u8; 64];
-        assert_eq!(inflow.read(&creator, &mut buf, true).unwrap(), bytes.len());
-        assert_eq!(inflow.read(&creator, &mut buf, true).unwrap(), 0);
+        assert_eq!(read_to_end(&mut inflow, &creator), bytes);
     }
 }

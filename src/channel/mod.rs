@@ -425,7 +425,7 @@ impl Channel {
     /// See the example on [`Channel`].
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
-        if !self.stash.is_empty() || !self.loop_frames.is_empty() {
+        if !self.stash.is_empty() || !self.loop_frames.is_empty() || self.inflow.replaying() {
             return true;
         }
         self.dec.ready()

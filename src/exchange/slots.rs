@@ -145,7 +145,15 @@ fn poll_slots<C: BorrowMut<Channel>>(
     let deadline = Deadline::after(timeout_ms);
     loop {
         let mut waiting = false;
+        // The longest the poll may wait before looking at the journal of a
+        // reused worker that may hold answers (see `channel::journal`).
+        #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
+        let mut look_ms = -1;
         for (slot, fd) in slots.iter_mut().zip(fds.iter_mut()) {
+            #[cfg(feature = "alloc")]
+            if slot.worker.is_some() && slot.tasks.len() >= 2 {
+                look_ms = sooner(look_ms, slot.channel.borrow_mut().look_ms());
+            }
             let channel = slot.channel.borrow();
             let events = if channel.wants_write() {
                 POLLIN | POLLOUT
@@ -155,7 +163,11 @@ fn poll_slots<C: BorrowMut<Channel>>(
             *fd = PollFd::new(channel.fd(), events);
             waiting |= channel.has_buffered() || channel.is_ended();
         }
-        sys::poll(fds, if waiting { 0 } else { deadline.remaining_ms() })?;
+        let timeout = match waiting {
+            true => 0,
+            false => sooner(deadline.remaining_ms(), look_ms),
+        };
+        sys::poll(fds, timeout)?;
         let mut ready = 0;
         let mut wrote = false;
         for (slot, fd) in slots.iter_mut().zip(fds.iter()) {
@@ -168,12 +180,26 @@ fn poll_slots<C: BorrowMut<Channel>>(
                 // A peer gone: its end is read next.
                 best_effort(channel.poll_flush());
             }
+            #[cfg(feature = "alloc")]
+            if look_ms >= 0 && slot.worker.is_some() && !fd.ready_for(POLLIN) {
+                // Buffered now if it has held answers too long.
+                channel.steal_held();
+            }
             slot.ready = fd.ready_for(POLLIN) || channel.has_buffered() || channel.is_ended();
             ready += usize::from(slot.ready);
         }
-        if ready > 0 || !wrote || deadline.expired() {
+        if ready > 0 || !(wrote || look_ms >= 0) || deadline.expired() {
             return Ok(ready);
         }
+    }
+}
+
+/// The shorter of two poll timeouts (`-1`: none).
+fn sooner(a: i32, b: i32) -> i32 {
+    match (a, b) {
+        (a, b) if a < 0 => b,
+        (a, b) if b < 0 => a,
+        (a, b) => a.min(b),
     }
 }
 

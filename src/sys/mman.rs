@@ -74,6 +74,35 @@ impl SharedMap {
         unsafe { core::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
+    /// A second handle on the same pages, as a forked process has: for
+    /// tests in one process. It must never be dropped (the pages would be
+    /// unmapped twice); hence `ManuallyDrop`, which a test forgets.
+    #[cfg(test)]
+    pub fn alias(&self) -> core::mem::ManuallyDrop<SharedMap> {
+        core::mem::ManuallyDrop::new(SharedMap {
+            ptr: self.ptr,
+            len: self.len,
+        })
+    }
+
+    /// Copies the bytes at `at` into `dst` with volatile reads, for memory
+    /// another process may be writing meanwhile: the caller checks
+    /// afterwards whether what it read is whole (as a seqlock's reader
+    /// does). False, copying nothing, for a range outside the mapping.
+    pub fn read_racy(&self, at: usize, dst: &mut [u8]) -> bool {
+        if at.checked_add(dst.len()).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        for (i, byte) in dst.iter_mut().enumerate() {
+            // SAFETY: `at + i` is inside the mapping (checked above), which
+            // lives as long as `self`; a byte has no invalid values, and a
+            // volatile read of memory written concurrently yields some
+            // value, which the caller validates.
+            *byte = unsafe { core::ptr::read_volatile(self.ptr.as_ptr().add(at + i)) };
+        }
+        true
+    }
+
     /// The mapping as 64-bit atomic words (`len / 8` of them): shared
     /// counters that other processes update.
     pub fn words(&self) -> &[AtomicU64] {
