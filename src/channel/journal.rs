@@ -140,7 +140,7 @@ impl Journal {
         let start = words[START].load(Ordering::Relaxed);
         let end = start + len as u64;
         let beyond = start <= read && read < end;
-        (generation % 2 == 0 && beyond).then_some(Held {
+        (generation.is_multiple_of(2) && beyond).then_some(Held {
             generation,
             start,
             end,

@@ -407,9 +407,9 @@ impl Channel {
         }
     }
 
-    /// Writes the frames held back and stops holding them (a reused
-    /// worker batching its answers holds them: see
-    /// [`Options::batch`](crate::Options::batch)). Frames go out in the order
+    /// Writes the frames held back and stops holding them until the next
+    /// task (a reused worker holds the answers of quick tasks: see
+    /// [`Options::reuse`](crate::Options::reuse)). Frames go out in the order
     /// they were sent, so code that writes to [`Channel::raw_fd`] itself
     /// flushes first.
     ///

@@ -4,17 +4,21 @@
 //! With [`Options::reuse`](super::Options::reuse), tasks go to worker
 //! processes in chunks: a worker's new tasks travel in one batch frame (an
 //! args frame for a single task), one frame and one write per chunk. Each
-//! worker runs its callable once per task, answers each task as soon as it
-//! has run, and keeps tasks queued in its socket, so throughput is not one
-//! round trip per task. A task started while every worker is busy waits for
-//! the next chunk, which goes out when results come in. How many is sized like OpenMP's guided schedule: the tasks
-//! outstanding (waiting or queued) ÷ (2 × the limit), at least one and at
-//! most [`WINDOW`] (and [`WINDOW_BYTES`] of arguments), so windows are full
-//! while much waits and shrink to one task at the end, where a worker busy
-//! with a long task then holds no more than that. Results come
-//! back in the order a worker received its tasks, so each is matched to its
-//! task exactly. When a worker dies, its current task fails and the tasks it
-//! never started go back to the front of the waiting list.
+//! worker runs its callable once per task and keeps tasks queued in its
+//! socket, so throughput is not one round trip per task. It answers a
+//! chunk's quick tasks in one write, mirroring each answer it holds in a
+//! journal shared with this process, which reads held answers from there if
+//! the worker dies or holds them too long (see [`work`] and
+//! `channel::journal`). A task started while every worker is busy waits for
+//! the next chunk, which goes out when results come in. How many is sized
+//! like OpenMP's guided schedule: the tasks outstanding (waiting or queued)
+//! ÷ (2 × the limit), at least one and at most [`WINDOW`] (and
+//! [`WINDOW_BYTES`] of arguments), so windows are full while much waits and
+//! shrink to one task at the end, where a worker busy with a long task then
+//! holds no more than that. Results come back in the order a worker
+//! received its tasks, so each is matched to its task exactly. When a worker
+//! dies, the answers it computed still arrive, its current task fails and
+//! the tasks it never started go back to the front of the waiting list.
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -479,8 +483,10 @@ const HOLD_NS: u64 = 200_000;
 /// tasks instead of one per task. Each answer held is mirrored in memory
 /// shared with the creator (the channel's journal), which reads it from
 /// there if this process dies before writing it: no answer computed is
-/// lost. An answer waits at most [`HOLD_NS`] plus the run time of the task
-/// after it, and never while the worker waits for input. Only what ends a
+/// lost. The worker writes what it holds when the oldest answer is
+/// [`HOLD_NS`] old, before it waits for input, and at the end of its chunk;
+/// if the task after them runs long, the creator reads the held answers
+/// from the journal after about a millisecond. Only what ends a
 /// task is held (its answer, its error, a continuous task's end): a message
 /// sent in the middle of a task goes out at once, after what is held.
 fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {

@@ -99,7 +99,7 @@ pub extern "C" fn pp_start(
 #[no_mangle]
 pub extern "C" fn pp_exit(channel: *mut pp_channel, status: c_int) -> ! {
     // Nothing is freed: the process ends now, and a callable's channel is
-    // not a handle of its own. Answers a batching worker holds go out first.
+    // not a handle of its own. Answers a reused worker holds go out first.
     // Inside the panic boundary like every export: a panic here still ends
     // in the exit below.
     guard_void(|| {
