@@ -188,8 +188,9 @@ pub(super) struct Inflow {
     /// The generation of the journal seen holding unread bytes, and when
     /// it was first seen so.
     noted: Option<(u64, u64)>,
-    /// When bytes were last read (from the socket or the journal).
-    last_read_ns: u64,
+    /// The position read up to at the last look at the journal, and when
+    /// reading was first seen stopped there.
+    quiet: (u64, u64),
 }
 
 impl Inflow {
@@ -220,9 +221,6 @@ impl Inflow {
             }
             let at = self.received;
             self.received += n as u64;
-            if self.journal.is_some() {
-                self.last_read_ns = sys::now_ns();
-            }
             if self.received > self.read {
                 // Bytes already handed out from the journal are skipped.
                 let seen = self.read.saturating_sub(at) as usize;
@@ -260,7 +258,6 @@ impl Inflow {
                 self.replayed = 0;
                 self.read = end;
                 self.noted = None;
-                self.last_read_ns = sys::now_ns();
                 true
             }
             None => {
@@ -278,23 +275,27 @@ impl Inflow {
         if self.journal.is_none() {
             return -1;
         }
-        if self.note_held() {
+        let now = sys::now_ns();
+        if self.note_held(now) {
             return LOOK_MS;
         }
-        let quiet_ms = (sys::now_ns().saturating_sub(self.last_read_ns) / 1_000_000) as i32;
+        if self.quiet.0 != self.read {
+            self.quiet = (self.read, now);
+        }
+        let quiet_ms = (now.saturating_sub(self.quiet.1) / 1_000_000) as i32;
         quiet_ms.clamp(LOOK_MS, LOOK_MAX_MS)
     }
 
     /// True while the worker holds answers not read yet; the first time a
     /// generation is seen so is noted.
-    fn note_held(&mut self) -> bool {
+    fn note_held(&mut self, now: u64) -> bool {
         let held = self.journal.as_ref().and_then(|j| j.held(self.read));
         let Some(held) = held.filter(|_| !self.replaying()) else {
             self.noted = None;
             return false;
         };
         if self.noted.map(|(generation, _)| generation) != Some(held.generation) {
-            self.noted = Some((held.generation, sys::now_ns()));
+            self.noted = Some((held.generation, now));
         }
         true
     }
@@ -476,16 +477,16 @@ mod tests {
         out.wrote(first.len());
         let mut buf = [0u8; 256];
         assert_eq!(inflow.read(&creator, &mut buf, true).unwrap(), first.len());
-        assert!(!inflow.note_held(), "nothing held");
+        assert!(!inflow.note_held(sys::now_ns()), "nothing held");
         assert!(inflow.look_ms() >= 1);
         let held = hold_all(&mut out, &[frame(2, b"two"), frame(3, b"three")]);
         assert_eq!(inflow.look_ms(), LOOK_MS);
         assert!(!inflow.steal_held(), "not held long enough yet");
         std::thread::sleep(std::time::Duration::from_millis(2));
-        assert!(inflow.note_held());
+        assert!(inflow.note_held(sys::now_ns()));
         assert!(inflow.steal_held());
         assert!(inflow.replaying());
-        assert!(!inflow.note_held(), "everything held is taken");
+        assert!(!inflow.note_held(sys::now_ns()), "everything held is taken");
         // The worker writes what it held (part of it, then the rest) and
         // one more frame; the creator reads each byte once.
         sys::send_vectored(&worker, &[&held[..7]]).unwrap();

@@ -150,10 +150,6 @@ fn poll_slots<C: BorrowMut<Channel>>(
         #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
         let mut look_ms = -1;
         for (slot, fd) in slots.iter_mut().zip(fds.iter_mut()) {
-            #[cfg(feature = "alloc")]
-            if slot.worker.is_some() && slot.tasks.len() >= 2 {
-                look_ms = sooner(look_ms, slot.channel.borrow_mut().look_ms());
-            }
             let channel = slot.channel.borrow();
             let events = if channel.wants_write() {
                 POLLIN | POLLOUT
@@ -162,6 +158,14 @@ fn poll_slots<C: BorrowMut<Channel>>(
             };
             *fd = PollFd::new(channel.fd(), events);
             waiting |= channel.has_buffered() || channel.is_ended();
+        }
+        // Only before a poll that would wait: otherwise this round reads
+        // what the workers wrote, and they write what they hold soon.
+        #[cfg(feature = "alloc")]
+        for slot in slots.iter_mut().filter(|_| !waiting) {
+            if slot.worker.is_some() && slot.tasks.len() >= 2 {
+                look_ms = sooner(look_ms, slot.channel.borrow_mut().look_ms());
+            }
         }
         let timeout = match waiting {
             true => 0,
