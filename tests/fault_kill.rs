@@ -285,10 +285,10 @@ fn start_killers(limit: usize, body: Body, one_in: u64, seed_value: u64) -> (Map
     (map, inputs)
 }
 
-#[test]
-fn killed_reused_workers_fail_only_their_current_task() {
-    let _watchdog = Watchdog::new("killed reused workers", Duration::from_secs(300));
-    let (mut map, inputs) = start_killers(4, echo_or_die, 10, 7);
+/// Checks that every task of `map` started by [`start_killers`] with a
+/// `[0, ..]` input echoed it and every task with `[1, ..]` was killed, and
+/// nothing else; returns how many were killed.
+fn only_the_killers_failed(map: &mut Map, inputs: &[Vec<u8>]) -> usize {
     let mut deaths = 0;
     for (task, outcome) in map.by_ref().enumerate() {
         let input = &inputs[task];
@@ -303,6 +303,14 @@ fn killed_reused_workers_fail_only_their_current_task() {
     }
     let expected = inputs.iter().filter(|i| i[0] == 1).count();
     assert_eq!(deaths, expected);
+    deaths
+}
+
+#[test]
+fn killed_reused_workers_fail_only_their_current_task() {
+    let _watchdog = Watchdog::new("killed reused workers", Duration::from_secs(300));
+    let (mut map, inputs) = start_killers(4, echo_or_die, 10, 7);
+    let deaths = only_the_killers_failed(&mut map, &inputs);
     eprintln!("{deaths} reused workers killed mid-frame, every other task intact");
 }
 
@@ -499,20 +507,7 @@ fn killed_workers_lose_no_answer_they_held() {
     let _watchdog = Watchdog::new("killed workers holding answers", Duration::from_secs(300));
     for (limit, seed_value) in [(1, 11), (2, 12), (3, 13)] {
         let (mut map, inputs) = start_killers(limit, echo_or_die_holding, 50, seed_value);
-        let mut deaths = 0;
-        for (task, outcome) in map.by_ref().enumerate() {
-            let input = &inputs[task];
-            match outcome {
-                Ok(bytes) if input[0] == 0 => assert_eq!(bytes, *input, "task {task}"),
-                Err(TaskError {
-                    error: Error::PeerEnded { status, .. },
-                    ..
-                }) if input[0] == 1 && status.signal() == Some(libc::SIGKILL) => deaths += 1,
-                other => panic!("limit {limit}, task {task} ({input:?}): {other:?}"),
-            }
-        }
-        let expected = inputs.iter().filter(|i| i[0] == 1).count();
-        assert_eq!(deaths, expected, "limit {limit}");
+        let deaths = only_the_killers_failed(&mut map, &inputs);
         eprintln!("limit {limit}: {deaths} workers killed holding answers, none lost");
     }
 }

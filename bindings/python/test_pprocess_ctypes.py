@@ -198,6 +198,34 @@ class QueuesAndPmap(Case):
                 self.assertEqual(int.from_bytes(outputs[8 * i:8 * i + 8], "little"), i * i)
         self.assertEqual(pp.pmap_records(square_record, b"", 4, 8), (b"", []))
 
+    def test_reused_workers_killed_mid_chunk_lose_no_answer(self):
+        # A reused worker answers a chunk of quick tasks in one write; one
+        # killed before that write loses none of the answers it computed
+        # (they are read from memory it shares with this process): only
+        # the task it died in fails.
+        def square_or_die(arg):
+            x = int(arg)
+            if x % 37 == 36:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return str(x * x).encode()
+
+        with pp.Map(limit=2, reuse=True) as results:
+            for i in range(300):
+                results.call(square_or_die, str(i).encode())
+            answers, killed = {}, []
+            while True:
+                try:
+                    value = next(results)
+                except StopIteration:
+                    break
+                except pp.Error as error:  # the iteration goes on
+                    self.assertEqual(error.code, pp.PP_EPEER)
+                    killed.append(error.task)
+                    continue
+                answers[results.last_task] = value
+        self.assertEqual(killed, [i for i in range(300) if i % 37 == 36])
+        self.assertEqual(answers, {i: str(i * i).encode() for i in range(300) if i % 37 != 36})
+
     def test_a_queue_iterates_over_every_result(self):
         with pp.Queue(limit=3) as queue:
             for i in range(10):

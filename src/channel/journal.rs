@@ -16,13 +16,15 @@
 //! (killed in the middle of a write). Positions make this exact: nothing the
 //! socket delivered is read twice, whatever instant the worker died at.
 //!
-//! The creator does not wait for a death, either: answers a live worker
-//! has held for [`STEAL_NS`] (it is busy with a long task, say) are read
-//! from the journal by the creator's poll rounds ([`Channel::steal_held`]),
-//! which skip those bytes when the socket brings them later. A generation
-//! word, bumped around each reuse of the journal, tells the creator whether
-//! what it copied is whole, as a seqlock does; so an answer waits about a
-//! millisecond at most, not for the task after it.
+//! The creator does not wait for a death, either: once a live worker has
+//! been silent for [`QUIET_NS`] (it is busy with a long task, say), the
+//! creator's poll rounds ([`Channel::steal_held`]) read the answers it
+//! holds from the journal and skip those bytes when the socket brings them
+//! later. A generation word, bumped around each reuse of the journal, tells
+//! the creator whether what it copied is whole, as a seqlock does; so an
+//! answer waits a millisecond or so, not for the task after it. While a
+//! worker writes, its creator never touches the journal: the shared words
+//! stay in the worker's cache.
 //!
 //! ```text
 //! stream:   [ written and read ...... | held: answers of tasks 7, 8, 9 ]
@@ -49,19 +51,17 @@ const DATA: usize = 64;
 /// Most bytes a journal mirrors: all a corked encoder holds.
 const CAPACITY: usize = CORK_LIMIT;
 
-/// How long a creator lets a live worker hold answers before it reads them
-/// from the journal itself.
-const STEAL_NS: u64 = 1_000_000;
-
-/// How often a creator looks at a journal holding answers: they are read
-/// within about [`STEAL_NS`] plus this.
-const LOOK_MS: i32 = 1;
+/// How long a worker must have been silent (nothing read from it) before
+/// its creator reads the answers it holds from its journal. A worker
+/// writes what it holds within 0.2 ms unless the task after them runs
+/// long, so a silent worker with answers held is busy with such a task.
+const QUIET_NS: u64 = 1_000_000;
 
 /// The longest a creator waits between looks at the journal of a worker
-/// that may hold answers. A worker starts holding right after a write
-/// (answers of quick tasks, while the next is queued), so looks are
-/// frequent just after the creator read something from it and grow apart,
-/// up to this, while it is silent (busy with a long task).
+/// that may hold answers. Answers are held right after a write (the worker
+/// writes what it holds with each write), so looks come [`QUIET_NS`] after
+/// the creator last read from a worker and then grow apart, up to this,
+/// while it stays silent (busy with a long task that holds nothing).
 const LOOK_MAX_MS: i32 = 64;
 
 /// A snapshot of a journal that holds bytes the creator has not read: its
@@ -185,11 +185,8 @@ pub(super) struct Inflow {
     replay: Vec<u8>,
     /// How many of `replay` were handed out.
     replayed: usize,
-    /// The generation of the journal seen holding unread bytes, and when
-    /// it was first seen so.
-    noted: Option<(u64, u64)>,
-    /// The position read up to at the last look at the journal, and when
-    /// reading was first seen stopped there.
+    /// The position read up to at the last look, and when reading was
+    /// first seen stopped there.
     quiet: (u64, u64),
 }
 
@@ -257,7 +254,6 @@ impl Inflow {
             Some(end) => {
                 self.replayed = 0;
                 self.read = end;
-                self.noted = None;
                 true
             }
             None => {
@@ -269,47 +265,53 @@ impl Inflow {
     }
 
     /// In the creator, before a poll, while the worker may hold answers:
-    /// how long the poll may wait before the journal is looked at again
-    /// (`-1`: no limit, there is no journal).
+    /// how long the poll may wait before [`Inflow::steal_held`] should run
+    /// (`-1`: no limit, there is no journal). Looks at the journal only
+    /// once the worker has been silent for [`QUIET_NS`].
     pub(super) fn look_ms(&mut self) -> i32 {
         if self.journal.is_none() {
             return -1;
         }
-        let now = sys::now_ns();
-        if self.note_held(now) {
-            return LOOK_MS;
+        let quiet_ns = self.quiet_ns(sys::now_ns());
+        if quiet_ns < QUIET_NS {
+            return ms_until(QUIET_NS - quiet_ns);
         }
+        if self.holds_unread() {
+            return 0;
+        }
+        ms_until(quiet_ns).min(LOOK_MAX_MS)
+    }
+
+    /// How long nothing was read, as seen at the looks.
+    fn quiet_ns(&mut self, now: u64) -> u64 {
         if self.quiet.0 != self.read {
             self.quiet = (self.read, now);
         }
-        let quiet_ms = (now.saturating_sub(self.quiet.1) / 1_000_000) as i32;
-        quiet_ms.clamp(LOOK_MS, LOOK_MAX_MS)
+        now.saturating_sub(self.quiet.1)
     }
 
-    /// True while the worker holds answers not read yet; the first time a
-    /// generation is seen so is noted.
-    fn note_held(&mut self, now: u64) -> bool {
+    /// True when the journal holds bytes not read yet (and none stolen
+    /// earlier wait to be handed out).
+    fn holds_unread(&self) -> bool {
         let held = self.journal.as_ref().and_then(|j| j.held(self.read));
-        let Some(held) = held.filter(|_| !self.replaying()) else {
-            self.noted = None;
-            return false;
-        };
-        if self.noted.map(|(generation, _)| generation) != Some(held.generation) {
-            self.noted = Some((held.generation, now));
-        }
-        true
+        held.is_some() && !self.replaying()
     }
 
-    /// Takes the answers a live worker has held for [`STEAL_NS`] or more
-    /// (see [`Inflow::note_held`]); true if there are some to hand out.
+    /// In the creator, after a poll: takes the answers a worker silent for
+    /// [`QUIET_NS`] holds; true if there are some to hand out.
     pub(super) fn steal_held(&mut self) -> bool {
-        match self.noted {
-            Some((generation, since)) if sys::now_ns() - since >= STEAL_NS => {
-                self.take_held(Some(generation))
-            }
-            _ => false,
+        let quiet = self.journal.is_some() && self.quiet_ns(sys::now_ns()) >= QUIET_NS;
+        if !quiet || !self.holds_unread() {
+            return false;
         }
+        let generation = self.journal.as_ref().and_then(|j| j.held(self.read));
+        generation.is_some_and(|held| self.take_held(Some(held.generation)))
     }
+}
+
+/// Nanoseconds as a poll timeout in milliseconds, rounded up.
+fn ms_until(ns: u64) -> i32 {
+    i32::try_from(ns.div_ceil(1_000_000)).unwrap_or(i32::MAX)
 }
 
 /// What a reused worker writes: the bytes it wrote, and the journal its
@@ -374,8 +376,8 @@ impl Channel {
         self.inflow.look_ms()
     }
 
-    /// In a reused worker's creator, after a poll: reads the answers the
-    /// worker has held for a millisecond or more from its journal; true if
+    /// In a reused worker's creator, after a poll: reads the answers a
+    /// worker silent for a millisecond holds from its journal; true if
     /// there were some (they are then buffered, [`Channel::has_buffered`]).
     pub(crate) fn steal_held(&mut self) -> bool {
         self.inflow.steal_held()
@@ -392,6 +394,14 @@ mod tests {
         let mut bytes = header.encode().to_vec();
         bytes.extend_from_slice(payload);
         bytes
+    }
+
+    /// A worker's side, with a journal.
+    fn journaled() -> Outflow {
+        Outflow {
+            journal: Some(Journal::new().unwrap()),
+            ..Outflow::default()
+        }
     }
 
     /// What `journal` holds beyond stream position `read`, copied whole.
@@ -456,15 +466,12 @@ mod tests {
     }
 
     /// A live worker holding answers: its creator takes them from the
-    /// journal once they are a millisecond old, and skips them when the
+    /// journal once the worker has been silent a millisecond, and skips them when the
     /// socket brings them; what follows arrives as usual.
     #[test]
     fn answers_held_too_long_are_stolen_once() {
         let (worker, creator) = sys::socketpair().unwrap();
-        let mut out = Outflow {
-            journal: Some(Journal::new().unwrap()),
-            ..Outflow::default()
-        };
+        let mut out = journaled();
         let mut inflow = Inflow {
             journal: Some(Journal {
                 // The same pages, as the fork would share them.
@@ -477,16 +484,15 @@ mod tests {
         out.wrote(first.len());
         let mut buf = [0u8; 256];
         assert_eq!(inflow.read(&creator, &mut buf, true).unwrap(), first.len());
-        assert!(!inflow.note_held(sys::now_ns()), "nothing held");
-        assert!(inflow.look_ms() >= 1);
+        assert!(!inflow.holds_unread(), "nothing held");
+        assert!(inflow.look_ms() >= 1, "just read from: no look yet");
         let held = hold_all(&mut out, &[frame(2, b"two"), frame(3, b"three")]);
-        assert_eq!(inflow.look_ms(), LOOK_MS);
-        assert!(!inflow.steal_held(), "not held long enough yet");
+        assert!(!inflow.steal_held(), "not silent long enough yet");
         std::thread::sleep(std::time::Duration::from_millis(2));
-        assert!(inflow.note_held(sys::now_ns()));
+        assert_eq!(inflow.look_ms(), 0, "silent and holding: steal now");
         assert!(inflow.steal_held());
         assert!(inflow.replaying());
-        assert!(!inflow.note_held(sys::now_ns()), "everything held is taken");
+        assert!(!inflow.holds_unread(), "everything held is taken");
         // The worker writes what it held (part of it, then the rest) and
         // one more frame; the creator reads each byte once.
         sys::send_vectored(&worker, &[&held[..7]]).unwrap();
@@ -515,10 +521,7 @@ mod tests {
             .collect();
         for cut in first.len()..=stream.len() {
             let (worker, creator) = sys::socketpair().unwrap();
-            let mut out = Outflow {
-                journal: Some(Journal::new().unwrap()),
-                ..Outflow::default()
-            };
+            let mut out = journaled();
             let mut inflow = Inflow::default();
             sys::send_vectored(&worker, &[&first]).unwrap();
             out.wrote(first.len());
@@ -536,10 +539,7 @@ mod tests {
     #[test]
     fn a_journal_emptied_after_the_write_replays_nothing() {
         let (worker, creator) = sys::socketpair().unwrap();
-        let mut out = Outflow {
-            journal: Some(Journal::new().unwrap()),
-            ..Outflow::default()
-        };
+        let mut out = journaled();
         let bytes = frame(1, b"answer");
         let (head, payload) = bytes.split_at(HEADER_LEN);
         let header = Header::decode(head.try_into().unwrap(), payload.len()).unwrap();
