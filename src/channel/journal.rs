@@ -532,6 +532,51 @@ mod tests {
         }
     }
 
+    /// Once held answers were stolen, the socket may bring nothing but the
+    /// same bytes again (the worker writes them, then waits). A receive
+    /// with a timeout skips them and still times out: it does not block
+    /// until the worker writes something new.
+    #[test]
+    fn a_timed_receive_is_not_held_up_by_bytes_already_stolen() {
+        let (mut worker, mut creator) = Channel::pair().unwrap();
+        let journal = Journal::new().unwrap();
+        let alias = Journal {
+            // The same pages, as the fork would share them.
+            map: core::mem::ManuallyDrop::into_inner(journal.map.alias()),
+        };
+        worker.mirror_held(journal);
+        creator.recover_held(alias);
+        worker.cork_answers();
+        worker.send_frame(Kind::Data, FLAG_END, b"held").unwrap();
+        assert!(worker.wants_write(), "the answer is held");
+        assert_eq!(creator.look_ms(), LOOK_MS);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(creator.steal_held());
+        assert_eq!(creator.receive_vec_timeout(0).unwrap(), b"held");
+        // The worker writes what it held (bytes the creator has), then
+        // nothing until told: a late frame, written raw by a thread once
+        // the receive below has returned (or after 10 s, if it blocks).
+        worker.send_held().unwrap();
+        let fd = worker.raw_fd();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let late = std::thread::spawn(move || {
+            let _ = wait.recv_timeout(std::time::Duration::from_secs(10));
+            let header = Header::new(Kind::Data, FLAG_END, 4, 9).encode();
+            let frame = [&header[..], b"late"].concat();
+            // SAFETY: `fd` is the worker's socket, open until joined below.
+            let n = unsafe { libc::write(fd, frame.as_ptr().cast(), frame.len()) };
+            assert_eq!(n, frame.len() as isize);
+        });
+        let mut buf = [0u8; 16];
+        let got = creator.receive_timeout(&mut buf, 50);
+        let _ = done.send(()); // the thread may have given up waiting
+        late.join().unwrap();
+        assert_eq!(got, Err(crate::Error::TimedOut));
+        assert_eq!(creator.receive_vec().unwrap(), b"late");
+        // The alias of the worker's pages is never unmapped (`worker` does).
+        core::mem::forget(creator);
+    }
+
     #[test]
     fn a_journal_emptied_after_the_write_replays_nothing() {
         let (worker, creator) = sys::socketpair().unwrap();

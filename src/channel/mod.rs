@@ -876,7 +876,12 @@ impl Channel {
                     return Err(Error::TimedOut);
                 }
             }
-            match self.fill(remaining != 0) {
+            // After a poll, a read that does not wait: the bytes the poll
+            // saw may all be ones already handed out from a reused worker's
+            // journal (skipped), and a waiting read would then outlast the
+            // deadline.
+            match self.fill(remaining < 0) {
+                Err(Errno::AGAIN) if remaining > 0 => continue,
                 Err(Errno::AGAIN) => return Err(Error::TimedOut),
                 Ok(0) | Err(Errno::CONNRESET) if !self.dec.buffered().is_empty() => {
                     return Err(self.cut_short())
