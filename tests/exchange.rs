@@ -541,6 +541,42 @@ fn answers_held_before_a_long_task_arrive_while_it_runs() {
     assert_eq!(rest.len(), 50);
 }
 
+/// A reused task's answer that no queued task follows goes out when it is
+/// sent, not when its callable returns: a callable that runs on after its
+/// answer (cleanup, say) does not hold it back. (Regression: answers were
+/// held from the send until the callable returned, however long that
+/// took, and the creator looks at a worker's journal only while it has a
+/// task queued behind the current one.)
+#[test]
+fn a_reused_tasks_answer_arrives_while_its_callable_runs_on() {
+    let go = std::env::temp_dir().join(format!("pp-answer-go-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let options = Options {
+        reuse: true,
+        ..Options::default()
+    };
+    let mut queue = Queue::with_options(1, options);
+    let seen = go.clone();
+    let body = queue.manage(move |channel: &mut Channel, x: &[u8]| {
+        channel.send(x)?;
+        // Runs on until its creator has the answer (at most 20 s).
+        for _ in 0..2000 {
+            if seen.exists() {
+                break;
+            }
+            sleep_ms(10);
+        }
+        Ok(())
+    });
+    let task = body.call(&mut queue, b"answer").unwrap();
+    let got = queue.next_result(10_000);
+    std::fs::write(&go, b"").unwrap();
+    let (id, outcome) = got.expect("the answer arrives while the callable runs on");
+    assert_eq!((id, outcome.unwrap()), (task, b"answer".to_vec()));
+    assert!(queue.next().is_none());
+    let _ = std::fs::remove_file(&go);
+}
+
 /// A batching worker holds only a task's answer back: a message streamed in
 /// the middle of a task goes out at once, also when the task then waits.
 /// (Regression: every frame a task sent was held, so a task that sent and

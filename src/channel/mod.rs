@@ -471,11 +471,18 @@ impl Channel {
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let flags = if self.end_next_send { FLAG_END } else { 0 };
         self.send_frame(Kind::Data, flags, data)?;
+        let answer = core::mem::replace(&mut self.end_next_send, false);
         #[cfg(feature = "alloc")]
-        if let (true, Some(worker)) = (self.end_next_send, &mut self.worker) {
+        if let (true, Some(worker)) = (answer, &mut self.worker) {
             worker.answered = true;
+            // A reused worker's answer is held only while its next task is
+            // here (see `exchange::jobs::work`); otherwise it goes out now,
+            // not when the callable returns, however long it runs on.
+            if !self.has_buffered() {
+                return self.send_held();
+            }
         }
-        self.end_next_send = false;
+        let _ = answer;
         Ok(())
     }
 

@@ -515,7 +515,11 @@ fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
             Ok(()) if continuous || unanswered => channel.send_task_end(),
             Ok(()) => Ok(()),
         };
-        if sent.is_ok() && channel.wants_write() {
+        if !channel.wants_write() {
+            // Nothing held: the answer went out when sent (no task after
+            // it is here yet), or was not held at all.
+            held_since = None;
+        } else if sent.is_ok() {
             // Hold the answers of quick tasks back while the next task is
             // already here, so that one write answers several tasks.
             let now = sys::now_ns();
