@@ -281,8 +281,7 @@ impl Inflow {
         if self.note_held() {
             return LOOK_MS;
         }
-        let quiet_ms = (sys::now_ns().saturating_sub(self.last_read_ns) / 1_000_000) as i32;
-        quiet_ms.clamp(LOOK_MS, LOOK_MAX_MS)
+        look_after(sys::now_ns().saturating_sub(self.last_read_ns))
     }
 
     /// True while the worker holds answers not read yet; the first time a
@@ -309,6 +308,15 @@ impl Inflow {
             _ => false,
         }
     }
+}
+
+/// How long a creator waits before it looks at a journal again when its
+/// worker has been silent for `quiet_ns`: as long again, from [`LOOK_MS`]
+/// to [`LOOK_MAX_MS`]. (Saturating: before anything is read, the quiet time
+/// is the clock's, the host's uptime, which may exceed `i32::MAX` ms.)
+fn look_after(quiet_ns: u64) -> i32 {
+    let quiet_ms = quiet_ns / 1_000_000;
+    quiet_ms.clamp(LOOK_MS as u64, LOOK_MAX_MS as u64) as i32
 }
 
 /// What a reused worker writes: the bytes it wrote, and the journal its
@@ -530,6 +538,21 @@ mod tests {
             let got = read_to_end(&mut inflow, &creator);
             assert_eq!(got, stream, "cut after {cut} bytes");
         }
+    }
+
+    /// Looks grow apart with the worker's silence, up to the most, however
+    /// long it lasts. (Regression: the milliseconds were cut to an `i32`,
+    /// so 30 days of quiet, which is what an inflow that has read nothing
+    /// sees on a host up that long, gave a look every millisecond.)
+    #[test]
+    fn looks_grow_apart_up_to_the_most_however_long_the_quiet() {
+        const DAY_NS: u64 = 86_400 * 1_000_000_000;
+        assert_eq!(look_after(0), LOOK_MS);
+        assert_eq!(look_after(10_000_000), 10);
+        assert_eq!(look_after(DAY_NS), LOOK_MAX_MS);
+        assert_eq!(look_after(30 * DAY_NS), LOOK_MAX_MS);
+        assert_eq!(look_after(60 * DAY_NS), LOOK_MAX_MS);
+        assert_eq!(look_after(u64::MAX), LOOK_MAX_MS);
     }
 
     /// Once held answers were stolen, the socket may bring nothing but the
