@@ -189,7 +189,7 @@ pub struct Channel {
 /// recover after the end of a stream).
 #[cfg(not(feature = "alloc"))]
 #[derive(Debug, Default)]
-struct Inflow;
+struct Inflow {}
 
 #[cfg(not(feature = "alloc"))]
 impl Inflow {
