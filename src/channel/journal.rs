@@ -138,7 +138,8 @@ impl Journal {
         // A length the worker never could have written is not trusted.
         let len = (words[LEN].load(Ordering::Acquire) as usize).min(CAPACITY);
         let start = words[START].load(Ordering::Relaxed);
-        let end = start + len as u64;
+        // Nor a position that would overflow (a panic here, in debug).
+        let end = start.saturating_add(len as u64);
         let beyond = start <= read && read < end;
         (generation.is_multiple_of(2) && beyond).then_some(Held {
             generation,
@@ -538,6 +539,18 @@ mod tests {
             let got = read_to_end(&mut inflow, &creator);
             assert_eq!(got, stream, "cut after {cut} bytes");
         }
+    }
+
+    /// Words the worker never could have written (memory it scribbled
+    /// on) give nothing to recover, not a panic in the creator.
+    #[test]
+    fn a_scribbled_journal_gives_nothing_back() {
+        let journal = Journal::new().unwrap();
+        let words = journal.map.words();
+        words[START].store(u64::MAX - 1, Ordering::Relaxed);
+        words[LEN].store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(journal.held(0), None);
+        assert!(beyond(&journal, 5).is_empty());
     }
 
     /// Looks grow apart with the worker's silence, up to the most, however
