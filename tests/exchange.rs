@@ -498,49 +498,6 @@ fn batched_answers_reach_their_tasks() {
     assert_eq!(seen, (0..50).collect::<Vec<_>>());
 }
 
-/// A worker holds the answers of quick tasks while the next task of its
-/// chunk runs; when that task is long, its creator reads the held answers
-/// from the worker's journal instead of waiting for the long task to end.
-/// (Without that, tasks 0 to 99 here would wait 5 s for task 100.)
-#[test]
-fn answers_held_before_a_long_task_arrive_while_it_runs() {
-    const LONG: usize = 100;
-    let options = Options {
-        reuse: true,
-        ..Options::default()
-    };
-    let mut queue = Queue::with_options(1, options);
-    let body = queue.manage_function(|x: &[u8]| {
-        if x[0] == 1 {
-            std::thread::sleep(std::time::Duration::from_secs(5));
-        }
-        Ok(x[1..].to_vec())
-    });
-    for i in 0..150u32 {
-        let input: Vec<u8> = [u8::from(i as usize == LONG)]
-            .into_iter()
-            .chain(i.to_le_bytes())
-            .collect();
-        body.call(&mut queue, &input).unwrap();
-    }
-    // Every task before the long one is answered while it runs: well
-    // within its 5 s (a generous bound for a loaded machine; the answers
-    // wait about a millisecond).
-    let started = std::time::Instant::now();
-    let mut seen = BTreeSet::new();
-    while seen.len() < LONG {
-        let (task, outcome) = queue
-            .next_result(4000)
-            .unwrap_or_else(|e| panic!("after {} answers: {e}", seen.len()));
-        assert_eq!(outcome.unwrap(), (task as u32).to_le_bytes());
-        seen.insert(task);
-    }
-    assert_eq!(seen, (0..LONG).collect());
-    assert!(started.elapsed() < std::time::Duration::from_secs(4));
-    let rest: Vec<TaskId> = queue.by_ref().map(|_| 0).collect();
-    assert_eq!(rest.len(), 50);
-}
-
 /// A batching worker holds only a task's answer back: a message streamed in
 /// the middle of a task goes out at once, also when the task then waits.
 /// (Regression: every frame a task sent was held, so a task that sent and

@@ -138,7 +138,8 @@ impl Journal {
         // A length the worker never could have written is not trusted.
         let len = (words[LEN].load(Ordering::Acquire) as usize).min(CAPACITY);
         let start = words[START].load(Ordering::Relaxed);
-        let end = start + len as u64;
+        // Nor a position that would overflow (a panic here, in debug).
+        let end = start.saturating_add(len as u64);
         let beyond = start <= read && read < end;
         (generation.is_multiple_of(2) && beyond).then_some(Held {
             generation,
@@ -221,7 +222,9 @@ impl Inflow {
             if self.received > self.read {
                 // Bytes already handed out from the journal are skipped.
                 let seen = self.read.saturating_sub(at) as usize;
-                buf.copy_within(seen..n, 0);
+                if seen > 0 {
+                    buf.copy_within(seen..n, 0);
+                }
                 self.read = self.received;
                 return Ok(n - seen);
             }
@@ -364,7 +367,10 @@ impl Channel {
     /// In a reused worker's creator: what it holds and has not written is
     /// read from `journal`, at the end of its stream or when held too long
     /// ([`Channel::steal_held`]).
-    pub(crate) fn recover_held(&mut self, journal: Journal) {
+    pub(crate) fn recover_held(&mut self, mut journal: Journal) {
+        // Processes forked from here on (other workers, persistent
+        // keepers) have no use for it: they do not get it.
+        journal.map.keep_from_forks();
         self.inflow.journal = Some(journal);
     }
 
@@ -534,6 +540,83 @@ mod tests {
             let got = read_to_end(&mut inflow, &creator);
             assert_eq!(got, stream, "cut after {cut} bytes");
         }
+    }
+
+    /// Words the worker never could have written (memory it scribbled
+    /// on) give nothing to recover, not a panic in the creator.
+    #[test]
+    fn a_scribbled_journal_gives_nothing_back() {
+        let journal = Journal::new().unwrap();
+        let words = journal.map.words();
+        words[START].store(u64::MAX - 1, Ordering::Relaxed);
+        words[LEN].store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(journal.held(0), None);
+        assert!(beyond(&journal, 5).is_empty());
+    }
+
+    /// Looks grow apart with the worker's silence, up to the most, however
+    /// long it lasts. (Regression: the milliseconds were cut to an `i32`,
+    /// so 30 days of quiet, which is what an inflow that has read nothing
+    /// sees on a host up that long, gave a look every millisecond.)
+    #[test]
+    fn looks_grow_apart_up_to_the_most_however_long_the_quiet() {
+        const DAY_NS: u64 = 86_400 * 1_000_000_000;
+        assert_eq!(ms_until(1), 1);
+        assert_eq!(ms_until(10_000_000), 10);
+        assert_eq!(ms_until(30 * DAY_NS), i32::MAX);
+        assert_eq!(ms_until(u64::MAX), i32::MAX);
+        // Nothing read yet: silent since the clock started.
+        let mut inflow = Inflow {
+            journal: Some(Journal::new().unwrap()),
+            ..Inflow::default()
+        };
+        assert_eq!(inflow.look_ms(), LOOK_MAX_MS);
+        assert_eq!(Inflow::default().look_ms(), -1, "no journal: no looks");
+    }
+
+    /// Once held answers were stolen, the socket may bring nothing but the
+    /// same bytes again (the worker writes them, then waits). A receive
+    /// with a timeout skips them and still times out: it does not block
+    /// until the worker writes something new.
+    #[test]
+    fn a_timed_receive_is_not_held_up_by_bytes_already_stolen() {
+        let (mut worker, mut creator) = Channel::pair().unwrap();
+        let journal = Journal::new().unwrap();
+        let alias = Journal {
+            // The same pages, as the fork would share them.
+            map: core::mem::ManuallyDrop::into_inner(journal.map.alias()),
+        };
+        worker.mirror_held(journal);
+        creator.recover_held(alias);
+        worker.cork_answers();
+        worker.send_frame(Kind::Data, FLAG_END, b"held").unwrap();
+        assert!(worker.wants_write(), "the answer is held");
+        // Nothing read from the worker yet: silent long enough.
+        assert_eq!(creator.look_ms(), 0);
+        assert!(creator.steal_held());
+        assert_eq!(creator.receive_vec_timeout(0).unwrap(), b"held");
+        // The worker writes what it held (bytes the creator has), then
+        // nothing until told: a late frame, written raw by a thread once
+        // the receive below has returned (or after 10 s, if it blocks).
+        worker.send_held().unwrap();
+        let fd = worker.raw_fd();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let late = std::thread::spawn(move || {
+            let _ = wait.recv_timeout(std::time::Duration::from_secs(10));
+            let header = Header::new(Kind::Data, FLAG_END, 4, 9).encode();
+            let frame = [&header[..], b"late"].concat();
+            // SAFETY: `fd` is the worker's socket, open until joined below.
+            let n = unsafe { libc::write(fd, frame.as_ptr().cast(), frame.len()) };
+            assert_eq!(n, frame.len() as isize);
+        });
+        let mut buf = [0u8; 16];
+        let got = creator.receive_timeout(&mut buf, 50);
+        let _ = done.send(()); // the thread may have given up waiting
+        late.join().unwrap();
+        assert_eq!(got, Err(crate::Error::TimedOut));
+        assert_eq!(creator.receive_vec().unwrap(), b"late");
+        // The alias of the worker's pages is never unmapped (`worker` does).
+        core::mem::forget(creator);
     }
 
     #[test]

@@ -189,7 +189,7 @@ pub struct Channel {
 /// recover after the end of a stream).
 #[cfg(not(feature = "alloc"))]
 #[derive(Debug, Default)]
-struct Inflow;
+struct Inflow {}
 
 #[cfg(not(feature = "alloc"))]
 impl Inflow {
@@ -411,7 +411,9 @@ impl Channel {
     /// task (a reused worker holds the answers of quick tasks: see
     /// [`Options::reuse`](crate::Options::reuse)). Frames go out in the order
     /// they were sent, so code that writes to [`Channel::raw_fd`] itself
-    /// flushes first.
+    /// flushes first. (A reused worker's callable should not write to it at
+    /// all: its creator counts the bytes of the worker's stream to recover
+    /// held answers, and bytes written past the channel throw that count.)
     ///
     /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
@@ -471,11 +473,19 @@ impl Channel {
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let flags = if self.end_next_send { FLAG_END } else { 0 };
         self.send_frame(Kind::Data, flags, data)?;
+        let answer = core::mem::replace(&mut self.end_next_send, false);
         #[cfg(feature = "alloc")]
-        if let (true, Some(worker)) = (self.end_next_send, &mut self.worker) {
+        if let (true, Some(worker)) = (answer, &mut self.worker) {
             worker.answered = true;
+            // A reused worker's answer is held only while its next task is
+            // here (see `exchange::jobs::work`); otherwise it goes out now,
+            // not when the callable returns, however long it runs on.
+            if !self.has_buffered() {
+                return self.send_held();
+            }
         }
-        self.end_next_send = false;
+        #[cfg(not(feature = "alloc"))]
+        let _ = answer; // no reused workers
         Ok(())
     }
 
@@ -876,7 +886,12 @@ impl Channel {
                     return Err(Error::TimedOut);
                 }
             }
-            match self.fill(remaining != 0) {
+            // After a poll, a read that does not wait: the bytes the poll
+            // saw may all be ones already handed out from a reused worker's
+            // journal (skipped), and a waiting read would then outlast the
+            // deadline.
+            match self.fill(remaining < 0) {
+                Err(Errno::AGAIN) if remaining > 0 => continue,
                 Err(Errno::AGAIN) => return Err(Error::TimedOut),
                 Ok(0) | Err(Errno::CONNRESET) if !self.dec.buffered().is_empty() => {
                     return Err(self.cut_short())

@@ -484,8 +484,10 @@ const HOLD_NS: u64 = 200_000;
 /// shared with the creator (the channel's journal), which reads it from
 /// there if this process dies before writing it: no answer computed is
 /// lost. The worker writes what it holds when the oldest answer is
-/// [`HOLD_NS`] old, before it waits for input, and at the end of its chunk;
-/// if the task after them runs long, the creator reads the held answers
+/// [`HOLD_NS`] old, before it waits for input, and at the end of its chunk
+/// (with the answer itself, when no task after it is here: a callable that
+/// runs on after answering does not hold it back); if the task after them
+/// runs long, the creator reads the held answers
 /// from the journal after about a millisecond. Only what ends a
 /// task is held (its answer, its error, a continuous task's end): a message
 /// sent in the middle of a task goes out at once, after what is held.
@@ -515,7 +517,11 @@ fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
             Ok(()) if continuous || unanswered => channel.send_task_end(),
             Ok(()) => Ok(()),
         };
-        if sent.is_ok() && channel.wants_write() {
+        if !channel.wants_write() {
+            // Nothing held: the answer went out when sent (no task after
+            // it is here yet), or was not held at all.
+            held_since = None;
+        } else if sent.is_ok() {
             // Hold the answers of quick tasks back while the next task is
             // already here, so that one write answers several tasks.
             let now = sys::now_ns();

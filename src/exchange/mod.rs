@@ -73,7 +73,9 @@ pub struct Options {
     /// queued, it holds the answers of tasks that took under 0.2 ms (for at
     /// most 0.2 ms), mirrored in memory shared with its creator, so that a
     /// worker that dies loses no answer it computed (only the task it died
-    /// in fails). An answer may wait for the task after it. Every frame
+    /// in fails). Nor does an answer wait for a long task after it: an
+    /// exchange reads the answers of a worker silent for a millisecond
+    /// from that memory. Every frame
     /// names its task, so results, errors and replies are charged to the
     /// task they belong to. The callable's receives see only messages sent
     /// to its own task; once it has sent its one result (without

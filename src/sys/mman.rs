@@ -12,6 +12,9 @@ use super::{Errno, Result};
 pub struct SharedMap {
     ptr: NonNull<u8>,
     len: usize,
+    /// The process that kept it from forks ([`SharedMap::keep_from_forks`]),
+    /// 0 if none: only there is it mapped.
+    kept_by: super::Pid,
 }
 
 // SAFETY: a SharedMap owns its mapping as a Box owns its allocation: no
@@ -47,7 +50,11 @@ impl SharedMap {
             return Err(Errno::last());
         }
         let ptr = NonNull::new(ptr.cast()).ok_or(Errno::NOMEM)?;
-        Ok(SharedMap { ptr, len })
+        Ok(SharedMap {
+            ptr,
+            len,
+            kept_by: 0,
+        })
     }
 
     /// A mapping of nothing: an empty region that maps no memory.
@@ -55,6 +62,7 @@ impl SharedMap {
         SharedMap {
             ptr: NonNull::<AtomicU64>::dangling().cast(),
             len: 0,
+            kept_by: 0,
         }
     }
 
@@ -82,7 +90,19 @@ impl SharedMap {
         core::mem::ManuallyDrop::new(SharedMap {
             ptr: self.ptr,
             len: self.len,
+            kept_by: self.kept_by,
         })
+    }
+
+    /// Processes forked from now on do not get this mapping
+    /// (`MADV_DONTFORK`): for memory shared with one process only. A copy
+    /// of this value in such a process (inherited in a copy of its owner)
+    /// unmaps nothing when dropped: the address may hold that process's own
+    /// memory by then. Failure changes nothing (they then inherit it).
+    pub fn keep_from_forks(&mut self) {
+        if self.len > 0 && advise(self.ptr.as_ptr() as usize, self.len, libc::MADV_DONTFORK) {
+            self.kept_by = super::getpid();
+        }
     }
 
     /// Copies the bytes at `at` into `dst` with volatile reads, for memory
@@ -115,6 +135,9 @@ impl SharedMap {
 
 impl Drop for SharedMap {
     fn drop(&mut self) {
+        if self.kept_by != 0 && self.kept_by != super::getpid() {
+            return; // never mapped in this process (see keep_from_forks)
+        }
         if self.len > 0 {
             // SAFETY: `ptr` and `len` describe a mapping this value made and
             // nothing borrows it any more.
