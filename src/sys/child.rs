@@ -207,9 +207,11 @@ impl Drop for OwnedChild {
 /// a descriptor that names `pid` and becomes readable when it ends
 /// (close-on-exec).
 fn pidfd_open(pid: Pid) -> Result<Fd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    Fd::own(fd as i32)
+    super::fd::made(|| {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+        let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+        Ok(fd as i32)
+    })
 }
 
 /// `waitid(P_PIDFD, pidfd, WEXITED)`, as a `waitpid` status.

@@ -6,7 +6,7 @@
 //! descriptor except the ones it keeps ([`after_fork_in_child`]), so it never
 //! holds a channel of its creator's other children.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Descriptors below this number are tracked. The library refuses a higher
 /// one (`EMFILE`, see [`Fd::own`]): untracked, it would stay open in created
@@ -24,6 +24,82 @@ static USED_WORDS: AtomicUsize = AtomicUsize::new(0);
 /// belong to an older epoch, were closed after `fork`, and must not be closed
 /// again by a stale [`Fd`] value (the number may name a newer descriptor).
 static EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// Library descriptors being made or closed: between the system call that
+/// returns one and its registration ([`Fd::own`], inside [`made`]), or
+/// between its unregistration and its close (dropping an [`Fd`]).
+static MAKING: AtomicU32 = AtomicU32::new(0);
+
+/// True while a library fork is under way ([`forking`]): descriptors wait.
+static FORKING: AtomicBool = AtomicBool::new(false);
+
+/// Makes a descriptor with `make` (a system call returning it) and takes
+/// ownership of it, as one step as far as library forks go: a process the
+/// library forks meanwhile (from another thread, under fork's contract)
+/// never inherits a descriptor the registry does not know yet, which it
+/// could not close.
+pub(super) fn made(make: impl FnOnce() -> super::Result<i32>) -> super::Result<Fd> {
+    let _making = Making::start();
+    Fd::own(make()?)
+}
+
+/// Makes two descriptors at once (a socket pair) as [`made`] makes one.
+pub(super) fn made_pair(make: impl FnOnce() -> super::Result<[i32; 2]>) -> super::Result<(Fd, Fd)> {
+    let _making = Making::start();
+    let [a, b] = make()?;
+    // Each is owned (or closed) before either can fail.
+    let (a, b) = (Fd::own(a), Fd::own(b));
+    Ok((a?, b?))
+}
+
+/// A descriptor being made or closed: counted in [`MAKING`] while it lives.
+struct Making;
+
+impl Making {
+    fn start() -> Making {
+        loop {
+            while FORKING.load(Ordering::SeqCst) {
+                pause();
+            }
+            MAKING.fetch_add(1, Ordering::SeqCst);
+            if !FORKING.load(Ordering::SeqCst) {
+                return Making;
+            }
+            MAKING.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Making {
+    fn drop(&mut self) {
+        MAKING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `fork` (the system call) once no descriptor is being made, and
+/// keeps new ones from being made until it returns (one library fork at a
+/// time). In the new process, only this thread exists and nothing is being
+/// made.
+pub(super) fn forking<T>(fork: impl FnOnce() -> T) -> T {
+    while FORKING
+        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        pause();
+    }
+    while MAKING.load(Ordering::SeqCst) != 0 {
+        pause();
+    }
+    let forked = fork();
+    FORKING.store(false, Ordering::SeqCst);
+    forked
+}
+
+/// Lets other threads run while this one waits (a fork or a system call).
+fn pause() {
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() };
+}
 
 fn slot(raw: i32) -> Option<(usize, u64)> {
     let n = usize::try_from(raw).ok().filter(|&n| n < TRACKED)?;
@@ -84,6 +160,9 @@ impl Drop for Fd {
         if self.epoch != EPOCH.load(Ordering::Relaxed) {
             return; // inherited across fork and already closed there
         }
+        // Unregistered and closed as one step as far as library forks go:
+        // a process forked in between would keep it open.
+        let _closing = Making::start();
         if let Some((word, bit)) = slot(self.raw) {
             REGISTRY[word].fetch_and(!bit, Ordering::Relaxed);
         }

@@ -6,7 +6,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 pub use super::child::{Child, Children, OwnedChild};
-use super::{cvt, retry, Errno, Fd, Result};
+use super::{cvt, retry, Errno, Result};
 
 /// A process id.
 ///
@@ -36,9 +36,14 @@ pub enum Forked {
 /// have held: only async-signal-safe functions, its own channel, and
 /// memory no other thread was changing.
 pub unsafe fn fork() -> Result<Forked> {
-    // SAFETY: fork has no memory-safety preconditions for the parent; the
-    // child's obligations are the caller's (see # Safety).
-    match cvt(unsafe { libc::fork() })? {
+    // No descriptor is half made (made but not registered) while it forks:
+    // the new process closes every one it inherits but its own.
+    let forked = super::fd::forking(|| {
+        // SAFETY: fork has no memory-safety preconditions for the parent;
+        // the child's obligations are the caller's (see # Safety).
+        unsafe { libc::fork() }
+    });
+    match cvt(forked)? {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(Child::new(pid))),
     }
@@ -107,15 +112,16 @@ pub(super) fn libc_single_threaded() -> bool {
 /// The number of threads of this process: field 20 of `/proc/self/stat`
 /// ([proc_pid_stat(5)](https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html)).
 fn thread_count() -> Option<usize> {
-    // SAFETY: a NUL-terminated path and flags; the result is checked.
-    let fd = cvt(unsafe {
-        libc::open(
-            c"/proc/self/stat".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
+    let fd = super::fd::made(|| {
+        // SAFETY: a NUL-terminated path and flags; the result is checked.
+        cvt(unsafe {
+            libc::open(
+                c"/proc/self/stat".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        })
     })
     .ok()?;
-    let fd = Fd::own(fd).ok()?;
     let mut buf = [0u8; 1024];
     let len = super::read(&fd, &mut buf).ok()?;
     let text = buf.get(..len)?;

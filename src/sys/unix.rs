@@ -72,8 +72,7 @@ pub fn unix_socket(nonblocking: bool) -> Result<Fd> {
         kind |= libc::SOCK_NONBLOCK;
     }
     // SAFETY: socket has no memory-safety preconditions.
-    let raw = cvt(unsafe { libc::socket(libc::AF_UNIX, kind, 0) })?;
-    Fd::own(raw)
+    super::fd::made(|| cvt(unsafe { libc::socket(libc::AF_UNIX, kind, 0) }))
 }
 
 /// [bind(2)](https://man7.org/linux/man-pages/man2/bind.2.html) to a path:
@@ -94,16 +93,17 @@ pub fn listen(fd: &Fd, backlog: i32) -> Result<()> {
 /// next connection as a close-on-exec socket, retried on `EINTR`.
 pub fn accept(fd: &Fd) -> Result<Fd> {
     retry(|| {
-        // SAFETY: null address pointers ask accept4 not to report the peer.
-        let raw = cvt(unsafe {
-            libc::accept4(
-                fd.raw(),
-                core::ptr::null_mut(),
-                core::ptr::null_mut(),
-                libc::SOCK_CLOEXEC,
-            )
-        })?;
-        Fd::own(raw)
+        super::fd::made(|| {
+            // SAFETY: null address pointers ask accept4 not to report the peer.
+            cvt(unsafe {
+                libc::accept4(
+                    fd.raw(),
+                    core::ptr::null_mut(),
+                    core::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            })
+        })
     })
 }
 
@@ -263,16 +263,17 @@ pub fn rmdir(path: &SocketPath) -> Result<()> {
 /// [open(2)](https://man7.org/linux/man-pages/man2/open.2.html)), and
 /// returns it with what it is: a link is opened as the link.
 pub fn open_nofollow(path: &SocketPath) -> Result<(Fd, FileInfo)> {
-    let raw = retry(|| {
-        // SAFETY: the path is NUL-terminated.
-        cvt(unsafe {
-            libc::open(
-                path.as_cstr().as_ptr(),
-                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
+    let fd = retry(|| {
+        super::fd::made(|| {
+            // SAFETY: the path is NUL-terminated.
+            cvt(unsafe {
+                libc::open(
+                    path.as_cstr().as_ptr(),
+                    libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            })
         })
     })?;
-    let fd = Fd::own(raw)?;
     // SAFETY: an all-zero stat is valid storage for fstat to fill.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: `fd` is open and `st` is writable.
@@ -332,11 +333,12 @@ pub fn setsid() -> Result<Pid> {
 /// the descriptors stay open, so writes to them succeed and go nowhere, and
 /// no later descriptor can take their numbers.
 pub fn stdio_to_dev_null() -> Result<()> {
-    let raw = retry(|| {
-        // SAFETY: the path is a NUL-terminated literal.
-        cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })
+    let null = retry(|| {
+        super::fd::made(|| {
+            // SAFETY: the path is a NUL-terminated literal.
+            cvt(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })
+        })
     })?;
-    let null = Fd::own(raw)?;
     for target in 0..=2 {
         // SAFETY: dup2 has no memory-safety preconditions; `target` is a
         // standard stream this process gives up.
