@@ -46,8 +46,10 @@ const LEN: usize = 1;
 /// Word 2: the generation, odd while the journal starts over at a new
 /// position (bytes below the length never change otherwise).
 const GEN: usize = 2;
-/// The frames' bytes start here, after the words.
-const DATA: usize = 64;
+/// Words 8 to 71: the worker's claims on its tasks (see `claims.rs`).
+const CLAIMS: usize = 8;
+/// The frames' bytes start here, after the words and the claims.
+const DATA: usize = 1024;
 /// Most bytes a journal mirrors: all a corked encoder holds.
 const CAPACITY: usize = CORK_LIMIT;
 
@@ -86,6 +88,20 @@ impl Journal {
         Ok(Journal {
             map: SharedMap::new(DATA + CAPACITY)?,
         })
+    }
+
+    /// A second handle on the same pages, as the fork gives the other
+    /// process: for tests in one process (never to be dropped).
+    #[cfg(test)]
+    pub(super) fn alias(&self) -> core::mem::ManuallyDrop<Journal> {
+        core::mem::ManuallyDrop::new(Journal {
+            map: core::mem::ManuallyDrop::into_inner(self.map.alias()),
+        })
+    }
+
+    /// The claim words, a ring of [`super::claims::RING`] (see `claims.rs`).
+    pub(super) fn claims(&self) -> &[core::sync::atomic::AtomicU64] {
+        &self.map.words()[CLAIMS..CLAIMS + super::claims::RING]
     }
 
     /// In the worker: the frame `parts` is held at stream position `pos`;
@@ -231,6 +247,11 @@ impl Inflow {
         }
     }
 
+    /// The worker's journal, until the end of its stream.
+    pub(super) fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
     /// True while journal bytes wait to be handed out.
     pub(super) fn replaying(&self) -> bool {
         self.replayed < self.replay.len()
@@ -327,6 +348,11 @@ pub(super) struct Outflow {
 }
 
 impl Outflow {
+    /// The journal shared with the creator, if any.
+    pub(super) fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
     /// `n` more bytes went to the socket.
     pub(super) fn wrote(&mut self, n: usize) {
         self.sent += n as u64;

@@ -22,6 +22,8 @@ use crate::wire::{
 };
 
 #[cfg(feature = "alloc")]
+mod claims;
+#[cfg(feature = "alloc")]
 mod journal;
 mod marks;
 #[cfg(feature = "alloc")]

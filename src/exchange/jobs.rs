@@ -24,7 +24,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
-use core::borrow::BorrowMut;
+use core::borrow::{Borrow, BorrowMut};
 
 use super::slots::{Slot, Slots, WINDOW};
 use super::{Exchange, StoreData, TaskId};
@@ -33,6 +33,9 @@ use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created};
 use crate::sys;
 use crate::wire::DEFAULT_MAX_MESSAGE;
+
+/// A task of a worker not sent to it yet (see `Worker::indices`).
+const NOT_SENT: u64 = u64::MAX;
 
 /// A reused worker's window is the tasks outstanding ÷ (`GUIDED` × the
 /// limit), as OpenMP's guided schedule sizes its chunks.
@@ -95,6 +98,12 @@ pub(crate) struct Worker {
     body: Rc<Body>,
     /// Arguments of the slot's tasks, oldest first (for requeueing).
     args: VecDeque<Vec<u8>>,
+    /// The place of each of the slot's tasks among those sent to the
+    /// worker (its claim word, see `channel::claims`), oldest first;
+    /// [`NOT_SENT`] until sent.
+    indices: VecDeque<u64>,
+    /// How many tasks were sent to the worker.
+    sent: u64,
     bytes: usize,
     /// The newest of these tasks not sent yet (see [`Exchange::send_chunks`]).
     unsent: usize,
@@ -117,6 +126,7 @@ impl Worker {
         if let Some(args) = self.args.pop_front() {
             self.bytes -= args.len();
         }
+        self.indices.pop_front();
     }
 
     fn accepts(&self, key: Key, len: usize, window: usize) -> bool {
@@ -158,6 +168,7 @@ impl Jobs {
         let (Some(task), Some(args)) = (slot.tasks.pop_back(), worker.args.pop_back()) else {
             return false;
         };
+        worker.indices.pop_back();
         worker.bytes -= args.len();
         worker.unsent = worker.unsent.saturating_sub(1);
         self.waiting.push_front(Job::Reuse {
@@ -267,9 +278,61 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         self.send_chunks()?;
         if self.jobs.waiting.is_empty() {
+            if self.take_back_for_idle() {
+                // The tasks taken back go to the idle workers.
+                return self.dispatch();
+            }
             self.stop_idle_workers();
         }
         Ok(())
+    }
+
+    /// When no task waits: the tasks a busy worker has queued but not
+    /// started go back to the waiting list if a worker of the same callable
+    /// is idle, so that no worker holds tasks while another has none (see
+    /// `channel::claims`). True if any went back.
+    fn take_back_for_idle(&mut self) -> bool {
+        let idle = |slots: &[Slot<S::Held>], key: Key| {
+            slots.iter().any(|slot| {
+                slot.tasks.is_empty()
+                    && slot
+                        .worker
+                        .as_ref()
+                        .is_some_and(|w| w.key == key && !w.stopping)
+            })
+        };
+        let mut moved = false;
+        for index in 0..self.slots.slots().len() {
+            let slots = self.slots.slots();
+            let slot = &slots[index];
+            let Some(worker) = slot.worker.as_ref() else {
+                continue;
+            };
+            if worker.stopping || slot.tasks.len() < 2 || !idle(slots, worker.key) {
+                continue;
+            }
+            // The newest first, down to (not including) the oldest, which
+            // is running or about to: the worker starts them in order.
+            let slot = &mut self.slots.slots_mut()[index];
+            while slot.tasks.len() > 1 {
+                let (Some(&task), Some(worker)) = (slot.tasks.back(), &slot.worker) else {
+                    break;
+                };
+                let Some(&at) = worker.indices.back().filter(|&&at| at != NOT_SENT) else {
+                    break;
+                };
+                if !slot
+                    .channel
+                    .borrow()
+                    .take_back_task(at, super::tag_of(task))
+                {
+                    break; // started: so are the ones before it
+                }
+                self.jobs.take_back_newest(slot);
+                moved = true;
+            }
+        }
+        moved
     }
 
     /// The least loaded worker of `key` with room in its window for a task
@@ -323,6 +386,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         worker.bytes += args.len();
         worker.args.push_back(args);
+        worker.indices.push_back(NOT_SENT);
         worker.unsent += 1;
         Ok(())
     }
@@ -341,6 +405,16 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 continue;
             };
             let unsent = core::mem::take(&mut worker.unsent);
+            // Each new task may be taken back until the worker starts it.
+            let first = slot.tasks.len() - unsent;
+            for (i, (&task, index)) in slot.tasks.iter().zip(&mut worker.indices).enumerate() {
+                if i >= first {
+                    *index = worker.sent + (i - first) as u64;
+                    slot.channel
+                        .borrow()
+                        .offer_task(*index, super::tag_of(task));
+                }
+            }
             let sent = match unsent {
                 0 => Ok(()),
                 1 => match (slot.tasks.back(), worker.args.back()) {
@@ -363,6 +437,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             };
             let sent = sent.and_then(|()| slot.channel().flush_now().map(drop));
             let Err(e) = sent else {
+                if let Some(worker) = &mut slot.worker {
+                    worker.sent += unsent as u64;
+                }
                 continue;
             };
             // Not sent: the new tasks wait for another worker, in order.
@@ -421,6 +498,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     key,
                     body: body.clone(),
                     args: VecDeque::new(),
+                    indices: VecDeque::new(),
+                    sent: 0,
                     bytes: 0,
                     unsent: 0,
                     stopping: false,
@@ -494,6 +573,8 @@ const HOLD_NS: u64 = 200_000;
 fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
     // When the oldest answer held back was ready.
     let mut held_since = None;
+    // How many tasks came before this one (its claim word's place).
+    let mut index = 0;
     loop {
         let (task, args) = match channel.next_args() {
             Ok(next) => next,
@@ -501,6 +582,10 @@ fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
             Err(Error::Closed) if channel.flush().is_ok() => return 0,
             Err(_) => return 1,
         };
+        index += 1;
+        if !channel.claim_task(index - 1, task) {
+            continue; // taken back by the creator: it runs elsewhere
+        }
         // Without a journal (no memory for it), nothing is held.
         if channel.mirrors_held() {
             channel.cork_answers();
