@@ -14,9 +14,13 @@
 //! like OpenMP's guided schedule: the tasks outstanding (waiting or queued)
 //! ÷ (2 × the limit), at least one and at most [`WINDOW`] (and
 //! [`WINDOW_BYTES`] of arguments), so windows are full while much waits and
-//! shrink to one task at the end, where a worker busy with a long task then
-//! holds no more than that. Results come back in the order a worker
-//! received its tasks, so each is matched to its task exactly. When a worker
+//! shrink to one task at the end. When no task waits and a worker is idle,
+//! the tasks another worker of its callable has queued but not started are
+//! taken back and given to it ([`Exchange::take_back_for_idle`], decided by
+//! a claim word per task: see `channel::claims`). Results come back in the
+//! order a worker received its tasks, so each is matched to its task
+//! exactly; a task taken back is skipped by its old worker and sends
+//! nothing there. When a worker
 //! dies, the answers it computed still arrive, its current task fails and
 //! the tasks it never started go back to the front of the waiting list.
 
