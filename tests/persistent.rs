@@ -542,6 +542,19 @@ fn a_garbage_client_is_disconnected_and_its_results_go_to_the_next() {
     assert_finished(keeper, &path);
 }
 
+/// A stale socket at `path`: bound by a process of its own that then
+/// exits. (Bound here, its descriptor could be inherited by a process
+/// another test creates at that moment, which would keep it listening.)
+fn stale_socket(path: &std::path::Path) {
+    match pprocess::create().unwrap() {
+        pprocess::Created::Child(ch) => {
+            let bound = UnixListener::bind(path).is_ok();
+            pprocess::exit(ch, i32::from(!bound))
+        }
+        pprocess::Created::Parent(mut ch) => assert!(ch.wait().unwrap().success()),
+    }
+}
+
 #[test]
 fn stale_sockets_are_replaced_and_other_files_left_alone() {
     let mut scratch = Scratch::new("files");
@@ -552,7 +565,7 @@ fn stale_sockets_are_replaced_and_other_files_left_alone() {
         connect_persistent(&stale).unwrap_err(),
         Error::Os(libc::ENOENT)
     );
-    drop(UnixListener::bind(&stale).unwrap());
+    stale_socket(&stale);
     assert_eq!(
         connect_persistent(&stale).unwrap_err(),
         Error::Os(libc::ECONNREFUSED)
