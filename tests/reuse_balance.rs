@@ -103,3 +103,58 @@ fn an_idle_worker_takes_over_the_tasks_a_busy_one_has_not_started() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Tasks taken back from busy workers and run by idle ones run exactly
+/// once each: every run of a task appends its id to a log. Each burst starts with a slow task, so its worker has quick tasks
+/// queued behind it when the others run out of work and take them over.
+#[test]
+fn tasks_taken_back_run_exactly_once() {
+    const BURSTS: u32 = 15;
+    const QUICK: u32 = 40;
+    let dir = std::env::temp_dir().join(format!("pp-once-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let runs = dir.clone();
+    let task = move |input: &[u8]| -> Result<Vec<u8>, RemoteError> {
+        let id = u32::from_le_bytes(input[..4].try_into().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(input[4])));
+        // One line per run, appended whole (O_APPEND).
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(runs.join("runs"))
+            .map_err(|_| RemoteError::new(3, "open"))?;
+        std::io::Write::write_all(&mut log, format!("{id}\n").as_bytes())
+            .map_err(|_| RemoteError::new(3, "write"))?;
+        Ok(id.to_le_bytes().to_vec())
+    };
+    let options = Options {
+        reuse: true,
+        ..Options::default()
+    };
+    let mut map = Map::with_options(3, options);
+    let task = map.manage_function(task);
+    let mut id = 0u32;
+    for _ in 0..BURSTS {
+        let first = id as usize;
+        for n in 0..=QUICK {
+            let ms = if n == 0 { 50 } else { 0 };
+            let input: Vec<u8> = id.to_le_bytes().into_iter().chain([ms]).collect();
+            task.call(&mut map, &input).unwrap();
+            id += 1;
+        }
+        // The whole burst is answered before the next starts.
+        let answers: Vec<u32> = map
+            .range(first..id as usize)
+            .unwrap()
+            .map(|outcome| u32::from_le_bytes(outcome.as_ref().unwrap()[..4].try_into().unwrap()))
+            .collect();
+        assert_eq!(answers, (first as u32..id).collect::<Vec<_>>());
+    }
+    assert_eq!(map.by_ref().count(), id as usize);
+    let log = std::fs::read_to_string(dir.join("runs")).unwrap();
+    let mut runs: Vec<u32> = log.lines().map(|line| line.parse().unwrap()).collect();
+    runs.sort_unstable();
+    assert_eq!(runs, (0..id).collect::<Vec<_>>(), "each task runs once");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -12,17 +12,19 @@
 //! zero. Exactly one of the two swaps succeeds. A task taken back is
 //! skipped by the worker when it reaches it, and runs elsewhere once.
 //!
-//! `RING` is twice a worker's window: a worker never has more than
-//! [`WINDOW`](crate::exchange::WINDOW) unfinished tasks, and the creator
-//! takes back all the unstarted ones at once, so a word is never offered
-//! again while the worker may still claim the task it held.
+//! A word is never offered again while the worker may still claim the task
+//! it held: the creator sends a worker a task only while its place is less
+//! than `RING` after that of the worker's oldest unfinished task (tasks
+//! taken back leave gaps in the places, so this is a bound of its own, not
+//! the window's). A worker's own older places it already claimed or
+//! skipped.
 
 use core::sync::atomic::Ordering;
 
 use super::Channel;
 
 /// How many claim words the ring has.
-pub(super) const RING: usize = 64;
+pub(crate) const RING: usize = 64;
 
 const _: () = assert!(RING >= 2 * crate::exchange::WINDOW);
 

@@ -32,6 +32,8 @@ mod receipts;
 mod worker;
 
 #[cfg(feature = "alloc")]
+pub(crate) use claims::RING as CLAIM_RING;
+#[cfg(feature = "alloc")]
 pub(crate) use journal::Journal;
 #[cfg(feature = "alloc")]
 use journal::{Inflow, Outflow};

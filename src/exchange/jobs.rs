@@ -32,7 +32,7 @@ use core::borrow::{Borrow, BorrowMut};
 
 use super::slots::{Slot, Slots, WINDOW};
 use super::{Exchange, StoreData, TaskId};
-use crate::channel::{Channel, Journal};
+use crate::channel::{Channel, Journal, CLAIM_RING};
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created};
 use crate::sys;
@@ -139,6 +139,20 @@ impl Worker {
             && !self.stopping
             && queued < window
             && (queued == 0 || self.bytes + len <= WINDOW_BYTES)
+            && self.claims_free()
+    }
+
+    /// True when one more task has a claim word of its own: its place is
+    /// less than a ring of claims after that of the oldest task still
+    /// unfinished (tasks taken back leave gaps in the places).
+    fn claims_free(&self) -> bool {
+        match self.indices.front() {
+            Some(&oldest) if oldest != NOT_SENT => {
+                let next = self.sent + self.unsent as u64;
+                next - oldest < CLAIM_RING as u64
+            }
+            _ => true,
+        }
     }
 }
 
