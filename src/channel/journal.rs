@@ -37,7 +37,7 @@ use core::sync::atomic::{fence, Ordering};
 
 use super::Channel;
 use crate::sys::{self, Errno, Fd, SharedMap};
-use crate::wire::{Header, CORK_LIMIT};
+use crate::wire::CORK_LIMIT;
 
 /// Word 0: the stream position of the journal's first byte.
 const START: usize = 0;
@@ -104,15 +104,15 @@ impl Journal {
         &self.map.words()[CLAIMS..CLAIMS + super::claims::RING]
     }
 
-    /// In the worker: the frame `parts` is held at stream position `pos`;
+    /// In the worker: the frame `frame` is held at stream position `pos`;
     /// mirrors it. False (nothing mirrored) when it does not fit, or does
     /// not follow the frames mirrored already: the caller then writes it.
-    fn append(&mut self, pos: u64, parts: &[&[u8]]) -> bool {
+    fn append(&mut self, pos: u64, frame: &[u8]) -> bool {
         let words = self.map.words();
         // Only this process writes the words: its own last stores.
         let len = words[LEN].load(Ordering::Relaxed) as usize;
         let start = words[START].load(Ordering::Relaxed);
-        let size: usize = parts.iter().map(|part| part.len()).sum();
+        let size = frame.len();
         let follows = len == 0 || start + len as u64 == pos;
         if !follows || len + size > CAPACITY {
             return false;
@@ -125,12 +125,7 @@ impl Journal {
             fence(Ordering::Release);
             words[START].store(pos, Ordering::Relaxed);
         }
-        let bytes = &mut self.map.bytes_mut()[DATA + len..DATA + len + size];
-        let mut at = 0;
-        for part in parts {
-            bytes[at..at + part.len()].copy_from_slice(part);
-            at += part.len();
-        }
+        self.map.bytes_mut()[DATA + len..DATA + len + size].copy_from_slice(frame);
         let words = self.map.words();
         // The frame is whole before the length covers it.
         words[LEN].store((len + size) as u64, Ordering::Release);
@@ -358,13 +353,13 @@ impl Outflow {
         self.sent += n as u64;
     }
 
-    /// The frame `header` + `payload`, `before` bytes after the first
-    /// unwritten byte, was just held: mirrors it. False when it cannot be
-    /// (no journal, or it does not fit): the caller writes what it holds.
-    pub(super) fn held(&mut self, before: usize, header: &Header, payload: &[u8]) -> bool {
+    /// The whole frame `frame`, `before` bytes after the first unwritten
+    /// byte, was just held: mirrors it. False when it cannot be (no
+    /// journal, or it does not fit): the caller writes what it holds.
+    pub(super) fn held(&mut self, before: usize, frame: &[u8]) -> bool {
         let pos = self.sent + before as u64;
         match &mut self.journal {
-            Some(journal) => journal.append(pos, &[&header.encode(), payload]),
+            Some(journal) => journal.append(pos, frame),
             None => false,
         }
     }
@@ -419,7 +414,7 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Kind, FLAG_END, HEADER_LEN};
+    use crate::wire::{Header, Kind, FLAG_END};
 
     fn frame(task: u64, payload: &[u8]) -> Vec<u8> {
         let header = Header::new(Kind::Data, FLAG_END, payload.len() as u32, 1).for_task(task);
@@ -453,9 +448,9 @@ mod tests {
     fn the_journal_gives_back_exactly_the_bytes_not_read() {
         let mut journal = Journal::new().unwrap();
         assert!(beyond(&journal, 0).is_empty());
-        assert!(journal.append(100, &[b"abc", b"de"]));
-        assert!(journal.append(105, &[b"fgh"]));
-        assert!(!journal.append(200, &[b"x"]), "a gap is refused");
+        assert!(journal.append(100, b"abcde"));
+        assert!(journal.append(105, b"fgh"));
+        assert!(!journal.append(200, b"x"), "a gap is refused");
         assert_eq!(beyond(&journal, 99), b"", "a gap before it: nothing");
         assert_eq!(beyond(&journal, 100), b"abcdefgh");
         assert_eq!(beyond(&journal, 103), b"defgh");
@@ -465,11 +460,11 @@ mod tests {
         assert_eq!(beyond(&journal, 100), b"");
         // Emptied, it starts again anywhere, in a new generation: a copy
         // of the old one is not whole.
-        assert!(journal.append(300, &[b"z"]));
+        assert!(journal.append(300, b"z"));
         assert_eq!(beyond(&journal, 300), b"z");
         assert_eq!(journal.copy_beyond(generation, 300, &mut Vec::new()), None);
         let big = alloc::vec![0u8; CAPACITY];
-        assert!(!journal.append(301, &[&big]), "over its capacity");
+        assert!(!journal.append(301, &big), "over its capacity");
     }
 
     /// Holds `frames` in `out`'s journal as a worker does, after what it
@@ -477,9 +472,7 @@ mod tests {
     fn hold_all(out: &mut Outflow, frames: &[Vec<u8>]) -> Vec<u8> {
         let mut before = 0;
         for bytes in frames {
-            let (head, payload) = bytes.split_at(HEADER_LEN);
-            let header = Header::decode(head.try_into().unwrap(), payload.len()).unwrap();
-            assert!(out.held(before, &header, payload));
+            assert!(out.held(before, bytes));
             before += bytes.len();
         }
         frames.concat()
@@ -650,9 +643,7 @@ mod tests {
         let (worker, creator) = sys::socketpair().unwrap();
         let mut out = journaled();
         let bytes = frame(1, b"answer");
-        let (head, payload) = bytes.split_at(HEADER_LEN);
-        let header = Header::decode(head.try_into().unwrap(), payload.len()).unwrap();
-        assert!(out.held(0, &header, payload));
+        assert!(out.held(0, &bytes));
         sys::send_vectored(&worker, &[&bytes]).unwrap();
         out.wrote(bytes.len());
         out.flushed();

@@ -582,7 +582,7 @@ impl Channel {
             if self.enc.is_corked() && self.enc.hold(&header, payload) {
                 // Held only if mirrored for the creator (see `journal`):
                 // otherwise it goes out now, with what is held before it.
-                if self.outflow.held(before, &header, payload) {
+                if self.outflow.held(before, &self.enc.unwritten()[before..]) {
                     return Ok(());
                 }
                 return self.send_held();

@@ -871,11 +871,9 @@ pub extern "C" fn pp_pmap(
             )?;
             return Ok(failures.first().map_or(0, |(_, f)| f.error.code()));
         }
-        let total_in = input_size.checked_mul(count).ok_or(Error::Invalid)?;
-        let total_out = output_size.checked_mul(count).ok_or(Error::Invalid)?;
         // SAFETY: the caller passes `count` records of each size.
         let (inputs, outputs) =
-            unsafe { (bytes(inputs, total_in)?, bytes_mut(outputs, total_out)?) };
+            unsafe { super::records(inputs, input_size, outputs, output_size, count) }?;
         let mut map = Exchange::new(limit_of(limit), options, CStore::Map(MapStore::default()));
         // C callers fork as fork(2) does: the header states the contract.
         map.accept_fork_contract();

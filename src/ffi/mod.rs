@@ -111,6 +111,26 @@ unsafe fn bytes_mut<'a>(ptr: *mut c_void, len: usize) -> Result<&'a mut [u8]> {
     Ok(unsafe { core::slice::from_raw_parts_mut(ptr.cast(), len) })
 }
 
+/// Borrows `count` input records of `input_size` bytes and `count` output
+/// records of `output_size` bytes (pp_pmap's arrays); sizes whose product
+/// overflows are `PP_EINVAL`.
+///
+/// # Safety
+/// `inputs` and `outputs` are valid for `count` records of their size (or
+/// NULL when that is 0 bytes), and `outputs` is not otherwise borrowed.
+unsafe fn records<'a>(
+    inputs: *const c_void,
+    input_size: usize,
+    outputs: *mut c_void,
+    output_size: usize,
+    count: usize,
+) -> Result<(&'a [u8], &'a mut [u8])> {
+    let total_in = input_size.checked_mul(count).ok_or(Error::Invalid)?;
+    let total_out = output_size.checked_mul(count).ok_or(Error::Invalid)?;
+    // SAFETY: the caller passes `count` records of each size.
+    unsafe { Ok((bytes(inputs, total_in)?, bytes_mut(outputs, total_out)?)) }
+}
+
 /// Writes an output parameter; NULL is `PP_EINVAL`.
 ///
 /// # Safety

@@ -4,7 +4,7 @@
 use core::ffi::{c_int, c_void};
 
 use super::exchange::{pp_function, Function};
-use super::{bytes, bytes_mut, guard};
+use super::{bytes_mut, guard};
 use crate::error::{code, Error, RemoteError, Result};
 use crate::exchange::records::{run, Kernel};
 use crate::exchange::TaskError;
@@ -66,10 +66,9 @@ pub(crate) fn records(
     count: usize,
     limit: usize,
 ) -> Result<Vec<(usize, TaskError)>> {
-    let total_in = input_size.checked_mul(count).ok_or(Error::Invalid)?;
-    let total_out = output_size.checked_mul(count).ok_or(Error::Invalid)?;
     // SAFETY: the caller passes `count` records of each size.
-    let (inputs, outputs) = unsafe { (bytes(inputs, total_in)?, bytes_mut(outputs, total_out)?) };
+    let (inputs, outputs) =
+        unsafe { super::records(inputs, input_size, outputs, output_size, count) }?;
     let kernel = CKernel {
         function,
         inputs,
