@@ -7,6 +7,9 @@
 //! pprocess is faster. Environment:
 //! - `PP_BENCH_SHORT=1`: fewer operations and repetitions (under a minute);
 //! - `PP_BENCH_ONLY=group,...`: only these groups (see [`GROUPS`]);
+//!   `scaling` is the pmap rows by worker count alone (what
+//!   `benches/scaling.sh` runs on a many-core machine);
+//! - `PP_BENCH_OUT=dir`: write the files there instead of `target/bench/`;
 //! - `PP_BENCH_SIDE=pprocess` or `baseline`: one side only, for profiling.
 
 #[path = "support/raw.rs"]
@@ -917,15 +920,19 @@ fn python_rows(cfg: &Config, channel: &[Row], reuse: &[Row]) -> Vec<Row> {
 // ---------------------------------------------------------------------- pmap
 
 #[cfg(not(feature = "capi"))]
-fn pmap_rows(_: &Config) -> Vec<Row> {
+fn pmap_rows(_: &Config, _: bool) -> Vec<Row> {
     eprintln!("skipped: the pmap rows need the capi feature (cargo bench --features capi)");
     Vec::new()
 }
 
-/// The pmap rows, with Python's Pool.map on as many tasks.
+/// The pmap rows, with Python's Pool.map on as many tasks; without `all`,
+/// only the rows by worker count.
 #[cfg(feature = "capi")]
-fn pmap_rows(cfg: &Config) -> Vec<Row> {
+fn pmap_rows(cfg: &Config, all: bool) -> Vec<Row> {
     eprintln!("pmap over shared-memory records");
+    if !all {
+        return records::scaling(cfg);
+    }
     let mut rows = records::tiny_rows(cfg);
     let args = [
         "pmap".to_string(),
@@ -966,7 +973,7 @@ fn machine() -> String {
 }
 
 /// Workload groups, for `PP_BENCH_ONLY=group,group` (default: all).
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 10] = [
     "memory",
     "pingpong",
     "throughput",
@@ -976,6 +983,7 @@ const GROUPS: [&str; 9] = [
     "reuse",
     "python",
     "pmap",
+    "scaling",
 ];
 
 fn main() {
@@ -986,8 +994,11 @@ fn main() {
         assert!(GROUPS.contains(&group));
         only.is_empty() || only.split(',').any(|g| g.trim() == group)
     };
-    let out: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    std::fs::create_dir_all(&out).expect("create target/bench");
+    let out: PathBuf = match std::env::var_os("PP_BENCH_OUT") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench"),
+    };
+    std::fs::create_dir_all(&out).expect("create the output folder (PP_BENCH_OUT or target/bench)");
     let load_before = shell("cut -d' ' -f1-3 /proc/loadavg");
     let started = Instant::now();
     eprintln!(
@@ -1037,9 +1048,12 @@ fn main() {
         false => Vec::new(),
     };
     channel.extend(reuse);
-    let pmap_rows = match run("pmap") {
-        true => pmap_rows(&cfg),
-        false => Vec::new(),
+    let pmap_rows = if run("pmap") {
+        pmap_rows(&cfg, true)
+    } else if run("scaling") {
+        pmap_rows(&cfg, false)
+    } else {
+        Vec::new()
     };
 
     let chart = out.join("throughput.svg");
@@ -1139,10 +1153,13 @@ fn main() {
     println!("{text}");
     std::fs::write(out.join("results.md"), &text).expect("write results.md");
     report::write_csv(&out.join("results.csv"), &tables).expect("write results.csv");
+    let chart = match run("throughput") {
+        true => format!(" and {}", chart.display()),
+        false => String::new(),
+    };
     println!(
-        "wrote {}, {} and {}",
+        "wrote {} and {}{chart}",
         out.join("results.md").display(),
         out.join("results.csv").display(),
-        chart.display()
     );
 }
