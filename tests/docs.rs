@@ -1,13 +1,16 @@
 //! Every public item of the Rust API outside the system layer (`src/sys`)
-//! and the C ABI (`src/ffi`) shows how it is used: its documentation holds
-//! a code block (a doctest, run by `cargo test --doc`), or it points to one
-//! with an intra-doc link in a sentence that says so ("See the example on
-//! [`Exchange`]").
+//! and the C ABI (`src/ffi`) is shown in use by code that runs: some
+//! doctest of the crate (a code block in a `///` or `//!` comment, or in
+//! README.md, which the crate includes as doctests) or some example program
+//! (`examples/`) names it. What its doc comment says is not the test: a
+//! sentence pointing elsewhere shows nothing.
 //!
 //! The scan reads the sources as text: a line that declares a `pub` item
 //! (`fn`, `struct`, `enum`, `trait`, `const`, `static`, `type`, methods in
-//! `impl` blocks included; `pub(crate)` and the like are not public) and the
-//! `///` lines and attributes right above it.
+//! `impl` blocks included; `pub(crate)` and the like are not public). A
+//! type, function, constant or trait is covered when its name appears as a
+//! word in that code; a method (an indented `pub fn`) when the code calls it
+//! (`.name(`, `::name(`, or passes it as `Type::name`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,8 +24,18 @@ const KINDS: [&str; 7] = [
     "fn ", "struct ", "enum ", "trait ", "const ", "static ", "type ",
 ];
 
+/// Public items no doctest or example names yet (each is used only
+/// implicitly: a returned type, a trait bound, a method reached through
+/// another). Their doc comments are to get examples; the test fails when
+/// one of them is shown, so that it leaves this list.
+const NOT_YET_SHOWN: [&str; 5] = ["Managed", "manage", "Removed", "MapStore", "AsAddress"];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 fn rust_files(dir: &Path, skip: &[&str], files: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).expect("read src") {
+    for entry in fs::read_dir(dir).expect("read a source folder") {
         let path = entry.expect("dir entry").path();
         if path.is_dir() {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -35,92 +48,196 @@ fn rust_files(dir: &Path, skip: &[&str], files: &mut Vec<PathBuf>) {
     }
 }
 
-/// The item a line declares, when it declares a public one.
-fn public_item(line: &str) -> Option<&str> {
-    let rest = line.trim_start().strip_prefix("pub ")?;
-    let mut kind = rest;
+/// The name a line declares, and whether it is a method (indented `fn`),
+/// when it declares a public item.
+fn public_item(line: &str) -> Option<(String, bool)> {
+    let indented = line.starts_with(char::is_whitespace);
+    let mut rest = line.trim_start().strip_prefix("pub ")?;
     for prefix in ["const fn ", "unsafe fn ", "extern \"C\" fn "] {
         if rest.starts_with(prefix) {
-            kind = &rest[prefix.len() - 3..];
+            rest = &rest[prefix.len() - 3..];
         }
     }
-    KINDS.iter().any(|k| kind.starts_with(k)).then_some(rest)
+    let kind = KINDS.iter().find(|k| rest.starts_with(**k))?;
+    let name: String = rest[kind.len()..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some((name, indented && *kind == "fn "))
 }
 
-/// Whether a doc comment shows its item in use, or links to where it is.
-fn shows_use(doc: &str) -> bool {
-    if doc.contains("```") {
-        return true;
+/// The code of the fenced blocks in documentation comments (`///`, `//!`)
+/// of a Rust source, as the doctests see it (`# ` hidden lines included).
+fn doc_code(source: &str) -> String {
+    let mut code = String::new();
+    // Inside a block: whether it runs (`ignore` and `text` blocks do not).
+    let mut block: Option<bool> = None;
+    for line in source.lines() {
+        let trimmed = line.trim_start();
+        let Some(doc) = trimmed
+            .strip_prefix("///")
+            .or_else(|| trimmed.strip_prefix("//!"))
+        else {
+            block = None;
+            continue;
+        };
+        let doc = doc.strip_prefix(' ').unwrap_or(doc);
+        if let Some(info) = doc.trim_start().strip_prefix("```") {
+            block = match block {
+                None => Some(!["ignore", "text", "compile_fail"].iter().any(|w| info.contains(w))),
+                Some(_) => None,
+            };
+            continue;
+        }
+        if block == Some(true) {
+            code.push_str(doc);
+            code.push('\n');
+        }
     }
-    // A link in a sentence that names an example: "See the example on
-    // [`Exchange`]", "as in [`Map`]'s example", "[`start`]'s example".
-    let lower = doc.to_lowercase();
-    lower.contains("example") && doc.contains("[`")
+    code
 }
 
-/// How many public items of `files` that `wanted` accepts there are, and
-/// those (as `path:line: declaration`) whose docs show no use.
-fn items_without_examples(
-    files: &[PathBuf],
-    wanted: impl Fn(&str) -> bool,
-) -> (usize, Vec<String>) {
-    let (mut scanned, mut missing) = (0, Vec::new());
+/// The Rust blocks of a Markdown page that run as doctests (info string
+/// `rust` or none).
+fn markdown_rust(text: &str) -> String {
+    let mut code = String::new();
+    let mut in_block = None;
+    for line in text.lines() {
+        if let Some(info) = line.strip_prefix("```") {
+            in_block = match in_block {
+                None => Some(info.is_empty() || info == "rust"),
+                Some(_) => None,
+            };
+            continue;
+        }
+        if in_block == Some(true) {
+            code.push_str(line);
+            code.push('\n');
+        }
+    }
+    code
+}
+
+/// All the code that runs and can show an item in use: the crate's
+/// doctests and its example programs.
+fn code_in_use() -> String {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &[], &mut files);
+    let mut code: String = files
+        .iter()
+        .map(|f| doc_code(&fs::read_to_string(f).expect("read source")))
+        .collect();
+    code.push_str(&markdown_rust(
+        &fs::read_to_string(root().join("README.md")).expect("README.md"),
+    ));
+    let mut examples = Vec::new();
+    rust_files(&root().join("examples"), &["target"], &mut examples);
+    for file in examples {
+        code.push_str(&fs::read_to_string(file).expect("read example"));
+    }
+    code
+}
+
+/// Whether `code` holds `name` as a whole word.
+fn has_word(code: &str, name: &str) -> bool {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices(name).any(|(at, _)| {
+        !code[..at].ends_with(word) && !code[at + name.len()..].starts_with(word)
+    })
+}
+
+/// Whether `code` calls the method `name` or names it as a path.
+fn calls(code: &str, name: &str) -> bool {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices(name).any(|(at, _)| {
+        let before = &code[..at];
+        let after = &code[at + name.len()..];
+        (before.ends_with('.') || before.ends_with("::")) && !after.starts_with(word)
+    })
+}
+
+/// The public items of `files` that `wanted` accepts, as `path:line: name`
+/// with whether `code` shows each in use.
+fn items(files: &[PathBuf], wanted: impl Fn(&str) -> bool, code: &str) -> Vec<(String, bool)> {
+    let mut found = Vec::new();
     for file in files {
         let text = fs::read_to_string(file).expect("read source");
         let lines: Vec<&str> = text.lines().collect();
         for (index, line) in lines.iter().enumerate() {
-            let Some(item) = public_item(line).filter(|_| wanted(line)) else {
+            let Some((name, method)) = public_item(line).filter(|_| wanted(line)) else {
                 continue;
             };
-            let mut doc = Vec::new();
-            let mut doctest_only = false;
-            for above in lines[..index].iter().rev() {
-                let above = above.trim_start();
-                if let Some(text) = above.strip_prefix("///") {
-                    doc.push(text);
-                } else if above.starts_with("#[") {
-                    doctest_only |= above.starts_with("#[cfg(doctest)]");
-                } else if !above.starts_with("//") {
-                    break;
-                }
-            }
+            // An item that exists only while doctests are built is not API.
+            let doctest_only = lines[..index]
+                .iter()
+                .rev()
+                .map(|l| l.trim_start())
+                .take_while(|l| l.starts_with("///") || l.starts_with("#[") || l.starts_with("//"))
+                .any(|l| l.starts_with("#[cfg(doctest)]"));
             if doctest_only {
-                // Exists only while doctests are built: not part of the API.
                 continue;
             }
-            scanned += 1;
-            doc.reverse();
-            if !shows_use(&doc.join("\n")) {
-                missing.push(format!(
-                    "{}:{}: pub {}",
-                    file.display(),
-                    index + 1,
-                    item.trim_end_matches('{').trim()
-                ));
-            }
+            let shown = if method {
+                calls(code, &name)
+            } else {
+                has_word(code, &name)
+            };
+            let at = file.strip_prefix(root()).unwrap_or(file);
+            found.push((format!("{}:{}: {name}", at.display(), index + 1), shown));
         }
     }
-    (scanned, missing)
+    found
 }
 
 #[test]
-fn every_public_item_has_an_example_or_links_to_one() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+fn the_scan_finds_names_and_calls_as_words() {
+    assert_eq!(public_item("pub fn pmap<F>(f: F)"), Some(("pmap".into(), false)));
+    assert_eq!(public_item("    pub const fn new() -> Self"), Some(("new".into(), true)));
+    assert_eq!(public_item("pub(crate) fn hidden()"), None);
+    assert!(has_word("let q = Queue::new();", "Queue"));
+    assert!(!has_word("let q = MyQueue::new();", "Queue"));
+    assert!(calls("channel.receive_vec()?", "receive_vec"));
+    assert!(!calls("channel.receive_vec()?", "receive"));
+    assert!(calls("items.map(Outcome::is_ok)", "is_ok"));
+    let docs = "/// Text.\n/// ```\n/// let x = shown();\n/// ```\n/// ```ignore\n/// hidden();\n/// ```\nfn f() {}\n";
+    assert!(has_word(&doc_code(docs), "shown") && !has_word(&doc_code(docs), "hidden"));
+}
+
+#[test]
+fn every_public_item_is_shown_in_use_by_a_doctest_or_an_example() {
     let mut files = Vec::new();
-    rust_files(&src, &OUT_OF_SCOPE, &mut files);
+    rust_files(&root().join("src"), &OUT_OF_SCOPE, &mut files);
     files.sort();
-    let (scanned, missing) = items_without_examples(&files, |_| true);
+    let code = code_in_use();
+    let found = items(&files, |_| true, &code);
     // The scan itself works: the API has well over a hundred public items.
     assert!(
-        scanned > 150,
-        "only {scanned} public items found: the scan is broken"
+        found.len() > 150,
+        "only {} public items found: the scan is broken",
+        found.len()
     );
+    let name = |item: &str| item.rsplit(' ').next().unwrap_or("").to_string();
+    let missing: Vec<&str> = found
+        .iter()
+        .filter(|(item, shown)| !shown && !NOT_YET_SHOWN.contains(&name(item).as_str()))
+        .map(|(item, _)| item.as_str())
+        .collect();
     assert!(
         missing.is_empty(),
-        "{} public items have neither a code block in their docs nor a link to an example \
-         (\"See the example on [`Item`]\"):\n{}",
+        "{} of {} public items are named by no doctest or example: show each in use \
+         (a code block in its docs, or in the docs of what it belongs to):\n{}",
         missing.len(),
+        found.len(),
         missing.join("\n")
+    );
+    let now_shown: Vec<&str> = NOT_YET_SHOWN
+        .iter()
+        .copied()
+        .filter(|listed| found.iter().all(|(item, shown)| name(item) != *listed || *shown))
+        .collect();
+    assert!(
+        now_shown.is_empty(),
+        "shown in use now: take {now_shown:?} off NOT_YET_SHOWN"
     );
 }
 
@@ -140,37 +257,32 @@ fn reexported_from_sys(lib: &str) -> Vec<String> {
 }
 
 #[test]
-fn the_system_types_the_crate_re_exports_have_examples_too() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+fn the_system_types_the_crate_re_exports_are_shown_in_use_too() {
     let names =
-        reexported_from_sys(&fs::read_to_string(root.join("src/lib.rs")).expect("read lib.rs"));
+        reexported_from_sys(&fs::read_to_string(root().join("src/lib.rs")).expect("read lib.rs"));
     assert!(!names.is_empty());
     let mut files = Vec::new();
-    rust_files(&root.join("src/sys"), &[], &mut files);
+    rust_files(&root().join("src/sys"), &[], &mut files);
     files.sort();
     // Their declarations: an unindented `pub <kind> <Name>`.
     let declares = |line: &str| {
-        names.iter().any(|name| {
-            KINDS.iter().any(|kind| {
-                line.strip_prefix("pub ")
-                    .and_then(|rest| rest.strip_prefix(kind))
-                    .is_some_and(|rest| {
-                        rest.starts_with(name.as_str())
-                            && !rest[name.len()..]
-                                .starts_with(|c: char| c.is_alphanumeric() || c == '_')
-                    })
-            })
-        })
+        !line.starts_with(char::is_whitespace)
+            && public_item(line).is_some_and(|(name, _)| names.contains(&name))
     };
-    let (scanned, missing) = items_without_examples(&files, declares);
+    let found = items(&files, declares, &code_in_use());
     assert_eq!(
-        scanned,
+        found.len(),
         names.len(),
         "each of {names:?} declared once in src/sys"
     );
+    let missing: Vec<&str> = found
+        .iter()
+        .filter(|(_, shown)| !shown)
+        .map(|(item, _)| item.as_str())
+        .collect();
     assert!(
         missing.is_empty(),
-        "re-exported from src/sys without an example:\n{}",
+        "re-exported from src/sys and named by no doctest or example:\n{}",
         missing.join("\n")
     );
 }

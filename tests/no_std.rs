@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
-use common::{blocks, describe, readme, root, run, run_ok, scratch, section};
+use common::{blocks, describe, root, run, run_ok, scratch, section};
 
 fn build_core(features: &[&str]) {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -91,17 +91,17 @@ fn an_outside_no_std_crate_builds_against_the_root_manifest_runs_and_stays_small
 }
 
 #[test]
-fn the_readme_shows_the_no_std_example_as_it_is() {
+fn docs_no_std_shows_the_no_std_example_as_it_is() {
     let Some(example) = example() else { return };
-    let readme = readme();
-    let section = section(&readme, "## Using pprocess in a no_std binary");
+    let page = std::fs::read_to_string(root().join("docs/no_std.md")).unwrap();
+    let section = section(&page, "## The minimal binary");
     for (language, file) in [("toml", "Cargo.toml"), ("rust,ignore", "src/main.rs")] {
         let shown = blocks(section, language);
         let actual = std::fs::read_to_string(example.join(file)).unwrap();
         assert_eq!(
             shown.first(),
             Some(&actual),
-            "the README's no_std section must show examples/nostd-minimal/{file} as it is"
+            "docs/no_std.md must show examples/nostd-minimal/{file} as it is"
         );
     }
 }
