@@ -283,16 +283,23 @@ fn the_rust_quick_start_builds_and_runs_as_a_new_project_beside_the_clone() {
             .env_remove("CARGO_TARGET_DIR"),
         TIMEOUT,
     );
+    // The line `cargo add` wrote is the one the README quotes; the project
+    // is then built with the README's shorter line in its place.
     let manifest = std::fs::read_to_string(hello.join("Cargo.toml")).unwrap();
-    let dependencies = manifest
+    let added = manifest
         .split_once("[dependencies]\n")
         .expect("a [dependencies] table")
-        .1;
-    let line = "pprocess = { path = \"../pprocess\" }";
+        .1
+        .lines()
+        .find(|line| line.starts_with("pprocess = "))
+        .expect("cargo add wrote a pprocess line");
     assert!(
-        dependencies.lines().any(|l| l == line) && section.contains(&format!("`{line}`")),
-        "the README's dependency line is not what `cargo add` wrote:\n{manifest}"
+        section.contains(&format!("`{added}`")),
+        "the README does not quote the line `cargo add` wrote: {added}"
     );
+    let short = "pprocess = { path = \"../pprocess\" }";
+    assert!(section.contains(&format!("`{short}`")));
+    std::fs::write(hello.join("Cargo.toml"), manifest.replace(added, short)).unwrap();
     std::fs::write(hello.join("src/main.rs"), program).unwrap();
     // The Rust programs of docs/ are built in the same project, as examples.
     let docs = docs_rust_programs();
