@@ -84,7 +84,11 @@ fn doc_code(source: &str) -> String {
         let doc = doc.strip_prefix(' ').unwrap_or(doc);
         if let Some(info) = doc.trim_start().strip_prefix("```") {
             block = match block {
-                None => Some(!["ignore", "text", "compile_fail"].iter().any(|w| info.contains(w))),
+                None => Some(
+                    !["ignore", "text", "compile_fail"]
+                        .iter()
+                        .any(|w| info.contains(w)),
+                ),
                 Some(_) => None,
             };
             continue;
@@ -141,9 +145,8 @@ fn code_in_use() -> String {
 /// Whether `code` holds `name` as a whole word.
 fn has_word(code: &str, name: &str) -> bool {
     let word = |c: char| c.is_alphanumeric() || c == '_';
-    code.match_indices(name).any(|(at, _)| {
-        !code[..at].ends_with(word) && !code[at + name.len()..].starts_with(word)
-    })
+    code.match_indices(name)
+        .any(|(at, _)| !code[..at].ends_with(word) && !code[at + name.len()..].starts_with(word))
 }
 
 /// Whether `code` calls the method `name` or names it as a path.
@@ -191,8 +194,14 @@ fn items(files: &[PathBuf], wanted: impl Fn(&str) -> bool, code: &str) -> Vec<(S
 
 #[test]
 fn the_scan_finds_names_and_calls_as_words() {
-    assert_eq!(public_item("pub fn pmap<F>(f: F)"), Some(("pmap".into(), false)));
-    assert_eq!(public_item("    pub const fn new() -> Self"), Some(("new".into(), true)));
+    assert_eq!(
+        public_item("pub fn pmap<F>(f: F)"),
+        Some(("pmap".into(), false))
+    );
+    assert_eq!(
+        public_item("    pub const fn new() -> Self"),
+        Some(("new".into(), true))
+    );
     assert_eq!(public_item("pub(crate) fn hidden()"), None);
     assert!(has_word("let q = Queue::new();", "Queue"));
     assert!(!has_word("let q = MyQueue::new();", "Queue"));
@@ -233,7 +242,11 @@ fn every_public_item_is_shown_in_use_by_a_doctest_or_an_example() {
     let now_shown: Vec<&str> = NOT_YET_SHOWN
         .iter()
         .copied()
-        .filter(|listed| found.iter().all(|(item, shown)| name(item) != *listed || *shown))
+        .filter(|listed| {
+            found
+                .iter()
+                .all(|(item, shown)| name(item) != *listed || *shown)
+        })
         .collect();
     assert!(
         now_shown.is_empty(),

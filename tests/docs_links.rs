@@ -152,7 +152,10 @@ fn every_relative_link_and_anchor_resolves() {
             }
         }
     }
-    assert!(checked > 30, "only {checked} relative links found: the scan is broken");
+    assert!(
+        checked > 30,
+        "only {checked} relative links found: the scan is broken"
+    );
     let arrived: Vec<&str> = PROVIDED_BY_OTHER_BRANCHES
         .iter()
         .copied()
@@ -180,7 +183,10 @@ fn headings_give_the_anchors_a_code_host_gives_them() {
     );
     assert_eq!(
         links("[a](x.md#y) `[b](not-a-link)` [c](https://example.org)"),
-        [(1, "x.md#y".to_string()), (1, "https://example.org".to_string())]
+        [
+            (1, "x.md#y".to_string()),
+            (1, "https://example.org".to_string())
+        ]
     );
 }
 
@@ -195,7 +201,11 @@ fn cited_tests(page: &Path, text: &str) -> Vec<(String, String, String)> {
         if (file.starts_with("tests/") || file.starts_with("c-tests/"))
             && name.chars().all(|c| c.is_alphanumeric() || c == '_')
         {
-            found.push((page.display().to_string(), file.to_string(), name.to_string()));
+            found.push((
+                page.display().to_string(),
+                file.to_string(),
+                name.to_string(),
+            ));
         }
     }
     found
@@ -222,7 +232,11 @@ fn every_test_a_page_cites_exists() {
         })
         .map(|(page, file, name)| format!("{page}: {file}::{name}"))
         .collect();
-    assert!(missing.is_empty(), "cited tests that do not exist:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "cited tests that do not exist:\n{}",
+        missing.join("\n")
+    );
 }
 
 /// docs/c.md's error table lists every library code with its value
@@ -236,7 +250,10 @@ fn the_c_error_table_lists_every_library_code() {
         .map(|(name, value)| format!("| `PP_E{name}` ({value}) |"))
         .filter(|row| !text.contains(row.as_str()))
         .collect();
-    assert!(missing.is_empty(), "docs/c.md's error table lacks: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/c.md's error table lacks: {missing:?}"
+    );
 }
 
 /// Phrases of a work log, which belong to CHANGELOG.md and git.
@@ -255,7 +272,9 @@ const NARRATIVE: [&str; 8] = [
 /// both a letter and a digit.
 fn looks_like_a_hash(word: &str) -> bool {
     (7..=40).contains(&word.len())
-        && word.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         && word.chars().any(|c| c.is_ascii_digit())
         && word.chars().any(|c| c.is_ascii_alphabetic())
 }
@@ -282,6 +301,10 @@ fn no_page_tells_the_story_of_past_work() {
             }
         }
     }
-    assert!(found.is_empty(), "history in the docs:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "history in the docs:\n{}",
+        found.join("\n")
+    );
     assert!(looks_like_a_hash("b2f7022") && !looks_like_a_hash("deadbeef"));
 }

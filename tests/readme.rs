@@ -80,12 +80,36 @@ fn fenced_blocks(text: &str) -> Vec<(String, String)> {
 /// Every fenced block of the README: its section, its info string, and the
 /// test that runs it (or the output a test compares).
 const README_BLOCKS: &[(&str, &str, &str)] = &[
-    ("## Two commands", "sh", "the_two_commands_are_cargo_run_and_cargo_test (the second is CI's `cargo test`)"),
-    ("## Rust quick start", "sh", "the_rust_quick_start_builds_and_runs_as_a_new_project_beside_the_clone"),
-    ("## Rust quick start", "rust", "the_rust_quick_start_builds_and_runs_as_a_new_project_beside_the_clone, and a doctest"),
-    ("## C quick start", "c", "the_c_quick_start_builds_strictly_and_prints_what_the_readme_says"),
-    ("## C quick start", "text", "the_c_quick_start_builds_strictly_and_prints_what_the_readme_says"),
-    ("## C quick start", "sh", "the_c_quick_start_build_commands_work_as_written"),
+    (
+        "## Two commands",
+        "sh",
+        "the_two_commands_are_cargo_run_and_cargo_test (the second is CI's `cargo test`)",
+    ),
+    (
+        "## Rust quick start",
+        "sh",
+        "the_rust_quick_start_builds_and_runs_as_a_new_project_beside_the_clone",
+    ),
+    (
+        "## Rust quick start",
+        "rust",
+        "the_rust_quick_start_builds_and_runs_as_a_new_project_beside_the_clone, and a doctest",
+    ),
+    (
+        "## C quick start",
+        "c",
+        "the_c_quick_start_builds_strictly_and_prints_what_the_readme_says",
+    ),
+    (
+        "## C quick start",
+        "text",
+        "the_c_quick_start_builds_strictly_and_prints_what_the_readme_says",
+    ),
+    (
+        "## C quick start",
+        "sh",
+        "the_c_quick_start_build_commands_work_as_written",
+    ),
     ("## Using pprocess from C", "sh", "tests/install.rs"),
     ("## Using pprocess from C", "sh", "tests/install.rs"),
     ("## Using pprocess from Python", "python", "tests/python.rs"),
@@ -123,7 +147,10 @@ fn the_c_quick_start_builds_strictly_and_prints_what_the_readme_says() {
 fn the_c_quick_start_build_commands_work_as_written() {
     let readme = readme();
     let section = section(&readme, "## C quick start");
-    let commands = blocks(section, "sh").into_iter().next().expect("a sh block");
+    let commands = blocks(section, "sh")
+        .into_iter()
+        .next()
+        .expect("a sh block");
     let mut lines = commands.lines();
     assert_eq!(lines.next(), Some("make"), "the block starts with `make`");
     let rest: Vec<&str> = lines.collect();
@@ -188,7 +215,10 @@ fn the_c_persistent_example_collects_in_one_run_or_in_the_next() {
 fn the_two_commands_are_cargo_run_and_cargo_test() {
     let readme = readme();
     let section = section(&readme, "## Two commands");
-    let commands = blocks(section, "sh").into_iter().next().expect("a sh block");
+    let commands = blocks(section, "sh")
+        .into_iter()
+        .next()
+        .expect("a sh block");
     let lines: Vec<&str> = commands.lines().collect();
     let [first, "cargo test"] = lines.as_slice() else {
         panic!("the block is not two commands, the second `cargo test`: {lines:?}");
@@ -238,7 +268,11 @@ fn docs_rust_programs() -> Vec<(String, String, String)> {
     pages.sort();
     for page in pages {
         let text = std::fs::read_to_string(&page).unwrap();
-        let name = page.file_stem().unwrap().to_string_lossy().replace('-', "_");
+        let name = page
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .replace('-', "_");
         let fence = "```rust\n";
         let mut rest = text.as_str();
         let mut n = 0;
@@ -246,8 +280,10 @@ fn docs_rust_programs() -> Vec<(String, String, String)> {
             let body = &rest[start + fence.len()..];
             let len = body.find("```").expect("a closing fence");
             let after = &body[len + 3..];
-            let printed = said_to_print(after.split("```").next().unwrap_or(""))
-                .unwrap_or_else(|| panic!("docs/{name}.md: a Rust block without \"It prints `...`\" after it"));
+            let printed =
+                said_to_print(after.split("```").next().unwrap_or("")).unwrap_or_else(|| {
+                    panic!("docs/{name}.md: a Rust block without \"It prints `...`\" after it")
+                });
             programs.push((
                 format!("{name}_{n}"),
                 body[..len].to_string(),
@@ -264,7 +300,10 @@ fn docs_rust_programs() -> Vec<(String, String, String)> {
 fn the_rust_quick_start_builds_and_runs_as_a_new_project_beside_the_clone() {
     let readme = readme();
     let section = section(&readme, "## Rust quick start");
-    let commands = blocks(section, "sh").into_iter().next().expect("a sh block");
+    let commands = blocks(section, "sh")
+        .into_iter()
+        .next()
+        .expect("a sh block");
     let program = &blocks(section, "rust")[0];
     // The layout the README describes: the clone in pprocess/ (here a link to
     // this repository), and the project the commands make beside it.

@@ -18,7 +18,7 @@ fn page() -> String {
 /// Hexadecimal digits, spaces allowed between them.
 fn unhex(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len() % 2 == 0, "odd hex: {text:?}");
+    assert!(digits.len().is_multiple_of(2), "odd hex: {text:?}");
     digits
         .chunks(2)
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).expect("hex"))
