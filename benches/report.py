@@ -280,6 +280,12 @@ def render_page(meta, rows):
         "inverse; and how many runs met the row's target.",
         "",
     ]
+    if (ROOT / "docs" / "throughput.svg").exists():
+        out += [
+            "![One-way throughput by message size, pprocess and the libc baseline, "
+            "from the last run](throughput.svg)",
+            "",
+        ]
     by_section = {}
     for (section, workload), runs in grouped(rows):
         by_section.setdefault(section, []).append((workload, summary(runs)))
@@ -430,6 +436,9 @@ def collect(folders):
             for row in csv.DictReader(f):
                 rows.append({"run": str(n), **row})
     dates = sorted({s[:10] for s in starts if s})
+    chart = Path(folders[-1]) / "throughput.svg"
+    if chart.exists():
+        shutil.copy(chart, ROOT / "docs" / "throughput.svg")
     size = nostd_size()
     rows.append({
         "run": "", "section": "size", "workload": "examples/nostd-minimal, stripped",
