@@ -66,60 +66,57 @@ fn public_item(line: &str) -> Option<(String, bool)> {
     (!name.is_empty()).then_some((name, indented && *kind == "fn "))
 }
 
-/// The code of the fenced blocks in documentation comments (`///`, `//!`)
-/// of a Rust source, as the doctests see it (`# ` hidden lines included).
-fn doc_code(source: &str) -> String {
+/// The code of the fenced blocks that run, in `lines`: each line's text,
+/// or `None` for a line that ends any block (code outside a comment).
+fn fenced_code<'a>(
+    lines: impl Iterator<Item = Option<&'a str>>,
+    runs: impl Fn(&str) -> bool,
+) -> String {
     let mut code = String::new();
-    // Inside a block: whether it runs (`ignore` and `text` blocks do not).
+    // Inside a block: whether it runs.
     let mut block: Option<bool> = None;
-    for line in source.lines() {
-        let trimmed = line.trim_start();
-        let Some(doc) = trimmed
-            .strip_prefix("///")
-            .or_else(|| trimmed.strip_prefix("//!"))
-        else {
+    for line in lines {
+        let Some(line) = line else {
             block = None;
             continue;
         };
-        let doc = doc.strip_prefix(' ').unwrap_or(doc);
-        if let Some(info) = doc.trim_start().strip_prefix("```") {
+        if let Some(info) = line.trim_start().strip_prefix("```") {
             block = match block {
-                None => Some(
-                    !["ignore", "text", "compile_fail"]
-                        .iter()
-                        .any(|w| info.contains(w)),
-                ),
+                None => Some(runs(info)),
                 Some(_) => None,
             };
-            continue;
-        }
-        if block == Some(true) {
-            code.push_str(doc);
+        } else if block == Some(true) {
+            code.push_str(line);
             code.push('\n');
         }
     }
     code
 }
 
+/// The code of the fenced blocks in documentation comments (`///`, `//!`)
+/// of a Rust source, as the doctests see it (`# ` hidden lines included);
+/// `ignore`, `text` and `compile_fail` blocks do not run.
+fn doc_code(source: &str) -> String {
+    let lines = source.lines().map(|line| {
+        let trimmed = line.trim_start();
+        let doc = trimmed
+            .strip_prefix("///")
+            .or_else(|| trimmed.strip_prefix("//!"))?;
+        Some(doc.strip_prefix(' ').unwrap_or(doc))
+    });
+    fenced_code(lines, |info| {
+        !["ignore", "text", "compile_fail"]
+            .iter()
+            .any(|w| info.contains(w))
+    })
+}
+
 /// The Rust blocks of a Markdown page that run as doctests (info string
 /// `rust` or none).
 fn markdown_rust(text: &str) -> String {
-    let mut code = String::new();
-    let mut in_block = None;
-    for line in text.lines() {
-        if let Some(info) = line.strip_prefix("```") {
-            in_block = match in_block {
-                None => Some(info.is_empty() || info == "rust"),
-                Some(_) => None,
-            };
-            continue;
-        }
-        if in_block == Some(true) {
-            code.push_str(line);
-            code.push('\n');
-        }
-    }
-    code
+    fenced_code(text.lines().map(Some), |info| {
+        info.is_empty() || info == "rust"
+    })
 }
 
 /// All the code that runs and can show an item in use: the crate's
@@ -142,20 +139,25 @@ fn code_in_use() -> String {
     code
 }
 
-/// Whether `code` holds `name` as a whole word.
-fn has_word(code: &str, name: &str) -> bool {
+/// Whether `code` holds `name` where `before` accepts the code before it,
+/// and no word character follows it.
+fn occurs(code: &str, name: &str, before: impl Fn(&str) -> bool) -> bool {
     let word = |c: char| c.is_alphanumeric() || c == '_';
     code.match_indices(name)
-        .any(|(at, _)| !code[..at].ends_with(word) && !code[at + name.len()..].starts_with(word))
+        .any(|(at, _)| before(&code[..at]) && !code[at + name.len()..].starts_with(word))
+}
+
+/// Whether `code` holds `name` as a whole word.
+fn has_word(code: &str, name: &str) -> bool {
+    occurs(code, name, |before| {
+        !before.ends_with(|c: char| c.is_alphanumeric() || c == '_')
+    })
 }
 
 /// Whether `code` calls the method `name` or names it as a path.
 fn calls(code: &str, name: &str) -> bool {
-    let word = |c: char| c.is_alphanumeric() || c == '_';
-    code.match_indices(name).any(|(at, _)| {
-        let before = &code[..at];
-        let after = &code[at + name.len()..];
-        (before.ends_with('.') || before.ends_with("::")) && !after.starts_with(word)
+    occurs(code, name, |before| {
+        before.ends_with('.') || before.ends_with("::")
     })
 }
 

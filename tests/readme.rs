@@ -57,6 +57,14 @@ fn build_c(program: &str, name: &str) -> PathBuf {
     binary
 }
 
+/// The first `sh` block of a section.
+fn first_sh(section: &str) -> String {
+    blocks(section, "sh")
+        .into_iter()
+        .next()
+        .expect("a sh block")
+}
+
 /// The fenced blocks of a Markdown text, as (the `## ` section they are
 /// in, their info string), in order.
 fn fenced_blocks(text: &str) -> Vec<(String, String)> {
@@ -147,10 +155,7 @@ fn the_c_quick_start_builds_strictly_and_prints_what_the_readme_says() {
 fn the_c_quick_start_build_commands_work_as_written() {
     let readme = readme();
     let section = section(&readme, "## C quick start");
-    let commands = blocks(section, "sh")
-        .into_iter()
-        .next()
-        .expect("a sh block");
+    let commands = first_sh(section);
     let mut lines = commands.lines();
     assert_eq!(lines.next(), Some("make"), "the block starts with `make`");
     let rest: Vec<&str> = lines.collect();
@@ -215,10 +220,7 @@ fn the_c_persistent_example_collects_in_one_run_or_in_the_next() {
 fn the_two_commands_are_cargo_run_and_cargo_test() {
     let readme = readme();
     let section = section(&readme, "## Two commands");
-    let commands = blocks(section, "sh")
-        .into_iter()
-        .next()
-        .expect("a sh block");
+    let commands = first_sh(section);
     let lines: Vec<&str> = commands.lines().collect();
     let [first, "cargo test"] = lines.as_slice() else {
         panic!("the block is not two commands, the second `cargo test`: {lines:?}");
@@ -300,10 +302,7 @@ fn docs_rust_programs() -> Vec<(String, String, String)> {
 fn the_rust_quick_start_builds_and_runs_as_a_new_project_beside_the_clone() {
     let readme = readme();
     let section = section(&readme, "## Rust quick start");
-    let commands = blocks(section, "sh")
-        .into_iter()
-        .next()
-        .expect("a sh block");
+    let commands = first_sh(section);
     let program = &blocks(section, "rust")[0];
     // The layout the README describes: the clone in pprocess/ (here a link to
     // this repository), and the project the commands make beside it.

@@ -98,15 +98,27 @@ fn parse_header(text: &str) -> Header {
     .for_task(field("task"))
 }
 
+/// The vectors of one table, at least `min` of them: (bytes, expectation).
+fn vectors_of(wanted: Table, min: usize) -> Vec<(Vec<u8>, String)> {
+    let found: Vec<_> = vectors()
+        .into_iter()
+        .filter(|(table, _, _)| *table == wanted)
+        .map(|(_, bytes, expected)| (bytes, expected))
+        .collect();
+    assert!(
+        found.len() >= min,
+        "only {} {wanted:?} vectors",
+        found.len()
+    );
+    found
+}
+
 #[test]
 fn every_header_vector_decodes_and_encodes_as_the_specification_says() {
-    let headers: Vec<_> = vectors()
-        .into_iter()
-        .filter(|(table, _, _)| *table == Table::Headers)
-        .collect();
+    let headers = vectors_of(Table::Headers, 16);
     let mut kinds = Vec::new();
     let mut rejected = 0;
-    for (_, bytes, expected) in &headers {
+    for (bytes, expected) in &headers {
         let bytes: [u8; HEADER_LEN] = bytes.as_slice().try_into().expect("24 bytes");
         let decoded = Header::decode(&bytes, DEFAULT_MAX_MESSAGE);
         match expected.strip_prefix("rejected: ") {
@@ -135,44 +147,34 @@ fn every_header_vector_decodes_and_encodes_as_the_specification_says() {
 
 #[test]
 fn every_error_payload_vector_decodes_as_the_specification_says() {
-    let mut seen = 0;
-    for (table, bytes, expected) in vectors() {
-        if table != Table::Errors {
-            continue;
-        }
-        seen += 1;
+    let errors = vectors_of(Table::Errors, 3);
+    for (bytes, expected) in &errors {
         let decoded = decode_error(&bytes)
             .map(|(code, message)| format!("code={code} message={message}"))
             .map_err(|e| format!("rejected: {e:?}"));
-        assert_eq!(decoded.unwrap_or_else(|e| e), expected, "{}", hex(&bytes));
+        assert_eq!(&decoded.unwrap_or_else(|e| e), expected, "{}", hex(bytes));
     }
-    assert!(seen >= 3, "only {seen} error payload vectors");
 }
 
 #[test]
 fn every_batch_payload_vector_decodes_and_encodes_as_the_specification_says() {
-    let mut seen = 0;
-    for (table, bytes, expected) in vectors() {
-        if table != Table::Batches {
-            continue;
-        }
-        seen += 1;
-        match decode_batch(&bytes) {
+    let batches = vectors_of(Table::Batches, 4);
+    for (bytes, expected) in &batches {
+        match decode_batch(bytes) {
             Ok(tasks) => {
                 let tasks: Vec<(u64, &[u8])> = tasks.collect();
                 let shown: Vec<String> = tasks
                     .iter()
                     .map(|(tag, args)| format!("{tag}:{}", hex(args)))
                     .collect();
-                assert_eq!(format!("tasks={}", shown.join(",")), expected);
+                assert_eq!(&format!("tasks={}", shown.join(",")), expected);
                 let mut encoded = Vec::new();
                 encode_batch(&mut encoded, tasks.len() as u32, tasks.iter().copied());
-                assert_eq!(hex(&encoded), hex(&bytes));
+                assert_eq!(hex(&encoded), hex(bytes));
             }
-            Err(e) => assert_eq!(format!("rejected: {e:?}"), expected, "{}", hex(&bytes)),
+            Err(e) => assert_eq!(&format!("rejected: {e:?}"), expected, "{}", hex(bytes)),
         }
     }
-    assert!(seen >= 4, "only {seen} batch payload vectors");
 }
 
 #[test]
