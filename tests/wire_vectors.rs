@@ -149,7 +149,7 @@ fn every_header_vector_decodes_and_encodes_as_the_specification_says() {
 fn every_error_payload_vector_decodes_as_the_specification_says() {
     let errors = vectors_of(Table::Errors, 3);
     for (bytes, expected) in &errors {
-        let decoded = decode_error(&bytes)
+        let decoded = decode_error(bytes)
             .map(|(code, message)| format!("code={code} message={message}"))
             .map_err(|e| format!("rejected: {e:?}"));
         assert_eq!(&decoded.unwrap_or_else(|e| e), expected, "{}", hex(bytes));
