@@ -66,10 +66,8 @@ HEADLINE = [
     ("fork-per-task map", "a process per task, 5,000 tiny tasks, vs libc"),
     ("reused", "reused workers, tiny tasks, vs a libc pool"),
     ("vs Pool.map(chunksize=1)", "reused workers, tiny tasks, vs Python `Pool.map(chunksize=1)`"),
-    ("one CPU (Pipe)", "64 B ping-pong, one CPU, vs a Python `Pipe`"),
     ("vs fork + MAP_SHARED floor", "`pp_pmap` over records vs the shared-memory floor"),
     ("vs Pool(2).map (default chunks)", "`pp_pmap` over records vs Python `Pool(2).map`"),
-    ("skewed", "skewed tasks, 2 workers, vs serial time ÷ 2"),
     ("head-of-line", "one long task and ten short ones, vs the ideal"),
 ]
 
