@@ -33,7 +33,11 @@ pub extern "C" fn pp_exchange_task_status(
         let Some(failure) = unsafe { last_failure(ex) }? else {
             return Ok(0);
         };
-        let Error::PeerEnded { pid: ended, status: how } = failure.error else {
+        let Error::PeerEnded {
+            pid: ended,
+            status: how,
+        } = failure.error
+        else {
             return Ok(0);
         };
         // SAFETY: the outputs are NULL (skipped) or writable, per the contract.
