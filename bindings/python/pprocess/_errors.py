@@ -185,8 +185,24 @@ def error_for(code: int) -> Error:
     if cls is not None:
         return cls(code=code)
     if code > -1000:
-        return SystemCallError(code=code)
+        return _system_call_error(-code)(code=code)
     return Error(code=code)
+
+
+_OS_ERRORS: dict[type[OSError], type[SystemCallError]] = {}
+
+
+def _system_call_error(errno: int) -> type[SystemCallError]:
+    """SystemCallError, also the built-in OSError subclass for ``errno``
+    (FileNotFoundError for ENOENT, ...)."""
+    builtin = type(OSError(errno, ""))
+    if builtin is OSError:
+        return SystemCallError
+    cls = _OS_ERRORS.get(builtin)
+    if cls is None:
+        cls = type(f"SystemCallError_{builtin.__name__}", (SystemCallError, builtin), {})
+        _OS_ERRORS[builtin] = cls
+    return cls
 
 
 def check(rc: int) -> int:

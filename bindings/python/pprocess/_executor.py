@@ -186,5 +186,13 @@ class Executor(_Executor):
             except Exception:
                 pass
             worker.close()
-        os.close(self._wake_read)
-        os.close(self._wake_write)
+
+    def __del__(self) -> None:
+        # The wake-up pipe outlives the thread (submit and shutdown write to
+        # it); it is closed once the thread is gone.
+        if not self._thread.is_alive():
+            for fd in (self._wake_read, self._wake_write):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
