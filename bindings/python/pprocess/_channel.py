@@ -54,12 +54,14 @@ class Channel:
     42
     """
 
-    def __init__(self, handle: int, owned: bool = True) -> None:
+    def __init__(self, handle: Optional[int], owned: bool = True) -> None:
+        if not handle:
+            raise ValueError("pprocess: a NULL channel handle")
         self._handle: Optional[int] = handle
         self._owned = owned
         self._owner = os.getpid()
         self._buffer = ctypes.create_string_buffer(_BUFFER)
-        self._view = memoryview(self._buffer)  # type: ignore[arg-type]
+        self._view = memoryview(self._buffer)
         self._length = c_size_t()
         self.pid: int = lib.pp_channel_pid(handle)
 
@@ -127,7 +129,7 @@ class Channel:
 
     def pending(self) -> bool:
         """Whether a message (or the end) can be received without waiting."""
-        return lib.pp_channel_pending(self._h()) == 1
+        return bool(lib.pp_channel_pending(self._h()) == 1)
 
     def wait(self, timeout: Optional[float] = None) -> Optional[int]:
         """Waits for the created process to end; returns its raw wait status

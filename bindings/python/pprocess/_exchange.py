@@ -132,11 +132,11 @@ class Exchange:
                 return RemoteError(remote_code=code.value, remote_message=text)
         return error_for(rc)
 
-    def _channel(self, handle: int) -> Channel:
-        channel = self._channels.get(handle)
+    def _channel(self, handle: Optional[int]) -> Channel:
+        channel = self._channels.get(handle or 0)
         if channel is None or channel._handle != handle:
             channel = Channel(handle, owned=False)
-            self._channels[handle] = channel
+            self._channels[handle or 0] = channel
         return channel
 
     def _callable(self, callable: Callable[..., Any]) -> Any:
@@ -391,7 +391,7 @@ class Map(Exchange):
             self._values[first:first + count] = [_Failed(self._task_error(rc))] * count
         else:
             try:
-                value = loads(memoryview(self._buffer)[: length.value])  # type: ignore[arg-type]
+                value = loads(memoryview(self._buffer)[: length.value])
             except BaseException as error:  # noqa: BLE001 -- kept for each access
                 self._values[first:first + count] = [_Failed(error)] * count
             else:
@@ -495,7 +495,7 @@ class Persistent:
     """The persistent methods of PersistentExchange and PersistentQueue:
     tasks run in background processes reachable at an address."""
 
-    def start(self, address: str, callable: Callable[..., Any],  # type: ignore[override]
+    def start(self, address: str, callable: Callable[..., Any],
               *args: Any, **kw: Any) -> int:
         """Runs ``callable(channel, *args, **kw)`` in a background process
         listening at ``address`` (once below the limit); returns its pid.
@@ -506,7 +506,7 @@ class Persistent:
         return int(exchange._call(forking.pp_exchange_start_persistent, os.fsencode(address),
                                   exchange._callable(callable), data, len(data)))
 
-    def create(self, address: str) -> Optional[Channel]:  # type: ignore[override]
+    def create(self, address: str) -> Optional[Channel]:
         """Creates a process whose channel survives disconnection, monitored
         by the exchange: None in the creator, the channel in the created
         process (which sends its results and ends with ``pprocess.exit``)."""
@@ -521,7 +521,7 @@ class Persistent:
         exchange._task_started(task, 1)
         return None
 
-    def manage(self, address: str, callable: Callable[..., Any]) -> "PersistentCallable":  # type: ignore[override]
+    def manage(self, address: str, callable: Callable[..., Any]) -> "PersistentCallable":
         """Wraps ``callable``: calling the wrapper starts it in a background
         process at ``address``."""
         return PersistentCallable(address, callable, self)
@@ -534,11 +534,11 @@ class Persistent:
         exchange._call(forking.pp_exchange_connect, os.fsencode(address))
 
 
-class PersistentExchange(Persistent, Exchange):
+class PersistentExchange(Persistent, Exchange):  # type: ignore[misc]
     """An Exchange managing persistent processes (define ``store_data``)."""
 
 
-class PersistentQueue(Persistent, Queue):
+class PersistentQueue(Persistent, Queue):  # type: ignore[misc]
     """A Queue of the results of persistent processes."""
 
 
