@@ -26,6 +26,12 @@ _BUFFER = 64 * 1024
 _STATUS_WAIT_MS = 2000
 
 
+_dumps = pickle.dumps
+_loads = pickle.loads
+_pp_send = lib.pp_send
+_pp_receive_timeout = lib.pp_receive_timeout
+
+
 def dumps(obj: object) -> bytes:
     """Pickles a message."""
     return pickle.dumps(obj, _PROTOCOL)
@@ -61,8 +67,10 @@ class Channel:
         self._owned = owned
         self._owner = os.getpid()
         self._buffer = ctypes.create_string_buffer(_BUFFER)
+        self._address = ctypes.addressof(self._buffer)
         self._view = memoryview(self._buffer)
         self._length = c_size_t()
+        self._length_ref = byref(self._length)
         self.pid: int = lib.pp_channel_pid(handle)
 
     # The handle, checked: a closed channel is an error, not a crash.
@@ -77,8 +85,10 @@ class Channel:
     def send(self, obj: object) -> None:
         """Sends ``obj`` (pickled; an unpicklable one raises here, and
         nothing is sent)."""
-        data = dumps(obj)
-        check(lib.pp_send(self._h(), data, len(data)))
+        data = _dumps(obj, _PROTOCOL)
+        rc = _pp_send(self._handle or self._h(), data, len(data))
+        if rc < 0:
+            raise self._error(rc)
 
     def send_acked(self, obj: object) -> None:
         """Sends ``obj`` and waits until the peer has received it
@@ -92,11 +102,14 @@ class Channel:
         raised by the created process's callable is raised here; a dead peer
         raises ``pprocess.PeerEnded`` naming its pid and signal; a channel the
         peer closed raises ``pprocess.Closed`` (an ``EOFError``)."""
-        handle = self._h()
+        handle = self._handle or self._h()
         ms = -1 if timeout is None else max(0, int(timeout * 1000))
-        rc = lib.pp_receive_timeout(handle, self._buffer, _BUFFER, byref(self._length), ms)
+        rc = _pp_receive_timeout(handle, self._address, _BUFFER, self._length_ref, ms)
         if rc == 0:
-            return loads(self._view[: self._length.value])
+            obj = _loads(self._view[: self._length.value])
+            if type(obj) is Raised:
+                raise obj.exception()
+            return obj
         if rc == _capi.PP_ETOOBIG:
             data = c_void_p()
             check(lib.pp_receive_alloc(handle, byref(data), byref(self._length)))

@@ -66,5 +66,5 @@ def test_readme_pprocess_05_program_runs(tmp_path: Path) -> None:
 
 def test_mypy_strict_is_clean() -> None:
     mypy = pytest.importorskip("mypy.api", reason="mypy is installed by tests/python.rs")
-    stdout, stderr, status = mypy.run(["--strict", "--no-incremental", str(PACKAGE)])
+    stdout, stderr, status = mypy.run(["--strict", "--no-incremental", "-p", "pprocess"])
     assert status == 0, stdout + stderr

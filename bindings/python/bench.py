@@ -1,0 +1,113 @@
+"""Speed of the pprocess package beside Python's multiprocessing, measured in
+the same run (not a test: timings vary with the machine and its load).
+
+    python bindings/python/bench.py [--runs 5]
+
+1. pmap: ``pprocess.pmap(f, range(200_000), limit=2)`` against
+   ``multiprocessing.Pool(2).map(f, range(200_000))`` (default chunks), with
+   ``f`` a tiny module-level function; pool start and every result read
+   included on both sides.
+2. ping-pong: a small tuple sent to a created process and sent back, over a
+   ``pprocess.Channel`` against a ``multiprocessing.Pipe`` (fork context).
+
+Prints the median of the runs of each, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import time
+from typing import Any, Callable
+
+import pprocess
+
+ITEMS = 200_000
+ROUNDS = 20_000
+MESSAGE = (1, 2.5, "x")
+
+
+def f(x: int) -> int:
+    return x + 1
+
+
+def pmap_pprocess() -> float:
+    start = time.perf_counter()
+    results = list(pprocess.pmap(f, range(ITEMS), limit=2))
+    elapsed = time.perf_counter() - start
+    assert results[-1] == ITEMS
+    return elapsed
+
+
+def pmap_pool() -> float:
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(f, range(ITEMS))
+    elapsed = time.perf_counter() - start
+    assert results[-1] == ITEMS
+    return elapsed
+
+
+def echo(channel: pprocess.Channel) -> None:
+    for _ in range(ROUNDS):
+        channel.send(channel.receive())
+
+
+def ping_pprocess() -> float:
+    channel = pprocess.start(echo)
+    channel.send(MESSAGE)
+    channel.receive()  # the process is running
+    start = time.perf_counter()
+    for _ in range(ROUNDS - 1):
+        channel.send(MESSAGE)
+        channel.receive()
+    elapsed = time.perf_counter() - start
+    channel.close()
+    pprocess.waitall()
+    return elapsed / (ROUNDS - 1)
+
+
+def pipe_echo(conn: Any) -> None:
+    for _ in range(ROUNDS):
+        conn.send(conn.recv())
+
+
+def ping_pipe() -> float:
+    context = multiprocessing.get_context("fork")
+    here, there = context.Pipe()
+    process = context.Process(target=pipe_echo, args=(there,))
+    process.start()
+    here.send(MESSAGE)
+    here.recv()
+    start = time.perf_counter()
+    for _ in range(ROUNDS - 1):
+        here.send(MESSAGE)
+        here.recv()
+    elapsed = time.perf_counter() - start
+    process.join()
+    return elapsed / (ROUNDS - 1)
+
+
+def median(function: Callable[[], float], runs: int) -> float:
+    return statistics.median(function() for _ in range(runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    ours, theirs = median(pmap_pprocess, runs), median(pmap_pool, runs)
+    print(f"pmap of {ITEMS} items, 2 workers (median of {runs} runs):")
+    print(f"  pprocess.pmap         {ours * 1000:8.1f} ms  {ITEMS / ours / 1000:7.0f} k items/s")
+    print(f"  multiprocessing.Pool  {theirs * 1000:8.1f} ms  {ITEMS / theirs / 1000:7.0f} k items/s")
+    print(f"  pprocess is {theirs / ours:.2f}x Pool.map's speed")
+    ours, theirs = median(ping_pprocess, runs), median(ping_pipe, runs)
+    print(f"ping-pong of {MESSAGE!r}, {ROUNDS} rounds (median of {runs} runs):")
+    print(f"  pprocess.Channel      {ours * 1e6:8.1f} us per round trip")
+    print(f"  multiprocessing.Pipe  {theirs * 1e6:8.1f} us per round trip")
+    print(f"  pprocess is {theirs / ours:.2f}x Pipe's speed")
+
+
+if __name__ == "__main__":
+    main()
