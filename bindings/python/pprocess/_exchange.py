@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import itertools
 import os
 import struct
 from ctypes import byref, c_int, c_size_t, c_uint64, c_void_p
@@ -396,8 +397,9 @@ class Map(Exchange):
                 self._values[first:first + count] = [_Failed(error)] * count
             else:
                 if span.chunked:
-                    self._values[first:first + count] = value
-                    span.clean = not any(type(item) is Raised for item in value)
+                    # pmap's workers answer (clean, results): clean when no
+                    # item raised.
+                    span.clean, self._values[first:first + count] = value
                 else:
                     self._values[first] = value
                     span.clean = type(value) is not Raised
@@ -430,14 +432,18 @@ class Map(Exchange):
         return self._get(index)
 
     def __iter__(self) -> Iterator[Any]:
+        return itertools.chain.from_iterable(self._parts())
+
+    def _parts(self) -> Iterator[Iterable[Any]]:
+        """The results span by span: a clean span's as a list slice (read
+        at C speed), another's item by item (raising a failed item's error)."""
         for span in list(self._spans):
             if not span.read:
                 self._fetch(span)
             if span.clean:
-                yield from self._values[span.first:span.first + span.count]
+                yield self._values[span.first:span.first + span.count]
             else:
-                for index in range(span.first, span.first + span.count):
-                    yield self._get(index)
+                yield (self._get(index) for index in range(span.first, span.first + span.count))
 
 
 class _Span:
@@ -602,15 +608,17 @@ def pmap(callable: Callable[..., Any], sequence: Iterable[Any],
     def run(channel: Channel, first: int, last: int) -> None:
         part = items[first:last]
         try:
-            channel.send([function(item) for item in part])
+            answers = [function(item) for item in part]
         except BaseException:  # noqa: BLE001 -- each item's own error, in its place
-            answers: list[Any] = []
+            answers = []
             for item in part:
                 try:
                     answers.append(function(item))
                 except BaseException as error:  # noqa: BLE001
                     answers.append(Raised(error))
-            channel.send(answers)
+            channel.send((False, answers))
+        else:
+            channel.send((True, answers))
 
     def run_span(handle: int, arg: int, length: int) -> int:
         first, last = _SPAN.unpack(ctypes.string_at(arg, _SPAN.size))

@@ -258,7 +258,9 @@ def test_persistent_reconnect_from_another_python_process(tmp_path: Path) -> Non
         for results in pprocess.BackgroundQueue({address!r}):
             print(results)
     """)
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     started = subprocess.run([sys.executable, "-c", start], env=env, capture_output=True,
                              text=True, timeout=120)
     assert started.returncode == 0 and started.stdout == "started\n", started.stderr
