@@ -82,9 +82,69 @@ fn pytest(venv: &Path) -> Command {
     command
 }
 
+/// `pip wheel` from the same pyproject.toml (cargo's build is reused): the
+/// wheel is platform-tagged and holds the package, its C library and
+/// py.typed.
+fn check_wheel(venv: &Path) {
+    let wheels = root().join("target/python-wheels");
+    if wheels.exists() {
+        std::fs::remove_dir_all(&wheels).unwrap();
+    }
+    step(
+        "pip wheel ./bindings/python",
+        "network access to PyPI for setuptools-rust, and cargo on PATH",
+        Command::new(venv.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-q",
+            ])
+            .arg("-w")
+            .arg(&wheels)
+            .arg(root().join("bindings/python"))
+            .env("CARGO_TARGET_DIR", root().join("target/python-build")),
+        INSTALL_TIMEOUT,
+    );
+    let wheel = std::fs::read_dir(&wheels)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
+        .expect("pip wheel wrote a wheel");
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("pprocess-") && name.contains("linux") && !name.contains("none-any"),
+        "the wheel is not tagged for this platform: {name}"
+    );
+    let listing = run(
+        Command::new(venv.join("bin/python"))
+            .args([
+                "-c",
+                "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))",
+            ])
+            .arg(&wheel),
+        TEST_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let files = String::from_utf8_lossy(&listing.stdout);
+    for needed in [
+        "pprocess/__init__.py",
+        "pprocess/py.typed",
+        "pprocess/_pprocess_capi",
+    ] {
+        assert!(
+            files.lines().any(|file| file.starts_with(needed)),
+            "the wheel lacks {needed}: {files}"
+        );
+    }
+}
+
 #[test]
 fn the_python_package_installs_and_passes_its_tests() {
     let venv = fresh_venv();
+    check_wheel(&venv);
     let output = run(&mut pytest(&venv), TEST_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(

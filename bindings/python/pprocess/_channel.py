@@ -211,6 +211,19 @@ def run_callable(channel: Channel, callable: Callable[..., Any], args: tuple[Any
     return 0
 
 
+_task_channels: dict[int, Channel] = {}
+
+
+def task_channel(handle: int) -> Channel:
+    """The Channel for a task's C channel in a created process (a reused
+    worker runs many tasks on one)."""
+    channel = _task_channels.get(handle)
+    if channel is None or channel._handle != handle:
+        channel = Channel(handle, owned=False)
+        _task_channels[handle] = channel
+    return channel
+
+
 def trampoline(callable: Callable[..., Any], args: tuple[Any, ...] = (),
                kw: Optional[dict[str, Any]] = None, pickled: bool = False) -> Any:
     """A C callable running ``callable(channel, *args, **kw)``; with
@@ -219,7 +232,7 @@ def trampoline(callable: Callable[..., Any], args: tuple[Any, ...] = (),
     fixed_kw = kw or {}
 
     def call(handle: int, arg: int, length: int) -> int:
-        channel = Channel(handle, owned=False)
+        channel = task_channel(handle)
         if pickled:
             try:
                 call_args, call_kw = pickle.loads(ctypes.string_at(arg, length))

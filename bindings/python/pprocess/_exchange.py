@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union, overload
 from . import _capi
 from ._capi import forking
 from ._channel import (
-    Channel, dumps, flush_streams, get_number_of_cores, loads, run_callable, trampoline,
+    Channel, dumps, flush_streams, get_number_of_cores, loads, run_callable, task_channel,
+    trampoline,
 )
 from ._errors import Error, PeerEnded, Raised, RemoteError, check, error_for
 
@@ -622,7 +623,7 @@ def pmap(callable: Callable[..., Any], sequence: Iterable[Any],
 
     def run_span(handle: int, arg: int, length: int) -> int:
         first, last = _SPAN.unpack(ctypes.string_at(arg, _SPAN.size))
-        return run_callable(Channel(handle, owned=False), run, (first, last), {})
+        return run_callable(task_channel(handle), run, (first, last), {})
 
     runner = _capi.CALLABLE(run_span)
     result._callables[id(run_span)] = (run_span, runner)
