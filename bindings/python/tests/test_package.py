@@ -46,22 +46,22 @@ def blocks(kind: str) -> list[str]:
     return re.findall(rf"```{kind}\n(.*?)```", text, re.S)
 
 
-def test_readme_quick_start_prints_what_it_says(tmp_path: Path) -> None:
-    program = tmp_path / "quickstart.py"
-    program.write_text(blocks("python")[0])
+def run_block(index: int, folder: Path) -> str:
+    """Runs the README's python block number ``index``; returns its output."""
+    program = folder / f"block{index}.py"
+    program.write_text(blocks("python")[index])
     done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == blocks("text")[0]
+    return done.stdout
+
+
+def test_readme_quick_start_prints_what_it_says(tmp_path: Path) -> None:
+    assert run_block(0, tmp_path) == blocks("text")[0]
 
 
 def test_readme_pprocess_05_program_runs(tmp_path: Path) -> None:
-    program = tmp_path / "program.py"
-    program.write_text(blocks("python")[1])
-    done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == f"{list(range(10))}\n"
+    assert run_block(1, tmp_path) == f"{list(range(10))}\n"
 
 
 def test_mypy_strict_is_clean() -> None:
