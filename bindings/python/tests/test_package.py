@@ -68,3 +68,10 @@ def test_mypy_strict_is_clean() -> None:
     mypy = pytest.importorskip("mypy.api", reason="mypy is installed by tests/python.rs")
     stdout, stderr, status = mypy.run(["--strict", "--no-incremental", "-p", "pprocess"])
     assert status == 0, stdout + stderr
+
+
+def test_number_of_cores_and_waitall() -> None:
+    assert pprocess.get_number_of_cores() == os.cpu_count()
+    channels = [pprocess.start(lambda ch: ch.send(1)) for _ in range(3)]
+    assert [ch.receive() for ch in channels] == [1, 1, 1]
+    assert pprocess.waitall() == 3
