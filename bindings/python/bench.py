@@ -10,18 +10,25 @@ the same run (not a test: timings vary with the machine and its load).
 2. ping-pong: a small tuple sent to a created process and sent back, over a
    ``pprocess.Channel`` against a ``multiprocessing.Pipe`` (fork context).
 
-Prints the median of the runs of each, and the ratio.
+Prints the median of the runs of each (interleaved), and the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
+import sys
 import time
 from typing import Any, Callable
 
-import pprocess
+# This script's folder holds the package's sources, without the C library
+# pip builds into the installed package: import the installed one.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [path for path in sys.path if os.path.abspath(path or ".") != _HERE]
+
+import pprocess  # noqa: E402
 
 ITEMS = 200_000
 ROUNDS = 20_000
@@ -89,20 +96,24 @@ def ping_pipe() -> float:
     return elapsed / (ROUNDS - 1)
 
 
-def median(function: Callable[[], float], runs: int) -> float:
-    return statistics.median(function() for _ in range(runs))
+def medians(ours: Callable[[], float], theirs: Callable[[], float],
+            runs: int) -> tuple[float, float]:
+    """The medians of ``runs`` runs of each, interleaved, so that a change
+    in the machine's load meets both sides alike."""
+    times = [(ours(), theirs()) for _ in range(runs)]
+    return (statistics.median(t[0] for t in times), statistics.median(t[1] for t in times))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
-    ours, theirs = median(pmap_pprocess, runs), median(pmap_pool, runs)
+    ours, theirs = medians(pmap_pprocess, pmap_pool, runs)
     print(f"pmap of {ITEMS} items, 2 workers (median of {runs} runs):")
     print(f"  pprocess.pmap         {ours * 1000:8.1f} ms  {ITEMS / ours / 1000:7.0f} k items/s")
     print(f"  multiprocessing.Pool  {theirs * 1000:8.1f} ms  {ITEMS / theirs / 1000:7.0f} k items/s")
     print(f"  pprocess is {theirs / ours:.2f}x Pool.map's speed")
-    ours, theirs = median(ping_pprocess, runs), median(ping_pipe, runs)
+    ours, theirs = medians(ping_pprocess, ping_pipe, runs)
     print(f"ping-pong of {MESSAGE!r}, {ROUNDS} rounds (median of {runs} runs):")
     print(f"  pprocess.Channel      {ours * 1e6:8.1f} us per round trip")
     print(f"  multiprocessing.Pipe  {theirs * 1e6:8.1f} us per round trip")
