@@ -110,8 +110,8 @@ def main() -> None:
     runs = parser.parse_args().runs
     ours, theirs = medians(pmap_pprocess, pmap_pool, runs)
     print(f"pmap of {ITEMS} items, 2 workers (median of {runs} runs):")
-    print(f"  pprocess.pmap         {ours * 1000:8.1f} ms  {ITEMS / ours / 1000:7.0f} k items/s")
-    print(f"  multiprocessing.Pool  {theirs * 1000:8.1f} ms  {ITEMS / theirs / 1000:7.0f} k items/s")
+    for name, seconds in (("pprocess.pmap", ours), ("multiprocessing.Pool", theirs)):
+        print(f"  {name:20}  {seconds * 1000:8.1f} ms  {ITEMS / seconds / 1000:7.0f} k items/s")
     print(f"  pprocess is {theirs / ours:.2f}x Pool.map's speed")
     ours, theirs = medians(ping_pprocess, ping_pipe, runs)
     print(f"ping-pong of {MESSAGE!r}, {ROUNDS} rounds (median of {runs} runs):")

@@ -19,7 +19,7 @@ from ._channel import (
     Channel, dumps, flush_streams, get_number_of_cores, loads, run_callable, task_channel,
     trampoline,
 )
-from ._errors import Error, PeerEnded, Raised, RemoteError, check, error_for
+from ._errors import PeerEnded, Raised, RemoteError, check, error_for
 
 __all__ = [
     "BackgroundCallable", "BackgroundQueue", "Exchange", "MakeParallel", "MakeReusable",
@@ -637,6 +637,3 @@ def pmap(callable: Callable[..., Any], sequence: Iterable[Any],
         result.close()
     return result
 
-
-# Errors the exchange raises are pprocess errors.
-_ = Error

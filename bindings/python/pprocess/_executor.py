@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Optional, TypeVar
 
-from ._channel import Channel, dumps, get_number_of_cores, start
+from ._channel import Channel, get_number_of_cores, start
 from ._errors import Closed, PeerEnded, Raised, Timeout
 
 __all__ = ["Executor"]

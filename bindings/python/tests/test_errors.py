@@ -55,7 +55,7 @@ def test_value_error_round_trips_with_the_child_traceback() -> None:
     remote = caught.value.__cause__
     assert isinstance(remote, pprocess.RemoteTraceback)
     assert "raise_value_error" in remote.text and "ValueError: not a number" in remote.text
-    assert getattr(caught.value, "remote_traceback") == remote.text
+    assert caught.value.remote_traceback == remote.text  # type: ignore[attr-defined]
 
 
 def test_user_defined_exception_round_trips() -> None:

@@ -94,6 +94,6 @@ def test_a_killed_worker_fails_its_call_and_breaks_the_executor() -> None:
 
 def test_an_unpicklable_call_fails_its_future_only() -> None:
     with pprocess.Executor(max_workers=1) as executor:
-        with pytest.raises(Exception):
+        with pytest.raises(TypeError, match="pickle"):
             executor.submit(square, threading.Lock()).result()
         assert executor.submit(square, 3).result() == 9
