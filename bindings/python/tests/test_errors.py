@@ -125,6 +125,24 @@ def test_killed_task_in_a_map_names_pid_and_signal(reuse: int) -> None:
     assert caught.value.signal == signal.SIGKILL
 
 
+def test_killed_task_in_a_queue_raises_and_the_others_arrive() -> None:
+    queue = pprocess.Queue(limit=2, reuse=1)
+    double = queue.manage(pprocess.MakeParallel(lambda x: 2 * x))
+    for x in range(4):
+        double(x)
+    queue.manage(die)()
+    answers, killed = [], []
+    iterator = iter(queue)
+    while True:
+        try:
+            answers.append(next(iterator))
+        except StopIteration:
+            break
+        except pprocess.PeerEnded as error:
+            killed.append(error.signal)
+    assert sorted(answers) == [0, 2, 4, 6] and killed == [signal.SIGKILL]
+
+
 def test_killed_task_in_a_custom_exchange_raises_from_finish() -> None:
     class Store(pprocess.Exchange):
         def store_data(self, ch: pprocess.Channel) -> None:
