@@ -614,15 +614,18 @@ static void check_killed_worker(unsigned flags)
     enum { TASKS = 9, KILLED = 4 };
     struct answer answer;
     pp_exchange *map;
-    int k;
+    int k, pid = 0, status = 0;
 
     CHECK_OK(pp_map_new(3, flags, &map));
+    CHECK_EQ(pp_exchange_task_status(map, &pid, &status), 0); /* no failure yet */
     for (k = 0; k < TASKS; k++)
         CHECK_EQ(call_job(map, k, k == KILLED ? 20 : 10, k == KILLED ? DIE : ANSWER), k);
     for (k = 0; k < TASKS; k++) {
         if (k == KILLED) {
             CHECK_EQ(next_answer(map, &answer), PP_EPEER);
             CHECK_EQ(pp_exchange_task_error(map, NULL, NULL), 0); /* no code of its own */
+            CHECK_EQ(pp_exchange_task_status(map, &pid, &status), 1); /* but its end */
+            CHECK(pid > 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
             continue;
         }
         CHECK_EQ(next_answer(map, &answer), k);

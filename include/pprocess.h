@@ -739,6 +739,23 @@ int pp_pmap_status(pp_function function,
                    size_t limit,
                    int *status);
 
+/**
+ * The pid and raw wait status (decode with WIFSIGNALED and friends) of the
+ * process whose end failed the last result handed out by pp_exchange_next,
+ * pp_exchange_next_alloc or pp_map_get (PP_EPEER). Returns 1 and writes
+ * *pid and *status (either may be NULL) if that failure was a process that
+ * ended before answering; else 0 (no failure, another kind of failure, or a
+ * persistent stream cut off, whose process is not this one's child).
+ *
+ * ```c
+ * if (pp_exchange_next(map, buf, sizeof buf, &len) == PP_EPEER
+ *     && pp_exchange_task_status(map, &pid, &status) == 1
+ *     && WIFSIGNALED(status))
+ *     printf("process %d killed by signal %d\n", pid, WTERMSIG(status));
+ * ```
+ */
+int pp_exchange_task_status(const pp_exchange *ex, int *pid, int *status);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -137,7 +137,6 @@ fn the_published_crate_holds_what_its_tests_and_c_build_need() {
         "cbindgen.toml",
         "c-examples/Makefile",
         "c-tests/Makefile",
-        "bindings/python/pprocess_ctypes.py",
         "examples/pmap.rs",
     ] {
         assert!(files.contains(&needed), "the package lacks {needed}");

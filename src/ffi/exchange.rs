@@ -230,6 +230,16 @@ pub(crate) unsafe fn exchange<'a>(
     Ok(&mut unsafe { exchange_ref(ptr) }?.exchange)
 }
 
+/// The last failed result handed out (pp_exchange_next, pp_map_get), for
+/// other ffi modules (src/ffi/status.rs).
+///
+/// # Safety
+/// As for [`exchange_ref`].
+pub(super) unsafe fn last_failure<'a>(ptr: *const pp_exchange) -> Result<Option<&'a TaskError>> {
+    // SAFETY: forwarded from the caller.
+    Ok(unsafe { exchange_ref(ptr) }?.failure.as_ref())
+}
+
 impl CExchange {
     /// Passes on the oldest failed task a custom store has not reported yet
     /// (pprocess re-raises a child's error from store and finish): its error

@@ -22,6 +22,7 @@ mod channel;
 mod exchange;
 mod persistent;
 mod pmap;
+mod status;
 
 use base::PP_EPANIC;
 use channel::pp_callable;
