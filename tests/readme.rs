@@ -122,6 +122,8 @@ const README_BLOCKS: &[(&str, &str, &str)] = &[
     ("## Using pprocess from C", "sh", "tests/install.rs"),
     ("## Using pprocess from Python", "python", "tests/python.rs"),
     ("## Using pprocess from Python", "text", "tests/python.rs"),
+    ("## Using pprocess from Python", "python", "tests/python.rs"),
+    ("## Using pprocess from Python", "python", "tests/python.rs"),
 ];
 
 #[test]

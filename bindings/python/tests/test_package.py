@@ -60,6 +60,22 @@ def test_readme_quick_start_prints_what_it_says(tmp_path: Path) -> None:
     assert run_block(0, tmp_path) == blocks("text")[0]
 
 
+def test_readme_executor_swap_block_runs(tmp_path: Path) -> None:
+    assert run_block(2, tmp_path) == "2500\n"
+
+
+def test_the_top_level_readme_shows_this_section_as_it_is() -> None:
+    """The project's README carries this file's section word for word, so the
+    blocks these tests run are the ones a reader of either page pastes."""
+    top = BINDING.parent.parent / "README.md"
+    if not top.exists():
+        pytest.skip("skipped: outside the project's checkout (no top-level README)")
+    section = (BINDING / "README.md").read_text().strip()
+    assert section in top.read_text(), (
+        "README.md's '## Using pprocess from Python' section differs from "
+        "bindings/python/README.md: copy the latter into the former")
+
+
 def test_readme_pprocess_05_program_runs(tmp_path: Path) -> None:
     assert run_block(1, tmp_path) == f"{list(range(10))}\n"
 
