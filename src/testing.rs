@@ -38,8 +38,13 @@
 //! process it created, and the test fails saying so. The new process is
 //! always waited for (no zombie).
 //!
-//! In a process that has no other thread (a doctest, a `harness = false`
-//! test, a program's `main`), the body simply runs in place.
+//! Where forking is already allowed (a process with no other thread, such
+//! as a doctest, a `harness = false` test or a program's `main`, or one
+//! that called [`allow_fork_with_threads`](crate::allow_fork_with_threads)),
+//! the body simply runs in place.
+//!
+//! A body that never returns (it always panics) needs its result type
+//! named: `in_new_process::<()>(|| panic!(...))`.
 //!
 //! It is a plain part of the `std` API, not a feature: it costs nothing
 //! unless called and needs no dependency, and a user's dev-dependency on
@@ -132,10 +137,10 @@ pub fn in_new_process<R: TestResult>(body: impl FnOnce() -> R) {
 /// use pprocess::testing::in_new_process_within;
 /// use std::time::Duration;
 ///
-/// in_new_process_within(Duration::from_secs(60), || {
+/// in_new_process_within(Duration::from_secs(60), || -> pprocess::Result<()> {
 ///     let mut channel = pprocess::start(|channel| Ok(channel.send(b"hi")?))?;
 ///     assert_eq!(channel.receive_vec()?, b"hi");
-///     pprocess::Result::Ok(())
+///     Ok(())
 /// });
 /// ```
 pub fn in_new_process_within<R: TestResult>(timeout: Duration, body: impl FnOnce() -> R) {
