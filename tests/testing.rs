@@ -22,7 +22,10 @@ fn pmap_in_a_test_needs_the_helper_and_works_through_it() {
     // The harness runs this test on a thread of its own.
     assert_eq!(squares(&[1, 2, 3]), Err(Error::Threads));
     let refused = Error::Threads.to_string();
-    assert!(refused.contains("pprocess::testing::in_new_process"), "{refused}");
+    assert!(
+        refused.contains("pprocess::testing::in_new_process"),
+        "{refused}"
+    );
 
     in_new_process(|| {
         assert_eq!(squares(&(0..100).collect::<Vec<_>>()).unwrap()[99], 99 * 99);
