@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
+mod skip;
 use common::{blocks, describe, readme, root, run, run_ok, scratch, section};
+use skip::skip_expected;
 
 fn build_core(features: &[&str]) {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -50,10 +52,10 @@ fn example() -> Option<PathBuf> {
     if example.join("Cargo.toml").is_file() {
         Some(example)
     } else {
-        println!(
-            "skipped: {} is not here (a packaged crate)",
+        skip_expected(&format!(
+            "{} is not here (a packaged crate)",
             example.display()
-        );
+        ));
         None
     }
 }
