@@ -67,7 +67,10 @@ fn the_limit_is_never_exceeded_seen_from_the_children() {
         let max = isolated(body);
         let max = u64::from_le_bytes(max[..8].try_into().unwrap());
         assert!(max <= 3, "reuse={reuse}: {max} children alive at once");
-        assert!(max >= 2, "reuse={reuse}: tasks 0 and 1 never ran at once ({max})");
+        assert!(
+            max >= 2,
+            "reuse={reuse}: tasks 0 and 1 never ran at once ({max})"
+        );
     }
     fn run(options: Options) -> Vec<u8> {
         let pipes = [pipe(), pipe()];
