@@ -315,7 +315,9 @@ fn examples_name_what_they_reject() {
              started with --start serving it?)\n"
         )
     };
-    let cases: &[(&str, &[&str], Option<&str>, i32, String)] = &[
+    // (example, arguments, PP_DELAY, exit status, stderr)
+    type Case<'a> = (&'a str, &'a [&'a str], Option<&'a str>, i32, String);
+    let cases: &[Case] = &[
         (
             "simple_pmap",
             &["--help"],
