@@ -7,14 +7,15 @@
 //! The builds are packaging checks (named packaging_*: each builds the
 //! crate again), which `cargo test -- --skip packaging_` leaves out.
 
+mod skip;
+use skip::skip_expected;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 mod common;
-mod skip;
 use common::{blocks, describe, readme, root, run, run_ok, scratch, section};
-use skip::skip_expected;
 
 fn build_core(features: &[&str]) {
     let root = env!("CARGO_MANIFEST_DIR");
