@@ -35,6 +35,51 @@ struct task {
     double delay;
 };
 
+/* The examples' command line: no argument, or, where `persistent` is
+ * nonzero, one of --start (start the background work and leave) and
+ * --reconnect (collect it, in a later run). Anything else: what is wrong
+ * and a usage line on stderr, exit status 2. Returns the option, or NULL. */
+static inline const char *parse_options(int argc, char **argv, int persistent)
+{
+    const char *given = NULL;
+    const char *problem = NULL;
+    int k;
+
+    for (k = 1; k < argc && problem == NULL; k++) {
+        if (!persistent || (strcmp(argv[k], "--start") != 0 && strcmp(argv[k], "--reconnect") != 0))
+            problem = "unknown option";
+        else if (given != NULL)
+            problem = "only one option may be given, not also";
+        else
+            given = argv[k];
+    }
+    if (problem == NULL)
+        return given;
+    fprintf(stderr,
+            "%s: %s \"%s\"\n"
+            "usage: %s%s  (PP_DELAY=<seconds> sets each calculation's delay, default 1)\n",
+            argv[0], problem, argv[k - 1], argv[0], persistent ? " [--start | --reconnect]" : "");
+    exit(2);
+}
+
+/* Exits naming the persistent address a connect call failed to reach. */
+static inline void check_connect(int rc, const char *what, const char *address)
+{
+    if (rc < 0) {
+        fprintf(stderr,
+                "%s: cannot connect to \"%s\": %s"
+                " (is a process started with --start serving it?)\n",
+                what, address, pp_strerror(rc));
+        exit(EXIT_FAILURE);
+    }
+}
+
+/* pp_exchange_connect, or exits naming the address it could not reach. */
+static inline void connect_or_exit(pp_exchange *ex, const char *address)
+{
+    check_connect(pp_exchange_connect(ex, address), "pp_exchange_connect", address);
+}
+
 /* Exits with pprocess's description of rc if a call failed. */
 static inline void check(int rc, const char *what)
 {
@@ -65,8 +110,11 @@ static inline double delay_seconds(void)
     errno = 0;
     seconds = strtod(text, &end);
     if (errno != 0 || end == text || *end != '\0' || !(seconds >= 0 && seconds <= 3600)) {
-        fprintf(stderr, "PP_DELAY: expected seconds (e.g. 0.01), got \"%s\"\n", text);
-        exit(EXIT_FAILURE);
+        fprintf(stderr,
+                "PP_DELAY: expected seconds from 0 to 3600 (e.g. 0.01), got \"%s\"\n"
+                "usage: PP_DELAY=<seconds> <example>  (each calculation's delay, default 1)\n",
+                text);
+        exit(2);
     }
     return seconds;
 }

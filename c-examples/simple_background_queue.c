@@ -56,28 +56,19 @@ done:
     return rc;
 }
 
-static int has_option(int argc, char **argv, const char *option)
-{
-    int k;
-
-    for (k = 1; k < argc; k++)
-        if (strcmp(argv[k], option) == 0)
-            return 1;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
+    const char *option = parse_options(argc, argv, 1);
     double started = now();
 
-    if (!has_option(argc, argv, "--reconnect")) {
+    if (option == NULL || strcmp(option, "--start") == 0) {
         double delay = delay_seconds();
 
         check(pp_start_persistent(ADDRESS, task, &delay, sizeof delay), "pp_start_persistent");
         puts("Discarded the callable.");
     }
 
-    if (!has_option(argc, argv, "--start")) {
+    if (option == NULL || strcmp(option, "--reconnect") == 0) {
         int results[N * N];
         pp_exchange *queue;
         size_t len;
@@ -85,7 +76,7 @@ int main(int argc, char **argv)
 
         puts("Opening a queue.");
         check(pp_queue_new(1, 0, &queue), "pp_queue_new");
-        check(pp_exchange_connect(queue, ADDRESS), "pp_exchange_connect");
+        connect_or_exit(queue, ADDRESS);
 
         puts("Waiting for persistent results");
         while ((rc = pp_exchange_next(queue, results, sizeof results, &len)) >= 0) {

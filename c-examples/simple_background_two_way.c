@@ -44,7 +44,7 @@ static int serve(pp_channel *ch, const void *arg, size_t arg_len)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     int results[N * N] = {0};
@@ -54,10 +54,12 @@ int main(void)
     size_t len;
     int k, rc;
 
+    parse_options(argc, argv, 0);
+
     check(pp_start_persistent(ADDRESS, serve, NULL, 0), "pp_start_persistent");
     puts("Started the background process.");
 
-    check(pp_connect(ADDRESS, &ch), "pp_connect");
+    check_connect(pp_connect(ADDRESS, &ch), "pp_connect", ADDRESS);
     puts("Sending work.");
     task.delay = delay_seconds();
     for (task.i = 0; task.i < N; task.i++)

@@ -38,12 +38,14 @@ static int calculate_row(pp_channel *ch, const void *arg, size_t arg_len)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     int results[N * N] = {0};
     struct row row;
     pp_exchange *queue;
+
+    parse_options(argc, argv, 0);
 
     check(pp_queue_new(LIMIT, PP_CONTINUOUS, &queue), "pp_queue_new");
     row.delay = delay_seconds();

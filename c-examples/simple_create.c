@@ -12,7 +12,7 @@
 
 #include "grid.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     double delay = delay_seconds();
@@ -20,6 +20,8 @@ int main(void)
     pp_exchange *ex;
     pp_channel *ch;
     int32_t i, j;
+
+    parse_options(argc, argv, 0);
 
     check(pp_exchange_new(LIMIT, 0, store_cell, results, &ex), "pp_exchange_new");
 

@@ -11,13 +11,15 @@
 
 #include "grid.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     double delay = delay_seconds();
     pp_exchange *map;
     pp_channel *ch;
     int32_t i, j;
+
+    parse_options(argc, argv, 0);
 
     check(pp_map_new(LIMIT, 0, &map), "pp_map_new");
 

@@ -11,7 +11,7 @@
 
 #include "grid.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     double delay = delay_seconds();
@@ -19,6 +19,8 @@ int main(void)
     pp_exchange *queue;
     pp_channel *ch;
     int32_t i, j;
+
+    parse_options(argc, argv, 0);
 
     check(pp_queue_new(LIMIT, 0, &queue), "pp_queue_new");
 

@@ -11,11 +11,13 @@
 
 #include "grid.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     struct task task;
     pp_exchange *map;
+
+    parse_options(argc, argv, 0);
 
     check(pp_map_new(LIMIT, PP_REUSE, &map), "pp_map_new");
     task.delay = delay_seconds();

@@ -11,12 +11,14 @@
 
 #include "grid.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     int results[N * N] = {0};
     struct task task;
     pp_exchange *queue;
+
+    parse_options(argc, argv, 0);
 
     check(pp_queue_new(LIMIT, 0, &queue), "pp_queue_new");
     task.delay = delay_seconds();

@@ -73,23 +73,14 @@ static int store_grid(pp_exchange *ex, pp_channel *ch, void *ctx)
     return 0;
 }
 
-static int has_option(int argc, char **argv, const char *option)
-{
-    int k;
-
-    for (k = 1; k < argc; k++)
-        if (strcmp(argv[k], option) == 0)
-            return 1;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
+    const char *option = parse_options(argc, argv, 1);
     double started = now();
     struct grid grid = {{0}, 0};
     pp_exchange *exchange;
 
-    if (!has_option(argc, argv, "--reconnect")) {
+    if (option == NULL || strcmp(option, "--start") == 0) {
         double delay = delay_seconds();
 
         check(pp_exchange_new(1, 0, store_grid, &grid, &exchange), "pp_exchange_new");
@@ -99,10 +90,10 @@ int main(int argc, char **argv)
         puts("Closed original exchange.");
     }
 
-    if (!has_option(argc, argv, "--start")) {
+    if (option == NULL || strcmp(option, "--reconnect") == 0) {
         puts("Opening new exchange.");
         check(pp_exchange_new(1, 0, store_grid, &grid, &exchange), "pp_exchange_new");
-        check(pp_exchange_connect(exchange, ADDRESS), "pp_exchange_connect");
+        connect_or_exit(exchange, ADDRESS);
 
         puts("Waiting for persistent results");
         check(pp_exchange_finish(exchange), "pp_exchange_finish");

@@ -74,23 +74,14 @@ done:
     return rc;
 }
 
-static int has_option(int argc, char **argv, const char *option)
-{
-    int k;
-
-    for (k = 1; k < argc; k++)
-        if (strcmp(argv[k], option) == 0)
-            return 1;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
+    const char *option = parse_options(argc, argv, 1);
     double started = now();
     char address[32];
     int i;
 
-    if (!has_option(argc, argv, "--reconnect")) {
+    if (option == NULL || strcmp(option, "--start") == 0) {
         struct task row_task;
 
         row_task.j = 0;
@@ -103,7 +94,7 @@ int main(int argc, char **argv)
         puts("Discarded the callable.");
     }
 
-    if (!has_option(argc, argv, "--start")) {
+    if (option == NULL || strcmp(option, "--reconnect") == 0) {
         int results[N * N] = {0};
         int received[N] = {0};
         pp_exchange *queue;
@@ -115,7 +106,7 @@ int main(int argc, char **argv)
         check(pp_queue_new(N, 0, &queue), "pp_queue_new");
         for (i = 0; i < N; i++) {
             address_of(i, address, sizeof address);
-            check(pp_exchange_connect(queue, address), "pp_exchange_connect");
+            connect_or_exit(queue, address);
         }
 
         puts("Waiting for persistent results");

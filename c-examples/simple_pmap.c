@@ -10,13 +10,15 @@
 
 #include "grid.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     double delay = delay_seconds();
     struct task sequence[N * N];
     int32_t results[N * N];
     int32_t i, j;
+
+    parse_options(argc, argv, 0);
 
     for (i = 0; i < N; i++) {
         for (j = 0; j < N; j++) {

@@ -11,7 +11,7 @@
 
 #include "grid.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     struct task task;
@@ -19,6 +19,8 @@ int main(void)
     int32_t value;
     size_t len;
     int index;
+
+    parse_options(argc, argv, 0);
 
     check(pp_map_new(LIMIT, 0, &map), "pp_map_new");
     task.delay = delay_seconds();

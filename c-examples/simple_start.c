@@ -12,12 +12,14 @@
 
 #include "grid.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
     double started = now();
     int results[N * N] = {0};
     struct task task;
     pp_exchange *ex;
+
+    parse_options(argc, argv, 0);
 
     check(pp_exchange_new(LIMIT, 0, store_cell, results, &ex), "pp_exchange_new");
     task.delay = delay_seconds();

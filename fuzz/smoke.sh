@@ -3,12 +3,21 @@
 # Skips, with a note and exit status 0, when this machine cannot build
 # libFuzzer targets (no cargo-fuzz, no C++ compiler, or a toolchain without
 # the sanitizer instrumentation); a target that builds but crashes fails.
+# As the Rust tests' skips do (tests/skip/mod.rs), a skip appends its line to
+# PP_SKIP_LOG if set, and fails (exit status 1) under PP_REQUIRE_ALL=1 (CI).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds=${PP_FUZZ_SECONDS:-5}
 skip() {
-    echo "fuzz smoke skipped: $*"
+    echo "skipped: fuzz smoke: $*"
+    if [ -n "${PP_SKIP_LOG:-}" ]; then
+        echo "skipped: fuzz smoke: $*" >>"$PP_SKIP_LOG"
+    fi
+    if [ "${PP_REQUIRE_ALL:-}" = 1 ]; then
+        echo "PP_REQUIRE_ALL=1 requires the fuzz smoke to run"
+        exit 1
+    fi
     exit 0
 }
 

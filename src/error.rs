@@ -165,8 +165,18 @@ pub enum Error {
     /// A bad argument.
     Invalid,
     /// A safe call refused to fork because the process has other threads
-    /// (see [`create`](crate::create) and
-    /// [`allow_fork_with_threads`](crate::process::allow_fork_with_threads)).
+    /// (see [`create`](crate::create)). In a `#[test]` (the test harness
+    /// runs each test on a thread of its own), run the test's body with
+    /// [`testing::in_new_process`](crate::testing::in_new_process); in a
+    /// program, fork before starting threads, or take fork's contract with
+    /// [`allow_fork_with_threads`](crate::process::allow_fork_with_threads)
+    /// or the `_unchecked` calls.
+    ///
+    /// ```
+    /// let text = pprocess::Error::Threads.to_string();
+    /// assert!(text.starts_with("refused to fork: the process has other threads"));
+    /// assert!(text.contains("pprocess::testing::in_new_process"));
+    /// ```
     Threads,
     /// A C callback (an exchange's store function) returned this nonzero code.
     Callback {
@@ -223,6 +233,12 @@ impl fmt::Display for Error {
             Error::PeerEnded { pid, status } => write!(f, "{base}: process {pid} {status}"),
             Error::Remote { code } => write!(f, "{base} (code {code})"),
             Error::Callback { code } => write!(f, "store callback returned {code}"),
+            Error::Threads => write!(
+                f,
+                "{base} (in a #[test], run its body with \
+                 pprocess::testing::in_new_process; in a program, fork before starting \
+                 threads, or see allow_fork_with_threads)"
+            ),
             Error::Protocol(why) => write!(f, "{base}: {why}"),
             Error::TooBig { size, capacity } => {
                 write!(f, "{base}: {size} bytes, room for {capacity}")

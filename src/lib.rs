@@ -51,6 +51,8 @@ pub mod exchange;
 pub mod persistent;
 pub mod process;
 pub(crate) mod sys;
+#[cfg(feature = "std")]
+pub mod testing;
 pub mod wire;
 
 // The C ABI: exported from libpprocess.a and libpprocess.so by symbol name,

@@ -294,6 +294,107 @@ fn example_output_check_rejects_a_wrong_grid() {
     }
 }
 
+/// What an example says to a command line or environment it cannot use: the
+/// variable or option it rejects and a usage line (exit status 2), or the
+/// address it could not connect to (exit status 1). Exact stderr.
+#[test]
+fn examples_name_what_they_reject() {
+    use std::os::unix::process::CommandExt;
+    let build = build("c-examples");
+    let usage = "usage: PP_DELAY=<seconds> <example>  (each calculation's delay, default 1)\n";
+    let delay = |value: &str| {
+        format!("PP_DELAY: expected seconds from 0 to 3600 (e.g. 0.01), got \"{value}\"\n{usage}")
+    };
+    let plain =
+        "usage: simple_pmap  (PP_DELAY=<seconds> sets each calculation's delay, default 1)\n";
+    let persistent = "usage: simple_persistent_queue [--start | --reconnect]  (PP_DELAY=<seconds> \
+                      sets each calculation's delay, default 1)\n";
+    let connect = |call: &str, address: &str| {
+        format!(
+            "{call}: cannot connect to \"{address}\": No such file or directory (is a process \
+             started with --start serving it?)\n"
+        )
+    };
+    // (example, arguments, PP_DELAY, exit status, stderr)
+    type Case<'a> = (&'a str, &'a [&'a str], Option<&'a str>, i32, String);
+    let cases: &[Case] = &[
+        (
+            "simple_pmap",
+            &["--help"],
+            None,
+            2,
+            format!("simple_pmap: unknown option \"--help\"\n{plain}"),
+        ),
+        ("simple_pmap", &[], Some("abc"), 2, delay("abc")),
+        ("simple_pmap", &[], Some("-1"), 2, delay("-1")),
+        ("simple_pmap", &[], Some("1e9"), 2, delay("1e9")),
+        (
+            "simple_persistent_queue",
+            &["--bogus"],
+            None,
+            2,
+            format!("simple_persistent_queue: unknown option \"--bogus\"\n{persistent}"),
+        ),
+        (
+            "simple_persistent_queue",
+            &["--start", "--reconnect"],
+            None,
+            2,
+            format!(
+                "simple_persistent_queue: only one option may be given, not also \
+                 \"--reconnect\"\n{persistent}"
+            ),
+        ),
+        (
+            "simple_persistent_queue",
+            &["--reconnect"],
+            None,
+            1,
+            connect("pp_exchange_connect", "task-0.socket"),
+        ),
+        (
+            "simple_background_queue",
+            &["--reconnect"],
+            None,
+            1,
+            connect("pp_exchange_connect", "task.socket"),
+        ),
+        (
+            "simple_persistent_managed",
+            &["--reconnect"],
+            None,
+            1,
+            connect("pp_exchange_connect", "task.socket"),
+        ),
+    ];
+    for (name, args, pp_delay, status, expected) in cases {
+        let work = workdir(&format!("rejects-{name}"));
+        let mut command = Command::new(build.join(name));
+        command
+            .arg0(name)
+            .args(*args)
+            .current_dir(&work)
+            .env_remove("PP_DELAY");
+        if let Some(value) = pp_delay {
+            command.env("PP_DELAY", value);
+        }
+        let output = run(&mut command).unwrap();
+        let what = format!("{name} {args:?} PP_DELAY={pp_delay:?}");
+        assert_eq!(
+            output.status.code(),
+            Some(*status),
+            "{what}: {}",
+            describe(&output)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            expected.as_str(),
+            "{what}"
+        );
+        assert_empty(name, &work);
+    }
+}
+
 /// How the C programs are built for AddressSanitizer (with LeakSanitizer)
 /// and UndefinedBehaviorSanitizer: every finding is fatal.
 const SANITIZE: &str =

@@ -21,9 +21,11 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
+mod skip;
 use common::{
     assert_versioned_shared_library, block, describe, readme, root, run, run_ok, scratch, section,
 };
+use skip::skip;
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -66,13 +68,12 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 #[test]
-fn cargo_cinstall_installs_what_pkg_config_builds_the_quick_start_with() {
+fn packaging_cargo_cinstall_installs_what_pkg_config_builds_the_quick_start_with() {
     let probe = Command::new("cargo")
         .args(["cinstall", "--version"])
         .output();
     if !probe.is_ok_and(|out| out.status.success()) {
-        println!("skipped: cargo-c is not installed (apt-get install cargo-c)");
-        return;
+        return skip("cargo-c is not installed (apt-get install cargo-c)");
     }
     let dir = scratch("cargo-c");
     let crate_dir = dir.join("pprocess");

@@ -1,8 +1,11 @@
 //! Exchanges, queues, maps, pmap, reuse and continuous tasks.
 
 mod fork_contract;
+mod hardening;
 
 use std::collections::BTreeSet;
+
+use hardening::Watchdog;
 
 use pprocess::exchange::{Fixed, Growable, TaskError};
 use pprocess::{
@@ -64,22 +67,72 @@ fn the_limit_is_never_exceeded_seen_from_the_children() {
         let max = isolated(body);
         let max = u64::from_le_bytes(max[..8].try_into().unwrap());
         assert!(max <= 3, "reuse={reuse}: {max} children alive at once");
-        assert!(max >= 2, "reuse={reuse}: tasks never overlapped ({max})");
+        assert!(
+            max >= 2,
+            "reuse={reuse}: tasks 0 and 1 never ran at once ({max})"
+        );
     }
     fn run(options: Options) -> Vec<u8> {
+        let pipes = [pipe(), pipe()];
         let mut map = Map::with_options(3, options);
-        for _ in 0..12 {
+        for task in 0..12u8 {
             map.call(
-                |_| {
-                    sleep_ms(20);
-                    Ok((live_siblings() as u64).to_le_bytes().to_vec())
+                move |input| {
+                    let count = match input[0] {
+                        // Tasks 0 and 1 count while both surely run.
+                        me @ (0 | 1) => meet(me.into(), pipes),
+                        _ => {
+                            sleep_ms(20);
+                            live_siblings()
+                        }
+                    };
+                    Ok((count as u64).to_le_bytes().to_vec())
                 },
-                &[],
+                &[task],
             )
             .unwrap();
         }
         let max = map.map(|o| num(&o)).max().unwrap();
+        for fd in pipes.into_iter().flatten() {
+            // SAFETY: closing this process's own pipe ends.
+            unsafe { libc::close(fd) };
+        }
         max.to_le_bytes().to_vec()
+    }
+    /// Task `me` (0 or 1) meets the other: it says it runs and waits for
+    /// the other to say so, counts the live processes, then says it has
+    /// counted and waits for the same: the other cannot end before this
+    /// count. 0 if the other never came (30 s).
+    fn meet(me: usize, pipes: [[i32; 2]; 2]) -> usize {
+        let (mine, theirs) = (pipes[me], pipes[1 - me]);
+        if !signal_and_wait(mine[1], theirs[0]) {
+            return 0;
+        }
+        let count = live_siblings();
+        match signal_and_wait(mine[1], theirs[0]) {
+            true => count,
+            false => 0,
+        }
+    }
+    fn signal_and_wait(write_end: i32, read_end: i32) -> bool {
+        let mut fd = libc::pollfd {
+            fd: read_end,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut byte = [1u8];
+        // SAFETY: valid buffers and a pollfd, on this test's own pipes.
+        unsafe {
+            libc::write(write_end, byte.as_ptr().cast(), 1) == 1
+                && libc::poll(&mut fd, 1, 30_000) == 1
+                && libc::read(read_end, byte.as_mut_ptr().cast(), 1) == 1
+        }
+    }
+    fn pipe() -> [i32; 2] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe writes two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        fds
     }
     fn fresh_body() -> Vec<u8> {
         run(Options::default())
@@ -138,22 +191,20 @@ fn map_keeps_start_order_despite_shuffled_durations() {
 
 #[test]
 fn map_indexing_waits_only_for_the_result_asked_for() {
+    // Waiting for task 0, which never ends, would be a hang.
+    let _watchdog = Watchdog::new("map.get(1)", std::time::Duration::from_secs(120));
     let mut map = Map::with_options(4, Options::default());
     map.call(
-        |_| {
-            sleep_ms(5000);
-            Ok(vec![0])
+        |_| loop {
+            std::thread::park();
         },
         &[],
     )
     .unwrap();
     map.call(|_| Ok(vec![1]), &[]).unwrap();
-    // Task 1 is answered long before task 0.
-    let started = std::time::Instant::now();
     assert_eq!(map.get(1).unwrap().as_ref().unwrap(), &[1]);
-    assert!(started.elapsed() < std::time::Duration::from_secs(4));
     assert_eq!(map.get(7), Err(Error::Done));
-    // Dropping the map kills the sleeper and collects it.
+    // Dropping the map kills task 0's process and collects it.
 }
 
 #[test]

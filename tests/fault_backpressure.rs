@@ -1,29 +1,30 @@
 //! A peer that stops reading while the other keeps sending: the socket
-//! buffer fills, the sender blocks in the kernel (it does not spin: its CPU
-//! time, from getrusage, stays low however long it waits), and once the peer
-//! reads again every frame arrives, in order. Receive timeouts around a
-//! stalled sender behave as documented, and a sender blocked on a peer that
-//! dies gets an error instead of hanging.
+//! buffer fills, the sender blocks in the kernel (it does not spin: its
+//! thread is asleep, state `S` in /proc, every time it is looked at while
+//! it waits), and once the peer reads again every frame arrives, in order.
+//! Receive timeouts around a stalled sender behave as documented, and a
+//! sender blocked on a peer that dies gets an error instead of hanging.
+//! No test measures a duration: each waits for the state it needs, under a
+//! watchdog that turns a hang into a failure.
 #![cfg(feature = "std")]
 
 mod fork_contract;
 
 mod hardening;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytemuck::{Pod, Zeroable};
 use hardening::wire_model::{frame, DATA};
-use hardening::{thread_cpu, Watchdog};
+use hardening::Watchdog;
 use pprocess::{start, Channel, Error, RemoteError};
 
 const MESSAGES: u64 = 2000;
 const SIZE: usize = 4096;
 
-/// How long the reader stays away once the sender is stuck.
-const AWAY: Duration = Duration::from_millis(600);
+/// How many times a blocked sender is looked at, 5 ms apart.
+const LOOKS: usize = 40;
 
 /// Message `n`: its number, then a pattern.
 fn message(n: u64) -> Vec<u8> {
@@ -32,33 +33,28 @@ fn message(n: u64) -> Vec<u8> {
     bytes
 }
 
-/// What a sender measured about its slowest send.
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-#[repr(C)]
-struct Stall {
-    /// Wall-clock and CPU time of the longest single send, in µs.
-    wall_us: u64,
-    cpu_us: u64,
-    /// Messages sent.
-    sent: u64,
-    _pad: u64,
-}
-
-/// Sends every message, timing each send; `progress` counts them.
-fn send_all(ch: &mut Channel, progress: &AtomicU64) -> pprocess::Result<Stall> {
-    let mut stall = Stall::default();
+/// Sends every message; `progress` counts them.
+fn send_all(ch: &mut Channel, progress: &AtomicU64) -> pprocess::Result<u64> {
     for n in 0..MESSAGES {
-        let (wall, cpu) = (Instant::now(), thread_cpu());
         ch.send(&message(n))?;
-        let (wall, cpu) = (wall.elapsed(), thread_cpu() - cpu);
-        if wall.as_micros() as u64 > stall.wall_us {
-            stall.wall_us = wall.as_micros() as u64;
-            stall.cpu_us = cpu.as_micros() as u64;
-        }
-        stall.sent += 1;
         progress.store(n + 1, Ordering::Relaxed);
     }
-    Ok(stall)
+    Ok(MESSAGES)
+}
+
+/// The calling thread's id.
+fn gettid() -> i32 {
+    // SAFETY: gettid cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// The scheduling state of thread `tid` of process `pid` (`R` running,
+/// `S` asleep in the kernel...), from /proc.
+fn state(pid: i32, tid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+        .unwrap_or_else(|e| panic!("thread {tid} of {pid}: {e}"));
+    let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    after.chars().next().unwrap()
 }
 
 /// Bytes waiting to be read on `fd`.
@@ -69,23 +65,27 @@ fn queued(fd: i32) -> u64 {
     n as u64
 }
 
-/// Waits until the sender is stuck: the bytes waiting on `fd` (the
-/// receiver's socket, which nobody reads) are many and stop growing.
-/// Returns how many messages they hold.
-fn wait_until_stuck(fd: i32) -> u64 {
-    let mut last = queued(fd);
-    let mut still = 0;
-    while still < 3 {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = queued(fd);
-        still = if now == last && now >= 64 * 1024 {
-            still + 1
-        } else {
-            0
-        };
-        last = now;
+/// Waits until the sender (thread `tid` of `pid`) is stuck: the bytes
+/// waiting on `fd` (the receiver's socket, which nobody reads) are many and
+/// the sender is asleep. Returns how many messages they hold.
+fn wait_until_stuck(fd: i32, pid: i32, tid: i32) -> u64 {
+    while !(queued(fd) >= 64 * 1024 && state(pid, tid) == 'S') {
+        std::thread::sleep(Duration::from_millis(1));
     }
-    last / (SIZE as u64 + 16)
+    queued(fd) / (SIZE as u64 + 16)
+}
+
+/// Looks at the stuck sender [`LOOKS`] times: asleep each time (a sender
+/// that spins on a full socket is running nearly every time), and `fd`'s
+/// queue unchanged (it sent nothing while nobody read).
+fn assert_asleep_while_stuck(fd: i32, pid: i32, tid: i32) {
+    let before = queued(fd);
+    for look in 0..LOOKS {
+        let now = state(pid, tid);
+        assert_eq!(now, 'S', "the stuck sender was not asleep at look {look}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(queued(fd), before, "it sent while nobody read");
 }
 
 fn receive_all(ch: &mut Channel) {
@@ -95,79 +95,75 @@ fn receive_all(ch: &mut Channel) {
     }
 }
 
-fn check_stall(stall: Stall, stuck_at: u64) {
-    eprintln!(
-        "sender stuck after {stuck_at} of {MESSAGES} messages of {SIZE} bytes; its longest \
-         send took {} ms of wall time and {} ms of CPU",
-        stall.wall_us / 1000,
-        stall.cpu_us / 1000
-    );
-    assert!(stuck_at < MESSAGES, "the socket never filled");
-    assert_eq!(stall.sent, MESSAGES);
-    // It waited at least as long as the reader was away...
-    assert!(stall.wall_us >= AWAY.as_micros() as u64, "{stall:?}");
-    // ...asleep in the kernel: a spinning sender would burn the whole wait.
-    assert!(stall.cpu_us * 10 < stall.wall_us, "{stall:?}");
-    assert!(stall.cpu_us < 100_000, "{stall:?}");
-}
-
 #[test]
 fn a_sender_facing_a_full_socket_blocks_without_spinning() {
     let _watchdog = Watchdog::new("the full-socket sender", Duration::from_secs(120));
     let (mut sender, mut receiver) = Channel::pair().unwrap();
     let progress = Arc::new(AtomicU64::new(0));
     let counter = progress.clone();
-    let thread = std::thread::spawn(move || send_all(&mut sender, &counter).unwrap());
-    let stuck_at = wait_until_stuck(receiver.raw_fd());
+    let tid = Arc::new(AtomicI32::new(0));
+    let sender_tid = tid.clone();
+    let thread = std::thread::spawn(move || {
+        sender_tid.store(gettid(), Ordering::SeqCst);
+        send_all(&mut sender, &counter).unwrap()
+    });
+    while tid.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let (pid, tid) = (std::process::id() as i32, tid.load(Ordering::SeqCst));
+    let stuck_at = wait_until_stuck(receiver.raw_fd(), pid, tid);
     let sent = progress.load(Ordering::Relaxed);
-    std::thread::sleep(AWAY);
+    assert_asleep_while_stuck(receiver.raw_fd(), pid, tid);
     assert_eq!(
         progress.load(Ordering::Relaxed),
         sent,
         "it sent while nobody read"
     );
+    assert!(stuck_at < MESSAGES, "the socket never filled");
     receive_all(&mut receiver);
-    check_stall(thread.join().unwrap(), stuck_at);
+    assert_eq!(thread.join().unwrap(), MESSAGES);
 }
 
 #[test]
 fn a_child_facing_a_full_socket_blocks_without_spinning() {
     let _watchdog = Watchdog::new("the full-socket child", Duration::from_secs(120));
-    // The child sends everything, then reports how its slowest send went.
+    // The child sends everything, then how many it sent.
     let mut ch = start(|ch| {
-        let stall = send_all(ch, &AtomicU64::new(0))?;
-        ch.send_value(&stall)?;
+        let sent = send_all(ch, &AtomicU64::new(0))?;
+        ch.send_value(&sent)?;
         Ok(())
     })
     .unwrap();
-    let stuck_at = wait_until_stuck(ch.raw_fd());
-    std::thread::sleep(AWAY);
+    // The child's only thread has its pid as id.
+    let stuck_at = wait_until_stuck(ch.raw_fd(), ch.pid(), ch.pid());
+    assert_asleep_while_stuck(ch.raw_fd(), ch.pid(), ch.pid());
+    assert!(stuck_at < MESSAGES, "the socket never filled");
     receive_all(&mut ch);
-    let stall: Stall = ch.receive_value().unwrap();
+    assert_eq!(ch.receive_value::<u64>().unwrap(), MESSAGES);
     assert!(ch.wait().unwrap().success());
-    check_stall(stall, stuck_at);
 }
 
 #[test]
 fn send_acked_to_a_peer_that_does_not_read_waits_without_spinning() {
     let _watchdog = Watchdog::new("send_acked", Duration::from_secs(60));
     let (mut sender, mut receiver) = Channel::pair().unwrap();
-    // The clock starts before this thread sleeps: the sender's thread may
-    // start running well after it was spawned on a loaded machine.
-    let wall = Instant::now();
+    let tid = Arc::new(AtomicI32::new(0));
+    let sender_tid = tid.clone();
     let thread = std::thread::spawn(move || {
-        let cpu = thread_cpu();
+        sender_tid.store(gettid(), Ordering::SeqCst);
         sender.send_acked(b"please confirm").unwrap();
-        (wall.elapsed(), thread_cpu() - cpu)
     });
-    std::thread::sleep(AWAY);
+    // Sent, and waiting for the acknowledgement.
+    while tid.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    let (pid, tid) = (std::process::id() as i32, tid.load(Ordering::SeqCst));
+    while !(queued(receiver.raw_fd()) > 0 && state(pid, tid) == 'S') {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_asleep_while_stuck(receiver.raw_fd(), pid, tid);
     assert_eq!(receiver.receive_vec().unwrap(), b"please confirm");
-    let (wall, cpu) = thread.join().unwrap();
-    assert!(wall >= AWAY, "{wall:?}");
-    assert!(
-        cpu * 10 < wall && cpu < Duration::from_millis(100),
-        "{cpu:?} of {wall:?}"
-    );
+    thread.join().unwrap();
 }
 
 /// Writes raw bytes into a channel's socket.
@@ -210,35 +206,58 @@ fn receive_timeouts_around_a_stalled_sender_lose_nothing() {
 #[test]
 fn a_sender_blocked_on_a_peer_that_dies_gets_an_error() {
     let _watchdog = Watchdog::new("the sender of a dead peer", Duration::from_secs(60));
-    // The child never reads; it is killed while the creator is blocked
+    // The child never reads; it is killed once the creator is blocked
     // sending to it.
     let mut ch = start(|_| -> Result<(), RemoteError> {
-        std::thread::sleep(Duration::from_secs(60));
-        Ok(())
+        loop {
+            std::thread::park();
+        }
     })
     .unwrap();
     let pid = ch.pid();
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(AWAY);
-        // SAFETY: kill has no memory-safety preconditions; the child lives
-        // until this kill.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+    let (me, tid) = (std::process::id() as i32, gettid());
+    let progress = Arc::new(AtomicU64::new(0));
+    let killed = Arc::new(AtomicBool::new(false));
+    let killer = std::thread::spawn({
+        let (progress, killed) = (progress.clone(), killed.clone());
+        move || {
+            // This test's thread is asleep in a send, after some went through.
+            while !(progress.load(Ordering::SeqCst) > 0 && state(me, tid) == 'S') {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            killed.store(true, Ordering::SeqCst);
+            // SAFETY: kill has no memory-safety preconditions; the child lives
+            // until this kill.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     });
     let started = Instant::now();
     let mut sent = 0u64;
     let error = loop {
         match ch.send(&message(sent)) {
-            Ok(()) => sent += 1,
+            Ok(()) => {
+                sent += 1;
+                progress.store(sent, Ordering::SeqCst);
+            }
             Err(e) => break e,
         }
     };
+    let why = format!(
+        "{error:?} after {:?} and {sent} messages sent",
+        started.elapsed()
+    );
+    // The kill is flagged before it is sent: an error before the flag came
+    // before the peer died.
+    assert!(
+        killed.load(Ordering::SeqCst),
+        "failed before the peer died: {why}"
+    );
     killer.join().unwrap();
-    assert!(started.elapsed() >= AWAY, "failed before the peer died");
     match error {
         Error::PeerEnded { pid: p, status } => {
-            assert_eq!(p, pid);
-            assert_eq!(status.signal(), Some(libc::SIGKILL));
+            assert_eq!(p, pid, "{why}");
+            assert_eq!(status.signal(), Some(libc::SIGKILL), "{why}");
         }
-        other => panic!("{other:?} after {sent} messages"),
+        _ => panic!("not PeerEnded: {why}"),
     }
 }

@@ -393,10 +393,9 @@ fn talker_answers_first(queue: &mut Queue) -> TaskId {
             Ok(ch.send(b"spoken")?)
         })
         .unwrap();
-    let started = Instant::now();
+    // Within the 20 s the call waits at most (no duration is asserted).
     let (task, outcome) = queue.next_result(20_000).unwrap();
     assert_eq!((task, outcome), (talker, Ok(b"spoken".to_vec())));
-    assert!(started.elapsed() < Duration::from_secs(20));
     talker
 }
 

@@ -4,6 +4,7 @@
 //! `unsafe` variants and the C calls fork all the same.
 
 mod capi;
+mod skip;
 
 use pprocess::{create, start, start_persistent, Error, Options, Queue};
 
@@ -92,7 +93,5 @@ fn c_calls_fork_as_fork_does() {
 #[cfg(not(feature = "capi"))]
 #[test]
 fn c_calls_fork_as_fork_does() {
-    eprintln!(
-        "skipped: c_calls_fork_as_fork_does needs the capi feature (cargo test --features capi)"
-    );
+    skip::skip("c_calls_fork_as_fork_does needs the capi feature (cargo test --features capi)");
 }

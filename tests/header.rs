@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 #[test]
-fn checked_in_header_is_up_to_date() {
+fn packaging_the_checked_in_header_is_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("header-check");
     let generated_path = target.join("pprocess.h");

@@ -29,7 +29,7 @@ fn shell(script: &str, home: &std::path::Path) -> Command {
 }
 
 #[test]
-fn make_install_then_pkg_config_builds_the_quick_start_shared_and_static() {
+fn packaging_make_install_then_pkg_config_builds_the_quick_start_shared_and_static() {
     let readme = readme();
     let commands = blocks(section(&readme, "## Using pprocess from C"), "sh");
     let [install, build] = commands.as_slice() else {

@@ -8,6 +8,8 @@
 
 mod fork_contract;
 mod isolated;
+mod skip;
+use skip::skip_result;
 
 use pprocess::exchange::Growable;
 use pprocess::{start, Channel, Exchange, Options, StoreData, TaskId};
@@ -218,8 +220,7 @@ fn a_pid_the_program_collected_and_reused_is_not_collected_by_the_library() {
         }
         // ... and its pid goes to another child of the program's own.
         let Some(reused) = fork_with_pid(pid) else {
-            eprintln!("skipped: this kernel refuses clone3 set_tid here");
-            return Ok(());
+            return skip_result("this kernel refuses clone3 set_tid here (it needs CAP_SYS_ADMIN)");
         };
         assert_eq!(reused, pid);
         wait_ended(pid)?;
@@ -247,8 +248,7 @@ fn a_descriptor_the_registry_cannot_track_is_refused() {
         };
         // SAFETY: a valid rlimit.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-            eprintln!("skipped: cannot raise RLIMIT_NOFILE here");
-            return Ok(());
+            return skip_result("cannot raise RLIMIT_NOFILE here (it needs CAP_SYS_RESOURCE)");
         }
         // Every descriptor below 65,536 in use: the next one is above.
         // SAFETY: a NUL-terminated path; dups of the descriptor it gives.

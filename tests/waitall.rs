@@ -20,6 +20,12 @@ fn zombies() -> usize {
         .count()
 }
 
+/// Whether process `pid` has exited and waits to be collected.
+fn is_zombie(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat[stat.rfind(')').unwrap() + 2..].starts_with('Z')
+}
+
 fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -60,8 +66,14 @@ fn closed_channels_and_waitall_leave_no_zombies_or_descriptors() {
         assert_eq!(ch.receive(&mut b), Err(Error::Closed));
     }
     let last = start(|_| Ok(())).unwrap();
+    let pid = last.pid();
     drop(last);
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    // Once it has exited (a zombie), the next create collects it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !is_zombie(pid) {
+        assert!(std::time::Instant::now() < deadline, "{pid} never exited");
+        std::thread::yield_now();
+    }
     let _trigger = start(|_| Ok(())).unwrap();
     assert!(zombies() <= 1, "zombies: {}", zombies());
     waitall().unwrap();

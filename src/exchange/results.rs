@@ -291,7 +291,7 @@ impl Results for QueueStore {
 ///     assert_eq!(queue.next_result(-1)?, (task, peeked.clone())); // taken
 ///     outcomes.push((task, peeked));
 /// }
-/// assert_eq!(queue.next_result(0), Err(Error::Done));
+/// assert_eq!(queue.next_result(-1), Err(Error::Done)); // once both have ended
 /// let store: &QueueStore = queue.handler();
 /// assert!(store.front().is_none()); // every result was taken
 ///

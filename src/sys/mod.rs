@@ -35,8 +35,8 @@ pub use mman::{NotInherited, SharedMap};
 pub use poll::{poll, PollFd, POLLIN, POLLOUT};
 pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
-    exit_now, forget_orphans, getpid, kill, number_of_cpus, reap_later, reap_orphans, sleep_ms,
-    wait_any, waitpid, Child, Children, Forked, OwnedChild, Pid, WaitStatus, SIGKILL,
+    exit_now, forget_orphans, getpid, kill, kill_group, number_of_cpus, reap_later, reap_orphans,
+    sleep_ms, wait_any, waitpid, Child, Children, Forked, OwnedChild, Pid, WaitStatus, SIGKILL,
 };
 pub use socket::socketpair;
 pub use stdio::flush_stdio;

@@ -240,6 +240,18 @@ pub fn kill(pid: Pid, signal: i32) -> Result<()> {
     cvt(unsafe { libc::kill(pid, signal) }).map(drop)
 }
 
+/// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html) to the
+/// process group `pgid` (a group leader's pid): every process in it. A
+/// `pgid` of 1 or less (this process's own group, or every process) is
+/// `EINVAL`.
+pub fn kill_group(pgid: Pid, signal: i32) -> Result<()> {
+    if pgid <= 1 {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: kill has no memory-safety preconditions; -pgid names the group.
+    cvt(unsafe { libc::kill(-pgid, signal) }).map(drop)
+}
+
 /// The calling process's id.
 pub fn getpid() -> Pid {
     // SAFETY: getpid cannot fail.

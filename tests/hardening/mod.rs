@@ -107,17 +107,6 @@ pub fn zombies() -> usize {
         .count()
 }
 
-/// CPU time (user + system) of the calling thread, from getrusage(RUSAGE_THREAD).
-pub fn thread_cpu() -> Duration {
-    // SAFETY: an all-zero rusage is valid, and getrusage fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid rusage to write.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
-    assert_eq!(rc, 0, "getrusage");
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
 /// Aborts the whole test binary (with `what` on stderr) unless the returned
 /// guard is dropped within `limit`: a hang becomes a failure, not a stuck CI.
 pub struct Watchdog {

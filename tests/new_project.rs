@@ -1,0 +1,87 @@
+//! A user's first test: a new cargo project (made here, depending on this
+//! crate by path, offline) whose `#[test]` calls pmap through
+//! `pprocess::testing::in_new_process` passes under plain `cargo test`,
+//! and its test that calls pmap without it gets `Error::Threads`, whose
+//! message names the helper.
+//!
+//! A packaging check (it builds the crate again): `cargo test -- --skip
+//! packaging_` leaves it out.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+const MANIFEST: &str = r#"[package]
+name = "uses-pprocess"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+pprocess = { path = "ROOT" }
+"#;
+
+const LIB: &str = r#"/// Squares in worker processes.
+pub fn squares(inputs: &[u64]) -> pprocess::Result<Vec<u64>> {
+    pprocess::records::pmap(|x: &u64| Ok(x * x), inputs, 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::squares;
+    use pprocess::testing::in_new_process;
+
+    #[test]
+    fn squares_in_workers() {
+        in_new_process(|| {
+            assert_eq!(squares(&[1, 2, 3]).unwrap(), [1, 4, 9]);
+        });
+    }
+
+    #[test]
+    fn without_the_helper_pmap_refuses() {
+        let refused = squares(&[1]).unwrap_err();
+        assert_eq!(refused, pprocess::Error::Threads);
+        println!("refused: {refused}");
+    }
+}
+"#;
+
+#[test]
+fn packaging_a_new_project_tests_pmap_through_in_new_process() {
+    let dir = common::scratch("new_project");
+    let project = dir.join("uses-pprocess");
+    let _ = std::fs::remove_dir_all(&project);
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    let root = common::root().to_str().unwrap();
+    std::fs::write(project.join("Cargo.toml"), MANIFEST.replace("ROOT", root)).unwrap();
+    std::fs::write(project.join("src/lib.rs"), LIB).unwrap();
+    // The versions this crate is tested with, all already downloaded.
+    std::fs::copy(
+        common::root().join("Cargo.lock"),
+        project.join("Cargo.lock"),
+    )
+    .unwrap();
+    let output = common::run_ok(
+        Command::new(env!("CARGO"))
+            .args(["test", "--offline", "--", "--nocapture"])
+            .current_dir(&project)
+            // A target directory kept between runs, outside the project.
+            .env("CARGO_TARGET_DIR", dir.join("target")),
+        Duration::from_secs(900),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "test tests::squares_in_workers ... ok",
+        "test tests::without_the_helper_pmap_refuses ... ok",
+        "refused: refused to fork: the process has other threads (in a #[test], run its body \
+         with pprocess::testing::in_new_process",
+        "test result: ok. 2 passed; 0 failed",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "no {expected:?} in:\n{}",
+            common::describe(&output)
+        );
+    }
+}
