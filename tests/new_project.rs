@@ -2,7 +2,8 @@
 //! crate by path, offline) whose `#[test]` calls pmap through
 //! `pprocess::testing::in_new_process` passes under plain `cargo test`,
 //! and its test that calls pmap without it gets `Error::Threads`, whose
-//! message names the helper.
+//! message names the helper. The README's own block (section "Testing code
+//! that uses pprocess") is one of its tests, as written.
 //!
 //! A packaging check (it builds the crate again): `cargo test -- --skip
 //! packaging_` leaves it out.
@@ -45,6 +46,12 @@ mod tests {
         println!("refused: {refused}");
     }
 }
+
+/// The README's block, as written.
+#[cfg(test)]
+mod readme {
+README_BLOCK
+}
 "#;
 
 #[test]
@@ -55,7 +62,18 @@ fn packaging_a_new_project_tests_pmap_through_in_new_process() {
     std::fs::create_dir_all(project.join("src")).unwrap();
     let root = common::root().to_str().unwrap();
     std::fs::write(project.join("Cargo.toml"), MANIFEST.replace("ROOT", root)).unwrap();
-    std::fs::write(project.join("src/lib.rs"), LIB).unwrap();
+    let readme = common::readme();
+    let block = common::section(&readme, "## Testing code that uses pprocess")
+        .split("```rust\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's testing section has a rust block");
+    assert!(block.contains("in_new_process"), "the README's block: {block}");
+    std::fs::write(
+        project.join("src/lib.rs"),
+        LIB.replace("README_BLOCK", block),
+    )
+    .unwrap();
     // The versions this crate is tested with, all already downloaded.
     std::fs::copy(
         common::root().join("Cargo.lock"),
@@ -74,9 +92,10 @@ fn packaging_a_new_project_tests_pmap_through_in_new_process() {
     for expected in [
         "test tests::squares_in_workers ... ok",
         "test tests::without_the_helper_pmap_refuses ... ok",
+        "test readme::squares_in_workers ... ok",
         "refused: refused to fork: the process has other threads (in a #[test], run its body \
          with pprocess::testing::in_new_process",
-        "test result: ok. 2 passed; 0 failed",
+        "test result: ok. 3 passed; 0 failed",
     ] {
         assert!(
             stdout.contains(expected),

@@ -124,6 +124,11 @@ const README_BLOCKS: &[(&str, &str, &str)] = &[
     ("## Using pprocess from Python", "text", "tests/python.rs"),
     ("## Using pprocess from Python", "python", "tests/python.rs"),
     ("## Using pprocess from Python", "python", "tests/python.rs"),
+    (
+        "## Testing code that uses pprocess",
+        "rust",
+        "tests/new_project.rs (as a test of a new project), and a doctest",
+    ),
 ];
 
 #[test]
