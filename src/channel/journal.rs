@@ -197,6 +197,8 @@ pub(super) struct Inflow {
     replay: Vec<u8>,
     /// How many of `replay` were handed out.
     replayed: usize,
+    /// The end of the stream was met and the journal taken.
+    drained: bool,
     /// The position read up to at the last look, and when reading was
     /// first seen stopped there.
     quiet: (u64, u64),
@@ -260,15 +262,14 @@ impl Inflow {
     /// of the stream are lost with the worker).
     fn take_held(&mut self, generation: Option<u64>) -> bool {
         let at_end = generation.is_none();
-        let Some(journal) = &self.journal else {
+        let Some(journal) = self.journal.as_ref().filter(|_| !self.drained) else {
             return false;
         };
         let generation = generation.or_else(|| journal.held(self.read).map(|h| h.generation));
         let copied = generation
             .and_then(|generation| journal.copy_beyond(generation, self.read, &mut self.replay));
-        if at_end {
-            self.journal = None;
-        }
+        // Taken once at the end; the mapping stays for the claim words.
+        self.drained |= at_end;
         match copied {
             Some(end) => {
                 self.replayed = 0;
@@ -288,7 +289,7 @@ impl Inflow {
     /// (`-1`: no limit, there is no journal). Looks at the journal only
     /// once the worker has been silent for [`QUIET_NS`].
     pub(super) fn look_ms(&mut self) -> i32 {
-        if self.journal.is_none() {
+        if self.journal.is_none() || self.drained {
             return -1;
         }
         let quiet_ns = self.quiet_ns(sys::now_ns());
@@ -313,7 +314,7 @@ impl Inflow {
     /// earlier wait to be handed out).
     fn holds_unread(&self) -> bool {
         let held = self.journal.as_ref().and_then(|j| j.held(self.read));
-        held.is_some() && !self.replaying()
+        held.is_some() && !self.replaying() && !self.drained
     }
 
     /// In the creator, after a poll: takes the answers a worker silent for

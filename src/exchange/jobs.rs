@@ -156,6 +156,24 @@ impl Worker {
     }
 }
 
+/// True when slot `slot` is a reused worker's whose oldest task never
+/// started: not sent yet, or taken back from it now by its claim word (so
+/// it will never start there). For a worker that is gone: that task goes to
+/// another worker instead of failing.
+pub(super) fn front_unstarted<C: Borrow<Channel>>(slot: &mut Slot<C>) -> bool {
+    let (Some(&task), Some(worker)) = (slot.tasks.front(), &slot.worker) else {
+        return false;
+    };
+    match worker.indices.front() {
+        Some(&NOT_SENT) => true,
+        Some(&at) => slot
+            .channel
+            .borrow()
+            .take_back_task(at, super::tag_of(task)),
+        None => false,
+    }
+}
+
 /// The waiting list.
 #[derive(Default)]
 pub(crate) struct Jobs {
