@@ -121,6 +121,8 @@ fn a_frame_naming_another_workers_task_fails_only_the_forging_worker() {
             // SAFETY: writing a valid buffer to this process's own socket.
             let n = unsafe { libc::write(channel.raw_fd(), forged.as_ptr().cast(), forged.len()) };
             assert_eq!(n, forged.len() as isize);
+            // Waits for its creator to retire it (or a minute).
+            std::thread::sleep(Duration::from_secs(60));
         }
         channel.send(input)?;
         Ok(())
