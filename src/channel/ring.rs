@@ -78,6 +78,7 @@ static MARKED_FRAMES: AtomicU64 = AtomicU64::new(0);
 /// their shared-memory rings, and how many came through a socket behind a
 /// marker (too big for the ring, or the ring full): for tests that must
 /// fail if the shared-memory path is bypassed.
+#[doc(hidden)]
 pub fn answer_paths() -> (u64, u64) {
     (
         RING_FRAMES.load(Ordering::Relaxed),
