@@ -113,10 +113,14 @@ fn run_checked(
     let body = queue.manage(move |channel: &mut Channel, input: &[u8]| {
         let task = u64::from_le_bytes(input.try_into().unwrap()) as usize;
         // SAFETY: getpid(2) has no preconditions.
-        memory.last_pid().store(unsafe { libc::getpid() }, Ordering::Relaxed);
+        memory
+            .last_pid()
+            .store(unsafe { libc::getpid() }, Ordering::Relaxed);
         memory.state(task).store(STARTED, Ordering::SeqCst);
         body_extra(&memory, task);
-        channel.send(&square(task as u64)).map_err(RemoteError::from)?;
+        channel
+            .send(&square(task as u64))
+            .map_err(RemoteError::from)?;
         memory.state(task).store(ANSWERED, Ordering::SeqCst);
         Ok(())
     });
@@ -224,7 +228,9 @@ fn the_tasks_a_stopped_worker_holds_run_elsewhere() {
     }
     let mut seen: Vec<TaskId> = Vec::new();
     while seen.len() < tasks as usize - 1 {
-        let (task, outcome) = queue.next_result(60_000).expect("no task waits behind the stopped one");
+        let (task, outcome) = queue
+            .next_result(60_000)
+            .expect("no task waits behind the stopped one");
         assert_eq!(outcome.unwrap(), square(task as u64), "task {task}");
         seen.push(task);
     }
@@ -233,6 +239,9 @@ fn the_tasks_a_stopped_worker_holds_run_elsewhere() {
     // SAFETY: kill(2) of the stopped worker of this queue.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     let (task, outcome) = queue.next_result(60_000).unwrap();
-    assert_eq!((task, outcome.unwrap()), (STOPPER as usize, square(STOPPER)));
+    assert_eq!(
+        (task, outcome.unwrap()),
+        (STOPPER as usize, square(STOPPER))
+    );
     assert!(queue.next().is_none());
 }

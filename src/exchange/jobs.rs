@@ -43,10 +43,6 @@ const _: () = assert!(CLAIM_RING >= 2 * WINDOW);
 /// A task of a worker not sent to it yet (see `Worker::indices`).
 const NOT_SENT: u64 = u64::MAX;
 
-/// A reused worker's window is the tasks outstanding ÷ (`GUIDED` × the
-/// limit), as OpenMP's guided schedule sizes its chunks.
-const GUIDED: usize = 2;
-
 /// Argument bytes a worker may have queued; below a socket buffer, so the
 /// creator never blocks writing tasks while the worker writes results.
 pub(crate) const WINDOW_BYTES: usize = 32 * 1024;
@@ -401,7 +397,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             .map(|slot| slot.tasks.len())
             .sum();
         let outstanding = self.jobs.waiting.len() + queued;
-        (outstanding / (GUIDED * self.limit().max(1))).clamp(1, WINDOW)
+        super::guided::chunk(outstanding, self.limit(), WINDOW)
     }
 
     /// Gives the first waiting job (a reused task) to worker `index`; it

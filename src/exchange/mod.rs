@@ -13,6 +13,8 @@
 //! waiting list, reused workers, `Queue`, `Map` and `pmap` need `alloc`.
 
 #[cfg(feature = "alloc")]
+mod guided;
+#[cfg(feature = "alloc")]
 mod jobs;
 #[cfg(feature = "alloc")]
 mod managed;
@@ -725,7 +727,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         #[cfg(feature = "alloc")]
         if slot.worker.is_some() {
             let task = TaskId::try_from(tag.checked_sub(1)?).ok()?;
-            let given = slot.tasks.iter().any(|&t| t == task) || slot.last_task == Some(task);
+            // The usual case first: the task in front.
+            let given = slot.tasks.front() == Some(&task)
+                || slot.last_task == Some(task)
+                || slot.tasks.iter().any(|&t| t == task);
             return given.then_some(task);
         }
         let _ = tag;

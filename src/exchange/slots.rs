@@ -30,7 +30,7 @@ use super::TaskId;
 /// assert_eq!(queue.count(), 2 * WINDOW); // one worker ran them all
 /// # Ok::<(), pprocess::Error>(())
 /// ```
-pub const WINDOW: usize = 32;
+pub const WINDOW: usize = 256;
 
 /// One monitored channel and the tasks it is answering, oldest first.
 ///

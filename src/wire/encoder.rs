@@ -69,7 +69,7 @@ impl Encoder {
     ///
     /// See the example on [`Encoder`].
     pub fn written(&mut self, n: usize) {
-        self.sent = (self.sent + n).min(self.held.len());
+        self.sent = self.sent.saturating_add(n).min(self.held.len());
         if self.sent == self.held.len() {
             self.held.clear();
             self.sent = 0;
