@@ -10,7 +10,7 @@ use std::time::Duration;
 use hardening::wire_model::{frame_for, ERROR};
 use hardening::Watchdog;
 use pprocess::exchange::TaskError;
-use pprocess::{Channel, Error, Options, Queue, RemoteError, TaskId};
+use pprocess::{Channel, Error, Options, Queue, TaskId};
 
 fn reuse() -> Options {
     Options {
@@ -49,16 +49,13 @@ fn tasks_a_worker_never_started_survive_its_death_between_tasks() {
         }
         // Task A answers with its worker's pid, then runs on.
         channel.send(&std::process::id().to_le_bytes())?;
-        {
-            // Between tasks from now on: answered, B not started. Killed by
-            // the program (or, should that fail, gone after a minute).
-            for _ in 0..600 {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            // SAFETY: ends this process without unwinding into the caller.
-            unsafe { libc::_exit(9) };
+        // Between tasks from now on: answered, B not started. Killed by
+        // the program (or, should that fail, gone after a minute).
+        for _ in 0..600 {
+            std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(())
+        // SAFETY: ends this process without unwinding into the caller.
+        unsafe { libc::_exit(9) }
     });
     let a = body.call(&mut queue, b"A").unwrap();
     let b = body.call(&mut queue, b"B").unwrap();

@@ -259,7 +259,7 @@ impl Reader {
     pub(super) fn read(&mut self, fd: &Fd, buf: &mut [u8], block: bool) -> sys::Result<usize> {
         loop {
             if self.socket_left == 0 && !self.on_socket {
-                let n = self.from_ring(buf)?;
+                let n = self.take_ring(buf)?;
                 if n > 0 || self.on_socket {
                     if n > 0 {
                         return Ok(n);
@@ -267,7 +267,7 @@ impl Reader {
                     continue;
                 }
             }
-            match self.from_staged(buf) {
+            match self.take_staged(buf) {
                 Some(0) => continue,
                 Some(n) => return Ok(n),
                 None => {}
@@ -299,7 +299,7 @@ impl Reader {
 
     /// Hands out ring frames into `buf`; stops at a marker (then reading
     /// from the socket).
-    fn from_ring(&mut self, buf: &mut [u8]) -> sys::Result<usize> {
+    fn take_ring(&mut self, buf: &mut [u8]) -> sys::Result<usize> {
         let mut done = 0;
         let start = self.head;
         while done < buf.len() {
@@ -349,7 +349,7 @@ impl Reader {
     /// Hands out staged socket bytes: the rest of a frame, wake-ups and
     /// `BACK` skipped. `Some(0)` after a `BACK` (the ring is next), None
     /// when more must be read first.
-    fn from_staged(&mut self, buf: &mut [u8]) -> Option<usize> {
+    fn take_staged(&mut self, buf: &mut [u8]) -> Option<usize> {
         while self.at < self.staged.len() {
             if self.socket_left == 0 {
                 match self.staged[self.at] {

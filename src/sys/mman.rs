@@ -117,7 +117,7 @@ impl SharedMap {
         let mut i = 0;
         // Whole 8-byte words while the source is aligned for them (the
         // mapping is page-aligned), then bytes.
-        while i < dst.len() && (at + i) % 8 != 0 {
+        while i < dst.len() && !(at + i).is_multiple_of(8) {
             // SAFETY: as below, for one byte.
             dst[i] = unsafe { core::ptr::read_volatile(base.add(at + i)) };
             i += 1;
