@@ -549,16 +549,26 @@ fn raw_pool(n: usize, workers: usize) -> Sample {
             }
         }
         for w in pool {
-            drop(w.conn); // end of stream: the worker exits
-            raw::waitpid(w.pid);
+            stop_worker(w.pid, w.conn);
         }
         results
     });
+    check_results(results, n);
+    sample
+}
+
+/// Ends a pool's worker: the end of its stream, then its exit.
+fn stop_worker(pid: i32, conn: Conn) {
+    drop(conn);
+    raw::waitpid(pid);
+}
+
+/// Checks a map's results, by task, against the tiny task.
+fn check_results(results: Vec<u64>, n: usize) {
     assert_eq!(
         results.into_iter().fold(0, u64::wrapping_add),
         expected_sum(n)
     );
-    sample
 }
 
 /// Requests a pipelined pool's worker may have queued (8 bytes each).
@@ -656,15 +666,11 @@ fn raw_pipelined_pool(n: usize, workers: usize) -> Sample {
             }
         }
         for w in pool {
-            drop(w.conn); // end of stream: the worker exits
-            raw::waitpid(w.pid);
+            stop_worker(w.pid, w.conn);
         }
         results
     });
-    assert_eq!(
-        results.into_iter().fold(0, u64::wrapping_add),
-        expected_sum(n)
-    );
+    check_results(results, n);
     sample
 }
 

@@ -100,6 +100,15 @@ fn tasks_queued_behind_a_worker_that_exits_after_answering_run_elsewhere() {
     }
 }
 
+/// Writes `forged` on the worker's own socket, past its channel, then waits
+/// for its creator to retire it (or a minute).
+fn forge_and_wait(channel: &Channel, forged: &[u8]) {
+    // SAFETY: writing a valid buffer to this process's own socket.
+    let n = unsafe { libc::write(channel.raw_fd(), forged.as_ptr().cast(), forged.len()) };
+    assert_eq!(n, forged.len() as isize);
+    std::thread::sleep(Duration::from_secs(60));
+}
+
 /// Defect 3: a reused worker writes a frame naming a task of another worker
 /// (an error frame for task 0, which the other worker is answering). It is
 /// a protocol error for the forging worker alone: its own task fails with
@@ -114,12 +123,7 @@ fn a_frame_naming_another_workers_task_fails_only_the_forging_worker() {
             // Task 0's tag (task + 1), on this worker's own socket.
             let mut payload = 77i32.to_le_bytes().to_vec();
             payload.extend_from_slice(b"forged");
-            let forged = frame_for(ERROR, 0, 1, 1, &payload);
-            // SAFETY: writing a valid buffer to this process's own socket.
-            let n = unsafe { libc::write(channel.raw_fd(), forged.as_ptr().cast(), forged.len()) };
-            assert_eq!(n, forged.len() as isize);
-            // Waits for its creator to retire it (or a minute).
-            std::thread::sleep(Duration::from_secs(60));
+            forge_and_wait(channel, &frame_for(ERROR, 0, 1, 1, &payload));
         }
         channel.send(input)?;
         Ok(())
@@ -144,12 +148,7 @@ fn a_frame_naming_a_task_never_given_fails_only_its_worker() {
     let body = queue.manage(|channel: &mut Channel, input: &[u8]| {
         if input == b"forge" {
             // A data frame naming task 8, which no task of this queue is.
-            let forged = frame_for(1, 2, 1, 9, b"not yours");
-            // SAFETY: writing a valid buffer to this process's own socket.
-            let n = unsafe { libc::write(channel.raw_fd(), forged.as_ptr().cast(), forged.len()) };
-            assert_eq!(n, forged.len() as isize);
-            // Waits for its creator to retire it (or a minute).
-            std::thread::sleep(Duration::from_secs(60));
+            forge_and_wait(channel, &frame_for(1, 2, 1, 9, b"not yours"));
         }
         channel.send(input)?;
         Ok(())
