@@ -78,6 +78,19 @@ static MARKED_FRAMES: AtomicU64 = AtomicU64::new(0);
 /// their shared-memory rings, and how many came through a socket behind a
 /// marker (too big for the ring, or the ring full): for tests that must
 /// fail if the shared-memory path is bypassed.
+///
+/// ```
+/// use pprocess::channel::answer_paths;
+/// use pprocess::{Options, Queue};
+///
+/// let (before, _) = answer_paths();
+/// let mut queue = Queue::with_options(1, Options { reuse: true, ..Options::default() });
+/// let echo = queue.manage_function(|x: &[u8]| Ok(x.to_vec()));
+/// echo.call(&mut queue, b"hi")?;
+/// assert_eq!(queue.next().unwrap().unwrap(), b"hi");
+/// assert!(answer_paths().0 > before); // the answer came through the ring
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 #[doc(hidden)]
 pub fn answer_paths() -> (u64, u64) {
     (
