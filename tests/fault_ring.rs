@@ -98,10 +98,13 @@ fn square(i: u64) -> Vec<u8> {
     (i * i).to_le_bytes().to_vec()
 }
 
-/// Starts `TASKS` tasks whose body records its progress in `shared`, runs
-/// `during` while they run, and checks every outcome: an answer published
-/// is never lost, and a task fails only if its worker died in it (started,
-/// not answered) with `dead`. Returns how many failed.
+/// Starts `TASKS` tasks whose body records its progress in `shared` and
+/// checks every outcome: an answer published is never lost, each task is
+/// reported once, and a task fails only as `dead` says and only if it was
+/// not answered. (A task whose worker died after claiming it and before
+/// its body's first store shows no progress, so "not answered" is what can
+/// be checked here; that a task never started does not fail is checked
+/// exactly in `reuse_defects.rs`.) Returns how many failed.
 fn run_checked(
     shared: &Arc<Shared>,
     body_extra: fn(&Shared, usize),
@@ -112,11 +115,10 @@ fn run_checked(
     let memory = shared.clone();
     let body = queue.manage(move |channel: &mut Channel, input: &[u8]| {
         let task = u64::from_le_bytes(input.try_into().unwrap()) as usize;
-        // SAFETY: getpid(2) has no preconditions.
-        memory
-            .last_pid()
-            .store(unsafe { libc::getpid() }, Ordering::Relaxed);
         memory.state(task).store(STARTED, Ordering::SeqCst);
+        // SAFETY: getpid(2) has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        memory.last_pid().store(pid, Ordering::Relaxed);
         body_extra(&memory, task);
         channel
             .send(&square(task as u64))
