@@ -549,21 +549,180 @@ fn raw_pool(n: usize, workers: usize) -> Sample {
             }
         }
         for w in pool {
-            drop(w.conn); // end of stream: the worker exits
-            raw::waitpid(w.pid);
+            stop_worker(w.pid, w.conn);
         }
         results
     });
+    check_results(results, n);
+    sample
+}
+
+/// Ends a pool's worker: the end of its stream, then its exit.
+fn stop_worker(pid: i32, conn: Conn) {
+    drop(conn);
+    raw::waitpid(pid);
+}
+
+/// Checks a map's results, by task, against the tiny task.
+fn check_results(results: Vec<u64>, n: usize) {
     assert_eq!(
         results.into_iter().fold(0, u64::wrapping_add),
         expected_sum(n)
     );
+}
+
+/// Requests a pipelined pool's worker may have queued (8 bytes each).
+const PIPELINE: usize = 256;
+
+/// The strongest simple pool: `workers` forked workers on socketpairs, each
+/// reading every request queued in its socket (8 bytes each, no framing)
+/// and answering them all in one write; the creator keeps up to
+/// [`PIPELINE`] requests queued per worker, written in one write, and reads
+/// every answer queued.
+fn raw_pipelined_pool(n: usize, workers: usize) -> Sample {
+    fn write_all(fd: i32, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            // SAFETY: a valid buffer to a socket this process owns.
+            let done = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+            assert!(done > 0, "write: {}", std::io::Error::last_os_error());
+            bytes = &bytes[done as usize..];
+        }
+    }
+    fn read_some(fd: i32, buf: &mut [u8]) -> usize {
+        // SAFETY: a valid buffer from a socket this process owns.
+        let got = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        assert!(got >= 0, "read: {}", std::io::Error::last_os_error());
+        got as usize
+    }
+    let serve = |conn: &mut Conn| {
+        let mut requests = vec![0u8; 64 << 10];
+        let mut answers = Vec::with_capacity(64 << 10);
+        let mut held = 0;
+        loop {
+            let got = read_some(conn.fd, &mut requests[held..]);
+            if got == 0 {
+                return;
+            }
+            held += got;
+            let whole = held / 8 * 8;
+            answers.clear();
+            for request in requests[..whole].chunks_exact(8) {
+                answers.extend_from_slice(&tiny(le_u64(request)).to_le_bytes());
+            }
+            write_all(conn.fd, &answers);
+            requests.copy_within(whole..held, 0);
+            held -= whole;
+        }
+    };
+    struct Worker {
+        pid: i32,
+        conn: Conn,
+        queued: std::collections::VecDeque<usize>,
+        partial: Vec<u8>,
+    }
+    let (sample, results) = timed(n, || {
+        let mut pool: Vec<Worker> = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let inherited: Vec<i32> = pool.iter().map(|w| w.conn.fd).collect();
+            let (pid, conn) = raw::spawn(&inherited, serve);
+            let queued = std::collections::VecDeque::with_capacity(PIPELINE);
+            pool.push(Worker {
+                pid,
+                conn,
+                queued,
+                partial: Vec::with_capacity(8),
+            });
+        }
+        let mut results = vec![0u64; n];
+        let mut fds: Vec<libc::pollfd> = pool.iter().map(|w| raw::pollin(w.conn.fd)).collect();
+        let mut out = Vec::with_capacity(PIPELINE * 8);
+        let mut buf = vec![0u8; PIPELINE * 8 * 2];
+        let (mut next, mut done) = (0, 0);
+        while done < n {
+            for w in &mut pool {
+                out.clear();
+                while w.queued.len() < PIPELINE && next < n {
+                    out.extend_from_slice(&(next as u64).to_le_bytes());
+                    w.queued.push_back(next);
+                    next += 1;
+                }
+                write_all(w.conn.fd, &out);
+            }
+            raw::poll(&mut fds, -1);
+            for (w, fd) in pool.iter_mut().zip(&fds) {
+                if fd.revents == 0 {
+                    continue;
+                }
+                let got = read_some(w.conn.fd, &mut buf);
+                assert!(got > 0, "worker hung up");
+                w.partial.extend_from_slice(&buf[..got]);
+                let whole = w.partial.len() / 8 * 8;
+                for answer in w.partial[..whole].chunks_exact(8) {
+                    let task = w.queued.pop_front().expect("a queued task");
+                    results[task] = le_u64(answer);
+                    done += 1;
+                }
+                w.partial.drain(..whole);
+            }
+        }
+        for w in pool {
+            stop_worker(w.pid, w.conn);
+        }
+        results
+    });
+    check_results(results, n);
     sample
 }
 
-/// pmap with reused workers (a chunk's answers in one write, mirrored in
-/// shared memory until written); the baseline's workers answer each task
-/// with its own write.
+/// Tasks a [`pp_reused_queue`] lets wait before it takes results.
+const QUEUE_AHEAD: usize = 4096;
+
+/// `n` tiny tasks (an 8-byte square) through a Queue with reuse at limit 2,
+/// as a program calls them: results taken as they come once
+/// [`QUEUE_AHEAD`] wait.
+fn pp_reused_queue(n: usize) -> Sample {
+    let reuse = Options {
+        reuse: true,
+        ..Options::default()
+    };
+    let (sample, sum) = timed(n, || {
+        let mut queue = pprocess::Queue::with_options(2, reuse);
+        let square = queue.manage_function(|x: &[u8]| Ok(tiny(le_u64(x)).to_le_bytes().to_vec()));
+        let mut sum = 0u64;
+        let mut add = |outcome: pprocess::Outcome| {
+            sum = sum.wrapping_add(le_u64(&outcome.expect("task result")));
+        };
+        for x in 0..n as u64 {
+            square.call(&mut queue, &x.to_le_bytes()).expect("call");
+            while queue.waiting() > QUEUE_AHEAD {
+                add(queue.next_result(-1).expect("a result").1);
+            }
+        }
+        while let Ok((_, outcome)) = queue.next_result(-1) {
+            add(outcome);
+        }
+        sum
+    });
+    assert_eq!(sum, expected_sum(n));
+    sample
+}
+
+/// The reused-worker row of issue 20: a Queue with reuse against the
+/// pipelined pool, which batches its answers as pprocess's ring does.
+fn reuse_queue(cfg: &Config) -> Row {
+    let n = cfg.reuse_tasks;
+    compare(
+        format!("reused workers (Queue), {n} tiny tasks, limit 2, vs pipelined pool"),
+        Unit::Rate,
+        Some(Target::AtMost(1.0)),
+        cfg.reuse_reps,
+        || pp_reused_queue(n),
+        || raw_pipelined_pool(n, 2),
+    )
+}
+
+/// pmap with reused workers; the baseline is a weaker peer: its workers
+/// answer each task with a write of its own.
 fn reuse_map(cfg: &Config) -> Row {
     let n = cfg.reuse_tasks;
     let reuse = Options {
@@ -571,7 +730,7 @@ fn reuse_map(cfg: &Config) -> Row {
         ..Options::default()
     };
     compare(
-        format!("reused pipelined workers, {n} tiny tasks, 2 workers"),
+        format!("reused workers (pmap), {n} tiny tasks, 2 workers, vs per-task-write pool"),
         Unit::Rate,
         Some(Target::AtMost(2.0)),
         cfg.reuse_reps,
@@ -884,7 +1043,7 @@ fn python_rows(cfg: &Config, channel: &[Row], reuse: &[Row]) -> Vec<Row> {
             None,
         ),
     ];
-    for row in reuse {
+    for row in reuse.iter().filter(|row| row.workload.contains("(pmap)")) {
         pairs.push((
             row.workload.clone(),
             "vs Pool.map(chunksize=1)",
@@ -1040,7 +1199,7 @@ fn main() {
         channel.push(fork_map(&cfg));
     }
     let reuse = match run("reuse") {
-        true => vec![reuse_map(&cfg)],
+        true => vec![reuse_queue(&cfg), reuse_map(&cfg)],
         false => Vec::new(),
     };
     let python = match run("python") {

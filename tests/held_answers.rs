@@ -110,7 +110,7 @@ fn a_reused_tasks_answer_arrives_while_its_callable_runs_on() {
 #[test]
 fn a_created_process_gets_no_journal_and_its_own_memory_survives_a_dropped_copy() {
     const REGIONS: usize = 64;
-    const LEN: usize = 17 * 4096; // a journal's size
+    const LEN: usize = 18 * 4096; // a ring's size
     let go = std::env::temp_dir().join(format!("pp-journal-fork-{}", std::process::id()));
     let _ = std::fs::remove_file(&go);
     let options = Options {

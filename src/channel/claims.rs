@@ -5,7 +5,7 @@
 //! same callable runs out of work while this one is busy with a long task,
 //! its creator takes the tasks it has not started back and gives them to
 //! the idle one. Who gets a task is decided by one compare-and-swap on a
-//! word in the memory the two processes share (the journal's mapping): the
+//! word in the memory the two processes share (the answer ring's mapping): the
 //! creator offers the worker's `i`-th task by writing its tag into claim
 //! word `i % RING`; the worker, about to start it, swaps the tag for the
 //! tag marked started; the creator takes it back by swapping the tag for
@@ -24,9 +24,7 @@ use core::sync::atomic::Ordering;
 use super::Channel;
 
 /// How many claim words the ring has.
-pub(crate) const RING: usize = 64;
-
-const _: () = assert!(RING >= 2 * crate::exchange::WINDOW);
+pub(crate) use super::CLAIM_WORDS as RING;
 
 /// Marks a claimed (started) task's word.
 const STARTED: u64 = 1 << 63;
@@ -40,20 +38,20 @@ impl Channel {
     /// every task sent to it, from 0) is `tag` (nonzero): it may start it.
     /// Before the task is sent.
     pub(crate) fn offer_task(&self, index: u64, tag: u64) {
-        if let Some(journal) = self.inflow.journal() {
-            journal.claims()[word(index)].store(tag, Ordering::Release);
+        if let Some(ring) = self.ring() {
+            ring.claims()[word(index)].store(tag, Ordering::Release);
         }
     }
 
     /// In a reused worker's creator: takes the worker's `index`-th task
     /// (`tag`) back if it has not started it; true if it is taken back
     /// (the worker will skip it). False if it started, or without a
-    /// journal (nothing can be taken back).
+    /// ring (nothing can be taken back).
     pub(crate) fn take_back_task(&self, index: u64, tag: u64) -> bool {
-        let Some(journal) = self.inflow.journal() else {
+        let Some(ring) = self.ring() else {
             return false;
         };
-        let claim = &journal.claims()[word(index)];
+        let claim = &ring.claims()[word(index)];
         claim
             .compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -61,12 +59,12 @@ impl Channel {
 
     /// In a reused worker: about to start its `index`-th task, `tag`; true
     /// to run it, false if its creator took it back (skip it). Without a
-    /// journal every task runs.
+    /// ring every task runs.
     pub(crate) fn claim_task(&self, index: u64, tag: u64) -> bool {
-        let Some(journal) = self.outflow.journal() else {
+        let Some(ring) = self.ring() else {
             return true;
         };
-        let claim = &journal.claims()[word(index)];
+        let claim = &ring.claims()[word(index)];
         claim
             .compare_exchange(tag, tag | STARTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -75,17 +73,17 @@ impl Channel {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Journal;
+    use super::super::Ring;
     use super::*;
 
-    /// The worker's and the creator's channels sharing one journal, as
+    /// The worker's and the creator's channels sharing one ring, as
     /// after a fork.
     fn pair() -> (Channel, Channel) {
         let (mut worker, mut creator) = Channel::pair().unwrap();
-        let journal = Journal::new().unwrap();
-        let alias = core::mem::ManuallyDrop::into_inner(journal.alias());
-        worker.mirror_held(journal);
-        creator.recover_held(alias);
+        let ring = Ring::new().unwrap();
+        let alias = core::mem::ManuallyDrop::into_inner(ring.alias());
+        worker.answer_through(ring);
+        creator.answers_from(alias);
         (worker, creator)
     }
 
@@ -112,7 +110,7 @@ mod tests {
     }
 
     #[test]
-    fn without_a_journal_every_task_runs_and_none_is_taken_back() {
+    fn without_a_ring_every_task_runs_and_none_is_taken_back() {
         let (worker, creator) = Channel::pair().unwrap();
         creator.offer_task(0, 1);
         assert!(!creator.take_back_task(0, 1));

@@ -23,23 +23,21 @@ use crate::wire::{
 
 #[cfg(feature = "alloc")]
 mod claims;
-#[cfg(feature = "alloc")]
-mod journal;
 mod marks;
 #[cfg(feature = "alloc")]
 mod receipts;
 #[cfg(feature = "alloc")]
+mod ring;
+#[cfg(feature = "alloc")]
 mod worker;
 
-#[cfg(feature = "alloc")]
-pub(crate) use claims::RING as CLAIM_RING;
-#[cfg(feature = "alloc")]
-pub(crate) use journal::Journal;
-#[cfg(feature = "alloc")]
-use journal::{Inflow, Outflow};
 use marks::Marks;
 #[cfg(feature = "alloc")]
 pub(crate) use receipts::Receipts;
+#[cfg(feature = "alloc")]
+pub use ring::answer_paths;
+#[cfg(feature = "alloc")]
+pub(crate) use ring::{Ring, CLAIM_WORDS};
 #[cfg(feature = "alloc")]
 use worker::{LoopFrame, WorkerTask};
 
@@ -167,8 +165,7 @@ pub struct Channel {
     /// Messages that arrived while `send_acked` waited for its ack.
     #[cfg(feature = "alloc")]
     stash: VecDeque<Vec<u8>>,
-    /// Frames held back by [`Channel::cork`] until [`Channel::flush`], and
-    /// (in an outbox) frames the socket has not taken yet.
+    /// In an outbox: frames the socket has not taken yet.
     #[cfg(feature = "alloc")]
     enc: Encoder,
     /// Monitored by an exchange: a send never waits for the socket; what it
@@ -180,29 +177,13 @@ pub struct Channel {
     /// channel as it takes them (a connection to a persistent process).
     #[cfg(feature = "alloc")]
     receipts: Option<alloc::boxed::Box<dyn Receipts>>,
-    /// Every read from the socket: counted, and in a reused worker's
-    /// creator followed by what the worker held when it died.
-    inflow: Inflow,
-    /// In a reused worker: the bytes written, and the shared mirror of
-    /// what it holds back.
+    /// In a reused worker's creator: the worker's answers come through
+    /// this shared-memory ring besides the socket (see `ring`).
     #[cfg(feature = "alloc")]
-    outflow: Outflow,
-}
-
-/// Reads from the socket (without `alloc`, no reused workers: nothing to
-/// recover after the end of a stream).
-#[cfg(not(feature = "alloc"))]
-#[derive(Debug, Default)]
-struct Inflow {}
-
-#[cfg(not(feature = "alloc"))]
-impl Inflow {
-    fn read(&mut self, fd: &Fd, buf: &mut [u8], block: bool) -> sys::Result<usize> {
-        match block {
-            true => sys::read(fd, buf),
-            false => sys::read_now(fd, buf),
-        }
-    }
+    answers_in: Option<ring::Reader>,
+    /// In a reused worker: what it sends goes through this ring.
+    #[cfg(feature = "alloc")]
+    answers_out: Option<ring::Writer>,
 }
 
 impl fmt::Debug for Channel {
@@ -246,9 +227,10 @@ impl Channel {
             outbox: false,
             #[cfg(feature = "alloc")]
             receipts: None,
-            inflow: Inflow::default(),
             #[cfg(feature = "alloc")]
-            outflow: Outflow::default(),
+            answers_in: None,
+            #[cfg(feature = "alloc")]
+            answers_out: None,
         }
     }
 
@@ -327,26 +309,51 @@ impl Channel {
         self.remote.as_ref()
     }
 
-    /// In a reused worker: holds back only the frames that
-    /// end a task (end-marked message, task end, error). A message sent in
-    /// the middle of a task is written at once, with what is held before it,
-    /// so that streamed results and request/reply exchanges are not delayed.
+    /// In a reused worker: what it sends goes through `ring`, shared
+    /// with its creator (made before the fork).
     #[cfg(feature = "alloc")]
-    pub(crate) fn cork_answers(&mut self) {
-        self.enc.cork(true);
+    pub(crate) fn answer_through(&mut self, ring: Ring) {
+        self.answers_out = Some(ring::Writer::new(ring));
     }
 
-    /// Writes the frames held back, if any, and goes on holding new ones
-    /// back: a read that has to wait for the peer sends them first, so a
-    /// corked channel never waits for an answer to what it holds.
+    /// In a reused worker's creator: the worker's answers come through
+    /// `ring` (made before the fork) besides the socket.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn answers_from(&mut self, mut ring: Ring) {
+        // Processes forked from here on (other workers, persistent
+        // keepers) have no use for it: they do not get it.
+        ring.keep_from_forks();
+        self.answers_in = Some(ring::Reader::new(ring));
+    }
+
+    /// The ring shared with a reused worker, on either side.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn ring(&self) -> Option<&Ring> {
+        match (&self.answers_in, &self.answers_out) {
+            (Some(reader), _) => Some(reader.ring()),
+            (_, Some(writer)) => Some(writer.ring()),
+            _ => None,
+        }
+    }
+
+    /// Before this side sleeps waiting for the peer: true when there is
+    /// something to read without the socket. A reused worker's creator
+    /// asks the worker to wake it (see `ring`) and looks once more.
+    pub(crate) fn sleep_ready(&self) -> bool {
+        #[cfg(feature = "alloc")]
+        if let Some(reader) = &self.answers_in {
+            return reader.sleep_ready();
+        }
+        false
+    }
+
+    /// Writes what an outbox still holds, if anything: what it held when
+    /// the channel stopped being monitored goes out before anything sent
+    /// later, and before a read that waits for the peer.
     pub(crate) fn send_held(&mut self) -> Result<()> {
         #[cfg(feature = "alloc")]
         if !self.enc.unwritten().is_empty() {
             let sent = sys::send_vectored(&self.fd, &[self.enc.unwritten()]);
-            if sent.is_ok() {
-                self.outflow.wrote(self.enc.unwritten().len());
-                self.outflow.flushed();
-            }
             // Written, or lost with the peer: either way not held any more.
             self.enc.written(usize::MAX);
             return match sent {
@@ -366,10 +373,7 @@ impl Channel {
         while !self.enc.unwritten().is_empty() {
             match sys::send_some(&self.fd, &[self.enc.unwritten()]) {
                 Ok(0) => return Ok(false),
-                Ok(n) => {
-                    self.outflow.wrote(n);
-                    self.enc.written(n);
-                }
+                Ok(n) => self.enc.written(n),
                 Err(e) => {
                     self.enc.written(usize::MAX);
                     return Err(match e {
@@ -379,16 +383,7 @@ impl Channel {
                 }
             }
         }
-        self.outflow.flushed();
         Ok(true)
-    }
-
-    /// [`Channel::flush`] that never waits: stops holding frames back and
-    /// writes what the socket takes now (see [`Channel::poll_flush`]).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn flush_now(&mut self) -> Result<bool> {
-        self.enc.uncork();
-        self.poll_flush()
     }
 
     /// True while frames wait to be written.
@@ -411,18 +406,14 @@ impl Channel {
         }
     }
 
-    /// Writes the frames held back and stops holding them until the next
-    /// task (a reused worker holds the answers of quick tasks: see
-    /// [`Options::reuse`](crate::Options::reuse)). Frames go out in the order
-    /// they were sent, so code that writes to [`Channel::raw_fd`] itself
-    /// flushes first. (A reused worker's callable should not write to it at
-    /// all: its creator counts the bytes of the worker's stream to recover
-    /// held answers, and bytes written past the channel throw that count.)
+    /// Writes the frames this channel has not written yet, if any (a
+    /// channel monitored by an exchange queues what its socket does not
+    /// take at once). Frames go out in the order they were sent, so code
+    /// that writes to [`Channel::raw_fd`] itself flushes first.
     ///
     /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn flush(&mut self) -> Result<()> {
-        self.enc.uncork();
         self.send_held()
     }
 
@@ -431,7 +422,11 @@ impl Channel {
     /// See the example on [`Channel`].
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
-        if !self.stash.is_empty() || !self.loop_frames.is_empty() || self.inflow.replaying() {
+        if !self.stash.is_empty() || !self.loop_frames.is_empty() {
+            return true;
+        }
+        #[cfg(feature = "alloc")]
+        if self.answers_in.as_ref().is_some_and(ring::Reader::ready) {
             return true;
         }
         self.dec.ready()
@@ -459,7 +454,7 @@ impl Channel {
             if spare.is_empty() {
                 return Ok(true);
             }
-            match self.inflow.read(&self.fd, spare, false) {
+            match read_stream(&self.fd, &mut self.answers_in, spare, false) {
                 Ok(0) | Err(Errno::CONNRESET) => {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
@@ -481,12 +476,6 @@ impl Channel {
         #[cfg(feature = "alloc")]
         if let (true, Some(worker)) = (answer, &mut self.worker) {
             worker.answered = true;
-            // A reused worker's answer is held only while its next task is
-            // here (see `exchange::jobs::work`); otherwise it goes out now,
-            // not when the callable returns, however long it runs on.
-            if !self.has_buffered() {
-                return self.send_held();
-            }
         }
         #[cfg(not(feature = "alloc"))]
         let _ = answer; // no reused workers
@@ -578,15 +567,6 @@ impl Channel {
     fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
         #[cfg(feature = "alloc")]
         {
-            let before = self.enc.unwritten().len();
-            if self.enc.is_corked() && self.enc.hold(&header, payload) {
-                // Held only if mirrored for the creator (see `journal`):
-                // otherwise it goes out now, with what is held before it.
-                if self.outflow.held(before, &self.enc.unwritten()[before..]) {
-                    return Ok(());
-                }
-                return self.send_held();
-            }
             if self.outbox {
                 self.enc.queue(&header, payload);
                 return self.poll_flush().map(drop);
@@ -599,13 +579,15 @@ impl Channel {
 
     /// Writes `parts` in order; a closed peer becomes how it ended.
     fn write_all(&mut self, parts: &[&[u8]]) -> Result<()> {
-        match sys::send_vectored(&self.fd, parts) {
-            Ok(()) => {
-                #[cfg(feature = "alloc")]
-                self.outflow
-                    .wrote(parts.iter().map(|part| part.len()).sum());
-                Ok(())
-            }
+        #[cfg(feature = "alloc")]
+        let sent = match &mut self.answers_out {
+            Some(ring) => ring.write(&self.fd, parts),
+            None => sys::send_vectored(&self.fd, parts),
+        };
+        #[cfg(not(feature = "alloc"))]
+        let sent = sys::send_vectored(&self.fd, parts);
+        match sent {
+            Ok(()) => Ok(()),
             Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
             Err(e) => Err(e.into()),
         }
@@ -734,7 +716,7 @@ impl Channel {
     ///
     /// See the example on [`Channel`].
     pub fn wait_readable(&self, timeout_ms: i32) -> Result<bool> {
-        if self.has_buffered() || self.ended.is_some() {
+        if self.has_buffered() || self.ended.is_some() || self.sleep_ready() {
             return Ok(true);
         }
         let mut fds = [PollFd::new(&self.fd, POLLIN)];
@@ -884,16 +866,15 @@ impl Channel {
             if remaining != 0 {
                 self.send_held()?;
             }
-            if remaining > 0 {
+            if remaining > 0 && !self.sleep_ready() {
                 let mut fds = [PollFd::new(&self.fd, POLLIN)];
                 if sys::poll(&mut fds, remaining)? == 0 {
                     return Err(Error::TimedOut);
                 }
             }
             // After a poll, a read that does not wait: the bytes the poll
-            // saw may all be ones already handed out from a reused worker's
-            // journal (skipped), and a waiting read would then outlast the
-            // deadline.
+            // saw may all be a reused worker's wake-ups (skipped), and a
+            // waiting read would then outlast the deadline.
             match self.fill(remaining < 0) {
                 Err(Errno::AGAIN) if remaining > 0 => continue,
                 Err(Errno::AGAIN) => return Err(Error::TimedOut),
@@ -912,7 +893,10 @@ impl Channel {
     /// ([`Errno::AGAIN`] when nothing is).
     fn fill(&mut self, block: bool) -> sys::Result<usize> {
         let spare = self.dec.spare();
-        let n = self.inflow.read(&self.fd, spare, block)?;
+        #[cfg(feature = "alloc")]
+        let n = read_stream(&self.fd, &mut self.answers_in, spare, block)?;
+        #[cfg(not(feature = "alloc"))]
+        let n = read_socket(&self.fd, spare, block)?;
         self.dec.filled(n);
         Ok(n)
     }
@@ -943,7 +927,11 @@ impl Channel {
             return Ok(());
         }
         while done < dst.len() {
-            match self.inflow.read(&self.fd, &mut dst[done..], true) {
+            #[cfg(feature = "alloc")]
+            let read = read_stream(&self.fd, &mut self.answers_in, &mut dst[done..], true);
+            #[cfg(not(feature = "alloc"))]
+            let read = read_socket(&self.fd, &mut dst[done..], true);
+            match read {
                 Ok(0) | Err(Errno::CONNRESET) => {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
@@ -1057,9 +1045,7 @@ impl Channel {
         // What is held goes first; the batch is written after it.
         self.enc.queue_batch(&header, count, tasks);
         self.next_seq = seq.wrapping_add(1);
-        if self.enc.is_corked() {
-            Ok(())
-        } else if self.outbox {
+        if self.outbox {
             self.poll_flush().map(drop)
         } else {
             self.send_held()
@@ -1166,6 +1152,30 @@ impl Channel {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
         let len = error_payload(error, &mut payload);
         self.send_frame(Kind::Error, flags, &payload[..len])
+    }
+}
+
+/// One read from a socket; with `block == false` only what is queued
+/// ([`Errno::AGAIN`] when nothing is).
+fn read_socket(fd: &Fd, buf: &mut [u8], block: bool) -> sys::Result<usize> {
+    match block {
+        true => sys::read(fd, buf),
+        false => sys::read_now(fd, buf),
+    }
+}
+
+/// One read of a peer's stream: from a reused worker's ring and socket
+/// when `answers` has the ring, else the socket (see [`read_socket`]).
+#[cfg(feature = "alloc")]
+fn read_stream(
+    fd: &Fd,
+    answers: &mut Option<ring::Reader>,
+    buf: &mut [u8],
+    block: bool,
+) -> sys::Result<usize> {
+    match answers {
+        Some(ring) => ring.read(fd, buf, block),
+        None => read_socket(fd, buf, block),
     }
 }
 

@@ -5,11 +5,10 @@
 //! processes in chunks: a worker's new tasks travel in one batch frame (an
 //! args frame for a single task), one frame and one write per chunk. Each
 //! worker runs its callable once per task and keeps tasks queued in its
-//! socket, so throughput is not one round trip per task. It answers a
-//! chunk's quick tasks in one write, mirroring each answer it holds in a
-//! journal shared with this process, which reads held answers from there if
-//! the worker dies or holds them too long (see [`work`] and
-//! `channel::journal`). A task started while every worker is busy waits for
+//! socket, so throughput is not one round trip per task. It answers through
+//! a ring in memory shared with this process (see [`work`] and
+//! `channel::ring`): no system call per answer, and every answer published
+//! arrives even if the worker dies. A task started while every worker is busy waits for
 //! the next chunk, which goes out when results come in. How many is sized
 //! like OpenMP's guided schedule: the tasks outstanding (waiting or queued)
 //! ÷ (2 × the limit), at least one and at most [`WINDOW`] (and
@@ -32,18 +31,17 @@ use core::borrow::{Borrow, BorrowMut};
 
 use super::slots::{Slot, Slots, WINDOW};
 use super::{Exchange, StoreData, TaskId};
-use crate::channel::{Channel, Journal, CLAIM_RING};
+use crate::channel::{Channel, Ring, CLAIM_WORDS as CLAIM_RING};
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created};
-use crate::sys;
 use crate::wire::DEFAULT_MAX_MESSAGE;
+
+// A word is offered again only after the worker is done with the task it
+// held: a window of tasks, and as many taken back, fit the ring.
+const _: () = assert!(CLAIM_RING >= 2 * WINDOW);
 
 /// A task of a worker not sent to it yet (see `Worker::indices`).
 const NOT_SENT: u64 = u64::MAX;
-
-/// A reused worker's window is the tasks outstanding ÷ (`GUIDED` × the
-/// limit), as OpenMP's guided schedule sizes its chunks.
-const GUIDED: usize = 2;
 
 /// Argument bytes a worker may have queued; below a socket buffer, so the
 /// creator never blocks writing tasks while the worker writes results.
@@ -153,6 +151,24 @@ impl Worker {
             }
             _ => true,
         }
+    }
+}
+
+/// True when slot `slot` is a reused worker's whose oldest task never
+/// started: not sent yet, or taken back from it now by its claim word (so
+/// it will never start there). For a worker that is gone: that task goes to
+/// another worker instead of failing.
+pub(super) fn front_unstarted<C: Borrow<Channel>>(slot: &mut Slot<C>) -> bool {
+    let (Some(&task), Some(worker)) = (slot.tasks.front(), &slot.worker) else {
+        return false;
+    };
+    match worker.indices.front() {
+        Some(&NOT_SENT) => true,
+        Some(&at) => slot
+            .channel
+            .borrow()
+            .take_back_task(at, super::tag_of(task)),
+        None => false,
     }
 }
 
@@ -381,7 +397,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             .map(|slot| slot.tasks.len())
             .sum();
         let outstanding = self.jobs.waiting.len() + queued;
-        (outstanding / (GUIDED * self.limit().max(1))).clamp(1, WINDOW)
+        super::guided::chunk(outstanding, self.limit(), WINDOW)
     }
 
     /// Gives the first waiting job (a reused task) to worker `index`; it
@@ -453,7 +469,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     slot.channel.borrow_mut().send_batch(count, tasks)
                 }
             };
-            let sent = sent.and_then(|()| slot.channel().flush_now().map(drop));
+            let sent = sent.and_then(|()| slot.channel().poll_flush().map(drop));
             let Err(e) = sent else {
                 if let Some(worker) = &mut slot.worker {
                     worker.sent += unsent as u64;
@@ -478,21 +494,20 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         if self.jobs.waiting.is_empty() {
             return Err(Error::Invalid);
         }
-        // A reused worker mirrors the answers it holds back in memory
-        // shared with this process, so that none is lost if it dies. Without
-        // that memory it answers each task with a write of its own.
+        // A reused worker answers through a ring in memory shared with
+        // this process (without that memory, through its socket alone).
         let reused = matches!(self.jobs.waiting.front(), Some(Job::Reuse { .. }));
-        let journal = reused.then(Journal::new).and_then(|made| made.ok());
+        let ring = reused.then(Ring::new).and_then(|made| made.ok());
         let channel = match process::create_as(self.fork_check())? {
             Created::Child(mut channel) => {
-                if let Some(journal) = journal {
-                    channel.mirror_held(journal);
+                if let Some(ring) = ring {
+                    channel.answer_through(ring);
                 }
                 self.run_first_job(channel)
             }
             Created::Parent(mut channel) => {
-                if let Some(journal) = journal {
-                    channel.recover_held(journal);
+                if let Some(ring) = ring {
+                    channel.answers_from(ring);
                 }
                 channel
             }
@@ -567,74 +582,38 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 }
 
-/// How long a reused worker may hold answers back: a task that ran longer
-/// is answered at once, and so are the answers held once the oldest is this
-/// old.
-const HOLD_NS: u64 = 200_000;
-
-/// A reused worker's loop: one task per args frame until a stop frame or the
-/// end of the channel. Returns the exit status.
+/// A reused worker's loop: one task per args frame (or entry of a batch
+/// frame) until a stop frame or the end of the channel. Returns the exit
+/// status.
 ///
-/// Answers to quick tasks are held back while the next task's args are
-/// already buffered, and written together: one `sendmsg` per chunk of
-/// tasks instead of one per task. Each answer held is mirrored in memory
-/// shared with the creator (the channel's journal), which reads it from
-/// there if this process dies before writing it: no answer computed is
-/// lost. The worker writes what it holds when the oldest answer is
-/// [`HOLD_NS`] old, before it waits for input, and at the end of its chunk
-/// (with the answer itself, when no task after it is here: a callable that
-/// runs on after answering does not hold it back); if the task after them
-/// runs long, the creator reads the held answers
-/// from the journal after about a millisecond. Only what ends a
-/// task is held (its answer, its error, a continuous task's end): a message
-/// sent in the middle of a task goes out at once, after what is held.
+/// Each task is claimed first (its creator may have taken it back: it is
+/// then skipped). What the callable sends goes through the worker's ring
+/// (see `channel::ring`), visible to the creator at once: no answer is held
+/// back, and none is lost if the worker dies afterwards.
 fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
-    // When the oldest answer held back was ready.
-    let mut held_since = None;
     // How many tasks came before this one (its claim word's place).
     let mut index = 0;
     loop {
         let (task, args) = match channel.next_args() {
             Ok(next) => next,
-            // Told to stop: the answers held back still go out.
-            Err(Error::Closed) if channel.flush().is_ok() => return 0,
+            Err(Error::Closed) => return 0, // told to stop
             Err(_) => return 1,
         };
         index += 1;
         if !channel.claim_task(index - 1, task) {
             continue; // taken back by the creator: it runs elsewhere
         }
-        // Without a journal (no memory for it), nothing is held.
-        if channel.mirrors_held() {
-            channel.cork_answers();
-        }
-        let started = sys::now_ns();
         // Without `continuous` the task's one message carries the end mark.
         channel.set_end_next_send(!continuous);
         channel.begin_task(task);
         let outcome = process::call_guarded(channel, |channel| body(channel, &args));
         channel.end_task();
         let unanswered = channel.set_end_next_send(false);
-        let mut sent = match outcome {
+        let sent = match outcome {
             Err(error) => channel.send_error(&error),
             Ok(()) if continuous || unanswered => channel.send_task_end(),
             Ok(()) => Ok(()),
         };
-        if !channel.wants_write() {
-            // Nothing held: the answer went out when sent (no task after
-            // it is here yet), or was not held at all.
-            held_since = None;
-        } else if sent.is_ok() {
-            // Hold the answers of quick tasks back while the next task is
-            // already here, so that one write answers several tasks.
-            let now = sys::now_ns();
-            let oldest = *held_since.get_or_insert(now);
-            let quick = now - started < HOLD_NS && now - oldest < HOLD_NS;
-            if !(quick && channel.has_buffered()) {
-                held_since = None;
-                sent = channel.send_held();
-            }
-        }
         if sent.is_err() {
             return 1;
         }

@@ -13,6 +13,8 @@
 //! waiting list, reused workers, `Queue`, `Map` and `pmap` need `alloc`.
 
 #[cfg(feature = "alloc")]
+mod guided;
+#[cfg(feature = "alloc")]
 mod jobs;
 #[cfg(feature = "alloc")]
 mod managed;
@@ -715,19 +717,21 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// The task a frame of slot `index` naming `tag` belongs to: a reused
-    /// worker's frames name their task, in flight or (a late frame, such as
-    /// an error after a task's one result) already finished; any other
-    /// channel is its own task.
+    /// worker's frames name one of the tasks this slot gave it, in flight
+    /// or (a late frame, such as an error after a task's one result) the
+    /// one it finished last; a tag of any other task (another worker's,
+    /// one taken back) is None, a protocol error for this worker alone.
+    /// Any other channel is its own task.
     fn task_of(&self, index: usize, tag: u64) -> Option<TaskId> {
         let slot = &self.slots.slots()[index];
         #[cfg(feature = "alloc")]
         if slot.worker.is_some() {
             let task = TaskId::try_from(tag.checked_sub(1)?).ok()?;
-            let known = match slot.tasks.front() {
-                Some(&front) => task <= front,
-                None => task < self.next_task,
-            };
-            return known.then_some(task);
+            // The usual case first: the task in front.
+            let given = slot.tasks.front() == Some(&task)
+                || slot.last_task == Some(task)
+                || slot.tasks.iter().any(|&t| t == task);
+            return given.then_some(task);
         }
         let _ = tag;
         slot.tasks.front().copied()
@@ -839,7 +843,17 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         slot.channel().set_marking(false);
         #[cfg(feature = "alloc")]
         slot.channel().set_outbox(false);
-        if let Some(task) = slot.tasks.pop_front() {
+        // A reused worker that died between tasks never started the one in
+        // front (its claim word says so): it goes to another worker too.
+        #[cfg(feature = "alloc")]
+        let front_unstarted = requeue && jobs::front_unstarted(&mut slot);
+        #[cfg(not(feature = "alloc"))]
+        let front_unstarted = false;
+        let front = match front_unstarted {
+            true => None,
+            false => slot.tasks.pop_front(),
+        };
+        if let Some(task) = front {
             let abnormal = !matches!(why, Error::Closed);
             let silent = slot.results == 0 && !self.options.continuous;
             if abnormal || silent {

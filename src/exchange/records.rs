@@ -51,9 +51,6 @@ use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, PollFd, SharedMap, POLLIN};
 
-/// Each chunk is `remaining / (GUIDED × workers)` records (at least one).
-const GUIDED: usize = 2;
-
 /// A worker's progress and claim words get a cache line of their own.
 const WORDS_PER_SLOT: usize = 8;
 
@@ -181,9 +178,9 @@ impl Schedule {
     /// The next chunk: guided size, cut from the first range.
     fn take(&mut self) -> Option<Range<usize>> {
         let front = self.ranges.front_mut()?;
-        let size = (self.remaining / (GUIDED * self.workers))
-            .clamp(1, u32::MAX as usize)
-            .min(front.len());
+        // A chunk's claim word counts its records in 32 bits.
+        let size =
+            super::guided::chunk(self.remaining, self.workers, u32::MAX as usize).min(front.len());
         let chunk = front.start..front.start + size;
         front.start += size;
         if front.start == front.end {

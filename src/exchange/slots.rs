@@ -30,7 +30,7 @@ use super::TaskId;
 /// assert_eq!(queue.count(), 2 * WINDOW); // one worker ran them all
 /// # Ok::<(), pprocess::Error>(())
 /// ```
-pub const WINDOW: usize = 32;
+pub const WINDOW: usize = 256;
 
 /// One monitored channel and the tasks it is answering, oldest first.
 ///
@@ -145,10 +145,6 @@ fn poll_slots<C: BorrowMut<Channel>>(
     let deadline = Deadline::after(timeout_ms);
     loop {
         let mut waiting = false;
-        // The longest the poll may wait before looking at the journal of a
-        // reused worker that may hold answers (see `channel::journal`).
-        #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
-        let mut look_ms = -1;
         for (slot, fd) in slots.iter_mut().zip(fds.iter_mut()) {
             let channel = slot.channel.borrow();
             let events = if channel.wants_write() {
@@ -159,17 +155,17 @@ fn poll_slots<C: BorrowMut<Channel>>(
             *fd = PollFd::new(channel.fd(), events);
             waiting |= channel.has_buffered() || channel.is_ended();
         }
-        // Only before a poll that would wait: otherwise this round reads
-        // what the workers wrote, and they write what they hold soon.
-        #[cfg(feature = "alloc")]
-        for slot in slots.iter_mut().filter(|_| !waiting) {
-            if slot.worker.is_some() && slot.tasks.len() >= 2 {
-                look_ms = sooner(look_ms, slot.channel.borrow_mut().look_ms());
+        // About to sleep: reused workers are asked to wake this process
+        // when they publish an answer, and their rings looked at once more
+        // (see `channel::ring`).
+        if !waiting && deadline.remaining_ms() != 0 {
+            for slot in slots.iter_mut() {
+                waiting |= slot.channel.borrow().sleep_ready();
             }
         }
         let timeout = match waiting {
             true => 0,
-            false => sooner(deadline.remaining_ms(), look_ms),
+            false => deadline.remaining_ms(),
         };
         sys::poll(fds, timeout)?;
         let mut ready = 0;
@@ -184,26 +180,12 @@ fn poll_slots<C: BorrowMut<Channel>>(
                 // A peer gone: its end is read next.
                 best_effort(channel.poll_flush());
             }
-            #[cfg(feature = "alloc")]
-            if look_ms >= 0 && slot.worker.is_some() && !fd.ready_for(POLLIN) {
-                // Buffered now if it has held answers too long.
-                channel.steal_held();
-            }
             slot.ready = fd.ready_for(POLLIN) || channel.has_buffered() || channel.is_ended();
             ready += usize::from(slot.ready);
         }
-        if ready > 0 || !(wrote || look_ms >= 0) || deadline.expired() {
+        if ready > 0 || !wrote || deadline.expired() {
             return Ok(ready);
         }
-    }
-}
-
-/// The shorter of two poll timeouts (`-1`: none).
-fn sooner(a: i32, b: i32) -> i32 {
-    match (a, b) {
-        (a, b) if a < 0 => b,
-        (a, b) if b < 0 => a,
-        (a, b) => a.min(b),
     }
 }
 

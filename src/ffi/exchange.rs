@@ -604,6 +604,39 @@ pub extern "C" fn pp_exchange_call(
 pub(crate) type Function =
     unsafe extern "C" fn(*const c_void, usize, *mut c_void, usize, *mut usize) -> c_int;
 
+/// Calls the C `function` on `input`, writing into `output`; returns how
+/// many bytes it wrote. Its nonzero return is the task's (or record's)
+/// error, and so is writing more than `output` holds (PP_ETOOBIG). The one
+/// adapter of a C function, for exchanges and records pmap alike.
+pub(crate) fn call_function(
+    function: Function,
+    input: &[u8],
+    output: &mut [u8],
+) -> core::result::Result<usize, RemoteError> {
+    let mut len = 0usize;
+    // SAFETY: `function` is the caller's function with this signature; the
+    // buffers are valid for the lengths passed.
+    let rc = unsafe {
+        function(
+            input.as_ptr().cast(),
+            input.len(),
+            output.as_mut_ptr().cast(),
+            output.len(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(RemoteError::new(rc, "function failed"));
+    }
+    if len > output.len() {
+        return Err(RemoteError::new(
+            crate::error::code::TOOBIG,
+            "function wrote more than output_cap bytes",
+        ));
+    }
+    Ok(len)
+}
+
 /// Starts `function(input)` as a task whose output is its one message.
 fn start_function(
     exchange: &mut Exchange<Growable, CStore>,
@@ -614,26 +647,8 @@ fn start_function(
     let body = move |ch: &mut Channel, input: &[u8]| {
         // An output the process has no memory for fails its task (ENOMEM).
         let mut output = crate::channel::try_vec(output_cap).map_err(RemoteError::from)?;
-        let mut len = 0usize;
-        // SAFETY: `function` is the caller's function with this signature;
-        // the buffers are valid for the lengths passed.
-        let rc = unsafe {
-            function(
-                input.as_ptr().cast(),
-                input.len(),
-                output.as_mut_ptr().cast(),
-                output_cap,
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(RemoteError::new(rc, "function failed"));
-        }
-        let output = output.get(..len).ok_or(RemoteError::new(
-            crate::error::code::TOOBIG,
-            "function wrote more than output_cap bytes",
-        ))?;
-        ch.send(output).map_err(RemoteError::from)
+        let len = call_function(function, input, &mut output)?;
+        ch.send(&output[..len]).map_err(RemoteError::from)
     };
     let key = Key::Function(function as usize, output_cap);
     exchange.start_keyed(key, Rc::new(body), input)

@@ -3,9 +3,9 @@
 
 use core::ffi::{c_int, c_void};
 
-use super::exchange::{pp_function, Function};
+use super::exchange::{call_function, pp_function, Function};
 use super::{bytes_mut, guard};
-use crate::error::{code, Error, RemoteError, Result};
+use crate::error::{Error, RemoteError, Result};
 use crate::exchange::records::{run, Kernel};
 use crate::exchange::TaskError;
 use crate::process::ForkCheck;
@@ -25,32 +25,9 @@ impl Kernel for CKernel<'_> {
     fn run(&self, index: usize, output: &mut [u8]) -> core::result::Result<(), RemoteError> {
         let size = self.input_size;
         let input = &self.inputs[index * size..(index + 1) * size];
-        let mut len = 0usize;
-        // SAFETY: `function` is the caller's pp_function; the buffers are
-        // valid for the lengths passed.
-        let rc = unsafe {
-            (self.function)(
-                input.as_ptr().cast(),
-                size,
-                output.as_mut_ptr().cast(),
-                output.len(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(RemoteError::new(rc, "function failed"));
-        }
-        match output.get_mut(len..) {
-            Some([]) => Ok(()),
-            Some(tail) => {
-                tail.fill(0);
-                Ok(())
-            }
-            None => Err(RemoteError::new(
-                code::TOOBIG,
-                "function wrote more than output_cap bytes",
-            )),
-        }
+        let len = call_function(self.function, input, output)?;
+        output[len..].fill(0);
+        Ok(())
     }
 }
 

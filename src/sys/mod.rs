@@ -40,7 +40,7 @@ pub use proc::{
 };
 pub use socket::socketpair;
 pub use stdio::flush_stdio;
-pub use time::{now_ns, Deadline};
+pub use time::Deadline;
 pub use unix::{
     accept, bind, connect, connect_opened, fchmod, geteuid, link, listen, lstat, mkdtemp,
     open_nofollow, peer_credentials, rmdir, setsid, stdio_to_dev_null, unix_socket, unlink,

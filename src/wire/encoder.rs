@@ -1,38 +1,22 @@
-//! The encoder's corking: frames held back to be written together, with no
-//! I/O of its own (needs `alloc`).
+//! The encoder: frames queued to be written as the socket takes them, with
+//! no I/O of its own (needs `alloc`).
 //!
-//! While corked, [`Encoder::hold`] keeps frames (up to [`CORK_LIMIT`] bytes)
-//! instead of letting the caller write them; the caller writes
-//! [`Encoder::unwritten`] with one system call when it flushes, and reports
-//! what the kernel took with [`Encoder::written`], so a write cut short
-//! resumes where it stopped.
+//! The caller writes [`Encoder::unwritten`] when its socket is writable and
+//! reports what the kernel took with [`Encoder::written`], so a write cut
+//! short resumes where it stopped.
 
 use alloc::vec::Vec;
 
-use super::{Header, Kind, FLAG_END, HEADER_LEN};
+use super::Header;
 
-/// Most bytes a corked encoder holds back before they must be written.
-///
-/// See the example on [`Encoder`].
-pub const CORK_LIMIT: usize = 64 * 1024;
-
-/// Frames held back for one write.
+/// Frames queued for writing (an outbox).
 ///
 /// ```
-/// use pprocess::wire::{Encoder, Header, Kind, CORK_LIMIT, FLAG_END, HEADER_LEN};
+/// use pprocess::wire::{Encoder, Header, Kind, HEADER_LEN};
 ///
 /// let mut encoder = Encoder::default();
-/// let streamed = Header::new(Kind::Data, 0, 2, 1);
-/// let answer = Header::new(Kind::Data, FLAG_END, 2, 2);
-/// assert!(!encoder.hold(&answer, b"ok")); // not corked: the caller writes it
-/// encoder.cork(true); // hold only the frames that end a task
-/// assert!(encoder.is_corked());
-/// assert!(!encoder.hold(&streamed, b"hi")); // mid-task: written at once
-/// assert!(encoder.hold(&answer, b"ok"));
-/// let huge = vec![0u8; CORK_LIMIT];
-/// assert!(!encoder.hold(&Header::new(Kind::Data, FLAG_END, CORK_LIMIT as u32, 3), &huge));
-/// encoder.uncork();
-/// encoder.queue(&streamed, b"hi"); // an outbox keeps any frame
+/// encoder.queue(&Header::new(Kind::Data, 0, 2, 1), b"hi");
+/// encoder.queue(&Header::new(Kind::Data, 0, 2, 2), b"ok");
 /// assert_eq!(encoder.unwritten().len(), 2 * (HEADER_LEN + 2));
 ///
 /// // The socket took 30 bytes; the rest goes out next time.
@@ -47,56 +31,11 @@ pub struct Encoder {
     held: Vec<u8>,
     /// Bytes of `held` already written.
     sent: usize,
-    corked: bool,
-    /// Only a task's last frame (end-marked, or an error) is held; any other
-    /// frame is written at once, after what is held.
-    answers_only: bool,
 }
 
 impl Encoder {
-    /// Holds every frame from now on (`answers_only`: only the frames that
-    /// end a task).
-    ///
-    /// See the example on [`Encoder`].
-    pub fn cork(&mut self, answers_only: bool) {
-        self.corked = true;
-        self.answers_only = answers_only;
-    }
-
-    /// Stops holding frames (what is held stays until written).
-    ///
-    /// See the example on [`Encoder`].
-    pub fn uncork(&mut self) {
-        self.corked = false;
-    }
-
-    /// True while frames are held back.
-    ///
-    /// See the example on [`Encoder`].
-    pub fn is_corked(&self) -> bool {
-        self.corked
-    }
-
-    /// Keeps the frame `header` + `payload` if corked and it fits: true. False
-    /// when the caller must write it itself, after [`Encoder::unwritten`].
-    ///
-    /// See the example on [`Encoder`].
-    pub fn hold(&mut self, header: &Header, payload: &[u8]) -> bool {
-        if !self.corked {
-            return false;
-        }
-        let ends_task = header.flags & FLAG_END != 0 || header.kind == Kind::Error;
-        let fits = self.held.len() + HEADER_LEN + payload.len() <= CORK_LIMIT;
-        if (self.answers_only && !ends_task) || !fits {
-            return false;
-        }
-        self.held.extend_from_slice(&header.encode());
-        self.held.extend_from_slice(payload);
-        true
-    }
-
-    /// Keeps the frame `header` + `payload` whatever its size, after what is
-    /// held: an outbox that the caller writes as the socket takes it.
+    /// Queues the frame `header` + `payload`, whatever its size, after what
+    /// is queued.
     ///
     /// See the example on [`Encoder`].
     pub fn queue(&mut self, header: &Header, payload: &[u8]) {
@@ -105,7 +44,7 @@ impl Encoder {
     }
 
     /// Keeps a batch frame of `count` tasks (tag, arguments) after what is
-    /// held, whatever its size, built in place (see [`Encoder::queue`]);
+    /// queued, whatever its size, built in place (see [`Encoder::queue`]);
     /// `header` gives its payload length ([`super::batch_len`]).
     ///
     /// See the example on [`decode_batch`](super::decode_batch).
@@ -130,7 +69,7 @@ impl Encoder {
     ///
     /// See the example on [`Encoder`].
     pub fn written(&mut self, n: usize) {
-        self.sent = (self.sent + n).min(self.held.len());
+        self.sent = self.sent.saturating_add(n).min(self.held.len());
         if self.sent == self.held.len() {
             self.held.clear();
             self.sent = 0;
@@ -140,43 +79,22 @@ impl Encoder {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Kind, HEADER_LEN};
     use super::*;
 
     #[test]
-    fn corked_frames_are_held_in_order_and_resume_after_a_short_write() {
+    fn queued_frames_stay_in_order_and_resume_after_a_short_write() {
         let mut e = Encoder::default();
-        let data = Header::new(Kind::Data, 0, 3, 1);
-        assert!(!e.hold(&data, b"abc"), "not corked");
-        e.cork(false);
-        assert!(e.hold(&data, b"abc"));
-        assert!(e.hold(&Header::new(Kind::Ack, 0, 0, 2), &[]));
-        assert_eq!(e.unwritten().len(), 2 * HEADER_LEN + 3);
-        assert_eq!(&e.unwritten()[HEADER_LEN..HEADER_LEN + 3], b"abc");
-        e.written(10);
-        assert_eq!(e.unwritten().len(), 2 * HEADER_LEN + 3 - 10);
-        e.written(1000);
-        assert!(e.unwritten().is_empty());
-    }
-
-    #[test]
-    fn answers_only_holds_just_what_ends_a_task() {
-        let mut e = Encoder::default();
-        e.cork(true);
-        assert!(!e.hold(&Header::new(Kind::Data, 0, 1, 1), b"x"));
-        assert!(e.hold(&Header::new(Kind::Data, FLAG_END, 1, 2), b"y"));
-        assert!(e.hold(&Header::new(Kind::Error, 0, 4, 3), &[0; 4]));
-    }
-
-    #[test]
-    fn a_queued_frame_of_any_size_goes_after_what_is_held() {
-        let mut e = Encoder::default();
-        e.cork(false);
-        assert!(e.hold(&Header::new(Kind::Data, 0, 1, 1), b"a"));
-        let big = alloc::vec![7u8; CORK_LIMIT];
+        e.queue(&Header::new(Kind::Data, 0, 3, 1), b"abc");
+        let big = alloc::vec![7u8; 100_000];
         e.queue(&Header::new(Kind::Args, 0, big.len() as u32, 2), &big);
-        assert_eq!(e.unwritten().len(), 2 * HEADER_LEN + 1 + CORK_LIMIT);
-        assert_eq!(e.unwritten()[HEADER_LEN], b'a');
-        assert_eq!(e.unwritten()[HEADER_LEN + 1 + 3], Kind::Args as u8);
+        assert_eq!(e.unwritten().len(), 2 * HEADER_LEN + 3 + big.len());
+        assert_eq!(&e.unwritten()[HEADER_LEN..HEADER_LEN + 3], b"abc");
+        assert_eq!(e.unwritten()[HEADER_LEN + 3 + 3], Kind::Args as u8);
+        e.written(10);
+        assert_eq!(e.unwritten().len(), 2 * HEADER_LEN + 3 + big.len() - 10);
+        e.written(usize::MAX);
+        assert!(e.unwritten().is_empty());
     }
 
     #[test]
@@ -194,14 +112,5 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(back, tasks);
-    }
-
-    #[test]
-    fn nothing_beyond_the_limit_is_held() {
-        let mut e = Encoder::default();
-        e.cork(false);
-        let big = alloc::vec![0u8; CORK_LIMIT];
-        assert!(!e.hold(&Header::new(Kind::Data, 0, big.len() as u32, 1), &big));
-        assert!(e.unwritten().is_empty());
     }
 }

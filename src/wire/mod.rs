@@ -26,7 +26,7 @@
 //! payload; any violation is a [`ProtoError`].
 //!
 //! No I/O here: [`Decoder`] takes bytes and yields frames, keeping the
-//! partial state of a header or payload; [`Encoder`] holds corked frames and
+//! partial state of a header or payload; [`Encoder`] queues frames and
 //! tracks how much of them was written. [`Channel`](crate::Channel) is a
 //! socket plus these two.
 
@@ -42,7 +42,7 @@ pub use batch::encode_batch;
 pub use batch::{batch_len, decode_batch, BatchTasks, ENTRY_HEADER};
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
-pub use encoder::{Encoder, CORK_LIMIT};
+pub use encoder::Encoder;
 
 use bytemuck::{Pod, Zeroable};
 

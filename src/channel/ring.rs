@@ -1,0 +1,559 @@
+//! A reused worker's answers, through a ring in memory it shares with its
+//! creator (needs `alloc`).
+//!
+//! The ring is an anonymous `MAP_SHARED` mapping made before the fork: one
+//! producer (the worker), one consumer (its creator). The worker copies each
+//! frame it sends, whole and in the wire format, to the ring's tail and
+//! publishes it with a release store of the tail; the creator reads frames
+//! from the head and gives the space back with a release store of the head.
+//! Each index is written by one side only and has a cache line of its own.
+//! An answer is visible to the creator the moment it is published: no
+//! system call per answer, and nothing held back.
+//!
+//! Wake-ups (io_uring's `NEED_WAKEUP`): before the creator sleeps on the
+//! worker's socket it sets the ring's wake-up word, then looks at the tail
+//! again; after a publish, the worker looks at that word and, if set,
+//! clears it and writes one byte ([`WAKE`]) to the socket. Each side stores
+//! and then loads with a full fence between, so at least one of them sees
+//! the other's store: no wake-up is lost.
+//!
+//! A frame that does not fit (larger than the ring, or the ring is full)
+//! goes through the socket, in order: the worker publishes a marker (a
+//! header-sized record of zeros, for which the ring always keeps room),
+//! then writes its frames to the socket until the ring has room again, and
+//! then writes [`BACK`] before it publishes in the ring again. The creator,
+//! meeting the marker, reads the socket until `BACK`. So the socket carries
+//! wire frames (a callable may write its own there too), wake-up bytes and
+//! `BACK` bytes, each at a frame boundary; frames start with the magic's
+//! first byte, never 0 or 1.
+//!
+//! At the end of the worker's stream, the creator drains the ring first:
+//! whatever instant the worker dies at, every frame it published arrives.
+//!
+//! ```text
+//! ring:   [ head → frame | frame | marker | frame ... ← tail ]   (wraps)
+//! socket: [ wake | big frame | frame | BACK | wake ... ]
+//! ```
+//!
+//! The same mapping holds the worker's claim words (see `claims.rs`).
+
+use alloc::vec::Vec;
+use core::sync::atomic::{fence, AtomicU64, Ordering};
+
+use crate::sys::{self, Errno, Fd, SharedMap};
+use crate::wire::HEADER_LEN;
+
+/// Words in a cache line: each index gets one of its own.
+const LINE: usize = 8;
+/// Word: bytes the worker has published (it alone writes it).
+const TAIL: usize = 0;
+/// Word: bytes the creator has taken (it alone writes it).
+const HEAD: usize = LINE;
+/// Word: nonzero when the creator is going to sleep on the socket.
+const NEED_WAKEUP: usize = 2 * LINE;
+/// Words from here: the claim words, a ring of [`CLAIM_WORDS`].
+const CLAIMS: usize = 3 * LINE;
+/// How many claim words there are.
+pub(crate) const CLAIM_WORDS: usize = 512;
+/// The frames' bytes start here, after the words.
+const DATA: usize = 8192;
+const _: () = assert!((CLAIMS + CLAIM_WORDS) * 8 <= DATA);
+/// Bytes the ring holds.
+const CAPACITY: usize = 64 * 1024;
+/// A marker: the frames after it come through the socket, until [`BACK`].
+const MARKER: [u8; HEADER_LEN] = [0; HEADER_LEN];
+
+/// On the socket: the worker published while its creator slept.
+const WAKE: u8 = 0;
+/// On the socket: the frames after a marker have all been written; the
+/// next ones are in the ring.
+const BACK: u8 = 1;
+
+/// Frames creators in this process took from rings, and frames that came
+/// through the socket behind a marker (for tests: see [`answer_paths`]).
+static RING_FRAMES: AtomicU64 = AtomicU64::new(0);
+static MARKED_FRAMES: AtomicU64 = AtomicU64::new(0);
+
+/// How many frames the reused workers' creators in this process took from
+/// their shared-memory rings, and how many came through a socket behind a
+/// marker (too big for the ring, or the ring full): for tests that must
+/// fail if the shared-memory path is bypassed.
+///
+/// ```
+/// use pprocess::channel::answer_paths;
+/// use pprocess::{Options, Queue};
+///
+/// let (before, _) = answer_paths();
+/// let mut queue = Queue::with_options(1, Options { reuse: true, ..Options::default() });
+/// let echo = queue.manage_function(|x: &[u8]| Ok(x.to_vec()));
+/// echo.call(&mut queue, b"hi")?;
+/// assert_eq!(queue.next().unwrap().unwrap(), b"hi");
+/// assert!(answer_paths().0 > before); // the answer came through the ring
+/// # Ok::<(), pprocess::Error>(())
+/// ```
+#[doc(hidden)]
+pub fn answer_paths() -> (u64, u64) {
+    (
+        RING_FRAMES.load(Ordering::Relaxed),
+        MARKED_FRAMES.load(Ordering::Relaxed),
+    )
+}
+
+/// The shared mapping of one reused worker's answer ring.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    map: SharedMap,
+}
+
+impl Ring {
+    /// A new, empty ring; made before the fork, so that the worker and its
+    /// creator share it.
+    pub(crate) fn new() -> sys::Result<Ring> {
+        Ok(Ring {
+            map: SharedMap::new(DATA + CAPACITY)?,
+        })
+    }
+
+    /// A second handle on the same pages, as the fork gives the other
+    /// process: for tests in one process (never to be dropped).
+    #[cfg(test)]
+    pub(super) fn alias(&self) -> core::mem::ManuallyDrop<Ring> {
+        core::mem::ManuallyDrop::new(Ring {
+            map: core::mem::ManuallyDrop::into_inner(self.map.alias()),
+        })
+    }
+
+    /// Processes forked from now on do not get this mapping.
+    pub(super) fn keep_from_forks(&mut self) {
+        self.map.keep_from_forks();
+    }
+
+    /// The claim words (see `claims.rs`).
+    pub(super) fn claims(&self) -> &[AtomicU64] {
+        &self.map.words()[CLAIMS..CLAIMS + CLAIM_WORDS]
+    }
+
+    fn word(&self, index: usize) -> &AtomicU64 {
+        &self.map.words()[index]
+    }
+}
+
+/// The worker's side: publishes the frames it sends.
+#[derive(Debug)]
+pub(super) struct Writer {
+    ring: Ring,
+    /// Bytes published.
+    tail: u64,
+    /// Bytes the creator had taken, as last seen.
+    head: u64,
+    /// After a marker: frames go to the socket until the ring has room.
+    on_socket: bool,
+}
+
+impl Writer {
+    pub(super) fn new(ring: Ring) -> Writer {
+        Writer {
+            ring,
+            tail: 0,
+            head: 0,
+            on_socket: false,
+        }
+    }
+
+    pub(super) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Free bytes, as last seen.
+    fn room(&self) -> usize {
+        CAPACITY - (self.tail - self.head).min(CAPACITY as u64) as usize
+    }
+
+    /// Sends one frame, `parts` in order: into the ring, or through `fd`
+    /// behind a marker. Every frame leaves room for a marker after it.
+    pub(super) fn write(&mut self, fd: &Fd, parts: &[&[u8]]) -> sys::Result<()> {
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        if self.room() < len + MARKER.len() {
+            // A creator that scribbled on its word changes nothing here.
+            let head = self.ring.word(HEAD).load(Ordering::Acquire);
+            self.head = head.clamp(self.head, self.tail);
+        }
+        let fits = self.room() >= len + MARKER.len();
+        if self.on_socket {
+            if !fits {
+                return sys::send_vectored(fd, parts);
+            }
+            sys::send_vectored(fd, &[&[BACK]])?;
+            self.on_socket = false;
+        }
+        if fits {
+            self.put(parts);
+            return self.publish(fd);
+        }
+        // The marker takes the room every frame leaves.
+        self.put(&[&MARKER]);
+        self.on_socket = true;
+        self.publish(fd)?;
+        sys::send_vectored(fd, parts)
+    }
+
+    /// Copies `parts` to the tail (not published yet).
+    fn put(&mut self, parts: &[&[u8]]) {
+        let bytes = &mut self.ring.map.bytes_mut()[DATA..];
+        for part in parts {
+            let at = (self.tail % CAPACITY as u64) as usize;
+            let first = part.len().min(CAPACITY - at);
+            bytes[at..at + first].copy_from_slice(&part[..first]);
+            bytes[..part.len() - first].copy_from_slice(&part[first..]);
+            self.tail += part.len() as u64;
+        }
+    }
+
+    /// Publishes what was put, and wakes the creator if it sleeps.
+    fn publish(&mut self, fd: &Fd) -> sys::Result<()> {
+        self.ring.word(TAIL).store(self.tail, Ordering::Release);
+        // Store the tail, then load the flag; the creator does the reverse.
+        fence(Ordering::SeqCst);
+        let wake = self.ring.word(NEED_WAKEUP);
+        if wake.load(Ordering::Relaxed) != 0 && wake.swap(0, Ordering::AcqRel) != 0 {
+            return sys::send_vectored(fd, &[&[WAKE]]);
+        }
+        Ok(())
+    }
+}
+
+/// The creator's side: the worker's stream, from the ring and the socket.
+#[derive(Debug)]
+pub(super) struct Reader {
+    ring: Ring,
+    /// Bytes taken from the ring.
+    head: u64,
+    /// Bytes published, as last seen.
+    tail: u64,
+    /// Bytes of the ring frame being handed out still to go.
+    frame_left: usize,
+    /// After a marker: the frames come from the socket until [`BACK`].
+    on_socket: bool,
+    /// Bytes read from the socket, from `at` not handed out yet.
+    staged: Vec<u8>,
+    at: usize,
+    /// Bytes of the socket frame being handed out still to go.
+    socket_left: usize,
+    /// The socket's stream has ended.
+    eof: bool,
+}
+
+/// Bytes the reader asks the socket for at a time.
+const STAGE: usize = 16 * 1024;
+
+impl Reader {
+    pub(super) fn new(ring: Ring) -> Reader {
+        Reader {
+            ring,
+            head: 0,
+            tail: 0,
+            frame_left: 0,
+            on_socket: false,
+            staged: Vec::new(),
+            at: 0,
+            socket_left: 0,
+            eof: false,
+        }
+    }
+
+    pub(super) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// One read of the worker's stream into `buf`: the ring's frames, in
+    /// order, switching to the socket at a marker; the socket (`block`ing
+    /// or not, [`Errno::AGAIN`] when nothing is queued) when the ring has
+    /// nothing. `Ok(0)` once the socket has ended and the ring is drained.
+    pub(super) fn read(&mut self, fd: &Fd, buf: &mut [u8], block: bool) -> sys::Result<usize> {
+        loop {
+            if self.socket_left == 0 && !self.on_socket {
+                let n = self.take_ring(buf)?;
+                if n > 0 || self.on_socket {
+                    if n > 0 {
+                        return Ok(n);
+                    }
+                    continue;
+                }
+            }
+            match self.take_staged(buf) {
+                Some(0) => continue,
+                Some(n) => return Ok(n),
+                None => {}
+            }
+            if self.eof {
+                return Ok(0);
+            }
+            // About to wait on the socket: say so, then look again.
+            let in_ring = self.socket_left == 0 && !self.on_socket;
+            if block && in_ring && self.sleep_ready() {
+                continue;
+            }
+            self.stage(fd, block)?;
+        }
+    }
+
+    /// The ring's published bytes beyond the head (a tail the worker could
+    /// not have written is an error).
+    fn published(&mut self) -> sys::Result<u64> {
+        if self.head == self.tail {
+            let tail = self.ring.word(TAIL).load(Ordering::Acquire);
+            if tail < self.head || tail - self.head > CAPACITY as u64 {
+                return Err(Errno::INVAL);
+            }
+            self.tail = tail;
+        }
+        Ok(self.tail - self.head)
+    }
+
+    /// Hands out ring frames into `buf`; stops at a marker (then reading
+    /// from the socket).
+    fn take_ring(&mut self, buf: &mut [u8]) -> sys::Result<usize> {
+        let mut done = 0;
+        let start = self.head;
+        while done < buf.len() {
+            if self.frame_left == 0 {
+                let published = self.published()?;
+                if published == 0 {
+                    break;
+                }
+                let mut header = [0u8; HEADER_LEN];
+                if published < HEADER_LEN as u64 || !self.copy_out(&mut header) {
+                    return Err(Errno::INVAL);
+                }
+                if header == MARKER {
+                    self.head += HEADER_LEN as u64;
+                    self.on_socket = true;
+                    break;
+                }
+                let len = HEADER_LEN as u64 + u64::from(frame_length(&header));
+                if len > published {
+                    return Err(Errno::INVAL); // never published whole
+                }
+                self.frame_left = len as usize;
+                RING_FRAMES.fetch_add(1, Ordering::Relaxed);
+            }
+            let n = self.frame_left.min(buf.len() - done);
+            if !self.copy_out(&mut buf[done..done + n]) {
+                return Err(Errno::INVAL);
+            }
+            self.head += n as u64;
+            self.frame_left -= n;
+            done += n;
+        }
+        if self.head != start {
+            self.ring.word(HEAD).store(self.head, Ordering::Release);
+        }
+        Ok(done)
+    }
+
+    /// Copies the ring's bytes from the head into `dst` (not consumed).
+    fn copy_out(&self, dst: &mut [u8]) -> bool {
+        let at = (self.head % CAPACITY as u64) as usize;
+        let first = dst.len().min(CAPACITY - at);
+        let (a, b) = dst.split_at_mut(first);
+        self.ring.map.read_racy(DATA + at, a) && self.ring.map.read_racy(DATA, b)
+    }
+
+    /// Hands out staged socket bytes: the rest of a frame, wake-ups and
+    /// `BACK` skipped. `Some(0)` after a `BACK` (the ring is next), None
+    /// when more must be read first.
+    fn take_staged(&mut self, buf: &mut [u8]) -> Option<usize> {
+        while self.at < self.staged.len() {
+            if self.socket_left == 0 {
+                match self.staged[self.at] {
+                    WAKE => {
+                        self.at += 1;
+                        continue;
+                    }
+                    BACK => {
+                        self.at += 1;
+                        self.on_socket = false;
+                        return Some(0);
+                    }
+                    _ => {}
+                }
+                let rest = &self.staged[self.at..];
+                self.socket_left = match rest.get(..HEADER_LEN) {
+                    Some(header) => HEADER_LEN + frame_length(header) as usize,
+                    // Cut short for good: the decoder sees how.
+                    None if self.eof => rest.len(),
+                    None => return None,
+                };
+                if self.on_socket {
+                    MARKED_FRAMES.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let n = self
+                .socket_left
+                .min(self.staged.len() - self.at)
+                .min(buf.len());
+            buf[..n].copy_from_slice(&self.staged[self.at..self.at + n]);
+            self.at += n;
+            self.socket_left -= n;
+            return Some(n);
+        }
+        None
+    }
+
+    /// Reads what the socket has into the staging buffer.
+    fn stage(&mut self, fd: &Fd, block: bool) -> sys::Result<()> {
+        self.staged.drain(..self.at);
+        self.at = 0;
+        let len = self.staged.len();
+        if self.staged.try_reserve(STAGE).is_err() {
+            return Err(Errno::NOMEM);
+        }
+        self.staged.resize(len + STAGE, 0);
+        let read = match block {
+            true => sys::read(fd, &mut self.staged[len..]),
+            false => sys::read_now(fd, &mut self.staged[len..]),
+        };
+        let n = match read {
+            Ok(n) => n,
+            Err(Errno::CONNRESET) => 0,
+            Err(e) => {
+                self.staged.truncate(len);
+                return Err(e);
+            }
+        };
+        self.staged.truncate(len + n);
+        self.eof |= n == 0;
+        Ok(())
+    }
+
+    /// Before the creator sleeps on the socket: asks the worker for a
+    /// wake-up, then looks at the ring again. True when there is something
+    /// to read without the socket (then no need to sleep).
+    pub(super) fn sleep_ready(&self) -> bool {
+        if self.ready() {
+            return true;
+        }
+        self.ring.word(NEED_WAKEUP).store(1, Ordering::Relaxed);
+        // Store the flag, then load the tail; the worker does the reverse.
+        fence(Ordering::SeqCst);
+        self.ready()
+    }
+
+    /// True when a read hands out bytes without reading the socket.
+    pub(super) fn ready(&self) -> bool {
+        if self.socket_left > 0 {
+            return self.at < self.staged.len();
+        }
+        let controls = self.staged[self.at..].iter().take_while(|&&b| b == WAKE);
+        let next = self.at + controls.count();
+        match self.staged.get(next) {
+            Some(&BACK) => return true,
+            Some(_) => return self.eof || self.staged.len() - next >= HEADER_LEN,
+            None if self.on_socket => return false,
+            None => {}
+        }
+        self.frame_left > 0 || self.ring.word(TAIL).load(Ordering::Acquire) != self.head
+    }
+}
+
+/// The payload length a header's bytes give.
+fn frame_length(header: &[u8]) -> u32 {
+    u32::from_le_bytes([header[8], header[9], header[10], header[11]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Header, Kind, FLAG_END};
+
+    fn frame(task: u64, payload: &[u8]) -> Vec<u8> {
+        let header = Header::new(Kind::Data, FLAG_END, payload.len() as u32, 1).for_task(task);
+        let mut bytes = header.encode().to_vec();
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    /// A worker's writer and its creator's reader on one ring, as after a
+    /// fork, with the socket between them.
+    fn pair() -> (Writer, Fd, Reader, Fd) {
+        let (worker, creator) = sys::socketpair().unwrap();
+        let ring = Ring::new().unwrap();
+        let alias = core::mem::ManuallyDrop::into_inner(ring.alias());
+        (Writer::new(ring), worker, Reader::new(alias), creator)
+    }
+
+    /// Reads until the end of the stream (the reader's alias of the
+    /// writer's pages is forgotten, never unmapped).
+    fn read_to_end(reader: Reader, fd: &Fd) -> Vec<u8> {
+        let mut reader = core::mem::ManuallyDrop::new(reader);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 100];
+        loop {
+            match reader.read(fd, &mut buf, true).unwrap() {
+                0 => return got,
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    #[test]
+    fn frames_arrive_in_order_through_the_ring_the_socket_and_back() {
+        let (mut writer, worker, reader, creator) = pair();
+        let (ring_before, marked_before) = answer_paths();
+        let mut sent = Vec::new();
+        // Small ones, one larger than the ring, then enough to fill it
+        // (the rest goes through the socket until there is room again).
+        let mut frames = alloc::vec![frame(1, b"small"), frame(2, &[7; CAPACITY])];
+        frames.extend((3..90).map(|task| frame(task, &[task as u8; 1000])));
+        for f in &frames {
+            writer.write(&worker, &[f]).unwrap();
+            sent.extend_from_slice(f);
+        }
+        drop(worker); // the worker is gone: the ring is drained, then the end
+        assert_eq!(read_to_end(reader, &creator), sent);
+        let (ring, marked) = answer_paths();
+        assert!(
+            ring - ring_before >= 60,
+            "most frames came through the ring"
+        );
+        assert!(marked - marked_before >= 2, "the big one and the overflow");
+        drop(writer); // after the reader: it unmaps the pages
+    }
+
+    #[test]
+    fn a_sleeping_creator_is_woken_once_and_an_awake_one_never() {
+        let (mut writer, worker, mut reader, creator) = pair();
+        let mut byte = [9u8; 8];
+        writer.write(&worker, &[&frame(1, b"a")]).unwrap();
+        assert_eq!(sys::read_now(&creator, &mut byte), Err(Errno::AGAIN));
+        assert!(reader.sleep_ready(), "published: no need to sleep");
+        let mut buf = [0u8; 64];
+        assert_eq!(reader.read(&creator, &mut buf, false), Ok(HEADER_LEN + 1));
+        assert!(!reader.sleep_ready(), "empty: sleeps, asking for a wake-up");
+        writer.write(&worker, &[&frame(2, b"b")]).unwrap();
+        writer.write(&worker, &[&frame(3, b"c")]).unwrap();
+        assert_eq!(sys::read_now(&creator, &mut byte), Ok(1), "one wake-up");
+        assert_eq!(byte[0], WAKE);
+        assert_eq!(
+            reader.read(&creator, &mut buf, true),
+            Ok(2 * (HEADER_LEN + 1))
+        );
+        core::mem::forget(reader);
+        drop(writer);
+    }
+
+    #[test]
+    fn a_scribbled_tail_is_an_error_not_a_panic() {
+        let (writer, _worker, mut reader, creator) = pair();
+        writer.ring().word(TAIL).store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(
+            reader.read(&creator, &mut [0u8; 8], false),
+            Err(Errno::INVAL)
+        );
+        writer.ring().word(TAIL).store(30, Ordering::Relaxed);
+        // A zeroed ring: a marker, then a header claiming nothing more.
+        assert!(reader.read(&creator, &mut [0u8; 8], false).is_err());
+        core::mem::forget(reader);
+        drop(writer);
+    }
+}
