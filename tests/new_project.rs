@@ -52,6 +52,11 @@ mod tests {
 mod readme {
 README_BLOCK
 }
+
+/// docs/testing.md's block, as written.
+mod testing_page {
+TESTING_BLOCK
+}
 "#;
 
 #[test]
@@ -68,10 +73,20 @@ fn packaging_a_new_project_tests_pmap_through_in_new_process() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("the README's testing section has a rust block");
-    assert!(block.contains("in_new_process"), "the README's block: {block}");
+    assert!(
+        block.contains("in_new_process"),
+        "the README's block: {block}"
+    );
+    let page = std::fs::read_to_string(common::root().join("docs/testing.md")).unwrap();
+    let page_block = page
+        .split("```rust\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/testing.md has a rust block");
     std::fs::write(
         project.join("src/lib.rs"),
-        LIB.replace("README_BLOCK", block),
+        LIB.replace("README_BLOCK", block)
+            .replace("TESTING_BLOCK", page_block),
     )
     .unwrap();
     // The versions this crate is tested with, all already downloaded.
@@ -93,9 +108,11 @@ fn packaging_a_new_project_tests_pmap_through_in_new_process() {
         "test tests::squares_in_workers ... ok",
         "test tests::without_the_helper_pmap_refuses ... ok",
         "test readme::squares_in_workers ... ok",
+        "test testing_page::tests::squares_in_workers ... ok",
+        "test testing_page::tests::a_worker_answers ... ok",
         "refused: refused to fork: the process has other threads (in a #[test], run its body \
          with pprocess::testing::in_new_process",
-        "test result: ok. 3 passed; 0 failed",
+        "test result: ok. 5 passed; 0 failed",
     ] {
         assert!(
             stdout.contains(expected),
