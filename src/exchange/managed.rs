@@ -112,8 +112,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// Binds a plain function once (pprocess's `manage(MakeParallel(fn))`,
-    /// `MakeReusable` with reuse): its output is each task's one message
-    /// (shown in use on [`Managed`]).
+    /// `MakeReusable` with reuse): its output is each task's one message.
     pub fn manage_function<F>(&self, function: F) -> Managed
     where
         F: Fn(&[u8]) -> core::result::Result<Vec<u8>, RemoteError> + 'static,

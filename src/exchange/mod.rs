@@ -244,7 +244,7 @@ pub enum CreatedTask {
 /// # Every call in one example
 ///
 /// The calls that start, add, store and finish tasks, with growable
-/// storage; the methods without an example of their own link here.
+/// storage, including the methods that have no example of their own.
 ///
 /// ```
 /// use pprocess::exchange::{CreatedTask, Growable, Limit};

@@ -171,9 +171,8 @@ impl<H: Results> Exchange<Growable, H> {
     }
 
     /// The results of the tasks in `tasks`, in task order, waiting until
-    /// they are all in (the tutorial's `results[i*N:i*N+N]`), shown on
-    /// [`Exchange::get`]. [`Error::Done`] if one never started (or in a
-    /// queue).
+    /// they are all in (the tutorial's `results[i*N:i*N+N]`).
+    /// [`Error::Done`] if one never started (or in a queue).
     pub fn range(
         &mut self,
         tasks: core::ops::Range<TaskId>,

@@ -98,9 +98,9 @@ impl<C: BorrowMut<Channel>> Slot<C> {
 
 /// Storage for an exchange's slots.
 ///
-/// An exchange's storage is its first type parameter (see the examples on
-/// [`Exchange`](super::Exchange)); the slots themselves are the exchange's
-/// business:
+/// An exchange's storage is its first type parameter
+/// ([`Exchange`](super::Exchange)`<Growable, _>` or `Exchange<Fixed<N>, _>`);
+/// the slots themselves are the exchange's business:
 ///
 /// ```
 /// use pprocess::exchange::{Fixed, Growable, Slot, Slots};
