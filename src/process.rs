@@ -6,17 +6,11 @@ use crate::error::{Error, RemoteError, Result};
 use crate::sys::{self, Forked};
 
 /// Exit status of a created process whose callable returned an error.
-///
-/// See the example on [`waitall`].
 pub const EXIT_CALLABLE_ERROR: i32 = 1;
 /// Exit status of a created process whose callable panicked.
-///
-/// See the example on [`waitall`].
 pub const EXIT_CALLABLE_PANIC: i32 = 101;
 
 /// Which side of [`create`] this is, each with its end of the channel.
-///
-/// See the example on [`create`].
 #[derive(Debug)]
 pub enum Created {
     /// In the new process: the channel to the creator.
@@ -132,8 +126,6 @@ pub fn create() -> Result<Created> {
 /// # Safety
 /// The new process, until it exits, touches nothing another thread could
 /// have held at the fork: see [`allow_fork_with_threads`] for the contract.
-///
-/// See the example on [`allow_fork_with_threads`].
 pub unsafe fn create_unchecked() -> Result<Created> {
     create_as(ForkCheck::Accepted)
 }
@@ -204,8 +196,6 @@ where
 /// # Safety
 /// `callable`, run in the new process, touches nothing another thread could
 /// have held at the fork: see [`allow_fork_with_threads`] for the contract.
-///
-/// See the example on [`allow_fork_with_threads`].
 pub unsafe fn start_unchecked<F>(callable: F) -> Result<Channel>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
@@ -292,8 +282,6 @@ pub(crate) fn guarded<R>(
 /// Rust's `std::io::stdout` is not flushed here: another thread of the
 /// creator may have held its lock at the fork, and flushing would then hang.
 /// It is line-buffered, so end printed lines with a newline (or flush).
-///
-/// See the example on [`create`].
 pub fn exit(channel: Channel, status: i32) -> ! {
     drop(channel);
     sys::flush_stdio();
@@ -332,8 +320,6 @@ pub fn waitall() -> Result<usize> {
 }
 
 /// The number of online processors (pprocess's `get_number_of_cores`).
-///
-/// See the example on [`waitall`].
 pub fn number_of_cores() -> usize {
     sys::number_of_cpus()
 }

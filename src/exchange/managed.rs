@@ -59,8 +59,6 @@ impl Managed {
 
     /// [`Managed::call`] with a fixed-layout value as the arguments (for a
     /// callable from [`Exchange::manage_value`]).
-    ///
-    /// See the example on [`Exchange::manage_value`].
     pub fn call_value<S: Slots, H: StoreData, A: Pod>(
         &self,
         exchange: &mut Exchange<S, H>,
@@ -71,8 +69,6 @@ impl Managed {
 
     /// Runs the callable with `args` as a new task of `exchange`, at once or
     /// when the limit allows (see [`Exchange::start`]). Returns the task id.
-    ///
-    /// See the example on [`Managed`].
     pub fn call<S: Slots, H: StoreData>(
         &self,
         exchange: &mut Exchange<S, H>,
@@ -87,7 +83,27 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// (pprocess's `manage(MakeReusable(fn))`): each [`Managed::call`] runs
     /// `callable(channel, args)` as a task, and with
     /// [`Options::reuse`](super::Options::reuse) the tasks of this handle
-    /// share its workers. See [`Managed`] for an example.
+    /// share its workers. The callable receives on and sends over the
+    /// channel as it likes; [`Exchange::manage_function`] is the shorter
+    /// form for a function whose output is the task's one message.
+    ///
+    /// ```
+    /// use pprocess::exchange::value_of;
+    /// use pprocess::{Managed, Options, Queue};
+    ///
+    /// let mut queue = Queue::with_options(2, Options { reuse: true, ..Options::default() });
+    /// // One handle: every call runs this callable, in this handle's workers.
+    /// let sum: Managed = queue.manage(|channel, args| {
+    ///     let total: u32 = args.iter().map(|&b| u32::from(b)).sum();
+    ///     Ok(channel.send_value(&total)?)
+    /// });
+    /// sum.call(&mut queue, &[1, 2, 3])?;
+    /// sum.call(&mut queue, &[10, 20])?;
+    /// let mut totals: Vec<u32> = queue.map(value_of::<u32>).collect::<Result<_, _>>()?;
+    /// totals.sort();
+    /// assert_eq!(totals, [6, 30]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn manage<F>(&self, callable: F) -> Managed
     where
         F: Fn(&mut Channel, &[u8]) -> core::result::Result<(), RemoteError> + 'static,
@@ -97,7 +113,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 
     /// Binds a plain function once (pprocess's `manage(MakeParallel(fn))`,
     /// `MakeReusable` with reuse): its output is each task's one message.
-    /// See [`Managed`] for an example.
     pub fn manage_function<F>(&self, function: F) -> Managed
     where
         F: Fn(&[u8]) -> core::result::Result<Vec<u8>, RemoteError> + 'static,

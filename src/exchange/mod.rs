@@ -46,8 +46,6 @@ pub use slots::{Fixed, Slot, Slots, WINDOW};
 
 /// Identifies a task: tasks are numbered from 0 in the order they were
 /// started or added.
-///
-/// See the example on [`Exchange`].
 pub type TaskId = usize;
 
 /// How an exchange runs its tasks (pprocess's `reuse`, `continuous` and
@@ -96,8 +94,6 @@ pub struct Options {
 }
 
 /// Receives what an exchange's tasks send (pprocess's `store_data`).
-///
-/// See the example on [`Exchange`].
 pub trait StoreData {
     /// A message from `task` is waiting on `channel`: receive it here.
     fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> Result<()>;
@@ -190,8 +186,6 @@ impl From<Option<usize>> for Limit {
 
 impl Limit {
     /// The number of processes this limit allows ([`usize::MAX`] for none).
-    ///
-    /// See the example on [`Limit`].
     pub fn get(self) -> usize {
         match self {
             Limit::Unbounded => usize::MAX,
@@ -202,8 +196,6 @@ impl Limit {
 }
 
 /// Which side of [`Exchange::create`] this is.
-///
-/// See the example on [`Exchange`].
 // The channel stays inline (no allocator in no_std); this value is made
 // once per created process.
 #[allow(clippy::large_enum_variant)]
@@ -252,7 +244,7 @@ pub enum CreatedTask {
 /// # Every call in one example
 ///
 /// The calls that start, add, store and finish tasks, with growable
-/// storage; the methods without an example of their own link here.
+/// storage, including the methods that have no example of their own.
 ///
 /// ```
 /// use pprocess::exchange::{CreatedTask, Growable, Limit};
@@ -341,8 +333,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// An exchange running at most `limit` processes at once (a
     /// [`Limit`]: `0` is one per processor, `None` no limit; never more
     /// than the storage holds).
-    ///
-    /// See the example on [`Exchange`].
     pub fn new(limit: impl Into<Limit>, options: Options, handler: H) -> Self {
         let slots = S::default();
         Exchange {
@@ -375,60 +365,44 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// The store handler.
-    ///
-    /// See the example on [`Exchange`].
     pub fn handler(&self) -> &H {
         &self.handler
     }
 
     /// The store handler, mutably.
-    ///
-    /// See the example on [`Exchange`].
     pub fn handler_mut(&mut self) -> &mut H {
         &mut self.handler
     }
 
     /// The options this exchange was made with.
-    ///
-    /// See the example on [`Exchange`].
     pub fn options(&self) -> Options {
         self.options
     }
 
     /// The most processes run at once ([`usize::MAX`] for
     /// [`Limit::Unbounded`] with growable storage).
-    ///
-    /// See the example on [`Exchange`].
     pub fn limit(&self) -> usize {
         self.limit
     }
 
     /// Changes the limit (never more than the storage holds). Processes
     /// already running keep running.
-    ///
-    /// See the example on [`Exchange`].
     pub fn set_limit(&mut self, limit: impl Into<Limit>) {
         self.limit = limit.into().get().min(self.slots.capacity());
     }
 
     /// True when as many channels are monitored as the limit allows.
-    ///
-    /// See the example on [`Exchange`].
     pub fn busy(&self) -> bool {
         self.active_count() >= self.limit
     }
 
     /// True while channels are monitored or tasks wait to start.
-    ///
-    /// See the example on [`Exchange`].
     pub fn unfinished(&self) -> bool {
         self.active_count() > 0 || self.waiting() > 0
     }
 
     /// Tasks waiting to start: because the exchange is at its limit, or, for
     /// reused workers, for the next chunk of tasks to be written to a worker.
-    ///
-    /// See the example on [`Exchange`].
     pub fn waiting(&self) -> usize {
         #[cfg(feature = "alloc")]
         return self.jobs.waiting();
@@ -437,8 +411,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// The id the next task started or added will get.
-    ///
-    /// See the example on [`Exchange`].
     pub fn next_id(&self) -> TaskId {
         self.next_task
     }
@@ -461,8 +433,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     ///
     /// [`connect_persistent`]: crate::connect_persistent
     /// [`create_persistent`]: crate::create_persistent
-    ///
-    /// See the example on [`Exchange`].
     pub fn add(&mut self, channel: impl Into<S::Held>) -> core::result::Result<TaskId, S::Held> {
         let task = self.next_task;
         #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
@@ -501,8 +471,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Stores results until the exchange is below its limit, then adds
     /// `channel` (pprocess's `add_wait`), acknowledging the results from
     /// persistent processes stored meanwhile as [`Exchange::wait`] does.
-    ///
-    /// See the example on [`Exchange`].
     pub fn add_wait(&mut self, channel: impl Into<S::Held>) -> Result<TaskId> {
         self.wait_below_limit()?;
         self.add(channel).map_err(|_| Error::Busy)
@@ -545,8 +513,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [`Options::keep_removed`]. A task of it still without its result gets
     /// [`Error::Closed`] in its place. [`Error::Invalid`] if no such channel
     /// is monitored.
-    ///
-    /// See the example on [`Exchange`].
     pub fn remove(&mut self, fd: i32) -> Result<Option<S::Held>> {
         let index = self
             .slots
@@ -610,8 +576,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// connection ends only once its results are acknowledged, so a loop
     /// `while exchange.active_count() > 0 { exchange.store(-1)?; }` would otherwise
     /// wait forever.
-    ///
-    /// See the example on [`Exchange`].
     pub fn store(&mut self, timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
         if timeout_ms < 0 {
@@ -907,8 +871,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Stores results until the exchange is below its limit (pprocess's
     /// `wait`). Results from persistent processes stored meanwhile are
     /// acknowledged (see [`Exchange::connect`]).
-    ///
-    /// See the example on [`Exchange`].
     pub fn wait(&mut self) -> Result<()> {
         self.wait_below_limit()
     }
@@ -917,8 +879,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// been collected (pprocess's `finish`); idle reused workers are told to
     /// exit and collected too. Results from persistent processes stored and
     /// not yet taken are acknowledged (see [`Exchange::connect`]).
-    ///
-    /// See the example on [`Exchange`].
     pub fn finish(&mut self) -> Result<()> {
         while self.unfinished() {
             #[cfg(feature = "alloc")]
@@ -934,8 +894,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [`CreatedTask::Child`] with its channel (finish with [`process::exit`]);
     /// the creator gets the pid and task id, and what the new process sends
     /// is stored by this exchange.
-    ///
-    /// See the example on [`Exchange`].
     pub fn create(&mut self) -> Result<CreatedTask> {
         self.wait_below_limit()?;
         match process::create_as(self.fork)? {
@@ -954,8 +912,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// (pprocess's `start`). At the limit, the task waits in the waiting list
     /// and starts as others finish (so this needs `alloc`;
     /// [`Exchange::start_wait`] is the call without a waiting list).
-    ///
-    /// See the example on [`Exchange`].
     #[cfg(feature = "alloc")]
     pub fn start<F>(&mut self, callable: F) -> Result<TaskId>
     where
@@ -970,8 +926,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// `callable` in a new process as a task of this exchange (the
     /// [`Exchange::add_wait`] of [`Exchange::start`]): it has started when
     /// this returns. Needs no allocator.
-    ///
-    /// See the example on [`Exchange`].
     pub fn start_wait<F>(&mut self, callable: F) -> Result<TaskId>
     where
         F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,

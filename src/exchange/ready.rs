@@ -10,8 +10,31 @@ use crate::sys::{self, Deadline};
 
 /// A channel that [`Exchange::ready`] took out of the exchange because it
 /// ended (pprocess's `removed` list): it was closed and its process
-/// collected (or, if it had not exited yet, it is collected later). See
-/// [`Exchange::ready`] for an example.
+/// collected (or, if it had not exited yet, it is collected later).
+///
+/// ```
+/// use pprocess::exchange::{Growable, Removed};
+/// use pprocess::{Error, Exchange, Options, StoreData, Channel, TaskId};
+///
+/// struct Discard;
+/// impl StoreData for Discard {
+///     fn store_data(&mut self, channel: &mut Channel, _: TaskId) -> pprocess::Result<()> {
+///         channel.receive_vec().map(drop)
+///     }
+/// }
+/// let mut exchange: Exchange<Growable, Discard> = Exchange::new(1, Options::default(), Discard);
+/// let task = exchange.start(|_| Ok(()))?;
+/// let mut removed: Vec<Removed> = Vec::new();
+/// while exchange.unfinished() {
+///     exchange.ready(-1)?;
+///     removed.extend_from_slice(exchange.removed());
+/// }
+/// // The one channel ended normally after its task.
+/// let [Removed { pid, task: last, why }] = removed[..] else { panic!("{removed:?}") };
+/// assert!(pid > 0);
+/// assert_eq!((last, why), (Some(task), Error::Closed));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Removed {
     /// The process at the other end (0 for a channel of no child, such as a
@@ -32,16 +55,11 @@ pub(super) type RemovedList = alloc::vec::Vec<Removed>;
 pub(super) type RemovedList = heapless::Vec<Removed, REMOVED_MAX>;
 
 /// Without `alloc`, the most channels one [`Exchange::ready`] call removes.
-///
-/// See the example on [`Exchange::ready`].
 pub const REMOVED_MAX: usize = 64;
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// The channels monitored (pprocess's `active()`), in no particular
-    /// order; [`Exchange::active_count`] is their number. See
-    /// [`Exchange::ready`] for the loop that uses both.
-    ///
-    /// See the example on [`Exchange`].
+    /// order; [`Exchange::active_count`] is their number.
     pub fn active(&self) -> impl Iterator<Item = &Channel> + '_ {
         self.slots.slots().iter().map(|slot| slot.channel.borrow())
     }
@@ -52,8 +70,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.slots.slots_mut().iter_mut().map(|slot| slot.channel())
     }
 
-    /// The number of channels monitored (see [`Exchange::ready`] for an
-    /// example).
+    /// The number of channels monitored: those [`Exchange::active`] gives.
     pub fn active_count(&self) -> usize {
         self.slots.slots().len()
     }
@@ -144,7 +161,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// The channels the last [`Exchange::ready`] call removed because they
-    /// ended (pprocess's `removed`). See [`Exchange::ready`] for an example.
+    /// ended (pprocess's `removed`), until the next call; a [`Removed`]
+    /// each.
     pub fn removed(&self) -> &[Removed] {
         &self.removed
     }

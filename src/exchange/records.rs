@@ -657,7 +657,14 @@ where
 /// [`Error::Threads`] to fork while the process has other threads (see
 /// [`allow_fork_with_threads`](crate::allow_fork_with_threads)).
 ///
-/// See the example on [`pmap_each`].
+/// ```
+/// use pprocess::records::pmap;
+///
+/// // Any `Pod` type in and out: here u32 to u64.
+/// let squares = pmap(|x: &u32| Ok(u64::from(*x) * u64::from(*x)), &[1u32, 2, 3, 4], 2)?;
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub fn pmap<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<Vec<U>>
 where
     T: Pod,
@@ -762,7 +769,24 @@ fn each<O>(
 /// Gives each record's output or failure, in input order.
 /// [`Error::Invalid`] if `input_size` is 0 or does not divide the inputs.
 ///
-/// See the example on [`pmap_each`].
+/// ```
+/// use pprocess::records::pmap_bytes;
+///
+/// // Records of 3 bytes in, 1 byte out: the largest of the three.
+/// let inputs = [1u8, 9, 2, 7, 3, 5];
+/// let largest = pmap_bytes(
+///     |triple, out| {
+///         out[0] = triple.iter().copied().max().unwrap_or(0);
+///         Ok(())
+///     },
+///     &inputs,
+///     3, // input record size
+///     1, // output record size
+///     2, // workers
+/// )?;
+/// assert_eq!(largest, [Ok(vec![9]), Ok(vec![7])]);
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub fn pmap_bytes<F>(
     function: F,
     inputs: &[u8],

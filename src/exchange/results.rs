@@ -10,8 +10,6 @@ use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 
 /// Why a task has no result: its callable's error, or how its process ended.
-///
-/// See the example on [`Queue`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskError {
     /// [`Error::Remote`] for a callable's error, [`Error::PeerEnded`] or
@@ -43,15 +41,28 @@ impl fmt::Display for TaskError {
 impl core::error::Error for TaskError {}
 
 /// A task's result: its message, or why there is none.
-///
-/// See the example on [`Queue`].
 pub type Outcome = core::result::Result<Vec<u8>, TaskError>;
 
 /// A task's result as a fixed-layout value (sent with
 /// [`Channel::send_value`], or returned by a callable from
 /// [`Exchange::manage_value`]): the task's failure, or
-/// [`Error::WrongSize`] for a message of another size. See
-/// [`Exchange::manage_value`] for an example.
+/// [`Error::WrongSize`] for a message of another size.
+///
+/// ```
+/// use pprocess::exchange::value_of;
+/// use pprocess::{Error, Options, Queue};
+///
+/// let mut queue = Queue::with_options(1, Options::default());
+/// queue.start(|channel| Ok(channel.send_value(&7u32)?))?;
+/// queue.start(|channel| Ok(channel.send(&[1, 2])?))?;
+/// let outcomes: Vec<_> = queue.collect();
+/// let values: Vec<_> = outcomes.into_iter().map(value_of::<u32>).collect();
+/// assert!(values.contains(&Ok(7)));
+/// // A message of 2 bytes is no u32:
+/// let wrong = Error::WrongSize { expected: 4, actual: 2 };
+/// assert!(values.iter().any(|v| matches!(v, Err(e) if e.error == wrong)));
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 pub fn value_of<T: bytemuck::Pod>(outcome: Outcome) -> core::result::Result<T, TaskError> {
     let bytes = outcome?;
     bytemuck::try_pod_read_unaligned(&bytes).map_err(|_| {
@@ -71,8 +82,6 @@ fn failure(error: Error, remote: Option<&RemoteError>) -> Outcome {
 
 /// A store handler that keeps results to be read back, in arrival order
 /// ([`QueueStore`]) or in start order ([`MapStore`]).
-///
-/// See the example on [`Queue`].
 pub trait Results: StoreData {
     /// The result to read next, if it is in.
     fn front(&self) -> Option<(TaskId, &Outcome)>;
@@ -113,8 +122,6 @@ impl<H: Results> Exchange<Growable, H> {
     /// goes to the persistent process's next client. (Taking results
     /// through [`Exchange::handler_mut`] bypasses this: the persistent
     /// process then keeps them until [`Exchange::finish`].)
-    ///
-    /// See the example on [`Queue`].
     pub fn next_result(&mut self, timeout_ms: i32) -> Result<(TaskId, Outcome)> {
         self.wait_front(timeout_ms)?;
         self.pop_result().ok_or(Error::Done)
@@ -131,8 +138,6 @@ impl<H: Results> Exchange<Growable, H> {
     }
 
     /// The next result without taking it, waiting as [`Exchange::next_result`] does.
-    ///
-    /// See the example on [`Queue`].
     pub fn peek_result(&mut self, timeout_ms: i32) -> Result<(TaskId, &Outcome)> {
         self.wait_front(timeout_ms)?;
         self.handler().front().ok_or(Error::Done)
@@ -166,9 +171,8 @@ impl<H: Results> Exchange<Growable, H> {
     }
 
     /// The results of the tasks in `tasks`, in task order, waiting until
-    /// they are all in (the tutorial's `results[i*N:i*N+N]`). See
-    /// [`Exchange::get`] for an example. [`Error::Done`] if one never
-    /// started (or in a queue).
+    /// they are all in (the tutorial's `results[i*N:i*N+N]`).
+    /// [`Error::Done`] if one never started (or in a queue).
     pub fn range(
         &mut self,
         tasks: core::ops::Range<TaskId>,
@@ -213,8 +217,6 @@ fn next_outcome<H: Results>(exchange: &mut Exchange<Growable, H>) -> Option<Outc
 }
 
 /// Keeps results in arrival order.
-///
-/// See the example on [`Queue`].
 #[derive(Debug, Default)]
 pub struct QueueStore {
     results: VecDeque<(TaskId, Outcome)>,
@@ -308,8 +310,6 @@ pub type Queue = Exchange<Growable, QueueStore>;
 impl Queue {
     /// A queue running at most `limit` processes (a [`Limit`](super::Limit):
     /// `0` is one per processor, `None` no limit).
-    ///
-    /// See the example on [`Queue`].
     pub fn with_options(limit: impl Into<super::Limit>, options: Options) -> Queue {
         Exchange::new(limit, options, QueueStore::default())
     }
@@ -324,9 +324,24 @@ impl Iterator for Queue {
 }
 
 /// Keeps results by task, for reading in start order; every result stays
-/// until the store is dropped.
+/// until the store is dropped. The store handler of [`Map`], which is
+/// `Exchange<Growable, MapStore>`; read it through [`Results`].
 ///
-/// See the example on [`Map`].
+/// ```
+/// use pprocess::exchange::{Growable, MapStore, Results};
+/// use pprocess::{Exchange, Options};
+///
+/// let mut map: Exchange<Growable, MapStore> = Exchange::new(2, Options::default(), MapStore::default());
+/// for n in 1..=3u8 {
+///     map.start(move |channel| Ok(channel.send(&[n * 10])?))?;
+/// }
+/// map.finish()?;
+/// // Every result is kept by task id, whichever finished first.
+/// let store: &MapStore = map.handler();
+/// assert_eq!(store.result_of(1), Some(&Ok(vec![20])));
+/// assert_eq!(store.front(), Some((0, &Ok(vec![10]))));
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct MapStore {
     results: Vec<Option<Outcome>>,
@@ -408,8 +423,6 @@ pub type Map = Exchange<Growable, MapStore>;
 impl Map {
     /// A map running at most `limit` processes (a [`Limit`](super::Limit):
     /// `0` is one per processor, `None` no limit).
-    ///
-    /// See the example on [`Map`].
     pub fn with_options(limit: impl Into<super::Limit>, options: Options) -> Map {
         Exchange::new(limit, options, MapStore::default())
     }

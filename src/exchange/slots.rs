@@ -33,8 +33,6 @@ use super::TaskId;
 pub const WINDOW: usize = 256;
 
 /// One monitored channel and the tasks it is answering, oldest first.
-///
-/// See the example on [`Slots`].
 #[derive(Debug)]
 pub struct Slot<C> {
     pub(super) channel: C,
@@ -100,9 +98,9 @@ impl<C: BorrowMut<Channel>> Slot<C> {
 
 /// Storage for an exchange's slots.
 ///
-/// An exchange's storage is its first type parameter (see the examples on
-/// [`Exchange`](super::Exchange)); the slots themselves are the exchange's
-/// business:
+/// An exchange's storage is its first type parameter
+/// ([`Exchange`](super::Exchange)`<Growable, _>` or `Exchange<Fixed<N>, _>`);
+/// the slots themselves are the exchange's business:
 ///
 /// ```
 /// use pprocess::exchange::{Fixed, Growable, Slot, Slots};
@@ -190,8 +188,6 @@ fn poll_slots<C: BorrowMut<Channel>>(
 }
 
 /// At most `N` channels, held inline: no allocator needed.
-///
-/// See the example on [`Slots`].
 pub struct Fixed<const N: usize> {
     slots: heapless::Vec<Slot<Channel>, N>,
     fds: [PollFd; N],
@@ -237,8 +233,6 @@ impl<const N: usize> Slots for Fixed<N> {
 }
 
 /// Any number of channels, each boxed so its address never changes.
-///
-/// See the example on [`Slots`].
 #[cfg(feature = "alloc")]
 #[derive(Default)]
 pub struct Growable {

@@ -9,8 +9,6 @@ pub use super::child::{Child, Children, OwnedChild};
 use super::{cvt, retry, Errno, Result};
 
 /// A process id.
-///
-/// See the example on [`WaitStatus`].
 pub type Pid = i32;
 
 /// Which side of a [`fork`] this is.
@@ -157,22 +155,16 @@ pub struct WaitStatus(pub i32);
 
 impl WaitStatus {
     /// The exit code, if the process exited normally.
-    ///
-    /// See the example on [`WaitStatus`].
     pub fn exit_code(self) -> Option<i32> {
         libc::WIFEXITED(self.0).then(|| libc::WEXITSTATUS(self.0))
     }
 
     /// The signal number, if a signal ended the process.
-    ///
-    /// See the example on [`WaitStatus`].
     pub fn signal(self) -> Option<i32> {
         libc::WIFSIGNALED(self.0).then(|| libc::WTERMSIG(self.0))
     }
 
     /// True for a normal exit with status 0.
-    ///
-    /// See the example on [`WaitStatus`].
     pub fn success(self) -> bool {
         self.exit_code() == Some(0)
     }
