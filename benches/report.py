@@ -2,20 +2,32 @@
 """The benchmark page and every figure the README and docs/ quote, made from
 `cargo bench`'s CSV so that none of them can go stale.
 
-    python3 benches/report.py run [--runs 3]   run `cargo bench` N times, measure the
-                                              sizes, write docs/benchmarks.csv, render
-    python3 benches/report.py collect DIR...  the same from runs already made, each DIR
-                                              a PP_BENCH_OUT folder (with bench.stderr)
+    python3 benches/report.py run [--runs 3] [--no-python]
+                                              run `cargo bench` N times, each followed by
+                                              bindings/python/bench.py, measure the sizes,
+                                              write docs/benchmarks.csv, render
+    python3 benches/report.py collect [--no-python] DIR...
+                                              the same from runs already made, each DIR
+                                              a PP_BENCH_OUT folder (with bench.stderr
+                                              and bench.py's python.csv)
+    python3 benches/report.py add-python      run bindings/python/bench.py once for each
+                                              run in docs/benchmarks.csv, replace that
+                                              run's Python package rows, render
     python3 benches/report.py render          docs/benchmarks.md, the README's headline
                                               table, the figures in README.md and docs/
     python3 benches/report.py check           fails if any of those differ from what
                                               render would write (tests/readme.rs)
+
+The Python package's benchmark runs in target/bench-venv, made with
+`python3 -m venv` and `pip install ./bindings/python` (as tests/python.rs
+makes its own); if it cannot run, `run` fails unless `--no-python` is given.
 
 Python 3 standard library only. The rendered parts of README.md and docs/*.md
 lie between the markers `<!-- begin benches/report.py: NAME -->` and
 `<!-- end benches/report.py: NAME -->`.
 """
 
+import argparse
 import csv
 import datetime
 import io
@@ -31,6 +43,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CSV_PATH = ROOT / "docs" / "benchmarks.csv"
 PAGE_PATH = ROOT / "docs" / "benchmarks.md"
+VENV = ROOT / "target" / "bench-venv"
+PY_BENCH = ROOT / "bindings" / "python" / "bench.py"
+PY_BENCH_RUNS = 5
+PY_SECTION = "python package"
 COLUMNS = [
     "run", "section", "workload", "unit", "pprocess_median", "other_median",
     "ratio_time", "pprocess_min", "pprocess_max", "other_min", "other_max",
@@ -51,24 +67,42 @@ SECTIONS = [
      "`Pool(2).map` of the same tiny function, pool start and stop included. "
      "`chunksize=1` sends one task per message; the default chunksize batches "
      "about n/8 tasks per message."),
+    (PY_SECTION, "The pprocess Python package and multiprocessing",
+     "`bindings/python/bench.py`, run after each `cargo bench` run: "
+     "`pprocess.pmap` against `multiprocessing` `Pool(2).map` with its default "
+     "chunks (pool start and every result included on both sides), and a "
+     "small tuple sent to a process and back over a `pprocess.Channel` "
+     "against a `multiprocessing` `Pipe`; medians of "
+     f"{PY_BENCH_RUNS} interleaved repetitions per run."),
     ("memory", "Memory and sizes",
      "Heap allocations counted by a counting allocator; peak RSS of the "
      "coordinating process; sizes of the built files."),
     ("size", "Binaries", "Measured by this script on the same machine."),
 ]
 
-# The README's headline rows: (a substring of the workload, what to call it).
+# The README's headline rows: (section, a substring of the workload, what to
+# call it); the first row of the section whose workload holds the substring.
 HEADLINE = [
-    ("64 B ping-pong, different CPUs", "64 B ping-pong, different CPUs, vs libc"),
-    ("one-way throughput, 1 MiB", "one-way throughput, 1 MiB messages, vs libc"),
-    ("fan-in", "fan-in, 256 children, vs libc"),
-    ("start → result → reaped", "start a process, get its result, reap it, vs libc"),
-    ("fork-per-task map", "a process per task, 5,000 tiny tasks, vs libc"),
-    ("reused", "reused workers, tiny tasks, vs a libc pool"),
-    ("vs Pool.map(chunksize=1)", "reused workers, tiny tasks, vs Python `Pool.map(chunksize=1)`"),
-    ("vs fork + MAP_SHARED floor", "`pp_pmap` over records vs the shared-memory floor"),
-    ("vs Pool(2).map (default chunks)", "`pp_pmap` over records vs Python `Pool(2).map`"),
-    ("head-of-line", "one long task and ten short ones, vs the ideal"),
+    ("baseline", "64 B ping-pong, different CPUs", "64 B ping-pong, different CPUs, vs libc"),
+    ("baseline", "one-way throughput, 1 MiB", "one-way throughput, 1 MiB messages, vs libc"),
+    ("baseline", "fan-in", "fan-in, 256 children, vs libc"),
+    ("baseline", "start → result → reaped", "start a process, get its result, reap it, vs libc"),
+    ("baseline", "fork-per-task map", "a process per task, 5,000 tiny tasks, vs libc"),
+    ("baseline", "reused", "reused workers, tiny tasks, vs a libc pool"),
+    ("python", "vs Pool.map(chunksize=1)",
+     "reused workers, tiny tasks, vs Python `Pool.map(chunksize=1)`"),
+    ("baseline", "vs fork + MAP_SHARED floor", "`pp_pmap` over records vs the shared-memory floor"),
+    ("python", "vs Pool(2).map (default chunks)", "`pp_pmap` over records vs Python `Pool(2).map`"),
+    ("baseline", "head-of-line", "one long task and ten short ones, vs the ideal"),
+    (PY_SECTION, "pprocess.pmap(",
+     "Python package: `pprocess.pmap` of tiny tasks vs `Pool(2).map`"),
+    (PY_SECTION, "Channel ping-pong", "Python package: `Channel` ping-pong vs `Pipe`"),
+]
+# The README's rows of sizes and counts: (section, a substring, what to call it).
+HEADLINE_SIZES = [
+    ("memory", "heap allocations per message", "heap allocations per message received into a buffer"),
+    ("memory", "libpprocess.so, stripped", "`libpprocess.so`, stripped"),
+    ("size", "examples/nostd-minimal, stripped", "the minimal `#![no_std]` binary, stripped"),
 ]
 
 FIGURES = {
@@ -209,24 +243,17 @@ def render_headline(rows):
         "| workload | pprocess | other side | ratio (time) | speed-up |",
         "|---|---|---|---|---|",
     ]
-    for substring, label in HEADLINE:
-        found = None
-        for (section, workload), runs in grouped(rows):
-            if section in ("baseline", "python") and substring in workload:
-                found = summary(runs)
-                break
-        if found is None or found["ratio"] is None:
+    for section, substring, label in HEADLINE:
+        found = find(rows, section, substring)
+        if found is None or found[1]["ratio"] is None:
             continue
-        unit = found["unit"]
+        s = found[1]
+        unit = s["unit"]
         lines.append(
-            f"| {label} | {show(unit, found['ours'])} | {show(unit, found['theirs'])} "
-            f"| {show_ratio(found['ratio'])} | {show_speed(found['ratio'])} |"
+            f"| {label} | {show(unit, s['ours'])} | {show(unit, s['theirs'])} "
+            f"| {show_ratio(s['ratio'])} | {show_speed(s['ratio'])} |"
         )
-    for section, substring, label in [
-        ("memory", "heap allocations per message", "heap allocations per message received into a buffer"),
-        ("memory", "libpprocess.so, stripped", "`libpprocess.so`, stripped"),
-        ("size", "examples/nostd-minimal, stripped", "the minimal `#![no_std]` binary, stripped"),
-    ]:
+    for section, substring, label in HEADLINE_SIZES:
         found = find(rows, section, substring)
         if found:
             value = found[1]["ours"]
@@ -257,7 +284,9 @@ def render_page(meta, rows):
         "load; absolute times move with the machine, ratios much less.",
         "",
         "To make this page again: `python3 benches/report.py run --runs 3` (a few",
-        "minutes a run), which runs the benchmark, measures the sizes, writes",
+        "minutes a run), which runs the benchmark and, after each run, the Python",
+        "package's `bindings/python/bench.py` (installed into `target/bench-venv`;",
+        "`--no-python` leaves it out), measures the sizes, writes",
         "`docs/benchmarks.csv`, and renders this page and the figures in the README",
         "and docs/. `PP_BENCH_SHORT=1 cargo bench` is a quick look;",
         "`PP_BENCH_ONLY=group,...` runs some groups only (see `benches/pprocess.rs`).",
@@ -302,23 +331,49 @@ def render_page(meta, rows):
                 out.append(f"| {cell(workload)} | {ours} | {theirs} |")
             out.append("")
             continue
-        out += [
-            "| workload | pprocess | spread | other side | spread | ratio (time) | speed-up | target | met |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for workload, s in entries:
-            unit = s["unit"]
-            ratios = ", ".join(f"{r:.2f}" if r >= 0.1 else f"{r:.3g}" for r in s["ratios"])
-            ratio = f"{show_ratio(s['ratio'])} ({ratios})" if s["ratio"] is not None else ""
-            speed = show_speed(s["ratio"])
-            met = f"{s['holds'][0]} of {s['holds'][1]}" if s["holds"] else ""
-            out.append(
-                f"| {cell(workload)} | {show(unit, s['ours'])} | {spread(unit, s['ours_spread'])} "
-                f"| {show(unit, s['theirs'])} | {spread(unit, s['theirs_spread'])} | {ratio} "
-                f"| {speed} | {cell(s['target'])} | {met} |"
-            )
-        out.append("")
+        out += timing_table(entries) + [""]
     return "\n".join(out)
+
+
+def timing_table(entries):
+    """The table of (workload, summary) pairs, both sides, ratios and targets."""
+    out = [
+        "| workload | pprocess | spread | other side | spread | ratio (time) | speed-up | target | met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for workload, s in entries:
+        unit = s["unit"]
+        ratios = ", ".join(f"{r:.2f}" if r >= 0.1 else f"{r:.3g}" for r in s["ratios"])
+        ratio = f"{show_ratio(s['ratio'])} ({ratios})" if s["ratio"] is not None else ""
+        speed = show_speed(s["ratio"])
+        met = f"{s['holds'][0]} of {s['holds'][1]}" if s["holds"] else ""
+        out.append(
+            f"| {cell(workload)} | {show(unit, s['ours'])} | {spread(unit, s['ours_spread'])} "
+            f"| {show(unit, s['theirs'])} | {spread(unit, s['theirs_spread'])} | {ratio} "
+            f"| {speed} | {cell(s['target'])} | {met} |"
+        )
+    return out
+
+
+def render_python(meta, rows):
+    """docs/python.md's figures: the Python package's rows, with the date,
+    the machine (less rustc's version, which the page has no use for) and
+    how they were made; the load is on the benchmark page."""
+    entries = [(workload, summary(runs)) for (section, workload), runs in grouped(rows)
+               if section == PY_SECTION]
+    if not entries:
+        return ("No figures: docs/benchmarks.csv was made with `--no-python`; "
+                "`python3 benches/report.py add-python` adds them.")
+    about = [re.sub(r", rustc [^,]*", "", line).replace(f"{PY_SECTION}:", "runs:")
+             for line in meta if line.startswith(("date:", "machine:", f"{PY_SECTION}:"))]
+    return "\n".join(
+        [f"- {line}" for line in about]
+        + ["- the machine's load during the runs: [benchmarks.md](benchmarks.md#machine-and-runs)",
+           "", "Medians over the runs, the spread of every repetition, each run's own",
+           "ratio in brackets (pprocess's time ÷ the other side's: below 1× pprocess",
+           "is faster), and how many runs met the target.", ""]
+        + timing_table(entries)
+    )
 
 
 MARKER = re.compile(
@@ -327,12 +382,14 @@ MARKER = re.compile(
 )
 
 
-def rewrite(text, rows):
+def rewrite(text, meta, rows):
     """`text` with every marked part rendered again."""
     def part(match):
         name = match.group(2)
         if name == "headline":
             body = render_headline(rows)
+        elif name == "python":
+            body = render_python(meta, rows)
         elif name.startswith("figure "):
             body = render_figure(rows, name[len("figure "):])
         else:
@@ -350,7 +407,7 @@ def targets():
             continue
         text = path.read_text(encoding="utf-8")
         if MARKER.search(text):
-            files[path] = rewrite(text, rows)
+            files[path] = rewrite(text, meta, rows)
     return files
 
 
@@ -417,7 +474,88 @@ def run_info(folder):
     return started, load
 
 
-def collect(folders):
+def now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def loadavg():
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def python_bench():
+    """The interpreter of target/bench-venv with the package of this tree
+    installed, made (or brought up to date) now; SystemExit if it cannot be."""
+    python = VENV / "bin" / "python"
+    steps = [
+        ("create the virtual environment (python3 -m venv; Debian: python3-venv)",
+         [sys.executable, "-m", "venv", str(VENV)]),
+        ("pip install ./bindings/python (it needs PyPI for setuptools-rust, and cargo)",
+         [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+          str(ROOT / "bindings" / "python")]),
+    ]
+    if python.exists():
+        steps = steps[1:]
+    for what, command in steps:
+        print(f"python package: {what}", flush=True)
+        try:
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            output = (done.stderr or done.stdout).strip()[-2000:]
+            why = "" if done.returncode == 0 else output or f"exit status {done.returncode}"
+        except OSError as error:
+            why = str(error)
+        if why:
+            raise SystemExit(
+                f"the Python package's benchmark cannot run: {what} failed:\n{why}\n"
+                "Fix that, or pass --no-python to leave the Python package's rows out."
+            )
+    return python
+
+
+def run_python_bench(python, out, run):
+    """bindings/python/bench.py once, its rows written to `out`, which it
+    returns read back; SystemExit if it fails or writes no rows."""
+    command = [str(python), str(PY_BENCH), "--runs", str(PY_BENCH_RUNS),
+               "--csv", str(out), "--run", str(run)]
+    print(f"python package: {' '.join(command[1:])}", flush=True)
+    out.unlink(missing_ok=True)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0 or not out.exists():
+        raise SystemExit(
+            f"the Python package's benchmark failed (exit {done.returncode}):\n"
+            f"{done.stdout}{done.stderr}\n"
+            "Fix that, or pass --no-python to leave the Python package's rows out."
+        )
+    rows = python_rows(out)
+    if not rows:
+        raise SystemExit(f"{out}: bindings/python/bench.py wrote no rows")
+    return rows
+
+
+def python_rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return [row for row in csv.DictReader(f) if row["section"] == PY_SECTION]
+
+
+def write_csv(header, rows):
+    out = io.StringIO()
+    for line in header:
+        out.write(f"# {line}\n")
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in COLUMNS})
+    CSV_PATH.write_text(out.getvalue(), encoding="utf-8")
+    print(f"wrote {CSV_PATH.relative_to(ROOT)}")
+
+
+# The metadata line that says how the Python package's rows were made.
+PY_META = f"{PY_SECTION}: `bindings/python/bench.py --runs {PY_BENCH_RUNS}`, once per run"
+
+
+def collect(folders, with_python=True):
     rows, meta = [], []
     starts = []
     mode = "full"
@@ -433,6 +571,15 @@ def collect(folders):
         with open(folder / "results.csv", newline="", encoding="utf-8") as f:
             for row in csv.DictReader(f):
                 rows.append({"run": str(n), **row})
+        if with_python:
+            path = folder / "python.csv"
+            if not path.exists():
+                raise SystemExit(
+                    f"{path}: no rows of the Python package's benchmark for run {n} "
+                    "(`bindings/python/bench.py --csv PATH` writes them; "
+                    "--no-python leaves them out)"
+                )
+            rows += [{**row, "run": str(n)} for row in python_rows(path)]
     dates = sorted({s[:10] for s in starts if s})
     chart = Path(folders[-1]) / "throughput.svg"
     if chart.exists():
@@ -444,30 +591,27 @@ def collect(folders):
         "pprocess_min": str(size), "pprocess_max": str(size), "other_min": "", "other_max": "",
         "pprocess_allocs_per_op": "", "target": "", "holds": "",
     })
+    runs = f"{len(folders)} {mode} runs of `cargo bench`, one after another"
     header = [
         f"date: {', '.join(dates) or 'unknown'}",
         machine(),
-        f"{len(folders)} {mode} runs of `cargo bench`, one after another",
-    ] + meta
-    out = io.StringIO()
-    for line in header:
-        out.write(f"# {line}\n")
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row.get(k, "") for k in COLUMNS})
-    CSV_PATH.write_text(out.getvalue(), encoding="utf-8")
-    print(f"wrote {CSV_PATH.relative_to(ROOT)}")
+        runs + (", each followed by bindings/python/bench.py" if with_python
+                else "; the Python package left out (--no-python)"),
+    ]
+    if with_python:
+        header.append(PY_META + ", right after its `cargo bench`")
+    write_csv(header + meta, rows)
 
 
-def run(n):
+def run(n, with_python=True):
+    interpreter = python_bench() if with_python else None
     base = ROOT / "target" / "bench-runs"
     folders = []
     for i in range(1, n + 1):
         folder = base / f"run{i}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        started = now()
         (folder / "started").write_text(started + "\n")
         print(f"run {i} of {n}, started {started}", flush=True)
         with open(folder / "bench.stderr", "w") as err, open(folder / "bench.stdout", "w") as out:
@@ -476,31 +620,64 @@ def run(n):
                 cwd=ROOT, check=True, stdout=out, stderr=err,
                 env={**os.environ, "PP_BENCH_OUT": str(folder)},
             )
+        if interpreter:
+            run_python_bench(interpreter, folder / "python.csv", i)
         folders.append(folder)
-    collect(folders)
+    collect(folders, with_python)
+    render()
+
+
+def add_python():
+    """bench.py once per run of docs/benchmarks.csv, its rows in place of
+    that run's Python package rows (after the run's other rows)."""
+    meta, rows = read_csv()
+    runs = sorted({row["run"] for row in rows if row["run"]}, key=int)
+    if not runs:
+        raise SystemExit(f"{CSV_PATH}: no runs to add the Python package's rows to")
+    interpreter = python_bench()
+    base = ROOT / "target" / "bench-runs"
+    base.mkdir(parents=True, exist_ok=True)
+    meta = [line for line in meta if not line.startswith(PY_SECTION)]
+    rows = [row for row in rows if row["section"] != PY_SECTION]
+    for run in runs:
+        before, started = loadavg(), now()
+        added = run_python_bench(interpreter, base / f"python-run{run}.csv", run)
+        meta.append(f"{PY_SECTION} run {run}: added by `report.py add-python`, started "
+                    f"{started}; load average (1, 5 and 15 minutes) {before} before, {loadavg()} after")
+        last = max(i for i, row in enumerate(rows) if row["run"] == run)
+        rows[last + 1:last + 1] = [{**row, "run": run} for row in added]
+    meta.insert(3, PY_META + ", added after the runs of `cargo bench` by `report.py add-python`")
+    write_csv(meta, rows)
     render()
 
 
 def main(args):
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    command, rest = args[0], args[1:]
-    if command == "check":
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check")
+    commands.add_parser("render")
+    commands.add_parser("add-python")
+    collecting = commands.add_parser("collect")
+    collecting.add_argument("--no-python", action="store_true")
+    collecting.add_argument("folders", nargs="+")
+    running = commands.add_parser("run")
+    running.add_argument("--runs", type=int, default=3)
+    running.add_argument("--no-python", action="store_true")
+    args = parser.parse_args(args)
+    if args.command == "check":
         return check()
-    if command == "render":
+    if args.command == "add-python":
+        add_python()
+    elif args.command == "collect":
+        collect(args.folders, not args.no_python)
         render()
-        return 0
-    if command == "collect" and rest:
-        collect(rest)
+    elif args.command == "run":
+        run(args.runs, not args.no_python)
+    else:
         render()
-        return 0
-    if command == "run":
-        n = int(rest[1]) if rest[:1] == ["--runs"] and len(rest) > 1 else 3
-        run(n)
-        return 0
-    print(__doc__, file=sys.stderr)
-    return 2
+    return 0
 
 
 if __name__ == "__main__":
