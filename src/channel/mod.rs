@@ -164,9 +164,11 @@ pub struct Channel {
     /// A persistent stream: it ends with an end frame, and a bare end of
     /// stream is [`Error::Cut`].
     expects_end: bool,
-    /// Messages that arrived while `send_acked` waited for its ack.
+    /// Messages that arrived while `send_acked` waited for its ack, with
+    /// their headers: each is acknowledged only when the program takes it,
+    /// so one never taken is sent again to a persistent stream's next client.
     #[cfg(feature = "alloc")]
-    stash: VecDeque<Vec<u8>>,
+    stash: VecDeque<(Header, Vec<u8>)>,
     /// Frames held back by [`Channel::cork`] until [`Channel::flush`], and
     /// (in an outbox) frames the socket has not taken yet.
     #[cfg(feature = "alloc")]
@@ -539,12 +541,14 @@ impl Channel {
             let Frame::Message(header) = self.next_frame(Deadline::after(-1))? else {
                 continue; // an acknowledgement: check it
             };
-            let mut message = try_vec(header.length as usize)?;
-            self.take_payload(&mut message)?;
             self.stash
                 .try_reserve(1)
                 .map_err(|_| Error::from(Errno::NOMEM))?;
-            self.stash.push_back(message);
+            let mut message = try_vec(header.length as usize)?;
+            self.read_payload(&mut message)?;
+            // Not acknowledged yet: the program has not taken it.
+            self.took_unacknowledged(header);
+            self.stash.push_back((header, message));
         }
         Ok(())
     }
@@ -627,7 +631,7 @@ impl Channel {
     /// See the example on [`Channel`].
     pub fn receive_timeout(&mut self, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
-        if let Some(message) = self.stash.front() {
+        if let Some((_, message)) = self.stash.front() {
             let len = message.len();
             let capacity = buf.len();
             let dst = buf.get_mut(..len).ok_or(Error::TooBig {
@@ -635,7 +639,7 @@ impl Channel {
                 capacity,
             })?;
             dst.copy_from_slice(message);
-            self.stash.pop_front();
+            self.unstash();
             return Ok(len);
         }
         let header = self.next_header(Deadline::after(timeout_ms))?;
@@ -657,7 +661,7 @@ impl Channel {
         let mut value = T::zeroed();
         let expected = core::mem::size_of::<T>();
         #[cfg(feature = "alloc")]
-        let queued = self.stash.front().map(|m| m.len());
+        let queued = self.stash.front().map(|(_, m)| m.len());
         #[cfg(not(feature = "alloc"))]
         let queued = None;
         let actual = match queued {
@@ -684,7 +688,7 @@ impl Channel {
     /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn receive_vec_timeout(&mut self, timeout_ms: i32) -> Result<Vec<u8>> {
-        if let Some(message) = self.stash.pop_front() {
+        if let Some(message) = self.unstash() {
             return Ok(message);
         }
         let header = self.next_header(Deadline::after(timeout_ms))?;
@@ -698,7 +702,7 @@ impl Channel {
     /// one that stalls in the middle of a frame must hold nobody up.
     #[cfg(feature = "alloc")]
     pub(crate) fn receive_vec_now(&mut self) -> Result<Vec<u8>> {
-        if let Some(message) = self.stash.pop_front() {
+        if let Some(message) = self.unstash() {
             return Ok(message);
         }
         let header = self.next_header(Deadline::after(0))?;
@@ -717,10 +721,10 @@ impl Channel {
         timeout_ms: i32,
         make: impl FnOnce(usize) -> Result<B>,
     ) -> Result<B> {
-        if let Some(message) = self.stash.front() {
+        if let Some((_, message)) = self.stash.front() {
             let mut buf = make(message.len())?;
             buf.as_mut().copy_from_slice(message);
-            self.stash.pop_front();
+            self.unstash();
             return Ok(buf);
         }
         let header = self.next_header(Deadline::after(timeout_ms))?;
@@ -756,13 +760,17 @@ impl Channel {
     /// (every receive takes it from the stash).
     #[cfg(feature = "alloc")]
     pub(crate) fn stashed_frame(&self) -> Option<Frame> {
-        let message = self.stash.front()?;
-        Some(Frame::Message(Header::new(
-            Kind::Data,
-            0,
-            message.len() as u32,
-            0,
-        )))
+        let (header, _) = self.stash.front()?;
+        Some(Frame::Message(*header))
+    }
+
+    /// Takes the oldest message kept by [`Channel::send_acked`] and
+    /// acknowledges it now that the program has it.
+    #[cfg(feature = "alloc")]
+    fn unstash(&mut self) -> Option<Vec<u8>> {
+        let (header, message) = self.stash.pop_front()?;
+        self.acknowledge(header);
+        Some(message)
     }
 
     /// Reads one frame: a data or args message (left pending for
@@ -853,8 +861,15 @@ impl Channel {
     /// records its mark, and (on a creator's side) replies go to its task.
     #[inline]
     fn took(&mut self, header: Header) {
-        self.dec.payload_done();
+        self.took_unacknowledged(header);
         self.acknowledge(header);
+    }
+
+    /// [`Channel::took`] but for the acknowledgement, which waits until
+    /// the program takes the message ([`Channel::send_acked`]'s stash).
+    #[inline]
+    fn took_unacknowledged(&mut self, header: Header) {
+        self.dec.payload_done();
         if header.kind == Kind::Data {
             self.marks
                 .record(header.task, 1, header.flags & FLAG_END != 0, false);
