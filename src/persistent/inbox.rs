@@ -31,7 +31,7 @@ struct Inbound {
 pub(super) struct Inbox {
     /// Messages not yet taken by the callable, oldest first.
     queue: VecDeque<Inbound>,
-    /// Payload bytes in `queue`.
+    /// What `queue` holds, each message counted as [`Inbox::cost`].
     bytes: usize,
     /// Messages at the front written whole to the callable.
     written: usize,
@@ -58,7 +58,7 @@ impl Inbox {
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
         let header = Header::new(Kind::Data, FLAG_ACK_REQUESTED, payload.len() as u32, seq);
-        self.bytes += payload.len();
+        self.bytes += Inbox::cost(&payload);
         self.queue.push_back(Inbound {
             header: header.encode(),
             payload,
@@ -67,9 +67,17 @@ impl Inbox {
         });
     }
 
-    /// Payload bytes of the messages not yet taken.
+    /// Bytes of the messages not yet taken, each counted with its
+    /// bookkeeping ([`Inbox::cost`]), so that a flood of empty messages is
+    /// bounded as a flood of large ones is.
     pub(super) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// What one message holds: its payload and its entry (the frame header
+    /// included).
+    fn cost(payload: &[u8]) -> usize {
+        core::mem::size_of::<Inbound>() + payload.len()
     }
 
     /// Messages the callable has not taken.
@@ -121,7 +129,7 @@ impl Inbox {
                 break;
             }
             client_ack = message.client_seq.or(client_ack);
-            self.bytes -= message.payload.len();
+            self.bytes -= Inbox::cost(&message.payload);
             self.queue.pop_front();
             self.written -= 1;
         }
@@ -174,7 +182,8 @@ mod tests {
         write_all(&mut inbox, usize::MAX);
         assert_eq!(inbox.acked(1), Some(3));
         assert_eq!(inbox.acked(2), None);
-        assert_eq!((inbox.untaken(), inbox.bytes()), (1, 1));
+        assert_eq!(inbox.untaken(), 1);
+        assert_eq!(inbox.bytes(), Inbox::cost(&[3]));
         assert_eq!(inbox.acked(3), Some(9));
         assert_eq!(inbox.untaken(), 0);
     }
@@ -188,5 +197,17 @@ mod tests {
         write_all(&mut inbox, usize::MAX);
         assert_eq!(inbox.acked(1), None);
         assert_eq!(inbox.untaken(), 0);
+    }
+
+    #[test]
+    fn empty_messages_count_against_the_bound() {
+        let mut inbox = Inbox::new();
+        let mut admitted = 0usize;
+        while inbox.bytes() < super::super::keeper::INBOX_BYTES && admitted < 4 << 20 {
+            inbox.push(Vec::new(), None);
+            admitted += 1;
+        }
+        assert!(inbox.bytes() >= super::super::keeper::INBOX_BYTES);
+        assert!(admitted * HEADER_LEN <= super::super::keeper::INBOX_BYTES);
     }
 }

@@ -26,7 +26,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Bytes of clients' messages the callable has not taken beyond which the
 /// keeper stops reading the client (whose sends then wait, as on a full
 /// socket).
-const INBOX_BYTES: usize = OUTBOX_BYTES;
+pub(super) const INBOX_BYTES: usize = OUTBOX_BYTES;
 
 /// The keeper's life: serves results until the callable has finished and
 /// every result is acknowledged (and a client has acknowledged something,

@@ -55,7 +55,7 @@ pub(super) struct NeverSent(pub u32);
 pub(super) struct Outbox {
     /// Unacknowledged results, oldest first.
     entries: VecDeque<Entry>,
-    /// Payload bytes in `entries`.
+    /// What `entries` hold, each result counted as [`Outbox::cost`].
     bytes: usize,
     /// Entries at the front written whole to the current client.
     sent: usize,
@@ -101,7 +101,7 @@ impl Outbox {
 
     /// Adds a result: a data frame's payload, or an error frame's.
     pub(super) fn push(&mut self, kind: Kind, payload: Vec<u8>) {
-        self.bytes += payload.len();
+        self.bytes += Outbox::cost(&payload);
         self.entries.push_back(Entry {
             kind,
             payload,
@@ -109,9 +109,17 @@ impl Outbox {
         });
     }
 
-    /// Payload bytes of the results not yet acknowledged.
+    /// Bytes of the results not yet acknowledged, each counted with its
+    /// bookkeeping ([`Outbox::cost`]), so that a flood of empty results is
+    /// bounded as a flood of large ones is.
     pub(super) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// What one result holds: its payload and its entry (at least a frame
+    /// header's worth).
+    fn cost(payload: &[u8]) -> usize {
+        core::mem::size_of::<Entry>().max(HEADER_LEN) + payload.len()
     }
 
     /// The callable has finished: once its results are acknowledged, the
@@ -254,7 +262,7 @@ impl Outbox {
                 break;
             }
             if let Some(entry) = self.entries.pop_front() {
-                self.bytes -= entry.payload.len();
+                self.bytes -= Outbox::cost(&entry.payload);
             }
             self.sent -= 1;
             self.collected = true;
@@ -360,7 +368,7 @@ mod tests {
         outbox.connect();
         drain(&mut outbox, usize::MAX);
         assert_eq!(outbox.ack(1000), Err(NeverSent(1000)));
-        assert_eq!(outbox.bytes(), 50 * 3);
+        assert_eq!(outbox.bytes(), 50 * Outbox::cost(&[0; 3]));
         // The next client gets all 50.
         outbox.disconnect();
         outbox.connect();
@@ -378,10 +386,10 @@ mod tests {
         outbox.connect();
         drain(&mut outbox, usize::MAX);
         outbox.ack(4).unwrap();
-        assert_eq!(outbox.bytes(), 6 * 3);
+        assert_eq!(outbox.bytes(), 6 * Outbox::cost(&[0; 3]));
         outbox.ack(4).unwrap(); // the same again: nothing new
         assert_eq!(outbox.ack(3), Err(NeverSent(3)));
-        assert_eq!(outbox.bytes(), 6 * 3);
+        assert_eq!(outbox.bytes(), 6 * Outbox::cost(&[0; 3]));
     }
 
     #[test]
@@ -470,5 +478,17 @@ mod tests {
         outbox.connect();
         let kinds: Vec<_> = drain(&mut outbox, 3).iter().map(|h| h.kind).collect();
         assert_eq!(kinds, [Kind::Data, Kind::Error]);
+    }
+
+    #[test]
+    fn empty_results_count_against_the_bound() {
+        let mut outbox = Outbox::new();
+        let mut admitted = 0usize;
+        while outbox.bytes() < crate::persistent::OUTBOX_BYTES && admitted < 3 << 20 {
+            outbox.push(Kind::Data, Vec::new());
+            admitted += 1;
+        }
+        assert!(outbox.bytes() >= crate::persistent::OUTBOX_BYTES);
+        assert!(admitted * HEADER_LEN <= crate::persistent::OUTBOX_BYTES);
     }
 }
