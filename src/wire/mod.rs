@@ -30,8 +30,6 @@
 //! tracks how much of them was written. [`Channel`](crate::Channel) is a
 //! socket plus these two.
 
-use core::fmt;
-
 mod batch;
 mod decoder;
 #[cfg(feature = "alloc")]
@@ -46,6 +44,7 @@ pub use encoder::{Encoder, CORK_LIMIT};
 
 use bytemuck::{Pod, Zeroable};
 
+pub use crate::error::ProtoError;
 use crate::error::REMOTE_MESSAGE_MAX;
 
 /// The magic number: "PP".
@@ -121,57 +120,6 @@ impl Kind {
             7 => Kind::Batch,
             _ => return None,
         })
-    }
-}
-
-/// Why a frame was rejected.
-///
-/// See the example on [`Header`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtoError {
-    /// The first two bytes are not the magic number.
-    BadMagic,
-    /// An unsupported version.
-    BadVersion(u8),
-    /// An unknown frame kind.
-    BadKind(u8),
-    /// Unknown flag bits or a nonzero reserved field.
-    BadFlags,
-    /// The payload length exceeds the receiver's maximum (or a kind's own limit).
-    TooLong {
-        /// The claimed length.
-        length: u32,
-        /// The largest length allowed here.
-        max: usize,
-    },
-    /// The peer hung up in the middle of a frame.
-    Truncated,
-    /// An error frame whose payload is not a code and UTF-8 text.
-    BadErrorPayload,
-    /// A frame naming a task its receiver never gave the sender.
-    UnknownTask(u64),
-    /// An acknowledgement of a frame its receiver never sent.
-    BadAck(u32),
-    /// A batch frame whose payload is not its count of tasks.
-    BadBatch,
-}
-
-impl fmt::Display for ProtoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            ProtoError::BadMagic => f.write_str("bad magic number"),
-            ProtoError::BadVersion(v) => write!(f, "unsupported version {v}"),
-            ProtoError::BadKind(k) => write!(f, "unknown frame kind {k}"),
-            ProtoError::BadFlags => f.write_str("unknown flags or reserved bits set"),
-            ProtoError::TooLong { length, max } => {
-                write!(f, "frame of {length} bytes exceeds the maximum of {max}")
-            }
-            ProtoError::Truncated => f.write_str("peer hung up in the middle of a frame"),
-            ProtoError::BadErrorPayload => f.write_str("malformed error frame"),
-            ProtoError::UnknownTask(t) => write!(f, "frame names unknown task {t}"),
-            ProtoError::BadAck(seq) => write!(f, "acknowledgement of frame {seq}, never sent"),
-            ProtoError::BadBatch => f.write_str("malformed batch frame"),
-        }
     }
 }
 
