@@ -17,7 +17,7 @@ use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, Wait
 #[cfg(feature = "alloc")]
 use crate::wire::Encoder;
 use crate::wire::{
-    self, Decoder, Header, Kind, Next, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED,
+    self, error_payload, Decoder, Header, Kind, Next, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED,
     FLAG_END, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, READ_AHEAD,
 };
 
@@ -1182,14 +1182,6 @@ impl Channel {
         let len = error_payload(error, &mut payload);
         self.send_frame(Kind::Error, flags, &payload[..len])
     }
-}
-
-/// An error frame's payload for `error` in `payload`; returns its length.
-pub(crate) fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> usize {
-    let message = error.message().as_bytes();
-    payload[..4].copy_from_slice(&error.code().to_le_bytes());
-    payload[4..4 + message.len()].copy_from_slice(message);
-    4 + message.len()
 }
 
 /// A zeroed vector of `len` bytes, or `ENOMEM` ([`Error::Os`]) when the

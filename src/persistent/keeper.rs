@@ -8,11 +8,11 @@
 
 use alloc::vec::Vec;
 
-use crate::channel::{error_payload, try_copy, Channel};
+use crate::channel::{try_copy, Channel};
 use crate::error::{best_effort, code, Error, RemoteError};
 use crate::sys::{self, Deadline, Errno, Fd, PollFd, POLLIN, POLLOUT};
 use crate::wire::{
-    Header, Kind, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, HEADER_LEN, MAX_ERROR_PAYLOAD,
+    error_payload, Header, Kind, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, HEADER_LEN, MAX_ERROR_PAYLOAD,
 };
 
 use super::inbox::Inbox;

@@ -31,6 +31,7 @@
 //! socket plus these two.
 
 mod batch;
+mod conn;
 mod decoder;
 #[cfg(feature = "alloc")]
 mod encoder;
@@ -38,6 +39,7 @@ mod encoder;
 #[cfg(feature = "alloc")]
 pub use batch::encode_batch;
 pub use batch::{batch_len, decode_batch, BatchTasks, ENTRY_HEADER};
+pub use conn::{error_payload, Conn, Event, OutBuf};
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
 pub use encoder::{Encoder, CORK_LIMIT};
