@@ -61,8 +61,8 @@ fn a_fork_returns_while_another_thread_reads_stdin() {
     let done = watchdog("start while a thread reads stdin");
     // SAFETY: the created process only sends on its own channel, then
     // leaves with _exit.
-    let mut channel = unsafe { pprocess::start_unchecked(|ch| Ok(ch.send(b"forked")?)) }
-        .expect("start");
+    let mut channel =
+        unsafe { pprocess::start_unchecked(|ch| Ok(ch.send(b"forked")?)) }.expect("start");
     assert_eq!(channel.receive_vec().unwrap(), b"forked");
     assert!(channel.wait().unwrap().success());
     done.send(()).unwrap();

@@ -17,8 +17,8 @@ use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, Wait
 #[cfg(feature = "alloc")]
 use crate::wire::Encoder;
 use crate::wire::{
-    self, error_payload, Decoder, Header, Kind, Next, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED,
-    FLAG_END, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, READ_AHEAD,
+    self, error_payload, Decoder, Header, Kind, Next, ProtoError, DEFAULT_MAX_MESSAGE,
+    FLAG_ACK_REQUESTED, FLAG_END, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, READ_AHEAD,
 };
 
 #[cfg(feature = "alloc")]
@@ -158,9 +158,6 @@ pub struct Channel {
     /// Args and stop frames a callable's receive met, kept for the loop.
     #[cfg(feature = "alloc")]
     loop_frames: VecDeque<LoopFrame>,
-    /// Acknowledgements are of frames written by someone else (the keeper's
-    /// inbox numbers what it writes to its callable): not checked here.
-    acks_elsewhere: bool,
     /// A persistent stream: it ends with an end frame, and a bare end of
     /// stream is [`Error::Cut`].
     expects_end: bool,
@@ -239,7 +236,6 @@ impl Channel {
             #[cfg(feature = "alloc")]
             loop_frames: VecDeque::new(),
             expects_end: false,
-            acks_elsewhere: false,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
@@ -695,23 +691,6 @@ impl Channel {
         self.take_vec(header)
     }
 
-    /// Receives one message into a new vector without ever waiting: a
-    /// message whose payload is still arriving stays buffered, and this
-    /// gives [`Error::TimedOut`] until the rest has come (the next call
-    /// resumes where this one stopped). For a loop over many peers, where
-    /// one that stalls in the middle of a frame must hold nobody up.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn receive_vec_now(&mut self) -> Result<Vec<u8>> {
-        if let Some(message) = self.unstash() {
-            return Ok(message);
-        }
-        let header = self.next_header(Deadline::after(0))?;
-        if !self.buffer_payload()? {
-            return Err(Error::TimedOut);
-        }
-        self.take_vec(header)
-    }
-
     /// Receives one message into a buffer that `make` allocates for its
     /// length (timeout as in [`Channel::receive_timeout`]). When `make`
     /// fails (out of memory), so does this, and the message stays queued.
@@ -801,7 +780,7 @@ impl Channel {
                 // Acks are cumulative: an old one changes nothing, and one
                 // for a frame not sent yet is a lie.
                 let last_sent = self.next_seq.wrapping_sub(1);
-                if !self.acks_elsewhere && (last_sent.wrapping_sub(header.seq) as i32) < 0 {
+                if (last_sent.wrapping_sub(header.seq) as i32) < 0 {
                     let e = Error::Protocol(ProtoError::BadAck(header.seq));
                     return Err(self.end_on(e));
                 }
@@ -991,36 +970,16 @@ impl Channel {
         if self.expects_end {
             return Error::Cut;
         }
-        // Wakes the moment the process becomes waitable (a pidfd poll). An
-        // error leaves the status unknown: the hang-up is then news enough
-        // (`Closed`).
-        let status = self
-            .process
-            .as_mut()
-            .and_then(|process| process.wait_timeout(EXIT_GRACE_MS).ok().flatten());
-        // After an error frame the process has answered: its exit code
-        // (the callable's failure status) is no further news. A signal is.
-        let failed = match status {
-            Some(status) if status.signal().is_some() => true,
-            Some(status) => !status.success() && self.remote.is_none(),
-            None => false,
-        };
-        match status {
-            Some(status) if failed => Error::PeerEnded {
-                pid: self.pid(),
-                status,
-            },
-            _ => Error::Closed,
-        }
+        hang_up(self.process.as_mut(), self.remote.is_some())
     }
 
     /// The peer hung up in the middle of a frame: [`Error::PeerEnded`] when
     /// the created process was killed or failed (it died mid-send, as when it
     /// dies between frames), a truncated-frame protocol error otherwise.
     fn cut_short(&mut self) -> Error {
-        match self.peer_gone() {
-            ended @ Error::PeerEnded { .. } => ended,
-            _ => Error::Protocol(ProtoError::Truncated),
+        match self.expects_end {
+            true => Error::Protocol(ProtoError::Truncated),
+            false => cut_short(self.process.as_mut(), self.remote.is_some()),
         }
     }
 
@@ -1079,6 +1038,13 @@ impl Channel {
         } else {
             self.send_held()
         }
+    }
+
+    /// The socket and the created process, for a driver of its own (the
+    /// keeper drives its callable's stream without blocking).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn into_parts(self) -> (Fd, Option<OwnedChild>) {
+        (self.fd, self.process)
     }
 
     /// The created process, for the calls on it: [`Error::Invalid`] on a
@@ -1163,24 +1129,48 @@ impl Channel {
         best_effort(self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]));
     }
 
-    /// The frames this channel's peer acknowledges are written and numbered
-    /// by someone else, who checks the acknowledgements (a keeper's inbox).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn acks_checked_elsewhere(&mut self) {
-        self.acks_elsewhere = true;
-    }
-
-    /// The highest frame number the peer has acknowledged (0: none yet).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn acked(&self) -> u32 {
-        self.acked
-    }
-
     /// Sends an error frame with `flags`; returns its frame number.
     pub(crate) fn send_error_frame(&mut self, error: &RemoteError, flags: u16) -> Result<u32> {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
         let len = error_payload(error, &mut payload);
         self.send_frame(Kind::Error, flags, &payload[..len])
+    }
+}
+
+/// The peer of a stream to `process` (if this side created one) hung up:
+/// [`Error::PeerEnded`] when the process ended abnormally without sending
+/// an error frame first (`answered`), [`Error::Closed`] otherwise. Waits up
+/// to [`EXIT_GRACE_MS`] for the process to become waitable: the kernel
+/// closes a dying process's descriptors just before its status can be
+/// collected.
+pub(crate) fn hang_up(process: Option<&mut OwnedChild>, answered: bool) -> Error {
+    let Some(process) = process else {
+        return Error::Closed;
+    };
+    // Wakes the moment the process becomes waitable (a pidfd poll). An
+    // error leaves the status unknown: the hang-up is then news enough
+    // (`Closed`).
+    let status = process.wait_timeout(EXIT_GRACE_MS).ok().flatten();
+    // After an error frame the process has answered: its exit code (the
+    // callable's failure status) is no further news. A signal is.
+    match status {
+        Some(status) if status.signal().is_some() || (!status.success() && !answered) => {
+            Error::PeerEnded {
+                pid: process.pid(),
+                status,
+            }
+        }
+        _ => Error::Closed,
+    }
+}
+
+/// The peer of a stream to `process` hung up in the middle of a frame:
+/// [`Error::PeerEnded`] when the process was killed or failed (see
+/// [`hang_up`]), a truncated-frame protocol error otherwise.
+pub(crate) fn cut_short(process: Option<&mut OwnedChild>, answered: bool) -> Error {
+    match hang_up(process, answered) {
+        ended @ Error::PeerEnded { .. } => ended,
+        _ => Error::Protocol(ProtoError::Truncated),
     }
 }
 

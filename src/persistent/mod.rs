@@ -112,6 +112,7 @@ mod client;
 mod connection;
 mod inbox;
 mod keeper;
+mod link;
 mod listener;
 mod outbox;
 

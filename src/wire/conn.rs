@@ -234,6 +234,21 @@ impl<B: OutBuf> Conn<B> {
         self.dec.filled(n);
     }
 
+    /// True when a frame can be polled without reading more bytes.
+    ///
+    /// See the example on [`Conn`].
+    pub fn has_buffered(&self) -> bool {
+        self.dec.ready()
+    }
+
+    /// True in the middle of a frame: part of a header, or a message whose
+    /// payload is not taken yet.
+    ///
+    /// See the example on [`Conn`].
+    pub fn mid_frame(&self) -> bool {
+        self.dec.has_partial_frame() || self.dec.pending().is_some()
+    }
+
     /// The decoder, for the payload calls [`Conn`] does not wrap (collecting
     /// a large payload across reads, taking it in place).
     ///
@@ -251,7 +266,7 @@ impl<B: OutBuf> Conn<B> {
         if let Some(e) = self.ended {
             return e;
         }
-        let why = match self.dec.has_partial_frame() || self.dec.pending().is_some() {
+        let why = match self.mid_frame() {
             true => Error::Protocol(ProtoError::Truncated),
             false => Error::Closed,
         };
@@ -345,7 +360,13 @@ impl<B: OutBuf> Conn<B> {
     /// output buffer has no room for it now (write [`Conn::pending`] first).
     ///
     /// See the example on [`Conn`].
-    pub fn send(&mut self, kind: Kind, flags: u16, task: u64, payload: &[u8]) -> Result<u32, Error> {
+    pub fn send(
+        &mut self,
+        kind: Kind,
+        flags: u16,
+        task: u64,
+        payload: &[u8],
+    ) -> Result<u32, Error> {
         let max = self.max_message();
         if matches!(kind, Kind::Data | Kind::Args | Kind::Batch) && payload.len() > max {
             return Err(Error::TooBig {
@@ -574,6 +595,7 @@ mod tests {
         a.send(Kind::Data, 0, 0, b"cut").unwrap();
         carry(&mut a, &mut b, HEADER_LEN - 1);
         assert_eq!(b.poll(), Ok(Event::More));
+        assert!(b.mid_frame() && !b.has_buffered());
         let e = Error::Protocol(ProtoError::Truncated);
         assert_eq!(b.eof(), e);
         assert_eq!(b.poll(), Err(e));
