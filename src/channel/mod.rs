@@ -27,7 +27,7 @@ mod claims;
 mod journal;
 mod marks;
 #[cfg(feature = "alloc")]
-mod receipts;
+mod policy;
 #[cfg(feature = "alloc")]
 mod worker;
 
@@ -39,7 +39,7 @@ pub(crate) use journal::Journal;
 use journal::{Inflow, Outflow};
 use marks::Marks;
 #[cfg(feature = "alloc")]
-pub(crate) use receipts::Receipts;
+pub(crate) use policy::StreamPolicy;
 #[cfg(feature = "alloc")]
 use worker::{LoopFrame, WorkerTask};
 
@@ -159,8 +159,6 @@ pub struct Channel {
     #[cfg(feature = "alloc")]
     loop_frames: VecDeque<LoopFrame>,
     /// A persistent stream: it ends with an end frame, and a bare end of
-    /// stream is [`Error::Cut`].
-    expects_end: bool,
     /// Messages that arrived while `send_acked` waited for its ack, with
     /// their headers: each is acknowledged only when the program takes it,
     /// so one never taken is sent again to a persistent stream's next client.
@@ -176,9 +174,10 @@ pub struct Channel {
     #[cfg(feature = "alloc")]
     outbox: bool,
     /// Who decides when the frames taken are acknowledged, if not this
-    /// channel as it takes them (a connection to a persistent process).
+    /// How the stream ends and when what it takes is acknowledged, if not
+    /// as a plain channel (a connection to a persistent process).
     #[cfg(feature = "alloc")]
-    receipts: Option<alloc::boxed::Box<dyn Receipts>>,
+    policy: Option<alloc::boxed::Box<dyn StreamPolicy>>,
     /// Every read from the socket: counted, and in a reused worker's
     /// creator followed by what the worker held when it died.
     inflow: Inflow,
@@ -235,7 +234,6 @@ impl Channel {
             worker: None,
             #[cfg(feature = "alloc")]
             loop_frames: VecDeque::new(),
-            expects_end: false,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
@@ -243,7 +241,7 @@ impl Channel {
             #[cfg(feature = "alloc")]
             outbox: false,
             #[cfg(feature = "alloc")]
-            receipts: None,
+            policy: None,
             inflow: Inflow::default(),
             #[cfg(feature = "alloc")]
             outflow: Outflow::default(),
@@ -259,14 +257,6 @@ impl Channel {
     pub fn pair() -> Result<(Channel, Channel)> {
         let (a, b) = sys::socketpair()?;
         Ok((Channel::from_fd(a, None), Channel::from_fd(b, None)))
-    }
-
-    /// Makes this a persistent stream's client end: the stream ends with an
-    /// end frame, and one that stops without it was cut off
-    /// ([`Error::Cut`]).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn expect_end(&mut self) {
-        self.expects_end = true;
     }
 
     /// The created process's id, seen from its creator; 0 on the created side.
@@ -967,17 +957,29 @@ impl Channel {
     /// created process ended abnormally without sending an error frame
     /// first, [`Error::Closed`] otherwise.
     fn peer_gone(&mut self) -> Error {
-        if self.expects_end {
+        if self.ends_with_end_frame() {
             return Error::Cut;
         }
         hang_up(self.process.as_mut(), self.remote.is_some())
+    }
+
+    /// True when a bare end of stream is a cut, not a clean end (the
+    /// channel's [`StreamPolicy`] says so).
+    fn ends_with_end_frame(&self) -> bool {
+        #[cfg(feature = "alloc")]
+        return self
+            .policy
+            .as_ref()
+            .is_some_and(|policy| policy.ends_with_end_frame());
+        #[cfg(not(feature = "alloc"))]
+        false
     }
 
     /// The peer hung up in the middle of a frame: [`Error::PeerEnded`] when
     /// the created process was killed or failed (it died mid-send, as when it
     /// dies between frames), a truncated-frame protocol error otherwise.
     fn cut_short(&mut self) -> Error {
-        match self.expects_end {
+        match self.ends_with_end_frame() {
             true => Error::Protocol(ProtoError::Truncated),
             false => cut_short(self.process.as_mut(), self.remote.is_some()),
         }
@@ -1108,14 +1110,14 @@ impl Channel {
 
     /// Sends an acknowledgement of a received frame if its sender asked for
     /// one (data, args and error frames alike), unless its
-    /// [`Receipts`] hold it back.
+    /// [`StreamPolicy`] holds it back.
     fn acknowledge(&mut self, header: Header) {
         if header.flags & FLAG_ACK_REQUESTED == 0 {
             return;
         }
         #[cfg(feature = "alloc")]
-        if let Some(receipts) = &mut self.receipts {
-            if receipts.hold(header.seq) {
+        if let Some(policy) = &mut self.policy {
+            if policy.hold(header.seq) {
                 return;
             }
         }

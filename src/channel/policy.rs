@@ -1,22 +1,27 @@
-//! Receipts: a channel whose acknowledgements someone else decides on. A
-//! channel acknowledges each frame its sender asked about as it takes it;
-//! one with [`Receipts`] asks them first, and they may hold the
-//! acknowledgement back until the program has really taken what the frame
-//! carried (a connection to a persistent process does, so that results
-//! stored and never taken go to its next client). An exchange monitoring
-//! the channel tells them what its store does with the messages, without
-//! knowing who they are.
+//! A stream's policy: how a channel that is not a plain channel ends and
+//! when it acknowledges what it takes. A plain channel acknowledges each
+//! frame its sender asked about as it takes it, and a bare end of stream is
+//! a clean end. A channel with a [`StreamPolicy`] (defined by the layer that
+//! owns the stream, such as a connection to a persistent process) asks it
+//! first: it may hold an acknowledgement back until the program has really
+//! taken what the frame carried, and may require an explicit end frame. An
+//! exchange monitoring the channel tells the policy what its store does
+//! with the messages, without knowing whose policy it is.
 
 use alloc::boxed::Box;
 use core::fmt;
 
 use super::Channel;
 
-/// Decides when the frames a channel takes are acknowledged (see the
-/// module documentation). Each call that releases acknowledgements returns
-/// the newest frame number to acknowledge: the wire's acknowledgements are
-/// cumulative, one covers every frame before it.
-pub(crate) trait Receipts: fmt::Debug + Send + Sync {
+/// How a channel ends and acknowledges (see the module documentation). Each
+/// call that releases acknowledgements returns the newest frame number to
+/// acknowledge: the wire's acknowledgements are cumulative, one covers every
+/// frame before it.
+pub(crate) trait StreamPolicy: fmt::Debug + Send + Sync {
+    /// True when the stream ends only with an end frame: a bare end of
+    /// stream is then [`Error::Cut`](crate::Error::Cut), never a clean end.
+    fn ends_with_end_frame(&self) -> bool;
+
     /// The channel is monitored by an exchange as task `task`, whose store
     /// keeps results for the program to take later (`keeps`) or hands each
     /// on as it receives it. Returns whether the channel's peer process
@@ -37,30 +42,31 @@ pub(crate) trait Receipts: fmt::Debug + Send + Sync {
 }
 
 impl Channel {
-    /// From now on `receipts` decide when the frames taken are acknowledged.
-    pub(crate) fn set_receipts(&mut self, receipts: Box<dyn Receipts>) {
-        self.receipts = Some(receipts);
+    /// From now on `policy` decides how the stream ends and when the frames
+    /// taken are acknowledged.
+    pub(crate) fn set_policy(&mut self, policy: Box<dyn StreamPolicy>) {
+        self.policy = Some(policy);
     }
 
     /// Monitored by an exchange as task `task` whose store keeps results
-    /// (`keeps`): see [`Receipts::monitored`]. False for a channel without
-    /// receipts.
+    /// (`keeps`): see [`StreamPolicy::monitored`]. False for a plain
+    /// channel.
     pub(crate) fn monitored(&mut self, task: usize, keeps: bool) -> bool {
-        self.receipts
+        self.policy
             .as_mut()
-            .is_some_and(|receipts| receipts.monitored(task, keeps))
+            .is_some_and(|policy| policy.monitored(task, keeps))
     }
 
     /// The program took `count` results of task `task`: acknowledges them
     /// if they were held back.
     pub(crate) fn results_taken(&mut self, task: usize, count: usize) {
-        let newest = self.receipts.as_mut().and_then(|r| r.taken(task, count));
+        let newest = self.policy.as_mut().and_then(|p| p.taken(task, count));
         self.send_receipt(newest);
     }
 
     /// Acknowledges everything held back; with `stop`, holds nothing more.
     pub(crate) fn release_receipts(&mut self, stop: bool) {
-        let newest = self.receipts.as_mut().and_then(|r| r.release(stop));
+        let newest = self.policy.as_mut().and_then(|p| p.release(stop));
         self.send_receipt(newest);
     }
 
@@ -71,7 +77,7 @@ impl Channel {
     }
 }
 
-// Receipts do not change what a channel may do across threads.
+// A policy does not change what a channel may do across threads.
 const _: fn() = || {
     fn send_and_sync<T: Send + Sync>() {}
     send_and_sync::<Channel>();
