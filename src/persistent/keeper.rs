@@ -228,9 +228,11 @@ impl Keeper {
                         self.ack_client(client_seq);
                     }
                 }
-                Ok(Some(Incoming::Event(Event::Remote(code)))) => {
+                Ok(Some(Incoming::Event(Event::Remote(header)))) => {
+                    // Lost only with the callable: its end is read next.
+                    best_effort(worker.link.conn.acknowledge(header));
                     let remote = worker.link.conn.remote_error().cloned();
-                    let remote = remote.unwrap_or_else(|| RemoteError::new(code, ""));
+                    let remote = remote.unwrap_or_else(|| RemoteError::new(code::PROTO, ""));
                     self.worker_failed = true;
                     self.push_error(&remote);
                 }

@@ -48,7 +48,7 @@ impl Link {
             };
             // The payload, collected across reads until it is whole.
             loop {
-                let dec = self.conn.decoder();
+                let dec = self.conn.decoder_mut();
                 let spare = dec.payload_spare().map_err(|_| Error::from(Errno::NOMEM))?;
                 if spare.is_empty() {
                     break;
@@ -57,7 +57,7 @@ impl Link {
                     return Ok(None);
                 }
             }
-            let dec = self.conn.decoder();
+            let dec = self.conn.decoder_mut();
             let payload = match dec.take_collected() {
                 Some(payload) => payload,
                 None => {
@@ -75,7 +75,7 @@ impl Link {
     /// One read without waiting, into the decoder (`payload`: into the
     /// pending payload's room); false when nothing has arrived.
     fn read(&mut self, payload: bool) -> Result<bool, Error> {
-        let dec = self.conn.decoder();
+        let dec = self.conn.decoder_mut();
         let got = match payload {
             true => {
                 let spare = dec.payload_spare().map_err(|_| Error::from(Errno::NOMEM))?;
@@ -86,7 +86,7 @@ impl Link {
         match got {
             Ok(0) | Err(Errno::CONNRESET) => Err(self.conn.eof()),
             Ok(n) if payload => {
-                self.conn.decoder().payload_filled(n);
+                self.conn.decoder_mut().payload_filled(n);
                 Ok(true)
             }
             Ok(n) => {

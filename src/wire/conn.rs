@@ -89,13 +89,14 @@ pub enum Event {
     More,
     /// A data, args or batch message. Its payload is pending: take it with
     /// [`Conn::payload_into`] (or the [`Decoder`]'s calls through
-    /// [`Conn::decoder`]), then call [`Conn::message_taken`].
+    /// [`Conn::decoder_mut`]), then call [`Conn::message_taken`].
     Message(Header),
     /// The peer acknowledged frame `seq` and every frame before it.
     Ack(u32),
-    /// An error frame: its code (the whole error is [`Conn::remote_error`]).
-    /// It was acknowledged if its sender asked.
-    Remote(i32),
+    /// An error frame (its code and message: [`Conn::remote_error`]). If
+    /// its sender asked, acknowledge it with [`Conn::acknowledge`] (now, or
+    /// when the driver's policy says).
+    Remote(Header),
     /// A reused worker's task `task` is finished (a stop frame with
     /// [`FLAG_END`]).
     TaskEnd(u64),
@@ -139,10 +140,18 @@ pub enum Event {
 /// assert_eq!(left.poll()?, Event::Ack(seq));
 /// assert_eq!(left.acked(), seq);
 ///
-/// right.send_error(&RemoteError::new(7, "no"), 0)?;
+/// right.send_error(&RemoteError::new(7, "no"), FLAG_ACK_REQUESTED)?;
 /// carry(&mut right, &mut left);
-/// assert_eq!(left.poll()?, Event::Remote(7));
-/// assert_eq!(left.remote_error().map(|e| e.message()), Some("no"));
+/// let Event::Remote(header) = left.poll()? else { unreachable!() };
+/// left.acknowledge(header)?; // a driver may hold it back instead
+/// assert_eq!(left.remote_error().map(|e| (e.code(), e.message())), Some((7, "no")));
+///
+/// // A frame the driver writes itself, payload and all (no copy).
+/// let header = left.header(Kind::Data, 0, 0, 3)?;
+/// assert_eq!(header.seq, left.next_seq() - 1);
+/// assert!(!left.has_buffered() && !left.mid_frame());
+/// assert!(left.decoder().buffered().is_empty());
+/// assert_eq!(left.pending().len(), 24); // the acknowledgement, queued
 ///
 /// // The peer hung up between frames: a clean end, and sticky.
 /// assert_eq!(left.eof(), Error::Closed);
@@ -249,11 +258,18 @@ impl<B: OutBuf> Conn<B> {
         self.dec.has_partial_frame() || self.dec.pending().is_some()
     }
 
+    /// The decoder, to look at what is buffered.
+    ///
+    /// See the example on [`Conn`].
+    pub fn decoder(&self) -> &Decoder {
+        &self.dec
+    }
+
     /// The decoder, for the payload calls [`Conn`] does not wrap (collecting
     /// a large payload across reads, taking it in place).
     ///
     /// See the example on [`Conn`].
-    pub fn decoder(&mut self) -> &mut Decoder {
+    pub fn decoder_mut(&mut self) -> &mut Decoder {
         &mut self.dec
     }
 
@@ -315,8 +331,7 @@ impl<B: OutBuf> Conn<B> {
                     Err(e) => return Err(self.end_on(Error::Protocol(e))),
                 };
                 self.remote = Some(RemoteError::new(code, message));
-                self.ack_if_asked(header);
-                Ok(Event::Remote(code))
+                Ok(Event::Remote(header))
             }
             Kind::Stop if header.flags & FLAG_END != 0 => Ok(Event::TaskEnd(header.task)),
             Kind::Stop => {
@@ -324,7 +339,9 @@ impl<B: OutBuf> Conn<B> {
                 Ok(Event::Stop)
             }
             Kind::End => {
-                self.ack_if_asked(header);
+                // No room: the end is not acknowledged, and the peer's wait
+                // for it ends with this side's hang-up.
+                let _ = self.acknowledge(header);
                 self.end_on(Error::Closed);
                 Ok(Event::End)
             }
@@ -349,7 +366,8 @@ impl<B: OutBuf> Conn<B> {
     pub fn message_taken(&mut self, acknowledge: bool) -> Option<Header> {
         let header = self.dec.payload_done()?;
         if acknowledge {
-            self.ack_if_asked(header);
+            // No room: lost with a peer that never reads (see `acknowledge`).
+            let _ = self.acknowledge(header);
         }
         Some(header)
     }
@@ -367,17 +385,12 @@ impl<B: OutBuf> Conn<B> {
         task: u64,
         payload: &[u8],
     ) -> Result<u32, Error> {
-        let max = self.max_message();
-        if matches!(kind, Kind::Data | Kind::Args | Kind::Batch) && payload.len() > max {
-            return Err(Error::TooBig {
-                size: payload.len(),
-                capacity: max,
-            });
-        }
         let seq = self.next_seq;
-        let header = Header::new(kind, flags, payload.len() as u32, seq).for_task(task);
-        self.queue(&header, payload)?;
-        self.next_seq = seq.wrapping_add(1);
+        let header = self.header(kind, flags, task, payload.len())?;
+        if let Err(e) = self.queue(&header, payload) {
+            self.next_seq = seq; // not sent: the number is not taken
+            return Err(e);
+        }
         Ok(seq)
     }
 
@@ -388,6 +401,51 @@ impl<B: OutBuf> Conn<B> {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
         let len = error_payload(error, &mut payload);
         self.send(Kind::Error, flags, 0, &payload[..len])
+    }
+
+    /// Queues an acknowledgement of `header`'s frame if its sender asked
+    /// for one ([`Error::Busy`] without room: a peer that reads gets the
+    /// next, cumulative, acknowledgement).
+    ///
+    /// See the example on [`Conn`].
+    pub fn acknowledge(&mut self, header: Header) -> Result<(), Error> {
+        match header.flags & FLAG_ACK_REQUESTED {
+            0 => Ok(()),
+            _ => self.ack(header.seq),
+        }
+    }
+
+    /// Numbers a frame of `kind` for `task` with a payload of `len` bytes
+    /// that the driver writes itself (after [`Conn::pending`]), without
+    /// copying it into the output buffer; returns its header. Errors as for
+    /// [`Conn::send`] but for [`Error::Busy`].
+    ///
+    /// See the example on [`Conn`].
+    pub fn header(
+        &mut self,
+        kind: Kind,
+        flags: u16,
+        task: u64,
+        len: usize,
+    ) -> Result<Header, Error> {
+        let max = self.max_message();
+        if matches!(kind, Kind::Data | Kind::Args | Kind::Batch) && len > max {
+            return Err(Error::TooBig {
+                size: len,
+                capacity: max,
+            });
+        }
+        let header = Header::new(kind, flags, len as u32, self.next_seq).for_task(task);
+        self.next_seq = self.next_seq.wrapping_add(1);
+        Ok(header)
+    }
+
+    /// The driver found the stream ended with `e` (the peer process died,
+    /// or a rule of its own): recorded as the end, as [`Conn::eof`] does.
+    ///
+    /// See the example on [`Conn`].
+    pub fn end(&mut self, e: Error) -> Error {
+        self.end_on(e)
     }
 
     /// Queues an acknowledgement of the peer's frame `seq` (and every one
@@ -450,16 +508,6 @@ impl<B: OutBuf> Conn<B> {
         match self.out.append(&[&header.encode(), payload]) {
             true => Ok(()),
             false => Err(Error::Busy),
-        }
-    }
-
-    /// Queues an acknowledgement of `header`'s frame if its sender asked.
-    fn ack_if_asked(&mut self, header: Header) {
-        if header.flags & FLAG_ACK_REQUESTED != 0 {
-            // No room: the driver has not written what is pending. The
-            // acknowledgement is lost with a peer that never reads; one that
-            // does gets the next, cumulative, one.
-            let _ = self.ack(header.seq);
         }
     }
 
@@ -570,12 +618,17 @@ mod tests {
             .unwrap();
         a.send(Kind::Stop, FLAG_END, 3, &[]).unwrap();
         a.send(Kind::End, FLAG_ACK_REQUESTED, 0, &[]).unwrap();
-        assert_eq!(next(&mut a, &mut b), Ok(Event::Remote(-4)));
+        let Ok(Event::Remote(header)) = next(&mut a, &mut b) else {
+            panic!("an error frame")
+        };
+        b.acknowledge(header).unwrap();
+        assert_eq!(b.remote_error().unwrap().code(), -4);
         assert_eq!(b.remote_error().unwrap().message(), "worse");
         assert_eq!(next(&mut a, &mut b), Ok(Event::TaskEnd(3)));
         assert_eq!(next(&mut a, &mut b), Ok(Event::End));
         assert_eq!(b.end_error(), Some(Error::Closed));
         assert_eq!(b.poll(), Err(Error::Closed));
+        assert_eq!(b.end(Error::Cut), Error::Cut);
         // The error and the end were acknowledged, as asked.
         assert_eq!(next(&mut b, &mut a), Ok(Event::Ack(1)));
         assert_eq!(next(&mut b, &mut a), Ok(Event::Ack(3)));
