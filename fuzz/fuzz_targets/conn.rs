@@ -93,7 +93,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 last_acked = conn.acked();
             }
-            Ok(Event::Stop | Event::End) => {
+            Ok(Event::Stop | Event::End(_)) => {
                 ended = conn.end_error();
                 assert!(ended.is_some());
             }

@@ -15,10 +15,10 @@ use bytemuck::Pod;
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
 #[cfg(feature = "alloc")]
-use crate::wire::Encoder;
+use crate::wire::{self, Encoder};
 use crate::wire::{
-    self, error_payload, Decoder, Header, Kind, Next, ProtoError, DEFAULT_MAX_MESSAGE,
-    FLAG_ACK_REQUESTED, FLAG_END, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, READ_AHEAD,
+    error_payload, Conn, Event, Header, Kind, ProtoError, FLAG_ACK_REQUESTED, FLAG_END,
+    MAX_ERROR_PAYLOAD, READ_AHEAD,
 };
 
 #[cfg(feature = "alloc")]
@@ -133,17 +133,15 @@ pub struct Channel {
     /// The created process, seen from its creator: it owns the pid, the
     /// wait status and the collection; the channel only forwards.
     process: Option<OwnedChild>,
-    max_message: usize,
-    next_seq: u32,
-    /// The highest frame number the peer acknowledged.
-    acked: u32,
-    /// What was read and not yet taken: a partial frame, a pending message.
-    dec: Decoder,
+    /// The protocol without I/O: frame numbers, acknowledgements, the
+    /// decoder (a partial frame, a pending message), the peer's last error.
+    /// The channel writes every frame itself (no copy), so its connection
+    /// keeps no output buffer.
+    conn: Conn<heapless::Vec<u8, 0>>,
     /// Why the channel ended (end of stream or a malformed frame); sticky.
     ended: Option<Error>,
     /// The end came as a stop frame (no more tasks for a reused worker).
     stopped: bool,
-    remote: Option<RemoteError>,
     /// Mark the next data frame sent as the last result of a task.
     end_next_send: bool,
     /// The task this side's frames belong to (the header's `task` field):
@@ -220,13 +218,9 @@ impl Channel {
         Channel {
             fd,
             process: child.map(OwnedChild::new),
-            max_message: DEFAULT_MAX_MESSAGE,
-            next_seq: 1,
-            acked: 0,
-            dec: Decoder::new(),
+            conn: Conn::new(),
             ended: None,
             stopped: false,
-            remote: None,
             end_next_send: false,
             task: 0,
             marks: Marks::default(),
@@ -293,26 +287,21 @@ impl Channel {
     ///
     /// See the example on [`Channel`].
     pub fn max_message(&self) -> usize {
-        self.max_message
+        self.conn.max_message()
     }
 
     /// Sets the largest message this side sends or accepts (1 byte to 4 GiB - 1).
     ///
     /// See the example on [`Channel`].
     pub fn set_max_message(&mut self, max: usize) -> Result<()> {
-        if max == 0 || max > MAX_MESSAGE_LIMIT {
-            return Err(Error::Invalid);
-        }
-        self.max_message = max;
-        self.dec.set_max_message(max);
-        Ok(())
+        self.conn.set_max_message(max)
     }
 
     /// The code and message of the last error frame received.
     ///
     /// See the example on [`Channel`].
     pub fn remote_error(&self) -> Option<&RemoteError> {
-        self.remote.as_ref()
+        self.conn.remote_error()
     }
 
     /// In a reused worker: holds back only the frames that
@@ -422,7 +411,7 @@ impl Channel {
         if !self.stash.is_empty() || !self.loop_frames.is_empty() || self.inflow.replaying() {
             return true;
         }
-        self.dec.ready()
+        self.conn.has_buffered()
     }
 
     /// Reads what has arrived of the pending message's payload, without
@@ -433,7 +422,7 @@ impl Channel {
     #[cfg(feature = "alloc")]
     #[inline]
     pub(crate) fn buffer_payload(&mut self) -> Result<bool> {
-        if self.dec.payload_complete() {
+        if self.conn.decoder().payload_complete() {
             return Ok(true);
         }
         self.collect_payload()
@@ -443,7 +432,7 @@ impl Channel {
     #[cfg(feature = "alloc")]
     fn collect_payload(&mut self) -> Result<bool> {
         loop {
-            let spare = self.dec.payload_spare()?;
+            let spare = self.conn.decoder_mut().payload_spare()?;
             if spare.is_empty() {
                 return Ok(true);
             }
@@ -452,7 +441,7 @@ impl Channel {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
                 }
-                Ok(n) => self.dec.payload_filled(n),
+                Ok(n) => self.conn.decoder_mut().payload_filled(n),
                 Err(Errno::AGAIN) => return Ok(false),
                 Err(e) => return Err(e.into()),
             }
@@ -486,11 +475,12 @@ impl Channel {
     /// An allocation that fails is `ENOMEM`, and the message stays queued.
     #[cfg(feature = "alloc")]
     fn take_vec(&mut self, header: Header) -> Result<Vec<u8>> {
-        let message = if let Some(message) = self.dec.take_collected() {
+        let dec = self.conn.decoder_mut();
+        let message = if let Some(message) = dec.take_collected() {
             message // read ahead whole across poll rounds: no copy
-        } else if let Some(payload) = self.dec.whole_payload() {
+        } else if let Some(payload) = dec.whole_payload() {
             let message = try_copy(payload)?; // one copy, no zeroing
-            self.dec.skip_payload();
+            dec.skip_payload();
             message
         } else {
             // The length was checked against max_message before this allocation.
@@ -523,7 +513,7 @@ impl Channel {
     #[cfg(feature = "alloc")]
     pub fn send_acked(&mut self, data: &[u8]) -> Result<()> {
         let seq = self.send_frame(Kind::Data, FLAG_ACK_REQUESTED, data)?;
-        while (self.acked.wrapping_sub(seq) as i32) < 0 {
+        while (self.conn.acked().wrapping_sub(seq) as i32) < 0 {
             let Frame::Message(header) = self.next_frame(Deadline::after(-1))? else {
                 continue; // an acknowledgement: check it
             };
@@ -550,18 +540,9 @@ impl Channel {
     /// Sends one frame with the next frame number; returns that number.
     /// Data and args payloads are bounded by the maximum message size.
     pub(crate) fn send_frame(&mut self, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
-        if matches!(kind, Kind::Data | Kind::Args | Kind::Batch) && payload.len() > self.max_message
-        {
-            return Err(Error::TooBig {
-                size: payload.len(),
-                capacity: self.max_message,
-            });
-        }
-        let seq = self.next_seq;
-        let header = Header::new(kind, flags, payload.len() as u32, seq).for_task(self.task);
+        let header = self.conn.header(kind, flags, self.task, payload.len())?;
         self.write_frame(header, payload)?;
-        self.next_seq = seq.wrapping_add(1);
-        Ok(seq)
+        Ok(header.seq)
     }
 
     /// Writes one frame as given.
@@ -745,7 +726,7 @@ impl Channel {
     /// Reads one frame: a data or args message (left pending for
     /// [`Channel::take_payload`]), an acknowledgement or a task-end marker.
     pub(crate) fn next_frame(&mut self, deadline: Deadline) -> Result<Frame> {
-        if let Some(header) = self.dec.pending() {
+        if let Some(header) = self.conn.decoder().pending() {
             return Ok(Frame::Message(header));
         }
         if let Some(e) = self.ended {
@@ -761,48 +742,28 @@ impl Channel {
     /// Reads one frame from the socket (see [`Channel::next_frame`]).
     #[inline]
     fn read_frame(&mut self, deadline: Deadline) -> Result<Frame> {
-        let header = match self.read_header(deadline) {
-            Ok(header) => header,
+        let event = match self.read_event(deadline) {
+            Ok(event) => event,
             Err(e) => return Err(self.end_on(e)),
         };
-        match header.kind {
-            Kind::Ack => {
-                // Acks are cumulative: an old one changes nothing, and one
-                // for a frame not sent yet is a lie.
-                let last_sent = self.next_seq.wrapping_sub(1);
-                if (last_sent.wrapping_sub(header.seq) as i32) < 0 {
-                    let e = Error::Protocol(ProtoError::BadAck(header.seq));
-                    return Err(self.end_on(e));
-                }
-                if (header.seq.wrapping_sub(self.acked) as i32) > 0 {
-                    self.acked = header.seq;
-                }
-                Ok(Frame::Ack)
-            }
-            Kind::Data | Kind::Args | Kind::Batch => Ok(Frame::Message(header)),
-            Kind::Stop if header.flags & FLAG_END != 0 => {
-                self.marks.record(header.task, 0, true, false);
+        match event {
+            Event::Ack(_) => Ok(Frame::Ack),
+            Event::Message(header) => Ok(Frame::Message(header)),
+            Event::TaskEnd(task) => {
+                self.marks.record(task, 0, true, false);
                 Ok(Frame::TaskEnd)
             }
-            Kind::Error => {
-                let mut payload = [0u8; MAX_ERROR_PAYLOAD];
-                let payload = &mut payload[..header.length as usize];
-                // Buffered whole with its header (`Decoder::next_header`).
-                self.dec.payload_into(payload);
-                let (code, message) = match wire::decode_error(payload) {
-                    Ok(parts) => parts,
-                    Err(e) => return Err(self.end_on(Error::Protocol(e))),
-                };
-                self.remote = Some(RemoteError::new(code, message));
+            Event::Remote(header) => {
                 self.acknowledge(header);
                 self.marks.record(header.task, 0, false, true);
+                let code = self.conn.remote_error().map_or(0, RemoteError::code);
                 Err(Error::Remote { code })
             }
-            Kind::Stop => {
+            Event::Stop => {
                 self.stopped = true;
                 Err(self.end_on(Error::Closed))
             }
-            Kind::End => {
+            Event::End(header) => {
                 // At once, even when acknowledgements are held back: the
                 // stream ends only after every frame before it was
                 // acknowledged, so this one covers nothing held.
@@ -811,13 +772,15 @@ impl Channel {
                 }
                 Err(self.end_on(Error::Closed))
             }
+            // `read_event` reads until there is an event.
+            Event::More => Err(Error::TimedOut),
         }
     }
 
     /// Reads the payload of the pending message into `dst` (exactly its
     /// length) and acknowledges it if the sender asked.
     pub(crate) fn take_payload(&mut self, dst: &mut [u8]) -> Result<()> {
-        let Some(header) = self.dec.pending() else {
+        let Some(header) = self.conn.decoder().pending() else {
             return Err(Error::Invalid);
         };
         debug_assert_eq!(dst.len(), header.length as usize);
@@ -838,7 +801,7 @@ impl Channel {
     /// the program takes the message ([`Channel::send_acked`]'s stash).
     #[inline]
     fn took_unacknowledged(&mut self, header: Header) {
-        self.dec.payload_done();
+        self.conn.message_taken(false);
         if header.kind == Kind::Data {
             self.marks
                 .record(header.task, 1, header.flags & FLAG_END != 0, false);
@@ -852,16 +815,18 @@ impl Channel {
         }
     }
 
-    /// Reads and validates the next frame header. An error frame's header
+    /// Reads until the connection has the next event (a frame: see
+    /// [`Conn::poll`]). An error frame's header
     /// is taken only once its (small) payload is buffered too, so that a
     /// read with a deadline, a zero-timeout one above all, never blocks in
     /// the middle of one: a peer that stalls after an error frame's header
     /// holds nobody up, and its bytes stay buffered until the rest arrives.
     /// (A data or args message that has started arriving is read to its end.)
-    fn read_header(&mut self, deadline: Deadline) -> Result<Header> {
+    fn read_event(&mut self, deadline: Deadline) -> Result<Event> {
         loop {
-            if let Next::Header(header) = self.dec.next_header().map_err(Error::Protocol)? {
-                return Ok(header);
+            match self.conn.poll()? {
+                Event::More => {}
+                event => return Ok(event),
             }
             // No time left: take what is queued without a `poll` first.
             let remaining = deadline.remaining_ms();
@@ -881,7 +846,7 @@ impl Channel {
             match self.fill(remaining < 0) {
                 Err(Errno::AGAIN) if remaining > 0 => continue,
                 Err(Errno::AGAIN) => return Err(Error::TimedOut),
-                Ok(0) | Err(Errno::CONNRESET) if !self.dec.buffered().is_empty() => {
+                Ok(0) | Err(Errno::CONNRESET) if !self.conn.decoder().buffered().is_empty() => {
                     return Err(self.cut_short())
                 }
                 Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
@@ -895,16 +860,16 @@ impl Channel {
     /// With `block == false` it takes only what is already queued
     /// ([`Errno::AGAIN`] when nothing is).
     fn fill(&mut self, block: bool) -> sys::Result<usize> {
-        let spare = self.dec.spare();
+        let spare = self.conn.spare();
         let n = self.inflow.read(&self.fd, spare, block)?;
-        self.dec.filled(n);
+        self.conn.filled(n);
         Ok(n)
     }
 
     /// Fills `dst` with the pending payload: what the decoder holds, then
     /// the rest from the socket.
     fn read_payload(&mut self, dst: &mut [u8]) -> Result<()> {
-        let mut done = self.dec.payload_into(dst);
+        let mut done = self.conn.payload_into(dst);
         if done == dst.len() {
             return Ok(());
         }
@@ -913,14 +878,14 @@ impl Channel {
         // read that completes it brings the frames behind it too, where a
         // read of just its rest would cost a system call per buffer refill.
         if dst.len() <= READ_AHEAD {
-            self.dec.reserve(dst.len() - done);
+            self.conn.decoder_mut().reserve(dst.len() - done);
             while done < dst.len() {
                 match self.fill(true) {
                     Ok(0) | Err(Errno::CONNRESET) => {
                         let why = self.cut_short();
                         return Err(self.end_on(why));
                     }
-                    Ok(_) => done += self.dec.payload_into(&mut dst[done..]),
+                    Ok(_) => done += self.conn.payload_into(&mut dst[done..]),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -946,7 +911,7 @@ impl Channel {
             e,
             Error::Closed | Error::PeerEnded { .. } | Error::Cut | Error::Protocol(_)
         ) {
-            self.dec.abandon();
+            self.conn.end(e);
             self.ended = Some(e);
         }
         e
@@ -960,7 +925,7 @@ impl Channel {
         if self.ends_with_end_frame() {
             return Error::Cut;
         }
-        hang_up(self.process.as_mut(), self.remote.is_some())
+        hang_up(self.process.as_mut(), self.conn.remote_error().is_some())
     }
 
     /// True when a bare end of stream is a cut, not a clean end (the
@@ -981,7 +946,7 @@ impl Channel {
     fn cut_short(&mut self) -> Error {
         match self.ends_with_end_frame() {
             true => Error::Protocol(ProtoError::Truncated),
-            false => cut_short(self.process.as_mut(), self.remote.is_some()),
+            false => cut_short(self.process.as_mut(), self.conn.remote_error().is_some()),
         }
     }
 
@@ -992,7 +957,7 @@ impl Channel {
 
     /// True while a message's header is read but its payload is not.
     pub(crate) fn has_pending(&self) -> bool {
-        self.dec.pending().is_some()
+        self.conn.decoder().pending().is_some()
     }
 
     /// True once the channel has ended (end of stream or a malformed frame).
@@ -1022,17 +987,9 @@ impl Channel {
     {
         let len = wire::batch_len(tasks.clone().map(|(_, args)| args.len()));
         let first = tasks.clone().next().map_or(0, |(task, _)| task);
-        if len > self.max_message {
-            return Err(Error::TooBig {
-                size: len,
-                capacity: self.max_message,
-            });
-        }
-        let seq = self.next_seq;
-        let header = Header::new(Kind::Batch, 0, len as u32, seq).for_task(first);
+        let header = self.conn.header(Kind::Batch, 0, first, len)?;
         // What is held goes first; the batch is written after it.
         self.enc.queue_batch(&header, count, tasks);
-        self.next_seq = seq.wrapping_add(1);
         if self.enc.is_corked() {
             Ok(())
         } else if self.outbox {

@@ -236,7 +236,7 @@ impl Keeper {
                     self.worker_failed = true;
                     self.push_error(&remote);
                 }
-                Ok(Some(Incoming::Event(Event::Stop | Event::End))) => {
+                Ok(Some(Incoming::Event(Event::Stop | Event::End(_)))) => {
                     return self.worker_ended(Error::Closed)
                 }
                 Ok(Some(Incoming::Event(_))) => {}

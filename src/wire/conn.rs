@@ -102,9 +102,9 @@ pub enum Event {
     TaskEnd(u64),
     /// A stop frame: no more tasks. The stream has ended.
     Stop,
-    /// An end frame (the end of a persistent stream), acknowledged if its
-    /// sender asked. The stream has ended.
-    End,
+    /// An end frame (the end of a persistent stream). The stream has ended;
+    /// acknowledge the frame with [`Conn::acknowledge`] if its sender asked.
+    End(Header),
 }
 
 /// One end of a pprocess stream, without I/O (see the
@@ -339,11 +339,8 @@ impl<B: OutBuf> Conn<B> {
                 Ok(Event::Stop)
             }
             Kind::End => {
-                // No room: the end is not acknowledged, and the peer's wait
-                // for it ends with this side's hang-up.
-                let _ = self.acknowledge(header);
                 self.end_on(Error::Closed);
-                Ok(Event::End)
+                Ok(Event::End(header))
             }
         }
     }
@@ -625,7 +622,10 @@ mod tests {
         assert_eq!(b.remote_error().unwrap().code(), -4);
         assert_eq!(b.remote_error().unwrap().message(), "worse");
         assert_eq!(next(&mut a, &mut b), Ok(Event::TaskEnd(3)));
-        assert_eq!(next(&mut a, &mut b), Ok(Event::End));
+        let Ok(Event::End(end)) = next(&mut a, &mut b) else {
+            panic!("the end")
+        };
+        b.acknowledge(end).unwrap();
         assert_eq!(b.end_error(), Some(Error::Closed));
         assert_eq!(b.poll(), Err(Error::Closed));
         assert_eq!(b.end(Error::Cut), Error::Cut);
