@@ -26,6 +26,15 @@ impl Choices {
     }
 }
 
+/// The next piece of `stream` (its length chosen) arrives.
+fn feed(conn: &mut Conn<Vec<u8>>, stream: &mut &[u8], choices: &mut Choices) {
+    let spare = conn.spare();
+    let n = (1 + choices.below(spare.len())).min(stream.len());
+    spare[..n].copy_from_slice(&stream[..n]);
+    conn.filled(n);
+    *stream = &stream[n..];
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&options, rest)) = data.split_first() else {
         return;
@@ -54,11 +63,7 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(conn.poll(), Err(end));
                     break;
                 }
-                let spare = conn.spare();
-                let n = (1 + choices.below(spare.len())).min(stream.len());
-                spare[..n].copy_from_slice(&stream[..n]);
-                conn.filled(n);
-                stream = &stream[n..];
+                feed(&mut conn, &mut stream, &mut choices);
             }
             Ok(Event::Message(header)) => {
                 let mut payload = vec![0u8; header.length as usize];
@@ -72,11 +77,7 @@ fuzz_target!(|data: &[u8]| {
                         if stream.is_empty() {
                             break;
                         }
-                        let spare = conn.spare();
-                        let m = (1 + choices.below(spare.len())).min(stream.len());
-                        spare[..m].copy_from_slice(&stream[..m]);
-                        conn.filled(m);
-                        stream = &stream[m..];
+                        feed(&mut conn, &mut stream, &mut choices);
                     }
                 }
                 if got < payload.len() {

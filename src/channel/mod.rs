@@ -156,12 +156,11 @@ pub struct Channel {
     /// Args and stop frames a callable's receive met, kept for the loop.
     #[cfg(feature = "alloc")]
     loop_frames: VecDeque<LoopFrame>,
-    /// A persistent stream: it ends with an end frame, and a bare end of
     /// Messages that arrived while `send_acked` waited for its ack, with
-    /// their headers: each is acknowledged only when the program takes it,
-    /// so one never taken is sent again to a persistent stream's next client.
+    /// their headers and whether their acknowledgement is still due (see
+    /// [`Channel::send_acked`]).
     #[cfg(feature = "alloc")]
-    stash: VecDeque<(Header, Vec<u8>)>,
+    stash: VecDeque<(Header, Vec<u8>, bool)>,
     /// Frames held back by [`Channel::cork`] until [`Channel::flush`], and
     /// (in an outbox) frames the socket has not taken yet.
     #[cfg(feature = "alloc")]
@@ -171,7 +170,6 @@ pub struct Channel {
     /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
     #[cfg(feature = "alloc")]
     outbox: bool,
-    /// Who decides when the frames taken are acknowledged, if not this
     /// How the stream ends and when what it takes is acknowledged, if not
     /// as a plain channel (a connection to a persistent process).
     #[cfg(feature = "alloc")]
@@ -507,7 +505,11 @@ impl Channel {
 
     /// Sends `data` and waits until the peer has received it. Messages the
     /// peer sends meanwhile are kept for later receives (so this needs the
-    /// `alloc` feature: one call, one meaning, in every feature set).
+    /// `alloc` feature: one call, one meaning, in every feature set). They
+    /// are acknowledged as they arrive on a plain channel (so two peers may
+    /// both wait in `send_acked`), and only once the program takes them on
+    /// a connection to a persistent process, whose keeper never waits for
+    /// an acknowledgement: one never taken goes to its next client.
     ///
     /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
@@ -522,9 +524,12 @@ impl Channel {
                 .map_err(|_| Error::from(Errno::NOMEM))?;
             let mut message = try_vec(header.length as usize)?;
             self.read_payload(&mut message)?;
-            // Not acknowledged yet: the program has not taken it.
-            self.took_unacknowledged(header);
-            self.stash.push_back((header, message));
+            let hold = self.holds_stashed_acks();
+            match hold {
+                true => self.took_unacknowledged(header),
+                false => self.took(header),
+            }
+            self.stash.push_back((header, message, hold));
         }
         Ok(())
     }
@@ -598,7 +603,7 @@ impl Channel {
     /// See the example on [`Channel`].
     pub fn receive_timeout(&mut self, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
-        if let Some((_, message)) = self.stash.front() {
+        if let Some((_, message, _)) = self.stash.front() {
             let len = message.len();
             let capacity = buf.len();
             let dst = buf.get_mut(..len).ok_or(Error::TooBig {
@@ -628,7 +633,7 @@ impl Channel {
         let mut value = T::zeroed();
         let expected = core::mem::size_of::<T>();
         #[cfg(feature = "alloc")]
-        let queued = self.stash.front().map(|(_, m)| m.len());
+        let queued = self.stash.front().map(|(_, m, _)| m.len());
         #[cfg(not(feature = "alloc"))]
         let queued = None;
         let actual = match queued {
@@ -671,7 +676,7 @@ impl Channel {
         timeout_ms: i32,
         make: impl FnOnce(usize) -> Result<B>,
     ) -> Result<B> {
-        if let Some((_, message)) = self.stash.front() {
+        if let Some((_, message, _)) = self.stash.front() {
             let mut buf = make(message.len())?;
             buf.as_mut().copy_from_slice(message);
             self.unstash();
@@ -710,16 +715,18 @@ impl Channel {
     /// (every receive takes it from the stash).
     #[cfg(feature = "alloc")]
     pub(crate) fn stashed_frame(&self) -> Option<Frame> {
-        let (header, _) = self.stash.front()?;
+        let (header, _, _) = self.stash.front()?;
         Some(Frame::Message(*header))
     }
 
     /// Takes the oldest message kept by [`Channel::send_acked`] and
-    /// acknowledges it now that the program has it.
+    /// acknowledges it now that the program has it, if that is still due.
     #[cfg(feature = "alloc")]
     fn unstash(&mut self) -> Option<Vec<u8>> {
-        let (header, message) = self.stash.pop_front()?;
-        self.acknowledge(header);
+        let (header, message, due) = self.stash.pop_front()?;
+        if due {
+            self.acknowledge(header);
+        }
         Some(message)
     }
 

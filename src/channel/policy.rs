@@ -22,6 +22,11 @@ pub(crate) trait StreamPolicy: fmt::Debug + Send + Sync {
     /// stream is then [`Error::Cut`](crate::Error::Cut), never a clean end.
     fn ends_with_end_frame(&self) -> bool;
 
+    /// True when a message [`Channel::send_acked`] keeps while it waits is
+    /// acknowledged only once the program takes it (a peer that never waits
+    /// for an acknowledgement), not as it arrives.
+    fn acks_when_taken(&self) -> bool;
+
     /// The channel is monitored by an exchange as task `task`, whose store
     /// keeps results for the program to take later (`keeps`) or hands each
     /// on as it receives it. Returns whether the channel's peer process
@@ -68,6 +73,13 @@ impl Channel {
     pub(crate) fn release_receipts(&mut self, stop: bool) {
         let newest = self.policy.as_mut().and_then(|p| p.release(stop));
         self.send_receipt(newest);
+    }
+
+    /// See [`StreamPolicy::acks_when_taken`]; false for a plain channel.
+    pub(super) fn holds_stashed_acks(&self) -> bool {
+        self.policy
+            .as_ref()
+            .is_some_and(|policy| policy.acks_when_taken())
     }
 
     fn send_receipt(&mut self, newest: Option<u32>) {

@@ -37,6 +37,12 @@ impl StreamPolicy for Connection {
         true
     }
 
+    fn acks_when_taken(&self) -> bool {
+        // The keeper never waits for an acknowledgement, and sends a result
+        // never acknowledged to its next client.
+        true
+    }
+
     fn monitored(&mut self, task: usize, keeps: bool) -> bool {
         self.task = keeps.then_some(task);
         // The keeper serves other clients after this one: an exchange must
