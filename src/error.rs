@@ -341,7 +341,15 @@ impl core::error::Error for RemoteError {}
 /// Why a frame was rejected (the wire format's errors, defined here, at the
 /// bottom of the layers, and re-exported by the wire module).
 ///
-/// See the example on the wire module's `Header`.
+/// ```
+/// use pprocess::wire::{Header, Kind, ProtoError};
+///
+/// let mut bytes = Header::new(Kind::Data, 0, 5, 1).encode();
+/// assert_eq!(Header::decode(&bytes, 4), Err(ProtoError::TooLong { length: 5, max: 4 }));
+/// bytes[0] = b'X';
+/// assert_eq!(Header::decode(&bytes, 64), Err(ProtoError::BadMagic));
+/// assert_eq!(ProtoError::BadMagic.to_string(), "bad magic number");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtoError {
     /// The first two bytes are not the magic number.

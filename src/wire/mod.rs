@@ -25,10 +25,12 @@
 //! A header is validated completely before anything is allocated for its
 //! payload; any violation is a [`ProtoError`].
 //!
-//! No I/O here: [`Decoder`] takes bytes and yields frames, keeping the
-//! partial state of a header or payload; [`Encoder`] holds corked frames and
-//! tracks how much of them was written. [`Channel`](crate::Channel) is a
-//! socket plus these two.
+//! No I/O here: [`Conn`] is one end of a stream as a state machine (frame
+//! numbers, acknowledgements, end state, the peer's last error, output
+//! queued), over [`Decoder`], which takes bytes and yields frames, keeping
+//! the partial state of a header or payload; [`Encoder`] holds corked frames
+//! and tracks how much of them was written. The layers above drive them
+//! over their sockets, blocking or not.
 
 mod batch;
 mod conn;
