@@ -13,23 +13,14 @@
 use libfuzzer_sys::fuzz_target;
 use pprocess::wire::{Conn, Event, Header, Kind, HEADER_LEN};
 
-/// SplitMix64, seeded from the input: picks the pieces.
-struct Choices(u64);
-
-impl Choices {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n.max(1) as u64) as usize
-    }
-}
+#[path = "choices.rs"]
+mod choices;
+use choices::Choices;
 
 /// The next piece of `stream` (its length chosen) arrives.
 fn feed(conn: &mut Conn<Vec<u8>>, stream: &mut &[u8], choices: &mut Choices) {
     let spare = conn.spare();
-    let n = (1 + choices.below(spare.len())).min(stream.len());
+    let n = (1 + choices.below(spare.len() as u32) as usize).min(stream.len());
     spare[..n].copy_from_slice(&stream[..n]);
     conn.filled(n);
     *stream = &stream[n..];
@@ -69,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
                 let mut payload = vec![0u8; header.length as usize];
                 let mut got = 0;
                 while got < payload.len() {
-                    let piece = 1 + choices.below(payload.len() - got);
+                    let piece = 1 + choices.below((payload.len() - got) as u32) as usize;
                     let n = conn.payload_into(&mut payload[got..got + piece]);
                     assert!(n <= piece);
                     got += n;
