@@ -37,7 +37,7 @@ if ! rustc -Zsanitizer=address -Cpasses=sancov-module \
 fi
 
 cargo fuzz build
-for target in decode_header decoder channel_receive; do
+for target in decode_header decoder conn channel_receive; do
     mkdir -p "$probe/corpus-$target"
     echo "== fuzzing $target for ${seconds}s"
     status=0

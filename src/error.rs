@@ -4,7 +4,6 @@ use core::ffi::CStr;
 use core::fmt;
 
 use crate::sys::{Errno, Pid, WaitStatus};
-use crate::wire::ProtoError;
 
 macro_rules! library_codes {
     ($($(#[$doc:meta])* $name:ident = $code:literal, $text:literal;)*) => {
@@ -354,3 +353,63 @@ impl fmt::Display for RemoteError {
 }
 
 impl core::error::Error for RemoteError {}
+
+/// Why a frame was rejected (the wire format's errors, defined here, at the
+/// bottom of the layers, and re-exported by the wire module).
+///
+/// ```
+/// use pprocess::wire::{Header, Kind, ProtoError};
+///
+/// let mut bytes = Header::new(Kind::Data, 0, 5, 1).encode();
+/// assert_eq!(Header::decode(&bytes, 4), Err(ProtoError::TooLong { length: 5, max: 4 }));
+/// bytes[0] = b'X';
+/// assert_eq!(Header::decode(&bytes, 64), Err(ProtoError::BadMagic));
+/// assert_eq!(ProtoError::BadMagic.to_string(), "bad magic number");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtoError {
+    /// The first two bytes are not the magic number.
+    BadMagic,
+    /// An unsupported version.
+    BadVersion(u8),
+    /// An unknown frame kind.
+    BadKind(u8),
+    /// Unknown flag bits or a nonzero reserved field.
+    BadFlags,
+    /// The payload length exceeds the receiver's maximum (or a kind's own limit).
+    TooLong {
+        /// The claimed length.
+        length: u32,
+        /// The largest length allowed here.
+        max: usize,
+    },
+    /// The peer hung up in the middle of a frame.
+    Truncated,
+    /// An error frame whose payload is not a code and UTF-8 text.
+    BadErrorPayload,
+    /// A frame naming a task its receiver never gave the sender.
+    UnknownTask(u64),
+    /// An acknowledgement of a frame its receiver never sent.
+    BadAck(u32),
+    /// A batch frame whose payload is not its count of tasks.
+    BadBatch,
+}
+
+impl fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ProtoError::BadMagic => f.write_str("bad magic number"),
+            ProtoError::BadVersion(v) => write!(f, "unsupported version {v}"),
+            ProtoError::BadKind(k) => write!(f, "unknown frame kind {k}"),
+            ProtoError::BadFlags => f.write_str("unknown flags or reserved bits set"),
+            ProtoError::TooLong { length, max } => {
+                write!(f, "frame of {length} bytes exceeds the maximum of {max}")
+            }
+            ProtoError::Truncated => f.write_str("peer hung up in the middle of a frame"),
+            ProtoError::BadErrorPayload => f.write_str("malformed error frame"),
+            ProtoError::UnknownTask(t) => write!(f, "frame names unknown task {t}"),
+            ProtoError::BadAck(seq) => write!(f, "acknowledgement of frame {seq}, never sent"),
+            ProtoError::BadBatch => f.write_str("malformed batch frame"),
+        }
+    }
+}

@@ -431,3 +431,19 @@ fn an_ack_of_a_frame_never_sent_is_a_protocol_error() {
     );
     assert_eq!(a.receive_timeout(&mut buf, 0), Err(err), "broken for good");
 }
+
+/// Two peers may both wait in `send_acked`: each acknowledges the other's
+/// message as it arrives (a plain channel; only a connection to a persistent
+/// process holds the acknowledgement until the program takes the message).
+#[test]
+fn both_peers_may_wait_in_send_acked() {
+    let _watchdog = hardening::Watchdog::new("two send_acked", std::time::Duration::from_secs(60));
+    let (mut a, mut b) = Channel::pair().unwrap();
+    let peer = std::thread::spawn(move || {
+        b.send_acked(b"from b").unwrap();
+        assert_eq!(b.receive_vec().unwrap(), b"from a");
+    });
+    a.send_acked(b"from a").unwrap();
+    assert_eq!(a.receive_vec().unwrap(), b"from b");
+    peer.join().unwrap();
+}

@@ -164,3 +164,48 @@ fn what_the_callable_never_took_is_reported() {
     assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
     assert_finished(keeper, &path);
 }
+
+/// A callable that sends 0, 1 and 2, receives once, then sends 3 (issue
+/// 20's reproduction of the loss in `send_acked`).
+fn three_then_one(ch: &mut Channel) -> Result<(), RemoteError> {
+    for n in 0..3u32 {
+        ch.send_value(&n)?;
+    }
+    ch.receive_vec()?;
+    ch.send_value(&3u32)?;
+    Ok(())
+}
+
+/// A client that connects, waits until a result has arrived (so that
+/// `send_acked` meets it while it waits), sends with `send_acked`, takes
+/// `take` results and leaves.
+fn acked_client(path: &std::path::Path, take_count: usize) -> Vec<u32> {
+    let mut ch = connect_persistent(path).unwrap();
+    assert!(ch.wait_readable(TIMEOUT_MS).unwrap());
+    ch.send_acked(b"go").unwrap();
+    let got = take(&mut ch, take_count);
+    drop(ch);
+    got
+}
+
+#[test]
+fn results_stashed_by_send_acked_go_to_the_next_client_unless_taken() {
+    let mut scratch = Scratch::new("stash");
+    let path = scratch.path("stash.socket");
+    let keeper = scratch.track(start_persistent(&path, three_then_one).unwrap());
+    assert_eq!(acked_client(&path, 0), []);
+    let mut second = connect_persistent(&path).unwrap();
+    assert_eq!(collect(&mut second), (vec![0, 1, 2, 3], None));
+    assert_finished(keeper, &path);
+}
+
+#[test]
+fn a_stashed_result_is_acknowledged_when_the_program_takes_it() {
+    let mut scratch = Scratch::new("stash-take");
+    let path = scratch.path("stash.socket");
+    let keeper = scratch.track(start_persistent(&path, three_then_one).unwrap());
+    assert_eq!(acked_client(&path, 1), [0]);
+    let mut second = connect_persistent(&path).unwrap();
+    assert_eq!(collect(&mut second), (vec![1, 2, 3], None));
+    assert_finished(keeper, &path);
+}

@@ -157,3 +157,120 @@ fn a_callable_stopped_in_the_middle_of_a_frame_holds_no_client_up() {
     assert_eq!(ch.receive_vec_timeout(TIMEOUT_MS), Err(Error::Closed));
     assert_finished(keeper, &path);
 }
+
+/// A keeper's peak resident memory (`VmHWM`) and current one (`VmRSS`), in
+/// bytes, from `/proc/<pid>/status`.
+fn memory(pid: i32) -> (usize, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        let kib: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib * 1024
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Writes up to `count` empty data frames to `fd` (non-blocking), until
+/// they are all written or the peer has taken nothing for `quiet_ms`
+/// (it stopped reading). Returns the frames written whole.
+fn flood(fd: i32, count: usize, quiet_ms: i32) -> usize {
+    let frame = |seq: u32| {
+        let mut header = [0u8; 24];
+        header[..2].copy_from_slice(&0x5050u16.to_le_bytes());
+        header[2] = 2; // version
+        header[3] = 1; // data
+        header[12..16].copy_from_slice(&seq.to_le_bytes());
+        header
+    };
+    let batch: Vec<u8> = (1..=2048u32).flat_map(frame).collect();
+    // SAFETY: fcntl on a descriptor the caller's channel owns.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let (mut written, total) = (0usize, count * 24);
+    while written < total {
+        let at = written % batch.len();
+        let len = (batch.len() - at).min(total - written);
+        // SAFETY: a live buffer of `len` bytes.
+        let n = unsafe { libc::send(fd, batch[at..].as_ptr().cast(), len, libc::MSG_NOSIGNAL) };
+        if n > 0 {
+            written += n as usize;
+            continue;
+        }
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EAGAIN)
+        );
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, quiet_ms) } == 0 {
+            break;
+        }
+    }
+    written / 24
+}
+
+#[test]
+fn a_flood_of_empty_messages_is_bounded_in_the_keeper() {
+    const MESSAGES: usize = 4 << 20;
+    let mut scratch = Scratch::new("flood");
+    let path = scratch.path("deaf.socket");
+    // The callable takes nothing until told to go (a pipe it inherits).
+    let mut go = [0i32; 2];
+    // SAFETY: a live array of two descriptors.
+    assert_eq!(unsafe { libc::pipe(go.as_mut_ptr()) }, 0);
+    let (wait, release) = (go[0], go[1]);
+    let keeper = scratch.track(
+        start_persistent(&path, move |_| {
+            let mut byte = 0u8;
+            // SAFETY: a one-byte read into a live byte.
+            unsafe { libc::read(wait, (&mut byte as *mut u8).cast(), 1) };
+            Ok(())
+        })
+        .unwrap(),
+    );
+    // SAFETY: the creator's copy of the read end is not needed.
+    unsafe { libc::close(wait) };
+    let client = connect_persistent(&path).unwrap();
+    let (_, before) = memory(keeper);
+    let sent = flood(client.raw_fd(), MESSAGES, 3000);
+    let (peak, _) = memory(keeper);
+    let grown = peak.saturating_sub(before);
+    // The bound counts each message with its bookkeeping; the queue's
+    // growth may hold up to twice that for an instant.
+    let bound = 2 * pprocess::persistent::OUTBOX_BYTES;
+    assert!(
+        grown <= bound,
+        "{sent} empty messages grew the keeper by {} MiB (bound {} MiB)",
+        grown >> 20,
+        bound >> 20
+    );
+    assert!(sent < MESSAGES, "the keeper stopped reading the client");
+    drop(client);
+    // SAFETY: a one-byte write to the pipe's write end, then its close.
+    unsafe {
+        libc::write(release, b"g".as_ptr().cast(), 1);
+        libc::close(release);
+    }
+    // Every message the client sent whole is reported untaken (in one error
+    // result, or more if some were read after the callable finished).
+    let mut ch = connect_persistent(&path).unwrap();
+    let mut untaken = 0;
+    loop {
+        match ch.receive_vec_timeout(TIMEOUT_MS) {
+            Err(Error::Remote { code: -1000 }) => {
+                let message = ch.remote_error().unwrap().message();
+                let count = message
+                    .split(' ')
+                    .find_map(|word| word.parse::<usize>().ok());
+                untaken += count.expect("a count in the report");
+            }
+            Err(Error::Closed) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(untaken, sent);
+    assert_finished(keeper, &path);
+}

@@ -92,18 +92,9 @@ unsafe impl GlobalAlloc for Limited {
 #[global_allocator]
 static ALLOCATOR: Limited = Limited;
 
-/// SplitMix64, seeded from the input: picks the receive operations.
-struct Choices(u64);
-
-impl Choices {
-    fn below(&mut self, n: u32) -> u32 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % u64::from(n.max(1))) as u32
-    }
-}
+#[path = "choices.rs"]
+mod choices;
+use choices::Choices;
 
 fn write_all(fd: i32, mut bytes: &[u8]) {
     while !bytes.is_empty() {

@@ -15,18 +15,9 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../tests/hardening/wire_model.rs"]
 mod wire_model;
 
-/// SplitMix64, seeded from the input: picks the pieces.
-struct Choices(u64);
-
-impl Choices {
-    fn below(&mut self, n: u32) -> u32 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % u64::from(n.max(1))) as u32
-    }
-}
+#[path = "choices.rs"]
+mod choices;
+use choices::Choices;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&max_selector, rest)) = data.split_first() else {

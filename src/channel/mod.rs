@@ -15,17 +15,17 @@ use bytemuck::Pod;
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
 #[cfg(feature = "alloc")]
-use crate::wire::Encoder;
+use crate::wire::{self, Encoder};
 use crate::wire::{
-    self, Decoder, Header, Kind, Next, ProtoError, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED,
-    FLAG_END, MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT, READ_AHEAD,
+    error_payload, Conn, Event, Header, Kind, ProtoError, FLAG_ACK_REQUESTED, FLAG_END,
+    MAX_ERROR_PAYLOAD, READ_AHEAD,
 };
 
 #[cfg(feature = "alloc")]
 mod claims;
 mod marks;
 #[cfg(feature = "alloc")]
-mod receipts;
+mod policy;
 #[cfg(feature = "alloc")]
 mod ring;
 #[cfg(feature = "alloc")]
@@ -33,7 +33,7 @@ mod worker;
 
 use marks::Marks;
 #[cfg(feature = "alloc")]
-pub(crate) use receipts::Receipts;
+pub(crate) use policy::StreamPolicy;
 #[cfg(feature = "alloc")]
 pub use ring::answer_paths;
 #[cfg(feature = "alloc")]
@@ -131,17 +131,15 @@ pub struct Channel {
     /// The created process, seen from its creator: it owns the pid, the
     /// wait status and the collection; the channel only forwards.
     process: Option<OwnedChild>,
-    max_message: usize,
-    next_seq: u32,
-    /// The highest frame number the peer acknowledged.
-    acked: u32,
-    /// What was read and not yet taken: a partial frame, a pending message.
-    dec: Decoder,
+    /// The protocol without I/O: frame numbers, acknowledgements, the
+    /// decoder (a partial frame, a pending message), the peer's last error.
+    /// The channel writes every frame itself (no copy), so its connection
+    /// keeps no output buffer.
+    conn: Conn<heapless::Vec<u8, 0>>,
     /// Why the channel ended (end of stream or a malformed frame); sticky.
     ended: Option<Error>,
     /// The end came as a stop frame (no more tasks for a reused worker).
     stopped: bool,
-    remote: Option<RemoteError>,
     /// Mark the next data frame sent as the last result of a task.
     end_next_send: bool,
     /// The task this side's frames belong to (the header's `task` field):
@@ -156,15 +154,11 @@ pub struct Channel {
     /// Args and stop frames a callable's receive met, kept for the loop.
     #[cfg(feature = "alloc")]
     loop_frames: VecDeque<LoopFrame>,
-    /// Acknowledgements are of frames written by someone else (the keeper's
-    /// inbox numbers what it writes to its callable): not checked here.
-    acks_elsewhere: bool,
-    /// A persistent stream: it ends with an end frame, and a bare end of
-    /// stream is [`Error::Cut`].
-    expects_end: bool,
-    /// Messages that arrived while `send_acked` waited for its ack.
+    /// Messages that arrived while `send_acked` waited for its ack, with
+    /// their headers and whether their acknowledgement is still due (see
+    /// [`Channel::send_acked`]).
     #[cfg(feature = "alloc")]
-    stash: VecDeque<Vec<u8>>,
+    stash: VecDeque<(Header, Vec<u8>, bool)>,
     /// In an outbox: frames the socket has not taken yet.
     #[cfg(feature = "alloc")]
     enc: Encoder,
@@ -173,10 +167,10 @@ pub struct Channel {
     /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
     #[cfg(feature = "alloc")]
     outbox: bool,
-    /// Who decides when the frames taken are acknowledged, if not this
-    /// channel as it takes them (a connection to a persistent process).
+    /// How the stream ends and when what it takes is acknowledged, if not
+    /// as a plain channel (a connection to a persistent process).
     #[cfg(feature = "alloc")]
-    receipts: Option<alloc::boxed::Box<dyn Receipts>>,
+    policy: Option<alloc::boxed::Box<dyn StreamPolicy>>,
     /// In a reused worker's creator: the worker's answers come through
     /// this shared-memory ring besides the socket (see `ring`).
     #[cfg(feature = "alloc")]
@@ -203,13 +197,9 @@ impl Channel {
         Channel {
             fd,
             process: child.map(OwnedChild::new),
-            max_message: DEFAULT_MAX_MESSAGE,
-            next_seq: 1,
-            acked: 0,
-            dec: Decoder::new(),
+            conn: Conn::new(),
             ended: None,
             stopped: false,
-            remote: None,
             end_next_send: false,
             task: 0,
             marks: Marks::default(),
@@ -217,8 +207,6 @@ impl Channel {
             worker: None,
             #[cfg(feature = "alloc")]
             loop_frames: VecDeque::new(),
-            expects_end: false,
-            acks_elsewhere: false,
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
             #[cfg(feature = "alloc")]
@@ -226,7 +214,7 @@ impl Channel {
             #[cfg(feature = "alloc")]
             outbox: false,
             #[cfg(feature = "alloc")]
-            receipts: None,
+            policy: None,
             #[cfg(feature = "alloc")]
             answers_in: None,
             #[cfg(feature = "alloc")]
@@ -243,14 +231,6 @@ impl Channel {
     pub fn pair() -> Result<(Channel, Channel)> {
         let (a, b) = sys::socketpair()?;
         Ok((Channel::from_fd(a, None), Channel::from_fd(b, None)))
-    }
-
-    /// Makes this a persistent stream's client end: the stream ends with an
-    /// end frame, and one that stops without it was cut off
-    /// ([`Error::Cut`]).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn expect_end(&mut self) {
-        self.expects_end = true;
     }
 
     /// The created process's id, seen from its creator; 0 on the created side.
@@ -287,26 +267,21 @@ impl Channel {
     ///
     /// See the example on [`Channel`].
     pub fn max_message(&self) -> usize {
-        self.max_message
+        self.conn.max_message()
     }
 
     /// Sets the largest message this side sends or accepts (1 byte to 4 GiB - 1).
     ///
     /// See the example on [`Channel`].
     pub fn set_max_message(&mut self, max: usize) -> Result<()> {
-        if max == 0 || max > MAX_MESSAGE_LIMIT {
-            return Err(Error::Invalid);
-        }
-        self.max_message = max;
-        self.dec.set_max_message(max);
-        Ok(())
+        self.conn.set_max_message(max)
     }
 
     /// The code and message of the last error frame received.
     ///
     /// See the example on [`Channel`].
     pub fn remote_error(&self) -> Option<&RemoteError> {
-        self.remote.as_ref()
+        self.conn.remote_error()
     }
 
     /// In a reused worker: what it sends goes through `ring`, shared
@@ -429,7 +404,7 @@ impl Channel {
         if self.answers_in.as_ref().is_some_and(ring::Reader::ready) {
             return true;
         }
-        self.dec.ready()
+        self.conn.has_buffered()
     }
 
     /// Reads what has arrived of the pending message's payload, without
@@ -440,7 +415,7 @@ impl Channel {
     #[cfg(feature = "alloc")]
     #[inline]
     pub(crate) fn buffer_payload(&mut self) -> Result<bool> {
-        if self.dec.payload_complete() {
+        if self.conn.decoder().payload_complete() {
             return Ok(true);
         }
         self.collect_payload()
@@ -450,7 +425,7 @@ impl Channel {
     #[cfg(feature = "alloc")]
     fn collect_payload(&mut self) -> Result<bool> {
         loop {
-            let spare = self.dec.payload_spare()?;
+            let spare = self.conn.decoder_mut().payload_spare()?;
             if spare.is_empty() {
                 return Ok(true);
             }
@@ -459,7 +434,7 @@ impl Channel {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
                 }
-                Ok(n) => self.dec.payload_filled(n),
+                Ok(n) => self.conn.decoder_mut().payload_filled(n),
                 Err(Errno::AGAIN) => return Ok(false),
                 Err(e) => return Err(e.into()),
             }
@@ -487,11 +462,12 @@ impl Channel {
     /// An allocation that fails is `ENOMEM`, and the message stays queued.
     #[cfg(feature = "alloc")]
     fn take_vec(&mut self, header: Header) -> Result<Vec<u8>> {
-        let message = if let Some(message) = self.dec.take_collected() {
+        let dec = self.conn.decoder_mut();
+        let message = if let Some(message) = dec.take_collected() {
             message // read ahead whole across poll rounds: no copy
-        } else if let Some(payload) = self.dec.whole_payload() {
+        } else if let Some(payload) = dec.whole_payload() {
             let message = try_copy(payload)?; // one copy, no zeroing
-            self.dec.skip_payload();
+            dec.skip_payload();
             message
         } else {
             // The length was checked against max_message before this allocation.
@@ -518,22 +494,31 @@ impl Channel {
 
     /// Sends `data` and waits until the peer has received it. Messages the
     /// peer sends meanwhile are kept for later receives (so this needs the
-    /// `alloc` feature: one call, one meaning, in every feature set).
+    /// `alloc` feature: one call, one meaning, in every feature set). They
+    /// are acknowledged as they arrive on a plain channel (so two peers may
+    /// both wait in `send_acked`), and only once the program takes them on
+    /// a connection to a persistent process, whose keeper never waits for
+    /// an acknowledgement: one never taken goes to its next client.
     ///
     /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn send_acked(&mut self, data: &[u8]) -> Result<()> {
         let seq = self.send_frame(Kind::Data, FLAG_ACK_REQUESTED, data)?;
-        while (self.acked.wrapping_sub(seq) as i32) < 0 {
+        while (self.conn.acked().wrapping_sub(seq) as i32) < 0 {
             let Frame::Message(header) = self.next_frame(Deadline::after(-1))? else {
                 continue; // an acknowledgement: check it
             };
-            let mut message = try_vec(header.length as usize)?;
-            self.take_payload(&mut message)?;
             self.stash
                 .try_reserve(1)
                 .map_err(|_| Error::from(Errno::NOMEM))?;
-            self.stash.push_back(message);
+            let mut message = try_vec(header.length as usize)?;
+            self.read_payload(&mut message)?;
+            let hold = self.holds_stashed_acks();
+            match hold {
+                true => self.took_unacknowledged(header),
+                false => self.took(header),
+            }
+            self.stash.push_back((header, message, hold));
         }
         Ok(())
     }
@@ -549,18 +534,9 @@ impl Channel {
     /// Sends one frame with the next frame number; returns that number.
     /// Data and args payloads are bounded by the maximum message size.
     pub(crate) fn send_frame(&mut self, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
-        if matches!(kind, Kind::Data | Kind::Args | Kind::Batch) && payload.len() > self.max_message
-        {
-            return Err(Error::TooBig {
-                size: payload.len(),
-                capacity: self.max_message,
-            });
-        }
-        let seq = self.next_seq;
-        let header = Header::new(kind, flags, payload.len() as u32, seq).for_task(self.task);
+        let header = self.conn.header(kind, flags, self.task, payload.len())?;
         self.write_frame(header, payload)?;
-        self.next_seq = seq.wrapping_add(1);
-        Ok(seq)
+        Ok(header.seq)
     }
 
     /// Writes one frame as given.
@@ -609,7 +585,7 @@ impl Channel {
     /// See the example on [`Channel`].
     pub fn receive_timeout(&mut self, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
-        if let Some(message) = self.stash.front() {
+        if let Some((_, message, _)) = self.stash.front() {
             let len = message.len();
             let capacity = buf.len();
             let dst = buf.get_mut(..len).ok_or(Error::TooBig {
@@ -617,7 +593,7 @@ impl Channel {
                 capacity,
             })?;
             dst.copy_from_slice(message);
-            self.stash.pop_front();
+            self.unstash();
             return Ok(len);
         }
         let header = self.next_header(Deadline::after(timeout_ms))?;
@@ -639,7 +615,7 @@ impl Channel {
         let mut value = T::zeroed();
         let expected = core::mem::size_of::<T>();
         #[cfg(feature = "alloc")]
-        let queued = self.stash.front().map(|m| m.len());
+        let queued = self.stash.front().map(|(_, m, _)| m.len());
         #[cfg(not(feature = "alloc"))]
         let queued = None;
         let actual = match queued {
@@ -666,27 +642,10 @@ impl Channel {
     /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn receive_vec_timeout(&mut self, timeout_ms: i32) -> Result<Vec<u8>> {
-        if let Some(message) = self.stash.pop_front() {
+        if let Some(message) = self.unstash() {
             return Ok(message);
         }
         let header = self.next_header(Deadline::after(timeout_ms))?;
-        self.take_vec(header)
-    }
-
-    /// Receives one message into a new vector without ever waiting: a
-    /// message whose payload is still arriving stays buffered, and this
-    /// gives [`Error::TimedOut`] until the rest has come (the next call
-    /// resumes where this one stopped). For a loop over many peers, where
-    /// one that stalls in the middle of a frame must hold nobody up.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn receive_vec_now(&mut self) -> Result<Vec<u8>> {
-        if let Some(message) = self.stash.pop_front() {
-            return Ok(message);
-        }
-        let header = self.next_header(Deadline::after(0))?;
-        if !self.buffer_payload()? {
-            return Err(Error::TimedOut);
-        }
         self.take_vec(header)
     }
 
@@ -699,10 +658,10 @@ impl Channel {
         timeout_ms: i32,
         make: impl FnOnce(usize) -> Result<B>,
     ) -> Result<B> {
-        if let Some(message) = self.stash.front() {
+        if let Some((_, message, _)) = self.stash.front() {
             let mut buf = make(message.len())?;
             buf.as_mut().copy_from_slice(message);
-            self.stash.pop_front();
+            self.unstash();
             return Ok(buf);
         }
         let header = self.next_header(Deadline::after(timeout_ms))?;
@@ -738,19 +697,25 @@ impl Channel {
     /// (every receive takes it from the stash).
     #[cfg(feature = "alloc")]
     pub(crate) fn stashed_frame(&self) -> Option<Frame> {
-        let message = self.stash.front()?;
-        Some(Frame::Message(Header::new(
-            Kind::Data,
-            0,
-            message.len() as u32,
-            0,
-        )))
+        let (header, _, _) = self.stash.front()?;
+        Some(Frame::Message(*header))
+    }
+
+    /// Takes the oldest message kept by [`Channel::send_acked`] and
+    /// acknowledges it now that the program has it, if that is still due.
+    #[cfg(feature = "alloc")]
+    fn unstash(&mut self) -> Option<Vec<u8>> {
+        let (header, message, due) = self.stash.pop_front()?;
+        if due {
+            self.acknowledge(header);
+        }
+        Some(message)
     }
 
     /// Reads one frame: a data or args message (left pending for
     /// [`Channel::take_payload`]), an acknowledgement or a task-end marker.
     pub(crate) fn next_frame(&mut self, deadline: Deadline) -> Result<Frame> {
-        if let Some(header) = self.dec.pending() {
+        if let Some(header) = self.conn.decoder().pending() {
             return Ok(Frame::Message(header));
         }
         if let Some(e) = self.ended {
@@ -766,48 +731,28 @@ impl Channel {
     /// Reads one frame from the socket (see [`Channel::next_frame`]).
     #[inline]
     fn read_frame(&mut self, deadline: Deadline) -> Result<Frame> {
-        let header = match self.read_header(deadline) {
-            Ok(header) => header,
+        let event = match self.read_event(deadline) {
+            Ok(event) => event,
             Err(e) => return Err(self.end_on(e)),
         };
-        match header.kind {
-            Kind::Ack => {
-                // Acks are cumulative: an old one changes nothing, and one
-                // for a frame not sent yet is a lie.
-                let last_sent = self.next_seq.wrapping_sub(1);
-                if !self.acks_elsewhere && (last_sent.wrapping_sub(header.seq) as i32) < 0 {
-                    let e = Error::Protocol(ProtoError::BadAck(header.seq));
-                    return Err(self.end_on(e));
-                }
-                if (header.seq.wrapping_sub(self.acked) as i32) > 0 {
-                    self.acked = header.seq;
-                }
-                Ok(Frame::Ack)
-            }
-            Kind::Data | Kind::Args | Kind::Batch => Ok(Frame::Message(header)),
-            Kind::Stop if header.flags & FLAG_END != 0 => {
-                self.marks.record(header.task, 0, true, false);
+        match event {
+            Event::Ack(_) => Ok(Frame::Ack),
+            Event::Message(header) => Ok(Frame::Message(header)),
+            Event::TaskEnd(task) => {
+                self.marks.record(task, 0, true, false);
                 Ok(Frame::TaskEnd)
             }
-            Kind::Error => {
-                let mut payload = [0u8; MAX_ERROR_PAYLOAD];
-                let payload = &mut payload[..header.length as usize];
-                // Buffered whole with its header (`Decoder::next_header`).
-                self.dec.payload_into(payload);
-                let (code, message) = match wire::decode_error(payload) {
-                    Ok(parts) => parts,
-                    Err(e) => return Err(self.end_on(Error::Protocol(e))),
-                };
-                self.remote = Some(RemoteError::new(code, message));
+            Event::Remote(header) => {
                 self.acknowledge(header);
                 self.marks.record(header.task, 0, false, true);
+                let code = self.conn.remote_error().map_or(0, RemoteError::code);
                 Err(Error::Remote { code })
             }
-            Kind::Stop => {
+            Event::Stop => {
                 self.stopped = true;
                 Err(self.end_on(Error::Closed))
             }
-            Kind::End => {
+            Event::End(header) => {
                 // At once, even when acknowledgements are held back: the
                 // stream ends only after every frame before it was
                 // acknowledged, so this one covers nothing held.
@@ -816,13 +761,15 @@ impl Channel {
                 }
                 Err(self.end_on(Error::Closed))
             }
+            // `read_event` reads until there is an event.
+            Event::More => Err(Error::TimedOut),
         }
     }
 
     /// Reads the payload of the pending message into `dst` (exactly its
     /// length) and acknowledges it if the sender asked.
     pub(crate) fn take_payload(&mut self, dst: &mut [u8]) -> Result<()> {
-        let Some(header) = self.dec.pending() else {
+        let Some(header) = self.conn.decoder().pending() else {
             return Err(Error::Invalid);
         };
         debug_assert_eq!(dst.len(), header.length as usize);
@@ -835,8 +782,15 @@ impl Channel {
     /// records its mark, and (on a creator's side) replies go to its task.
     #[inline]
     fn took(&mut self, header: Header) {
-        self.dec.payload_done();
+        self.took_unacknowledged(header);
         self.acknowledge(header);
+    }
+
+    /// [`Channel::took`] but for the acknowledgement, which waits until
+    /// the program takes the message ([`Channel::send_acked`]'s stash).
+    #[inline]
+    fn took_unacknowledged(&mut self, header: Header) {
+        self.conn.message_taken(false);
         if header.kind == Kind::Data {
             self.marks
                 .record(header.task, 1, header.flags & FLAG_END != 0, false);
@@ -850,16 +804,18 @@ impl Channel {
         }
     }
 
-    /// Reads and validates the next frame header. An error frame's header
+    /// Reads until the connection has the next event (a frame: see
+    /// [`Conn::poll`]). An error frame's header
     /// is taken only once its (small) payload is buffered too, so that a
     /// read with a deadline, a zero-timeout one above all, never blocks in
     /// the middle of one: a peer that stalls after an error frame's header
     /// holds nobody up, and its bytes stay buffered until the rest arrives.
     /// (A data or args message that has started arriving is read to its end.)
-    fn read_header(&mut self, deadline: Deadline) -> Result<Header> {
+    fn read_event(&mut self, deadline: Deadline) -> Result<Event> {
         loop {
-            if let Next::Header(header) = self.dec.next_header().map_err(Error::Protocol)? {
-                return Ok(header);
+            match self.conn.poll()? {
+                Event::More => {}
+                event => return Ok(event),
             }
             // No time left: take what is queued without a `poll` first.
             let remaining = deadline.remaining_ms();
@@ -878,7 +834,7 @@ impl Channel {
             match self.fill(remaining < 0) {
                 Err(Errno::AGAIN) if remaining > 0 => continue,
                 Err(Errno::AGAIN) => return Err(Error::TimedOut),
-                Ok(0) | Err(Errno::CONNRESET) if !self.dec.buffered().is_empty() => {
+                Ok(0) | Err(Errno::CONNRESET) if !self.conn.decoder().buffered().is_empty() => {
                     return Err(self.cut_short())
                 }
                 Ok(0) | Err(Errno::CONNRESET) => return Err(self.peer_gone()),
@@ -892,19 +848,19 @@ impl Channel {
     /// With `block == false` it takes only what is already queued
     /// ([`Errno::AGAIN`] when nothing is).
     fn fill(&mut self, block: bool) -> sys::Result<usize> {
-        let spare = self.dec.spare();
+        let spare = self.conn.spare();
         #[cfg(feature = "alloc")]
         let n = read_stream(&self.fd, &mut self.answers_in, spare, block)?;
         #[cfg(not(feature = "alloc"))]
         let n = read_socket(&self.fd, spare, block)?;
-        self.dec.filled(n);
+        self.conn.filled(n);
         Ok(n)
     }
 
     /// Fills `dst` with the pending payload: what the decoder holds, then
     /// the rest from the socket.
     fn read_payload(&mut self, dst: &mut [u8]) -> Result<()> {
-        let mut done = self.dec.payload_into(dst);
+        let mut done = self.conn.payload_into(dst);
         if done == dst.len() {
             return Ok(());
         }
@@ -913,14 +869,14 @@ impl Channel {
         // read that completes it brings the frames behind it too, where a
         // read of just its rest would cost a system call per buffer refill.
         if dst.len() <= READ_AHEAD {
-            self.dec.reserve(dst.len() - done);
+            self.conn.decoder_mut().reserve(dst.len() - done);
             while done < dst.len() {
                 match self.fill(true) {
                     Ok(0) | Err(Errno::CONNRESET) => {
                         let why = self.cut_short();
                         return Err(self.end_on(why));
                     }
-                    Ok(_) => done += self.dec.payload_into(&mut dst[done..]),
+                    Ok(_) => done += self.conn.payload_into(&mut dst[done..]),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -950,7 +906,7 @@ impl Channel {
             e,
             Error::Closed | Error::PeerEnded { .. } | Error::Cut | Error::Protocol(_)
         ) {
-            self.dec.abandon();
+            self.conn.end(e);
             self.ended = Some(e);
         }
         e
@@ -961,39 +917,31 @@ impl Channel {
     /// created process ended abnormally without sending an error frame
     /// first, [`Error::Closed`] otherwise.
     fn peer_gone(&mut self) -> Error {
-        if self.expects_end {
+        if self.ends_with_end_frame() {
             return Error::Cut;
         }
-        // Wakes the moment the process becomes waitable (a pidfd poll). An
-        // error leaves the status unknown: the hang-up is then news enough
-        // (`Closed`).
-        let status = self
-            .process
-            .as_mut()
-            .and_then(|process| process.wait_timeout(EXIT_GRACE_MS).ok().flatten());
-        // After an error frame the process has answered: its exit code
-        // (the callable's failure status) is no further news. A signal is.
-        let failed = match status {
-            Some(status) if status.signal().is_some() => true,
-            Some(status) => !status.success() && self.remote.is_none(),
-            None => false,
-        };
-        match status {
-            Some(status) if failed => Error::PeerEnded {
-                pid: self.pid(),
-                status,
-            },
-            _ => Error::Closed,
-        }
+        hang_up(self.process.as_mut(), self.conn.remote_error().is_some())
+    }
+
+    /// True when a bare end of stream is a cut, not a clean end (the
+    /// channel's [`StreamPolicy`] says so).
+    fn ends_with_end_frame(&self) -> bool {
+        #[cfg(feature = "alloc")]
+        return self
+            .policy
+            .as_ref()
+            .is_some_and(|policy| policy.ends_with_end_frame());
+        #[cfg(not(feature = "alloc"))]
+        false
     }
 
     /// The peer hung up in the middle of a frame: [`Error::PeerEnded`] when
     /// the created process was killed or failed (it died mid-send, as when it
     /// dies between frames), a truncated-frame protocol error otherwise.
     fn cut_short(&mut self) -> Error {
-        match self.peer_gone() {
-            ended @ Error::PeerEnded { .. } => ended,
-            _ => Error::Protocol(ProtoError::Truncated),
+        match self.ends_with_end_frame() {
+            true => Error::Protocol(ProtoError::Truncated),
+            false => cut_short(self.process.as_mut(), self.conn.remote_error().is_some()),
         }
     }
 
@@ -1004,7 +952,7 @@ impl Channel {
 
     /// True while a message's header is read but its payload is not.
     pub(crate) fn has_pending(&self) -> bool {
-        self.dec.pending().is_some()
+        self.conn.decoder().pending().is_some()
     }
 
     /// True once the channel has ended (end of stream or a malformed frame).
@@ -1034,22 +982,21 @@ impl Channel {
     {
         let len = wire::batch_len(tasks.clone().map(|(_, args)| args.len()));
         let first = tasks.clone().next().map_or(0, |(task, _)| task);
-        if len > self.max_message {
-            return Err(Error::TooBig {
-                size: len,
-                capacity: self.max_message,
-            });
-        }
-        let seq = self.next_seq;
-        let header = Header::new(Kind::Batch, 0, len as u32, seq).for_task(first);
+        let header = self.conn.header(Kind::Batch, 0, first, len)?;
         // What is held goes first; the batch is written after it.
         self.enc.queue_batch(&header, count, tasks);
-        self.next_seq = seq.wrapping_add(1);
         if self.outbox {
             self.poll_flush().map(drop)
         } else {
             self.send_held()
         }
+    }
+
+    /// The socket and the created process, for a driver of its own (the
+    /// keeper drives its callable's stream without blocking).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn into_parts(self) -> (Fd, Option<OwnedChild>) {
+        (self.fd, self.process)
     }
 
     /// The created process, for the calls on it: [`Error::Invalid`] on a
@@ -1113,14 +1060,14 @@ impl Channel {
 
     /// Sends an acknowledgement of a received frame if its sender asked for
     /// one (data, args and error frames alike), unless its
-    /// [`Receipts`] hold it back.
+    /// [`StreamPolicy`] holds it back.
     fn acknowledge(&mut self, header: Header) {
         if header.flags & FLAG_ACK_REQUESTED == 0 {
             return;
         }
         #[cfg(feature = "alloc")]
-        if let Some(receipts) = &mut self.receipts {
-            if receipts.hold(header.seq) {
+        if let Some(policy) = &mut self.policy {
+            if policy.hold(header.seq) {
                 return;
             }
         }
@@ -1132,19 +1079,6 @@ impl Channel {
         // The peer may already be gone; the frame itself was received, and
         // a failed write shows again at the next send or receive.
         best_effort(self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]));
-    }
-
-    /// The frames this channel's peer acknowledges are written and numbered
-    /// by someone else, who checks the acknowledgements (a keeper's inbox).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn acks_checked_elsewhere(&mut self) {
-        self.acks_elsewhere = true;
-    }
-
-    /// The highest frame number the peer has acknowledged (0: none yet).
-    #[cfg(feature = "alloc")]
-    pub(crate) fn acked(&self) -> u32 {
-        self.acked
     }
 
     /// Sends an error frame with `flags`; returns its frame number.
@@ -1179,12 +1113,41 @@ fn read_stream(
     }
 }
 
-/// An error frame's payload for `error` in `payload`; returns its length.
-pub(crate) fn error_payload(error: &RemoteError, payload: &mut [u8; MAX_ERROR_PAYLOAD]) -> usize {
-    let message = error.message().as_bytes();
-    payload[..4].copy_from_slice(&error.code().to_le_bytes());
-    payload[4..4 + message.len()].copy_from_slice(message);
-    4 + message.len()
+/// The peer of a stream to `process` (if this side created one) hung up:
+/// [`Error::PeerEnded`] when the process ended abnormally without sending
+/// an error frame first (`answered`), [`Error::Closed`] otherwise. Waits up
+/// to [`EXIT_GRACE_MS`] for the process to become waitable: the kernel
+/// closes a dying process's descriptors just before its status can be
+/// collected.
+pub(crate) fn hang_up(process: Option<&mut OwnedChild>, answered: bool) -> Error {
+    let Some(process) = process else {
+        return Error::Closed;
+    };
+    // Wakes the moment the process becomes waitable (a pidfd poll). An
+    // error leaves the status unknown: the hang-up is then news enough
+    // (`Closed`).
+    let status = process.wait_timeout(EXIT_GRACE_MS).ok().flatten();
+    // After an error frame the process has answered: its exit code (the
+    // callable's failure status) is no further news. A signal is.
+    match status {
+        Some(status) if status.signal().is_some() || (!status.success() && !answered) => {
+            Error::PeerEnded {
+                pid: process.pid(),
+                status,
+            }
+        }
+        _ => Error::Closed,
+    }
+}
+
+/// The peer of a stream to `process` hung up in the middle of a frame:
+/// [`Error::PeerEnded`] when the process was killed or failed (see
+/// [`hang_up`]), a truncated-frame protocol error otherwise.
+pub(crate) fn cut_short(process: Option<&mut OwnedChild>, answered: bool) -> Error {
+    match hang_up(process, answered) {
+        ended @ Error::PeerEnded { .. } => ended,
+        _ => Error::Protocol(ProtoError::Truncated),
+    }
 }
 
 /// A zeroed vector of `len` bytes, or `ENOMEM` ([`Error::Os`]) when the

@@ -8,15 +8,14 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 
-use crate::channel::{Channel, Receipts};
+use crate::channel::{Channel, StreamPolicy};
 use crate::sys::{Child, Fd};
 
 /// A persistent stream's client end over the connected socket `fd`;
 /// `keeper` is the keeper process if this process created it.
 pub(super) fn client_channel(fd: Fd, keeper: Option<Child>) -> Channel {
     let mut channel = Channel::from_fd(fd, keeper);
-    channel.expect_end();
-    channel.set_receipts(Box::new(Connection::default()));
+    channel.set_policy(Box::new(Connection::default()));
     channel
 }
 
@@ -31,7 +30,19 @@ struct Connection {
     held: VecDeque<u32>,
 }
 
-impl Receipts for Connection {
+impl StreamPolicy for Connection {
+    fn ends_with_end_frame(&self) -> bool {
+        // The keeper ends every stream with an end frame: a bare end of
+        // stream means it died.
+        true
+    }
+
+    fn acks_when_taken(&self) -> bool {
+        // The keeper never waits for an acknowledgement, and sends a result
+        // never acknowledged to its next client.
+        true
+    }
+
     fn monitored(&mut self, task: usize, keeps: bool) -> bool {
         self.task = keeps.then_some(task);
         // The keeper serves other clients after this one: an exchange must

@@ -1,44 +1,40 @@
 //! The keeper: the process listening at a persistent address. It reads what
 //! the callable sends into its [`Outbox`], passes what clients send to the
 //! callable through its [`Inbox`], and serves one client at a time, never
-//! waiting for a peer: writes go out as far as the socket buffer allows and
-//! resume when `poll` says there is room, reads take what has arrived and
-//! keep a partial frame for later, and a client that stops sending in the
-//! middle of a frame for [`STALL_MS`] is disconnected.
+//! waiting for a peer: each peer is a [`Link`], a socket driving a
+//! [`Conn`](crate::wire::Conn), whose writes go out as far as the socket
+//! buffer allows and resume when `poll` says there is room, and whose reads
+//! take what has arrived and keep a partial frame for later. A client that
+//! stops sending in the middle of a frame for [`STALL_MS`] is disconnected.
 
-use alloc::vec::Vec;
-
-use crate::channel::{error_payload, try_copy, Channel};
+use crate::channel::{cut_short, hang_up, Channel};
 use crate::error::{best_effort, code, Error, RemoteError};
-use crate::sys::{self, Deadline, Errno, Fd, PollFd, POLLIN, POLLOUT};
-use crate::wire::{
-    Header, Kind, DEFAULT_MAX_MESSAGE, FLAG_ACK_REQUESTED, HEADER_LEN, MAX_ERROR_PAYLOAD,
-};
+use crate::sys::{self, Deadline, Fd, OwnedChild, PollFd, POLLIN, POLLOUT};
+use crate::wire::{error_payload, Event, Header, Kind, FLAG_ACK_REQUESTED, MAX_ERROR_PAYLOAD};
 
 use super::inbox::Inbox;
+use super::link::{Incoming, Link};
 use super::listener::Listener;
 use super::outbox::Outbox;
 use super::{OUTBOX_BYTES, STALL_MS};
 
-/// Bytes taken from a client's socket per read.
-const READ_CHUNK: usize = 64 * 1024;
-
 /// Bytes of clients' messages the callable has not taken beyond which the
 /// keeper stops reading the client (whose sends then wait, as on a full
 /// socket).
-const INBOX_BYTES: usize = OUTBOX_BYTES;
+pub(super) const INBOX_BYTES: usize = OUTBOX_BYTES;
 
 /// The keeper's life: serves results until the callable has finished and
 /// every result is acknowledged (and a client has acknowledged something,
 /// so that a callable that sends nothing still has its end seen), then
 /// removes the socket file and exits.
-pub(super) fn keep(listener: Listener, mut worker: Channel) -> ! {
-    // The inbox numbers the frames written to the callable, and checks its
-    // acknowledgements itself.
-    worker.acks_checked_elsewhere();
+pub(super) fn keep(listener: Listener, worker: Channel) -> ! {
+    let (fd, process) = worker.into_parts();
     let mut keeper = Keeper {
         listener,
-        worker: Some(worker),
+        worker: Some(Worker {
+            link: Link::new(fd),
+            process,
+        }),
         worker_failed: false,
         worker_unwritable: false,
         outbox: Outbox::new(),
@@ -84,12 +80,15 @@ fn end_waiting_clients(listening: &Fd) {
     }
 }
 
+/// The callable's process and the link to it.
+struct Worker {
+    link: Link,
+    process: Option<OwnedChild>,
+}
+
 /// The client being served.
 struct Client {
-    fd: Fd,
-    /// Bytes received and not yet taken as frames: at most a partial frame
-    /// between reads.
-    input: Vec<u8>,
+    link: Link,
     /// The client is in the middle of a frame: it is disconnected when this
     /// passes ([`STALL_MS`] after the last bytes it sent).
     stall: Option<Deadline>,
@@ -98,11 +97,11 @@ struct Client {
 /// The keeper's state.
 struct Keeper {
     listener: Listener,
-    /// The channel to the callable's process, until it ends.
-    worker: Option<Channel>,
+    /// The link to the callable's process, until it ends.
+    worker: Option<Worker>,
     /// The callable sent an error frame (its failure is reported already).
     worker_failed: bool,
-    /// Writing to the callable's channel failed: its process is gone.
+    /// Writing to the callable's link failed: its process is gone.
     worker_unwritable: bool,
     outbox: Outbox,
     inbox: Inbox,
@@ -121,27 +120,30 @@ impl Keeper {
                 let mut events = 0;
                 if room {
                     events |= POLLIN;
-                    if worker.has_buffered() {
+                    if worker.link.conn.has_buffered() {
                         timeout = 0;
                     }
                 }
-                if self.inbox.pending().is_some() && !self.worker_unwritable {
+                if !worker.link.conn.pending().is_empty() && !self.worker_unwritable {
                     events |= POLLOUT;
                 }
                 // Not watched at all while there is nothing to do with it,
                 // so that its hang-up does not wake the loop in vain.
                 if events != 0 {
-                    fds[0] = PollFd::new(worker.fd(), events);
+                    fds[0] = PollFd::new(&worker.link.fd, events);
                 }
             }
             let reading = self.inbox.bytes() < INBOX_BYTES;
             match &self.client {
                 Some(client) => {
                     let mut events = if reading { POLLIN } else { 0 };
-                    if self.outbox.pending().is_some() {
+                    if !client.link.conn.pending().is_empty() {
                         events |= POLLOUT;
                     }
-                    fds[1] = PollFd::new(&client.fd, events);
+                    if reading && client.link.conn.has_buffered() {
+                        timeout = 0;
+                    }
+                    fds[1] = PollFd::new(&client.link.fd, events);
                     if let (Some(stall), -1, true) = (client.stall, timeout, reading) {
                         timeout = stall.remaining_ms();
                     }
@@ -156,7 +158,7 @@ impl Keeper {
                 self.read_worker();
             }
             // A hang-up is read even while the inbox is full, to let go.
-            if fds[1].ready_for(if reading { POLLIN } else { 0 }) {
+            if fds[1].ready_for(if reading { POLLIN } else { 0 }) || (reading && timeout == 0) {
                 self.read_client();
             }
             let stalled = self.client.as_ref().and_then(|client| client.stall);
@@ -172,16 +174,16 @@ impl Keeper {
         }
     }
 
-    /// Writes clients' messages to the callable, as far as its socket
-    /// buffer allows.
+    /// Queues clients' messages on the callable's link, one once the one
+    /// before is written, and writes them as far as its socket buffer allows.
     fn write_worker(&mut self) {
-        let Some(worker) = self.worker.as_ref().filter(|_| !self.worker_unwritable) else {
+        let Some(worker) = self.worker.as_mut().filter(|_| !self.worker_unwritable) else {
             return;
         };
-        while let Some((header, payload)) = self.inbox.pending() {
-            match sys::send_some(worker.fd(), &[header, payload]) {
-                Ok(0) => return, // full: poll says when there is room
-                Ok(n) => self.inbox.wrote(n),
+        loop {
+            match worker.link.flush() {
+                Ok(true) => {}
+                Ok(false) => return, // full: poll says when there is room
                 Err(_) => {
                     // Its process is gone: its end is read next, and what it
                     // never took is reported then.
@@ -189,21 +191,22 @@ impl Keeper {
                     return;
                 }
             }
-        }
-    }
-
-    /// Drops the clients' messages the callable has taken (its channel
-    /// acknowledged them) and acknowledges them to the client that sent
-    /// them, if it asked and is still connected.
-    fn release_taken(&mut self) {
-        if let Some(worker) = &self.worker {
-            if let Some(client_seq) = self.inbox.acked(worker.acked()) {
-                self.outbox.ack_client(client_seq);
+            let Some(payload) = self.inbox.next() else {
+                return;
+            };
+            match worker
+                .link
+                .conn
+                .send(Kind::Data, FLAG_ACK_REQUESTED, 0, payload)
+            {
+                Ok(seq) => self.inbox.queued_as(seq),
+                Err(_) => return, // no memory now: the next round
             }
         }
     }
 
-    /// Moves what the callable sent into the outbox, up to the byte limit.
+    /// Moves what the callable sent into the outbox, up to the byte limit;
+    /// the clients' messages it took are released.
     fn read_worker(&mut self) {
         while self.outbox.bytes() < OUTBOX_BYTES {
             let Some(worker) = &mut self.worker else {
@@ -211,15 +214,32 @@ impl Keeper {
             };
             // Never waits: a callable stopped in the middle of a frame
             // holds nobody up, and the next poll round resumes its frame.
-            match worker.receive_vec_now() {
-                Ok(data) => self.outbox.push(Kind::Data, data),
-                Err(Error::TimedOut) => return self.release_taken(),
-                Err(Error::Remote { code }) => {
-                    let remote = worker.remote_error().cloned();
-                    let remote = remote.unwrap_or_else(|| RemoteError::new(code, ""));
+            match worker.link.next() {
+                Ok(None) => return,
+                Ok(Some(Incoming::Message(header, payload))) => {
+                    if header.flags & FLAG_ACK_REQUESTED != 0 {
+                        // Lost only with the callable: its end is read next.
+                        best_effort(worker.link.conn.ack(header.seq));
+                    }
+                    self.outbox.push(Kind::Data, payload);
+                }
+                Ok(Some(Incoming::Event(Event::Ack(seq)))) => {
+                    if let Some(client_seq) = self.inbox.acked(seq) {
+                        self.ack_client(client_seq);
+                    }
+                }
+                Ok(Some(Incoming::Event(Event::Remote(header)))) => {
+                    // Lost only with the callable: its end is read next.
+                    best_effort(worker.link.conn.acknowledge(header));
+                    let remote = worker.link.conn.remote_error().cloned();
+                    let remote = remote.unwrap_or_else(|| RemoteError::new(code::PROTO, ""));
                     self.worker_failed = true;
                     self.push_error(&remote);
                 }
+                Ok(Some(Incoming::Event(Event::Stop | Event::End(_)))) => {
+                    return self.worker_ended(Error::Closed)
+                }
+                Ok(Some(Incoming::Event(_))) => {}
                 Err(e) => return self.worker_ended(e),
             }
         }
@@ -231,13 +251,20 @@ impl Keeper {
         self.outbox.push(Kind::Error, payload[..len].to_vec());
     }
 
-    /// The callable's channel ended with `why`: a process that died without
+    /// The callable's link ended with `why`: a process that died without
     /// reporting an error gets an error result naming it; a process that
     /// broke the protocol is stopped.
     fn worker_ended(&mut self, why: Error) {
-        self.release_taken();
         let Some(mut worker) = self.worker.take() else {
             return;
+        };
+        let answered = worker.link.conn.remote_error().is_some();
+        let why = match why {
+            Error::Closed => hang_up(worker.process.as_mut(), answered),
+            Error::Protocol(crate::wire::ProtoError::Truncated) => {
+                cut_short(worker.process.as_mut(), answered)
+            }
+            other => other,
         };
         match why {
             Error::Closed => {}
@@ -248,16 +275,20 @@ impl Keeper {
             }
             _ => {
                 self.push_error(&RemoteError::from(why));
-                // Not collected here: the drop below hands it on.
-                best_effort(worker.kill_and_collect());
+                if let Some(process) = &mut worker.process {
+                    // Not collected here: the drop below hands it on.
+                    best_effort(process.kill_and_collect());
+                }
             }
         }
         self.report_untaken();
         self.outbox.input_done();
-        // A process that closed its channel but runs on is left to init
-        // (the keeper exits without waiting for it): an error here has
-        // nobody to go to.
-        best_effort(worker.try_wait());
+        // A process that closed its link but runs on is left to init (the
+        // keeper exits without waiting for it): an error here has nobody to
+        // go to.
+        if let Some(process) = &mut worker.process {
+            best_effort(process.wait(false));
+        }
     }
 
     /// Once the callable has finished: reports what clients sent and it
@@ -278,25 +309,39 @@ impl Keeper {
         self.inbox = Inbox::new();
     }
 
-    /// Writes what the outbox has for the client, as far as its socket
-    /// buffer allows.
+    /// Acknowledges the client's frame `seq` (and every one before it): the
+    /// callable took those messages.
+    fn ack_client(&mut self, seq: u32) {
+        if let Some(client) = &mut self.client {
+            // No memory: the next acknowledgement covers this one.
+            best_effort(client.link.conn.ack(seq));
+        }
+    }
+
+    /// Queues what the outbox has for the client, one frame once the one
+    /// before is written, and writes it as far as its socket buffer allows.
     fn write_client(&mut self) {
-        let Some(client) = &self.client else {
+        let Some(client) = &mut self.client else {
             return;
         };
-        while let Some((header, payload)) = self.outbox.pending() {
-            match sys::send_some(&client.fd, &[header, payload]) {
-                Ok(0) => return, // full: poll says when there is room
-                Ok(n) => self.outbox.wrote(n),
+        loop {
+            match client.link.flush() {
+                Ok(true) => self.outbox.written(),
+                Ok(false) => return, // full: poll says when there is room
                 Err(_) => break,
             }
+            let Some((kind, payload)) = self.outbox.next() else {
+                return;
+            };
+            match client.link.conn.send(kind, FLAG_ACK_REQUESTED, 0, payload) {
+                Ok(seq) => self.outbox.queued_as(seq),
+                Err(_) => return, // no memory now: the next round
+            }
         }
-        if self.outbox.pending().is_some() {
-            // It hung up: take the acknowledgements it sent before it went
-            // (they precede the end of its stream).
-            self.read_client();
-            self.drop_client(None);
-        }
+        // It hung up: take the acknowledgements it sent before it went
+        // (they precede the end of its stream).
+        self.read_client();
+        self.drop_client(None);
     }
 
     /// Takes what the client sent (acknowledgements, and messages for the
@@ -304,110 +349,73 @@ impl Keeper {
     /// in the middle of one for [`STALL_MS`] is disconnected); disconnects a
     /// client that hung up or broke the protocol.
     fn read_client(&mut self) {
-        let Some(client) = &mut self.client else {
-            return;
-        };
-        let mut chunk = [0u8; READ_CHUNK];
-        let mut hung_up = false;
         let mut progressed = false;
-        loop {
-            match sys::read_now(&client.fd, &mut chunk) {
-                Ok(0) => {
-                    hung_up = true;
-                    break;
+        let ended = loop {
+            let Some(client) = &mut self.client else {
+                return;
+            };
+            let incoming = match client.link.next() {
+                Ok(Some(incoming)) => incoming,
+                Ok(None) => break None,
+                Err(Error::Closed | Error::Protocol(crate::wire::ProtoError::Truncated)) => {
+                    break Some(None); // hung up, maybe in the middle of a frame
                 }
-                Ok(n) => {
-                    progressed = true;
-                    if client.input.try_reserve(n).is_err() {
-                        // No memory for what it sends: it is refused with
-                        // ENOMEM (what it sent and had acknowledged is
-                        // kept; the rest it knows is not delivered).
-                        let why = RemoteError::from(Error::from(Errno::NOMEM));
-                        return self.drop_client(Some(why));
-                    }
-                    client.input.extend_from_slice(&chunk[..n]);
-                    if n < chunk.len() || client.input.len() > READ_CHUNK * 16 {
-                        break;
-                    }
-                }
-                Err(Errno::AGAIN) => break,
-                Err(_) => {
-                    hung_up = true;
-                    break;
-                }
-            }
-        }
-        let taken = self.take_frames(progressed);
-        self.report_untaken();
-        match taken {
-            Err(why) => self.drop_client(Some(why)),
-            Ok(()) if hung_up => self.drop_client(None),
-            Ok(()) => {}
-        }
-    }
-
-    /// Handles the whole frames the client's input holds and keeps a partial
-    /// one; an error says why the client is refused.
-    fn take_frames(&mut self, progressed: bool) -> Result<(), RemoteError> {
-        let Some(client) = &mut self.client else {
-            return Ok(());
-        };
-        let mut at = 0;
-        while let Some(bytes) = client.input[at..].first_chunk::<HEADER_LEN>() {
-            let header = Header::decode(bytes, DEFAULT_MAX_MESSAGE)
-                .map_err(|e| RemoteError::from(Error::Protocol(e)))?;
-            match header.kind {
-                Kind::Ack => {
-                    at += HEADER_LEN;
-                    if self.outbox.ack(header.seq).is_err() {
-                        return Err(RemoteError::new(
+                Err(e) => break Some(Some(RemoteError::from(e))),
+            };
+            progressed = true;
+            match incoming {
+                Incoming::Event(Event::Ack(seq)) => {
+                    if self.outbox.ack(seq).is_err() {
+                        break Some(Some(RemoteError::new(
                             code::PROTO,
                             "acknowledgement of a frame never sent",
-                        ));
+                        )));
                     }
                 }
-                Kind::Data => {
-                    let end = at + HEADER_LEN + header.length as usize;
-                    let Some(payload) = client.input.get(at + HEADER_LEN..end) else {
-                        break; // the rest has not arrived yet
-                    };
+                Incoming::Message(header, payload) if header.kind == Kind::Data => {
                     let asked = header.flags & FLAG_ACK_REQUESTED != 0;
-                    // No memory for it: the client is refused with ENOMEM.
-                    let payload = try_copy(payload).map_err(RemoteError::from)?;
                     self.inbox.push(payload, asked.then_some(header.seq));
-                    at = end;
+                    // Past the bound: the rest waits in the socket.
+                    if self.inbox.bytes() >= INBOX_BYTES {
+                        break None;
+                    }
                 }
                 _ => {
-                    return Err(RemoteError::new(
+                    break Some(Some(RemoteError::new(
                         code::PROTO,
                         "clients of a persistent process send messages and acknowledgements",
-                    ))
+                    )))
+                }
+            }
+        };
+        self.report_untaken();
+        match ended {
+            Some(why) => self.drop_client(why),
+            None => {
+                if let Some(client) = &mut self.client {
+                    if !client.link.conn.mid_frame() {
+                        client.stall = None;
+                    } else if progressed || client.stall.is_none() {
+                        client.stall = Some(Deadline::after(STALL_MS));
+                    }
                 }
             }
         }
-        client.input.drain(..at);
-        if client.input.is_empty() {
-            client.stall = None;
-        } else if progressed || client.stall.is_none() {
-            client.stall = Some(Deadline::after(STALL_MS));
-        }
-        Ok(())
     }
 
     /// Disconnects the client, telling it why if it broke the protocol
-    /// (`why`, unless a frame to it is half written); what it did not
+    /// (`why`, queued after any frame half written to it); what it did not
     /// acknowledge goes to the next client.
     fn drop_client(&mut self, why: Option<RemoteError>) {
-        let Some(client) = self.client.take() else {
+        let Some(mut client) = self.client.take() else {
             return;
         };
-        if let (Some(why), false) = (why, self.outbox.mid_frame()) {
-            let mut payload = [0u8; MAX_ERROR_PAYLOAD];
-            let len = error_payload(&why, &mut payload);
-            let header = Header::new(Kind::Error, 0, len as u32, 0).encode();
+        if let Some(why) = why {
             // Without waiting: a client that does not read may have a full
             // socket buffer, and it is being disconnected anyway.
-            best_effort(sys::send_some(&client.fd, &[&header, &payload[..len]]));
+            if client.link.conn.send_error(&why, 0).is_ok() {
+                best_effort(client.link.flush());
+            }
         }
         self.outbox.disconnect();
         self.inbox.forget_client();
@@ -422,8 +430,7 @@ impl Keeper {
         match sys::peer_credentials(&fd) {
             Ok(peer) if peer.uid == sys::geteuid() => {
                 self.client = Some(Client {
-                    fd,
-                    input: Vec::new(),
+                    link: Link::new(fd),
                     stall: None,
                 });
                 self.outbox.connect();

@@ -112,6 +112,7 @@ mod client;
 mod connection;
 mod inbox;
 mod keeper;
+mod link;
 mod listener;
 mod outbox;
 
@@ -160,7 +161,12 @@ use listener::Listener;
 pub const RESULTS_IN_FLIGHT: usize = 32;
 
 /// Bytes of unacknowledged results a keeper holds before it stops reading
-/// its callable (whose sends then wait, as they do on a full socket).
+/// its callable (whose sends then wait, as they do on a full socket); the
+/// same bound applies to the clients' messages the callable has not taken,
+/// beyond which the keeper stops reading the client. Each result or message
+/// counts its payload and its bookkeeping (about 64 bytes, more than its
+/// frame header), so a flood of empty messages is bounded as large ones are:
+/// a keeper holds at most about twice this for each direction.
 ///
 /// See the example on [`RESULTS_IN_FLIGHT`].
 pub const OUTBOX_BYTES: usize = 32 << 20;

@@ -25,14 +25,15 @@
 //! A header is validated completely before anything is allocated for its
 //! payload; any violation is a [`ProtoError`].
 //!
-//! No I/O here: [`Decoder`] takes bytes and yields frames, keeping the
-//! partial state of a header or payload; [`Encoder`] queues frames and
-//! tracks how much of them was written. [`Channel`](crate::Channel) is a
-//! socket plus these two.
-
-use core::fmt;
+//! No I/O here: [`Conn`] is one end of a stream as a state machine (frame
+//! numbers, acknowledgements, end state, the peer's last error, output
+//! queued), over [`Decoder`], which takes bytes and yields frames, keeping
+//! the partial state of a header or payload; [`Encoder`] queues frames
+//! and tracks how much of them was written. The layers above drive them
+//! over their sockets, blocking or not.
 
 mod batch;
+mod conn;
 mod decoder;
 #[cfg(feature = "alloc")]
 mod encoder;
@@ -40,12 +41,14 @@ mod encoder;
 #[cfg(feature = "alloc")]
 pub use batch::encode_batch;
 pub use batch::{batch_len, decode_batch, BatchTasks, ENTRY_HEADER};
+pub use conn::{error_payload, Conn, Event, OutBuf};
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
 pub use encoder::Encoder;
 
 use bytemuck::{Pod, Zeroable};
 
+pub use crate::error::ProtoError;
 use crate::error::REMOTE_MESSAGE_MAX;
 
 /// The magic number: "PP".
@@ -121,57 +124,6 @@ impl Kind {
             7 => Kind::Batch,
             _ => return None,
         })
-    }
-}
-
-/// Why a frame was rejected.
-///
-/// See the example on [`Header`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtoError {
-    /// The first two bytes are not the magic number.
-    BadMagic,
-    /// An unsupported version.
-    BadVersion(u8),
-    /// An unknown frame kind.
-    BadKind(u8),
-    /// Unknown flag bits or a nonzero reserved field.
-    BadFlags,
-    /// The payload length exceeds the receiver's maximum (or a kind's own limit).
-    TooLong {
-        /// The claimed length.
-        length: u32,
-        /// The largest length allowed here.
-        max: usize,
-    },
-    /// The peer hung up in the middle of a frame.
-    Truncated,
-    /// An error frame whose payload is not a code and UTF-8 text.
-    BadErrorPayload,
-    /// A frame naming a task its receiver never gave the sender.
-    UnknownTask(u64),
-    /// An acknowledgement of a frame its receiver never sent.
-    BadAck(u32),
-    /// A batch frame whose payload is not its count of tasks.
-    BadBatch,
-}
-
-impl fmt::Display for ProtoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            ProtoError::BadMagic => f.write_str("bad magic number"),
-            ProtoError::BadVersion(v) => write!(f, "unsupported version {v}"),
-            ProtoError::BadKind(k) => write!(f, "unknown frame kind {k}"),
-            ProtoError::BadFlags => f.write_str("unknown flags or reserved bits set"),
-            ProtoError::TooLong { length, max } => {
-                write!(f, "frame of {length} bytes exceeds the maximum of {max}")
-            }
-            ProtoError::Truncated => f.write_str("peer hung up in the middle of a frame"),
-            ProtoError::BadErrorPayload => f.write_str("malformed error frame"),
-            ProtoError::UnknownTask(t) => write!(f, "frame names unknown task {t}"),
-            ProtoError::BadAck(seq) => write!(f, "acknowledgement of frame {seq}, never sent"),
-            ProtoError::BadBatch => f.write_str("malformed batch frame"),
-        }
     }
 }
 
