@@ -26,8 +26,6 @@ use super::{
 
 /// Storage for the frames a [`Conn`] has queued and the driver has not
 /// written yet.
-///
-/// See the example on [`Conn`].
 pub trait OutBuf {
     /// The bytes held.
     fn bytes(&self) -> &[u8];
@@ -81,8 +79,6 @@ impl OutBuf for alloc::vec::Vec<u8> {
 }
 
 /// What [`Conn::poll`] found.
-///
-/// See the example on [`Conn`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// More bytes are needed: read into [`Conn::spare`].
@@ -159,6 +155,36 @@ pub enum Event {
 /// assert_eq!(left.end_error(), Some(Error::Closed));
 /// # Ok::<(), Error>(())
 /// ```
+///
+/// A growable output buffer (any [`OutBuf`]), a relay's side that records
+/// any acknowledgement, a payload taken in place through the decoder, an
+/// acknowledgement the driver sends when its own policy says, and an end
+/// the driver decided on:
+///
+/// ```
+/// use pprocess::wire::{Conn, Event, Kind, FLAG_ACK_REQUESTED};
+/// use pprocess::Error;
+///
+/// let mut sender: Conn<Vec<u8>> = Conn::new();
+/// let mut relay: Conn<Vec<u8>> = Conn::new();
+/// relay.accept_any_ack(); // its peer's acks number frames relayed for others
+/// sender.send(Kind::Data, FLAG_ACK_REQUESTED, 0, &[7u8; 1000])?;
+/// relay.spare()[..sender.pending().len()].copy_from_slice(sender.pending());
+/// relay.filled(sender.pending().len());
+/// sender.written(sender.pending().len());
+///
+/// let Event::Message(header) = relay.poll()? else { unreachable!() };
+/// let payload = relay.decoder_mut().whole_payload().map(<[u8]>::to_vec);
+/// assert_eq!(payload.as_deref(), Some(&[7u8; 1000][..]));
+/// relay.message_taken(false); // its policy acknowledges later
+/// assert!(relay.pending().is_empty());
+/// relay.ack(header.seq)?;
+/// assert_eq!(relay.pending().len(), 24); // one header, no payload
+///
+/// assert_eq!(relay.end(Error::Closed), Error::Closed);
+/// assert_eq!(relay.poll(), Err(Error::Closed));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Conn<B> {
     dec: Decoder,
@@ -185,8 +211,6 @@ impl<B: OutBuf + Default> Conn<B> {
     /// A connection accepting messages of up to
     /// [`DEFAULT_MAX_MESSAGE`](super::DEFAULT_MAX_MESSAGE) bytes, whose first
     /// frame is number 1.
-    ///
-    /// See the example on [`Conn`].
     pub fn new() -> Conn<B> {
         Conn {
             dec: Decoder::new(),
@@ -203,16 +227,12 @@ impl<B: OutBuf + Default> Conn<B> {
 
 impl<B: OutBuf> Conn<B> {
     /// The largest message this side sends or accepts, in bytes.
-    ///
-    /// See the example on [`Conn`].
     pub fn max_message(&self) -> usize {
         self.dec.max_message()
     }
 
     /// Sets the largest message this side sends or accepts (1 byte to
     /// 4 GiB - 1); [`Error::Invalid`] otherwise.
-    ///
-    /// See the example on [`Conn`].
     pub fn set_max_message(&mut self, max: usize) -> Result<(), Error> {
         if max == 0 || max > MAX_MESSAGE_LIMIT {
             return Err(Error::Invalid);
@@ -223,52 +243,38 @@ impl<B: OutBuf> Conn<B> {
 
     /// The frames this side's peer acknowledges are numbered by someone
     /// else (a relay): acknowledgements are recorded, never refused.
-    ///
-    /// See the example on [`Conn`].
     pub fn accept_any_ack(&mut self) {
         self.check_acks = false;
     }
 
     /// Room to read the next bytes of the stream into.
-    ///
-    /// See the example on [`Conn`].
     pub fn spare(&mut self) -> &mut [u8] {
         self.dec.spare()
     }
 
     /// `n` bytes were read into [`Conn::spare`].
-    ///
-    /// See the example on [`Conn`].
     pub fn filled(&mut self, n: usize) {
         self.dec.filled(n);
     }
 
     /// True when a frame can be polled without reading more bytes.
-    ///
-    /// See the example on [`Conn`].
     pub fn has_buffered(&self) -> bool {
         self.dec.ready()
     }
 
     /// True in the middle of a frame: part of a header, or a message whose
     /// payload is not taken yet.
-    ///
-    /// See the example on [`Conn`].
     pub fn mid_frame(&self) -> bool {
         self.dec.has_partial_frame() || self.dec.pending().is_some()
     }
 
     /// The decoder, to look at what is buffered.
-    ///
-    /// See the example on [`Conn`].
     pub fn decoder(&self) -> &Decoder {
         &self.dec
     }
 
     /// The decoder, for the payload calls [`Conn`] does not wrap (collecting
     /// a large payload across reads, taking it in place).
-    ///
-    /// See the example on [`Conn`].
     pub fn decoder_mut(&mut self) -> &mut Decoder {
         &mut self.dec
     }
@@ -276,8 +282,6 @@ impl<B: OutBuf> Conn<B> {
     /// The peer's stream ended (a read returned 0 or the connection was
     /// reset): [`Error::Closed`] between frames, a truncated-frame
     /// [`Error::Protocol`] in the middle of one. Recorded as the end.
-    ///
-    /// See the example on [`Conn`].
     pub fn eof(&mut self) -> Error {
         if let Some(e) = self.ended {
             return e;
@@ -292,8 +296,6 @@ impl<B: OutBuf> Conn<B> {
     /// The next event (see [`Event`]). A malformed frame, an
     /// acknowledgement of a frame never sent, or the end of the stream ends
     /// the connection: every later call returns the same error.
-    ///
-    /// See the example on [`Conn`].
     pub fn poll(&mut self) -> Result<Event, Error> {
         if let Some(header) = self.dec.pending() {
             return Ok(Event::Message(header));
@@ -348,8 +350,6 @@ impl<B: OutBuf> Conn<B> {
     /// Copies the front of the pending message's payload into `dst` (at most
     /// its length); returns how many bytes. Call again after more bytes
     /// arrive until the payload is whole.
-    ///
-    /// See the example on [`Conn`].
     pub fn payload_into(&mut self, dst: &mut [u8]) -> usize {
         self.dec.payload_into(dst)
     }
@@ -358,8 +358,6 @@ impl<B: OutBuf> Conn<B> {
     /// acknowledgement is queued if its sender asked for one (a driver whose
     /// policy holds it back passes false and calls [`Conn::ack`] later).
     /// Returns its header.
-    ///
-    /// See the example on [`Conn`].
     pub fn message_taken(&mut self, acknowledge: bool) -> Option<Header> {
         let header = self.dec.payload_done()?;
         if acknowledge {
@@ -373,8 +371,6 @@ impl<B: OutBuf> Conn<B> {
     /// returns that number. [`Error::TooBig`] for a data, args or batch
     /// payload over the maximum message size, [`Error::Busy`] when the
     /// output buffer has no room for it now (write [`Conn::pending`] first).
-    ///
-    /// See the example on [`Conn`].
     pub fn send(
         &mut self,
         kind: Kind,
@@ -392,8 +388,6 @@ impl<B: OutBuf> Conn<B> {
     }
 
     /// Queues an error frame with `flags`; returns its frame number.
-    ///
-    /// See the example on [`Conn`].
     pub fn send_error(&mut self, error: &RemoteError, flags: u16) -> Result<u32, Error> {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
         let len = error_payload(error, &mut payload);
@@ -403,8 +397,6 @@ impl<B: OutBuf> Conn<B> {
     /// Queues an acknowledgement of `header`'s frame if its sender asked
     /// for one ([`Error::Busy`] without room: a peer that reads gets the
     /// next, cumulative, acknowledgement).
-    ///
-    /// See the example on [`Conn`].
     pub fn acknowledge(&mut self, header: Header) -> Result<(), Error> {
         match header.flags & FLAG_ACK_REQUESTED {
             0 => Ok(()),
@@ -416,8 +408,6 @@ impl<B: OutBuf> Conn<B> {
     /// that the driver writes itself (after [`Conn::pending`]), without
     /// copying it into the output buffer; returns its header. Errors as for
     /// [`Conn::send`] but for [`Error::Busy`].
-    ///
-    /// See the example on [`Conn`].
     pub fn header(
         &mut self,
         kind: Kind,
@@ -439,31 +429,23 @@ impl<B: OutBuf> Conn<B> {
 
     /// The driver found the stream ended with `e` (the peer process died,
     /// or a rule of its own): recorded as the end, as [`Conn::eof`] does.
-    ///
-    /// See the example on [`Conn`].
     pub fn end(&mut self, e: Error) -> Error {
         self.end_on(e)
     }
 
     /// Queues an acknowledgement of the peer's frame `seq` (and every one
     /// before it); it takes no frame number.
-    ///
-    /// See the example on [`Conn`].
     pub fn ack(&mut self, seq: u32) -> Result<(), Error> {
         self.queue(&Header::new(Kind::Ack, 0, 0, seq), &[])
     }
 
     /// The queued bytes not written yet.
-    ///
-    /// See the example on [`Conn`].
     pub fn pending(&self) -> &[u8] {
         &self.out.bytes()[self.sent..]
     }
 
     /// The driver wrote `n` bytes of [`Conn::pending`]; once all are, the
     /// buffer is reused.
-    ///
-    /// See the example on [`Conn`].
     pub fn written(&mut self, n: usize) {
         self.sent = (self.sent + n).min(self.out.bytes().len());
         if self.sent == self.out.bytes().len() {
@@ -473,29 +455,21 @@ impl<B: OutBuf> Conn<B> {
     }
 
     /// The number the next frame sent gets.
-    ///
-    /// See the example on [`Conn`].
     pub fn next_seq(&self) -> u32 {
         self.next_seq
     }
 
     /// The highest frame number the peer has acknowledged (0: none yet).
-    ///
-    /// See the example on [`Conn`].
     pub fn acked(&self) -> u32 {
         self.acked
     }
 
     /// The code and message of the last error frame received.
-    ///
-    /// See the example on [`Conn`].
     pub fn remote_error(&self) -> Option<&RemoteError> {
         self.remote.as_ref()
     }
 
     /// Why the stream ended, once it has.
-    ///
-    /// See the example on [`Conn`].
     pub fn end_error(&self) -> Option<Error> {
         self.ended
     }
