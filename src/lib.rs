@@ -67,7 +67,7 @@ pub use exchange::{pmap, records, Managed, Map, Outcome, Queue, TaskError};
 pub use exchange::{Exchange, Limit, Options, StoreData, TaskId};
 #[cfg(feature = "alloc")]
 pub use persistent::{
-    close_streams, connect_persistent, create_persistent, start_persistent, AsAddress,
+    close_streams, connect_persistent, create_persistent, start_persistent, AsAddress, ConnectError,
 };
 pub use process::{
     allow_fork_with_threads, create, create_unchecked, exit, number_of_cores, start,

@@ -459,7 +459,7 @@ fn the_socket_file_is_private_and_peers_of_other_users_are_refused() {
             // SAFETY: setgid/setuid have no memory-safety preconditions.
             let dropped = unsafe { libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
             assert!(dropped, "tests run as root");
-            let direct = connect_persistent(&path).err();
+            let direct = connect_persistent(&path).err().map(|e| e.error());
             // ...and if it can, the listener refuses it and says why.
             let mut raw = match UnixStream::connect(&path) {
                 Ok(raw) => raw,
@@ -709,7 +709,7 @@ fn no_process_socket_or_descriptor_is_left_behind() {
             // Failures leak nothing either.
             let missing = format!("{}-{round}", worker_path.display());
             assert_eq!(
-                connect_persistent(&missing).err(),
+                connect_persistent(&missing).err().map(|e| e.error()),
                 Some(Error::Os(libc::ENOENT))
             );
             assert_eq!(

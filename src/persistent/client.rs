@@ -2,8 +2,12 @@
 //! link there refused, the listener's uid checked), and collecting its
 //! results from a channel, an exchange or a background queue.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
 use crate::channel::Channel;
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteError, Result};
 use crate::exchange::{Exchange, Options, Queue, Slots, StoreData, TaskId};
 use crate::sys::{self, Errno, Fd, SocketPath};
 
@@ -40,15 +44,98 @@ pub(super) fn connect_fd(path: &SocketPath) -> Result<Fd> {
 /// finished. Several clients may connect at once; they are served one after
 /// the other.
 ///
-/// Errors: [`Error::Address`] for an unusable address; `ENOENT`
-/// ([`Error::Os`]) when nothing is at the address, `ECONNREFUSED` when
-/// nobody listens there (the work finished and was collected, or its process
-/// died); [`Error::Permission`] when the listener belongs to another user.
+/// Errors, as a [`ConnectError`] that names the address: [`Error::Address`]
+/// for an unusable address; `ENOENT` ([`Error::Os`]) when nothing is at the
+/// address, `ECONNREFUSED` when nobody listens there (the work finished and
+/// was collected, or its process died); [`Error::Permission`] when the
+/// listener belongs to another user. `?` turns it into an [`Error`].
 ///
-/// See the example on [`create_persistent`](super::create_persistent).
-pub fn connect_persistent(address: impl AsAddress) -> Result<Channel> {
-    let path = socket_path(address)?;
-    Ok(super::connection::client_channel(connect_fd(&path)?, None))
+/// ```
+/// use pprocess::{connect_persistent, Error};
+///
+/// let nowhere = std::env::temp_dir().join(format!("pp-nowhere-{}", std::process::id()));
+/// let refused = connect_persistent(&nowhere).unwrap_err();
+/// assert_eq!(refused, Error::Os(libc::ENOENT));
+/// assert_eq!(refused.error(), Error::Os(libc::ENOENT));
+/// assert_eq!(refused.address(), nowhere.to_str().unwrap().as_bytes());
+/// let message = refused.to_string();
+/// assert!(message.starts_with(&format!("cannot connect to {:?}: ", nowhere.to_str().unwrap())));
+/// ```
+pub fn connect_persistent(address: impl AsAddress) -> core::result::Result<Channel, ConnectError> {
+    let failed = |error| ConnectError {
+        address: address.address_bytes().to_vec(),
+        error,
+    };
+    let path = socket_path(&address).map_err(failed)?;
+    let fd = connect_fd(&path).map_err(failed)?;
+    Ok(super::connection::client_channel(fd, None))
+}
+
+/// Why [`connect_persistent`] failed, and the address it tried. Its
+/// `Display` names both (`cannot connect to "/tmp/work.socket": No such file
+/// or directory`); it compares equal to the [`Error`] inside, and converts
+/// into it, so `?` works in a function that returns [`Result`].
+///
+/// See [`connect_persistent`] for an example.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    address: Vec<u8>,
+    error: Error,
+}
+
+impl ConnectError {
+    /// The error: what [`Error`] the connection failed with.
+    pub fn error(&self) -> Error {
+        self.error
+    }
+
+    /// The address, as given.
+    pub fn address(&self) -> &[u8] {
+        &self.address
+    }
+}
+
+impl PartialEq<Error> for ConnectError {
+    fn eq(&self, other: &Error) -> bool {
+        self.error == *other
+    }
+}
+
+impl From<ConnectError> for Error {
+    fn from(failed: ConnectError) -> Error {
+        failed.error
+    }
+}
+
+impl From<ConnectError> for RemoteError {
+    /// Inside a callable, a failed connection travels as its error's code
+    /// and this error's text (address included, cut to what fits).
+    fn from(failed: ConnectError) -> RemoteError {
+        RemoteError::new(failed.error.code(), &alloc::format!("{failed}"))
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let address = String::from_utf8_lossy(&self.address);
+        write!(f, "cannot connect to {address:?}: {}", self.error)
+    }
+}
+
+impl fmt::Debug for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectError")
+            .field("address", &String::from_utf8_lossy(&self.address))
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {

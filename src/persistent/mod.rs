@@ -125,7 +125,7 @@ use crate::sys::{self, Fd, Forked, Pid};
 use address::socket_path;
 pub use address::AsAddress;
 use client::connect_fd;
-pub use client::connect_persistent;
+pub use client::{connect_persistent, ConnectError};
 use connection::client_channel;
 use keeper::keep;
 use listener::Listener;

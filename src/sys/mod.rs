@@ -56,7 +56,7 @@ pub use unix::{
 /// use pprocess::{connect_persistent, Errno, Error};
 ///
 /// let nowhere = std::env::temp_dir().join(format!("pp-doc-nowhere-{}", std::process::id()));
-/// match connect_persistent(&nowhere) {
+/// match connect_persistent(&nowhere).map_err(Error::from) {
 ///     Err(Error::Os(errno)) => assert_eq!(Errno(errno), Errno::NOENT),
 ///     other => panic!("connected to nothing: {other:?}"),
 /// }
