@@ -22,8 +22,6 @@ macro_rules! library_codes {
         }
 
         /// Every library code with its name, for checks against the C header.
-        ///
-        /// See the example on [`Error`].
         pub const ALL_CODES: &[(&str, i32)] = &[$((stringify!($name), $code)),*];
     };
 }
@@ -57,9 +55,8 @@ library_codes! {
     THREADS = -1012, c"refused to fork: the process has other threads";
 }
 
-/// Text for any code: `0`, a library code, or a negated `errno`. Never fails.
-///
-/// See the example on [`Error`].
+/// Text for any code: `0`, a library code, or a negated `errno`; any other
+/// value gives "unknown error code". Never fails.
 pub fn describe(code: i32) -> &'static CStr {
     if code == 0 {
         return c"success";
@@ -186,8 +183,6 @@ pub enum Error {
 
 impl Error {
     /// The stable C code: a `PP_E*` value, or `-errno` for [`Error::Os`].
-    ///
-    /// See the example on [`Error`].
     pub fn code(&self) -> i32 {
         match *self {
             Error::Os(errno) => -errno,
@@ -265,21 +260,15 @@ pub(crate) fn best_effort<T, E>(outcome: core::result::Result<T, E>) {
 }
 
 /// The crate's result type.
-///
-/// See the example on [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 /// Longest remote error message kept, in bytes; longer ones are truncated.
-///
-/// See the example on [`Error`].
 pub const REMOTE_MESSAGE_MAX: usize = 256;
 
 /// An error reported by a callable in another process: a code and a message.
 ///
 /// A callable returns it to fail its task; the creator's receive then fails
 /// with [`Error::Remote`] and this value is kept by the channel.
-///
-/// See the example on [`Error`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteError {
     code: i32,
@@ -292,7 +281,16 @@ impl RemoteError {
     /// A remote error with `code` and `message`, cut at the first NUL and
     /// truncated to [`REMOTE_MESSAGE_MAX`] bytes at a character boundary.
     ///
-    /// See the example on [`Error`].
+    /// ```
+    /// use pprocess::{RemoteError, REMOTE_MESSAGE_MAX};
+    ///
+    /// let error = RemoteError::new(3, "bad key\0ignored");
+    /// assert_eq!((error.code(), error.message()), (3, "bad key"));
+    ///
+    /// // 'é' is 2 bytes: one that would straddle the limit is left out whole.
+    /// let long = format!("{}é", "x".repeat(REMOTE_MESSAGE_MAX - 1));
+    /// assert_eq!(RemoteError::new(3, &long).message().len(), REMOTE_MESSAGE_MAX - 1);
+    /// ```
     pub fn new(code: i32, message: &str) -> RemoteError {
         let message = message.split('\0').next().unwrap_or("");
         let mut len = message.len().min(REMOTE_MESSAGE_MAX);
@@ -305,23 +303,17 @@ impl RemoteError {
     }
 
     /// The code the callable reported.
-    ///
-    /// See the example on [`Error`].
     pub fn code(&self) -> i32 {
         self.code
     }
 
     /// The callable's message.
-    ///
-    /// See the example on [`Error`].
     pub fn message(&self) -> &str {
         // Always valid: built from a &str cut at a character boundary.
         core::str::from_utf8(&self.text[..self.len]).unwrap_or("")
     }
 
     /// The callable's message as a C string.
-    ///
-    /// See the example on [`Error`].
     pub fn message_cstr(&self) -> &CStr {
         CStr::from_bytes_until_nul(&self.text).unwrap_or(c"")
     }

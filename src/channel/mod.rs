@@ -81,7 +81,6 @@ pub(crate) enum Frame {
 ///
 /// A [`Channel::pair`] shows the calls without a process; a process made by
 /// [`start`](crate::start) adds its [`pid`](Channel::pid) and the waits.
-/// The other methods link here.
 ///
 /// ```
 /// use pprocess::{start, Channel, Error, RemoteError};
@@ -225,17 +224,14 @@ impl Channel {
     /// A connected pair of channels in this process (no process is created):
     /// what one end sends, the other receives. Useful to hand one end to a
     /// process created later, to test a protocol, or to drive a channel from
-    /// your own event loop.
-    ///
-    /// See the example on [`Channel`].
+    /// your own event loop. Fails with the OS error if the sockets cannot
+    /// be made.
     pub fn pair() -> Result<(Channel, Channel)> {
         let (a, b) = sys::socketpair()?;
         Ok((Channel::from_fd(a, None), Channel::from_fd(b, None)))
     }
 
     /// The created process's id, seen from its creator; 0 on the created side.
-    ///
-    /// See the example on [`Channel`].
     pub fn pid(&self) -> Pid {
         self.process.as_ref().map_or(0, OwnedChild::pid)
     }
@@ -246,8 +242,6 @@ impl Channel {
     ///
     /// [`AsFd`]: std::os::fd::AsFd
     /// [`AsRawFd`]: std::os::fd::AsRawFd
-    ///
-    /// See the example on [`Channel`].
     pub fn raw_fd(&self) -> i32 {
         self.fd.raw()
     }
@@ -264,22 +258,17 @@ impl Channel {
     }
 
     /// The largest message this side sends or accepts, in bytes.
-    ///
-    /// See the example on [`Channel`].
     pub fn max_message(&self) -> usize {
         self.conn.max_message()
     }
 
-    /// Sets the largest message this side sends or accepts (1 byte to 4 GiB - 1).
-    ///
-    /// See the example on [`Channel`].
+    /// Sets the largest message this side sends or accepts (1 byte to 4 GiB - 1);
+    /// [`Error::Invalid`] outside that range, and the limit stays as it was.
     pub fn set_max_message(&mut self, max: usize) -> Result<()> {
         self.conn.set_max_message(max)
     }
 
     /// The code and message of the last error frame received.
-    ///
-    /// See the example on [`Channel`].
     pub fn remote_error(&self) -> Option<&RemoteError> {
         self.conn.remote_error()
     }
@@ -385,16 +374,12 @@ impl Channel {
     /// channel monitored by an exchange queues what its socket does not
     /// take at once). Frames go out in the order they were sent, so code
     /// that writes to [`Channel::raw_fd`] itself flushes first.
-    ///
-    /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn flush(&mut self) -> Result<()> {
         self.send_held()
     }
 
     /// True when a message can be taken without reading the socket.
-    ///
-    /// See the example on [`Channel`].
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
         if !self.stash.is_empty() || !self.loop_frames.is_empty() {
@@ -441,9 +426,11 @@ impl Channel {
         }
     }
 
-    /// Sends `data` as one message.
-    ///
-    /// See the example on [`Channel`].
+    /// Sends `data` as one message. A message longer than
+    /// [`Channel::max_message`] fails with [`Error::TooBig`] and nothing is
+    /// sent; a peer that has gone fails it with [`Error::Closed`],
+    /// [`Error::PeerEnded`] (a created process that died) or [`Error::Cut`];
+    /// other failures are OS errors.
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let flags = if self.end_next_send { FLAG_END } else { 0 };
         self.send_frame(Kind::Data, flags, data)?;
@@ -486,8 +473,6 @@ impl Channel {
     }
 
     /// Sends a fixed-layout value as one message of `size_of::<T>()` bytes.
-    ///
-    /// See the example on [`Channel`].
     pub fn send_value<T: Pod>(&mut self, value: &T) -> Result<()> {
         self.send(bytemuck::bytes_of(value))
     }
@@ -499,8 +484,6 @@ impl Channel {
     /// both wait in `send_acked`), and only once the program takes them on
     /// a connection to a persistent process, whose keeper never waits for
     /// an acknowledgement: one never taken goes to its next client.
-    ///
-    /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn send_acked(&mut self, data: &[u8]) -> Result<()> {
         let seq = self.send_frame(Kind::Data, FLAG_ACK_REQUESTED, data)?;
@@ -525,8 +508,6 @@ impl Channel {
 
     /// Sends an error frame: the peer's next receive fails with
     /// [`Error::Remote`] and it can read `error` with [`Channel::remote_error`].
-    ///
-    /// See the example on [`Channel`].
     pub fn send_error(&mut self, error: &RemoteError) -> Result<()> {
         self.send_error_frame(error, 0).map(drop)
     }
@@ -572,8 +553,6 @@ impl Channel {
     /// Receives one message into `buf`, waiting as long as it takes.
     /// Returns its length. A message longer than `buf` fails with
     /// [`Error::TooBig`] (its size in `size`) and stays queued.
-    ///
-    /// See the example on [`Channel`].
     pub fn receive(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.receive_timeout(buf, -1)
     }
@@ -581,8 +560,6 @@ impl Channel {
     /// [`Channel::receive`], giving up with [`Error::TimedOut`] when no
     /// message starts within `timeout_ms` (`-1` waits forever, `0` polls).
     /// A message that has started arriving is always read to its end.
-    ///
-    /// See the example on [`Channel`].
     pub fn receive_timeout(&mut self, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
         if let Some((_, message, _)) = self.stash.front() {
@@ -609,8 +586,6 @@ impl Channel {
 
     /// Receives a fixed-layout value sent with [`Channel::send_value`].
     /// A message of another size fails with [`Error::WrongSize`] and stays queued.
-    ///
-    /// See the example on [`Channel`].
     pub fn receive_value<T: Pod>(&mut self) -> Result<T> {
         let mut value = T::zeroed();
         let expected = core::mem::size_of::<T>();
@@ -630,16 +605,12 @@ impl Channel {
     }
 
     /// Receives one message into a new vector.
-    ///
-    /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn receive_vec(&mut self) -> Result<Vec<u8>> {
         self.receive_vec_timeout(-1)
     }
 
     /// [`Channel::receive_vec`] with a timeout, as in [`Channel::receive_timeout`].
-    ///
-    /// See the example on [`Channel`].
     #[cfg(feature = "alloc")]
     pub fn receive_vec_timeout(&mut self, timeout_ms: i32) -> Result<Vec<u8>> {
         if let Some(message) = self.unstash() {
@@ -672,8 +643,6 @@ impl Channel {
 
     /// Waits until a message (or the end of the channel) can be received
     /// without blocking, or `timeout_ms` passes. Returns whether it can.
-    ///
-    /// See the example on [`Channel`].
     pub fn wait_readable(&self, timeout_ms: i32) -> Result<bool> {
         if self.has_buffered() || self.ended.is_some() || self.sleep_ready() {
             return Ok(true);
@@ -956,8 +925,6 @@ impl Channel {
     }
 
     /// True once the channel has ended (end of stream or a malformed frame).
-    ///
-    /// See the example on [`Channel`].
     pub fn is_ended(&self) -> bool {
         self.ended.is_some()
     }
@@ -1007,8 +974,8 @@ impl Channel {
 
     /// Waits for the created process to end and returns its status
     /// (collected at most once; later calls return the same status).
-    ///
-    /// See the example on [`Channel`].
+    /// [`Error::Invalid`] on a channel of no process this side created (a
+    /// [`Channel::pair`], or the created side).
     pub fn wait(&mut self) -> Result<WaitStatus> {
         let status = self.process()?.wait(true)?;
         status.ok_or(Error::from(Errno::CHILD))
@@ -1017,8 +984,6 @@ impl Channel {
     /// [`Channel::wait`] for at most `timeout_ms` milliseconds (`-1`:
     /// forever, `0`: just look): [`Error::TimedOut`] if the process is still
     /// running then.
-    ///
-    /// See the example on [`Channel`].
     pub fn wait_timeout(&mut self, timeout_ms: i32) -> Result<WaitStatus> {
         let status = self.process()?.wait_timeout(timeout_ms)?;
         status.ok_or(Error::TimedOut)
@@ -1042,9 +1007,8 @@ impl Channel {
         }
     }
 
-    /// The created process's status if it has ended, without waiting.
-    ///
-    /// See the example on [`Channel`].
+    /// The created process's status if it has ended, without waiting;
+    /// `None` while it runs, and on a channel of no process this side created.
     pub fn try_wait(&mut self) -> Result<Option<WaitStatus>> {
         match &mut self.process {
             Some(process) => Ok(process.wait(false)?),
@@ -1054,8 +1018,6 @@ impl Channel {
 
     /// Closes the channel. A created process that is still running is
     /// collected later (by the next create, or [`waitall`](crate::waitall)).
-    ///
-    /// See the example on [`Channel`].
     pub fn close(self) {}
 
     /// Sends an acknowledgement of a received frame if its sender asked for

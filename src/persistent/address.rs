@@ -4,9 +4,47 @@
 use crate::error::{Error, Result};
 use crate::sys::SocketPath;
 
-/// Something usable as a persistent address: a path, as text or bytes.
+/// Something usable as a persistent address: a filesystem path, given as a
+/// `str`, `String`, byte slice, `CStr`, `OsStr`, `Path` or `PathBuf` (or a
+/// reference to one), or as a type of your own that yields the path's bytes.
 ///
-/// See the example on [`create_persistent`](super::create_persistent).
+/// Every persistent call takes `impl AsAddress`. An address that cannot be a
+/// UNIX socket path (empty, longer than 107 bytes, or with a NUL inside)
+/// fails with [`Error::Address`] before anything is created or connected.
+///
+/// ```
+/// use pprocess::{connect_persistent, start_persistent, AsAddress, Error};
+///
+/// /// A job's address: its socket file in a run directory.
+/// struct Job<'a> {
+///     socket: &'a std::path::Path,
+/// }
+///
+/// impl AsAddress for Job<'_> {
+///     fn address_bytes(&self) -> &[u8] {
+///         self.socket.address_bytes()
+///     }
+/// }
+///
+/// # let dir = std::env::temp_dir().join(format!("pp-addr-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let socket = dir.join("job.socket");
+/// let text = socket.to_str().expect("a UTF-8 temporary directory");
+/// assert_eq!(Job { socket: &socket }.address_bytes(), text.as_bytes());
+///
+/// start_persistent(Job { socket: &socket }, |channel| Ok(channel.send(b"done")?))?;
+/// // The same address as text reaches the same process.
+/// let mut channel = connect_persistent(text)?;
+/// assert_eq!(channel.receive_vec()?, b"done");
+/// assert!(matches!(channel.receive_vec(), Err(Error::Closed)));
+///
+/// // Addresses that cannot be socket paths are refused before any work.
+/// assert!(matches!(connect_persistent(""), Err(Error::Address)));
+/// assert!(matches!(connect_persistent(&b"bad\0path"[..]), Err(Error::Address)));
+/// assert!(matches!(connect_persistent("x".repeat(108)), Err(Error::Address)));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait AsAddress {
     /// The path's bytes (no NUL inside).
     fn address_bytes(&self) -> &[u8];

@@ -167,8 +167,6 @@ pub const RESULTS_IN_FLIGHT: usize = 32;
 /// counts its payload and its bookkeeping (about 64 bytes, more than its
 /// frame header), so a flood of empty messages is bounded as large ones are:
 /// a keeper holds at most about twice this for each direction.
-///
-/// See the example on [`RESULTS_IN_FLIGHT`].
 pub const OUTBOX_BYTES: usize = 32 << 20;
 
 /// Milliseconds a keeper waits for more of a frame a client has started
@@ -176,8 +174,6 @@ pub const OUTBOX_BYTES: usize = 32 << 20;
 /// message may take several writes, each of which restarts the clock)
 /// before it disconnects the client as stalled, so that the next one is
 /// served.
-///
-/// See the example on [`RESULTS_IN_FLIGHT`].
 pub const STALL_MS: i32 = 500;
 
 /// Runs `callable` in a detached background process listening at `address`
@@ -198,8 +194,6 @@ pub const STALL_MS: i32 = 500;
 /// (see the [module documentation](self)); an OS error if the socket or a
 /// process cannot be made; [`Error::Threads`] in a process with other
 /// threads, as for [`create`](crate::create).
-///
-/// See the example on [`create_persistent`].
 pub fn start_persistent<F>(address: impl AsAddress, callable: F) -> Result<Pid>
 where
     F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
@@ -473,8 +467,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// its pid. The exchange does not monitor it: collect its results with
     /// [`Exchange::connect`], from this exchange or another, in this process
     /// or a later one.
-    ///
-    /// See the example on [`create_persistent`].
     pub fn start_persistent<F>(&mut self, address: impl AsAddress, callable: F) -> Result<Pid>
     where
         F: FnOnce(&mut Channel) -> core::result::Result<(), RemoteError>,
@@ -492,8 +484,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// exchange stores as it does for [`Exchange::connect`]. The keeper is
     /// never killed by the exchange, and is collected once it exits; the
     /// results this process does not take go to the address's next client.
-    ///
-    /// See the example on [`create_persistent`].
     pub fn create_persistent(&mut self, address: impl AsAddress) -> Result<CreatedTask> {
         self.wait()?;
         match create_persistent_as(self.fork_check(), address)? {
@@ -515,8 +505,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
 /// this process. A background process started with [`start_persistent`] has
 /// this done already; a process from [`create_persistent`] keeps the
 /// creator's streams until it calls this.
-///
-/// See the example on [`create_persistent`].
 pub fn close_streams() -> Result<()> {
     sys::flush_stdio();
     #[cfg(feature = "std")]

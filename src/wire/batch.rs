@@ -15,20 +15,14 @@
 use super::ProtoError;
 
 /// Bytes before each task's arguments: its tag and length.
-///
-/// See the example on [`decode_batch`].
 pub const ENTRY_HEADER: usize = 12;
 
 /// Payload bytes of a batch of tasks with these argument lengths.
-///
-/// See the example on [`decode_batch`].
 pub fn batch_len(arg_lens: impl Iterator<Item = usize>) -> usize {
     4 + arg_lens.map(|len| ENTRY_HEADER + len).sum::<usize>()
 }
 
 /// Appends the payload of a batch of `count` tasks (tag, arguments) to `out`.
-///
-/// See the example on [`decode_batch`].
 #[cfg(feature = "alloc")]
 pub fn encode_batch<'a>(
     out: &mut alloc::vec::Vec<u8>,
@@ -103,8 +97,6 @@ pub fn decode_batch(payload: &[u8]) -> Result<BatchTasks<'_>, ProtoError> {
 }
 
 /// The tasks of a validated batch payload ([`decode_batch`]): (tag, arguments).
-///
-/// See the example on [`decode_batch`].
 #[derive(Clone, Debug)]
 pub struct BatchTasks<'a> {
     rest: &'a [u8],

@@ -17,16 +17,12 @@ use alloc::{collections::TryReserveError, vec::Vec};
 use super::{Header, Kind, ProtoError, DEFAULT_MAX_MESSAGE, HEADER_LEN, MAX_ERROR_PAYLOAD};
 
 /// Bytes read ahead: a small frame, and the frames behind it, arrive in one read.
-///
-/// See the example on [`Decoder`].
 pub const READ_AHEAD: usize = 1024;
 
 // An error frame is yielded only once it is buffered whole.
 const _: () = assert!(READ_AHEAD >= HEADER_LEN + MAX_ERROR_PAYLOAD);
 
 /// What [`Decoder::next_header`] found.
-///
-/// See the example on [`Decoder`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
     /// A frame's header. A data, args or batch message's payload is pending until
@@ -144,8 +140,6 @@ impl core::fmt::Debug for Decoder {
 
 impl Decoder {
     /// A decoder accepting messages of up to [`DEFAULT_MAX_MESSAGE`] bytes.
-    ///
-    /// See the example on [`Decoder`].
     pub fn new() -> Decoder {
         Decoder {
             bytes: [0; READ_AHEAD],
@@ -161,22 +155,16 @@ impl Decoder {
     }
 
     /// The largest data, args or batch payload accepted.
-    ///
-    /// See the example on [`Decoder`].
     pub fn max_message(&self) -> usize {
         self.max_message
     }
 
     /// Sets the largest data, args or batch payload accepted.
-    ///
-    /// See the example on [`Decoder`].
     pub fn set_max_message(&mut self, max: usize) {
         self.max_message = max;
     }
 
     /// The bytes received and not yet decoded or taken.
-    ///
-    /// See the example on [`Decoder`].
     pub fn buffered(&self) -> &[u8] {
         &self.bytes[self.start..self.end]
     }
@@ -184,8 +172,6 @@ impl Decoder {
     /// Free space to read into (never empty: the buffered bytes move to the
     /// front when the back is full). Report what was read with
     /// [`Decoder::filled`].
-    ///
-    /// See the example on [`Decoder`].
     pub fn spare(&mut self) -> &mut [u8] {
         if self.end == READ_AHEAD {
             self.compact();
@@ -193,9 +179,8 @@ impl Decoder {
         &mut self.bytes[self.end..]
     }
 
-    /// `n` bytes were written at the front of [`Decoder::spare`].
-    ///
-    /// See the example on [`Decoder`].
+    /// `n` bytes were written at the front of [`Decoder::spare`] (more than
+    /// it held counts as all of it).
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(READ_AHEAD);
     }
@@ -215,8 +200,6 @@ impl Decoder {
     }
 
     /// Makes room so that `n` bytes (at most [`READ_AHEAD`]) fit buffered.
-    ///
-    /// See the example on [`Decoder`].
     pub fn reserve(&mut self, n: usize) {
         if self.start > 0 && READ_AHEAD - self.start < n {
             self.compact();
@@ -226,8 +209,6 @@ impl Decoder {
     /// The next frame's header, or [`Next::More`] while it (or an error
     /// frame's payload) is not buffered whole. With a message pending, its
     /// header again. A malformed header is an error, and stays buffered.
-    ///
-    /// See the example on [`Decoder`].
     pub fn next_header(&mut self) -> Result<Next, ProtoError> {
         if let Some(header) = self.pending {
             return Ok(Next::Header(header));
@@ -251,8 +232,6 @@ impl Decoder {
 
     /// True when [`Decoder::next_header`] would yield a header (or an error)
     /// without more bytes, or a pending payload is buffered whole.
-    ///
-    /// See the example on [`Decoder`].
     pub fn ready(&self) -> bool {
         if let Some(header) = self.pending {
             return self.payload_buffered(header);
@@ -270,15 +249,11 @@ impl Decoder {
 
     /// True when bytes of a frame that has not arrived whole are buffered
     /// (no message pending).
-    ///
-    /// See the example on [`Decoder`].
     pub fn has_partial_frame(&self) -> bool {
         self.pending.is_none() && !self.buffered().is_empty() && !self.ready()
     }
 
     /// The pending message's header.
-    ///
-    /// See the example on [`Decoder`].
     #[inline]
     pub fn pending(&self) -> Option<Header> {
         self.pending
@@ -297,8 +272,6 @@ impl Decoder {
 
     /// Copies the front of a payload into `dst`: what was collected, then
     /// what is buffered, at most `dst.len()` bytes. Returns how many.
-    ///
-    /// See the example on [`Decoder`].
     pub fn payload_into(&mut self, dst: &mut [u8]) -> usize {
         #[cfg(feature = "alloc")]
         let done = self.collected_into(dst);
@@ -325,8 +298,6 @@ impl Decoder {
     }
 
     /// The pending payload was taken whole: the next frame follows.
-    ///
-    /// See the example on [`Decoder`].
     #[inline]
     pub fn payload_done(&mut self) -> Option<Header> {
         self.pending.take()
@@ -337,8 +308,6 @@ impl Decoder {
     /// with [`Decoder::payload_filled`]. The room is allocated for the whole
     /// payload when collecting begins: an allocation that fails is an error
     /// (nothing is lost; call again later), never an abort.
-    ///
-    /// See the example on [`Decoder`].
     #[cfg(feature = "alloc")]
     pub fn payload_spare(&mut self) -> Result<&mut [u8], TryReserveError> {
         let Some(header) = self.pending else {
@@ -363,8 +332,6 @@ impl Decoder {
     }
 
     /// `n` bytes were written at the front of [`Decoder::payload_spare`].
-    ///
-    /// See the example on [`Decoder`].
     #[cfg(feature = "alloc")]
     pub fn payload_filled(&mut self, n: usize) {
         self.partial_have = (self.partial_have + n).min(self.partial.len());
@@ -372,8 +339,6 @@ impl Decoder {
 
     /// The pending payload as a vector without a copy, when it was collected
     /// whole by [`Decoder::payload_spare`]; the message is then taken.
-    ///
-    /// See the example on [`Decoder`].
     #[cfg(feature = "alloc")]
     #[inline]
     pub fn take_collected(&mut self) -> Option<Vec<u8>> {
@@ -388,8 +353,6 @@ impl Decoder {
 
     /// The pending payload, when it is in the read-ahead buffer whole (take
     /// it with [`Decoder::skip_payload`] once copied).
-    ///
-    /// See the example on [`Decoder`].
     #[inline]
     pub fn whole_payload(&self) -> Option<&[u8]> {
         let len = self.pending?.length as usize;
@@ -400,8 +363,6 @@ impl Decoder {
     }
 
     /// The payload [`Decoder::whole_payload`] showed was taken.
-    ///
-    /// See the example on [`Decoder`].
     pub fn skip_payload(&mut self) {
         if self.whole_payload().is_some() {
             let len = self.pending.take().map_or(0, |h| h.length as usize);
@@ -410,16 +371,12 @@ impl Decoder {
     }
 
     /// True when the pending message's payload is buffered whole.
-    ///
-    /// See the example on [`Decoder`].
     #[inline]
     pub fn payload_complete(&self) -> bool {
         self.pending.is_some_and(|h| self.payload_buffered(h))
     }
 
     /// Forgets the pending message (the stream ended).
-    ///
-    /// See the example on [`Decoder`].
     pub fn abandon(&mut self) {
         self.pending = None;
         #[cfg(feature = "alloc")]

@@ -36,8 +36,6 @@ pub struct Encoder {
 impl Encoder {
     /// Queues the frame `header` + `payload`, whatever its size, after what
     /// is queued.
-    ///
-    /// See the example on [`Encoder`].
     pub fn queue(&mut self, header: &Header, payload: &[u8]) {
         self.held.extend_from_slice(&header.encode());
         self.held.extend_from_slice(payload);
@@ -46,8 +44,6 @@ impl Encoder {
     /// Keeps a batch frame of `count` tasks (tag, arguments) after what is
     /// queued, whatever its size, built in place (see [`Encoder::queue`]);
     /// `header` gives its payload length ([`super::batch_len`]).
-    ///
-    /// See the example on [`decode_batch`](super::decode_batch).
     pub fn queue_batch<'a>(
         &mut self,
         header: &Header,
@@ -59,15 +55,11 @@ impl Encoder {
     }
 
     /// The held bytes not written yet.
-    ///
-    /// See the example on [`Encoder`].
     pub fn unwritten(&self) -> &[u8] {
         &self.held[self.sent..]
     }
 
     /// `n` more held bytes were written; once all are, the buffer is reused.
-    ///
-    /// See the example on [`Encoder`].
     pub fn written(&mut self, n: usize) {
         self.sent = self.sent.saturating_add(n).min(self.held.len());
         if self.sent == self.held.len() {

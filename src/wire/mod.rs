@@ -52,44 +52,26 @@ pub use crate::error::ProtoError;
 use crate::error::REMOTE_MESSAGE_MAX;
 
 /// The magic number: "PP".
-///
-/// See the example on [`Header`].
 pub const MAGIC: u16 = 0x5050;
 /// The wire format version.
-///
-/// See the example on [`Header`].
 pub const VERSION: u8 = 2;
 /// Size of the fixed header.
-///
-/// See the example on [`Header`].
 pub const HEADER_LEN: usize = 24;
 /// The default maximum payload of one message: 64 MiB.
-///
-/// See the example on [`Header`].
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 /// The largest maximum a channel accepts (the length field is a `u32`).
-///
-/// See the example on [`Header`].
 pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize;
 /// Largest payload of an error frame: the code and the message.
-///
-/// See the example on [`Header`].
 pub const MAX_ERROR_PAYLOAD: usize = 4 + REMOTE_MESSAGE_MAX;
 
 /// Flag: the sender waits for an [`Kind::Ack`] of this frame.
-///
-/// See the example on [`Header`].
 pub const FLAG_ACK_REQUESTED: u16 = 1 << 0;
 /// Flag: the last frame of a task (reused workers): its one result, or a
 /// stop frame that ends a task.
-///
-/// See the example on [`Header`].
 pub const FLAG_END: u16 = 1 << 1;
 const KNOWN_FLAGS: u16 = FLAG_ACK_REQUESTED | FLAG_END;
 
 /// What a frame carries.
-///
-/// See the example on [`Header`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
@@ -189,8 +171,6 @@ pub struct Header {
 impl Header {
     /// A header of `kind` for a payload of `length` bytes, of no task in
     /// particular (task 0; see [`Header::for_task`]).
-    ///
-    /// See the example on [`Header`].
     pub fn new(kind: Kind, flags: u16, length: u32, seq: u32) -> Header {
         Header {
             kind,
@@ -202,15 +182,11 @@ impl Header {
     }
 
     /// This header, naming `task`.
-    ///
-    /// See the example on [`Header`].
     pub fn for_task(self, task: u64) -> Header {
         Header { task, ..self }
     }
 
     /// The header's wire bytes.
-    ///
-    /// See the example on [`Header`].
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let raw = RawHeader {
             magic: MAGIC.to_le(),
@@ -226,9 +202,11 @@ impl Header {
     }
 
     /// Decodes and validates a header's wire bytes; `max_message` bounds data,
-    /// args and batch payloads, error frames have their own small bound.
-    ///
-    /// See the example on [`Header`].
+    /// args and batch payloads, error frames have their own small bound
+    /// ([`MAX_ERROR_PAYLOAD`]) and other kinds carry none. Errors:
+    /// [`ProtoError::BadMagic`], [`ProtoError::BadVersion`],
+    /// [`ProtoError::BadKind`], [`ProtoError::BadFlags`] (an unknown flag or
+    /// a reserved byte set) and [`ProtoError::TooLong`].
     pub fn decode(bytes: &[u8; HEADER_LEN], max_message: usize) -> Result<Header, ProtoError> {
         let raw: RawHeader = bytemuck::cast(*bytes);
         if u16::from_le(raw.magic) != MAGIC {
@@ -261,9 +239,9 @@ impl Header {
     }
 }
 
-/// Splits an error frame's payload into its code and message.
-///
-/// See the example on [`Header`].
+/// Splits an error frame's payload into its code and message;
+/// [`ProtoError::BadErrorPayload`] when it is shorter than the 4-byte code
+/// or the message is not UTF-8.
 pub fn decode_error(payload: &[u8]) -> Result<(i32, &str), ProtoError> {
     let (code, text) = payload
         .split_first_chunk::<4>()
