@@ -51,10 +51,10 @@ pub(super) fn connect_fd(path: &SocketPath) -> Result<Fd> {
 /// listener belongs to another user. `?` turns it into an [`Error`].
 ///
 /// ```
-/// use pprocess::{connect_persistent, Error};
+/// use pprocess::{connect_persistent, ConnectError, Error};
 ///
 /// let nowhere = std::env::temp_dir().join(format!("pp-nowhere-{}", std::process::id()));
-/// let refused = connect_persistent(&nowhere).unwrap_err();
+/// let refused: ConnectError = connect_persistent(&nowhere).unwrap_err();
 /// assert_eq!(refused, Error::Os(libc::ENOENT));
 /// assert_eq!(refused.error(), Error::Os(libc::ENOENT));
 /// assert_eq!(refused.address(), nowhere.to_str().unwrap().as_bytes());
@@ -74,9 +74,8 @@ pub fn connect_persistent(address: impl AsAddress) -> core::result::Result<Chann
 /// Why [`connect_persistent`] failed, and the address it tried. Its
 /// `Display` names both (`cannot connect to "/tmp/work.socket": No such file
 /// or directory`); it compares equal to the [`Error`] inside, and converts
-/// into it, so `?` works in a function that returns [`Result`].
-///
-/// See [`connect_persistent`] for an example.
+/// into it, so `?` works in a function that returns [`Result`] (the example
+/// on [`connect_persistent`] shows each).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectError {
     address: Vec<u8>,
@@ -165,7 +164,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// [`Exchange::ready`]: take results with [`Exchange::next_result`]. With
     /// any other handler, a result is acknowledged as it is received.
     ///
-    /// See the example on [`create_persistent`](super::create_persistent).
+    /// Errors as for [`connect_persistent`] (the [`Error`] inside its
+    /// [`ConnectError`]), and as for [`Exchange::add_wait`].
     pub fn connect(&mut self, address: impl AsAddress) -> Result<TaskId> {
         let channel = connect_persistent(address)?;
         self.add_wait(channel)
@@ -178,8 +178,7 @@ impl Queue {
     /// [connected](Exchange::connect) to it. Iterate it for the results:
     /// each is acknowledged as the iterator hands it out, so the ones this
     /// process has not taken yet when it dies go to the next client.
-    ///
-    /// See the example on [`create_persistent`](super::create_persistent).
+    /// Errors as for [`Exchange::connect`].
     pub fn background(address: impl AsAddress) -> Result<Queue> {
         let mut queue = Queue::with_options(1, Options::default());
         queue.connect(address)?;

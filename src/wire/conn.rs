@@ -103,8 +103,10 @@ pub enum Event {
     End(Header),
 }
 
-/// One end of a pprocess stream, without I/O (see the
-/// [module documentation](self)).
+/// One end of a pprocess stream, without I/O: bytes go in
+/// ([`Conn::spare`], [`Conn::filled`]), events come out ([`Conn::poll`]),
+/// frames are queued ([`Conn::send`]) and output is taken
+/// ([`Conn::pending`], [`Conn::written`]).
 ///
 /// Two connections, with the driver's part played by copying bytes:
 ///
@@ -162,10 +164,13 @@ pub enum Event {
 /// the driver decided on:
 ///
 /// ```
-/// use pprocess::wire::{Conn, Event, Kind, FLAG_ACK_REQUESTED};
+/// use pprocess::wire::{Conn, Event, Kind, OutBuf, FLAG_ACK_REQUESTED};
 /// use pprocess::Error;
 ///
-/// let mut sender: Conn<Vec<u8>> = Conn::new();
+/// fn growable<B: OutBuf + Default>() -> Conn<B> {
+///     Conn::new()
+/// }
+/// let mut sender: Conn<Vec<u8>> = growable();
 /// let mut relay: Conn<Vec<u8>> = Conn::new();
 /// relay.accept_any_ack(); // its peer's acks number frames relayed for others
 /// sender.send(Kind::Data, FLAG_ACK_REQUESTED, 0, &[7u8; 1000])?;
