@@ -39,9 +39,9 @@ use crate::sys::SocketPath;
 /// assert!(matches!(channel.receive_vec(), Err(Error::Closed)));
 ///
 /// // Addresses that cannot be socket paths are refused before any work.
-/// assert!(matches!(connect_persistent(""), Err(Error::Address)));
-/// assert!(matches!(connect_persistent(&b"bad\0path"[..]), Err(Error::Address)));
-/// assert!(matches!(connect_persistent("x".repeat(108)), Err(Error::Address)));
+/// assert_eq!(connect_persistent("").unwrap_err(), Error::Address);
+/// assert_eq!(connect_persistent(&b"bad\0path"[..]).unwrap_err(), Error::Address);
+/// assert_eq!(connect_persistent("x".repeat(108)).unwrap_err(), Error::Address);
 /// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
