@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -75,6 +76,12 @@ def test_shutdown_cancels_futures_when_asked(tmp_path: object) -> None:
     executor = pprocess.Executor(max_workers=1)
     first = executor.submit(wait_for_file, gate)
     rest = [executor.submit(square, x) for x in range(5)]
+    # Only a call not started yet is cancelled: wait until the first one
+    # runs (the executor's thread hands it to the worker), or fail.
+    deadline = time.monotonic() + 60
+    while not first.running() and not first.done():
+        assert time.monotonic() < deadline, "the first call never started"
+        time.sleep(0.001)
     threading.Timer(0.0, lambda: open(gate, "w").close()).start()
     executor.shutdown(wait=True, cancel_futures=True)
     assert first.result() == gate
