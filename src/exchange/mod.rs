@@ -42,7 +42,8 @@ pub use ready::{Removed, REMOVED_MAX};
 pub use results::{pmap, value_of, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
 #[cfg(feature = "alloc")]
 pub use slots::Growable;
-pub use slots::{Fixed, Slot, Slots, WINDOW};
+use slots::Slot;
+pub use slots::{Fixed, Slots, WINDOW};
 
 /// Identifies a task: tasks are numbered from 0 in the order they were
 /// started or added.
