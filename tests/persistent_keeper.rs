@@ -13,6 +13,10 @@ use std::time::Duration;
 use background::*;
 use pprocess::{connect_persistent, start_persistent, Error, Queue};
 
+/// What a keeper holds of each side's frames before it stops reading that
+/// side (the README's limits: 32 MiB, bookkeeping included).
+const OUTBOX_BYTES: usize = 32 << 20;
+
 /// Kills a keeper (the test's stand-in for a crash).
 fn kill(pid: i32) {
     // SAFETY: kill has no memory-safety preconditions.
@@ -240,7 +244,7 @@ fn a_flood_of_empty_messages_is_bounded_in_the_keeper() {
     let grown = peak.saturating_sub(before);
     // The bound counts each message with its bookkeeping; the queue's
     // growth may hold up to twice that for an instant.
-    let bound = 2 * pprocess::persistent::OUTBOX_BYTES;
+    let bound = 2 * OUTBOX_BYTES;
     assert!(
         grown <= bound,
         "{sent} empty messages grew the keeper by {} MiB (bound {} MiB)",

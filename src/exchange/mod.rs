@@ -37,13 +37,13 @@ use crate::wire::ProtoError;
 pub(crate) use jobs::Key;
 #[cfg(feature = "alloc")]
 pub use managed::Managed;
-pub use ready::{Removed, REMOVED_MAX};
+pub use ready::Removed;
 #[cfg(feature = "alloc")]
 pub use results::{pmap, value_of, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
 #[cfg(feature = "alloc")]
 pub use slots::Growable;
 use slots::Slot;
-pub use slots::{Fixed, Slots, WINDOW};
+pub use slots::{Fixed, Slots};
 
 /// Identifies a task: tasks are numbered from 0 in the order they were
 /// started or added.

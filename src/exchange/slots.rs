@@ -16,21 +16,8 @@ use super::TaskId;
 /// window shrinks as the work runs out: see the `jobs` module).
 ///
 /// The window bounds what waits in one socket, not how many tasks a worker
-/// runs:
-///
-/// ```
-/// use pprocess::exchange::WINDOW;
-/// use pprocess::{Options, Queue};
-///
-/// let mut queue = Queue::with_options(1, Options { reuse: true, ..Options::default() });
-/// let echo = queue.manage_function(|x: &[u8]| Ok(x.to_vec()));
-/// for n in 0..2 * WINDOW {
-///     echo.call(&mut queue, &[n as u8])?;
-/// }
-/// assert_eq!(queue.count(), 2 * WINDOW); // one worker ran them all
-/// # Ok::<(), pprocess::Error>(())
-/// ```
-pub const WINDOW: usize = 256;
+/// runs.
+pub(crate) const WINDOW: usize = 256;
 
 /// One monitored channel and the tasks it is answering, oldest first.
 #[derive(Debug)]
