@@ -123,7 +123,7 @@ pub enum Error {
     /// A persistent process's stream stopped without its end frame: the
     /// process died (or was killed), and results it had not delivered yet
     /// are missing. Its C code is `PP_EPEER`.
-    Cut,
+    StreamBroken,
     /// The peer's callable failed with this code; the message is kept by the
     /// channel ([`Channel::remote_error`](crate::Channel::remote_error)).
     Remote {
@@ -188,7 +188,7 @@ impl Error {
         match *self {
             Error::Os(errno) => -errno,
             Error::Closed => code::CLOSED,
-            Error::PeerEnded { .. } | Error::Cut => code::PEER,
+            Error::PeerEnded { .. } | Error::StreamBroken => code::PEER,
             Error::Remote { .. } => code::REMOTE,
             Error::Protocol(_) => code::PROTO,
             Error::TooBig { .. } => code::TOOBIG,

@@ -35,8 +35,8 @@ fn a_killed_keeper_is_an_error_not_the_end_of_the_results() {
     // What was already on its way still arrives; then the cut is reported.
     let (rest, end) = collect(&mut ch);
     assert!(rest.len() <= 3, "{rest:?}");
-    assert_eq!(end, Some(Error::Cut));
-    assert_eq!(Error::Cut.code(), PP_EPEER);
+    assert_eq!(end, Some(Error::StreamBroken));
+    assert_eq!(Error::StreamBroken.code(), PP_EPEER);
 }
 
 #[test]
@@ -50,7 +50,11 @@ fn a_background_queue_reports_a_killed_keeper() {
     kill(keeper);
     let rest: Vec<_> = queue.collect();
     let failure = rest.last().expect("an outcome for the cut").as_ref();
-    assert_eq!(failure.err().map(|e| e.error), Some(Error::Cut), "{rest:?}");
+    assert_eq!(
+        failure.err().map(|e| e.error),
+        Some(Error::StreamBroken),
+        "{rest:?}"
+    );
 }
 
 /// An acknowledgement frame of `seq`, as a raw client writes it.

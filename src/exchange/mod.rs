@@ -479,7 +479,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         while self.busy() {
             #[cfg(feature = "alloc")]
             self.ack_stored();
-            self.store_ahead(-1)?;
+            self.store_unacked(-1)?;
         }
         Ok(())
     }
@@ -580,12 +580,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         if timeout_ms < 0 {
             self.ack_stored();
         }
-        self.store_ahead(timeout_ms)
+        self.store_unacked(timeout_ms)
     }
 
     /// [`Exchange::store`] that acknowledges nothing: the read-ahead of
     /// [`Exchange::next_result`] and of the waits that acknowledge first.
-    pub(crate) fn store_ahead(&mut self, timeout_ms: i32) -> Result<usize> {
+    pub(crate) fn store_unacked(&mut self, timeout_ms: i32) -> Result<usize> {
         self.collect_all()?;
         if self.active_count() == 0 {
             return Ok(0);
@@ -882,7 +882,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         while self.unfinished() {
             #[cfg(feature = "alloc")]
             self.ack_stored();
-            self.store_ahead(-1)?;
+            self.store_unacked(-1)?;
         }
         self.lingering.collect_all();
         Ok(())

@@ -109,7 +109,7 @@ impl<H: Results> Exchange<Growable, H> {
             if exhausted || !self.unfinished() {
                 return Err(Error::Done);
             }
-            self.store_ahead(timeout_ms)?;
+            self.store_unacked(timeout_ms)?;
         }
     }
 

@@ -61,7 +61,7 @@
 //! keeper removes its socket file, ends the stream with an end frame (the
 //! client's receive reports [`Error::Closed`]) and exits; its child has
 //! already been collected. A stream that stops without its end frame was cut
-//! off (the keeper died): the client's receive reports [`Error::Cut`]
+//! off (the keeper died): the client's receive reports [`Error::StreamBroken`]
 //! (`PP_EPEER`), never a clean end. A callable that sends nothing waits for
 //! a client to acknowledge the end frame, so a collector never races the
 //! keeper's exit, and a connection that acknowledges nothing (such as a
