@@ -22,7 +22,8 @@ macro_rules! library_codes {
         }
 
         /// Every library code with its name, for checks against the C header.
-        pub const ALL_CODES: &[(&str, i32)] = &[$((stringify!($name), $code)),*];
+        #[cfg(all(test, feature = "capi"))]
+        pub(crate) const ALL_CODES: &[(&str, i32)] = &[$((stringify!($name), $code)),*];
     };
 }
 
@@ -79,18 +80,18 @@ fn text(code: i32) -> &'static str {
 /// Everything that can go wrong in pprocess.
 ///
 /// Each error has a stable code ([`Error::code`], the C `PP_E*` values of
-/// [`code`], listed in [`ALL_CODES`]) and a text ([`describe`]); a callable
+/// [`code`]) and a text ([`describe`]); a callable
 /// fails its task with a [`RemoteError`]:
 ///
 /// ```
-/// use pprocess::error::{code, describe, ALL_CODES};
+/// use pprocess::error::{code, describe};
 /// use pprocess::{start, Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
 ///
 /// assert_eq!(Error::Closed.code(), code::CLOSED);
 /// assert_eq!(Error::Os(2).code(), -2); // -errno
 /// assert_eq!(describe(code::TIMEDOUT).to_str(), Ok("timed out"));
 /// assert_eq!(describe(-2).to_str(), Ok("No such file or directory"));
-/// assert!(ALL_CODES.contains(&("THREADS", code::THREADS)));
+/// assert_eq!(Error::Threads.code(), code::THREADS);
 ///
 /// let mut channel = start(|_channel| -> Result<(), RemoteError> {
 ///     Err(RemoteError::new(7, "bad input"))
@@ -122,7 +123,7 @@ pub enum Error {
     /// A persistent process's stream stopped without its end frame: the
     /// process died (or was killed), and results it had not delivered yet
     /// are missing. Its C code is `PP_EPEER`.
-    Cut,
+    StreamBroken,
     /// The peer's callable failed with this code; the message is kept by the
     /// channel ([`Channel::remote_error`](crate::Channel::remote_error)).
     Remote {
@@ -187,7 +188,7 @@ impl Error {
         match *self {
             Error::Os(errno) => -errno,
             Error::Closed => code::CLOSED,
-            Error::PeerEnded { .. } | Error::Cut => code::PEER,
+            Error::PeerEnded { .. } | Error::StreamBroken => code::PEER,
             Error::Remote { .. } => code::REMOTE,
             Error::Protocol(_) => code::PROTO,
             Error::TooBig { .. } => code::TOOBIG,

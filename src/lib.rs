@@ -63,6 +63,8 @@ mod ffi;
 pub use channel::Channel;
 pub use error::{Error, RemoteError, Result, REMOTE_MESSAGE_MAX};
 #[cfg(feature = "alloc")]
+pub use exchange::records::pmap_records;
+#[cfg(feature = "alloc")]
 pub use exchange::{pmap, records, Managed, Map, Outcome, Queue, TaskError};
 pub use exchange::{Exchange, Limit, Options, StoreData, TaskId};
 #[cfg(feature = "alloc")]

@@ -9,12 +9,12 @@
 //! nothing else (as the `rusty-fork` crate does).
 //!
 //! ```
-//! use pprocess::records::pmap;
+//! use pprocess::pmap_records;
 //! use pprocess::testing::in_new_process;
 //!
 //! // The body of a `#[test] fn doubles_in_workers()`:
 //! in_new_process(|| -> pprocess::Result<()> {
-//!     let doubled = pmap(|x: &u32| Ok(x * 2), &[1u32, 2, 3], 2)?;
+//!     let doubled = pmap_records(|x: &u32| Ok(x * 2), &[1u32, 2, 3], 2)?;
 //!     assert_eq!(doubled, [2, 4, 6]);
 //!     Ok(())
 //! });

@@ -161,6 +161,18 @@ fn calls(code: &str, name: &str) -> bool {
     })
 }
 
+/// Whether an item declared on `line` (after `before`) sits in a module
+/// named `sealed`: the sealed-trait pattern, public so that a public trait
+/// can name it as a supertrait, but unreachable from outside the crate.
+fn sealed(before: &[&str], line: &str) -> bool {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    before
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty() && indent(l) < indent(line))
+        .is_some_and(|l| l.trim_end().ends_with("mod sealed {"))
+}
+
 /// The public items of `files` that `wanted` accepts, as `path:line: name`
 /// with whether `code` shows each in use.
 fn items(files: &[PathBuf], wanted: impl Fn(&str) -> bool, code: &str) -> Vec<(String, bool)> {
@@ -179,7 +191,7 @@ fn items(files: &[PathBuf], wanted: impl Fn(&str) -> bool, code: &str) -> Vec<(S
                 .map(|l| l.trim_start())
                 .take_while(|l| l.starts_with("///") || l.starts_with("#[") || l.starts_with("//"))
                 .any(|l| l.starts_with("#[cfg(doctest)]"));
-            if doctest_only {
+            if doctest_only || sealed(&lines[..index], line) {
                 continue;
             }
             let shown = if method {
@@ -210,6 +222,13 @@ fn the_scan_finds_names_and_calls_as_words() {
     assert!(calls("channel.receive_vec()?", "receive_vec"));
     assert!(!calls("channel.receive_vec()?", "receive"));
     assert!(calls("items.map(Outcome::is_ok)", "is_ok"));
+    let module = [
+        "pub(super) mod sealed {",
+        "    /// Docs.",
+        "    pub trait Storage {}",
+    ];
+    assert!(sealed(&module[..2], module[2]));
+    assert!(!sealed(&["pub mod open {"], "    pub trait Storage {}"));
     let docs = "/// Text.\n/// ```\n/// let x = shown();\n/// ```\n/// ```ignore\n/// hidden();\n/// ```\nfn f() {}\n";
     assert!(has_word(&doc_code(docs), "shown") && !has_word(&doc_code(docs), "hidden"));
 }

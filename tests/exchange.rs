@@ -201,9 +201,10 @@ fn map_indexing_waits_only_for_the_result_asked_for() {
         &[],
     )
     .unwrap();
-    map.call(|_| Ok(vec![1]), &[]).unwrap();
-    assert_eq!(map.get(1).unwrap().as_ref().unwrap(), &[1]);
-    assert_eq!(map.get(7), Err(Error::Done));
+    let second = map.call(|_| Ok(vec![1]), &[]).unwrap();
+    assert_eq!(second, TaskId::new(1));
+    assert_eq!(map.get(second).unwrap().as_ref().unwrap(), &[1]);
+    assert_eq!(map.get(TaskId::new(7)), Err(Error::Done));
     // Dropping the map kills task 0's process and collects it.
 }
 
@@ -438,7 +439,7 @@ fn ready_returns_channels_with_data_and_remove_detaches() {
     );
     assert_eq!(ex.active_count(), 1);
     // It had sent nothing: its task is reported in its place.
-    assert_eq!(ex.handler().failed, vec![0]);
+    assert_eq!(ex.handler().failed, vec![TaskId::new(0)]);
     drop(ex);
 }
 

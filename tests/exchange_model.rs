@@ -72,7 +72,7 @@ fn body(ch: &mut Channel, args: &[u8]) -> Result<(), RemoteError> {
 
 fn args(plan: Plan, id: TaskId) -> Vec<u8> {
     let mut args = vec![plan as u8];
-    args.extend_from_slice(&(id as u64).to_le_bytes());
+    args.extend_from_slice(&(id.index() as u64).to_le_bytes());
     args
 }
 
@@ -108,9 +108,9 @@ impl Model {
             .get(&task)
             .unwrap_or_else(|| panic!("unknown task {task}"));
         let right = match (&seen, plan) {
-            (Seen::Result(id), Plan::Answer) => *id == task as u64,
+            (Seen::Result(id), Plan::Answer) => *id == task.index() as u64,
             (Seen::Failed(Error::Remote { .. }, code), Plan::Fail) => {
-                *code == Some(100 + task as i32)
+                *code == Some(100 + task.index() as i32)
             }
             (Seen::Failed(Error::PeerEnded { .. } | Error::Closed, _), Plan::Die) => true,
             (Seen::Failed(Error::Closed, _), _) => self.cut.contains(&task),
@@ -202,7 +202,7 @@ fn run_case(rng: &mut Rng, case: u64) {
                 }
                 model.take(ex.handler_mut());
                 for id in got {
-                    model.record(id as TaskId, Seen::Result(id));
+                    model.record(TaskId::new(id as usize), Seen::Result(id));
                 }
             }
             7 => {

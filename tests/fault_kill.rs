@@ -39,8 +39,9 @@ enum Plan {
     Killed { cut: usize, after_us: u64 },
 }
 
-/// The payload task `task` sends: its number, then bytes only it would send.
-fn payload(task: TaskId, len: usize) -> Vec<u8> {
+/// The payload task number `task` sends: its number, then bytes only it
+/// would send.
+fn payload(task: usize, len: usize) -> Vec<u8> {
     let mut rng = Rng::new(task as u64 ^ 0x5eed);
     let mut bytes = rng.bytes(len.max(8));
     bytes[..8].copy_from_slice(&(task as u64).to_le_bytes());
@@ -72,8 +73,8 @@ fn kill_self() -> ! {
     unreachable!("SIGKILL cannot be caught");
 }
 
-/// The body of task `task`'s process.
-fn run_child(ch: Channel, task: TaskId, plan: Plan) -> ! {
+/// The body of task number `task`'s process.
+fn run_child(ch: Channel, task: usize, plan: Plan) -> ! {
     let mut rng = Rng::new(task as u64);
     match plan {
         Plan::Survive { len } => {
@@ -171,7 +172,7 @@ fn killed_senders_fail_alone_and_never_hang() {
         match queue.create().unwrap() {
             CreatedTask::Child(ch) => run_child(ch, index, *plan),
             CreatedTask::Parent { pid, task } => {
-                assert_eq!(task, index);
+                assert_eq!(task.index(), index);
                 pids.insert(task, pid);
                 if let Plan::Killed { after_us, .. } = plan {
                     to_killer.send((pid, *after_us)).unwrap();
@@ -195,7 +196,7 @@ fn killed_senders_fail_alone_and_never_hang() {
     let mut cuts = [0; 3];
     for (task, plan) in plans.iter().enumerate() {
         let outcome = outcomes
-            .get(&task)
+            .get(&TaskId::new(task))
             .unwrap_or_else(|| panic!("task {task}: no outcome"));
         match (plan, outcome) {
             (Plan::Survive { len }, Ok(bytes)) => {
@@ -210,7 +211,7 @@ fn killed_senders_fail_alone_and_never_hang() {
                     error: Error::PeerEnded { pid, status },
                     remote: None,
                 }),
-            ) if *pid == pids[&task] && status.signal() == Some(libc::SIGKILL) => {
+            ) if *pid == pids[&TaskId::new(task)] && status.signal() == Some(libc::SIGKILL) => {
                 killed += 1;
                 if let Plan::Suicide { cut, .. } = plan {
                     cuts[usize::from(*cut > 0) + usize::from(*cut >= 16)] += 1;

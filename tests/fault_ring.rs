@@ -87,8 +87,8 @@ fn reuse() -> Options {
 fn outcomes(queue: &mut Queue, tasks: usize) -> Vec<Option<Result<Vec<u8>, TaskError>>> {
     let mut all: Vec<Option<Result<Vec<u8>, TaskError>>> = vec![None; tasks];
     while let Ok((task, outcome)) = queue.next_result(60_000) {
-        assert!(all[task].is_none(), "task {task} reported twice");
-        all[task] = Some(outcome);
+        assert!(all[task.index()].is_none(), "task {task} reported twice");
+        all[task.index()] = Some(outcome);
     }
     all
 }
@@ -233,17 +233,17 @@ fn the_tasks_a_stopped_worker_holds_run_elsewhere() {
         let (task, outcome) = queue
             .next_result(60_000)
             .expect("no task waits behind the stopped one");
-        assert_eq!(outcome.unwrap(), square(task as u64), "task {task}");
+        assert_eq!(outcome.unwrap(), square(task.index() as u64), "task {task}");
         seen.push(task);
     }
-    assert!(!seen.contains(&(STOPPER as usize)));
+    assert!(!seen.contains(&TaskId::new(STOPPER as usize)));
     let pid = shared.last_pid().load(Ordering::SeqCst);
     // SAFETY: kill(2) of the stopped worker of this queue.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     let (task, outcome) = queue.next_result(60_000).unwrap();
     assert_eq!(
         (task, outcome.unwrap()),
-        (STOPPER as usize, square(STOPPER))
+        (TaskId::new(STOPPER as usize), square(STOPPER))
     );
     assert!(queue.next().is_none());
 }

@@ -25,7 +25,7 @@ fn safe_calls_refuse_to_fork_a_process_with_other_threads() {
     assert!(!dir.exists(), "a refused start leaves no socket file");
     let inputs = [1u64, 2, 3];
     assert_eq!(
-        pprocess::records::pmap(|x: &u64| Ok(*x), &inputs, 2).err(),
+        pprocess::pmap_records(|x: &u64| Ok(*x), &inputs, 2).err(),
         Some(Error::Threads)
     );
     assert_eq!(Error::Threads.code(), -1012);

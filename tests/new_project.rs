@@ -24,7 +24,7 @@ pprocess = { path = "ROOT" }
 
 const LIB: &str = r#"/// Squares in worker processes.
 pub fn squares(inputs: &[u64]) -> pprocess::Result<Vec<u64>> {
-    pprocess::records::pmap(|x: &u64| Ok(x * x), inputs, 2)
+    pprocess::pmap_records(|x: &u64| Ok(x * x), inputs, 2)
 }
 
 #[cfg(test)]

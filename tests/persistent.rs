@@ -15,11 +15,14 @@ use std::time::Duration;
 use background::*;
 use hardening::Watchdog;
 use pprocess::exchange::TaskError;
-use pprocess::persistent::STALL_MS;
 use pprocess::{
     connect_persistent, create_persistent, exit, start, start_persistent, Channel, Created, Error,
     Options, Queue, RemoteError,
 };
+
+/// How long a keeper waits for the rest of a frame a client started before
+/// it disconnects the client as stalled (docs/persistent.md: 500 ms).
+const STALL_MS: i32 = 500;
 
 #[test]
 fn results_are_collected_by_a_fresh_process_after_the_starter_exits() {

@@ -54,7 +54,7 @@ fn an_exchange_creates_persistent_processes_and_collects_their_results() {
             }
         }
     }
-    let mut got: Vec<(usize, u32)> = Vec::new();
+    let mut got = Vec::new();
     while let Ok((task, outcome)) = queue.next_result(TIMEOUT_MS) {
         got.push((task, num(&outcome.unwrap())));
     }

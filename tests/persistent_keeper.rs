@@ -13,6 +13,10 @@ use std::time::Duration;
 use background::*;
 use pprocess::{connect_persistent, start_persistent, Error, Queue};
 
+/// What a keeper holds of each side's frames before it stops reading that
+/// side (the README's limits: 32 MiB, bookkeeping included).
+const OUTBOX_BYTES: usize = 32 << 20;
+
 /// Kills a keeper (the test's stand-in for a crash).
 fn kill(pid: i32) {
     // SAFETY: kill has no memory-safety preconditions.
@@ -31,8 +35,8 @@ fn a_killed_keeper_is_an_error_not_the_end_of_the_results() {
     // What was already on its way still arrives; then the cut is reported.
     let (rest, end) = collect(&mut ch);
     assert!(rest.len() <= 3, "{rest:?}");
-    assert_eq!(end, Some(Error::Cut));
-    assert_eq!(Error::Cut.code(), PP_EPEER);
+    assert_eq!(end, Some(Error::StreamBroken));
+    assert_eq!(Error::StreamBroken.code(), PP_EPEER);
 }
 
 #[test]
@@ -46,7 +50,11 @@ fn a_background_queue_reports_a_killed_keeper() {
     kill(keeper);
     let rest: Vec<_> = queue.collect();
     let failure = rest.last().expect("an outcome for the cut").as_ref();
-    assert_eq!(failure.err().map(|e| e.error), Some(Error::Cut), "{rest:?}");
+    assert_eq!(
+        failure.err().map(|e| e.error),
+        Some(Error::StreamBroken),
+        "{rest:?}"
+    );
 }
 
 /// An acknowledgement frame of `seq`, as a raw client writes it.
@@ -240,7 +248,7 @@ fn a_flood_of_empty_messages_is_bounded_in_the_keeper() {
     let grown = peak.saturating_sub(before);
     // The bound counts each message with its bookkeeping; the queue's
     // growth may hold up to twice that for an instant.
-    let bound = 2 * pprocess::persistent::OUTBOX_BYTES;
+    let bound = 2 * OUTBOX_BYTES;
     assert!(
         grown <= bound,
         "{sent} empty messages grew the keeper by {} MiB (bound {} MiB)",

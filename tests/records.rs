@@ -3,7 +3,7 @@
 
 mod fork_contract;
 
-use pprocess::records::{pmap, pmap_bytes, pmap_each};
+use pprocess::records::{pmap_bytes, pmap_each, pmap_records};
 use pprocess::{Error, RemoteError};
 
 fn square(x: &u64) -> Result<u64, RemoteError> {
@@ -14,7 +14,7 @@ fn square(x: &u64) -> Result<u64, RemoteError> {
 fn uniform_records_come_back_in_input_order() {
     let inputs: Vec<u64> = (0..100_000).collect();
     for workers in [1, 2, 3, 0] {
-        let outputs = pmap(square, &inputs, workers).unwrap();
+        let outputs = pmap_records(square, &inputs, workers).unwrap();
         assert_eq!(outputs.len(), inputs.len());
         assert!(outputs.iter().zip(&inputs).all(|(y, x)| *y == x * x));
     }
@@ -29,13 +29,13 @@ fn skewed_records_come_back_in_input_order() {
         std::thread::sleep(std::time::Duration::from_micros(nap));
         Ok(u64::from(*x) + 1)
     };
-    let outputs = pmap(slow, &inputs, 2).unwrap();
+    let outputs = pmap_records(slow, &inputs, 2).unwrap();
     assert_eq!(outputs, (1..=500).collect::<Vec<u64>>());
 }
 
 #[test]
 fn empty_inputs_give_empty_outputs() {
-    let outputs: Vec<u64> = pmap(square, &[], 4).unwrap();
+    let outputs: Vec<u64> = pmap_records(square, &[], 4).unwrap();
     assert!(outputs.is_empty());
     let each = pmap_bytes(|_, _| Ok(()), &[], 8, 8, 2).unwrap();
     assert!(each.is_empty());
@@ -108,7 +108,10 @@ fn a_failed_record_is_reported_at_its_index() {
     }
     assert_eq!(each.iter().filter(|o| o.is_err()).count(), 2);
     // The all-or-nothing call gives the first failure's error.
-    assert_eq!(pmap(picky, &inputs, 2), Err(Error::Remote { code: 7 }));
+    assert_eq!(
+        pmap_records(picky, &inputs, 2),
+        Err(Error::Remote { code: 7 })
+    );
 }
 
 #[test]
@@ -208,7 +211,7 @@ fn a_record_queued_behind_a_slow_one_runs_in_an_idle_worker() {
 #[test]
 fn no_limit_runs_one_worker_per_processor_not_one_per_record() {
     let inputs: Vec<u32> = (0..2_000).collect();
-    let pids = pmap(|_: &u32| Ok(std::process::id()), &inputs, usize::MAX).unwrap();
+    let pids = pmap_records(|_: &u32| Ok(std::process::id()), &inputs, usize::MAX).unwrap();
     let mut distinct = pids.clone();
     distinct.sort_unstable();
     distinct.dedup();

@@ -42,7 +42,7 @@ fn records_are_mapped_without_a_heap_allocation_each() {
     // Each output is the worker's allocation count when it ran the record
     // (a worker counts its own, from the fork on).
     let outputs =
-        pprocess::records::pmap(|_: &u64| Ok(ALLOCS.load(Ordering::Relaxed)), &inputs, 2).unwrap();
+        pprocess::pmap_records(|_: &u64| Ok(ALLOCS.load(Ordering::Relaxed)), &inputs, 2).unwrap();
     let in_caller = ALLOCS.load(Ordering::Relaxed) - before;
     let (min, max) = (outputs.iter().min().unwrap(), outputs.iter().max().unwrap());
     let in_workers = max - min;

@@ -6,14 +6,14 @@ mod fork_contract;
 mod hardening;
 
 use hardening::{fds, mappings, zombies};
-use pprocess::records::{pmap, pmap_each};
+use pprocess::records::{pmap_each, pmap_records};
 
 #[test]
 fn a_thousand_pmaps_leave_no_descriptor_mapping_or_zombie() {
     let inputs: Vec<u32> = (0..64).collect();
     // One run first, so that what the allocator and the runtime map once
     // is in place before counting.
-    pmap(|x: &u32| Ok(x + 1), &inputs, 2).unwrap();
+    pmap_records(|x: &u32| Ok(x + 1), &inputs, 2).unwrap();
     let (fds_before, maps_before) = (fds(), mappings());
     for round in 0..1000u32 {
         if round.is_multiple_of(10) {
@@ -32,7 +32,7 @@ fn a_thousand_pmaps_leave_no_descriptor_mapping_or_zombie() {
             .unwrap();
             assert_eq!(each.iter().filter(|o| o.is_err()).count(), 1);
         } else {
-            let outputs = pmap(|x: &u32| Ok(x + round), &inputs, 2).unwrap();
+            let outputs = pmap_records(|x: &u32| Ok(x + round), &inputs, 2).unwrap();
             assert_eq!(outputs[63], 63 + round);
         }
     }

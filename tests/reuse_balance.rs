@@ -136,7 +136,7 @@ fn tasks_taken_back_run_exactly_once() {
     let task = map.manage_function(task);
     let mut id = 0u32;
     for _ in 0..BURSTS {
-        let first = id as usize;
+        let first = map.next_id();
         for n in 0..=QUICK {
             let ms = if n == 0 { 50 } else { 0 };
             let input: Vec<u8> = id.to_le_bytes().into_iter().chain([ms]).collect();
@@ -145,11 +145,11 @@ fn tasks_taken_back_run_exactly_once() {
         }
         // The whole burst is answered before the next starts.
         let answers: Vec<u32> = map
-            .range(first..id as usize)
+            .range(first..map.next_id())
             .unwrap()
             .map(|outcome| u32::from_le_bytes(outcome.as_ref().unwrap()[..4].try_into().unwrap()))
             .collect();
-        assert_eq!(answers, (first as u32..id).collect::<Vec<_>>());
+        assert_eq!(answers, (first.index() as u32..id).collect::<Vec<_>>());
     }
     assert_eq!(map.by_ref().count(), id as usize);
     let log = std::fs::read_to_string(dir.join("runs")).unwrap();

@@ -6,7 +6,7 @@ mod fork_contract;
 
 use std::collections::BTreeSet;
 
-use pprocess::{Channel, Limit, Options, Queue, RemoteError};
+use pprocess::{Channel, Limit, Options, Queue, RemoteError, TaskId};
 
 fn reuse() -> Options {
     Options {
@@ -174,8 +174,8 @@ fn a_ready_loop_receives_only_messages_and_ends_with_every_channel_removed() {
         assert!(started.is_subset(&pids));
         assert!(removed.iter().all(|r| r.why == pprocess::Error::Closed));
         if !options.reuse {
-            let tasks: BTreeSet<usize> = removed.iter().filter_map(|r| r.task).collect();
-            assert_eq!(tasks, (0..8).collect());
+            let tasks: BTreeSet<TaskId> = removed.iter().filter_map(|r| r.task).collect();
+            assert_eq!(tasks, (0..8).map(TaskId::new).collect());
         }
         ex.finish().unwrap();
         for pid in pids {
@@ -198,28 +198,33 @@ fn a_map_keeps_its_results_for_get_and_range_before_during_and_after_iteration()
         square.call(&mut map, &[n]).unwrap();
     }
     let byte = |outcome: &pprocess::Outcome| outcome.as_ref().unwrap()[0];
+    let id = TaskId::new;
     // Before: one result, and a row of three.
-    assert_eq!(byte(map.get(8).unwrap()), 64);
-    let row: Vec<u8> = map.range(3..6).unwrap().map(byte).collect();
+    assert_eq!(byte(map.get(id(8)).unwrap()), 64);
+    let row: Vec<u8> = map.range(id(3)..id(6)).unwrap().map(byte).collect();
     assert_eq!(row, [9, 16, 25]);
     // During: after two results were read, all are still there.
     let first: Vec<u8> = map.by_ref().take(2).map(|o| o.unwrap()[0]).collect();
     assert_eq!(first, [0, 1]);
-    assert_eq!(byte(map.get(0).unwrap()), 0);
+    assert_eq!(byte(map.get(id(0)).unwrap()), 0);
     // After: the rest read, then every row again.
     let rest: Vec<u8> = map.by_ref().map(|o| o.unwrap()[0]).collect();
     assert_eq!(rest, [4, 9, 16, 25, 36, 49, 64]);
     for i in 0..3 {
-        let row: Vec<u8> = map.range(i * 3..i * 3 + 3).unwrap().map(byte).collect();
+        let row: Vec<u8> = map
+            .range(id(i * 3)..id(i * 3 + 3))
+            .unwrap()
+            .map(byte)
+            .collect();
         let expected: Vec<u8> = (i * 3..i * 3 + 3).map(|n| (n * n) as u8).collect();
         assert_eq!(row, expected);
     }
     assert_eq!(
-        map.get(9).err(),
+        map.get(id(9)).err(),
         Some(pprocess::Error::Done),
         "never started"
     );
-    assert!(map.range(8..10).is_err(), "task 9 never started");
+    assert!(map.range(id(8)..id(10)).is_err(), "task 9 never started");
     assert_eq!(map.next(), None, "each result is yielded once");
 }
 

@@ -44,9 +44,13 @@ fn a_reused_tasks_error_after_its_result_is_charged_to_it_not_to_the_next_task()
         };
         by_task.entry(task).or_default().push(text);
     }
-    assert_eq!(by_task[&1], vec!["one".to_string()], "task 1: {by_task:?}");
     assert_eq!(
-        by_task[&0],
+        by_task[&TaskId::new(1)],
+        vec!["one".to_string()],
+        "task 1: {by_task:?}"
+    );
+    assert_eq!(
+        by_task[&TaskId::new(0)],
         vec!["zero".to_string(), format!("error {}", 77)],
         "task 0: {by_task:?}"
     );
@@ -222,7 +226,7 @@ fn a_removed_workers_queued_tasks_run_once() {
     }
     drop(removed);
     let names = [b"a", b"b", b"c"];
-    let expected: Vec<Vec<u8>> = stayed.iter().map(|&t| names[t].to_vec()).collect();
+    let expected: Vec<Vec<u8>> = stayed.iter().map(|&t| names[t.index()].to_vec()).collect();
     answers.sort();
     assert_eq!(
         answers, expected,
@@ -231,13 +235,13 @@ fn a_removed_workers_queued_tasks_run_once() {
     let mut done: Vec<TaskId> = ex.handler().results.iter().map(|r| r.0).collect();
     done.sort();
     for &(task, ref message) in &ex.handler().results {
-        assert_eq!(message.as_slice(), names[task], "task {task}");
+        assert_eq!(message.as_slice(), names[task.index()], "task {task}");
     }
     let mut all: Vec<TaskId> = stayed.iter().chain(&done).copied().collect();
     all.sort();
     assert_eq!(
         all,
-        vec![0, 1, 2],
+        (0..3).map(TaskId::new).collect::<Vec<_>>(),
         "every task answered once: {stayed:?} + {done:?}"
     );
     let mut ran = std::fs::read_to_string(&log).unwrap().into_bytes();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hardening::Watchdog;
 use pprocess::wire::DEFAULT_MAX_MESSAGE;
-use pprocess::{Channel, Error, Options, Queue, RemoteError};
+use pprocess::{Channel, Error, Options, Queue, RemoteError, TaskId};
 
 fn echo(ch: &mut Channel, args: &[u8]) -> Result<(), RemoteError> {
     ch.send(args).map_err(RemoteError::from)
@@ -37,7 +37,7 @@ fn a_reused_task_with_oversized_arguments_is_refused_before_anything_starts() {
     );
     assert_eq!(queue.active_count(), 0, "no worker was started");
     assert_eq!(queue.waiting(), 0, "nothing was queued");
-    assert_eq!(queue.start_with(echo, b"small"), Ok(0));
+    assert_eq!(queue.start_with(echo, b"small"), Ok(TaskId::new(0)));
     let results: Vec<_> = queue.by_ref().collect();
     assert_eq!(results, vec![Ok(b"small".to_vec())]);
 }

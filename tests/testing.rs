@@ -11,10 +11,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use pprocess::testing::{in_new_process, in_new_process_within};
-use pprocess::{pmap, records, start, Error, Options, RemoteError};
+use pprocess::{pmap, pmap_records, start, Error, Options, RemoteError};
 
 fn squares(inputs: &[u64]) -> pprocess::Result<Vec<u64>> {
-    records::pmap(|x: &u64| Ok(x * x), inputs, 3)
+    pmap_records(|x: &u64| Ok(x * x), inputs, 3)
 }
 
 #[test]

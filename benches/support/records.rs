@@ -132,7 +132,7 @@ fn pp_tiny_fresh(inputs: &[u64], workers: usize) -> Sample {
 /// The typed Rust API on the same records (the closure inlines `tiny`).
 fn typed_tiny(inputs: &[u64], workers: usize) -> Sample {
     let (sample, outputs) = timed(inputs.len(), || {
-        pprocess::records::pmap(|x: &u64| Ok(tiny(*x)), inputs, workers).expect("records::pmap")
+        pprocess::pmap_records(|x: &u64| Ok(tiny(*x)), inputs, workers).expect("pmap_records")
     });
     assert_eq!(
         outputs.iter().fold(0, |a, &b| u64::wrapping_add(a, b)),

@@ -28,14 +28,14 @@ pub(crate) struct Mark {
 /// allocator there are no reused workers, so a channel is one task and its
 /// marks merge into one.
 #[derive(Debug, Default)]
-pub(super) struct Marks {
+pub(super) struct TakenByTask {
     on: bool,
     #[cfg(feature = "alloc")]
     older: VecDeque<Mark>,
     last: Option<Mark>,
 }
 
-impl Marks {
+impl TakenByTask {
     #[inline]
     pub(super) fn record(&mut self, task: u64, messages: usize, end: bool, failed: bool) {
         if !self.on {
@@ -82,9 +82,9 @@ impl Marks {
 impl Channel {
     /// Monitored by an exchange (or not): record what is taken as marks for it.
     pub(crate) fn set_marking(&mut self, on: bool) {
-        self.marks = Marks {
+        self.marks = TakenByTask {
             on,
-            ..Marks::default()
+            ..TakenByTask::default()
         };
     }
 

@@ -31,7 +31,7 @@ mod ring;
 #[cfg(feature = "alloc")]
 mod worker;
 
-use marks::Marks;
+use marks::TakenByTask;
 #[cfg(feature = "alloc")]
 pub(crate) use policy::StreamPolicy;
 #[cfg(feature = "alloc")]
@@ -146,7 +146,7 @@ pub struct Channel {
     /// by each data frame taken, so that a reply goes to the task that asked.
     task: u64,
     /// What was taken, for the exchange monitoring this channel.
-    marks: Marks,
+    marks: TakenByTask,
     /// In a reused worker, while its callable runs: the task.
     #[cfg(feature = "alloc")]
     worker: Option<WorkerTask>,
@@ -201,7 +201,7 @@ impl Channel {
             stopped: false,
             end_next_send: false,
             task: 0,
-            marks: Marks::default(),
+            marks: TakenByTask::default(),
             #[cfg(feature = "alloc")]
             worker: None,
             #[cfg(feature = "alloc")]
@@ -429,7 +429,7 @@ impl Channel {
     /// Sends `data` as one message. A message longer than
     /// [`Channel::max_message`] fails with [`Error::TooBig`] and nothing is
     /// sent; a peer that has gone fails it with [`Error::Closed`],
-    /// [`Error::PeerEnded`] (a created process that died) or [`Error::Cut`];
+    /// [`Error::PeerEnded`] (a created process that died) or [`Error::StreamBroken`];
     /// other failures are OS errors.
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         let flags = if self.end_next_send { FLAG_END } else { 0 };
@@ -873,7 +873,7 @@ impl Channel {
     fn end_on(&mut self, e: Error) -> Error {
         if matches!(
             e,
-            Error::Closed | Error::PeerEnded { .. } | Error::Cut | Error::Protocol(_)
+            Error::Closed | Error::PeerEnded { .. } | Error::StreamBroken | Error::Protocol(_)
         ) {
             self.conn.end(e);
             self.ended = Some(e);
@@ -881,13 +881,13 @@ impl Channel {
         e
     }
 
-    /// The peer hung up: [`Error::Cut`] on a persistent stream (which ends
+    /// The peer hung up: [`Error::StreamBroken`] on a persistent stream (which ends
     /// with an end frame, not a hang-up), [`Error::PeerEnded`] when the
     /// created process ended abnormally without sending an error frame
     /// first, [`Error::Closed`] otherwise.
     fn peer_gone(&mut self) -> Error {
         if self.ends_with_end_frame() {
-            return Error::Cut;
+            return Error::StreamBroken;
         }
         hang_up(self.process.as_mut(), self.conn.remote_error().is_some())
     }

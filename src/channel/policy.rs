@@ -19,7 +19,7 @@ use super::Channel;
 /// frame before it.
 pub(crate) trait StreamPolicy: fmt::Debug + Send + Sync {
     /// True when the stream ends only with an end frame: a bare end of
-    /// stream is then [`Error::Cut`](crate::Error::Cut), never a clean end.
+    /// stream is then [`Error::StreamBroken`](crate::Error::StreamBroken), never a clean end.
     fn ends_with_end_frame(&self) -> bool;
 
     /// True when a message [`Channel::send_acked`] keeps while it waits is

@@ -271,7 +271,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         match queued {
             Some(index) => {
                 self.jobs.waiting.remove(index);
-                if self.next_task == task + 1 {
+                if self.next_task == task.next() {
                     self.next_task = task;
                 }
                 Err(e)

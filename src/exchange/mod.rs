@@ -24,6 +24,7 @@ pub mod records;
 #[cfg(feature = "alloc")]
 mod results;
 mod slots;
+mod task;
 
 use core::borrow::{Borrow, BorrowMut};
 
@@ -37,16 +38,14 @@ use crate::wire::ProtoError;
 pub(crate) use jobs::Key;
 #[cfg(feature = "alloc")]
 pub use managed::Managed;
-pub use ready::{Removed, REMOVED_MAX};
+pub use ready::Removed;
 #[cfg(feature = "alloc")]
 pub use results::{pmap, value_of, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
 #[cfg(feature = "alloc")]
 pub use slots::Growable;
-pub use slots::{Fixed, Slot, Slots, WINDOW};
-
-/// Identifies a task: tasks are numbered from 0 in the order they were
-/// started or added.
-pub type TaskId = usize;
+use slots::Slot;
+pub use slots::{Fixed, Slots};
+pub use task::TaskId;
 
 /// How an exchange runs its tasks (pprocess's `reuse`, `continuous` and
 /// `autoclose` settings).
@@ -118,7 +117,7 @@ pub trait StoreData {
 /// The tag a reused worker's frames carry for `task` (0 means no task).
 #[cfg(feature = "alloc")]
 pub(crate) fn tag_of(task: TaskId) -> u64 {
-    task as u64 + 1
+    task.index() as u64 + 1
 }
 
 /// The error of a task that failed with `remote`.
@@ -262,7 +261,7 @@ pub enum CreatedTask {
 ///
 /// let mut exchange: Exchange<Growable, Log> = Exchange::new(1, Options::default(), Log::default());
 /// assert_eq!((exchange.limit(), exchange.options()), (1, Options::default()));
-/// assert_eq!(exchange.next_id(), 0);
+/// assert_eq!(exchange.next_id(), TaskId::new(0));
 /// let first = exchange.start(|channel| Ok(channel.send_value(&10u32)?))?;
 /// assert!(exchange.busy()); // at its limit of one:
 /// let second = exchange.start(|channel| Ok(channel.send_value(&20u32)?))?;
@@ -300,7 +299,7 @@ pub enum CreatedTask {
 /// let mut log = std::mem::take(&mut exchange.handler_mut().0);
 /// log.sort();
 /// assert_eq!(log, [(first, 10), (second, 20), (third, 30), (fourth, 40), (fifth, 50)]);
-/// assert_eq!(sixth, 5);
+/// assert_eq!(sixth.index(), 5);
 /// assert!(exchange.handler().0.is_empty() && !exchange.unfinished());
 /// # Ok::<(), pprocess::Error>(())
 /// ```
@@ -340,7 +339,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             slots,
             handler,
             options,
-            next_task: 0,
+            next_task: TaskId::new(0),
             lingering: sys::Children::new(),
             fork: ForkCheck::Refuse,
             #[cfg(feature = "alloc")]
@@ -418,7 +417,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     #[cfg(feature = "alloc")]
     fn new_task(&mut self) -> TaskId {
         let task = self.next_task;
-        self.next_task += 1;
+        self.next_task = task.next();
         task
     }
 
@@ -441,7 +440,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.adopt(held.borrow_mut(), task);
         match self.slots.push(Slot::new(held, Some(task))) {
             Ok(()) => {
-                self.next_task += 1;
+                self.next_task = self.next_task.next();
                 Ok(task)
             }
             #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
@@ -461,7 +460,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// of being killed with it.
     #[cfg(feature = "alloc")]
     fn adopt(&mut self, channel: &mut Channel, task: TaskId) {
-        if channel.monitored(task, self.handler.keeps_results()) {
+        if channel.monitored(task.index(), self.handler.keeps_results()) {
             if let Some(child) = channel.disown() {
                 sys::reap_later(child);
             }
@@ -480,7 +479,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         while self.busy() {
             #[cfg(feature = "alloc")]
             self.ack_stored();
-            self.store_ahead(-1)?;
+            self.store_unacked(-1)?;
         }
         Ok(())
     }
@@ -493,7 +492,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     pub(crate) fn taken(&mut self, task: TaskId, all: bool) {
         let count = if all { usize::MAX } else { 1 };
         for slot in self.slots.slots_mut() {
-            slot.channel().results_taken(task, count);
+            slot.channel().results_taken(task.index(), count);
         }
     }
 
@@ -581,12 +580,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         if timeout_ms < 0 {
             self.ack_stored();
         }
-        self.store_ahead(timeout_ms)
+        self.store_unacked(timeout_ms)
     }
 
     /// [`Exchange::store`] that acknowledges nothing: the read-ahead of
     /// [`Exchange::next_result`] and of the waits that acknowledge first.
-    pub(crate) fn store_ahead(&mut self, timeout_ms: i32) -> Result<usize> {
+    pub(crate) fn store_unacked(&mut self, timeout_ms: i32) -> Result<usize> {
         self.collect_all()?;
         if self.active_count() == 0 {
             return Ok(0);
@@ -690,7 +689,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let slot = &self.slots.slots()[index];
         #[cfg(feature = "alloc")]
         if slot.worker.is_some() {
-            let task = TaskId::try_from(tag.checked_sub(1)?).ok()?;
+            let task = TaskId::new(usize::try_from(tag.checked_sub(1)?).ok()?);
             // The usual case first: the task in front.
             let given = slot.tasks.front() == Some(&task)
                 || slot.last_task == Some(task)
@@ -883,7 +882,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         while self.unfinished() {
             #[cfg(feature = "alloc")]
             self.ack_stored();
-            self.store_ahead(-1)?;
+            self.store_unacked(-1)?;
         }
         self.lingering.collect_all();
         Ok(())
@@ -902,7 +901,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 let pid = channel.pid();
                 let task = self.next_task;
                 self.monitor(Slot::new(channel.into(), Some(task)))?;
-                self.next_task += 1;
+                self.next_task = self.next_task.next();
                 Ok(CreatedTask::Parent { pid, task })
             }
         }
@@ -934,7 +933,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let channel = process::start_as(self.fork, callable)?;
         let task = self.next_task;
         self.monitor(Slot::new(channel.into(), Some(task)))?;
-        self.next_task += 1;
+        self.next_task = self.next_task.next();
         Ok(task)
     }
 

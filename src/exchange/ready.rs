@@ -47,7 +47,7 @@ pub struct Removed {
 }
 
 /// The channels one [`Exchange::ready`] call removed: as many as the
-/// exchange held, with `alloc`; without it, at most [`REMOVED_MAX`] a call
+/// exchange held, with `alloc`; without it, at most 64 a call
 /// (the others stay and are removed by the next call).
 #[cfg(feature = "alloc")]
 pub(super) type RemovedList = alloc::vec::Vec<Removed>;
@@ -55,7 +55,8 @@ pub(super) type RemovedList = alloc::vec::Vec<Removed>;
 pub(super) type RemovedList = heapless::Vec<Removed, REMOVED_MAX>;
 
 /// Without `alloc`, the most channels one [`Exchange::ready`] call removes.
-pub const REMOVED_MAX: usize = 64;
+#[cfg(not(feature = "alloc"))]
+const REMOVED_MAX: usize = 64;
 
 impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// The channels monitored (pprocess's `active()`), in no particular
@@ -92,7 +93,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// So pprocess's raw loop ends by itself:
     ///
     /// ```
-    /// use pprocess::exchange::{Growable, REMOVED_MAX};
+    /// use pprocess::exchange::Growable;
     /// use pprocess::{Exchange, Options, StoreData, Channel, TaskId};
     ///
     /// struct Unused;
@@ -110,8 +111,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     ///     for channel in exchange.ready(-1)? {
     ///         sum += channel.receive_value::<u32>()?;
     ///     }
-    ///     // Never more than REMOVED_MAX at once (the bound without `alloc`).
-    ///     assert!(exchange.removed().len() <= REMOVED_MAX);
+    ///     // Never more than 64 at once without `alloc`, and here 2 at most.
+    ///     assert!(exchange.removed().len() <= 2);
     ///     ended += exchange.removed().len();
     /// }
     /// assert_eq!((sum, ended), (10, 4));

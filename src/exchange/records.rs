@@ -1,4 +1,5 @@
-//! `pmap` over fixed-size records through shared memory (needs `alloc`).
+//! `pmap_records`, `pmap_each` and `pmap_bytes`: maps over fixed-size
+//! records through shared memory (needs `alloc`).
 //!
 //! The inputs stay where the caller has them: the workers are forked by the
 //! call, so they inherit them. Each worker writes its outputs straight into
@@ -33,7 +34,7 @@
 //! use pprocess::records;
 //!
 //! let inputs: Vec<u64> = (0..1000).collect();
-//! let squares: Vec<u64> = records::pmap(|x: &u64| Ok(x * x), &inputs, 2)?;
+//! let squares: Vec<u64> = records::pmap_records(|x: &u64| Ok(x * x), &inputs, 2)?;
 //! assert_eq!(squares[999], 999 * 999);
 //! # Ok::<(), pprocess::Error>(())
 //! ```
@@ -658,14 +659,14 @@ where
 /// [`allow_fork_with_threads`](crate::allow_fork_with_threads)).
 ///
 /// ```
-/// use pprocess::records::pmap;
+/// use pprocess::pmap_records;
 ///
 /// // Any `Pod` type in and out: here u32 to u64.
-/// let squares = pmap(|x: &u32| Ok(u64::from(*x) * u64::from(*x)), &[1u32, 2, 3, 4], 2)?;
+/// let squares = pmap_records(|x: &u32| Ok(u64::from(*x) * u64::from(*x)), &[1u32, 2, 3, 4], 2)?;
 /// assert_eq!(squares, [1, 4, 9, 16]);
 /// # Ok::<(), pprocess::Error>(())
 /// ```
-pub fn pmap<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<Vec<U>>
+pub fn pmap_records<T, U, F>(function: F, inputs: &[T], workers: usize) -> Result<Vec<U>>
 where
     T: Pod,
     U: Pod,
@@ -678,14 +679,14 @@ where
     Ok(outputs)
 }
 
-/// [`pmap`] with a result per input: the output, or why that record failed
+/// [`pmap_records`] with a result per input: the output, or why that record failed
 /// (its function's [`RemoteError`], or [`Error::PeerEnded`] for the one
 /// record a worker was running when it died; the rest of that worker's
 /// records run in other workers). `Err` only if the run itself failed (no
 /// process could be created).
 ///
 /// ```
-/// use pprocess::records::{pmap, pmap_bytes, pmap_each};
+/// use pprocess::records::{pmap_bytes, pmap_each, pmap_records};
 /// use pprocess::{Error, RemoteError};
 ///
 /// let inputs: Vec<u32> = (0..100).collect();
@@ -699,8 +700,8 @@ where
 /// )?;
 /// assert_eq!(halves[10], Ok(5));
 /// assert_eq!(halves[11].as_ref().unwrap_err().error, Error::Remote { code: 1 });
-/// // pmap gives the first failure instead:
-/// assert!(pmap(|x: &u32| if x % 2 == 0 { Ok(*x) } else { Err(RemoteError::new(1, "odd")) }, &inputs, 2).is_err());
+/// // pmap_records gives the first failure instead:
+/// assert!(pmap_records(|x: &u32| if x % 2 == 0 { Ok(*x) } else { Err(RemoteError::new(1, "odd")) }, &inputs, 2).is_err());
 ///
 /// // Records of 2 bytes in, 1 byte out: their sum.
 /// let bytes = [1u8, 2, 3, 4, 5, 6];

@@ -109,7 +109,7 @@ impl<H: Results> Exchange<Growable, H> {
             if exhausted || !self.unfinished() {
                 return Err(Error::Done);
             }
-            self.store_ahead(timeout_ms)?;
+            self.store_unacked(timeout_ms)?;
         }
     }
 
@@ -149,19 +149,20 @@ impl<H: Results> Exchange<Growable, H> {
     /// started, or (in a queue, which keeps no result by task) always.
     ///
     /// ```
-    /// use pprocess::{Map, Options};
+    /// use pprocess::{Map, Options, TaskId};
     ///
     /// let mut map = Map::with_options(2, Options::default());
     /// let double = map.manage_function(|x: &[u8]| Ok(vec![x[0] * 2]));
+    /// let mut tasks = Vec::new();
     /// for n in 0..6u8 {
-    ///     double.call(&mut map, &[n])?;
+    ///     tasks.push(double.call(&mut map, &[n])?);
     /// }
-    /// assert_eq!(map.get(4)?.as_deref().ok(), Some(&[8u8][..]));
+    /// assert_eq!(map.get(tasks[4])?.as_deref().ok(), Some(&[8u8][..]));
     /// let all: Vec<Vec<u8>> = map.by_ref().collect::<Result<_, _>>()?;
     /// assert_eq!(all.concat(), [0, 2, 4, 6, 8, 10]);
     /// // Still there after the iteration: task 2's result, and tasks 3 to 5.
-    /// assert_eq!(map.get(2)?.as_deref().ok(), Some(&[4u8][..]));
-    /// let some: Vec<u8> = map.range(3..6)?.map(|r| r.as_ref().unwrap()[0]).collect();
+    /// assert_eq!(map.get(TaskId::new(2))?.as_deref().ok(), Some(&[4u8][..]));
+    /// let some: Vec<u8> = map.range(tasks[3]..TaskId::new(6))?.map(|r| r.as_ref().unwrap()[0]).collect();
     /// assert_eq!(some, [6, 8, 10]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -177,6 +178,7 @@ impl<H: Results> Exchange<Growable, H> {
         &mut self,
         tasks: core::ops::Range<TaskId>,
     ) -> Result<impl Iterator<Item = &Outcome> + '_> {
+        let tasks = (tasks.start.index()..tasks.end.index()).map(TaskId::new);
         for task in tasks.clone() {
             self.wait_for(task)?;
         }
@@ -279,12 +281,12 @@ impl Results for QueueStore {
 ///
 /// ```
 /// use pprocess::exchange::{QueueStore, Results};
-/// use pprocess::{Error, Options, Outcome, Queue, RemoteError, TaskError};
+/// use pprocess::{Error, Options, Outcome, Queue, RemoteError, TaskError, TaskId};
 ///
 /// let mut queue: Queue = Queue::with_options(2, Options::default());
 /// let good = queue.start(|channel| Ok(channel.send(b"ok")?))?;
 /// let bad = queue.start(|_| Err(RemoteError::new(3, "failed")))?;
-/// let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+/// let mut outcomes: Vec<(TaskId, Outcome)> = Vec::new();
 /// for _ in 0..2 {
 ///     let (task, peeked) = {
 ///         let (task, outcome) = queue.peek_result(-1)?; // not taken
@@ -329,7 +331,7 @@ impl Iterator for Queue {
 ///
 /// ```
 /// use pprocess::exchange::{Growable, MapStore, Results};
-/// use pprocess::{Exchange, Options};
+/// use pprocess::{Exchange, Options, TaskId};
 ///
 /// let mut map: Exchange<Growable, MapStore> = Exchange::new(2, Options::default(), MapStore::default());
 /// for n in 1..=3u8 {
@@ -338,8 +340,8 @@ impl Iterator for Queue {
 /// map.finish()?;
 /// // Every result is kept by task id, whichever finished first.
 /// let store: &MapStore = map.handler();
-/// assert_eq!(store.result_of(1), Some(&Ok(vec![20])));
-/// assert_eq!(store.front(), Some((0, &Ok(vec![10]))));
+/// assert_eq!(store.result_of(TaskId::new(1)), Some(&Ok(vec![20])));
+/// assert_eq!(store.front(), Some((TaskId::new(0), &Ok(vec![10]))));
 /// # Ok::<(), pprocess::Error>(())
 /// ```
 #[derive(Debug, Default)]
@@ -350,10 +352,11 @@ pub struct MapStore {
 
 impl MapStore {
     fn put(&mut self, task: TaskId, outcome: Outcome) {
-        if self.results.len() <= task {
-            self.results.resize_with(task + 1, || None);
+        let index = task.index();
+        if self.results.len() <= index {
+            self.results.resize_with(index + 1, || None);
         }
-        self.results[task] = Some(outcome);
+        self.results[index] = Some(outcome);
     }
 }
 
@@ -375,23 +378,23 @@ impl StoreData for MapStore {
 
 impl Results for MapStore {
     fn front(&self) -> Option<(TaskId, &Outcome)> {
-        self.result_of(self.next)
-            .map(|outcome| (self.next, outcome))
+        let task = TaskId::new(self.next);
+        self.result_of(task).map(|outcome| (task, outcome))
     }
 
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
         // Kept until the map is dropped: get and range still see it.
         let outcome = self.results.get(self.next)?.clone()?;
         self.next += 1;
-        Some((self.next - 1, outcome))
+        Some((TaskId::new(self.next - 1), outcome))
     }
 
     fn next_task(&self) -> Option<TaskId> {
-        Some(self.next)
+        Some(TaskId::new(self.next))
     }
 
     fn result_of(&self, task: TaskId) -> Option<&Outcome> {
-        self.results.get(task)?.as_ref()
+        self.results.get(task.index())?.as_ref()
     }
 }
 
@@ -409,11 +412,13 @@ impl Results for MapStore {
 ///     Ok(word.to_ascii_uppercase())
 /// }
 /// let mut map = Map::with_options(2, Options::default());
+/// let mut tasks = Vec::new();
 /// for word in ["one", "two", "three"] {
-///     map.call(shout, word.as_bytes())?;
+///     tasks.push(map.call(shout, word.as_bytes())?);
 /// }
-/// // Task 2's result, waiting for it only; then all of them in start order.
-/// assert_eq!(map.get(2)?.as_deref().ok(), Some(&b"THREE"[..]));
+/// // The third task's result, waiting for it only; then all of them in
+/// // start order.
+/// assert_eq!(map.get(tasks[2])?.as_deref().ok(), Some(&b"THREE"[..]));
 /// let words: Vec<Vec<u8>> = map.collect::<Result<_, _>>()?;
 /// assert_eq!(words, [&b"ONE"[..], b"TWO", b"THREE"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -16,25 +16,12 @@ use super::TaskId;
 /// window shrinks as the work runs out: see the `jobs` module).
 ///
 /// The window bounds what waits in one socket, not how many tasks a worker
-/// runs:
-///
-/// ```
-/// use pprocess::exchange::WINDOW;
-/// use pprocess::{Options, Queue};
-///
-/// let mut queue = Queue::with_options(1, Options { reuse: true, ..Options::default() });
-/// let echo = queue.manage_function(|x: &[u8]| Ok(x.to_vec()));
-/// for n in 0..2 * WINDOW {
-///     echo.call(&mut queue, &[n as u8])?;
-/// }
-/// assert_eq!(queue.count(), 2 * WINDOW); // one worker ran them all
-/// # Ok::<(), pprocess::Error>(())
-/// ```
-pub const WINDOW: usize = 256;
+/// runs.
+pub(crate) const WINDOW: usize = 256;
 
 /// One monitored channel and the tasks it is answering, oldest first.
 #[derive(Debug)]
-pub struct Slot<C> {
+pub(crate) struct Slot<C> {
     pub(super) channel: C,
     pub(super) tasks: heapless::Deque<TaskId, WINDOW>,
     /// Messages stored for the oldest task.
@@ -96,39 +83,82 @@ impl<C: BorrowMut<Channel>> Slot<C> {
     }
 }
 
-/// Storage for an exchange's slots.
+/// Storage for an exchange's slots: [`Fixed`] or [`Growable`], the first
+/// type parameter of an [`Exchange`](super::Exchange). The trait is sealed:
+/// only this crate implements it.
 ///
-/// An exchange's storage is its first type parameter
-/// ([`Exchange`](super::Exchange)`<Growable, _>` or `Exchange<Fixed<N>, _>`);
-/// the slots themselves are the exchange's business:
+/// A channel given to or taken from an exchange is held as `S::Held`:
+/// inline (`Channel`) in a `Fixed<N>`, boxed (`Box<Channel>`, its address
+/// stays put) in a `Growable`.
 ///
 /// ```
-/// use pprocess::exchange::{Fixed, Growable, Slot, Slots};
-/// use pprocess::Channel;
+/// use pprocess::exchange::{Fixed, Growable, Slots};
+/// use pprocess::{Channel, Exchange, Options, Result, TaskId};
 ///
-/// assert_eq!(Fixed::<4>::default().capacity(), 4);
-/// let growable = Growable::default();
-/// let slots: &[Slot<Box<Channel>>] = growable.slots();
-/// assert!(slots.is_empty() && growable.capacity() > 4);
+/// struct Nothing;
+/// impl pprocess::StoreData for Nothing {
+///     fn store_data(&mut self, channel: &mut Channel, _: TaskId) -> Result<()> {
+///         channel.receive_vec().map(drop)
+///     }
+/// }
+/// // Code generic over the storage names the trait as a bound.
+/// fn idle<S: Slots>(exchange: &Exchange<S, Nothing>) -> bool {
+///     exchange.active_count() == 0
+/// }
+/// let fixed: Exchange<Fixed<4>, Nothing> = Exchange::new(2, Options::default(), Nothing);
+/// let growable: Exchange<Growable, Nothing> = Exchange::new(2, Options::default(), Nothing);
+/// assert!(idle(&fixed) && idle(&growable));
 /// ```
-pub trait Slots: Default {
-    /// How a channel is held: inline, or boxed.
-    type Held: BorrowMut<Channel> + From<Channel>;
-    /// The slots, in no particular order.
-    fn slots(&self) -> &[Slot<Self::Held>];
-    /// The slots, mutably.
-    fn slots_mut(&mut self) -> &mut [Slot<Self::Held>];
-    /// Adds a slot; a full store hands it back.
-    // A slot holds its channel (and its read-ahead buffer) inline so that
-    // `Fixed` needs no allocator; handing it back is the heapless convention.
-    #[allow(clippy::result_large_err)]
-    fn push(&mut self, slot: Slot<Self::Held>) -> core::result::Result<(), Slot<Self::Held>>;
-    /// Removes slot `index`, moving the last one into its place.
-    fn swap_remove(&mut self, index: usize) -> Slot<Self::Held>;
-    /// How many slots fit at most.
-    fn capacity(&self) -> usize;
-    /// Polls every slot's channel and sets its `ready` flag.
-    fn poll(&mut self, timeout_ms: i32) -> Result<usize>;
+///
+/// No other storage can be written:
+///
+/// ```compile_fail,E0277
+/// #[derive(Default)]
+/// struct Mine;
+/// impl pprocess::exchange::Slots for Mine {}
+/// ```
+pub trait Slots: sealed::Storage {}
+
+impl<const N: usize> Slots for Fixed<N> {}
+
+#[cfg(feature = "alloc")]
+impl Slots for Growable {}
+
+/// The sealed part of [`Slots`]: a public trait in a private module, so
+/// that no other crate can implement it.
+///
+/// Its methods deal in the crate-private [`Slot`]: code outside the crate
+/// reaches them only through a `Slots` bound, can neither name nor build a
+/// slot, and never sees an exchange's storage (hence `private_interfaces`
+/// is allowed here and on the two implementations).
+#[allow(private_interfaces)]
+pub(super) mod sealed {
+    use core::borrow::BorrowMut;
+
+    use super::Slot;
+    use crate::channel::Channel;
+    use crate::error::Result;
+
+    /// How an exchange's storage holds its slots.
+    pub trait Storage: Default {
+        /// How a channel is held: inline, or boxed.
+        type Held: BorrowMut<Channel> + From<Channel>;
+        /// The slots, in no particular order.
+        fn slots(&self) -> &[Slot<Self::Held>];
+        /// The slots, mutably.
+        fn slots_mut(&mut self) -> &mut [Slot<Self::Held>];
+        /// Adds a slot; a full store hands it back.
+        // A slot holds its channel (and its read-ahead buffer) inline so that
+        // `Fixed` needs no allocator; handing it back is the heapless convention.
+        #[allow(clippy::result_large_err)]
+        fn push(&mut self, slot: Slot<Self::Held>) -> core::result::Result<(), Slot<Self::Held>>;
+        /// Removes slot `index`, moving the last one into its place.
+        fn swap_remove(&mut self, index: usize) -> Slot<Self::Held>;
+        /// How many slots fit at most.
+        fn capacity(&self) -> usize;
+        /// Polls every slot's channel and sets its `ready` flag.
+        fn poll(&mut self, timeout_ms: i32) -> Result<usize>;
+    }
 }
 
 /// Polls `slots` using `fds` (exactly as long) as the kernel's array. A slot
@@ -202,7 +232,8 @@ impl<const N: usize> Default for Fixed<N> {
     }
 }
 
-impl<const N: usize> Slots for Fixed<N> {
+#[allow(private_interfaces)] // see `sealed`
+impl<const N: usize> sealed::Storage for Fixed<N> {
     type Held = Channel;
 
     fn slots(&self) -> &[Slot<Channel>] {
@@ -241,7 +272,8 @@ pub struct Growable {
 }
 
 #[cfg(feature = "alloc")]
-impl Slots for Growable {
+#[allow(private_interfaces)] // see `sealed`
+impl sealed::Storage for Growable {
     type Held = alloc::boxed::Box<Channel>;
 
     fn slots(&self) -> &[Slot<Self::Held>] {

@@ -150,7 +150,7 @@ impl Results for CStore {
         match self {
             CStore::Queue(store) => store.next_task(),
             CStore::Map(store) => store.next_task(),
-            CStore::Custom { .. } => Some(TaskId::MAX),
+            CStore::Custom { .. } => Some(TaskId::new(usize::MAX)),
         }
     }
 
@@ -261,8 +261,8 @@ impl CExchange {
 
 /// A count or task id as a C return value; an id above INT_MAX is returned
 /// as INT_MAX (pp_exchange_next_id and pp_exchange_last_task give it whole).
-fn count(n: usize) -> c_int {
-    n.min(c_int::MAX as usize) as c_int
+fn count(n: impl Into<usize>) -> c_int {
+    n.into().min(c_int::MAX as usize) as c_int
 }
 
 /// Creates an exchange running at most `limit` processes at once (PP_CORES,
@@ -458,7 +458,7 @@ pub extern "C" fn pp_exchange_removed(
                 unsafe { *pids.add(i) = r.pid };
             }
             if !tasks.is_null() {
-                let task = r.task.map_or(u64::MAX, |t| t as u64);
+                let task = r.task.map_or(u64::MAX, |t| t.index() as u64);
                 // SAFETY: `tasks` has room for `cap` values and i < cap.
                 unsafe { *tasks.add(i) = task };
             }
@@ -781,8 +781,9 @@ pub extern "C" fn pp_map_get(
         if !matches!(ex.exchange.handler(), CStore::Map(_)) {
             return Err(Error::Invalid);
         }
-        let outcome = ex.exchange.get(index)?;
-        ex.last_task = Some(index);
+        let task = TaskId::new(index);
+        let outcome = ex.exchange.get(task)?;
+        ex.last_task = Some(task);
         match outcome {
             Ok(message) => copy_message(message, buf, len).map(|()| 0),
             Err(failure) => {
@@ -829,7 +830,7 @@ pub extern "C" fn pp_exchange_last_task(ex: *const pp_exchange, task: *mut u64) 
         let ex = unsafe { exchange_ref(ex) }?;
         let last = ex.last_task.ok_or(Error::Done)?;
         // SAFETY: `task` was checked non-NULL.
-        unsafe { write_out(task, last as u64) }?;
+        unsafe { write_out(task, last.index() as u64) }?;
         Ok(0)
     })
 }
@@ -845,7 +846,7 @@ pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) ->
         let ex = unsafe { exchange_ref(ex) }?;
         let next = ex.exchange.next_id();
         // SAFETY: `task` was checked non-NULL.
-        unsafe { write_out(task, next as u64) }?;
+        unsafe { write_out(task, next.index() as u64) }?;
         Ok(0)
     })
 }

@@ -153,7 +153,7 @@ pub extern "C" fn pp_exchange_connect(ex: *mut pp_exchange, address: *const c_ch
         // SAFETY: handle and address come from the C caller as documented.
         let (ex, address) = unsafe { (exchange(ex)?, self::address(address)?) };
         let task = ex.connect(address)?;
-        Ok(task.min(c_int::MAX as usize) as c_int)
+        Ok(task.index().min(c_int::MAX as usize) as c_int)
     })
 }
 

@@ -152,7 +152,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// acknowledged when the program takes it ([`Exchange::next_result`],
     /// the iterator), not when the exchange stores it: results stored but
     /// not taken when this process dies or drops the exchange go to the
-    /// persistent process's next client. At most [`RESULTS_IN_FLIGHT`](super::RESULTS_IN_FLIGHT) of them wait in
+    /// persistent process's next client. At most 32 of them wait in
     /// the exchange; the rest stay with the persistent process until earlier
     /// ones are taken, and its connection ends only once every result is
     /// acknowledged. So the calls that wait for connections to end —

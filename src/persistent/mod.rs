@@ -61,7 +61,7 @@
 //! keeper removes its socket file, ends the stream with an end frame (the
 //! client's receive reports [`Error::Closed`]) and exits; its child has
 //! already been collected. A stream that stops without its end frame was cut
-//! off (the keeper died): the client's receive reports [`Error::Cut`]
+//! off (the keeper died): the client's receive reports [`Error::StreamBroken`]
 //! (`PP_EPEER`), never a clean end. A callable that sends nothing waits for
 //! a client to acknowledge the end frame, so a collector never races the
 //! keeper's exit, and a connection that acknowledges nothing (such as a
@@ -83,10 +83,13 @@
 //! waits for a peer: it writes as much of a frame as the client's (or the
 //! callable's) socket takes and the rest when `poll` says there is room,
 //! keeps a partial frame from the client for later, and disconnects a client
-//! that stops sending in the middle of a frame for [`STALL_MS`], going on
-//! collecting the callable's results meanwhile. Up to [`RESULTS_IN_FLIGHT`] results are
+//! that stops sending in the middle of a frame for 500 ms, going on
+//! collecting the callable's results meanwhile. Up to 32 results are
 //! in flight to a client at once; the rest wait in the outbox until earlier
-//! ones are acknowledged.
+//! ones are acknowledged. The outbox holds at most 32 MiB of results (each
+//! counting about 64 bytes of bookkeeping besides its payload), and as much
+//! of the client's messages the callable has not taken: past that, the
+//! keeper stops reading that side.
 //!
 //! # Addresses and security
 //!
@@ -132,33 +135,7 @@ use listener::Listener;
 
 /// Results a keeper sends to its client before it waits for their
 /// acknowledgements (the unacknowledged results in flight on a connection).
-///
-/// ```
-/// use pprocess::persistent::{OUTBOX_BYTES, RESULTS_IN_FLIGHT, STALL_MS};
-/// use pprocess::{start_persistent, Queue};
-///
-/// # let dir = std::env::temp_dir().join(format!("pp-doc-flight-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
-/// // More results than are ever in flight: the keeper sends the rest as
-/// // the earlier ones are taken (and so acknowledged).
-/// let address = dir.join("many.socket");
-/// let count = 3 * RESULTS_IN_FLIGHT as u32;
-/// start_persistent(&address, move |channel| {
-///     for n in 0..count {
-///         channel.send_value(&n)?;
-///     }
-///     Ok(())
-/// })?;
-/// let results: Vec<Vec<u8>> = Queue::background(&address)?.collect::<Result<_, _>>()?;
-/// assert_eq!(results.len(), count as usize);
-/// // Far below what the keeper holds unacknowledged before it stops
-/// // reading its callable; a client never stalled here for STALL_MS.
-/// assert!(results.concat().len() < OUTBOX_BYTES);
-/// assert!(STALL_MS > 0);
-/// # std::fs::remove_dir_all(&dir).ok();
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub const RESULTS_IN_FLIGHT: usize = 32;
+pub(crate) const RESULTS_IN_FLIGHT: usize = 32;
 
 /// Bytes of unacknowledged results a keeper holds before it stops reading
 /// its callable (whose sends then wait, as they do on a full socket); the
@@ -167,14 +144,14 @@ pub const RESULTS_IN_FLIGHT: usize = 32;
 /// counts its payload and its bookkeeping (about 64 bytes, more than its
 /// frame header), so a flood of empty messages is bounded as large ones are:
 /// a keeper holds at most about twice this for each direction.
-pub const OUTBOX_BYTES: usize = 32 << 20;
+pub(crate) const OUTBOX_BYTES: usize = 32 << 20;
 
 /// Milliseconds a keeper waits for more of a frame a client has started
 /// sending (an acknowledgement is a header-only frame written at once; a
 /// message may take several writes, each of which restarts the clock)
 /// before it disconnects the client as stalled, so that the next one is
 /// served.
-pub const STALL_MS: i32 = 500;
+pub(crate) const STALL_MS: i32 = 500;
 
 /// Runs `callable` in a detached background process listening at `address`
 /// (pprocess's `start_persistent` and `BackgroundCallable`) and returns the

@@ -607,7 +607,7 @@ mod tests {
         b.acknowledge(end).unwrap();
         assert_eq!(b.end_error(), Some(Error::Closed));
         assert_eq!(b.poll(), Err(Error::Closed));
-        assert_eq!(b.end(Error::Cut), Error::Cut);
+        assert_eq!(b.end(Error::StreamBroken), Error::StreamBroken);
         // The error and the end were acknowledged, as asked.
         assert_eq!(next(&mut b, &mut a), Ok(Event::Ack(1)));
         assert_eq!(next(&mut b, &mut a), Ok(Event::Ack(3)));
