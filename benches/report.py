@@ -294,6 +294,10 @@ def render_page(meta, rows):
         "and docs/. `PP_BENCH_SHORT=1 cargo bench` is a quick look;",
         "`PP_BENCH_ONLY=group,...` runs some groups only (see `benches/pprocess.rs`).",
         "",
+        "To compare the reused-worker Queue row with an older commit of the library,",
+        "`benches/ab/run.sh OLD_REV [RUNS] [TASKS]` builds the same program against",
+        "both and runs them alternated, printing each rate and the median ratio.",
+        "",
         "## Machine and runs",
         "",
     ]
