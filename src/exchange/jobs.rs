@@ -16,7 +16,7 @@
 //! shrink to one task at the end. When no task waits and a worker is idle,
 //! the tasks another worker of its callable has queued but not started are
 //! taken back and given to it ([`Exchange::take_back_for_idle`], decided by
-//! a claim word per task: see `channel::claims`). Results come back in the
+//! a claim word per task: see `exchange::claims`). Results come back in the
 //! order a worker received its tasks, so each is matched to its task
 //! exactly; a task taken back is skipped by its old worker and sends
 //! nothing there. When a worker
@@ -29,6 +29,7 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::borrow::{Borrow, BorrowMut};
 
+use super::claims::{Claims, UNOFFERED};
 use super::slots::{Slot, Slots, WINDOW};
 use super::{Exchange, StoreData, TaskId};
 use crate::channel::{Channel, Ring, CLAIM_WORDS as CLAIM_RING};
@@ -39,9 +40,6 @@ use crate::wire::DEFAULT_MAX_MESSAGE;
 // A word is offered again only after the worker is done with the task it
 // held: a window of tasks, and as many taken back, fit the ring.
 const _: () = assert!(CLAIM_RING >= 2 * WINDOW);
-
-/// A task of a worker not sent to it yet (see `Worker::indices`).
-const NOT_SENT: u64 = u64::MAX;
 
 /// Argument bytes a worker may have queued; below a socket buffer, so the
 /// creator never blocks writing tasks while the worker writes results.
@@ -101,8 +99,8 @@ pub(crate) struct Worker {
     /// Arguments of the slot's tasks, oldest first (for requeueing).
     args: VecDeque<Vec<u8>>,
     /// The place of each of the slot's tasks among those sent to the
-    /// worker (its claim word, see `channel::claims`), oldest first;
-    /// [`NOT_SENT`] until sent.
+    /// worker (its claim word, see `exchange::claims`), oldest first;
+    /// [`UNOFFERED`] until sent.
     indices: VecDeque<u64>,
     /// How many tasks were sent to the worker.
     sent: u64,
@@ -145,7 +143,7 @@ impl Worker {
     /// unfinished (tasks taken back leave gaps in the places).
     fn claims_free(&self) -> bool {
         match self.indices.front() {
-            Some(&oldest) if oldest != NOT_SENT => {
+            Some(&oldest) if oldest != UNOFFERED => {
                 let next = self.sent + self.unsent as u64;
                 next - oldest < CLAIM_RING as u64
             }
@@ -154,21 +152,29 @@ impl Worker {
     }
 }
 
-/// True when slot `slot` is a reused worker's whose oldest task never
-/// started: not sent yet, or taken back from it now by its claim word (so
-/// it will never start there). For a worker that is gone: that task goes to
-/// another worker instead of failing.
-pub(super) fn front_unstarted<C: Borrow<Channel>>(slot: &mut Slot<C>) -> bool {
-    let (Some(&task), Some(worker)) = (slot.tasks.front(), &slot.worker) else {
-        return false;
-    };
-    match worker.indices.front() {
-        Some(&NOT_SENT) => true,
-        Some(&at) => slot
-            .channel
-            .borrow()
-            .take_back_task(at, super::tag_of(task)),
-        None => false,
+/// The claims of slot `slot`'s reused worker and its tasks' units (place
+/// and tag), oldest first, from the `skip`-th on.
+fn units<C: Borrow<Channel>>(
+    slot: &Slot<C>,
+    skip: usize,
+) -> Option<(
+    Claims<'_>,
+    impl DoubleEndedIterator<Item = (u64, u64)> + ExactSizeIterator + '_,
+)> {
+    let worker = slot.worker.as_ref()?;
+    let claims = Claims::new(slot.channel.borrow().claim_words());
+    let tags = slot.tasks.iter().map(|&task| super::tag_of(task));
+    Some((claims, worker.indices.iter().copied().zip(tags).skip(skip)))
+}
+
+/// Dead-worker recovery for slot `slot` (see `exchange::claims`): how many
+/// of its oldest tasks its reused worker started (only they may fail); the
+/// others are taken back from it, and [`Jobs::requeue`] sends them to
+/// other workers. Without a worker: every task (it runs in the process).
+pub(super) fn started<C: Borrow<Channel>>(slot: &Slot<C>) -> usize {
+    match units(slot, 0) {
+        Some((claims, units)) => claims.recover(units),
+        None => slot.tasks.len(),
     }
 }
 
@@ -187,10 +193,13 @@ impl Jobs {
         self.waiting.push_back(Job::Once { task, callable });
     }
 
-    /// A dead worker's tasks that it never started go back to the front of
-    /// the waiting list, in their order.
-    pub(super) fn requeue<C>(&mut self, slot: &mut Slot<C>) {
-        while self.take_back_newest(slot) {}
+    /// The newest `count` tasks of a worker's slot, taken back from it (see
+    /// [`started`]), go back to the front of the waiting list, in their
+    /// order.
+    pub(super) fn requeue<C>(&mut self, slot: &mut Slot<C>, count: usize) {
+        for _ in 0..count {
+            self.take_back_newest(slot);
+        }
     }
 
     /// The newest task of a worker's slot goes back to the front of the
@@ -348,23 +357,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             // The newest first, down to (not including) the oldest, which
             // is running or about to: the worker starts them in order.
             let slot = &mut self.slots.slots_mut()[index];
-            while slot.tasks.len() > 1 {
-                let (Some(&task), Some(worker)) = (slot.tasks.back(), &slot.worker) else {
-                    break;
-                };
-                let Some(&at) = worker.indices.back().filter(|&&at| at != NOT_SENT) else {
-                    break;
-                };
-                if !slot
-                    .channel
-                    .borrow()
-                    .take_back_task(at, super::tag_of(task))
-                {
-                    break; // started: so are the ones before it
-                }
-                self.jobs.take_back_newest(slot);
-                moved = true;
-            }
+            let taken = units(slot, 1).map_or(0, |(claims, units)| {
+                claims.take_back_newest(units, usize::MAX)
+            });
+            self.jobs.requeue(slot, taken);
+            moved |= taken > 0;
         }
         moved
     }
@@ -420,7 +417,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         worker.bytes += args.len();
         worker.args.push_back(args);
-        worker.indices.push_back(NOT_SENT);
+        worker.indices.push_back(UNOFFERED);
         worker.unsent += 1;
         Ok(())
     }
@@ -441,12 +438,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             let unsent = core::mem::take(&mut worker.unsent);
             // Each new task may be taken back until the worker starts it.
             let first = slot.tasks.len() - unsent;
+            let claims = Claims::new(slot.channel.borrow().claim_words());
             for (i, (&task, index)) in slot.tasks.iter().zip(&mut worker.indices).enumerate() {
                 if i >= first {
                     *index = worker.sent + (i - first) as u64;
-                    slot.channel
-                        .borrow()
-                        .offer_task(*index, super::tag_of(task));
+                    claims.offer(*index, super::tag_of(task));
                 }
             }
             let sent = match unsent {
@@ -495,9 +491,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             return Err(Error::Invalid);
         }
         // A reused worker answers through a ring in memory shared with
-        // this process (without that memory, through its socket alone).
+        // this process, which also holds its tasks' claim words.
         let reused = matches!(self.jobs.waiting.front(), Some(Job::Reuse { .. }));
-        let ring = reused.then(Ring::new).and_then(|made| made.ok());
+        let ring = reused.then(Ring::new).transpose()?;
         let channel = match process::create_as(self.fork_check())? {
             Created::Child(mut channel) => {
                 if let Some(ring) = ring {
@@ -600,7 +596,7 @@ fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
             Err(_) => return 1,
         };
         index += 1;
-        if !channel.claim_task(index - 1, task) {
+        if !Claims::new(channel.claim_words()).claim(index - 1, task) {
             continue; // taken back by the creator: it runs elsewhere
         }
         // Without `continuous` the task's one message carries the end mark.

@@ -11,20 +11,23 @@
 //! `max(1, remaining / (2 × workers))` records, so chunks are large while
 //! much remains (tiny records pay almost nothing each) and shrink to one at
 //! the end (skewed records still balance). A worker takes its next chunk
-//! when it reports the last one done. Within a chunk it claims records in
-//! blocks (an eighth of what is left of it, at least one) through a claim
-//! word in shared memory; when nothing is left to hand out and a worker is
-//! idle, the creator takes half of the unclaimed records of the busiest
-//! worker's chunk (the same word, compare-and-swap) and hands them to the
-//! idle one. So no worker holds queued records while another is idle.
+//! when it reports the last one done. A chunk is run in blocks (an eighth
+//! of what is left of it, at least one), each a unit of the exchange's
+//! claim words (`exchange::claims`, as reused workers' tasks are): the
+//! worker claims a block before it runs it; when nothing is left to hand
+//! out and a worker is idle, the creator takes back the newest unclaimed
+//! blocks of the busiest worker's chunk, at least half of its unclaimed
+//! records, and hands them to the idle one. So no worker holds queued
+//! records while another is idle.
 //!
-//! Each worker has a progress word in a second shared mapping: before a
-//! record it stores the index with a "running" bit, after it the next
-//! index. When a worker dies (killed, or its function ends the process), the
-//! creator reads that word: the record it was running fails with
-//! [`Error::PeerEnded`], the records before it are done, and the rest of its
-//! chunk goes back to the schedule for the other workers (and a replacement
-//! worker). Nothing is lost, and nothing is computed twice.
+//! Each worker has a progress word in shared memory too: before a record
+//! it stores the index with a "running" bit, after it the next index. When
+//! a worker dies (killed, or its function ends the process), the creator
+//! recovers its chunk by the claims' rule: the blocks it never claimed go
+//! back to the schedule for the other workers (and a replacement worker);
+//! of those it claimed, the progress word says which records are done, and
+//! the one it was running fails with [`Error::PeerEnded`]; the rest goes
+//! back too. Nothing is lost, and nothing is computed twice.
 //!
 //! Per record, a worker does two stores to its own progress word and a
 //! call of the function: no allocation, no system call.
@@ -45,26 +48,51 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use bytemuck::Pod;
 
+use super::claims::Claims;
 use super::TaskError;
 use crate::channel::Channel;
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created, ForkCheck};
 use crate::sys::{self, PollFd, SharedMap, POLLIN};
 
-/// A worker's progress and claim words get a cache line of their own.
-const WORDS_PER_SLOT: usize = 8;
+/// Words in a cache line: a worker's progress word has one of its own.
+const LINE: usize = 8;
 
-/// A worker claims `1 / BLOCK` of its chunk's unclaimed records at a time.
-const BLOCK: u64 = 8;
+/// A worker's claim words: one per block of its chunk.
+const CLAIM_WORDS: usize = 192;
 
-/// A claim word: the next unclaimed record and the chunk's end, both
-/// relative to the chunk's start (so a chunk has at most `u32::MAX`).
-fn claim_word(next: u64, end: u64) -> u64 {
-    next | (end << 32)
+/// A worker's words: its progress word's line, then its claim words.
+const WORDS_PER_SLOT: usize = LINE + CLAIM_WORDS;
+
+/// A block is `1 / BLOCK` of what is left of its chunk (at least one record).
+const BLOCK: usize = 8;
+
+/// The largest chunk: its blocks fit the claim words (a test checks it).
+const CHUNK_MAX: usize = u32::MAX as usize;
+
+/// The blocks `chunk` is run in, each a claim unit: an eighth of what is
+/// left of it, at least one record. The worker and its creator both
+/// compute them from the chunk.
+fn blocks(chunk: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+    let mut next = chunk.start;
+    core::iter::from_fn(move || {
+        let size = ((chunk.end - next) / BLOCK).max(1);
+        (next < chunk.end).then(|| {
+            next += size;
+            next - size..next
+        })
+    })
 }
 
-fn claim_parts(word: u64) -> (u64, u64) {
-    (word & u64::from(u32::MAX), word >> 32)
+/// The claim unit of block `place` of a chunk: its place and its tag.
+fn unit(place: usize) -> (u64, u64) {
+    (place as u64, place as u64 + 1)
+}
+
+/// Worker slot `slot`'s progress word and claims in `words`.
+fn slot_words(words: &[AtomicU64], slot: usize) -> (&AtomicU64, Claims<'_>) {
+    let words = &words[slot * WORDS_PER_SLOT..(slot + 1) * WORDS_PER_SLOT];
+    (&words[0], Claims::new(&words[LINE..]))
 }
 
 /// The bit of a progress word that says its record is running.
@@ -179,8 +207,7 @@ impl Schedule {
     fn take(&mut self) -> Option<Range<usize>> {
         let front = self.ranges.front_mut()?;
         // A chunk's claim word counts its records in 32 bits.
-        let size =
-            super::guided::chunk(self.remaining, self.workers, u32::MAX as usize).min(front.len());
+        let size = super::guided::chunk(self.remaining, self.workers, CHUNK_MAX).min(front.len());
         let chunk = front.start..front.start + size;
         front.start += size;
         if front.start == front.end {
@@ -203,11 +230,13 @@ impl Schedule {
     }
 }
 
-/// A worker process: its channel, its progress slot and the chunk it runs.
+/// A worker process: its channel, its progress slot, the chunk it runs and
+/// the blocks of that chunk not taken back from it.
 struct Worker {
     channel: Channel,
     slot: usize,
     chunk: Option<Range<usize>>,
+    blocks: Vec<Range<usize>>,
 }
 
 /// The creator's side of a run. Dropping it (on an error) kills and
@@ -237,15 +266,13 @@ impl Pool<'_> {
                     channel,
                     slot,
                     chunk: None,
+                    blocks: Vec::new(),
                 });
                 Ok(())
             }
             Created::Child(mut channel) => {
-                let words = &self.progress.words()[slot * WORDS_PER_SLOT..];
-                let slot = Slot {
-                    progress: &words[0],
-                    claim: &words[1],
-                };
+                let (progress, claims) = slot_words(self.progress.words(), slot);
+                let slot = Slot { progress, claims };
                 let outputs = &mut self.shared;
                 let (size, count) = (self.output_size, self.count);
                 // Nothing may unwind out of here into the caller's code.
@@ -262,65 +289,78 @@ impl Pool<'_> {
         }
     }
 
-    /// A worker slot's progress and claim words.
-    fn words(&self, slot: usize) -> (&AtomicU64, &AtomicU64) {
-        let words = &self.progress.words()[slot * WORDS_PER_SLOT..];
-        (&words[0], &words[1])
-    }
-
-    /// Hands worker `index` its next chunk: from the schedule, or else half
-    /// of the unclaimed records of the busiest worker. Without either it
+    /// Hands worker `index` its next chunk: from the schedule, or else the
+    /// newest unclaimed blocks of the busiest worker. Without either it
     /// stays idle.
     fn dispatch(&mut self, index: usize) {
         let Some(chunk) = self.schedule.take().or_else(|| self.steal()) else {
             return;
         };
-        let (progress, claim) = self.words(self.workers[index].slot);
+        let worker = &mut self.workers[index];
+        let (progress, claims) = slot_words(self.progress.words(), worker.slot);
         progress.store((chunk.start as u64) << 1, Ordering::Relaxed);
-        claim.store(claim_word(0, chunk.len() as u64), Ordering::Relaxed);
+        worker.blocks.clear();
+        worker.blocks.extend(blocks(chunk.clone()));
+        for place in 0..worker.blocks.len() {
+            let (place, tag) = unit(place);
+            claims.offer(place, tag);
+        }
         let mut message = [0u8; CHUNK_LEN];
         message[..8].copy_from_slice(&(chunk.start as u64).to_le_bytes());
         message[8..].copy_from_slice(&(chunk.end as u64).to_le_bytes());
-        let worker = &mut self.workers[index];
         worker.chunk = Some(chunk);
         // A worker that died already is found by the next poll.
         best_effort(worker.channel.send(&message));
     }
 
-    /// Takes the upper half (rounded up) of the unclaimed records of the
-    /// worker with the most, shortening its chunk.
+    /// Records of worker `index`'s chunk in blocks it has not claimed, and
+    /// how many such blocks: the last ones.
+    fn unclaimed(&self, index: usize) -> (usize, usize) {
+        let worker = &self.workers[index];
+        let (_, claims) = slot_words(self.progress.words(), worker.slot);
+        let offered = worker
+            .blocks
+            .iter()
+            .enumerate()
+            .rev()
+            .take_while(|&(place, _)| {
+                let (place, tag) = unit(place);
+                claims.is_offered(place, tag)
+            });
+        offered.fold((0, 0), |(records, count), (_, block)| {
+            (records + block.len(), count + 1)
+        })
+    }
+
+    /// Takes back the newest unclaimed blocks of the worker with the most
+    /// unclaimed records, at least half of them, shortening its chunk.
     fn steal(&mut self) -> Option<Range<usize>> {
-        let unclaimed = |pool: &Pool, worker: &Worker| {
-            let (_, claim) = pool.words(worker.slot);
-            let (next, end) = claim_parts(claim.load(Ordering::Acquire));
-            end.saturating_sub(next)
-        };
         let victim = (0..self.workers.len())
             .filter(|&i| self.workers[i].chunk.is_some())
-            .max_by_key(|&i| unclaimed(self, &self.workers[i]))?;
-        let (_, claim) = self.words(self.workers[victim].slot);
-        let mut word = claim.load(Ordering::Acquire);
-        loop {
-            let (next, end) = claim_parts(word);
-            if next >= end {
-                return None;
-            }
-            let cut = end - (end - next).div_ceil(2);
-            match claim.compare_exchange_weak(
-                word,
-                claim_word(next, cut),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    let chunk = self.workers[victim].chunk.as_mut()?;
-                    let start = chunk.start;
-                    chunk.end = start + cut as usize;
-                    return Some(start + cut as usize..start + end as usize);
-                }
-                Err(now) => word = now,
-            }
-        }
+            .max_by_key(|&i| self.unclaimed(i).0)?;
+        let (records, count) = self.unclaimed(victim);
+        let worker = &mut self.workers[victim];
+        // The fewest newest blocks holding half the unclaimed records.
+        let mut half = 0;
+        let most = worker.blocks[worker.blocks.len() - count..]
+            .iter()
+            .rev()
+            .take_while(|block| {
+                let more = 2 * half < records;
+                half += block.len();
+                more
+            })
+            .count();
+        let (_, claims) = slot_words(self.progress.words(), worker.slot);
+        let units = (0..worker.blocks.len()).map(unit);
+        let taken = claims.take_back_newest(units, most);
+        let kept = worker.blocks.len() - taken;
+        let cut = worker.blocks.get(kept)?.start;
+        worker.blocks.truncate(kept);
+        let chunk = worker.chunk.as_mut()?;
+        let stolen = cut..chunk.end;
+        chunk.end = cut;
+        Some(stolen)
     }
 
     /// Waits for completions until every record is done.
@@ -399,12 +439,20 @@ impl Pool<'_> {
             Err(e) => e,
         };
         if let Some(chunk) = worker.chunk.take() {
-            let word = self.words(worker.slot).0.load(Ordering::Acquire);
+            // The claims' rule: the blocks it never claimed go back; of
+            // those it claimed, its progress word says which records are
+            // done and which one it was running (that one fails).
+            let (progress, claims) = slot_words(self.progress.words(), worker.slot);
+            let started = claims.recover((0..worker.blocks.len()).map(unit));
+            let claimed = worker.blocks[..started]
+                .last()
+                .map_or(chunk.start, |b| b.end);
+            let word = progress.load(Ordering::Acquire);
             let at = usize::try_from(word >> 1)
                 .unwrap_or(usize::MAX)
-                .clamp(chunk.start, chunk.end);
+                .clamp(chunk.start, claimed);
             self.copy_out(chunk.start..at);
-            let rest = if word & RUNNING != 0 && at < chunk.end {
+            let rest = if word & RUNNING != 0 && at < claimed {
                 self.failures.push((at, error.into()));
                 at + 1..chunk.end
             } else {
@@ -505,7 +553,11 @@ fn work<K: Kernel>(
         if start > end || end > count {
             return Err(Error::Invalid);
         }
-        while let Some(block) = claim(slot.claim, start) {
+        for (place, block) in blocks(start..end).enumerate() {
+            let (place, tag) = unit(place);
+            if !slot.claims.claim(place, tag) {
+                break; // taken back, and so are the rest: they run elsewhere
+            }
             // A failure (or a panic) ends a span; the next span starts
             // after the record that failed, so the hot loop has no
             // unwinding frame.
@@ -536,30 +588,8 @@ fn work<K: Kernel>(
 struct Slot<'a> {
     /// The record running (with [`RUNNING`]) or next, shifted left by one.
     progress: &'a AtomicU64,
-    /// What is left of the chunk: see [`claim_word`].
-    claim: &'a AtomicU64,
-}
-
-/// Claims the next block of the chunk that starts at `start`; `None` when
-/// the chunk (as the creator may have shortened it) is all claimed.
-fn claim(word: &AtomicU64, start: usize) -> Option<Range<usize>> {
-    let mut current = word.load(Ordering::Acquire);
-    loop {
-        let (next, end) = claim_parts(current);
-        if next >= end {
-            return None;
-        }
-        let taken = next + ((end - next) / BLOCK).max(1);
-        match word.compare_exchange_weak(
-            current,
-            claim_word(taken, end),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return Some(start + next as usize..start + taken as usize),
-            Err(now) => current = now,
-        }
-    }
+    /// Its chunk's blocks' claims (see [`blocks`]).
+    claims: Claims<'a>,
 }
 
 /// Runs records `*next..end`, advancing `*next` past each one it starts;
@@ -841,19 +871,20 @@ mod tests {
     }
 
     #[test]
-    fn blocks_shrink_and_a_shortened_chunk_ends_early() {
-        let word = AtomicU64::new(claim_word(0, 100));
-        assert_eq!(claim(&word, 1000), Some(1000..1012));
-        assert_eq!(claim(&word, 1000), Some(1012..1023));
-        // The creator takes everything from 50 on.
-        let (next, _) = claim_parts(word.load(Ordering::Relaxed));
-        word.store(claim_word(next, 50), Ordering::Relaxed);
-        let mut last = 1023;
-        while let Some(block) = claim(&word, 1000) {
-            assert_eq!(block.start, last);
-            last = block.end;
+    fn blocks_shrink_to_one_cover_the_chunk_and_fit_the_claim_words() {
+        let sizes: Vec<usize> = blocks(1000..1100).map(|b| b.len()).collect();
+        assert_eq!(&sizes[..3], [12, 11, 9]);
+        assert_eq!(sizes.iter().sum::<usize>(), 100);
+        assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
+        assert_eq!(*sizes.last().unwrap(), 1);
+        let mut next = 1000;
+        for block in blocks(1000..1100) {
+            assert_eq!(block.start, next);
+            next = block.end;
         }
-        assert_eq!(last, 1050);
+        assert_eq!(next, 1100);
+        assert_eq!(blocks(5..5).count(), 0);
+        assert!(blocks(0..CHUNK_MAX).count() <= CLAIM_WORDS);
     }
 
     #[test]
