@@ -30,6 +30,7 @@ use alloc::vec::Vec;
 use core::borrow::{Borrow, BorrowMut};
 
 use super::claims::{Claims, UNOFFERED};
+use super::schedule::{self, Load};
 use super::slots::{Slot, Slots, WINDOW};
 use super::{Exchange, StoreData, TaskId};
 use crate::channel::{Channel, Ring, CLAIM_WORDS as CLAIM_RING};
@@ -129,13 +130,15 @@ impl Worker {
         self.indices.pop_front();
     }
 
-    fn accepts(&self, key: Key, len: usize, window: usize) -> bool {
-        let queued = self.args.len();
-        self.key == key
-            && !self.stopping
-            && queued < window
-            && (queued == 0 || self.bytes + len <= WINDOW_BYTES)
-            && self.claims_free()
+    /// What the scheduler sees of it.
+    fn load(&self) -> Load<Key> {
+        Load {
+            key: self.key,
+            stopping: self.stopping,
+            queued: self.args.len(),
+            bytes: self.bytes,
+            claims_free: self.claims_free(),
+        }
     }
 
     /// True when one more task has a claim word of its own: its place is
@@ -333,25 +336,19 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// When no task waits: the tasks a busy worker has queued but not
     /// started go back to the waiting list if a worker of the same callable
     /// is idle, so that no worker holds tasks while another has none (see
-    /// `channel::claims`). True if any went back.
+    /// `schedule::gives_back_for_idle` and `exchange::claims`). True if any
+    /// went back.
     fn take_back_for_idle(&mut self) -> bool {
-        let idle = |slots: &[Slot<S::Held>], key: Key| {
-            slots.iter().any(|slot| {
-                slot.tasks.is_empty()
-                    && slot
-                        .worker
-                        .as_ref()
-                        .is_some_and(|w| w.key == key && !w.stopping)
-            })
-        };
         let mut moved = false;
         for index in 0..self.slots.slots().len() {
             let slots = self.slots.slots();
-            let slot = &slots[index];
-            let Some(worker) = slot.worker.as_ref() else {
+            let Some(load) = slots[index].worker.as_ref().map(Worker::load) else {
                 continue;
             };
-            if worker.stopping || slot.tasks.len() < 2 || !idle(slots, worker.key) {
+            let workers = slots
+                .iter()
+                .map(|slot| slot.worker.as_ref().map(Worker::load));
+            if !schedule::gives_back_for_idle(&load, workers) {
                 continue;
             }
             // The newest first, down to (not including) the oldest, which
@@ -369,18 +366,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// The least loaded worker of `key` with room in its window for a task
     /// of `len` argument bytes.
     fn worker_for(&self, key: Key, len: usize) -> Option<usize> {
-        let window = self.window();
-        self.slots
-            .slots()
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| {
-                slot.worker
-                    .as_ref()
-                    .is_some_and(|w| w.accepts(key, len, window))
-            })
-            .min_by_key(|(_, slot)| slot.tasks.len())
-            .map(|(index, _)| index)
+        let workers = self.slots.slots().iter();
+        let loads = workers.map(|slot| slot.worker.as_ref().map(Worker::load));
+        schedule::worker_for(loads, &key, len, self.window(), WINDOW_BYTES)
     }
 
     /// How many tasks a reused worker may hold now: the guided schedule's
@@ -394,7 +382,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             .map(|slot| slot.tasks.len())
             .sum();
         let outstanding = self.jobs.waiting.len() + queued;
-        super::guided::chunk(outstanding, self.limit(), WINDOW)
+        schedule::chunk(outstanding, self.limit(), WINDOW)
     }
 
     /// Gives the first waiting job (a reused task) to worker `index`; it

@@ -15,8 +15,6 @@
 #[cfg(feature = "alloc")]
 mod claims;
 #[cfg(feature = "alloc")]
-mod guided;
-#[cfg(feature = "alloc")]
 mod jobs;
 #[cfg(feature = "alloc")]
 mod managed;
@@ -25,6 +23,8 @@ mod ready;
 pub mod records;
 #[cfg(feature = "alloc")]
 mod results;
+#[cfg(feature = "alloc")]
+mod schedule;
 mod slots;
 
 use core::borrow::{Borrow, BorrowMut};

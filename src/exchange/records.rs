@@ -41,7 +41,6 @@
 //! # Ok::<(), pprocess::Error>(())
 //! ```
 
-use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +48,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use bytemuck::Pod;
 
 use super::claims::Claims;
+use super::schedule::{blocks, half_of, lost_chunk, Ranges};
 use super::TaskError;
 use crate::channel::Channel;
 use crate::error::{best_effort, Error, RemoteError, Result};
@@ -64,25 +64,8 @@ const CLAIM_WORDS: usize = 192;
 /// A worker's words: its progress word's line, then its claim words.
 const WORDS_PER_SLOT: usize = LINE + CLAIM_WORDS;
 
-/// A block is `1 / BLOCK` of what is left of its chunk (at least one record).
-const BLOCK: usize = 8;
-
 /// The largest chunk: its blocks fit the claim words (a test checks it).
 const CHUNK_MAX: usize = u32::MAX as usize;
-
-/// The blocks `chunk` is run in, each a claim unit: an eighth of what is
-/// left of it, at least one record. The worker and its creator both
-/// compute them from the chunk.
-fn blocks(chunk: Range<usize>) -> impl Iterator<Item = Range<usize>> {
-    let mut next = chunk.start;
-    core::iter::from_fn(move || {
-        let size = ((chunk.end - next) / BLOCK).max(1);
-        (next < chunk.end).then(|| {
-            next += size;
-            next - size..next
-        })
-    })
-}
 
 /// The claim unit of block `place` of a chunk: its place and its tag.
 fn unit(place: usize) -> (u64, u64) {
@@ -155,7 +138,7 @@ pub(crate) fn run<K: Kernel>(
         )?,
         outputs,
         workers: Vec::new(),
-        schedule: Schedule::new(count, workers),
+        schedule: Ranges::new(count, workers),
         failures: Vec::new(),
         check,
         output_size,
@@ -182,54 +165,6 @@ pub(crate) fn run<K: Kernel>(
     Ok(pool.finish())
 }
 
-/// The records still to hand out, as ranges; a dead worker's unfinished
-/// records go back in front.
-struct Schedule {
-    ranges: VecDeque<Range<usize>>,
-    remaining: usize,
-    workers: usize,
-}
-
-impl Schedule {
-    fn new(count: usize, workers: usize) -> Schedule {
-        let mut ranges = VecDeque::new();
-        if count > 0 {
-            ranges.push_back(0..count);
-        }
-        Schedule {
-            ranges,
-            remaining: count,
-            workers: workers.max(1),
-        }
-    }
-
-    /// The next chunk: guided size, cut from the first range.
-    fn take(&mut self) -> Option<Range<usize>> {
-        let front = self.ranges.front_mut()?;
-        // A chunk's claim word counts its records in 32 bits.
-        let size = super::guided::chunk(self.remaining, self.workers, CHUNK_MAX).min(front.len());
-        let chunk = front.start..front.start + size;
-        front.start += size;
-        if front.start == front.end {
-            self.ranges.pop_front();
-        }
-        self.remaining -= size;
-        Some(chunk)
-    }
-
-    /// Records that must still be handed out.
-    fn give_back(&mut self, range: Range<usize>) {
-        if !range.is_empty() {
-            self.remaining += range.len();
-            self.ranges.push_front(range);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
-    }
-}
-
 /// A worker process: its channel, its progress slot, the chunk it runs and
 /// the blocks of that chunk not taken back from it.
 struct Worker {
@@ -248,7 +183,7 @@ struct Pool<'a> {
     /// The caller's outputs: each record is copied here once it is done.
     outputs: &'a mut [u8],
     workers: Vec<Worker>,
-    schedule: Schedule,
+    schedule: Ranges,
     failures: Vec<(usize, TaskError)>,
     output_size: usize,
     count: usize,
@@ -293,7 +228,7 @@ impl Pool<'_> {
     /// newest unclaimed blocks of the busiest worker. Without either it
     /// stays idle.
     fn dispatch(&mut self, index: usize) {
-        let Some(chunk) = self.schedule.take().or_else(|| self.steal()) else {
+        let Some(chunk) = self.schedule.take(CHUNK_MAX).or_else(|| self.steal()) else {
             return;
         };
         let worker = &mut self.workers[index];
@@ -338,19 +273,9 @@ impl Pool<'_> {
         let victim = (0..self.workers.len())
             .filter(|&i| self.workers[i].chunk.is_some())
             .max_by_key(|&i| self.unclaimed(i).0)?;
-        let (records, count) = self.unclaimed(victim);
+        let (_, count) = self.unclaimed(victim);
         let worker = &mut self.workers[victim];
-        // The fewest newest blocks holding half the unclaimed records.
-        let mut half = 0;
-        let most = worker.blocks[worker.blocks.len() - count..]
-            .iter()
-            .rev()
-            .take_while(|block| {
-                let more = 2 * half < records;
-                half += block.len();
-                more
-            })
-            .count();
+        let most = half_of(&worker.blocks[worker.blocks.len() - count..]);
         let (_, claims) = slot_words(self.progress.words(), worker.slot);
         let units = (0..worker.blocks.len()).map(unit);
         let taken = claims.take_back_newest(units, most);
@@ -448,17 +373,13 @@ impl Pool<'_> {
                 .last()
                 .map_or(chunk.start, |b| b.end);
             let word = progress.load(Ordering::Acquire);
-            let at = usize::try_from(word >> 1)
-                .unwrap_or(usize::MAX)
-                .clamp(chunk.start, claimed);
-            self.copy_out(chunk.start..at);
-            let rest = if word & RUNNING != 0 && at < claimed {
-                self.failures.push((at, error.into()));
-                at + 1..chunk.end
-            } else {
-                at..chunk.end
-            };
-            self.schedule.give_back(rest);
+            let at = usize::try_from(word >> 1).unwrap_or(usize::MAX);
+            let lost = lost_chunk(chunk, claimed, at, word & RUNNING != 0);
+            self.copy_out(lost.done);
+            if let Some(record) = lost.failed {
+                self.failures.push((record, error.into()));
+            }
+            self.schedule.give_back(lost.back);
             for idle in 0..self.workers.len() {
                 if self.workers[idle].chunk.is_none() {
                     self.dispatch(idle);
@@ -470,7 +391,7 @@ impl Pool<'_> {
         }
         if self.forks_left == 0 && self.workers.is_empty() {
             // Something kills every worker: what is left fails.
-            while let Some(range) = self.schedule.take() {
+            while let Some(range) = self.schedule.take(usize::MAX) {
                 self.failures
                     .extend(range.map(|i| (i, TaskError::from(error))));
             }
@@ -855,44 +776,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn guided_chunks_shrink_to_one_and_cover_every_record() {
-        let mut schedule = Schedule::new(1000, 2);
-        let mut sizes = Vec::new();
-        let mut next = 0;
-        while let Some(chunk) = schedule.take() {
-            assert_eq!(chunk.start, next);
-            next = chunk.end;
-            sizes.push(chunk.len());
-        }
-        assert_eq!(next, 1000);
-        assert_eq!(sizes[0], 250);
-        assert_eq!(*sizes.last().unwrap(), 1);
-        assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
-    }
-
-    #[test]
-    fn blocks_shrink_to_one_cover_the_chunk_and_fit_the_claim_words() {
-        let sizes: Vec<usize> = blocks(1000..1100).map(|b| b.len()).collect();
-        assert_eq!(&sizes[..3], [12, 11, 9]);
-        assert_eq!(sizes.iter().sum::<usize>(), 100);
-        assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
-        assert_eq!(*sizes.last().unwrap(), 1);
-        let mut next = 1000;
-        for block in blocks(1000..1100) {
-            assert_eq!(block.start, next);
-            next = block.end;
-        }
-        assert_eq!(next, 1100);
-        assert_eq!(blocks(5..5).count(), 0);
+    fn a_chunks_blocks_fit_its_claim_words() {
         assert!(blocks(0..CHUNK_MAX).count() <= CLAIM_WORDS);
-    }
-
-    #[test]
-    fn a_range_given_back_is_handed_out_first() {
-        let mut schedule = Schedule::new(100, 1);
-        let first = schedule.take().unwrap();
-        assert_eq!(first, 0..50);
-        schedule.give_back(10..50);
-        assert_eq!(schedule.take().unwrap(), 10..50);
     }
 }
