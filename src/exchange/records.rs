@@ -102,7 +102,7 @@ pub(crate) trait Kernel {
 /// Runs `kernel` on records `0..count` in `workers` forked workers (0 or
 /// `usize::MAX`: one per processor; never more than `count`), copying the outputs into
 /// `outputs` (`count × output_size` bytes; a failed record's bytes there
-/// are unspecified). Returns the failed records' indexes and errors, in
+/// are left as they were). Returns the failed records' indexes and errors, in
 /// index order. `check` says whether it may fork while the process has
 /// other threads.
 pub(crate) fn run<K: Kernel>(
@@ -165,13 +165,15 @@ pub(crate) fn run<K: Kernel>(
     Ok(pool.finish())
 }
 
-/// A worker process: its channel, its progress slot, the chunk it runs and
-/// the blocks of that chunk not taken back from it.
+/// A worker process: its channel, its progress slot, the chunk it runs,
+/// the blocks of that chunk not taken back from it and the records of it
+/// that failed (in order).
 struct Worker {
     channel: Channel,
     slot: usize,
     chunk: Option<Range<usize>>,
     blocks: Vec<Range<usize>>,
+    failed: Vec<usize>,
 }
 
 /// The creator's side of a run. Dropping it (on an error) kills and
@@ -202,6 +204,7 @@ impl Pool<'_> {
                     slot,
                     chunk: None,
                     blocks: Vec::new(),
+                    failed: Vec::new(),
                 });
                 Ok(())
             }
@@ -244,6 +247,7 @@ impl Pool<'_> {
         message[..8].copy_from_slice(&(chunk.start as u64).to_le_bytes());
         message[8..].copy_from_slice(&(chunk.end as u64).to_le_bytes());
         worker.chunk = Some(chunk);
+        worker.failed.clear();
         // A worker that died already is found by the next poll.
         best_effort(worker.channel.send(&message));
     }
@@ -332,16 +336,21 @@ impl Pool<'_> {
         match worker.channel.receive(&mut message) {
             Ok(DONE_LEN) => {
                 if let Some(chunk) = worker.chunk.take() {
-                    self.copy_out(chunk);
+                    let failed = core::mem::take(&mut worker.failed);
+                    self.copy_out(chunk, &failed);
+                    self.workers[index].failed = failed;
                 }
                 self.dispatch(index);
                 Ok(())
             }
             Ok(len) if len >= FAILURE_HEAD => {
                 let (record, failure) = decode_failure(&message[..len]);
-                if !worker.chunk.as_ref().is_some_and(|c| c.contains(&record)) {
+                // Records of its chunk, in order, each failing once.
+                let in_chunk = worker.chunk.as_ref().is_some_and(|c| c.contains(&record));
+                if !in_chunk || worker.failed.last().is_some_and(|&last| last >= record) {
                     return self.lost(kernel, index);
                 }
+                worker.failed.push(record);
                 self.failures.push((record, failure));
                 Ok(())
             }
@@ -375,7 +384,7 @@ impl Pool<'_> {
             let word = progress.load(Ordering::Acquire);
             let at = usize::try_from(word >> 1).unwrap_or(usize::MAX);
             let lost = lost_chunk(chunk, claimed, at, word & RUNNING != 0);
-            self.copy_out(lost.done);
+            self.copy_out(lost.done, &worker.failed);
             if let Some(record) = lost.failed {
                 self.failures.push((record, error.into()));
             }
@@ -404,10 +413,18 @@ impl Pool<'_> {
         Ok(())
     }
 
-    /// Copies the outputs of finished records into the caller's outputs.
-    fn copy_out(&mut self, records: Range<usize>) {
-        let bytes = records.start * self.output_size..records.end * self.output_size;
-        self.outputs[bytes.clone()].copy_from_slice(&self.shared.bytes()[bytes]);
+    /// Copies the outputs of finished `records` into the caller's outputs,
+    /// but for those that `failed` (in order): as without reuse, a failed
+    /// record's output is left as it was.
+    fn copy_out(&mut self, records: Range<usize>, failed: &[usize]) {
+        let size = self.output_size;
+        let mut start = records.start;
+        let skipped = failed.iter().filter(|&&record| records.contains(&record));
+        for &end in skipped.chain([records.end].iter()) {
+            let bytes = start * size..end * size;
+            self.outputs[bytes.clone()].copy_from_slice(&self.shared.bytes()[bytes]);
+            start = end + 1;
+        }
     }
 
     /// Stops and collects the workers; gives the failures in index order.
