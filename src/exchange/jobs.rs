@@ -603,3 +603,100 @@ fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A creator's slot of a reused worker holding tasks 0..`count`, each
+    /// offered in its claim word (the last `unsent` not sent yet).
+    fn slot(count: usize, unsent: usize) -> Slot<Channel> {
+        let (mut creator, _worker) = Channel::pair().unwrap();
+        creator.answers_from(Ring::new().unwrap());
+        let mut slot = Slot::new(creator, None);
+        let body: Rc<Body> = Rc::new(|_: &mut Channel, _: &[u8]| Ok(()));
+        let mut worker = Worker {
+            key: Key::Managed(0),
+            body,
+            args: VecDeque::new(),
+            indices: VecDeque::new(),
+            sent: 0,
+            bytes: 0,
+            unsent: 0,
+            stopping: false,
+        };
+        let claims = Claims::new(slot.channel.claim_words());
+        for task in 0..count {
+            slot.tasks.push_back(task).unwrap();
+            worker.args.push_back(alloc::vec![task as u8]);
+            worker.bytes += 1;
+            if task + unsent < count {
+                worker.indices.push_back(task as u64);
+                claims.offer(task as u64, super::super::tag_of(task));
+                worker.sent += 1;
+            } else {
+                worker.indices.push_back(UNOFFERED);
+                worker.unsent += 1;
+            }
+        }
+        slot.worker = Some(worker);
+        slot
+    }
+
+    /// The worker's side of the claim words (the same memory).
+    fn claim(slot: &Slot<Channel>, task: usize) -> bool {
+        let claims = Claims::new(slot.channel.claim_words());
+        claims.claim(task as u64, super::super::tag_of(task))
+    }
+
+    fn waiting(jobs: &Jobs) -> Vec<TaskId> {
+        jobs.waiting.iter().map(Job::task).collect()
+    }
+
+    #[test]
+    fn a_dead_workers_unstarted_tasks_go_back_in_order_and_only_the_started_one_stays() {
+        let mut slot = slot(5, 1);
+        assert!(claim(&slot, 0));
+        assert_eq!(started(&slot), 1);
+        // Taken back: the worker, were it alive, would skip them.
+        assert!(!claim(&slot, 1) && !claim(&slot, 3));
+        let mut jobs = Jobs::default();
+        jobs.requeue(&mut slot, 4);
+        assert_eq!(waiting(&jobs), [1, 2, 3, 4]);
+        assert_eq!(slot.tasks.iter().copied().collect::<Vec<_>>(), [0]);
+        let worker = slot.worker.as_ref().unwrap();
+        assert_eq!((worker.args.len(), worker.bytes, worker.unsent), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_worker_that_died_between_tasks_started_none_of_its_queue() {
+        // Issue 20's defect 2: the front task never started, so it fails
+        // nowhere; it goes to another worker with the rest.
+        let slot = slot(3, 0);
+        assert_eq!(started(&slot), 0);
+        assert!(!claim(&slot, 0));
+    }
+
+    #[test]
+    fn a_worker_still_running_keeps_every_task_it_started() {
+        // A worker cut off alive (it broke the protocol) may have started
+        // more than the front task: those are not run a second time.
+        let slot = slot(4, 0);
+        assert!(claim(&slot, 0) && claim(&slot, 1));
+        assert_eq!(started(&slot), 2);
+        assert!(!claim(&slot, 2));
+    }
+
+    #[test]
+    fn an_idle_worker_gets_every_queued_task_but_the_oldest() {
+        let mut slot = slot(4, 0);
+        let taken = units(&slot, 1).map_or(0, |(claims, units)| {
+            claims.take_back_newest(units, usize::MAX)
+        });
+        assert_eq!(taken, 3, "the oldest may be starting: it stays");
+        assert!(claim(&slot, 0) && !claim(&slot, 1));
+        let mut jobs = Jobs::default();
+        jobs.requeue(&mut slot, taken);
+        assert_eq!(waiting(&jobs), [1, 2, 3]);
+    }
+}
