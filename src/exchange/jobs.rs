@@ -122,6 +122,20 @@ impl core::fmt::Debug for Worker {
 }
 
 impl Worker {
+    /// A new worker of `key` running `body`, with no task yet.
+    fn new(key: Key, body: Rc<Body>) -> Worker {
+        Worker {
+            key,
+            body,
+            args: VecDeque::new(),
+            indices: VecDeque::new(),
+            sent: 0,
+            bytes: 0,
+            unsent: 0,
+            stopping: false,
+        }
+    }
+
     /// The oldest task is finished: forget its arguments.
     pub(super) fn task_done(&mut self) {
         if let Some(args) = self.args.pop_front() {
@@ -511,16 +525,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 args,
             }) => {
                 let mut slot = Slot::new(channel.into(), None);
-                slot.worker = Some(Worker {
-                    key,
-                    body: body.clone(),
-                    args: VecDeque::new(),
-                    indices: VecDeque::new(),
-                    sent: 0,
-                    bytes: 0,
-                    unsent: 0,
-                    stopping: false,
-                });
+                slot.worker = Some(Worker::new(key, body.clone()));
                 self.jobs.waiting.push_front(Job::Reuse {
                     task,
                     key,
@@ -615,16 +620,7 @@ mod tests {
         creator.answers_from(Ring::new().unwrap());
         let mut slot = Slot::new(creator, None);
         let body: Rc<Body> = Rc::new(|_: &mut Channel, _: &[u8]| Ok(()));
-        let mut worker = Worker {
-            key: Key::Managed(0),
-            body,
-            args: VecDeque::new(),
-            indices: VecDeque::new(),
-            sent: 0,
-            bytes: 0,
-            unsent: 0,
-            stopping: false,
-        };
+        let mut worker = Worker::new(Key::Managed(0), body);
         let claims = Claims::new(slot.channel.claim_words());
         for task in 0..count {
             slot.tasks.push_back(task).unwrap();
