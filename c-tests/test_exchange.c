@@ -1272,7 +1272,8 @@ static void check_pmap(size_t limit, unsigned flags)
     for (k = 0; k < COUNT; k++)
         CHECK_EQ(outputs[k], k * k);
 
-    /* A failing record: its error is returned, every other output is there. */
+    /* A failing record: its error is returned, every other output is there,
+     * and its own is left as it was (with PP_REUSE or without). */
     inputs[FAILING] = FAILING_INPUT;
     memset(outputs, 0xff, sizeof outputs);
     CHECK_EQ(pp_pmap(square, inputs, sizeof inputs[0], outputs, sizeof outputs[0], COUNT, limit,
@@ -1281,6 +1282,7 @@ static void check_pmap(size_t limit, unsigned flags)
     for (k = 0; k < COUNT; k++)
         if (k != FAILING)
             CHECK_EQ(outputs[k], k * k);
+    CHECK_EQ(outputs[FAILING], -1);
 }
 
 static void test_pmap(void)

@@ -123,7 +123,14 @@
 
 /**
  * Reuse processes: each worker runs its callable once per task, with tasks
- * pipelined through its socket (pprocess's reuse / MakeReusable).
+ * pipelined through its socket (pprocess's reuse / MakeReusable). It means
+ * the same for pp_pmap, whose workers run the function once per record
+ * (there the records go through shared memory instead of the socket):
+ * its outputs, errors and a dead worker's records are the same with and
+ * without it. One difference is the limit's: PP_UNLIMITED with PP_REUSE
+ * starts a new worker whenever none is free in an exchange, but one per
+ * processor in pp_pmap (its records are shared out, so more workers
+ * would only add forks).
  */
 #define PP_REUSE 1
 
@@ -571,7 +578,8 @@ int pp_exchange_next_id(const pp_exchange *ex, uint64_t *task);
  * each record runs in a process of its own. Every record runs. Returns 0;
  * PP_EREMOTE if a function returned nonzero (or wrote more than
  * output_size bytes), PP_EPEER if a process died (the first failure in
- * input order; the outputs of the other records are written).
+ * input order; the outputs of the other records are written, and a failed
+ * record's output is left as it was, with or without PP_REUSE).
  * pp_pmap_status reports every record.
  */
 int pp_pmap(pp_function function,
@@ -719,7 +727,8 @@ int pp_close_streams(void);
  * `limit` reused worker processes (PP_CORES or PP_UNLIMITED: one per
  * processor; never more than count), through shared
  * memory, reporting each record. An output shorter than output_size is
- * zero-filled. If `status` is not NULL it receives count ints: 0 for a
+ * zero-filled; a failed record's output is left as it was. If `status` is
+ * not NULL it receives count ints: 0 for a
  * record that succeeded, else the function's nonzero return, or
  * PP_EPEER for the record a worker was running when it died (the rest of
  * its records run in other workers), or PP_ETOOBIG for a function that

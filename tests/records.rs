@@ -224,3 +224,70 @@ fn no_limit_runs_one_worker_per_processor_not_one_per_record() {
         pprocess::number_of_cores()
     );
 }
+
+/// Skewed records in three workers, so that idle workers take blocks back
+/// from busy ones while they claim, and one worker killed mid-chunk: each
+/// record runs exactly once (the killed one not at all), logged by an
+/// append of its index to a file the workers share.
+#[test]
+fn every_record_runs_once_while_idle_workers_take_blocks_back() {
+    use std::io::{Read, Write};
+
+    const COUNT: u64 = 6000;
+    const VICTIM: u64 = 2500;
+    let path = std::env::temp_dir().join(format!("pp-records-once-{}", std::process::id()));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let append = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let inputs: Vec<u64> = (0..COUNT).collect();
+    let each = pmap_each(
+        |x: &u64| {
+            if *x == VICTIM {
+                // SAFETY: kill and getpid have no preconditions.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            }
+            if x.is_multiple_of(97) {
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_millis(2) {
+                    std::hint::spin_loop();
+                }
+            }
+            // One write of 8 bytes with O_APPEND: never interleaved.
+            (&append)
+                .write_all(&x.to_le_bytes())
+                .map_err(|_| RemoteError::new(1, "log"))?;
+            Ok(x + 1)
+        },
+        &inputs,
+        3,
+    )
+    .unwrap();
+    for (i, outcome) in each.iter().enumerate() {
+        match i as u64 {
+            VICTIM => assert!(matches!(
+                outcome.as_ref().unwrap_err().error,
+                Error::PeerEnded { .. }
+            )),
+            i => assert_eq!(outcome.as_ref().unwrap(), &(i + 1), "record {i}"),
+        }
+    }
+    let mut bytes = Vec::new();
+    (&log).read_to_end(&mut bytes).unwrap();
+    let mut ran: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    ran.sort_unstable();
+    let expected: Vec<u64> = (0..COUNT).filter(|&i| i != VICTIM).collect();
+    assert_eq!(ran.len(), expected.len(), "records run more than once");
+    assert_eq!(ran, expected);
+}

@@ -21,8 +21,6 @@ use crate::wire::{
     MAX_ERROR_PAYLOAD, READ_AHEAD,
 };
 
-#[cfg(feature = "alloc")]
-mod claims;
 mod marks;
 #[cfg(feature = "alloc")]
 mod policy;
@@ -290,9 +288,17 @@ impl Channel {
         self.answers_in = Some(ring::Reader::new(ring));
     }
 
+    /// The claim words of the ring shared with a reused worker, on either
+    /// side (none without a ring): the creator's and the worker's
+    /// scheduler use them to agree on who runs each task.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn claim_words(&self) -> &[core::sync::atomic::AtomicU64] {
+        self.ring().map_or(&[], Ring::claims)
+    }
+
     /// The ring shared with a reused worker, on either side.
     #[cfg(feature = "alloc")]
-    pub(crate) fn ring(&self) -> Option<&Ring> {
+    fn ring(&self) -> Option<&Ring> {
         match (&self.answers_in, &self.answers_out) {
             (Some(reader), _) => Some(reader.ring()),
             (_, Some(writer)) => Some(writer.ring()),

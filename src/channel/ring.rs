@@ -35,7 +35,8 @@
 //! socket: [ wake | big frame | frame | BACK | wake ... ]
 //! ```
 //!
-//! The same mapping holds the worker's claim words (see `claims.rs`).
+//! The same mapping holds the worker's claim words: [`CLAIM_WORDS`] words
+//! that this layer only gives out (see `Channel::claim_words`).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
@@ -128,7 +129,7 @@ impl Ring {
         self.map.keep_from_forks();
     }
 
-    /// The claim words (see `claims.rs`).
+    /// The claim words (see the module docs).
     pub(super) fn claims(&self) -> &[AtomicU64] {
         &self.map.words()[CLAIMS..CLAIMS + CLAIM_WORDS]
     }

@@ -16,7 +16,7 @@
 //! shrink to one task at the end. When no task waits and a worker is idle,
 //! the tasks another worker of its callable has queued but not started are
 //! taken back and given to it ([`Exchange::take_back_for_idle`], decided by
-//! a claim word per task: see `channel::claims`). Results come back in the
+//! a claim word per task: see `exchange::claims`). Results come back in the
 //! order a worker received its tasks, so each is matched to its task
 //! exactly; a task taken back is skipped by its old worker and sends
 //! nothing there. When a worker
@@ -29,6 +29,8 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::borrow::{Borrow, BorrowMut};
 
+use super::claims::{Claims, UNOFFERED};
+use super::schedule::{self, Load};
 use super::slots::{Slot, Slots, WINDOW};
 use super::{Exchange, StoreData, TaskId};
 use crate::channel::{Channel, Ring, CLAIM_WORDS as CLAIM_RING};
@@ -39,9 +41,6 @@ use crate::wire::DEFAULT_MAX_MESSAGE;
 // A word is offered again only after the worker is done with the task it
 // held: a window of tasks, and as many taken back, fit the ring.
 const _: () = assert!(CLAIM_RING >= 2 * WINDOW);
-
-/// A task of a worker not sent to it yet (see `Worker::indices`).
-const NOT_SENT: u64 = u64::MAX;
 
 /// Argument bytes a worker may have queued; below a socket buffer, so the
 /// creator never blocks writing tasks while the worker writes results.
@@ -101,8 +100,8 @@ pub(crate) struct Worker {
     /// Arguments of the slot's tasks, oldest first (for requeueing).
     args: VecDeque<Vec<u8>>,
     /// The place of each of the slot's tasks among those sent to the
-    /// worker (its claim word, see `channel::claims`), oldest first;
-    /// [`NOT_SENT`] until sent.
+    /// worker (its claim word, see `exchange::claims`), oldest first;
+    /// [`UNOFFERED`] until sent.
     indices: VecDeque<u64>,
     /// How many tasks were sent to the worker.
     sent: u64,
@@ -123,6 +122,20 @@ impl core::fmt::Debug for Worker {
 }
 
 impl Worker {
+    /// A new worker of `key` running `body`, with no task yet.
+    fn new(key: Key, body: Rc<Body>) -> Worker {
+        Worker {
+            key,
+            body,
+            args: VecDeque::new(),
+            indices: VecDeque::new(),
+            sent: 0,
+            bytes: 0,
+            unsent: 0,
+            stopping: false,
+        }
+    }
+
     /// The oldest task is finished: forget its arguments.
     pub(super) fn task_done(&mut self) {
         if let Some(args) = self.args.pop_front() {
@@ -131,13 +144,15 @@ impl Worker {
         self.indices.pop_front();
     }
 
-    fn accepts(&self, key: Key, len: usize, window: usize) -> bool {
-        let queued = self.args.len();
-        self.key == key
-            && !self.stopping
-            && queued < window
-            && (queued == 0 || self.bytes + len <= WINDOW_BYTES)
-            && self.claims_free()
+    /// What the scheduler sees of it.
+    fn load(&self) -> Load<Key> {
+        Load {
+            key: self.key,
+            stopping: self.stopping,
+            queued: self.args.len(),
+            bytes: self.bytes,
+            claims_free: self.claims_free(),
+        }
     }
 
     /// True when one more task has a claim word of its own: its place is
@@ -145,7 +160,7 @@ impl Worker {
     /// unfinished (tasks taken back leave gaps in the places).
     fn claims_free(&self) -> bool {
         match self.indices.front() {
-            Some(&oldest) if oldest != NOT_SENT => {
+            Some(&oldest) if oldest != UNOFFERED => {
                 let next = self.sent + self.unsent as u64;
                 next - oldest < CLAIM_RING as u64
             }
@@ -154,21 +169,29 @@ impl Worker {
     }
 }
 
-/// True when slot `slot` is a reused worker's whose oldest task never
-/// started: not sent yet, or taken back from it now by its claim word (so
-/// it will never start there). For a worker that is gone: that task goes to
-/// another worker instead of failing.
-pub(super) fn front_unstarted<C: Borrow<Channel>>(slot: &mut Slot<C>) -> bool {
-    let (Some(&task), Some(worker)) = (slot.tasks.front(), &slot.worker) else {
-        return false;
-    };
-    match worker.indices.front() {
-        Some(&NOT_SENT) => true,
-        Some(&at) => slot
-            .channel
-            .borrow()
-            .take_back_task(at, super::tag_of(task)),
-        None => false,
+/// The claims of slot `slot`'s reused worker and its tasks' units (place
+/// and tag), oldest first, from the `skip`-th on.
+fn units<C: Borrow<Channel>>(
+    slot: &Slot<C>,
+    skip: usize,
+) -> Option<(
+    Claims<'_>,
+    impl DoubleEndedIterator<Item = (u64, u64)> + ExactSizeIterator + '_,
+)> {
+    let worker = slot.worker.as_ref()?;
+    let claims = Claims::new(slot.channel.borrow().claim_words());
+    let tags = slot.tasks.iter().map(|&task| super::tag_of(task));
+    Some((claims, worker.indices.iter().copied().zip(tags).skip(skip)))
+}
+
+/// Dead-worker recovery for slot `slot` (see `exchange::claims`): how many
+/// of its oldest tasks its reused worker started (only they may fail); the
+/// others are taken back from it, and [`Jobs::requeue`] sends them to
+/// other workers. Without a worker: every task (it runs in the process).
+pub(super) fn started<C: Borrow<Channel>>(slot: &Slot<C>) -> usize {
+    match units(slot, 0) {
+        Some((claims, units)) => claims.recover(units),
+        None => slot.tasks.len(),
     }
 }
 
@@ -187,10 +210,13 @@ impl Jobs {
         self.waiting.push_back(Job::Once { task, callable });
     }
 
-    /// A dead worker's tasks that it never started go back to the front of
-    /// the waiting list, in their order.
-    pub(super) fn requeue<C>(&mut self, slot: &mut Slot<C>) {
-        while self.take_back_newest(slot) {}
+    /// The newest `count` tasks of a worker's slot, taken back from it (see
+    /// [`started`]), go back to the front of the waiting list, in their
+    /// order.
+    pub(super) fn requeue<C>(&mut self, slot: &mut Slot<C>, count: usize) {
+        for _ in 0..count {
+            self.take_back_newest(slot);
+        }
     }
 
     /// The newest task of a worker's slot goes back to the front of the
@@ -324,47 +350,29 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// When no task waits: the tasks a busy worker has queued but not
     /// started go back to the waiting list if a worker of the same callable
     /// is idle, so that no worker holds tasks while another has none (see
-    /// `channel::claims`). True if any went back.
+    /// `schedule::gives_back_for_idle` and `exchange::claims`). True if any
+    /// went back.
     fn take_back_for_idle(&mut self) -> bool {
-        let idle = |slots: &[Slot<S::Held>], key: Key| {
-            slots.iter().any(|slot| {
-                slot.tasks.is_empty()
-                    && slot
-                        .worker
-                        .as_ref()
-                        .is_some_and(|w| w.key == key && !w.stopping)
-            })
-        };
         let mut moved = false;
         for index in 0..self.slots.slots().len() {
             let slots = self.slots.slots();
-            let slot = &slots[index];
-            let Some(worker) = slot.worker.as_ref() else {
+            let Some(load) = slots[index].worker.as_ref().map(Worker::load) else {
                 continue;
             };
-            if worker.stopping || slot.tasks.len() < 2 || !idle(slots, worker.key) {
+            let workers = slots
+                .iter()
+                .map(|slot| slot.worker.as_ref().map(Worker::load));
+            if !schedule::gives_back_for_idle(&load, workers) {
                 continue;
             }
             // The newest first, down to (not including) the oldest, which
             // is running or about to: the worker starts them in order.
             let slot = &mut self.slots.slots_mut()[index];
-            while slot.tasks.len() > 1 {
-                let (Some(&task), Some(worker)) = (slot.tasks.back(), &slot.worker) else {
-                    break;
-                };
-                let Some(&at) = worker.indices.back().filter(|&&at| at != NOT_SENT) else {
-                    break;
-                };
-                if !slot
-                    .channel
-                    .borrow()
-                    .take_back_task(at, super::tag_of(task))
-                {
-                    break; // started: so are the ones before it
-                }
-                self.jobs.take_back_newest(slot);
-                moved = true;
-            }
+            let taken = units(slot, 1).map_or(0, |(claims, units)| {
+                claims.take_back_newest(units, usize::MAX)
+            });
+            self.jobs.requeue(slot, taken);
+            moved |= taken > 0;
         }
         moved
     }
@@ -372,18 +380,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// The least loaded worker of `key` with room in its window for a task
     /// of `len` argument bytes.
     fn worker_for(&self, key: Key, len: usize) -> Option<usize> {
-        let window = self.window();
-        self.slots
-            .slots()
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| {
-                slot.worker
-                    .as_ref()
-                    .is_some_and(|w| w.accepts(key, len, window))
-            })
-            .min_by_key(|(_, slot)| slot.tasks.len())
-            .map(|(index, _)| index)
+        let workers = self.slots.slots().iter();
+        let loads = workers.map(|slot| slot.worker.as_ref().map(Worker::load));
+        schedule::worker_for(loads, &key, len, self.window(), WINDOW_BYTES)
     }
 
     /// How many tasks a reused worker may hold now: the guided schedule's
@@ -397,7 +396,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             .map(|slot| slot.tasks.len())
             .sum();
         let outstanding = self.jobs.waiting.len() + queued;
-        super::guided::chunk(outstanding, self.limit(), WINDOW)
+        schedule::chunk(outstanding, self.limit(), WINDOW)
     }
 
     /// Gives the first waiting job (a reused task) to worker `index`; it
@@ -420,7 +419,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         worker.bytes += args.len();
         worker.args.push_back(args);
-        worker.indices.push_back(NOT_SENT);
+        worker.indices.push_back(UNOFFERED);
         worker.unsent += 1;
         Ok(())
     }
@@ -441,12 +440,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             let unsent = core::mem::take(&mut worker.unsent);
             // Each new task may be taken back until the worker starts it.
             let first = slot.tasks.len() - unsent;
+            let claims = Claims::new(slot.channel.borrow().claim_words());
             for (i, (&task, index)) in slot.tasks.iter().zip(&mut worker.indices).enumerate() {
                 if i >= first {
                     *index = worker.sent + (i - first) as u64;
-                    slot.channel
-                        .borrow()
-                        .offer_task(*index, super::tag_of(task));
+                    claims.offer(*index, super::tag_of(task));
                 }
             }
             let sent = match unsent {
@@ -495,9 +493,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             return Err(Error::Invalid);
         }
         // A reused worker answers through a ring in memory shared with
-        // this process (without that memory, through its socket alone).
+        // this process, which also holds its tasks' claim words.
         let reused = matches!(self.jobs.waiting.front(), Some(Job::Reuse { .. }));
-        let ring = reused.then(Ring::new).and_then(|made| made.ok());
+        let ring = reused.then(Ring::new).transpose()?;
         let channel = match process::create_as(self.fork_check())? {
             Created::Child(mut channel) => {
                 if let Some(ring) = ring {
@@ -527,16 +525,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 args,
             }) => {
                 let mut slot = Slot::new(channel.into(), None);
-                slot.worker = Some(Worker {
-                    key,
-                    body: body.clone(),
-                    args: VecDeque::new(),
-                    indices: VecDeque::new(),
-                    sent: 0,
-                    bytes: 0,
-                    unsent: 0,
-                    stopping: false,
-                });
+                slot.worker = Some(Worker::new(key, body.clone()));
                 self.jobs.waiting.push_front(Job::Reuse {
                     task,
                     key,
@@ -600,7 +589,7 @@ fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
             Err(_) => return 1,
         };
         index += 1;
-        if !channel.claim_task(index - 1, task) {
+        if !Claims::new(channel.claim_words()).claim(index - 1, task) {
             continue; // taken back by the creator: it runs elsewhere
         }
         // Without `continuous` the task's one message carries the end mark.
@@ -617,5 +606,93 @@ fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
         if sent.is_err() {
             return 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A creator's slot of a reused worker holding tasks 0..`count`, each
+    /// offered in its claim word (the last `unsent` not sent yet).
+    fn slot(count: usize, unsent: usize) -> Slot<Channel> {
+        let (mut creator, _worker) = Channel::pair().unwrap();
+        creator.answers_from(Ring::new().unwrap());
+        let mut slot = Slot::new(creator, None);
+        let body: Rc<Body> = Rc::new(|_: &mut Channel, _: &[u8]| Ok(()));
+        let mut worker = Worker::new(Key::Managed(0), body);
+        let claims = Claims::new(slot.channel.claim_words());
+        for task in 0..count {
+            slot.tasks.push_back(task).unwrap();
+            worker.args.push_back(alloc::vec![task as u8]);
+            worker.bytes += 1;
+            if task + unsent < count {
+                worker.indices.push_back(task as u64);
+                claims.offer(task as u64, super::super::tag_of(task));
+                worker.sent += 1;
+            } else {
+                worker.indices.push_back(UNOFFERED);
+                worker.unsent += 1;
+            }
+        }
+        slot.worker = Some(worker);
+        slot
+    }
+
+    /// The worker's side of the claim words (the same memory).
+    fn claim(slot: &Slot<Channel>, task: usize) -> bool {
+        let claims = Claims::new(slot.channel.claim_words());
+        claims.claim(task as u64, super::super::tag_of(task))
+    }
+
+    fn waiting(jobs: &Jobs) -> Vec<TaskId> {
+        jobs.waiting.iter().map(Job::task).collect()
+    }
+
+    #[test]
+    fn a_dead_workers_unstarted_tasks_go_back_in_order_and_only_the_started_one_stays() {
+        let mut slot = slot(5, 1);
+        assert!(claim(&slot, 0));
+        assert_eq!(started(&slot), 1);
+        // Taken back: the worker, were it alive, would skip them.
+        assert!(!claim(&slot, 1) && !claim(&slot, 3));
+        let mut jobs = Jobs::default();
+        jobs.requeue(&mut slot, 4);
+        assert_eq!(waiting(&jobs), [1, 2, 3, 4]);
+        assert_eq!(slot.tasks.iter().copied().collect::<Vec<_>>(), [0]);
+        let worker = slot.worker.as_ref().unwrap();
+        assert_eq!((worker.args.len(), worker.bytes, worker.unsent), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_worker_that_died_between_tasks_started_none_of_its_queue() {
+        // Issue 20's defect 2: the front task never started, so it fails
+        // nowhere; it goes to another worker with the rest.
+        let slot = slot(3, 0);
+        assert_eq!(started(&slot), 0);
+        assert!(!claim(&slot, 0));
+    }
+
+    #[test]
+    fn a_worker_still_running_keeps_every_task_it_started() {
+        // A worker cut off alive (it broke the protocol) may have started
+        // more than the front task: those are not run a second time.
+        let slot = slot(4, 0);
+        assert!(claim(&slot, 0) && claim(&slot, 1));
+        assert_eq!(started(&slot), 2);
+        assert!(!claim(&slot, 2));
+    }
+
+    #[test]
+    fn an_idle_worker_gets_every_queued_task_but_the_oldest() {
+        let mut slot = slot(4, 0);
+        let taken = units(&slot, 1).map_or(0, |(claims, units)| {
+            claims.take_back_newest(units, usize::MAX)
+        });
+        assert_eq!(taken, 3, "the oldest may be starting: it stays");
+        assert!(claim(&slot, 0) && !claim(&slot, 1));
+        let mut jobs = Jobs::default();
+        jobs.requeue(&mut slot, taken);
+        assert_eq!(waiting(&jobs), [1, 2, 3]);
     }
 }

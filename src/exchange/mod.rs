@@ -13,7 +13,7 @@
 //! waiting list, reused workers, `Queue`, `Map` and `pmap` need `alloc`.
 
 #[cfg(feature = "alloc")]
-mod guided;
+mod claims;
 #[cfg(feature = "alloc")]
 mod jobs;
 #[cfg(feature = "alloc")]
@@ -23,6 +23,8 @@ mod ready;
 pub mod records;
 #[cfg(feature = "alloc")]
 mod results;
+#[cfg(feature = "alloc")]
+mod schedule;
 mod slots;
 mod task;
 
@@ -806,15 +808,20 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         slot.channel().set_marking(false);
         #[cfg(feature = "alloc")]
         slot.channel().set_outbox(false);
-        // A reused worker that died between tasks never started the one in
-        // front (its claim word says so): it goes to another worker too.
+        // Dead-worker recovery (see `exchange::claims`): the tasks a reused
+        // worker never started, by their claim words, go to other workers;
+        // only one it started fails (even one that died between tasks).
         #[cfg(feature = "alloc")]
-        let front_unstarted = requeue && jobs::front_unstarted(&mut slot);
+        let started = match requeue {
+            true => jobs::started(&slot),
+            false => slot.tasks.len(),
+        };
         #[cfg(not(feature = "alloc"))]
-        let front_unstarted = false;
-        let front = match front_unstarted {
-            true => None,
-            false => slot.tasks.pop_front(),
+        let started = slot.tasks.len();
+        let unstarted = slot.tasks.len() - started;
+        let front = match started {
+            0 => None,
+            _ => slot.tasks.pop_front(),
         };
         if let Some(task) = front {
             let abnormal = !matches!(why, Error::Closed);
@@ -828,12 +835,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             }
         }
         #[cfg(not(feature = "alloc"))]
-        let _ = requeue; // no reused workers
+        let _ = (requeue, unstarted); // no reused workers
         #[cfg(feature = "alloc")]
         {
-            if requeue {
-                self.jobs.requeue(&mut slot);
-            }
+            self.jobs.requeue(&mut slot, unstarted);
             while let Some(task) = slot.tasks.pop_front() {
                 self.handler.store_error(task, Error::Closed, None);
             }

@@ -17,7 +17,14 @@ use crate::exchange::{
 };
 
 /// Reuse processes: each worker runs its callable once per task, with tasks
-/// pipelined through its socket (pprocess's reuse / MakeReusable).
+/// pipelined through its socket (pprocess's reuse / MakeReusable). It means
+/// the same for pp_pmap, whose workers run the function once per record
+/// (there the records go through shared memory instead of the socket):
+/// its outputs, errors and a dead worker's records are the same with and
+/// without it. One difference is the limit's: PP_UNLIMITED with PP_REUSE
+/// starts a new worker whenever none is free in an exchange, but one per
+/// processor in pp_pmap (its records are shared out, so more workers
+/// would only add forks).
 pub const PP_REUSE: c_uint = 1;
 /// A task may send many results; each is stored (pprocess's continuous).
 pub const PP_CONTINUOUS: c_uint = 2;
@@ -866,7 +873,8 @@ pub extern "C" fn pp_exchange_next_id(ex: *const pp_exchange, task: *mut u64) ->
 /// each record runs in a process of its own. Every record runs. Returns 0;
 /// PP_EREMOTE if a function returned nonzero (or wrote more than
 /// output_size bytes), PP_EPEER if a process died (the first failure in
-/// input order; the outputs of the other records are written).
+/// input order; the outputs of the other records are written, and a failed
+/// record's output is left as it was, with or without PP_REUSE).
 /// pp_pmap_status reports every record.
 #[no_mangle]
 pub extern "C" fn pp_pmap(

@@ -75,7 +75,8 @@ fn status_of(failure: &TaskError) -> c_int {
 /// `limit` reused worker processes (PP_CORES or PP_UNLIMITED: one per
 /// processor; never more than count), through shared
 /// memory, reporting each record. An output shorter than output_size is
-/// zero-filled. If `status` is not NULL it receives count ints: 0 for a
+/// zero-filled; a failed record's output is left as it was. If `status` is
+/// not NULL it receives count ints: 0 for a
 /// record that succeeded, else the function's nonzero return, or
 /// PP_EPEER for the record a worker was running when it died (the rest of
 /// its records run in other workers), or PP_ETOOBIG for a function that
