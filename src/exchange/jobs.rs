@@ -623,12 +623,12 @@ mod tests {
         let mut worker = Worker::new(Key::Managed(0), body);
         let claims = Claims::new(slot.channel.claim_words());
         for task in 0..count {
-            slot.tasks.push_back(task).unwrap();
+            slot.tasks.push_back(TaskId::new(task)).unwrap();
             worker.args.push_back(alloc::vec![task as u8]);
             worker.bytes += 1;
             if task + unsent < count {
                 worker.indices.push_back(task as u64);
-                claims.offer(task as u64, super::super::tag_of(task));
+                claims.offer(task as u64, super::super::tag_of(TaskId::new(task)));
                 worker.sent += 1;
             } else {
                 worker.indices.push_back(UNOFFERED);
@@ -642,11 +642,11 @@ mod tests {
     /// The worker's side of the claim words (the same memory).
     fn claim(slot: &Slot<Channel>, task: usize) -> bool {
         let claims = Claims::new(slot.channel.claim_words());
-        claims.claim(task as u64, super::super::tag_of(task))
+        claims.claim(task as u64, super::super::tag_of(TaskId::new(task)))
     }
 
-    fn waiting(jobs: &Jobs) -> Vec<TaskId> {
-        jobs.waiting.iter().map(Job::task).collect()
+    fn waiting(jobs: &Jobs) -> Vec<usize> {
+        jobs.waiting.iter().map(|job| job.task().index()).collect()
     }
 
     #[test]
@@ -659,7 +659,10 @@ mod tests {
         let mut jobs = Jobs::default();
         jobs.requeue(&mut slot, 4);
         assert_eq!(waiting(&jobs), [1, 2, 3, 4]);
-        assert_eq!(slot.tasks.iter().copied().collect::<Vec<_>>(), [0]);
+        assert_eq!(
+            slot.tasks.iter().map(|t| t.index()).collect::<Vec<_>>(),
+            [0]
+        );
         let worker = slot.worker.as_ref().unwrap();
         assert_eq!((worker.args.len(), worker.bytes, worker.unsent), (1, 1, 0));
     }
