@@ -14,8 +14,6 @@ use bytemuck::Pod;
 
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
-#[cfg(feature = "alloc")]
-use crate::wire::{self, Encoder};
 use crate::wire::{
     error_payload, Conn, Event, Header, Kind, ProtoError, FLAG_ACK_REQUESTED, FLAG_END,
     MAX_ERROR_PAYLOAD, READ_AHEAD,
@@ -40,6 +38,14 @@ pub use ring::answer_paths;
 pub(crate) use ring::{Ring, CLAIM_WORDS};
 #[cfg(feature = "alloc")]
 use worker::{LoopFrame, WorkerTask};
+
+/// A channel's output not written yet: acknowledgements, and (with
+/// `alloc`) the frames an outbox holds. Without an allocator there is no
+/// outbox, and every write empties it: one acknowledgement fits.
+#[cfg(feature = "alloc")]
+type Out = Vec<u8>;
+#[cfg(not(feature = "alloc"))]
+type Out = heapless::Vec<u8, { crate::wire::HEADER_LEN }>;
 
 /// How long a receive that saw the peer hang up waits for the peer process to
 /// become waitable: the kernel closes a dying process's descriptors just
@@ -130,13 +136,12 @@ pub struct Channel {
     /// The created process, seen from its creator: it owns the pid, the
     /// wait status and the collection; the channel only forwards.
     process: Option<OwnedChild>,
-    /// The protocol without I/O: frame numbers, acknowledgements, the
-    /// decoder (a partial frame, a pending message), the peer's last error.
-    /// The channel writes every frame itself (no copy), so its connection
-    /// keeps no output buffer.
-    conn: Conn<heapless::Vec<u8, 0>>,
-    /// Why the channel ended (end of stream or a malformed frame); sticky.
-    ended: Option<Error>,
+    /// The protocol without I/O: frame numbers, acknowledgements, the end
+    /// state, the decoder (a partial frame, a pending message), the peer's
+    /// last error, and the output not written yet (acknowledgements; in an
+    /// outbox, the frames the socket has not taken). The channel writes a
+    /// frame's payload itself when it can (no copy).
+    conn: Conn<Out>,
     /// The end came as a stop frame (no more tasks for a reused worker).
     stopped: bool,
     /// Mark the next data frame sent as the last result of a task.
@@ -158,11 +163,8 @@ pub struct Channel {
     /// [`Channel::send_acked`]).
     #[cfg(feature = "alloc")]
     stash: VecDeque<(Header, Vec<u8>, bool)>,
-    /// In an outbox: frames the socket has not taken yet.
-    #[cfg(feature = "alloc")]
-    enc: Encoder,
     /// Monitored by an exchange: a send never waits for the socket; what it
-    /// cannot take now waits in the encoder for the exchange's next poll
+    /// cannot take now waits in the connection for the exchange's next poll
     /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
     #[cfg(feature = "alloc")]
     outbox: bool,
@@ -184,7 +186,7 @@ impl fmt::Debug for Channel {
         f.debug_struct("Channel")
             .field("fd", &self.fd.raw())
             .field("pid", &self.pid())
-            .field("ended", &self.ended)
+            .field("ended", &self.conn.end_error())
             .finish_non_exhaustive()
     }
 }
@@ -197,7 +199,6 @@ impl Channel {
             fd,
             process: child.map(OwnedChild::new),
             conn: Conn::new(),
-            ended: None,
             stopped: false,
             end_next_send: false,
             task: 0,
@@ -208,8 +209,6 @@ impl Channel {
             loop_frames: VecDeque::new(),
             #[cfg(feature = "alloc")]
             stash: VecDeque::new(),
-            #[cfg(feature = "alloc")]
-            enc: Encoder::default(),
             #[cfg(feature = "alloc")]
             outbox: false,
             #[cfg(feature = "alloc")]
@@ -315,18 +314,10 @@ impl Channel {
     /// the channel stopped being monitored goes out before anything sent
     /// later, and before a read that waits for the peer.
     pub(crate) fn send_held(&mut self) -> Result<()> {
-        #[cfg(feature = "alloc")]
-        if !self.enc.unwritten().is_empty() {
-            let sent = sys::send_vectored(&self.fd, &[self.enc.unwritten()]);
-            // Written, or lost with the peer: either way not held any more.
-            self.enc.written(usize::MAX);
-            return match sent {
-                Ok(()) => Ok(()),
-                Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
-                Err(e) => Err(e.into()),
-            };
+        match self.conn.pending().is_empty() {
+            true => Ok(()),
+            false => self.write_out(&[], &[]),
         }
-        Ok(())
     }
 
     /// Writes what the socket takes now of the frames held back, without
@@ -334,12 +325,12 @@ impl Channel {
     /// held is dropped).
     #[cfg(feature = "alloc")]
     pub(crate) fn poll_flush(&mut self) -> Result<bool> {
-        while !self.enc.unwritten().is_empty() {
-            match sys::send_some(&self.fd, &[self.enc.unwritten()]) {
+        while !self.conn.pending().is_empty() {
+            match sys::send_some(&self.fd, &[self.conn.pending()]) {
                 Ok(0) => return Ok(false),
-                Ok(n) => self.enc.written(n),
+                Ok(n) => self.conn.written(n),
                 Err(e) => {
-                    self.enc.written(usize::MAX);
+                    self.conn.written(usize::MAX);
                     return Err(match e {
                         Errno::PIPE | Errno::CONNRESET => self.peer_gone(),
                         e => e.into(),
@@ -352,10 +343,7 @@ impl Channel {
 
     /// True while frames wait to be written.
     pub(crate) fn wants_write(&self) -> bool {
-        #[cfg(feature = "alloc")]
-        return !self.enc.unwritten().is_empty();
-        #[cfg(not(feature = "alloc"))]
-        false
+        !self.conn.pending().is_empty()
     }
 
     /// Monitored by an exchange (or not any more): sends never wait for the
@@ -515,34 +503,30 @@ impl Channel {
     /// Sends one frame with the next frame number; returns that number.
     /// Data and args payloads are bounded by the maximum message size.
     pub(crate) fn send_frame(&mut self, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
+        #[cfg(feature = "alloc")]
+        if self.outbox {
+            let seq = self.conn.send(kind, flags, self.task, payload)?;
+            return self.poll_flush().map(|_| seq);
+        }
         let header = self.conn.header(kind, flags, self.task, payload.len())?;
-        self.write_frame(header, payload)?;
+        self.write_out(&header.encode(), payload)?;
         Ok(header.seq)
     }
 
-    /// Writes one frame as given.
-    fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
-        #[cfg(feature = "alloc")]
-        {
-            if self.outbox {
-                self.enc.queue(&header, payload);
-                return self.poll_flush().map(drop);
-            }
-            // What is held goes first.
-            self.send_held()?;
-        }
-        self.write_all(&[&header.encode(), payload])
-    }
-
-    /// Writes `parts` in order; a closed peer becomes how it ended.
-    fn write_all(&mut self, parts: &[&[u8]]) -> Result<()> {
+    /// Writes what the connection holds (it goes first), then `header` and
+    /// `payload`, waiting for the socket; a closed peer becomes how it
+    /// ended. What was held is written or lost with the peer: either way
+    /// it is not held any more.
+    fn write_out(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
+        let parts = [self.conn.pending(), header, payload];
         #[cfg(feature = "alloc")]
         let sent = match &mut self.answers_out {
-            Some(ring) => ring.write(&self.fd, parts),
-            None => sys::send_vectored(&self.fd, parts),
+            Some(ring) => ring.write(&self.fd, &parts),
+            None => sys::send_vectored(&self.fd, &parts),
         };
         #[cfg(not(feature = "alloc"))]
-        let sent = sys::send_vectored(&self.fd, parts);
+        let sent = sys::send_vectored(&self.fd, &parts);
+        self.conn.written(usize::MAX);
         match sent {
             Ok(()) => Ok(()),
             Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
@@ -644,7 +628,7 @@ impl Channel {
     /// Waits until a message (or the end of the channel) can be received
     /// without blocking, or `timeout_ms` passes. Returns whether it can.
     pub fn wait_readable(&self, timeout_ms: i32) -> Result<bool> {
-        if self.has_buffered() || self.ended.is_some() || self.sleep_ready() {
+        if self.has_buffered() || self.is_ended() || self.sleep_ready() {
             return Ok(true);
         }
         let mut fds = [PollFd::new(&self.fd, POLLIN)];
@@ -687,7 +671,7 @@ impl Channel {
         if let Some(header) = self.conn.decoder().pending() {
             return Ok(Frame::Message(header));
         }
-        if let Some(e) = self.ended {
+        if let Some(e) = self.conn.end_error() {
             return Err(e);
         }
         #[cfg(feature = "alloc")]
@@ -876,7 +860,6 @@ impl Channel {
             Error::Closed | Error::PeerEnded { .. } | Error::Cut | Error::Protocol(_)
         ) {
             self.conn.end(e);
-            self.ended = Some(e);
         }
         e
     }
@@ -916,7 +899,7 @@ impl Channel {
 
     /// Why the channel ended, once it has.
     pub(crate) fn end_error(&self) -> Option<Error> {
-        self.ended
+        self.conn.end_error()
     }
 
     /// True while a message's header is read but its payload is not.
@@ -926,7 +909,7 @@ impl Channel {
 
     /// True once the channel has ended (end of stream or a malformed frame).
     pub fn is_ended(&self) -> bool {
-        self.ended.is_some()
+        self.conn.end_error().is_some()
     }
 
     /// Sends an args frame: task `task` for a reused worker.
@@ -947,11 +930,8 @@ impl Channel {
     where
         I: Iterator<Item = (u64, &'a [u8])> + Clone,
     {
-        let len = wire::batch_len(tasks.clone().map(|(_, args)| args.len()));
-        let first = tasks.clone().next().map_or(0, |(task, _)| task);
-        let header = self.conn.header(Kind::Batch, 0, first, len)?;
         // What is held goes first; the batch is written after it.
-        self.enc.queue_batch(&header, count, tasks);
+        self.conn.send_batch(count, tasks)?;
         if self.outbox {
             self.poll_flush().map(drop)
         } else {
@@ -1036,11 +1016,21 @@ impl Channel {
         self.send_ack(header.seq);
     }
 
-    /// Sends an acknowledgement of frame `seq`.
+    /// Sends an acknowledgement of frame `seq` (queued by the connection,
+    /// then written as any frame is).
     fn send_ack(&mut self, seq: u32) {
+        // Room was made by the last write: nothing is held but in an outbox.
+        if self.conn.ack(seq).is_err() {
+            return;
+        }
         // The peer may already be gone; the frame itself was received, and
         // a failed write shows again at the next send or receive.
-        best_effort(self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]));
+        #[cfg(feature = "alloc")]
+        if self.outbox {
+            best_effort(self.poll_flush());
+            return;
+        }
+        best_effort(self.send_held());
     }
 
     /// Sends an error frame with `flags`; returns its frame number.

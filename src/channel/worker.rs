@@ -59,7 +59,7 @@ impl Channel {
                 Some(LoopFrame::Stop) => return Err(self.end_on(Error::Closed)),
                 None => {}
             }
-            if let Some(e) = self.ended {
+            if let Some(e) = self.conn.end_error() {
                 return Err(e);
             }
             if let Frame::Message(header) = self.read_frame(Deadline::after(-1))? {
@@ -88,8 +88,9 @@ impl Channel {
                 return Err(Error::Closed);
             }
             let frame = match self.read_frame(deadline) {
+                // The stream stays ended; the loop sees it after the
+                // frames kept for it.
                 Err(Error::Closed) if self.stopped => {
-                    self.ended = None;
                     self.stopped = false;
                     self.loop_frames.push_back(LoopFrame::Stop);
                     continue;

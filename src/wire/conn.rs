@@ -19,6 +19,8 @@
 
 use crate::error::{Error, RemoteError};
 
+#[cfg(feature = "alloc")]
+use super::HEADER_LEN;
 use super::{
     decode_error, Decoder, Header, Kind, Next, ProtoError, FLAG_ACK_REQUESTED, FLAG_END,
     MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT,
@@ -452,7 +454,7 @@ impl<B: OutBuf> Conn<B> {
     /// The driver wrote `n` bytes of [`Conn::pending`]; once all are, the
     /// buffer is reused.
     pub fn written(&mut self, n: usize) {
-        self.sent = (self.sent + n).min(self.out.bytes().len());
+        self.sent = self.sent.saturating_add(n).min(self.out.bytes().len());
         if self.sent == self.out.bytes().len() {
             self.out.clear();
             self.sent = 0;
@@ -492,6 +494,31 @@ impl<B: OutBuf> Conn<B> {
         self.dec.abandon();
         self.ended = Some(e);
         e
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Conn<alloc::vec::Vec<u8>> {
+    /// Queues one batch frame of `count` tasks (tag, arguments), built in
+    /// place behind what is pending (no copy of the arguments but this
+    /// one); its header names the first task. Returns its frame number.
+    /// [`Error::TooBig`] over the maximum message size, [`Error::Busy`]
+    /// when no memory is left for it.
+    pub fn send_batch<'a, I>(&mut self, count: u32, tasks: I) -> Result<u32, Error>
+    where
+        I: Iterator<Item = (u64, &'a [u8])> + Clone,
+    {
+        let len = super::batch_len(tasks.clone().map(|(_, args)| args.len()));
+        let first = tasks.clone().next().map_or(0, |(task, _)| task);
+        let seq = self.next_seq;
+        let header = self.header(Kind::Batch, 0, first, len)?;
+        if self.out.try_reserve(HEADER_LEN + len).is_err() {
+            self.next_seq = seq; // not sent: the number is not taken
+            return Err(Error::Busy);
+        }
+        self.out.extend_from_slice(&header.encode());
+        super::encode_batch(&mut self.out, count, tasks);
+        Ok(seq)
     }
 }
 
@@ -681,5 +708,32 @@ mod tests {
         a.send(Kind::Data, 0, 0, &big).unwrap();
         a.send(Kind::Data, 0, 0, &big).unwrap();
         assert_eq!(a.pending().len(), 2 * (HEADER_LEN + big.len()));
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn a_batch_is_one_frame_naming_its_first_task() {
+        let mut a: Conn<alloc::vec::Vec<u8>> = Conn::new();
+        let mut b: Conn<alloc::vec::Vec<u8>> = Conn::new();
+        let tasks: [(u64, &[u8]); 2] = [(3, b"ab"), (4, b"c")];
+        assert_eq!(a.send_batch(2, tasks.iter().copied()), Ok(1));
+        let n = a.pending().len();
+        b.spare()[..n].copy_from_slice(a.pending());
+        b.filled(n);
+        a.written(usize::MAX);
+        assert!(a.pending().is_empty());
+        let Ok(Event::Message(header)) = b.poll() else {
+            panic!("a batch")
+        };
+        assert_eq!((header.kind, header.task, header.seq), (Kind::Batch, 3, 1));
+        let payload = b.decoder_mut().whole_payload().unwrap();
+        let back: alloc::vec::Vec<_> = crate::wire::decode_batch(payload).unwrap().collect();
+        assert_eq!(back, tasks);
+        a.set_max_message(4).unwrap();
+        assert!(matches!(
+            a.send_batch(2, tasks.iter().copied()),
+            Err(Error::TooBig { .. })
+        ));
+        assert_eq!(a.next_seq(), 2, "a refused batch takes no number");
     }
 }
