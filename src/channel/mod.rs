@@ -14,6 +14,8 @@ use bytemuck::Pod;
 
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
+#[cfg(feature = "alloc")]
+use crate::wire::Route;
 use crate::wire::{
     error_payload, Conn, Event, Header, Kind, ProtoError, FLAG_ACK_REQUESTED, FLAG_END,
     MAX_ERROR_PAYLOAD, READ_AHEAD,
@@ -36,8 +38,6 @@ pub(crate) use policy::StreamPolicy;
 pub use ring::answer_paths;
 #[cfg(feature = "alloc")]
 pub(crate) use ring::{Ring, CLAIM_WORDS};
-#[cfg(feature = "alloc")]
-use worker::{LoopFrame, WorkerTask};
 
 /// A channel's output not written yet: acknowledgements, and (with
 /// `alloc`) the frames an outbox holds. Without an allocator there is no
@@ -142,27 +142,16 @@ pub struct Channel {
     /// outbox, the frames the socket has not taken). The channel writes a
     /// frame's payload itself when it can (no copy).
     conn: Conn<Out>,
-    /// The end came as a stop frame (no more tasks for a reused worker).
-    stopped: bool,
-    /// Mark the next data frame sent as the last result of a task.
-    end_next_send: bool,
-    /// The task this side's frames belong to (the header's `task` field):
-    /// set by a reused worker's loop for each task, and on a creator's side
-    /// by each data frame taken, so that a reply goes to the task that asked.
-    task: u64,
     /// What was taken, for the exchange monitoring this channel.
     marks: Marks,
-    /// In a reused worker, while its callable runs: the task.
+    /// Messages read past and kept, oldest first, with their headers and
+    /// whether their acknowledgement is still due: those that arrived
+    /// while [`Channel::send_acked`] waited for its acknowledgement, and in
+    /// a reused worker the loop's frames (args, batch) that a task's
+    /// receive read past (the connection's task filter says whose each one
+    /// is: see `worker`).
     #[cfg(feature = "alloc")]
-    worker: Option<WorkerTask>,
-    /// Args and stop frames a callable's receive met, kept for the loop.
-    #[cfg(feature = "alloc")]
-    loop_frames: VecDeque<LoopFrame>,
-    /// Messages that arrived while `send_acked` waited for its ack, with
-    /// their headers and whether their acknowledgement is still due (see
-    /// [`Channel::send_acked`]).
-    #[cfg(feature = "alloc")]
-    stash: VecDeque<(Header, Vec<u8>, bool)>,
+    kept: VecDeque<(Header, Vec<u8>, bool)>,
     /// Monitored by an exchange: a send never waits for the socket; what it
     /// cannot take now waits in the connection for the exchange's next poll
     /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
@@ -199,16 +188,9 @@ impl Channel {
             fd,
             process: child.map(OwnedChild::new),
             conn: Conn::new(),
-            stopped: false,
-            end_next_send: false,
-            task: 0,
             marks: Marks::default(),
             #[cfg(feature = "alloc")]
-            worker: None,
-            #[cfg(feature = "alloc")]
-            loop_frames: VecDeque::new(),
-            #[cfg(feature = "alloc")]
-            stash: VecDeque::new(),
+            kept: VecDeque::new(),
             #[cfg(feature = "alloc")]
             outbox: false,
             #[cfg(feature = "alloc")]
@@ -370,7 +352,7 @@ impl Channel {
     /// True when a message can be taken without reading the socket.
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
-        if !self.stash.is_empty() || !self.loop_frames.is_empty() {
+        if !self.kept.is_empty() {
             return true;
         }
         #[cfg(feature = "alloc")]
@@ -420,16 +402,7 @@ impl Channel {
     /// [`Error::PeerEnded`] (a created process that died) or [`Error::Cut`];
     /// other failures are OS errors.
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
-        let flags = if self.end_next_send { FLAG_END } else { 0 };
-        self.send_frame(Kind::Data, flags, data)?;
-        let answer = core::mem::replace(&mut self.end_next_send, false);
-        #[cfg(feature = "alloc")]
-        if let (true, Some(worker)) = (answer, &mut self.worker) {
-            worker.answered = true;
-        }
-        #[cfg(not(feature = "alloc"))]
-        let _ = answer; // no reused workers
-        Ok(())
+        self.send_frame(Kind::Data, 0, data).map(drop)
     }
 
     /// Takes the pending message into a new vector.
@@ -479,7 +452,7 @@ impl Channel {
             let Frame::Message(header) = self.next_frame(Deadline::after(-1))? else {
                 continue; // an acknowledgement: check it
             };
-            self.stash
+            self.kept
                 .try_reserve(1)
                 .map_err(|_| Error::from(Errno::NOMEM))?;
             let mut message = try_vec(header.length as usize)?;
@@ -489,7 +462,7 @@ impl Channel {
                 true => self.took_unacknowledged(header),
                 false => self.took(header),
             }
-            self.stash.push_back((header, message, hold));
+            self.kept.push_back((header, message, hold));
         }
         Ok(())
     }
@@ -503,12 +476,17 @@ impl Channel {
     /// Sends one frame with the next frame number; returns that number.
     /// Data and args payloads are bounded by the maximum message size.
     pub(crate) fn send_frame(&mut self, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
+        self.send_frame_for(self.conn.task(), kind, flags, payload)
+    }
+
+    /// [`Channel::send_frame`] naming task `task`.
+    fn send_frame_for(&mut self, task: u64, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
         #[cfg(feature = "alloc")]
         if self.outbox {
-            let seq = self.conn.send(kind, flags, self.task, payload)?;
+            let seq = self.conn.send(kind, flags, task, payload)?;
             return self.poll_flush().map(|_| seq);
         }
-        let header = self.conn.header(kind, flags, self.task, payload.len())?;
+        let header = self.conn.header(kind, flags, task, payload.len())?;
         self.write_out(&header.encode(), payload)?;
         Ok(header.seq)
     }
@@ -546,7 +524,7 @@ impl Channel {
     /// A message that has started arriving is always read to its end.
     pub fn receive_timeout(&mut self, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
-        if let Some((_, message, _)) = self.stash.front() {
+        if let Some(message) = self.kept_message() {
             let len = message.len();
             let capacity = buf.len();
             let dst = buf.get_mut(..len).ok_or(Error::TooBig {
@@ -574,7 +552,7 @@ impl Channel {
         let mut value = T::zeroed();
         let expected = core::mem::size_of::<T>();
         #[cfg(feature = "alloc")]
-        let queued = self.stash.front().map(|(_, m, _)| m.len());
+        let queued = self.kept_message().map(<[u8]>::len);
         #[cfg(not(feature = "alloc"))]
         let queued = None;
         let actual = match queued {
@@ -613,7 +591,7 @@ impl Channel {
         timeout_ms: i32,
         make: impl FnOnce(usize) -> Result<B>,
     ) -> Result<B> {
-        if let Some((_, message, _)) = self.stash.front() {
+        if let Some(message) = self.kept_message() {
             let mut buf = make(message.len())?;
             buf.as_mut().copy_from_slice(message);
             self.unstash();
@@ -650,15 +628,30 @@ impl Channel {
     /// (every receive takes it from the stash).
     #[cfg(feature = "alloc")]
     pub(crate) fn stashed_frame(&self) -> Option<Frame> {
-        let (header, _, _) = self.stash.front()?;
+        let (header, _, _) = &self.kept[self.kept_index()?];
         Some(Frame::Message(*header))
     }
 
-    /// Takes the oldest message kept by [`Channel::send_acked`] and
-    /// acknowledges it now that the program has it, if that is still due.
+    /// Where the oldest kept message a receive takes is (in a reused
+    /// worker, one for its task: see `worker`).
+    #[cfg(feature = "alloc")]
+    fn kept_index(&self) -> Option<usize> {
+        let receives =
+            |(header, _, _): &(Header, Vec<u8>, bool)| self.conn.route(header) == Route::Receive;
+        self.kept.iter().position(receives)
+    }
+
+    /// The oldest kept message a receive takes.
+    #[cfg(feature = "alloc")]
+    fn kept_message(&self) -> Option<&[u8]> {
+        Some(&self.kept[self.kept_index()?].1)
+    }
+
+    /// Takes the oldest kept message a receive takes and acknowledges it
+    /// now that the program has it, if that is still due.
     #[cfg(feature = "alloc")]
     fn unstash(&mut self) -> Option<Vec<u8>> {
-        let (header, message, due) = self.stash.pop_front()?;
+        let (header, message, due) = self.kept.remove(self.kept_index()?)?;
         if due {
             self.acknowledge(header);
         }
@@ -675,8 +668,8 @@ impl Channel {
             return Err(e);
         }
         #[cfg(feature = "alloc")]
-        if let Some(worker) = self.worker {
-            return self.next_task_frame(worker, deadline);
+        if self.conn.running().is_some() {
+            return self.next_task_frame(deadline);
         }
         self.read_frame(deadline)
     }
@@ -701,10 +694,8 @@ impl Channel {
                 let code = self.conn.remote_error().map_or(0, RemoteError::code);
                 Err(Error::Remote { code })
             }
-            Event::Stop => {
-                self.stopped = true;
-                Err(self.end_on(Error::Closed))
-            }
+            // The connection records the end: no more tasks.
+            Event::Stop => Err(self.end_on(Error::Closed)),
             Event::End(header) => {
                 // At once, even when acknowledgements are held back: the
                 // stream ends only after every frame before it was
@@ -743,17 +734,11 @@ impl Channel {
     /// the program takes the message ([`Channel::send_acked`]'s stash).
     #[inline]
     fn took_unacknowledged(&mut self, header: Header) {
-        self.conn.message_taken(false);
+        // On a creator's side, replies now go to the message's task.
+        self.conn.took(header, false);
         if header.kind == Kind::Data {
             self.marks
                 .record(header.task, 1, header.flags & FLAG_END != 0, false);
-            #[cfg(feature = "alloc")]
-            let in_worker = self.worker.is_some();
-            #[cfg(not(feature = "alloc"))]
-            let in_worker = false;
-            if !in_worker {
-                self.task = header.task;
-            }
         }
     }
 
@@ -915,10 +900,7 @@ impl Channel {
     /// Sends an args frame: task `task` for a reused worker.
     #[cfg(feature = "alloc")]
     pub(crate) fn send_args(&mut self, task: u64, args: &[u8]) -> Result<()> {
-        let replies_to = core::mem::replace(&mut self.task, task);
-        let sent = self.send_frame(Kind::Args, 0, args);
-        self.task = replies_to;
-        sent.map(drop)
+        self.send_frame_for(task, Kind::Args, 0, args).map(drop)
     }
 
     /// Sends one batch frame: `count` tasks (tag, arguments) for a reused

@@ -24,6 +24,8 @@ pub mod records;
 #[cfg(feature = "alloc")]
 mod results;
 mod slots;
+#[cfg(feature = "alloc")]
+mod worker;
 
 use core::borrow::{Borrow, BorrowMut};
 
