@@ -622,7 +622,7 @@ impl Conn<alloc::vec::Vec<u8>> {
     /// one); its header names the first task. Returns its frame number.
     /// [`Error::TooBig`] over the maximum message size, [`Error::Busy`]
     /// when no memory is left for it.
-    pub fn send_batch<'a, I>(&mut self, count: u32, tasks: I) -> Result<u32, Error>
+    pub(crate) fn send_batch<'a, I>(&mut self, count: u32, tasks: I) -> Result<u32, Error>
     where
         I: Iterator<Item = (u64, &'a [u8])> + Clone,
     {
