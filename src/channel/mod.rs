@@ -5,6 +5,17 @@
 //! sent just before a process exits is still delivered. Receives read ahead
 //! into a small buffer (one system call per small message) and never lose a
 //! message: a buffer that is too small leaves it queued for the next call.
+//!
+//! A [`Channel`] is a blocking driver: a descriptor, a [`Conn`] (the
+//! protocol without I/O: frame numbers, acknowledgements, the end state,
+//! the task its frames name, a reused task's end mark and filter) and the
+//! created process, if any. Besides those it keeps only what a driver of a
+//! descriptor must: the messages it read past (`kept`), the shared-memory
+//! ring of a reused worker (`ring`), and the hooks of the layers that
+//! monitor it without owning its receives: the marks an exchange collects
+//! (`marks`: the program itself may receive from a monitored channel), its
+//! outbox mode, and a persistent connection's `StreamPolicy`. A reused
+//! worker's loop keeps its own state (the exchange's `worker` module).
 
 #[cfg(feature = "alloc")]
 use alloc::{collections::VecDeque, vec::Vec};

@@ -6,7 +6,7 @@
 //! args frame for a single task), one frame and one write per chunk. Each
 //! worker runs its callable once per task and keeps tasks queued in its
 //! socket, so throughput is not one round trip per task. It answers through
-//! a ring in memory shared with this process (see [`work`] and
+//! a ring in memory shared with this process (see [`work`](super::worker::work) and
 //! `channel::ring`): no system call per answer, and every answer published
 //! arrives even if the worker dies. A task started while every worker is busy waits for
 //! the next chunk, which goes out when results come in. How many is sized
