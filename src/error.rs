@@ -3,7 +3,7 @@
 use core::ffi::CStr;
 use core::fmt;
 
-use crate::sys::{Errno, Pid, WaitStatus};
+use crate::os::{Errno, Pid, WaitStatus};
 
 macro_rules! library_codes {
     ($($(#[$doc:meta])* $name:ident = $code:literal, $text:literal;)*) => {
@@ -68,7 +68,7 @@ pub fn describe(code: i32) -> &'static CStr {
     match code.checked_neg() {
         // Linux errno values end at 133 (EHWPOISON); strerror's text for an
         // unknown value lives in a shared buffer, so those get a fixed text.
-        Some(errno @ 1..=133) => crate::sys::strerror(errno),
+        Some(errno @ 1..=133) => Errno(errno).text(),
         _ => c"unknown error code",
     }
 }

@@ -47,6 +47,7 @@ extern crate alloc;
 pub mod channel;
 pub mod error;
 pub mod exchange;
+mod os;
 #[cfg(feature = "alloc")]
 pub mod persistent;
 pub mod process;
@@ -67,6 +68,7 @@ pub use exchange::records::pmap_records;
 #[cfg(feature = "alloc")]
 pub use exchange::{pmap, records, Managed, Map, Outcome, Queue, TaskError};
 pub use exchange::{Exchange, Limit, Options, StoreData, TaskId};
+pub use os::{Errno, Pid, WaitStatus};
 #[cfg(feature = "alloc")]
 pub use persistent::{
     close_streams, connect_persistent, create_persistent, start_persistent, AsAddress, ConnectError,
@@ -75,7 +77,6 @@ pub use process::{
     allow_fork_with_threads, create, create_unchecked, exit, number_of_cores, start,
     start_unchecked, waitall, Created,
 };
-pub use sys::{Errno, Pid, WaitStatus};
 
 /// Safe Rust cannot reach the C ABI or the system layer: neither compiles
 /// (the `pp_*` functions exist only as the C libraries' exports).

@@ -96,6 +96,6 @@ impl Channel {
 
     /// On a creator's side: what is sent from now on goes to task `task`.
     pub(crate) fn reply_to(&mut self, task: u64) {
-        self.task = task;
+        self.conn.reply_to(task);
     }
 }

@@ -5,6 +5,17 @@
 //! sent just before a process exits is still delivered. Receives read ahead
 //! into a small buffer (one system call per small message) and never lose a
 //! message: a buffer that is too small leaves it queued for the next call.
+//!
+//! A [`Channel`] is a blocking driver: a descriptor, a [`Conn`] (the
+//! protocol without I/O: frame numbers, acknowledgements, the end state,
+//! the task its frames name, a reused task's end mark and filter) and the
+//! created process, if any. Besides those it keeps only what a driver of a
+//! descriptor must: the messages it read past (`kept`), the shared-memory
+//! ring of a reused worker (`ring`), and the hooks of the layers that
+//! monitor it without owning its receives: the marks an exchange collects
+//! (`marks`: the program itself may receive from a monitored channel), its
+//! outbox mode, and a persistent connection's `StreamPolicy`. A reused
+//! worker's loop keeps its own state (the exchange's `worker` module).
 
 #[cfg(feature = "alloc")]
 use alloc::{collections::VecDeque, vec::Vec};
@@ -15,7 +26,7 @@ use bytemuck::Pod;
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
 #[cfg(feature = "alloc")]
-use crate::wire::{self, Encoder};
+use crate::wire::Route;
 use crate::wire::{
     error_payload, Conn, Event, Header, Kind, ProtoError, FLAG_ACK_REQUESTED, FLAG_END,
     MAX_ERROR_PAYLOAD, READ_AHEAD,
@@ -36,8 +47,14 @@ pub(crate) use policy::StreamPolicy;
 pub use ring::answer_paths;
 #[cfg(feature = "alloc")]
 pub(crate) use ring::{Ring, CLAIM_WORDS};
+
+/// A channel's output not written yet: acknowledgements, and (with
+/// `alloc`) the frames an outbox holds. Without an allocator there is no
+/// outbox, and every write empties it: one acknowledgement fits.
 #[cfg(feature = "alloc")]
-use worker::{LoopFrame, WorkerTask};
+type Out = Vec<u8>;
+#[cfg(not(feature = "alloc"))]
+type Out = heapless::Vec<u8, { crate::wire::HEADER_LEN }>;
 
 /// How long a receive that saw the peer hang up waits for the peer process to
 /// become waitable: the kernel closes a dying process's descriptors just
@@ -128,39 +145,24 @@ pub struct Channel {
     /// The created process, seen from its creator: it owns the pid, the
     /// wait status and the collection; the channel only forwards.
     process: Option<OwnedChild>,
-    /// The protocol without I/O: frame numbers, acknowledgements, the
-    /// decoder (a partial frame, a pending message), the peer's last error.
-    /// The channel writes every frame itself (no copy), so its connection
-    /// keeps no output buffer.
-    conn: Conn<heapless::Vec<u8, 0>>,
-    /// Why the channel ended (end of stream or a malformed frame); sticky.
-    ended: Option<Error>,
-    /// The end came as a stop frame (no more tasks for a reused worker).
-    stopped: bool,
-    /// Mark the next data frame sent as the last result of a task.
-    end_next_send: bool,
-    /// The task this side's frames belong to (the header's `task` field):
-    /// set by a reused worker's loop for each task, and on a creator's side
-    /// by each data frame taken, so that a reply goes to the task that asked.
-    task: u64,
+    /// The protocol without I/O: frame numbers, acknowledgements, the end
+    /// state, the decoder (a partial frame, a pending message), the peer's
+    /// last error, and the output not written yet (acknowledgements; in an
+    /// outbox, the frames the socket has not taken). The channel writes a
+    /// frame's payload itself when it can (no copy).
+    conn: Conn<Out>,
     /// What was taken, for the exchange monitoring this channel.
     marks: TakenByTask,
-    /// In a reused worker, while its callable runs: the task.
+    /// Messages read past and kept, oldest first, with their headers and
+    /// whether their acknowledgement is still due: those that arrived
+    /// while [`Channel::send_acked`] waited for its acknowledgement, and in
+    /// a reused worker the loop's frames (args, batch) that a task's
+    /// receive read past (the connection's task filter says whose each one
+    /// is: see `worker`).
     #[cfg(feature = "alloc")]
-    worker: Option<WorkerTask>,
-    /// Args and stop frames a callable's receive met, kept for the loop.
-    #[cfg(feature = "alloc")]
-    loop_frames: VecDeque<LoopFrame>,
-    /// Messages that arrived while `send_acked` waited for its ack, with
-    /// their headers and whether their acknowledgement is still due (see
-    /// [`Channel::send_acked`]).
-    #[cfg(feature = "alloc")]
-    stash: VecDeque<(Header, Vec<u8>, bool)>,
-    /// In an outbox: frames the socket has not taken yet.
-    #[cfg(feature = "alloc")]
-    enc: Encoder,
+    kept: VecDeque<(Header, Vec<u8>, bool)>,
     /// Monitored by an exchange: a send never waits for the socket; what it
-    /// cannot take now waits in the encoder for the exchange's next poll
+    /// cannot take now waits in the connection for the exchange's next poll
     /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
     #[cfg(feature = "alloc")]
     outbox: bool,
@@ -182,7 +184,7 @@ impl fmt::Debug for Channel {
         f.debug_struct("Channel")
             .field("fd", &self.fd.raw())
             .field("pid", &self.pid())
-            .field("ended", &self.ended)
+            .field("ended", &self.conn.end_error())
             .finish_non_exhaustive()
     }
 }
@@ -195,19 +197,9 @@ impl Channel {
             fd,
             process: child.map(OwnedChild::new),
             conn: Conn::new(),
-            ended: None,
-            stopped: false,
-            end_next_send: false,
-            task: 0,
             marks: TakenByTask::default(),
             #[cfg(feature = "alloc")]
-            worker: None,
-            #[cfg(feature = "alloc")]
-            loop_frames: VecDeque::new(),
-            #[cfg(feature = "alloc")]
-            stash: VecDeque::new(),
-            #[cfg(feature = "alloc")]
-            enc: Encoder::default(),
+            kept: VecDeque::new(),
             #[cfg(feature = "alloc")]
             outbox: false,
             #[cfg(feature = "alloc")]
@@ -321,18 +313,10 @@ impl Channel {
     /// the channel stopped being monitored goes out before anything sent
     /// later, and before a read that waits for the peer.
     pub(crate) fn send_held(&mut self) -> Result<()> {
-        #[cfg(feature = "alloc")]
-        if !self.enc.unwritten().is_empty() {
-            let sent = sys::send_vectored(&self.fd, &[self.enc.unwritten()]);
-            // Written, or lost with the peer: either way not held any more.
-            self.enc.written(usize::MAX);
-            return match sent {
-                Ok(()) => Ok(()),
-                Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
-                Err(e) => Err(e.into()),
-            };
+        match self.conn.pending().is_empty() {
+            true => Ok(()),
+            false => self.write_out(&[], &[]),
         }
-        Ok(())
     }
 
     /// Writes what the socket takes now of the frames held back, without
@@ -340,12 +324,12 @@ impl Channel {
     /// held is dropped).
     #[cfg(feature = "alloc")]
     pub(crate) fn poll_flush(&mut self) -> Result<bool> {
-        while !self.enc.unwritten().is_empty() {
-            match sys::send_some(&self.fd, &[self.enc.unwritten()]) {
+        while !self.conn.pending().is_empty() {
+            match sys::send_some(&self.fd, &[self.conn.pending()]) {
                 Ok(0) => return Ok(false),
-                Ok(n) => self.enc.written(n),
+                Ok(n) => self.conn.written(n),
                 Err(e) => {
-                    self.enc.written(usize::MAX);
+                    self.conn.written(usize::MAX);
                     return Err(match e {
                         Errno::PIPE | Errno::CONNRESET => self.peer_gone(),
                         e => e.into(),
@@ -358,10 +342,7 @@ impl Channel {
 
     /// True while frames wait to be written.
     pub(crate) fn wants_write(&self) -> bool {
-        #[cfg(feature = "alloc")]
-        return !self.enc.unwritten().is_empty();
-        #[cfg(not(feature = "alloc"))]
-        false
+        !self.conn.pending().is_empty()
     }
 
     /// Monitored by an exchange (or not any more): sends never wait for the
@@ -388,7 +369,7 @@ impl Channel {
     /// True when a message can be taken without reading the socket.
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
-        if !self.stash.is_empty() || !self.loop_frames.is_empty() {
+        if !self.kept.is_empty() {
             return true;
         }
         #[cfg(feature = "alloc")]
@@ -438,16 +419,7 @@ impl Channel {
     /// [`Error::PeerEnded`] (a created process that died) or [`Error::StreamBroken`];
     /// other failures are OS errors.
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
-        let flags = if self.end_next_send { FLAG_END } else { 0 };
-        self.send_frame(Kind::Data, flags, data)?;
-        let answer = core::mem::replace(&mut self.end_next_send, false);
-        #[cfg(feature = "alloc")]
-        if let (true, Some(worker)) = (answer, &mut self.worker) {
-            worker.answered = true;
-        }
-        #[cfg(not(feature = "alloc"))]
-        let _ = answer; // no reused workers
-        Ok(())
+        self.send_frame(Kind::Data, 0, data).map(drop)
     }
 
     /// Takes the pending message into a new vector.
@@ -497,7 +469,7 @@ impl Channel {
             let Frame::Message(header) = self.next_frame(Deadline::after(-1))? else {
                 continue; // an acknowledgement: check it
             };
-            self.stash
+            self.kept
                 .try_reserve(1)
                 .map_err(|_| Error::from(Errno::NOMEM))?;
             let mut message = try_vec(header.length as usize)?;
@@ -507,7 +479,7 @@ impl Channel {
                 true => self.took_unacknowledged(header),
                 false => self.took(header),
             }
-            self.stash.push_back((header, message, hold));
+            self.kept.push_back((header, message, hold));
         }
         Ok(())
     }
@@ -521,34 +493,35 @@ impl Channel {
     /// Sends one frame with the next frame number; returns that number.
     /// Data and args payloads are bounded by the maximum message size.
     pub(crate) fn send_frame(&mut self, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
-        let header = self.conn.header(kind, flags, self.task, payload.len())?;
-        self.write_frame(header, payload)?;
+        self.send_frame_for(self.conn.task(), kind, flags, payload)
+    }
+
+    /// [`Channel::send_frame`] naming task `task`.
+    fn send_frame_for(&mut self, task: u64, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
+        #[cfg(feature = "alloc")]
+        if self.outbox {
+            let seq = self.conn.send(kind, flags, task, payload)?;
+            return self.poll_flush().map(|_| seq);
+        }
+        let header = self.conn.header(kind, flags, task, payload.len())?;
+        self.write_out(&header.encode(), payload)?;
         Ok(header.seq)
     }
 
-    /// Writes one frame as given.
-    fn write_frame(&mut self, header: Header, payload: &[u8]) -> Result<()> {
-        #[cfg(feature = "alloc")]
-        {
-            if self.outbox {
-                self.enc.queue(&header, payload);
-                return self.poll_flush().map(drop);
-            }
-            // What is held goes first.
-            self.send_held()?;
-        }
-        self.write_all(&[&header.encode(), payload])
-    }
-
-    /// Writes `parts` in order; a closed peer becomes how it ended.
-    fn write_all(&mut self, parts: &[&[u8]]) -> Result<()> {
+    /// Writes what the connection holds (it goes first), then `header` and
+    /// `payload`, waiting for the socket; a closed peer becomes how it
+    /// ended. What was held is written or lost with the peer: either way
+    /// it is not held any more.
+    fn write_out(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
+        let parts = [self.conn.pending(), header, payload];
         #[cfg(feature = "alloc")]
         let sent = match &mut self.answers_out {
-            Some(ring) => ring.write(&self.fd, parts),
-            None => sys::send_vectored(&self.fd, parts),
+            Some(ring) => ring.write(&self.fd, &parts),
+            None => sys::send_vectored(&self.fd, &parts),
         };
         #[cfg(not(feature = "alloc"))]
-        let sent = sys::send_vectored(&self.fd, parts);
+        let sent = sys::send_vectored(&self.fd, &parts);
+        self.conn.written(usize::MAX);
         match sent {
             Ok(()) => Ok(()),
             Err(Errno::PIPE | Errno::CONNRESET) => Err(self.peer_gone()),
@@ -568,7 +541,7 @@ impl Channel {
     /// A message that has started arriving is always read to its end.
     pub fn receive_timeout(&mut self, buf: &mut [u8], timeout_ms: i32) -> Result<usize> {
         #[cfg(feature = "alloc")]
-        if let Some((_, message, _)) = self.stash.front() {
+        if let Some(message) = self.kept_message() {
             let len = message.len();
             let capacity = buf.len();
             let dst = buf.get_mut(..len).ok_or(Error::TooBig {
@@ -596,7 +569,7 @@ impl Channel {
         let mut value = T::zeroed();
         let expected = core::mem::size_of::<T>();
         #[cfg(feature = "alloc")]
-        let queued = self.stash.front().map(|(_, m, _)| m.len());
+        let queued = self.kept_message().map(<[u8]>::len);
         #[cfg(not(feature = "alloc"))]
         let queued = None;
         let actual = match queued {
@@ -635,7 +608,7 @@ impl Channel {
         timeout_ms: i32,
         make: impl FnOnce(usize) -> Result<B>,
     ) -> Result<B> {
-        if let Some((_, message, _)) = self.stash.front() {
+        if let Some(message) = self.kept_message() {
             let mut buf = make(message.len())?;
             buf.as_mut().copy_from_slice(message);
             self.unstash();
@@ -650,7 +623,7 @@ impl Channel {
     /// Waits until a message (or the end of the channel) can be received
     /// without blocking, or `timeout_ms` passes. Returns whether it can.
     pub fn wait_readable(&self, timeout_ms: i32) -> Result<bool> {
-        if self.has_buffered() || self.ended.is_some() || self.sleep_ready() {
+        if self.has_buffered() || self.is_ended() || self.sleep_ready() {
             return Ok(true);
         }
         let mut fds = [PollFd::new(&self.fd, POLLIN)];
@@ -672,15 +645,30 @@ impl Channel {
     /// (every receive takes it from the stash).
     #[cfg(feature = "alloc")]
     pub(crate) fn stashed_frame(&self) -> Option<Frame> {
-        let (header, _, _) = self.stash.front()?;
+        let (header, _, _) = &self.kept[self.kept_index()?];
         Some(Frame::Message(*header))
     }
 
-    /// Takes the oldest message kept by [`Channel::send_acked`] and
-    /// acknowledges it now that the program has it, if that is still due.
+    /// Where the oldest kept message a receive takes is (in a reused
+    /// worker, one for its task: see `worker`).
+    #[cfg(feature = "alloc")]
+    fn kept_index(&self) -> Option<usize> {
+        let receives =
+            |(header, _, _): &(Header, Vec<u8>, bool)| self.conn.route(header) == Route::Receive;
+        self.kept.iter().position(receives)
+    }
+
+    /// The oldest kept message a receive takes.
+    #[cfg(feature = "alloc")]
+    fn kept_message(&self) -> Option<&[u8]> {
+        Some(&self.kept[self.kept_index()?].1)
+    }
+
+    /// Takes the oldest kept message a receive takes and acknowledges it
+    /// now that the program has it, if that is still due.
     #[cfg(feature = "alloc")]
     fn unstash(&mut self) -> Option<Vec<u8>> {
-        let (header, message, due) = self.stash.pop_front()?;
+        let (header, message, due) = self.kept.remove(self.kept_index()?)?;
         if due {
             self.acknowledge(header);
         }
@@ -693,12 +681,12 @@ impl Channel {
         if let Some(header) = self.conn.decoder().pending() {
             return Ok(Frame::Message(header));
         }
-        if let Some(e) = self.ended {
+        if let Some(e) = self.conn.end_error() {
             return Err(e);
         }
         #[cfg(feature = "alloc")]
-        if let Some(worker) = self.worker {
-            return self.next_task_frame(worker, deadline);
+        if self.conn.running().is_some() {
+            return self.next_task_frame(deadline);
         }
         self.read_frame(deadline)
     }
@@ -723,10 +711,8 @@ impl Channel {
                 let code = self.conn.remote_error().map_or(0, RemoteError::code);
                 Err(Error::Remote { code })
             }
-            Event::Stop => {
-                self.stopped = true;
-                Err(self.end_on(Error::Closed))
-            }
+            // The connection records the end: no more tasks.
+            Event::Stop => Err(self.end_on(Error::Closed)),
             Event::End(header) => {
                 // At once, even when acknowledgements are held back: the
                 // stream ends only after every frame before it was
@@ -765,17 +751,11 @@ impl Channel {
     /// the program takes the message ([`Channel::send_acked`]'s stash).
     #[inline]
     fn took_unacknowledged(&mut self, header: Header) {
-        self.conn.message_taken(false);
+        // On a creator's side, replies now go to the message's task.
+        self.conn.took(header, false);
         if header.kind == Kind::Data {
             self.marks
                 .record(header.task, 1, header.flags & FLAG_END != 0, false);
-            #[cfg(feature = "alloc")]
-            let in_worker = self.worker.is_some();
-            #[cfg(not(feature = "alloc"))]
-            let in_worker = false;
-            if !in_worker {
-                self.task = header.task;
-            }
         }
     }
 
@@ -882,7 +862,6 @@ impl Channel {
             Error::Closed | Error::PeerEnded { .. } | Error::StreamBroken | Error::Protocol(_)
         ) {
             self.conn.end(e);
-            self.ended = Some(e);
         }
         e
     }
@@ -922,7 +901,7 @@ impl Channel {
 
     /// Why the channel ended, once it has.
     pub(crate) fn end_error(&self) -> Option<Error> {
-        self.ended
+        self.conn.end_error()
     }
 
     /// True while a message's header is read but its payload is not.
@@ -932,16 +911,13 @@ impl Channel {
 
     /// True once the channel has ended (end of stream or a malformed frame).
     pub fn is_ended(&self) -> bool {
-        self.ended.is_some()
+        self.conn.end_error().is_some()
     }
 
     /// Sends an args frame: task `task` for a reused worker.
     #[cfg(feature = "alloc")]
     pub(crate) fn send_args(&mut self, task: u64, args: &[u8]) -> Result<()> {
-        let replies_to = core::mem::replace(&mut self.task, task);
-        let sent = self.send_frame(Kind::Args, 0, args);
-        self.task = replies_to;
-        sent.map(drop)
+        self.send_frame_for(task, Kind::Args, 0, args).map(drop)
     }
 
     /// Sends one batch frame: `count` tasks (tag, arguments) for a reused
@@ -953,11 +929,8 @@ impl Channel {
     where
         I: Iterator<Item = (u64, &'a [u8])> + Clone,
     {
-        let len = wire::batch_len(tasks.clone().map(|(_, args)| args.len()));
-        let first = tasks.clone().next().map_or(0, |(task, _)| task);
-        let header = self.conn.header(Kind::Batch, 0, first, len)?;
         // What is held goes first; the batch is written after it.
-        self.enc.queue_batch(&header, count, tasks);
+        self.conn.send_batch(count, tasks)?;
         if self.outbox {
             self.poll_flush().map(drop)
         } else {
@@ -1042,11 +1015,21 @@ impl Channel {
         self.send_ack(header.seq);
     }
 
-    /// Sends an acknowledgement of frame `seq`.
+    /// Sends an acknowledgement of frame `seq` (queued by the connection,
+    /// then written as any frame is).
     fn send_ack(&mut self, seq: u32) {
+        // Room was made by the last write: nothing is held but in an outbox.
+        if self.conn.ack(seq).is_err() {
+            return;
+        }
         // The peer may already be gone; the frame itself was received, and
         // a failed write shows again at the next send or receive.
-        best_effort(self.write_frame(Header::new(Kind::Ack, 0, 0, seq), &[]));
+        #[cfg(feature = "alloc")]
+        if self.outbox {
+            best_effort(self.poll_flush());
+            return;
+        }
+        best_effort(self.send_held());
     }
 
     /// Sends an error frame with `flags`; returns its frame number.

@@ -6,7 +6,7 @@
 //! args frame for a single task), one frame and one write per chunk. Each
 //! worker runs its callable once per task and keeps tasks queued in its
 //! socket, so throughput is not one round trip per task. It answers through
-//! a ring in memory shared with this process (see [`work`] and
+//! a ring in memory shared with this process (see [`work`](super::worker::work) and
 //! `channel::ring`): no system call per answer, and every answer published
 //! arrives even if the worker dies. A task started while every worker is busy waits for
 //! the next chunk, which goes out when results come in. How many is sized
@@ -548,7 +548,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             Some(Job::Call { body, args, .. }) => {
                 process::run_callable(&mut channel, |channel| body(channel, args))
             }
-            Some(Job::Reuse { body, .. }) => work(&mut channel, &**body, options.continuous),
+            Some(Job::Reuse { body, .. }) => {
+                super::worker::work(&mut channel, &**body, options.continuous)
+            }
             _ => match self.jobs.waiting.pop_front() {
                 Some(Job::Once { callable, .. }) => process::run_callable(&mut channel, callable),
                 // `spawn` checked that there is a job.
@@ -567,44 +569,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 // A worker that is already gone is retired by the next store.
                 best_effort(slot.channel.borrow_mut().send_stop());
             }
-        }
-    }
-}
-
-/// A reused worker's loop: one task per args frame (or entry of a batch
-/// frame) until a stop frame or the end of the channel. Returns the exit
-/// status.
-///
-/// Each task is claimed first (its creator may have taken it back: it is
-/// then skipped). What the callable sends goes through the worker's ring
-/// (see `channel::ring`), visible to the creator at once: no answer is held
-/// back, and none is lost if the worker dies afterwards.
-fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 {
-    // How many tasks came before this one (its claim word's place).
-    let mut index = 0;
-    loop {
-        let (task, args) = match channel.next_args() {
-            Ok(next) => next,
-            Err(Error::Closed) => return 0, // told to stop
-            Err(_) => return 1,
-        };
-        index += 1;
-        if !Claims::new(channel.claim_words()).claim(index - 1, task) {
-            continue; // taken back by the creator: it runs elsewhere
-        }
-        // Without `continuous` the task's one message carries the end mark.
-        channel.set_end_next_send(!continuous);
-        channel.begin_task(task);
-        let outcome = process::call_guarded(channel, |channel| body(channel, &args));
-        channel.end_task();
-        let unanswered = channel.set_end_next_send(false);
-        let sent = match outcome {
-            Err(error) => channel.send_error(&error),
-            Ok(()) if continuous || unanswered => channel.send_task_end(),
-            Ok(()) => Ok(()),
-        };
-        if sent.is_err() {
-            return 1;
         }
     }
 }

@@ -27,6 +27,8 @@ mod results;
 mod schedule;
 mod slots;
 mod task;
+#[cfg(feature = "alloc")]
+mod worker;
 
 use core::borrow::{Borrow, BorrowMut};
 

@@ -47,7 +47,7 @@ impl SharedMap {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(Errno::last());
+            return Err(super::last_errno());
         }
         let ptr = NonNull::new(ptr.cast()).ok_or(Errno::NOMEM)?;
         Ok(SharedMap {

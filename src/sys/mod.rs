@@ -25,6 +25,7 @@ mod stdio;
 mod time;
 mod unix;
 
+pub use crate::os::{Errno, Pid, WaitStatus};
 pub use fd::{after_fork_in_child, close_all_except, Fd};
 pub use io::{read, read_now, send_some, send_vectored};
 #[cfg(feature = "alloc")]
@@ -36,7 +37,7 @@ pub use poll::{poll, PollFd, POLLIN, POLLOUT};
 pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
     exit_now, forget_orphans, getpid, kill, kill_group, number_of_cpus, reap_later, reap_orphans,
-    sleep_ms, wait_any, waitpid, Child, Children, Forked, OwnedChild, Pid, WaitStatus, SIGKILL,
+    sleep_ms, wait_any, waitpid, Child, Children, Forked, OwnedChild, SIGKILL,
 };
 pub use socket::socketpair;
 pub use stdio::flush_stdio;
@@ -47,53 +48,11 @@ pub use unix::{
     SocketPath,
 };
 
-/// An error number (`errno`) reported by a failed system call.
-///
-/// [`Error::Os`](crate::Error::Os) holds one; the constants name the ones
-/// the library meets:
-///
-/// ```
-/// use pprocess::{connect_persistent, Errno, Error};
-///
-/// let nowhere = std::env::temp_dir().join(format!("pp-doc-nowhere-{}", std::process::id()));
-/// match connect_persistent(&nowhere).map_err(Error::from) {
-///     Err(Error::Os(errno)) => assert_eq!(Errno(errno), Errno::NOENT),
-///     other => panic!("connected to nothing: {other:?}"),
-/// }
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Errno(pub i32);
-
-impl Errno {
-    /// `EINTR`: interrupted by a signal handler.
-    pub const INTR: Errno = Errno(libc::EINTR);
-    /// `ECHILD`: no such child process.
-    pub const CHILD: Errno = Errno(libc::ECHILD);
-    /// `EINVAL`: invalid argument.
-    pub const INVAL: Errno = Errno(libc::EINVAL);
-    /// `EPIPE`: the peer closed its end.
-    pub const PIPE: Errno = Errno(libc::EPIPE);
-    /// `ECONNRESET`: the peer reset the connection.
-    pub const CONNRESET: Errno = Errno(libc::ECONNRESET);
-    /// `ENOMEM`: out of memory.
-    pub const NOMEM: Errno = Errno(libc::ENOMEM);
-    /// `ENOENT`: no such file.
-    pub const NOENT: Errno = Errno(libc::ENOENT);
-    /// `EADDRINUSE`: a file already exists at a socket's address.
-    pub const ADDRINUSE: Errno = Errno(libc::EADDRINUSE);
-    /// `EEXIST`: a file already exists at the path.
-    pub const EXIST: Errno = Errno(libc::EEXIST);
-    /// `ECONNREFUSED`: nobody listens at a socket's address.
-    pub const CONNREFUSED: Errno = Errno(libc::ECONNREFUSED);
-    /// `EAGAIN`: a non-blocking call found nothing to do yet.
-    pub const AGAIN: Errno = Errno(libc::EAGAIN);
-
-    /// The calling thread's current `errno`.
-    fn last() -> Errno {
-        // SAFETY: __errno_location always returns a valid pointer to the calling
-        // thread's errno.
-        Errno(unsafe { *libc::__errno_location() })
-    }
+/// The calling thread's current `errno`.
+fn last_errno() -> Errno {
+    // SAFETY: __errno_location always returns a valid pointer to the calling
+    // thread's errno.
+    Errno(unsafe { *libc::__errno_location() })
 }
 
 /// The result of a system call wrapper.
@@ -102,7 +61,7 @@ pub type Result<T> = core::result::Result<T, Errno>;
 /// Converts the `-1`-on-error convention of libc into a [`Result`].
 fn cvt<T: Copy + PartialEq + From<i8>>(ret: T) -> Result<T> {
     if ret == T::from(-1) {
-        Err(Errno::last())
+        Err(last_errno())
     } else {
         Ok(ret)
     }
@@ -118,11 +77,15 @@ fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     }
 }
 
-/// The system's text for an `errno` value
-/// ([strerror(3)](https://man7.org/linux/man-pages/man3/strerror.3.html)).
-pub fn strerror(errno: i32) -> &'static core::ffi::CStr {
-    // SAFETY: glibc and musl return a pointer to a static, NUL-terminated string
-    // for every value (a generic "Unknown error" text for unknown ones); it is
-    // never freed, so a 'static borrow is sound.
-    unsafe { core::ffi::CStr::from_ptr(libc::strerror(errno)) }
+impl Errno {
+    /// The system's text for this error number
+    /// ([strerror(3)](https://man7.org/linux/man-pages/man3/strerror.3.html)):
+    /// defined here, with the system's calls, for a type defined below
+    /// every layer (the `os` module).
+    pub(crate) fn text(self) -> &'static core::ffi::CStr {
+        // SAFETY: glibc and musl return a pointer to a static, NUL-terminated
+        // string for every value (a generic "Unknown error" text for unknown
+        // ones); it is never freed, so a 'static borrow is sound.
+        unsafe { core::ffi::CStr::from_ptr(libc::strerror(self.0)) }
+    }
 }

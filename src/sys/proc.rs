@@ -1,15 +1,10 @@
 //! Processes: fork, wait, exit, signals.
 
-use core::fmt;
-
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 pub use super::child::{Child, Children, OwnedChild};
-use super::{cvt, retry, Errno, Result};
-
-/// A process id.
-pub type Pid = i32;
+use super::{cvt, retry, Errno, Pid, Result, WaitStatus};
 
 /// Which side of a [`fork`] this is.
 #[derive(Debug)]
@@ -131,59 +126,6 @@ fn thread_count() -> Option<usize> {
         .filter(|f| !f.is_empty())
         .nth(20 - 3)?;
     core::str::from_utf8(field).ok()?.parse().ok()
-}
-
-/// A raw status from `waitpid`, decoded.
-///
-/// ```
-/// use pprocess::{start, Pid, WaitStatus};
-///
-/// let mut channel = start(|_| Ok(()))?;
-/// let pid: Pid = channel.pid();
-/// assert!(pid > 0);
-/// let status: WaitStatus = channel.wait()?;
-/// assert!(status.success() && status.exit_code() == Some(0) && status.signal().is_none());
-/// assert_eq!(status.to_string(), "exited with status 0");
-/// // Raw statuses as waitpid(2) gives them:
-/// assert_eq!(WaitStatus(9).signal(), Some(9));
-/// assert_eq!(WaitStatus(9).to_string(), "killed by signal 9");
-/// assert_eq!(WaitStatus(1 << 8).exit_code(), Some(1));
-/// # Ok::<(), pprocess::Error>(())
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct WaitStatus(pub i32);
-
-impl WaitStatus {
-    /// The exit code, if the process exited normally.
-    pub fn exit_code(self) -> Option<i32> {
-        libc::WIFEXITED(self.0).then(|| libc::WEXITSTATUS(self.0))
-    }
-
-    /// The signal number, if a signal ended the process.
-    pub fn signal(self) -> Option<i32> {
-        libc::WIFSIGNALED(self.0).then(|| libc::WTERMSIG(self.0))
-    }
-
-    /// True for a normal exit with status 0.
-    pub fn success(self) -> bool {
-        self.exit_code() == Some(0)
-    }
-}
-
-impl fmt::Debug for WaitStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for WaitStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.exit_code(), self.signal()) {
-            (Some(code), _) => write!(f, "exited with status {code}"),
-            (_, Some(sig)) => write!(f, "killed by signal {sig}"),
-            _ => write!(f, "wait status {:#x}", self.0),
-        }
-    }
 }
 
 /// [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html) on one

@@ -247,7 +247,7 @@ pub fn mkdtemp(prefix: &[u8]) -> Result<SocketPath> {
     // the six X's mkdtemp replaces in place.
     let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
     if made.is_null() {
-        return Err(Errno::last());
+        return Err(super::last_errno());
     }
     SocketPath::new(&template[..len]).ok_or(Errno::INVAL)
 }

@@ -12,6 +12,13 @@
 //! - output taken: the driver writes [`Conn::pending`] and reports how many
 //!   bytes the socket took with [`Conn::written`].
 //!
+//! It also keeps the protocol state of a task's side of the stream: the
+//! task this side's frames name ([`Conn::task`]: on a creator's side the
+//! task of the last data frame taken, so that a reply goes to the task that
+//! asked), the end mark a reused worker's one result carries, and, while a
+//! reused worker runs a task, whose each message is ([`Route`]): the
+//! task's, its loop's (args and batch frames) or an earlier task's.
+//!
 //! The output buffer is an [`OutBuf`]: a fixed-capacity
 //! [`heapless::Vec`] (no allocation; a frame that does not fit now is
 //! [`Error::Busy`] until the driver has written what is pending) or, with
@@ -19,6 +26,8 @@
 
 use crate::error::{Error, RemoteError};
 
+#[cfg(feature = "alloc")]
+use super::HEADER_LEN;
 use super::{
     decode_error, Decoder, Header, Kind, Next, ProtoError, FLAG_ACK_REQUESTED, FLAG_END,
     MAX_ERROR_PAYLOAD, MAX_MESSAGE_LIMIT,
@@ -101,6 +110,29 @@ pub enum Event {
     /// An end frame (the end of a persistent stream). The stream has ended;
     /// acknowledge the frame with [`Conn::acknowledge`] if its sender asked.
     End(Header),
+}
+
+/// Whose a message is, in a reused worker running a task
+/// ([`Conn::route`]; reused workers need `alloc`).
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The running task's receive takes it (any message, when no task runs).
+    Receive,
+    /// The worker's loop takes it: an args or batch frame.
+    Loop,
+    /// A message for a task that is over (a reply nobody received): dropped.
+    Skip,
+}
+
+/// The task a reused worker runs, seen from its stream.
+#[derive(Clone, Copy, Debug)]
+struct Running {
+    /// Its tag (its args frame's `task` field).
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    task: u64,
+    /// Its one result (the data frame with the end mark) went out.
+    answered: bool,
 }
 
 /// One end of a pprocess stream, without I/O: bytes go in
@@ -204,6 +236,12 @@ pub struct Conn<B> {
     /// Why the stream ended (end of stream or a malformed frame); sticky.
     ended: Option<Error>,
     remote: Option<RemoteError>,
+    /// The task this side's frames name (see [`Conn::task`]).
+    task: u64,
+    /// The next data frame carries the end mark ([`FLAG_END`]).
+    end_next: bool,
+    /// In a reused worker: the task it runs.
+    running: Option<Running>,
 }
 
 impl<B: OutBuf + Default> Default for Conn<B> {
@@ -226,6 +264,9 @@ impl<B: OutBuf + Default> Conn<B> {
             check_acks: true,
             ended: None,
             remote: None,
+            task: 0,
+            end_next: false,
+            running: None,
         }
     }
 }
@@ -364,12 +405,81 @@ impl<B: OutBuf> Conn<B> {
     /// policy holds it back passes false and calls [`Conn::ack`] later).
     /// Returns its header.
     pub fn message_taken(&mut self, acknowledge: bool) -> Option<Header> {
-        let header = self.dec.payload_done()?;
+        let header = self.dec.pending()?;
+        self.took(header, acknowledge);
+        Some(header)
+    }
+
+    /// `header`'s message was taken whole (the pending one, or one the
+    /// decoder handed over collected): as [`Conn::message_taken`]. A data
+    /// message taken when no reused worker's task runs makes its task the
+    /// one this side's frames name: a reply goes to the task that asked.
+    pub(crate) fn took(&mut self, header: Header, acknowledge: bool) {
+        self.dec.payload_done();
+        if header.kind == Kind::Data && self.running.is_none() {
+            self.task = header.task;
+        }
         if acknowledge {
             // No room: lost with a peer that never reads (see `acknowledge`).
             let _ = self.acknowledge(header);
         }
-        Some(header)
+    }
+
+    /// The task this side's frames name (the header's `task` field), as
+    /// the driver passes it to [`Conn::header`] and [`Conn::send`].
+    pub(crate) fn task(&self) -> u64 {
+        self.task
+    }
+
+    /// From now on this side's frames name task `task`.
+    pub(crate) fn reply_to(&mut self, task: u64) {
+        self.task = task;
+    }
+
+    /// With `on`, the next data frame numbered carries the end mark: its
+    /// task's one result. Returns the previous setting (true: the mark
+    /// was never sent).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn set_end_next(&mut self, on: bool) -> bool {
+        core::mem::replace(&mut self.end_next, on)
+    }
+
+    /// In a reused worker: task `task` runs from now on (`None`: none
+    /// does, the loop reads). Its frames name it, and [`Conn::route`] says
+    /// whose each message is.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn run_task(&mut self, task: Option<u64>) {
+        self.running = task.map(|task| Running {
+            task,
+            answered: false,
+        });
+        if let Some(task) = task {
+            self.task = task;
+        }
+    }
+
+    /// The task a reused worker runs, if any.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn running(&self) -> Option<u64> {
+        self.running.map(|running| running.task)
+    }
+
+    /// True once the running task's one result went out: nothing more
+    /// will come for it, so a loop frame means no more for this task.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn answered(&self) -> bool {
+        self.running.is_some_and(|running| running.answered)
+    }
+
+    /// Whose the message `header` is (see [`Route`]).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn route(&self, header: &Header) -> Route {
+        match (self.running, header.kind) {
+            (None, _) => Route::Receive,
+            (Some(_), Kind::Args | Kind::Batch) => Route::Loop,
+            (Some(running), _) if header.task == running.task => Route::Receive,
+            _ => Route::Skip,
+        }
     }
 
     /// Queues one frame of `kind` for `task` with the next frame number;
@@ -384,9 +494,11 @@ impl<B: OutBuf> Conn<B> {
         payload: &[u8],
     ) -> Result<u32, Error> {
         let seq = self.next_seq;
+        let (end_next, running) = (self.end_next, self.running);
         let header = self.header(kind, flags, task, payload.len())?;
         if let Err(e) = self.queue(&header, payload) {
-            self.next_seq = seq; // not sent: the number is not taken
+            // Not sent: the number is not taken, the end mark still due.
+            (self.next_seq, self.end_next, self.running) = (seq, end_next, running);
             return Err(e);
         }
         Ok(seq)
@@ -411,8 +523,9 @@ impl<B: OutBuf> Conn<B> {
 
     /// Numbers a frame of `kind` for `task` with a payload of `len` bytes
     /// that the driver writes itself (after [`Conn::pending`]), without
-    /// copying it into the output buffer; returns its header. Errors as for
-    /// [`Conn::send`] but for [`Error::Busy`].
+    /// copying it into the output buffer; returns its header. A data frame
+    /// carries the end mark if it is due (see `set_end_next`). Errors as
+    /// for [`Conn::send`] but for [`Error::Busy`].
     pub fn header(
         &mut self,
         kind: Kind,
@@ -426,6 +539,13 @@ impl<B: OutBuf> Conn<B> {
                 size: len,
                 capacity: max,
             });
+        }
+        let mut flags = flags;
+        if kind == Kind::Data && core::mem::take(&mut self.end_next) {
+            flags |= FLAG_END;
+            if let Some(running) = &mut self.running {
+                running.answered = true;
+            }
         }
         let header = Header::new(kind, flags, len as u32, self.next_seq).for_task(task);
         self.next_seq = self.next_seq.wrapping_add(1);
@@ -452,7 +572,7 @@ impl<B: OutBuf> Conn<B> {
     /// The driver wrote `n` bytes of [`Conn::pending`]; once all are, the
     /// buffer is reused.
     pub fn written(&mut self, n: usize) {
-        self.sent = (self.sent + n).min(self.out.bytes().len());
+        self.sent = self.sent.saturating_add(n).min(self.out.bytes().len());
         if self.sent == self.out.bytes().len() {
             self.out.clear();
             self.sent = 0;
@@ -492,6 +612,31 @@ impl<B: OutBuf> Conn<B> {
         self.dec.abandon();
         self.ended = Some(e);
         e
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Conn<alloc::vec::Vec<u8>> {
+    /// Queues one batch frame of `count` tasks (tag, arguments), built in
+    /// place behind what is pending (no copy of the arguments but this
+    /// one); its header names the first task. Returns its frame number.
+    /// [`Error::TooBig`] over the maximum message size, [`Error::Busy`]
+    /// when no memory is left for it.
+    pub(crate) fn send_batch<'a, I>(&mut self, count: u32, tasks: I) -> Result<u32, Error>
+    where
+        I: Iterator<Item = (u64, &'a [u8])> + Clone,
+    {
+        let len = super::batch_len(tasks.clone().map(|(_, args)| args.len()));
+        let first = tasks.clone().next().map_or(0, |(task, _)| task);
+        let seq = self.next_seq;
+        let header = self.header(Kind::Batch, 0, first, len)?;
+        if self.out.try_reserve(HEADER_LEN + len).is_err() {
+            self.next_seq = seq; // not sent: the number is not taken
+            return Err(Error::Busy);
+        }
+        self.out.extend_from_slice(&header.encode());
+        super::encode_batch(&mut self.out, count, tasks);
+        Ok(seq)
     }
 }
 
@@ -673,6 +818,107 @@ mod tests {
         ));
     }
 
+    /// Reads the message `from` sent into `to` and takes it whole.
+    fn take(from: &mut Fixed, to: &mut Fixed) -> Header {
+        let Ok(Event::Message(header)) = next(from, to) else {
+            panic!("a message")
+        };
+        let (mut buf, len) = ([0u8; 64], header.length as usize);
+        let mut got = to.payload_into(&mut buf[..len]);
+        while got < len {
+            assert_eq!(carry(from, to, 1), 1, "the payload was expected");
+            got += to.payload_into(&mut buf[got..len]);
+        }
+        assert_eq!(to.message_taken(true), Some(header));
+        header
+    }
+
+    #[test]
+    fn a_reply_names_the_task_of_the_message_taken_last() {
+        let (mut creator, mut process) = (Fixed::new(), Fixed::new());
+        creator.send(Kind::Data, 0, 7, b"for 7").unwrap();
+        creator.send(Kind::Data, 0, 9, b"for 9").unwrap();
+        assert_eq!(process.task(), 0);
+        take(&mut creator, &mut process);
+        assert_eq!(process.task(), 7);
+        take(&mut creator, &mut process);
+        let task = process.task();
+        process.send(Kind::Data, 0, task, b"re").unwrap();
+        assert_eq!(take(&mut process, &mut creator).task, 9);
+        process.reply_to(4);
+        assert_eq!(process.task(), 4);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn a_reused_tasks_one_result_carries_the_end_mark_once() {
+        let (mut creator, mut worker) = (Fixed::new(), Fixed::new());
+        worker.run_task(Some(5));
+        assert_eq!((worker.running(), worker.task()), (Some(5), 5));
+        assert!(!worker.set_end_next(true));
+        worker.send(Kind::Error, 0, 5, &[0; 4]).unwrap(); // not a data frame
+        assert!(!worker.answered());
+        worker.send(Kind::Data, 0, 5, b"result").unwrap();
+        assert!(worker.answered());
+        worker.send(Kind::Data, 0, 5, b"more").unwrap();
+        assert!(!worker.set_end_next(false), "the mark went out");
+        let bytes = worker.pending();
+        let first = Header::decode(bytes[..HEADER_LEN].try_into().unwrap(), 64).unwrap();
+        assert_eq!(first.flags & FLAG_END, 0);
+        let result = &bytes[HEADER_LEN + 4..];
+        let result = Header::decode(result[..HEADER_LEN].try_into().unwrap(), 64).unwrap();
+        assert_eq!((result.flags & FLAG_END, result.task), (FLAG_END, 5));
+        let more = &bytes[2 * HEADER_LEN + 4 + 6..];
+        let more = Header::decode(more[..HEADER_LEN].try_into().unwrap(), 64).unwrap();
+        assert_eq!(more.flags & FLAG_END, 0);
+        // A frame that finds no room keeps the mark due.
+        let mut full: Conn<heapless::Vec<u8, 24>> = Conn::new();
+        full.set_end_next(true);
+        assert_eq!(full.send(Kind::Data, 0, 0, b"x"), Err(Error::Busy));
+        assert!(full.set_end_next(false), "still due");
+        worker.run_task(None);
+        assert_eq!(worker.running(), None);
+        assert!(!worker.answered());
+        let _ = &mut creator;
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn a_running_task_receives_its_own_messages_and_the_loop_its_frames() {
+        let (mut creator, mut worker) = (Fixed::new(), Fixed::new());
+        creator.send(Kind::Args, 0, 1, b"a1").unwrap();
+        creator.send(Kind::Data, 0, 1, b"m1").unwrap();
+        creator.send(Kind::Batch, 0, 2, b"b").unwrap();
+        creator.send(Kind::Data, 0, 3, b"m3").unwrap();
+        let routes = |worker: &mut Fixed, creator: &mut Fixed| {
+            let mut seen = heapless::Vec::<(Kind, u64, Route), 4>::new();
+            for _ in 0..4 {
+                let header = take(creator, worker);
+                seen.push((header.kind, header.task, worker.route(&header)))
+                    .unwrap();
+            }
+            seen
+        };
+        // No task runs: every message is the receiver's.
+        let seen = routes(&mut worker, &mut creator);
+        assert!(seen.iter().all(|&(_, _, route)| route == Route::Receive));
+        assert_eq!(worker.task(), 3, "replies go to the last data frame's task");
+        creator.send(Kind::Args, 0, 1, b"a1").unwrap();
+        creator.send(Kind::Data, 0, 1, b"m1").unwrap();
+        creator.send(Kind::Batch, 0, 2, b"b").unwrap();
+        creator.send(Kind::Data, 0, 3, b"m3").unwrap();
+        worker.run_task(Some(1));
+        let seen = routes(&mut worker, &mut creator);
+        let expected = [
+            (Kind::Args, 1, Route::Loop),
+            (Kind::Data, 1, Route::Receive),
+            (Kind::Batch, 2, Route::Loop),
+            (Kind::Data, 3, Route::Skip),
+        ];
+        assert_eq!(&seen[..], &expected[..]);
+        assert_eq!(worker.task(), 1, "a running task's frames name it");
+    }
+
     #[cfg(feature = "alloc")]
     #[test]
     fn a_growable_buffer_takes_any_frame() {
@@ -681,5 +927,32 @@ mod tests {
         a.send(Kind::Data, 0, 0, &big).unwrap();
         a.send(Kind::Data, 0, 0, &big).unwrap();
         assert_eq!(a.pending().len(), 2 * (HEADER_LEN + big.len()));
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn a_batch_is_one_frame_naming_its_first_task() {
+        let mut a: Conn<alloc::vec::Vec<u8>> = Conn::new();
+        let mut b: Conn<alloc::vec::Vec<u8>> = Conn::new();
+        let tasks: [(u64, &[u8]); 2] = [(3, b"ab"), (4, b"c")];
+        assert_eq!(a.send_batch(2, tasks.iter().copied()), Ok(1));
+        let n = a.pending().len();
+        b.spare()[..n].copy_from_slice(a.pending());
+        b.filled(n);
+        a.written(usize::MAX);
+        assert!(a.pending().is_empty());
+        let Ok(Event::Message(header)) = b.poll() else {
+            panic!("a batch")
+        };
+        assert_eq!((header.kind, header.task, header.seq), (Kind::Batch, 3, 1));
+        let payload = b.decoder_mut().whole_payload().unwrap();
+        let back: alloc::vec::Vec<_> = crate::wire::decode_batch(payload).unwrap().collect();
+        assert_eq!(back, tasks);
+        a.set_max_message(4).unwrap();
+        assert!(matches!(
+            a.send_batch(2, tasks.iter().copied()),
+            Err(Error::TooBig { .. })
+        ));
+        assert_eq!(a.next_seq(), 2, "a refused batch takes no number");
     }
 }

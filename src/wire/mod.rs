@@ -41,6 +41,8 @@ mod encoder;
 #[cfg(feature = "alloc")]
 pub use batch::encode_batch;
 pub use batch::{batch_len, decode_batch, BatchTasks, ENTRY_HEADER};
+#[cfg(feature = "alloc")]
+pub(crate) use conn::Route;
 pub use conn::{error_payload, Conn, Event, OutBuf};
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
