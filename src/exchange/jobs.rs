@@ -26,9 +26,9 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
-use alloc::vec::Vec;
 use core::borrow::{Borrow, BorrowMut};
 
+use super::args::Args;
 use super::slots::{Slot, Slots, WINDOW};
 use super::{Exchange, StoreData, TaskId};
 use crate::channel::{Channel, Ring, CLAIM_WORDS as CLAIM_RING};
@@ -75,14 +75,14 @@ enum Job {
     Call {
         task: TaskId,
         body: Rc<Body>,
-        args: Vec<u8>,
+        args: Args,
     },
     /// A function and its input for a reused worker.
     Reuse {
         task: TaskId,
         key: Key,
         body: Rc<Body>,
-        args: Vec<u8>,
+        args: Args,
     },
 }
 
@@ -99,7 +99,7 @@ pub(crate) struct Worker {
     key: Key,
     body: Rc<Body>,
     /// Arguments of the slot's tasks, oldest first (for requeueing).
-    args: VecDeque<Vec<u8>>,
+    args: VecDeque<Args>,
     /// The place of each of the slot's tasks among those sent to the
     /// worker (its claim word, see `channel::claims`), oldest first;
     /// [`NOT_SENT`] until sent.
@@ -227,7 +227,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             });
         }
         // Out of memory: ENOMEM, before the task exists.
-        let args = crate::channel::try_copy(args)?;
+        let args = Args::copy(args)?;
         self.jobs.waiting.try_reserve(1)?;
         let task = self.new_task();
         let job = if self.options.reuse {
@@ -285,13 +285,16 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Starts waiting tasks, first come first served, as far as the limit
     /// and the workers' windows allow; lets idle workers go when no task waits.
     pub(super) fn dispatch(&mut self) -> Result<()> {
+        // Moving a task from the waiting list to a worker leaves what is
+        // outstanding as it was: the window holds until a process starts.
+        let mut window = self.window();
         while let Some(job) = self.jobs.waiting.front() {
             let index = match job {
                 Job::Once { .. } | Job::Call { .. } if self.busy() => break,
                 Job::Once { .. } | Job::Call { .. } => None,
                 // An idle worker first, then a new one while below the limit,
                 // then the least loaded worker's window.
-                Job::Reuse { key, args, .. } => match self.worker_for(*key, args.len()) {
+                Job::Reuse { key, args, .. } => match self.worker_for(*key, args.len(), window) {
                     Some(index) if self.busy() || self.slots.slots()[index].tasks.is_empty() => {
                         Some(index)
                     }
@@ -307,7 +310,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             };
             match index {
                 Some(index) => self.send_to_worker(index)?,
-                None => self.spawn()?,
+                None => {
+                    self.spawn()?;
+                    window = self.window();
+                }
             }
         }
         self.send_chunks()?;
@@ -369,10 +375,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         moved
     }
 
-    /// The least loaded worker of `key` with room in its window for a task
-    /// of `len` argument bytes.
-    fn worker_for(&self, key: Key, len: usize) -> Option<usize> {
-        let window = self.window();
+    /// The least loaded worker of `key` with room in a `window` of tasks
+    /// for a task of `len` argument bytes.
+    fn worker_for(&self, key: Key, len: usize, window: usize) -> Option<usize> {
         self.slots
             .slots()
             .iter()
@@ -439,15 +444,17 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 continue;
             };
             let unsent = core::mem::take(&mut worker.unsent);
+            if unsent == 0 && !slot.channel.borrow().wants_write() {
+                continue; // nothing new, nothing held
+            }
             // Each new task may be taken back until the worker starts it.
             let first = slot.tasks.len() - unsent;
-            for (i, (&task, index)) in slot.tasks.iter().zip(&mut worker.indices).enumerate() {
-                if i >= first {
-                    *index = worker.sent + (i - first) as u64;
-                    slot.channel
-                        .borrow()
-                        .offer_task(*index, super::tag_of(task));
-                }
+            let new = slot.tasks.iter().zip(&mut worker.indices).skip(first);
+            for (i, (&task, index)) in new.enumerate() {
+                *index = worker.sent + i as u64;
+                slot.channel
+                    .borrow()
+                    .offer_task(*index, super::tag_of(task));
             }
             let sent = match unsent {
                 0 => Ok(()),
@@ -455,7 +462,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     (Some(&task), Some(args)) => slot
                         .channel
                         .borrow_mut()
-                        .send_args(super::tag_of(task), args),
+                        .send_args(super::tag_of(task), args.bytes()),
                     _ => Err(Error::Invalid),
                 },
                 _ => {
@@ -463,7 +470,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     let (front, back) = slot.tasks.as_slices();
                     let tags = front.iter().chain(back).skip(skip);
                     let tags = tags.map(|&t| super::tag_of(t));
-                    let tasks = tags.zip(worker.args.iter().skip(skip).map(|a| &a[..]));
+                    let tasks = tags.zip(worker.args.iter().skip(skip).map(Args::bytes));
                     // At most the window's tasks: the count fits a u32.
                     let count = unsent as u32;
                     slot.channel.borrow_mut().send_batch(count, tasks)
@@ -557,7 +564,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let options = self.options;
         let status = match self.jobs.waiting.front() {
             Some(Job::Call { body, args, .. }) => {
-                process::run_callable(&mut channel, |channel| body(channel, args))
+                process::run_callable(&mut channel, |channel| body(channel, args.bytes()))
             }
             Some(Job::Reuse { body, .. }) => work(&mut channel, &**body, options.continuous),
             _ => match self.jobs.waiting.pop_front() {

@@ -13,6 +13,8 @@
 //! waiting list, reused workers, `Queue`, `Map` and `pmap` need `alloc`.
 
 #[cfg(feature = "alloc")]
+mod args;
+#[cfg(feature = "alloc")]
 mod guided;
 #[cfg(feature = "alloc")]
 mod jobs;
