@@ -40,7 +40,7 @@ use crate::wire::DEFAULT_MAX_MESSAGE;
 // held: a window of tasks, and as many taken back, fit the ring.
 const _: () = assert!(CLAIM_RING >= 2 * WINDOW);
 
-/// A task of a worker not sent to it yet (see `Worker::indices`).
+/// A task of a worker not sent to it yet (see [`Queued::index`]).
 const NOT_SENT: u64 = u64::MAX;
 
 /// Argument bytes a worker may have queued; below a socket buffer, so the
@@ -98,12 +98,8 @@ impl Job {
 pub(crate) struct Worker {
     key: Key,
     body: Rc<Body>,
-    /// Arguments of the slot's tasks, oldest first (for requeueing).
-    args: VecDeque<Args>,
-    /// The place of each of the slot's tasks among those sent to the
-    /// worker (its claim word, see `channel::claims`), oldest first;
-    /// [`NOT_SENT`] until sent.
-    indices: VecDeque<u64>,
+    /// The slot's tasks, oldest first.
+    queued: VecDeque<Queued>,
     /// How many tasks were sent to the worker.
     sent: u64,
     bytes: usize,
@@ -112,11 +108,20 @@ pub(crate) struct Worker {
     stopping: bool,
 }
 
+/// A task queued for a reused worker.
+struct Queued {
+    /// Its arguments (for requeueing).
+    args: Args,
+    /// Its place among the tasks sent to the worker (its claim word, see
+    /// `channel::claims`); [`NOT_SENT`] until sent.
+    index: u64,
+}
+
 impl core::fmt::Debug for Worker {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Worker")
             .field("key", &self.key)
-            .field("queued", &self.args.len())
+            .field("queued", &self.queued.len())
             .field("stopping", &self.stopping)
             .finish()
     }
@@ -125,14 +130,13 @@ impl core::fmt::Debug for Worker {
 impl Worker {
     /// The oldest task is finished: forget its arguments.
     pub(super) fn task_done(&mut self) {
-        if let Some(args) = self.args.pop_front() {
-            self.bytes -= args.len();
+        if let Some(queued) = self.queued.pop_front() {
+            self.bytes -= queued.args.len();
         }
-        self.indices.pop_front();
     }
 
     fn accepts(&self, key: Key, len: usize, window: usize) -> bool {
-        let queued = self.args.len();
+        let queued = self.queued.len();
         self.key == key
             && !self.stopping
             && queued < window
@@ -144,8 +148,8 @@ impl Worker {
     /// less than a ring of claims after that of the oldest task still
     /// unfinished (tasks taken back leave gaps in the places).
     fn claims_free(&self) -> bool {
-        match self.indices.front() {
-            Some(&oldest) if oldest != NOT_SENT => {
+        match self.queued.front().map(|queued| queued.index) {
+            Some(oldest) if oldest != NOT_SENT => {
                 let next = self.sent + self.unsent as u64;
                 next - oldest < CLAIM_RING as u64
             }
@@ -162,9 +166,9 @@ pub(super) fn front_unstarted<C: Borrow<Channel>>(slot: &mut Slot<C>) -> bool {
     let (Some(&task), Some(worker)) = (slot.tasks.front(), &slot.worker) else {
         return false;
     };
-    match worker.indices.front() {
-        Some(&NOT_SENT) => true,
-        Some(&at) => slot
+    match worker.queued.front().map(|queued| queued.index) {
+        Some(NOT_SENT) => true,
+        Some(at) => slot
             .channel
             .borrow()
             .take_back_task(at, super::tag_of(task)),
@@ -199,10 +203,10 @@ impl Jobs {
         let Some(worker) = &mut slot.worker else {
             return false;
         };
-        let (Some(task), Some(args)) = (slot.tasks.pop_back(), worker.args.pop_back()) else {
+        let (Some(task), Some(Queued { args, .. })) = (slot.tasks.pop_back(), worker.queued.pop_back())
+        else {
             return false;
         };
-        worker.indices.pop_back();
         worker.bytes -= args.len();
         worker.unsent = worker.unsent.saturating_sub(1);
         self.waiting.push_front(Job::Reuse {
@@ -358,7 +362,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 let (Some(&task), Some(worker)) = (slot.tasks.back(), &slot.worker) else {
                     break;
                 };
-                let Some(&at) = worker.indices.back().filter(|&&at| at != NOT_SENT) else {
+                let back = worker.queued.back().map(|queued| queued.index);
+                let Some(at) = back.filter(|&at| at != NOT_SENT) else {
                     break;
                 };
                 if !slot
@@ -424,8 +429,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             unreachable!("the window was checked above");
         }
         worker.bytes += args.len();
-        worker.args.push_back(args);
-        worker.indices.push_back(NOT_SENT);
+        worker.queued.push_back(Queued {
+            args,
+            index: NOT_SENT,
+        });
         worker.unsent += 1;
         Ok(())
     }
@@ -449,16 +456,16 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             }
             // Each new task may be taken back until the worker starts it.
             let first = slot.tasks.len() - unsent;
-            let new = slot.tasks.iter().zip(&mut worker.indices).skip(first);
-            for (i, (&task, index)) in new.enumerate() {
-                *index = worker.sent + i as u64;
+            let new = slot.tasks.iter().zip(&mut worker.queued).skip(first);
+            for (i, (&task, queued)) in new.enumerate() {
+                queued.index = worker.sent + i as u64;
                 slot.channel
                     .borrow()
-                    .offer_task(*index, super::tag_of(task));
+                    .offer_task(queued.index, super::tag_of(task));
             }
             let sent = match unsent {
                 0 => Ok(()),
-                1 => match (slot.tasks.back(), worker.args.back()) {
+                1 => match (slot.tasks.back(), worker.queued.back().map(|q| &q.args)) {
                     (Some(&task), Some(args)) => slot
                         .channel
                         .borrow_mut()
@@ -470,7 +477,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     let (front, back) = slot.tasks.as_slices();
                     let tags = front.iter().chain(back).skip(skip);
                     let tags = tags.map(|&t| super::tag_of(t));
-                    let tasks = tags.zip(worker.args.iter().skip(skip).map(Args::bytes));
+                    let tasks = tags.zip(worker.queued.iter().skip(skip).map(|q| q.args.bytes()));
                     // At most the window's tasks: the count fits a u32.
                     let count = unsent as u32;
                     slot.channel.borrow_mut().send_batch(count, tasks)
@@ -537,8 +544,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 slot.worker = Some(Worker {
                     key,
                     body: body.clone(),
-                    args: VecDeque::new(),
-                    indices: VecDeque::new(),
+                    queued: VecDeque::new(),
                     sent: 0,
                     bytes: 0,
                     unsent: 0,
