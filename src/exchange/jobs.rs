@@ -203,7 +203,8 @@ impl Jobs {
         let Some(worker) = &mut slot.worker else {
             return false;
         };
-        let (Some(task), Some(Queued { args, .. })) = (slot.tasks.pop_back(), worker.queued.pop_back())
+        let (Some(task), Some(Queued { args, .. })) =
+            (slot.tasks.pop_back(), worker.queued.pop_back())
         else {
             return false;
         };
