@@ -110,7 +110,10 @@ pub(crate) struct Worker {
 
 /// A task queued for a reused worker.
 struct Queued {
-    /// Its arguments (for requeueing).
+    /// The task (also in the slot's tasks: here to be sent with its
+    /// arguments).
+    task: TaskId,
+    /// Its arguments (for sending, and requeueing).
     args: Args,
     /// Its place among the tasks sent to the worker (its claim word, see
     /// `channel::claims`); [`NOT_SENT`] until sent.
@@ -431,6 +434,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         worker.bytes += args.len();
         worker.queued.push_back(Queued {
+            task,
             args,
             index: NOT_SENT,
         });
@@ -456,29 +460,25 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 continue; // nothing new, nothing held
             }
             // Each new task may be taken back until the worker starts it.
-            let first = slot.tasks.len() - unsent;
-            let new = slot.tasks.iter().zip(&mut worker.queued).skip(first);
-            for (i, (&task, queued)) in new.enumerate() {
+            let first = worker.queued.len() - unsent;
+            for (i, queued) in worker.queued.range_mut(first..).enumerate() {
                 queued.index = worker.sent + i as u64;
                 slot.channel
                     .borrow()
-                    .offer_task(queued.index, super::tag_of(task));
+                    .offer_task(queued.index, super::tag_of(queued.task));
             }
             let sent = match unsent {
                 0 => Ok(()),
-                1 => match (slot.tasks.back(), worker.queued.back().map(|q| &q.args)) {
-                    (Some(&task), Some(args)) => slot
+                1 => match worker.queued.back() {
+                    Some(queued) => slot
                         .channel
                         .borrow_mut()
-                        .send_args(super::tag_of(task), args.bytes()),
-                    _ => Err(Error::Invalid),
+                        .send_args(super::tag_of(queued.task), queued.args.bytes()),
+                    None => Err(Error::Invalid),
                 },
                 _ => {
-                    let skip = slot.tasks.len() - unsent;
-                    let (front, back) = slot.tasks.as_slices();
-                    let tags = front.iter().chain(back).skip(skip);
-                    let tags = tags.map(|&t| super::tag_of(t));
-                    let tasks = tags.zip(worker.queued.iter().skip(skip).map(|q| q.args.bytes()));
+                    let new = worker.queued.range(first..);
+                    let tasks = new.map(|q| (super::tag_of(q.task), q.args.bytes()));
                     // At most the window's tasks: the count fits a u32.
                     let count = unsent as u32;
                     slot.channel.borrow_mut().send_batch(count, tasks)
