@@ -294,33 +294,39 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// and the workers' windows allow; lets idle workers go when no task waits.
     pub(super) fn dispatch(&mut self) -> Result<()> {
         // Moving a task from the waiting list to a worker leaves what is
-        // outstanding as it was: the window holds until a process starts.
-        let mut window = self.window();
+        // outstanding as it was: the window, sized when a reused task is
+        // first met, holds until a process starts.
+        let mut window = None;
         while let Some(job) = self.jobs.waiting.front() {
             let index = match job {
                 Job::Once { .. } | Job::Call { .. } if self.busy() => break,
                 Job::Once { .. } | Job::Call { .. } => None,
                 // An idle worker first, then a new one while below the limit,
                 // then the least loaded worker's window.
-                Job::Reuse { key, args, .. } => match self.worker_for(*key, args.len(), window) {
-                    Some(index) if self.busy() || self.slots.slots()[index].tasks.is_empty() => {
+                Job::Reuse { key, args, .. } => {
+                    let window = *window.get_or_insert_with(|| self.window());
+                    match self.worker_for(*key, args.len(), window) {
                         Some(index)
+                            if self.busy() || self.slots.slots()[index].tasks.is_empty() =>
+                        {
+                            Some(index)
+                        }
+                        _ if !self.busy() => None,
+                        Some(index) => Some(index),
+                        None => {
+                            // At the limit with no worker of this callable:
+                            // idle workers of other callables make room.
+                            self.stop_idle_workers();
+                            break;
+                        }
                     }
-                    _ if !self.busy() => None,
-                    Some(index) => Some(index),
-                    None => {
-                        // At the limit with no worker of this callable:
-                        // idle workers of other callables make room.
-                        self.stop_idle_workers();
-                        break;
-                    }
-                },
+                }
             };
             match index {
                 Some(index) => self.send_to_worker(index)?,
                 None => {
                     self.spawn()?;
-                    window = self.window();
+                    window = None;
                 }
             }
         }
