@@ -391,19 +391,23 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     }
 
     /// The least loaded worker of `key` with room in a `window` of tasks
-    /// for a task of `len` argument bytes.
+    /// for a task of `len` argument bytes (the first of those equally
+    /// loaded). Runs once per task dispatched: a worker that cannot be less
+    /// loaded than the best so far is not asked whether it accepts.
     fn worker_for(&self, key: Key, len: usize, window: usize) -> Option<usize> {
-        self.slots
-            .slots()
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| {
-                slot.worker
-                    .as_ref()
-                    .is_some_and(|w| w.accepts(key, len, window))
-            })
-            .min_by_key(|(_, slot)| slot.tasks.len())
-            .map(|(index, _)| index)
+        let mut best: Option<(usize, usize)> = None;
+        for (index, slot) in self.slots.slots().iter().enumerate() {
+            let load = slot.tasks.len();
+            if best.is_some_and(|(_, least)| least <= load) {
+                continue;
+            }
+            if let Some(worker) = &slot.worker {
+                if worker.accepts(key, len, window) {
+                    best = Some((index, load));
+                }
+            }
+        }
+        best.map(|(index, _)| index)
     }
 
     /// How many tasks a reused worker may hold now: the guided schedule's
