@@ -41,8 +41,9 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
 
+use super::Channel;
 use crate::sys::{self, Errno, Fd, SharedMap};
-use crate::wire::HEADER_LEN;
+use crate::wire::{Header, Kind, FLAG_END, HEADER_LEN};
 
 /// Words in a cache line: each index gets one of its own.
 const LINE: usize = 8;
@@ -237,6 +238,8 @@ pub(super) struct Reader {
     on_socket: bool,
     /// Bytes read from the socket, from `at` not handed out yet.
     staged: Vec<u8>,
+    /// What one read of the socket lands in, before it is staged.
+    read_buf: Vec<u8>,
     at: usize,
     /// Bytes of the socket frame being handed out still to go.
     socket_left: usize,
@@ -256,6 +259,7 @@ impl Reader {
             frame_left: 0,
             on_socket: false,
             staged: Vec::new(),
+            read_buf: Vec::new(),
             at: 0,
             socket_left: 0,
             eof: false,
@@ -318,6 +322,14 @@ impl Reader {
         let start = self.head;
         while done < buf.len() {
             if self.frame_left == 0 {
+                let whole = self.take_whole_frames(&mut buf[done..])?;
+                done += whole;
+                if self.on_socket {
+                    break;
+                }
+                if whole > 0 {
+                    continue;
+                }
                 let published = self.published()?;
                 if published == 0 {
                     break;
@@ -350,6 +362,40 @@ impl Reader {
             self.ring.word(HEAD).store(self.head, Ordering::Release);
         }
         Ok(done)
+    }
+
+    /// Hands out the whole frames at the head that fit `buf`, copied in one
+    /// go and checked in the copy; stops at a marker (then reading from the
+    /// socket). 0 when the first frame does not fit (it goes out in parts).
+    fn take_whole_frames(&mut self, buf: &mut [u8]) -> sys::Result<usize> {
+        let published = self.published()?;
+        let want = published.min(buf.len() as u64) as usize;
+        if want < HEADER_LEN {
+            return Ok(0);
+        }
+        if !self.copy_out(&mut buf[..want]) {
+            return Err(Errno::INVAL);
+        }
+        let (mut took, mut frames) = (0, 0);
+        while let Some(header) = buf[took..want].get(..HEADER_LEN) {
+            if header == MARKER {
+                self.head += HEADER_LEN as u64;
+                self.on_socket = true;
+                break;
+            }
+            let len = HEADER_LEN + frame_length(header) as usize;
+            if (took + len) as u64 > published {
+                return Err(Errno::INVAL); // never published whole
+            }
+            if took + len > want {
+                break;
+            }
+            took += len;
+            frames += 1;
+        }
+        RING_FRAMES.fetch_add(frames, Ordering::Relaxed);
+        self.head += took as u64;
+        Ok(took)
     }
 
     /// Copies the ring's bytes from the head into `dst` (not consumed).
@@ -405,24 +451,28 @@ impl Reader {
     fn stage(&mut self, fd: &Fd, block: bool) -> sys::Result<()> {
         self.staged.drain(..self.at);
         self.at = 0;
-        let len = self.staged.len();
+        // Room first: what is read is never lost to a failed allocation.
+        // The read buffer is zeroed once, not at every read (most bring a
+        // wake-up byte or two).
         if self.staged.try_reserve(STAGE).is_err() {
             return Err(Errno::NOMEM);
         }
-        self.staged.resize(len + STAGE, 0);
+        if self.read_buf.is_empty() {
+            if self.read_buf.try_reserve_exact(STAGE).is_err() {
+                return Err(Errno::NOMEM);
+            }
+            self.read_buf.resize(STAGE, 0);
+        }
         let read = match block {
-            true => sys::read(fd, &mut self.staged[len..]),
-            false => sys::read_now(fd, &mut self.staged[len..]),
+            true => sys::read(fd, &mut self.read_buf),
+            false => sys::read_now(fd, &mut self.read_buf),
         };
         let n = match read {
             Ok(n) => n,
             Err(Errno::CONNRESET) => 0,
-            Err(e) => {
-                self.staged.truncate(len);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
-        self.staged.truncate(len + n);
+        self.staged.extend_from_slice(&self.read_buf[..n]);
         self.eof |= n == 0;
         Ok(())
     }
@@ -438,6 +488,14 @@ impl Reader {
         // Store the flag, then load the tail; the worker does the reverse.
         fence(Ordering::SeqCst);
         self.ready()
+    }
+
+    /// True when the next bytes of the stream are the ring's and it has
+    /// some: a read hands them out without a system call.
+    pub(super) fn has_ring_frames(&self) -> bool {
+        self.socket_left == 0
+            && !self.on_socket
+            && (self.frame_left > 0 || self.ring.word(TAIL).load(Ordering::Acquire) != self.head)
     }
 
     /// True when a read hands out bytes without reading the socket.
@@ -457,6 +515,58 @@ impl Reader {
     }
 }
 
+impl Channel {
+    /// In a reused worker's creator: the payload of the next frame when it
+    /// is the one whole answer of the task tagged `tag` (a data frame that
+    /// ends the task and asks for no acknowledgement), now pending: take it
+    /// with [`Channel::answer_taken`], or receive it as any message. Reads
+    /// the ring if need be, never the socket. None for anything else (an
+    /// error, a marker, a frame of another task, one not arrived whole),
+    /// which the exchange's generic path reads. (Such a channel has no
+    /// stream policy: it is a worker's, not a persistent connection.)
+    pub(crate) fn next_answer(&mut self, tag: u64) -> Option<&[u8]> {
+        let ring = self.answers_in.as_ref()?;
+        if self.conn.decoder().pending().is_none() {
+            if self.is_ended() || self.stashed_frame().is_some() {
+                return None;
+            }
+            if self.conn.decoder().buffered().len() < HEADER_LEN && ring.has_ring_frames() {
+                self.fill(false).ok()?;
+            }
+            // A data frame's header only leaves it pending (any other kind
+            // is handled as it is read: the generic path's).
+            let header = self.conn.decoder().buffered().first_chunk::<HEADER_LEN>()?;
+            if header[KIND_AT] != Kind::Data as u8 {
+                return None;
+            }
+            self.conn.decoder_mut().next_header().ok()?;
+        }
+        let pending = self.conn.decoder().pending()?;
+        if !is_answer(&pending, tag) {
+            return None;
+        }
+        self.conn.decoder().whole_payload()
+    }
+
+    /// The answer [`Channel::next_answer`] showed was taken: replies go to
+    /// its task, as after a receive.
+    pub(crate) fn answer_taken(&mut self) {
+        let Some(header) = self.conn.decoder().pending() else {
+            return;
+        };
+        self.conn.decoder_mut().skip_payload();
+        self.reply_to(header.task);
+    }
+}
+
+/// Where a header's bytes hold its kind.
+const KIND_AT: usize = 3;
+
+/// True for the header of the one answer of the task tagged `tag`.
+fn is_answer(header: &Header, tag: u64) -> bool {
+    header.kind == Kind::Data && header.flags == FLAG_END && header.task == tag
+}
+
 /// The payload length a header's bytes give.
 fn frame_length(header: &[u8]) -> u32 {
     u32::from_le_bytes([header[8], header[9], header[10], header[11]])
@@ -465,7 +575,6 @@ fn frame_length(header: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Header, Kind, FLAG_END};
 
     fn frame(task: u64, payload: &[u8]) -> Vec<u8> {
         let header = Header::new(Kind::Data, FLAG_END, payload.len() as u32, 1).for_task(task);

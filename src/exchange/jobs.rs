@@ -26,9 +26,9 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
-use alloc::vec::Vec;
 use core::borrow::{Borrow, BorrowMut};
 
+use super::args::Args;
 use super::claims::{Claims, UNOFFERED};
 use super::schedule::{self, Load};
 use super::slots::{Slot, Slots, WINDOW};
@@ -74,14 +74,14 @@ enum Job {
     Call {
         task: TaskId,
         body: Rc<Body>,
-        args: Vec<u8>,
+        args: Args,
     },
     /// A function and its input for a reused worker.
     Reuse {
         task: TaskId,
         key: Key,
         body: Rc<Body>,
-        args: Vec<u8>,
+        args: Args,
     },
 }
 
@@ -97,12 +97,8 @@ impl Job {
 pub(crate) struct Worker {
     key: Key,
     body: Rc<Body>,
-    /// Arguments of the slot's tasks, oldest first (for requeueing).
-    args: VecDeque<Vec<u8>>,
-    /// The place of each of the slot's tasks among those sent to the
-    /// worker (its claim word, see `exchange::claims`), oldest first;
-    /// [`UNOFFERED`] until sent.
-    indices: VecDeque<u64>,
+    /// The slot's tasks, oldest first.
+    queued: VecDeque<Queued>,
     /// How many tasks were sent to the worker.
     sent: u64,
     bytes: usize,
@@ -111,11 +107,23 @@ pub(crate) struct Worker {
     stopping: bool,
 }
 
+/// A task queued for a reused worker.
+struct Queued {
+    /// The task (also in the slot's tasks: here to be sent with its
+    /// arguments).
+    task: TaskId,
+    /// Its arguments (for sending, and requeueing).
+    args: Args,
+    /// Its place among the tasks sent to the worker (its claim word, see
+    /// `exchange::claims`); [`UNOFFERED`] until sent.
+    index: u64,
+}
+
 impl core::fmt::Debug for Worker {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Worker")
             .field("key", &self.key)
-            .field("queued", &self.args.len())
+            .field("queued", &self.queued.len())
             .field("stopping", &self.stopping)
             .finish()
     }
@@ -127,8 +135,7 @@ impl Worker {
         Worker {
             key,
             body,
-            args: VecDeque::new(),
-            indices: VecDeque::new(),
+            queued: VecDeque::new(),
             sent: 0,
             bytes: 0,
             unsent: 0,
@@ -138,10 +145,9 @@ impl Worker {
 
     /// The oldest task is finished: forget its arguments.
     pub(super) fn task_done(&mut self) {
-        if let Some(args) = self.args.pop_front() {
-            self.bytes -= args.len();
+        if let Some(queued) = self.queued.pop_front() {
+            self.bytes -= queued.args.len();
         }
-        self.indices.pop_front();
     }
 
     /// What the scheduler sees of it.
@@ -149,7 +155,7 @@ impl Worker {
         Load {
             key: self.key,
             stopping: self.stopping,
-            queued: self.args.len(),
+            queued: self.queued.len(),
             bytes: self.bytes,
             claims_free: self.claims_free(),
         }
@@ -159,8 +165,8 @@ impl Worker {
     /// less than a ring of claims after that of the oldest task still
     /// unfinished (tasks taken back leave gaps in the places).
     fn claims_free(&self) -> bool {
-        match self.indices.front() {
-            Some(&oldest) if oldest != UNOFFERED => {
+        match self.queued.front().map(|queued| queued.index) {
+            Some(oldest) if oldest != UNOFFERED => {
                 let next = self.sent + self.unsent as u64;
                 next - oldest < CLAIM_RING as u64
             }
@@ -180,8 +186,9 @@ fn units<C: Borrow<Channel>>(
 )> {
     let worker = slot.worker.as_ref()?;
     let claims = Claims::new(slot.channel.borrow().claim_words());
-    let tags = slot.tasks.iter().map(|&task| super::tag_of(task));
-    Some((claims, worker.indices.iter().copied().zip(tags).skip(skip)))
+    let units = worker.queued.iter();
+    let units = units.map(|queued| (queued.index, super::tag_of(queued.task)));
+    Some((claims, units.skip(skip)))
 }
 
 /// Dead-worker recovery for slot `slot` (see `exchange::claims`): how many
@@ -225,10 +232,11 @@ impl Jobs {
         let Some(worker) = &mut slot.worker else {
             return false;
         };
-        let (Some(task), Some(args)) = (slot.tasks.pop_back(), worker.args.pop_back()) else {
+        let (Some(task), Some(Queued { args, .. })) =
+            (slot.tasks.pop_back(), worker.queued.pop_back())
+        else {
             return false;
         };
-        worker.indices.pop_back();
         worker.bytes -= args.len();
         worker.unsent = worker.unsent.saturating_sub(1);
         self.waiting.push_front(Job::Reuse {
@@ -253,7 +261,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             });
         }
         // Out of memory: ENOMEM, before the task exists.
-        let args = crate::channel::try_copy(args)?;
+        let args = Args::copy(args)?;
         self.jobs.waiting.try_reserve(1)?;
         let task = self.new_task();
         let job = if self.options.reuse {
@@ -311,29 +319,41 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Starts waiting tasks, first come first served, as far as the limit
     /// and the workers' windows allow; lets idle workers go when no task waits.
     pub(super) fn dispatch(&mut self) -> Result<()> {
+        // Moving a task from the waiting list to a worker leaves what is
+        // outstanding as it was: the window, sized when a reused task is
+        // first met, holds until a process starts.
+        let mut window = None;
         while let Some(job) = self.jobs.waiting.front() {
             let index = match job {
                 Job::Once { .. } | Job::Call { .. } if self.busy() => break,
                 Job::Once { .. } | Job::Call { .. } => None,
                 // An idle worker first, then a new one while below the limit,
                 // then the least loaded worker's window.
-                Job::Reuse { key, args, .. } => match self.worker_for(*key, args.len()) {
-                    Some(index) if self.busy() || self.slots.slots()[index].tasks.is_empty() => {
+                Job::Reuse { key, args, .. } => {
+                    let window = *window.get_or_insert_with(|| self.window());
+                    match self.worker_for(*key, args.len(), window) {
                         Some(index)
+                            if self.busy() || self.slots.slots()[index].tasks.is_empty() =>
+                        {
+                            Some(index)
+                        }
+                        _ if !self.busy() => None,
+                        Some(index) => Some(index),
+                        None => {
+                            // At the limit with no worker of this callable:
+                            // idle workers of other callables make room.
+                            self.stop_idle_workers();
+                            break;
+                        }
                     }
-                    _ if !self.busy() => None,
-                    Some(index) => Some(index),
-                    None => {
-                        // At the limit with no worker of this callable:
-                        // idle workers of other callables make room.
-                        self.stop_idle_workers();
-                        break;
-                    }
-                },
+                }
             };
             match index {
                 Some(index) => self.send_to_worker(index)?,
-                None => self.spawn()?,
+                None => {
+                    self.spawn()?;
+                    window = None;
+                }
             }
         }
         self.send_chunks()?;
@@ -377,12 +397,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         moved
     }
 
-    /// The least loaded worker of `key` with room in its window for a task
-    /// of `len` argument bytes.
-    fn worker_for(&self, key: Key, len: usize) -> Option<usize> {
+    /// The least loaded worker of `key` with room in a `window` of tasks
+    /// for a task of `len` argument bytes.
+    fn worker_for(&self, key: Key, len: usize, window: usize) -> Option<usize> {
         let workers = self.slots.slots().iter();
         let loads = workers.map(|slot| slot.worker.as_ref().map(Worker::load));
-        schedule::worker_for(loads, &key, len, self.window(), WINDOW_BYTES)
+        schedule::worker_for(loads, &key, len, window, WINDOW_BYTES)
     }
 
     /// How many tasks a reused worker may hold now: the guided schedule's
@@ -418,8 +438,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             unreachable!("the window was checked above");
         }
         worker.bytes += args.len();
-        worker.args.push_back(args);
-        worker.indices.push_back(UNOFFERED);
+        worker.queued.push_back(Queued {
+            task,
+            args,
+            index: UNOFFERED,
+        });
         worker.unsent += 1;
         Ok(())
     }
@@ -438,30 +461,28 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 continue;
             };
             let unsent = core::mem::take(&mut worker.unsent);
+            if unsent == 0 && !slot.channel.borrow().wants_write() {
+                continue; // nothing new, nothing held
+            }
             // Each new task may be taken back until the worker starts it.
-            let first = slot.tasks.len() - unsent;
+            let first = worker.queued.len() - unsent;
             let claims = Claims::new(slot.channel.borrow().claim_words());
-            for (i, (&task, index)) in slot.tasks.iter().zip(&mut worker.indices).enumerate() {
-                if i >= first {
-                    *index = worker.sent + (i - first) as u64;
-                    claims.offer(*index, super::tag_of(task));
-                }
+            for (i, queued) in worker.queued.range_mut(first..).enumerate() {
+                queued.index = worker.sent + i as u64;
+                claims.offer(queued.index, super::tag_of(queued.task));
             }
             let sent = match unsent {
                 0 => Ok(()),
-                1 => match (slot.tasks.back(), worker.args.back()) {
-                    (Some(&task), Some(args)) => slot
+                1 => match worker.queued.back() {
+                    Some(queued) => slot
                         .channel
                         .borrow_mut()
-                        .send_args(super::tag_of(task), args),
-                    _ => Err(Error::Invalid),
+                        .send_args(super::tag_of(queued.task), queued.args.bytes()),
+                    None => Err(Error::Invalid),
                 },
                 _ => {
-                    let skip = slot.tasks.len() - unsent;
-                    let (front, back) = slot.tasks.as_slices();
-                    let tags = front.iter().chain(back).skip(skip);
-                    let tags = tags.map(|&t| super::tag_of(t));
-                    let tasks = tags.zip(worker.args.iter().skip(skip).map(|a| &a[..]));
+                    let new = worker.queued.range(first..);
+                    let tasks = new.map(|q| (super::tag_of(q.task), q.args.bytes()));
                     // At most the window's tasks: the count fits a u32.
                     let count = unsent as u32;
                     slot.channel.borrow_mut().send_batch(count, tasks)
@@ -546,7 +567,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let options = self.options;
         let status = match self.jobs.waiting.front() {
             Some(Job::Call { body, args, .. }) => {
-                process::run_callable(&mut channel, |channel| body(channel, args))
+                process::run_callable(&mut channel, |channel| body(channel, args.bytes()))
             }
             Some(Job::Reuse { body, .. }) => {
                 super::worker::work(&mut channel, &**body, options.continuous)
@@ -587,15 +608,21 @@ mod tests {
         let mut worker = Worker::new(Key::Managed(0), body);
         let claims = Claims::new(slot.channel.claim_words());
         for task in 0..count {
-            slot.tasks.push_back(TaskId::new(task)).unwrap();
-            worker.args.push_back(alloc::vec![task as u8]);
+            let id = TaskId::new(task);
+            slot.tasks.push_back(id).unwrap();
+            let offered = task + unsent < count;
+            let index = if offered { task as u64 } else { UNOFFERED };
+            let args = Args::copy(&[task as u8]).unwrap();
+            worker.queued.push_back(Queued {
+                task: id,
+                args,
+                index,
+            });
             worker.bytes += 1;
-            if task + unsent < count {
-                worker.indices.push_back(task as u64);
-                claims.offer(task as u64, super::super::tag_of(TaskId::new(task)));
+            if offered {
+                claims.offer(index, super::super::tag_of(id));
                 worker.sent += 1;
             } else {
-                worker.indices.push_back(UNOFFERED);
                 worker.unsent += 1;
             }
         }
@@ -628,7 +655,10 @@ mod tests {
             [0]
         );
         let worker = slot.worker.as_ref().unwrap();
-        assert_eq!((worker.args.len(), worker.bytes, worker.unsent), (1, 1, 0));
+        assert_eq!(
+            (worker.queued.len(), worker.bytes, worker.unsent),
+            (1, 1, 0)
+        );
     }
 
     #[test]

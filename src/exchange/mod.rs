@@ -13,6 +13,8 @@
 //! waiting list, reused workers, `Queue`, `Map` and `pmap` need `alloc`.
 
 #[cfg(feature = "alloc")]
+mod args;
+#[cfg(feature = "alloc")]
 mod claims;
 #[cfg(feature = "alloc")]
 mod jobs;
@@ -105,6 +107,27 @@ pub trait StoreData {
     /// error (`remote` holds its code and message), or its process ended
     /// ([`Error::PeerEnded`]) or closed ([`Error::Closed`]) without a result.
     fn store_error(&mut self, _task: TaskId, _error: Error, _remote: Option<&RemoteError>) {}
+
+    /// A message from `task` that is its whole result, as bytes: a handler
+    /// that stores them as they are takes them here and returns true, and
+    /// the message is taken. False (the default) hands it to
+    /// [`StoreData::store_data`] instead, to receive from the channel. (An
+    /// exchange offers the answers of reused workers here, so that tiny
+    /// tasks cost no receive each; an error leaves the message queued.)
+    ///
+    /// ```
+    /// use pprocess::exchange::{QueueStore, Results};
+    /// use pprocess::StoreData;
+    ///
+    /// let mut store = QueueStore::default();
+    /// assert!(store.store_message(3, b"answer")?); // a queue keeps bytes as they are
+    /// assert_eq!(store.pop_front(), Some((3, Ok(b"answer".to_vec()))));
+    /// # Ok::<(), pprocess::Error>(())
+    /// ```
+    #[cfg(feature = "alloc")]
+    fn store_message(&mut self, _task: TaskId, _message: &[u8]) -> Result<bool> {
+        Ok(false)
+    }
 
     /// True for a handler that keeps results for the program to take later
     /// ([`Results`] such as [`QueueStore`] and [`MapStore`]): results from
@@ -624,6 +647,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// task, or retires the slot when its channel has ended. Returns whether
     /// the slot is still there.
     fn serve(&mut self, index: usize) -> Result<bool> {
+        #[cfg(feature = "alloc")]
+        if self.serve_answers(index)? && !self.slots.slots()[index].buffered() {
+            return Ok(true);
+        }
         let slot = &mut self.slots.slots_mut()[index];
         // No second poll: the last one found this channel ready. The read
         // does not wait, so a peer stalled mid-header holds nobody up; the
@@ -681,6 +708,43 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             }
             Err(e) => self.retire(index, e).map(|()| false),
         }
+    }
+
+    /// Stores the answers of slot `index`'s reused worker that come
+    /// straight from its ring: each frame that is the one whole result of
+    /// the task in front goes to [`StoreData::store_message`] and finishes
+    /// that task, without the generic path's steps per frame. Stops at
+    /// anything else (an error, a marker, a frame of another task, a second
+    /// message, a handler that takes no bytes), which the generic path
+    /// serves next; what it takes leaves no mark to collect (and every mark
+    /// was collected before a serve). Returns whether it stored any.
+    #[cfg(feature = "alloc")]
+    fn serve_answers(&mut self, index: usize) -> Result<bool> {
+        if self.options.continuous {
+            return Ok(false);
+        }
+        let mut served = false;
+        loop {
+            let slot = &mut self.slots.slots_mut()[index];
+            let Some(&task) = slot.tasks.front().filter(|_| slot.worker.is_some()) else {
+                break;
+            };
+            if slot.results != 0 {
+                break; // a message came already: not the one answer
+            }
+            let Some(message) = slot.channel.borrow_mut().next_answer(tag_of(task)) else {
+                break;
+            };
+            if !self.handler.store_message(task, message)? {
+                break;
+            }
+            let slot = &mut self.slots.slots_mut()[index];
+            slot.channel().answer_taken();
+            slot.results = 1;
+            self.finish_task(index, Ending::Done);
+            served = true;
+        }
+        Ok(served)
     }
 
     /// The task a frame of slot `index` naming `tag` belongs to: a reused

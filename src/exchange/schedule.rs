@@ -24,7 +24,7 @@ const GUIDED: usize = 2;
 /// How much of `remaining` one of `workers` workers takes next: at least
 /// one, at most `most`.
 pub(crate) fn chunk(remaining: usize, workers: usize, most: usize) -> usize {
-    (remaining / (GUIDED * workers.max(1))).clamp(1, most.max(1))
+    (remaining / GUIDED.saturating_mul(workers.max(1))).clamp(1, most.max(1))
 }
 
 /// What the scheduler sees of a reused worker.
@@ -212,6 +212,8 @@ mod tests {
         assert_eq!(chunk(3, 2, 32), 1);
         assert_eq!(chunk(0, 0, 0), 1);
         assert_eq!(chunk(usize::MAX, 1, 7), 7);
+        // An unbounded exchange: as many workers as a usize holds.
+        assert_eq!(chunk(1000, usize::MAX, 32), 1);
     }
 
     fn load(key: u8, queued: usize) -> Option<Load<u8>> {

@@ -35,8 +35,10 @@ pub fn encode_batch<'a>(
         // The frame's own length (a u32, checked against the maximum message
         // before a batch is built) bounds every entry.
         debug_assert!(u32::try_from(args.len()).is_ok(), "batch entry over 4 GiB");
-        out.extend_from_slice(&task.to_le_bytes());
-        out.extend_from_slice(&(args.len() as u32).to_le_bytes());
+        let mut entry = [0u8; ENTRY_HEADER];
+        entry[..8].copy_from_slice(&task.to_le_bytes());
+        entry[8..].copy_from_slice(&(args.len() as u32).to_le_bytes());
+        out.extend_from_slice(&entry);
         out.extend_from_slice(args);
         written += 1;
     }

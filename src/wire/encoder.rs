@@ -50,6 +50,9 @@ impl Encoder {
         count: u32,
         tasks: impl Iterator<Item = (u64, &'a [u8])>,
     ) {
+        // One allocation at most: the header gives the payload's length.
+        self.held
+            .reserve(super::HEADER_LEN + header.length as usize);
         self.held.extend_from_slice(&header.encode());
         super::encode_batch(&mut self.held, count, tasks);
     }

@@ -1,0 +1,67 @@
+//! A task's argument bytes, kept until its worker is done with it (needs
+//! `alloc`): short ones inline, so that a program that calls many tiny
+//! tasks pays no allocation per call for their arguments.
+
+use alloc::boxed::Box;
+
+use crate::error::{Error, Result};
+use crate::sys::Errno;
+
+/// Argument bytes kept inline, without an allocation.
+const INLINE: usize = 22;
+
+/// A task's argument bytes.
+pub(super) enum Args {
+    /// Up to [`INLINE`] bytes, and how many.
+    Inline(u8, [u8; INLINE]),
+    /// Longer ones, on the heap.
+    Heap(Box<[u8]>),
+}
+
+impl Args {
+    /// A copy of `bytes`, or `ENOMEM` ([`Error::Os`]) when a long one
+    /// cannot be allocated.
+    pub(super) fn copy(bytes: &[u8]) -> Result<Args> {
+        if bytes.len() <= INLINE {
+            let mut inline = [0; INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            // At most INLINE bytes: the length fits a u8.
+            return Ok(Args::Inline(bytes.len() as u8, inline));
+        }
+        let copy = crate::sys::try_copy(bytes).ok_or(Error::from(Errno::NOMEM))?;
+        Ok(Args::Heap(copy.into_boxed_slice()))
+    }
+
+    /// The bytes.
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            Args::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Args::Heap(bytes) => bytes,
+        }
+    }
+
+    /// How many bytes.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Args::Inline(len, _) => usize::from(*len),
+            Args::Heap(bytes) => bytes.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_arguments_stay_inline_and_long_ones_go_to_the_heap() {
+        const { assert!(core::mem::size_of::<Args>() <= 24) };
+        for len in [0, 1, 8, INLINE, INLINE + 1, 1000] {
+            let bytes: alloc::vec::Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let args = Args::copy(&bytes).unwrap();
+            assert_eq!(args.bytes(), &bytes[..]);
+            assert_eq!(args.len(), len);
+            assert_eq!(matches!(args, Args::Inline(..)), len <= INLINE);
+        }
+    }
+}
