@@ -117,11 +117,12 @@ pub trait StoreData {
     ///
     /// ```
     /// use pprocess::exchange::{QueueStore, Results};
-    /// use pprocess::StoreData;
+    /// use pprocess::{StoreData, TaskId};
     ///
     /// let mut store = QueueStore::default();
-    /// assert!(store.store_message(3, b"answer")?); // a queue keeps bytes as they are
-    /// assert_eq!(store.pop_front(), Some((3, Ok(b"answer".to_vec()))));
+    /// let task = TaskId::new(3);
+    /// assert!(store.store_message(task, b"answer")?); // a queue keeps bytes as they are
+    /// assert_eq!(store.pop_front(), Some((task, Ok(b"answer".to_vec()))));
     /// # Ok::<(), pprocess::Error>(())
     /// ```
     #[cfg(feature = "alloc")]
