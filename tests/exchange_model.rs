@@ -6,6 +6,12 @@
 //! unfinished when a channel was removed) `Closed`; every removed channel is
 //! reported once; every process ends and is collected.
 //!
+//! A second test runs the same model without a fork: each task is a channel
+//! of [`Channel::pair`] added to the exchange, and the test plays the peer
+//! (it answers, fails or hangs up at random points between the exchange's
+//! operations), so the exchange's bookkeeping is checked on its own, in one
+//! process, with every interleaving decided by the seed.
+//!
 //! The seed comes from `PP_MODEL_SEED` (a failure prints it); `PP_MODEL_CASES`
 //! sets how many cases run.
 #![cfg(feature = "std")]
@@ -134,6 +140,23 @@ impl Model {
     }
 }
 
+/// A peer of the no-fork case: it carries out `plan` for task `task` on its
+/// end of the pair, then hangs up, as a created process sends and exits.
+/// Its send may fail only when `model` says a removal cut the task short
+/// (the exchange closed its end).
+fn act(model: &Model, (mut peer, task, plan): (Channel, TaskId, Plan)) {
+    let id = task.index() as u64;
+    let sent = match plan {
+        Plan::Answer => peer.send_value(&id),
+        Plan::Fail => peer.send_error(&RemoteError::new(100 + id as i32, "planned failure")),
+        Plan::Die => Ok(()),
+    };
+    if let Err(e) = sent {
+        assert!(model.cut.contains(&task), "task {task}'s peer: {e}");
+    }
+    drop(peer);
+}
+
 fn plan(rng: &mut Rng) -> Plan {
     match rng.below(10) {
         0 => Plan::Fail,
@@ -243,6 +266,100 @@ fn run_case(rng: &mut Rng, case: u64) {
     // none is left.
     pprocess::waitall().unwrap();
     assert_eq!(children(), 0, "case {case}: processes left");
+}
+
+/// One case without forks: tasks are added pairs whose peers this test
+/// plays; the peers act between the exchange's operations, and all of them
+/// before a call that waits for every task.
+fn run_case_without_forks(rng: &mut Rng, case: u64) {
+    let limit = rng.range(1, 4) as usize;
+    let mut ex: Exchange<Growable, Log> = Exchange::new(limit, Options::default(), Log::default());
+    let mut model = Model::default();
+    // Peers that have not acted yet, with their task and plan.
+    let mut peers: Vec<(Channel, TaskId, Plan)> = Vec::new();
+    let mut removed = 0;
+    let steps = rng.range(5, 40);
+    for _ in 0..steps {
+        match rng.below(10) {
+            0..=2 => {
+                let plan = plan(rng);
+                let (ours, theirs) = Channel::pair().unwrap();
+                let task = ex.add(ours).ok().expect("a growable exchange adds");
+                model.started(task, plan);
+                peers.push((theirs, task, plan));
+            }
+            3 | 4 if !peers.is_empty() => {
+                let k = rng.below(peers.len() as u64) as usize;
+                act(&model, peers.swap_remove(k));
+            }
+            5 => {
+                let mut got = Vec::new();
+                for ch in ex.ready(0).unwrap() {
+                    match ch.receive_value::<u64>() {
+                        Ok(id) => got.push(id),
+                        // A ready channel may hold its peer's error or end:
+                        // the exchange charges it (collected below).
+                        Err(Error::Remote { .. } | Error::Closed) => {}
+                        Err(e) => panic!("receive: {e}"),
+                    }
+                }
+                removed += ex.removed().len();
+                model.take(ex.handler_mut());
+                for id in got {
+                    model.record(TaskId::new(id as usize), Seen::Result(id));
+                }
+            }
+            6 | 7 => {
+                match ex.store(0) {
+                    Ok(_) | Err(Error::TimedOut) => {}
+                    Err(e) => panic!("store: {e}"),
+                }
+                model.take(ex.handler_mut());
+            }
+            8 if ex.active_count() > 0 => {
+                let k = rng.below(ex.active_count() as u64) as usize;
+                let fd = ex.active().nth(k).unwrap().raw_fd();
+                model.take(ex.handler_mut());
+                model.removing();
+                assert!(ex.remove(fd).unwrap().is_none(), "autoclose");
+                model.take(ex.handler_mut());
+            }
+            _ => {
+                for peer in peers.drain(..) {
+                    act(&model, peer);
+                }
+                ex.wait().unwrap();
+                model.take(ex.handler_mut());
+            }
+        }
+    }
+    for peer in peers.drain(..) {
+        act(&model, peer);
+    }
+    ex.finish().unwrap();
+    model.take(ex.handler_mut());
+    assert_eq!(ex.active_count(), 0);
+    let missing: Vec<_> = model
+        .plans
+        .keys()
+        .filter(|task| !model.outcomes.contains_key(task))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "case {case}: no outcome for tasks {missing:?} ({removed} removed by ready)"
+    );
+}
+
+#[test]
+fn random_operations_on_added_pairs_match_the_model_without_forks() {
+    let _watchdog = Watchdog::new("exchange model without forks", Duration::from_secs(120));
+    let first = seed("PP_MODEL_SEED", 13);
+    let cases = seed("PP_MODEL_CASES", 200);
+    for case in first..first + cases {
+        let mut rng = Rng::new(case);
+        eprintln!("case {case} (PP_MODEL_SEED={case} PP_MODEL_CASES=1 reruns it)");
+        run_case_without_forks(&mut rng, case);
+    }
 }
 
 #[test]
