@@ -83,17 +83,20 @@ impl Channel {
         if buf.capacity() > KEEP_BYTES && len <= KEEP_BYTES {
             *buf = Vec::new();
         }
-        buf.clear();
         let dec = self.conn.decoder_mut();
         if let Some(message) = dec.take_collected() {
             *buf = message; // read ahead whole across poll rounds: no copy
         } else if let Some(whole) = dec.whole_payload() {
+            buf.clear();
             buf.try_reserve(whole.len())?;
             buf.extend_from_slice(whole);
             dec.skip_payload();
         } else {
-            // The length was checked against max_message before this allocation.
-            buf.try_reserve(len)?;
+            // The length was checked against max_message before this
+            // allocation. Every byte is overwritten: only bytes past the
+            // last payload's are zeroed first.
+            buf.truncate(len);
+            buf.try_reserve(len - buf.len())?;
             buf.resize(len, 0);
             return self.take_payload(buf);
         }

@@ -100,6 +100,8 @@ impl Tasks {
                 }
                 Next::Batch(_) | Next::Taken => {}
             }
+            // Until the next frame is read whole (and checked), no task.
+            self.next = Next::Taken;
             let header = channel.next_loop_frame(&mut self.payload)?;
             self.next = if header.kind == Kind::Args {
                 Next::Args(header.task)
