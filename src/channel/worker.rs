@@ -19,6 +19,10 @@ use crate::error::{Error, Result};
 use crate::sys::Deadline;
 use crate::wire::{Header, Kind, Route, FLAG_END};
 
+/// The most bytes a reused worker's loop keeps allocated for its next
+/// frame's payload once a bigger one is over.
+const KEEP_BYTES: usize = 1 << 16;
+
 /// True for the frames a reused worker's loop takes (args and batch).
 fn for_loop(header: &Header) -> bool {
     matches!(header.kind, Kind::Args | Kind::Batch)
@@ -42,16 +46,18 @@ impl Channel {
         self.conn.set_end_next(false)
     }
 
-    /// In a reused worker's loop: the next args or batch frame (its header
-    /// and payload), from those a callable's receive kept or from the
-    /// socket. A message for a task that is over (a reply nobody received)
-    /// is dropped on the way. [`Error::Closed`] when told to stop (a stop
+    /// In a reused worker's loop: the next args or batch frame, its
+    /// payload in `payload` (whose allocation it reuses) and its header
+    /// returned, from those a callable's receive kept or from the socket.
+    /// A message for a task that is over (a reply nobody received) is
+    /// dropped on the way. [`Error::Closed`] when told to stop (a stop
     /// frame ends the stream) or at the end of the channel.
-    pub(crate) fn next_loop_frame(&mut self) -> Result<(Header, Vec<u8>)> {
+    pub(crate) fn next_loop_frame(&mut self, payload: &mut Vec<u8>) -> Result<Header> {
         loop {
-            if let Some((header, payload, due)) = self.kept.pop_front() {
+            if let Some((header, kept, due)) = self.kept.pop_front() {
                 if for_loop(&header) {
-                    return Ok((header, payload));
+                    *payload = kept;
+                    return Ok(header);
                 }
                 if due {
                     self.acknowledge(header);
@@ -62,12 +68,40 @@ impl Channel {
                 return Err(e);
             }
             if let Frame::Message(header) = self.read_frame(Deadline::after(-1))? {
-                let payload = self.take_vec(header)?;
+                self.take_into(header, payload)?;
                 if for_loop(&header) {
-                    return Ok((header, payload));
+                    return Ok(header);
                 }
             }
         }
+    }
+
+    /// [`Channel::take_vec`] into `buf`, reusing its allocation (one that
+    /// has grown past [`KEEP_BYTES`] is given back for a smaller message).
+    fn take_into(&mut self, header: Header, buf: &mut Vec<u8>) -> Result<()> {
+        let len = header.length as usize;
+        if buf.capacity() > KEEP_BYTES && len <= KEEP_BYTES {
+            *buf = Vec::new();
+        }
+        let dec = self.conn.decoder_mut();
+        if let Some(message) = dec.take_collected() {
+            *buf = message; // read ahead whole across poll rounds: no copy
+        } else if let Some(whole) = dec.whole_payload() {
+            buf.clear();
+            buf.try_reserve(whole.len())?;
+            buf.extend_from_slice(whole);
+            dec.skip_payload();
+        } else {
+            // The length was checked against max_message before this
+            // allocation. Every byte is overwritten: only bytes past the
+            // last payload's are zeroed first.
+            buf.truncate(len);
+            buf.try_reserve(len - buf.len())?;
+            buf.resize(len, 0);
+            return self.take_payload(buf);
+        }
+        self.took(header);
+        Ok(())
     }
 
     /// A callable's [`Channel::next_frame`] in a reused worker: the loop's

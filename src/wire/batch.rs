@@ -12,14 +12,19 @@
 //! ```
 //! All integers little-endian; the entries fill the payload exactly.
 
+use core::ops::Range;
+
 use super::ProtoError;
 
 /// Bytes before each task's arguments: its tag and length.
 pub const ENTRY_HEADER: usize = 12;
 
+/// Where a batch payload's first entry starts (after its count).
+pub(crate) const FIRST_ENTRY: usize = 4;
+
 /// Payload bytes of a batch of tasks with these argument lengths.
 pub fn batch_len(arg_lens: impl Iterator<Item = usize>) -> usize {
-    4 + arg_lens.map(|len| ENTRY_HEADER + len).sum::<usize>()
+    FIRST_ENTRY + arg_lens.map(|len| ENTRY_HEADER + len).sum::<usize>()
 }
 
 /// Appends the payload of a batch of `count` tasks (tag, arguments) to `out`.
@@ -82,7 +87,7 @@ pub fn encode_batch<'a>(
 /// ```
 pub fn decode_batch(payload: &[u8]) -> Result<BatchTasks<'_>, ProtoError> {
     let (count, entries) = payload
-        .split_first_chunk::<4>()
+        .split_first_chunk::<FIRST_ENTRY>()
         .ok_or(ProtoError::BadBatch)?;
     let count = u32::from_le_bytes(*count);
     let tasks = BatchTasks { rest: entries };
@@ -106,16 +111,26 @@ pub struct BatchTasks<'a> {
 
 impl<'a> BatchTasks<'a> {
     fn next_entry(&mut self) -> Option<(u64, &'a [u8])> {
-        let (head, rest) = self.rest.split_first_chunk::<ENTRY_HEADER>()?;
-        let (task, len) = head.split_first_chunk::<8>()?;
-        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
-        if rest.len() < len {
-            return None;
-        }
-        let (args, rest) = rest.split_at(len);
+        let (task, args) = entry_at(self.rest, 0)?;
+        let (args, rest) = self.rest.get(args.start..)?.split_at(args.len());
         self.rest = rest;
-        Some((u64::from_le_bytes(*task), args))
+        Some((task, args))
     }
+}
+
+/// The entry of a batch payload that starts at byte `at` (the first at
+/// [`FIRST_ENTRY`]): its tag and where its arguments lie; the next entry
+/// starts where they end. `None` for an entry cut short (or none at all):
+/// the reader of a payload kept whole ([`decode_batch`] checked it first)
+/// walks its entries with this, borrowing nothing.
+#[inline]
+pub(crate) fn entry_at(payload: &[u8], at: usize) -> Option<(u64, Range<usize>)> {
+    let head = payload.get(at..)?.first_chunk::<ENTRY_HEADER>()?;
+    let (task, len) = head.split_first_chunk::<8>()?;
+    let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+    let start = at + ENTRY_HEADER;
+    let end = start.checked_add(len).filter(|&end| end <= payload.len())?;
+    Some((u64::from_le_bytes(*task), start..end))
 }
 
 impl<'a> Iterator for BatchTasks<'a> {
@@ -139,6 +154,28 @@ mod tests {
         assert_eq!(out.len(), batch_len(tasks.iter().map(|t| t.1.len())));
         let back: Vec<_> = decode_batch(&out).unwrap().collect();
         assert_eq!(back, tasks);
+    }
+
+    #[test]
+    fn entries_walked_by_offset_are_the_batch_tasks() {
+        let tasks: [(u64, &[u8]); 3] = [(5, b"ab"), (9, b""), (6, b"xyz")];
+        let mut out = Vec::new();
+        encode_batch(&mut out, 3, tasks.iter().copied());
+        let mut at = FIRST_ENTRY;
+        let mut walked = Vec::new();
+        while let Some((task, args)) = entry_at(&out, at) {
+            walked.push((task, &out[args.clone()]));
+            at = args.end;
+        }
+        assert_eq!(walked, tasks);
+        assert_eq!(at, out.len());
+        // Cut short, or an offset past the end: no entry, no panic.
+        assert_eq!(
+            entry_at(&out[..out.len() - 1], FIRST_ENTRY + 2 * ENTRY_HEADER + 2),
+            None
+        );
+        assert_eq!(entry_at(&out, out.len() + 1), None);
+        assert_eq!(entry_at(&out, usize::MAX), None);
     }
 
     #[test]

@@ -165,6 +165,7 @@ impl Decoder {
     }
 
     /// The bytes received and not yet decoded or taken.
+    #[inline]
     pub fn buffered(&self) -> &[u8] {
         &self.bytes[self.start..self.end]
     }
@@ -185,6 +186,7 @@ impl Decoder {
         self.end = (self.end + n).min(READ_AHEAD);
     }
 
+    #[inline]
     fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start == self.end {
@@ -209,6 +211,7 @@ impl Decoder {
     /// The next frame's header, or [`Next::More`] while it (or an error
     /// frame's payload) is not buffered whole. With a message pending, its
     /// header again. A malformed header is an error, and stays buffered.
+    #[inline(always)]
     pub fn next_header(&mut self) -> Result<Next, ProtoError> {
         if let Some(header) = self.pending {
             return Ok(Next::Header(header));
@@ -363,6 +366,7 @@ impl Decoder {
     }
 
     /// The payload [`Decoder::whole_payload`] showed was taken.
+    #[inline]
     pub fn skip_payload(&mut self) {
         if self.whole_payload().is_some() {
             let len = self.pending.take().map_or(0, |h| h.length as usize);
