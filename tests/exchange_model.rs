@@ -284,7 +284,7 @@ fn run_case_without_forks(rng: &mut Rng, case: u64) {
             0..=2 => {
                 let plan = plan(rng);
                 let (ours, theirs) = Channel::pair().unwrap();
-                let task = ex.add(ours).ok().expect("a growable exchange adds");
+                let task = ex.add(ours).expect("a growable exchange adds");
                 model.started(task, plan);
                 peers.push((theirs, task, plan));
             }
