@@ -9,7 +9,7 @@ import os
 import pickle
 import sys
 from ctypes import byref, c_int, c_size_t, c_void_p
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from . import _capi
 from ._capi import forking, lib
@@ -45,7 +45,29 @@ def loads(data: Any) -> Any:
     return obj
 
 
-class Channel:
+_Self = TypeVar("_Self", bound="_Closes")
+
+
+class _Closes:
+    """``close()`` at the end of a ``with`` block, and when collected."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Channel(_Closes):
     """One end of a channel between a creating and a created process.
 
     ``send`` and ``receive`` carry any picklable object. The creator's end
@@ -161,18 +183,6 @@ class Channel:
         handle, self._handle = self._handle, None
         if handle is not None and self._owned and os.getpid() == self._owner:
             lib.pp_channel_close(handle)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __enter__(self) -> "Channel":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # An exchange takes the handle over.
     def _give_away(self) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union, overload
 from . import _capi
 from ._capi import forking
 from ._channel import (
-    Channel, dumps, flush_streams, get_number_of_cores, loads, run_callable, task_channel,
+    Channel, _Closes, dumps, flush_streams, get_number_of_cores, loads, run_callable, task_channel,
     trampoline,
 )
 from ._errors import PeerEnded, Raised, RemoteError, check, error_for
@@ -42,7 +42,7 @@ def _ms(timeout: Optional[float]) -> int:
     return -1 if timeout is None else max(0, int(timeout))
 
 
-class Exchange:
+class Exchange(_Closes):
     """Channels monitored together, under an optional ``limit`` on the
     processes running at once (None: no limit). Subclasses define
     ``store_data(channel)``, called for each channel with a message, which
@@ -278,18 +278,6 @@ class Exchange:
         for channel in self._channels.values():
             channel._handle = None
         self._channels.clear()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def __enter__(self) -> "Exchange":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Queue(Exchange):
