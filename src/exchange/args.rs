@@ -4,8 +4,7 @@
 
 use alloc::boxed::Box;
 
-use crate::error::{Error, Result};
-use crate::sys::Errno;
+use crate::error::Result;
 
 /// Argument bytes kept inline, without an allocation.
 const INLINE: usize = 22;
@@ -19,7 +18,7 @@ pub(super) enum Args {
 }
 
 impl Args {
-    /// A copy of `bytes`, or `ENOMEM` ([`Error::Os`]) when a long one
+    /// A copy of `bytes`, or `ENOMEM` ([`Error::Os`](crate::Error::Os)) when a long one
     /// cannot be allocated.
     pub(super) fn copy(bytes: &[u8]) -> Result<Args> {
         if bytes.len() <= INLINE {
@@ -28,8 +27,10 @@ impl Args {
             // At most INLINE bytes: the length fits a u8.
             return Ok(Args::Inline(bytes.len() as u8, inline));
         }
-        let copy = crate::sys::try_copy(bytes).ok_or(Error::from(Errno::NOMEM))?;
-        Ok(Args::Heap(copy.into_boxed_slice()))
+        // Allocated to size: the boxed slice takes it over as it is.
+        Ok(Args::Heap(
+            crate::channel::try_copy(bytes)?.into_boxed_slice(),
+        ))
     }
 
     /// The bytes.

@@ -496,9 +496,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 continue;
             };
             // Not sent: the new tasks wait for another worker, in order.
-            for _ in 0..unsent {
-                self.jobs.take_back_newest(slot);
-            }
+            self.jobs.requeue(slot, unsent);
             match (e, &mut slot.worker) {
                 (Error::Closed | Error::PeerEnded { .. }, Some(worker)) => worker.stopping = true,
                 _ => self.retire(index, e)?,

@@ -275,10 +275,10 @@ impl Pool<'_> {
     /// Takes back the newest unclaimed blocks of the worker with the most
     /// unclaimed records, at least half of them, shortening its chunk.
     fn steal(&mut self) -> Option<Range<usize>> {
-        let victim = (0..self.workers.len())
+        let (victim, (_, count)) = (0..self.workers.len())
             .filter(|&i| self.workers[i].chunk.is_some())
-            .max_by_key(|&i| self.unclaimed(i).0)?;
-        let (_, count) = self.unclaimed(victim);
+            .map(|i| (i, self.unclaimed(i)))
+            .max_by_key(|(_, unclaimed)| unclaimed.0)?;
         let worker = &mut self.workers[victim];
         let most = half_of(&worker.blocks[worker.blocks.len() - count..]);
         let (_, claims) = slot_words(self.progress.words(), worker.slot);

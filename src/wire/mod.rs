@@ -41,6 +41,7 @@ mod encoder;
 #[cfg(feature = "alloc")]
 pub use batch::encode_batch;
 pub use batch::{batch_len, decode_batch, BatchTasks, ENTRY_HEADER};
+#[cfg(feature = "alloc")]
 pub(crate) use batch::{entry_at, FIRST_ENTRY};
 #[cfg(feature = "alloc")]
 pub(crate) use conn::Route;
