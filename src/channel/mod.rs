@@ -422,25 +422,12 @@ impl Channel {
         self.send_frame(Kind::Data, 0, data).map(drop)
     }
 
-    /// Takes the pending message into a new vector.
-    #[cfg(feature = "alloc")]
-    /// An allocation that fails is `ENOMEM`, and the message stays queued.
+    /// Takes the pending message into a new vector. An allocation that
+    /// fails is `ENOMEM`, and the message stays queued.
     #[cfg(feature = "alloc")]
     fn take_vec(&mut self, header: Header) -> Result<Vec<u8>> {
-        let dec = self.conn.decoder_mut();
-        let message = if let Some(message) = dec.take_collected() {
-            message // read ahead whole across poll rounds: no copy
-        } else if let Some(payload) = dec.whole_payload() {
-            let message = try_copy(payload)?; // one copy, no zeroing
-            dec.skip_payload();
-            message
-        } else {
-            // The length was checked against max_message before this allocation.
-            let mut message = try_vec(header.length as usize)?;
-            self.take_payload(&mut message)?;
-            return Ok(message);
-        };
-        self.took(header);
+        let mut message = Vec::new();
+        self.take_into(header, &mut message)?;
         Ok(message)
     }
 

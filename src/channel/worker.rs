@@ -76,9 +76,11 @@ impl Channel {
         }
     }
 
-    /// [`Channel::take_vec`] into `buf`, reusing its allocation (one that
-    /// has grown past [`KEEP_BYTES`] is given back for a smaller message).
-    fn take_into(&mut self, header: Header, buf: &mut Vec<u8>) -> Result<()> {
+    /// Takes the pending message into `buf`, reusing its allocation (one
+    /// that has grown past [`KEEP_BYTES`] is given back for a smaller
+    /// message). An allocation that fails is `ENOMEM`, and the message
+    /// stays queued.
+    pub(super) fn take_into(&mut self, header: Header, buf: &mut Vec<u8>) -> Result<()> {
         let len = header.length as usize;
         if buf.capacity() > KEEP_BYTES && len <= KEEP_BYTES {
             *buf = Vec::new();
