@@ -43,7 +43,7 @@ use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use super::Channel;
 use crate::sys::{self, Errno, Fd, SharedMap};
-use crate::wire::{Header, Kind, FLAG_END, HEADER_LEN};
+use crate::wire::{self, Header, Kind, FLAG_END, HEADER_LEN};
 
 /// Words in a cache line: each index gets one of its own.
 const LINE: usize = 8;
@@ -343,7 +343,7 @@ impl Reader {
                     self.on_socket = true;
                     break;
                 }
-                let len = HEADER_LEN as u64 + u64::from(frame_length(&header));
+                let len = HEADER_LEN as u64 + u64::from(wire::raw_length(&header));
                 if len > published {
                     return Err(Errno::INVAL); // never published whole
                 }
@@ -377,13 +377,13 @@ impl Reader {
             return Err(Errno::INVAL);
         }
         let (mut took, mut frames) = (0, 0);
-        while let Some(header) = buf[took..want].get(..HEADER_LEN) {
-            if header == MARKER {
+        while let Some(header) = buf[took..want].first_chunk::<HEADER_LEN>() {
+            if *header == MARKER {
                 self.head += HEADER_LEN as u64;
                 self.on_socket = true;
                 break;
             }
-            let len = HEADER_LEN + frame_length(header) as usize;
+            let len = HEADER_LEN + wire::raw_length(header) as usize;
             if (took + len) as u64 > published {
                 return Err(Errno::INVAL); // never published whole
             }
@@ -425,8 +425,8 @@ impl Reader {
                     _ => {}
                 }
                 let rest = &self.staged[self.at..];
-                self.socket_left = match rest.get(..HEADER_LEN) {
-                    Some(header) => HEADER_LEN + frame_length(header) as usize,
+                self.socket_left = match rest.first_chunk::<HEADER_LEN>() {
+                    Some(header) => HEADER_LEN + wire::raw_length(header) as usize,
                     // Cut short for good: the decoder sees how.
                     None if self.eof => rest.len(),
                     None => return None,
@@ -536,7 +536,7 @@ impl Channel {
             // A data frame's header only leaves it pending (any other kind
             // is handled as it is read: the generic path's).
             let header = self.conn.decoder().buffered().first_chunk::<HEADER_LEN>()?;
-            if header[KIND_AT] != Kind::Data as u8 {
+            if wire::raw_kind(header) != Kind::Data as u8 {
                 return None;
             }
             self.conn.decoder_mut().next_header().ok()?;
@@ -559,17 +559,9 @@ impl Channel {
     }
 }
 
-/// Where a header's bytes hold its kind.
-const KIND_AT: usize = 3;
-
 /// True for the header of the one answer of the task tagged `tag`.
 fn is_answer(header: &Header, tag: u64) -> bool {
     header.kind == Kind::Data && header.flags == FLAG_END && header.task == tag
-}
-
-/// The payload length a header's bytes give.
-fn frame_length(header: &[u8]) -> u32 {
-    u32::from_le_bytes([header[8], header[9], header[10], header[11]])
 }
 
 #[cfg(test)]
