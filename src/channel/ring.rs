@@ -315,48 +315,26 @@ impl Reader {
         Ok(self.tail - self.head)
     }
 
-    /// Hands out ring frames into `buf`; stops at a marker (then reading
-    /// from the socket).
+    /// Hands out ring frames into `buf`: the rest of a frame handed out in
+    /// parts first, then [`Reader::take_frames`] while there is room; stops
+    /// at a marker (then reading from the socket).
     fn take_ring(&mut self, buf: &mut [u8]) -> sys::Result<usize> {
-        let mut done = 0;
         let start = self.head;
-        while done < buf.len() {
-            if self.frame_left == 0 {
-                let whole = self.take_whole_frames(&mut buf[done..])?;
-                done += whole;
-                if self.on_socket {
-                    break;
-                }
-                if whole > 0 {
-                    continue;
-                }
-                let published = self.published()?;
-                if published == 0 {
-                    break;
-                }
-                let mut header = [0u8; HEADER_LEN];
-                if published < HEADER_LEN as u64 || !self.copy_out(&mut header) {
-                    return Err(Errno::INVAL);
-                }
-                if header == MARKER {
-                    self.head += HEADER_LEN as u64;
-                    self.on_socket = true;
-                    break;
-                }
-                let len = HEADER_LEN as u64 + u64::from(wire::raw_length(&header));
-                if len > published {
-                    return Err(Errno::INVAL); // never published whole
-                }
-                self.frame_left = len as usize;
-                RING_FRAMES.fetch_add(1, Ordering::Relaxed);
-            }
-            let n = self.frame_left.min(buf.len() - done);
-            if !self.copy_out(&mut buf[done..done + n]) {
+        let mut done = self.frame_left.min(buf.len());
+        if done > 0 {
+            // Checked as a whole when it started: published already.
+            if !self.copy_out(0, &mut buf[..done]) {
                 return Err(Errno::INVAL);
             }
-            self.head += n as u64;
-            self.frame_left -= n;
-            done += n;
+            self.head += done as u64;
+            self.frame_left -= done;
+        }
+        while done < buf.len() && self.frame_left == 0 && !self.on_socket {
+            let taken = self.take_frames(&mut buf[done..])?;
+            if taken == 0 {
+                break;
+            }
+            done += taken;
         }
         if self.head != start {
             self.ring.word(HEAD).store(self.head, Ordering::Release);
@@ -364,43 +342,62 @@ impl Reader {
         Ok(done)
     }
 
-    /// Hands out the whole frames at the head that fit `buf`, copied in one
-    /// go and checked in the copy; stops at a marker (then reading from the
-    /// socket). 0 when the first frame does not fit (it goes out in parts).
-    fn take_whole_frames(&mut self, buf: &mut [u8]) -> sys::Result<usize> {
+    /// Hands out the frames at the head, copied into `buf` in one go and
+    /// checked in the copy: every whole one that fits, then the start of
+    /// the next (its rest is `frame_left`). Stops at a marker (then reading
+    /// from the socket). A frame never published whole is an error.
+    fn take_frames(&mut self, buf: &mut [u8]) -> sys::Result<usize> {
         let published = self.published()?;
         let want = published.min(buf.len() as u64) as usize;
-        if want < HEADER_LEN {
+        if want == 0 {
             return Ok(0);
         }
-        if !self.copy_out(&mut buf[..want]) {
+        if !self.copy_out(0, &mut buf[..want]) {
             return Err(Errno::INVAL);
         }
         let (mut took, mut frames) = (0, 0);
-        while let Some(header) = buf[took..want].first_chunk::<HEADER_LEN>() {
-            if *header == MARKER {
+        let mut header = [0u8; HEADER_LEN];
+        while took < want {
+            // A frame's header: in the copy, or read apart when the copy
+            // ends inside it.
+            let rest = published - took as u64;
+            let whole = match buf[took..want].first_chunk::<HEADER_LEN>() {
+                Some(copied) => {
+                    header = *copied;
+                    true
+                }
+                None => rest >= HEADER_LEN as u64 && self.copy_out(took as u64, &mut header),
+            };
+            if !whole {
+                return Err(Errno::INVAL); // published bytes end inside a header
+            }
+            if header == MARKER {
                 self.head += HEADER_LEN as u64;
                 self.on_socket = true;
                 break;
             }
-            let len = HEADER_LEN + wire::raw_length(header) as usize;
-            if (took + len) as u64 > published {
+            let len = HEADER_LEN + wire::raw_length(&header) as usize;
+            if len as u64 > rest {
                 return Err(Errno::INVAL); // never published whole
             }
+            frames += 1;
             if took + len > want {
+                // Its start goes out now, the rest in the next reads.
+                self.frame_left = took + len - want;
+                took = want;
                 break;
             }
             took += len;
-            frames += 1;
         }
         RING_FRAMES.fetch_add(frames, Ordering::Relaxed);
         self.head += took as u64;
         Ok(took)
     }
 
-    /// Copies the ring's bytes from the head into `dst` (not consumed).
-    fn copy_out(&self, dst: &mut [u8]) -> bool {
-        let at = (self.head % CAPACITY as u64) as usize;
+    /// Copies the ring's bytes from `offset` past the head into `dst` (not
+    /// consumed).
+    fn copy_out(&self, offset: u64, dst: &mut [u8]) -> bool {
+        let at = ((self.head + offset) % CAPACITY as u64) as usize;
         let first = dst.len().min(CAPACITY - at);
         let (a, b) = dst.split_at_mut(first);
         self.ring.map.read_racy(DATA + at, a) && self.ring.map.read_racy(DATA, b)
@@ -620,6 +617,31 @@ mod tests {
         );
         assert!(marked - marked_before >= 2, "the big one and the overflow");
         drop(writer); // after the reader: it unmaps the pages
+    }
+
+    #[test]
+    fn frames_read_in_pieces_of_every_size_arrive_whole_and_in_order() {
+        let (mut writer, worker, reader, creator) = pair();
+        let mut sent = Vec::new();
+        for task in 1..40u64 {
+            let f = frame(task, &alloc::vec![task as u8; (task as usize * 7) % 61]);
+            writer.write(&worker, &[&f]).unwrap();
+            sent.extend_from_slice(&f);
+        }
+        drop(worker);
+        // Reads of 1 to 47 bytes end anywhere: inside headers, payloads,
+        // or right at a frame's end.
+        let mut reader = core::mem::ManuallyDrop::new(reader);
+        let mut got = Vec::new();
+        for size in (1..48).cycle() {
+            let mut buf = [0u8; 47];
+            match reader.read(&creator, &mut buf[..size], true).unwrap() {
+                0 => break,
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert_eq!(got, sent);
+        drop(writer);
     }
 
     #[test]
