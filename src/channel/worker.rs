@@ -23,11 +23,6 @@ use crate::wire::{Header, Kind, Route, FLAG_END};
 /// frame's payload once a bigger one is over.
 const KEEP_BYTES: usize = 1 << 16;
 
-/// True for the frames a reused worker's loop takes (args and batch).
-fn for_loop(header: &Header) -> bool {
-    matches!(header.kind, Kind::Args | Kind::Batch)
-}
-
 impl Channel {
     /// In a reused worker: task `task` runs from now on. Its frames name
     /// it, its callable's receives see only its messages, and with
@@ -55,7 +50,7 @@ impl Channel {
     pub(crate) fn next_loop_frame(&mut self, payload: &mut Vec<u8>) -> Result<Header> {
         loop {
             if let Some((header, kept, due)) = self.kept.pop_front() {
-                if for_loop(&header) {
+                if header.kind.is_task() {
                     *payload = kept;
                     return Ok(header);
                 }
@@ -69,7 +64,7 @@ impl Channel {
             }
             if let Frame::Message(header) = self.read_frame(Deadline::after(-1))? {
                 self.take_into(header, payload)?;
-                if for_loop(&header) {
+                if header.kind.is_task() {
                     return Ok(header);
                 }
             }
@@ -112,7 +107,7 @@ impl Channel {
     /// for this task: [`Error::Closed`] (a stop frame ends the stream).
     pub(super) fn next_task_frame(&mut self, deadline: Deadline) -> Result<Frame> {
         loop {
-            if self.conn.answered() && self.kept.iter().any(|(h, _, _)| for_loop(h)) {
+            if self.conn.answered() && self.kept.iter().any(|(h, _, _)| h.kind.is_task()) {
                 return Err(Error::Closed);
             }
             let frame = self.read_frame(deadline)?;

@@ -476,7 +476,7 @@ impl<B: OutBuf> Conn<B> {
     pub(crate) fn route(&self, header: &Header) -> Route {
         match (self.running, header.kind) {
             (None, _) => Route::Receive,
-            (Some(_), Kind::Args | Kind::Batch) => Route::Loop,
+            (Some(_), kind) if kind.is_task() => Route::Loop,
             (Some(running), _) if header.task == running.task => Route::Receive,
             _ => Route::Skip,
         }
@@ -534,7 +534,7 @@ impl<B: OutBuf> Conn<B> {
         len: usize,
     ) -> Result<Header, Error> {
         let max = self.max_message();
-        if matches!(kind, Kind::Data | Kind::Args | Kind::Batch) && len > max {
+        if kind.is_message() && len > max {
             return Err(Error::TooBig {
                 size: len,
                 capacity: max,

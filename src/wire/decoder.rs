@@ -227,7 +227,7 @@ impl Decoder {
             return Ok(Next::More);
         }
         self.consume(HEADER_LEN);
-        if matches!(header.kind, Kind::Data | Kind::Args | Kind::Batch) {
+        if header.kind.is_message() {
             self.pending = Some(header);
         }
         Ok(Next::Header(header))

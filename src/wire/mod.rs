@@ -99,6 +99,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kinds whose payload is a message (data, or tasks' arguments),
+    /// bounded by the maximum message size and taken by a receive.
+    pub(crate) fn is_message(self) -> bool {
+        matches!(self, Kind::Data | Kind::Args | Kind::Batch)
+    }
+
+    /// A reused worker's tasks (args and batch frames), which its loop takes.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn is_task(self) -> bool {
+        matches!(self, Kind::Args | Kind::Batch)
+    }
+
     fn from_u8(v: u8) -> Option<Kind> {
         Some(match v {
             1 => Kind::Data,
