@@ -236,11 +236,12 @@ pub(super) struct Reader {
     frame_left: usize,
     /// After a marker: the frames come from the socket until [`BACK`].
     on_socket: bool,
-    /// Bytes read from the socket, from `at` not handed out yet.
+    /// Bytes read from the socket: those from `at` to `filled` are not
+    /// handed out yet; the rest is room for the next read (zeroed once,
+    /// when the buffer grows, not at every read).
     staged: Vec<u8>,
-    /// What one read of the socket lands in, before it is staged.
-    read_buf: Vec<u8>,
     at: usize,
+    filled: usize,
     /// Bytes of the socket frame being handed out still to go.
     socket_left: usize,
     /// The socket's stream has ended.
@@ -259,8 +260,8 @@ impl Reader {
             frame_left: 0,
             on_socket: false,
             staged: Vec::new(),
-            read_buf: Vec::new(),
             at: 0,
+            filled: 0,
             socket_left: 0,
             eof: false,
         }
@@ -407,7 +408,7 @@ impl Reader {
     /// `BACK` skipped. `Some(0)` after a `BACK` (the ring is next), None
     /// when more must be read first.
     fn take_staged(&mut self, buf: &mut [u8]) -> Option<usize> {
-        while self.at < self.staged.len() {
+        while self.at < self.filled {
             if self.socket_left == 0 {
                 match self.staged[self.at] {
                     WAKE => {
@@ -421,7 +422,7 @@ impl Reader {
                     }
                     _ => {}
                 }
-                let rest = &self.staged[self.at..];
+                let rest = &self.staged[self.at..self.filled];
                 self.socket_left = match rest.first_chunk::<HEADER_LEN>() {
                     Some(header) => HEADER_LEN + wire::raw_length(header) as usize,
                     // Cut short for good: the decoder sees how.
@@ -432,10 +433,7 @@ impl Reader {
                     MARKED_FRAMES.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            let n = self
-                .socket_left
-                .min(self.staged.len() - self.at)
-                .min(buf.len());
+            let n = self.socket_left.min(self.filled - self.at).min(buf.len());
             buf[..n].copy_from_slice(&self.staged[self.at..self.at + n]);
             self.at += n;
             self.socket_left -= n;
@@ -444,32 +442,35 @@ impl Reader {
         None
     }
 
-    /// Reads what the socket has into the staging buffer.
+    /// Reads what the socket has into the staging buffer, straight after
+    /// the bytes not handed out yet (moved to its front first).
     fn stage(&mut self, fd: &Fd, block: bool) -> sys::Result<()> {
-        self.staged.drain(..self.at);
+        self.staged.copy_within(self.at..self.filled, 0);
+        self.filled -= self.at;
         self.at = 0;
         // Room first: what is read is never lost to a failed allocation.
-        // The read buffer is zeroed once, not at every read (most bring a
-        // wake-up byte or two).
-        if self.staged.try_reserve(STAGE).is_err() {
-            return Err(Errno::NOMEM);
-        }
-        if self.read_buf.is_empty() {
-            if self.read_buf.try_reserve_exact(STAGE).is_err() {
+        let room = self.filled + STAGE;
+        if self.staged.len() < room {
+            if self
+                .staged
+                .try_reserve_exact(room - self.staged.len())
+                .is_err()
+            {
                 return Err(Errno::NOMEM);
             }
-            self.read_buf.resize(STAGE, 0);
+            self.staged.resize(room, 0);
         }
+        let into = &mut self.staged[self.filled..room];
         let read = match block {
-            true => sys::read(fd, &mut self.read_buf),
-            false => sys::read_now(fd, &mut self.read_buf),
+            true => sys::read(fd, into),
+            false => sys::read_now(fd, into),
         };
         let n = match read {
             Ok(n) => n,
             Err(Errno::CONNRESET) => 0,
             Err(e) => return Err(e),
         };
-        self.staged.extend_from_slice(&self.read_buf[..n]);
+        self.filled += n;
         self.eof |= n == 0;
         Ok(())
     }
@@ -498,13 +499,14 @@ impl Reader {
     /// True when a read hands out bytes without reading the socket.
     pub(super) fn ready(&self) -> bool {
         if self.socket_left > 0 {
-            return self.at < self.staged.len();
+            return self.at < self.filled;
         }
-        let controls = self.staged[self.at..].iter().take_while(|&&b| b == WAKE);
+        let unread = &self.staged[..self.filled];
+        let controls = unread[self.at..].iter().take_while(|&&b| b == WAKE);
         let next = self.at + controls.count();
-        match self.staged.get(next) {
+        match unread.get(next) {
             Some(&BACK) => return true,
-            Some(_) => return self.eof || self.staged.len() - next >= HEADER_LEN,
+            Some(_) => return self.eof || self.filled - next >= HEADER_LEN,
             None if self.on_socket => return false,
             None => {}
         }
