@@ -13,7 +13,8 @@
 //! like OpenMP's guided schedule: the tasks outstanding (waiting or queued)
 //! ÷ (2 × the limit), at least one and at most [`WINDOW`] (and
 //! [`WINDOW_BYTES`] of arguments), so windows are full while much waits and
-//! shrink to one task at the end. When no task waits and a worker is idle,
+//! shrink to one task at the end. At the limit, the least loaded worker's
+//! window is filled in one run of tasks. When no task waits and a worker is idle,
 //! the tasks another worker of its callable has queued but not started are
 //! taken back and given to it ([`Exchange::take_back_for_idle`], decided by
 //! a claim word per task: see `exchange::claims`). Results come back in the
@@ -329,16 +330,18 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 Job::Once { .. } | Job::Call { .. } => None,
                 // An idle worker first, then a new one while below the limit,
                 // then the least loaded worker's window.
+                // At the limit, the least loaded worker's window is filled
+                // in one run: the guided window is its share of the work.
                 Job::Reuse { key, args, .. } => {
+                    let key = *key;
                     let window = *window.get_or_insert_with(|| self.window());
-                    match self.worker_for(*key, args.len(), window) {
-                        Some(index)
-                            if self.busy() || self.slots.slots()[index].tasks.is_empty() =>
-                        {
-                            Some(index)
+                    match self.worker_for(key, args.len(), window) {
+                        Some(index) if self.busy() => Some((index, key, window, usize::MAX)),
+                        Some(index) if self.slots.slots()[index].tasks.is_empty() => {
+                            Some((index, key, window, 1))
                         }
                         _ if !self.busy() => None,
-                        Some(index) => Some(index),
+                        Some(index) => Some((index, key, window, 1)),
                         None => {
                             // At the limit with no worker of this callable:
                             // idle workers of other callables make room.
@@ -349,7 +352,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 }
             };
             match index {
-                Some(index) => self.send_to_worker(index)?,
+                Some((index, key, window, run)) => self.send_run(index, key, window, run)?,
                 None => {
                     self.spawn()?;
                     window = None;
@@ -403,6 +406,32 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let workers = self.slots.slots().iter();
         let loads = workers.map(|slot| slot.worker.as_ref().map(Worker::load));
         schedule::worker_for(loads, &key, len, window, WINDOW_BYTES)
+    }
+
+    /// Gives worker `index`, chosen for the first waiting job, that job and
+    /// up to `run - 1` more waiting tasks of `key` in a row, as long as its
+    /// `window` accepts them.
+    fn send_run(&mut self, index: usize, key: Key, window: usize, run: usize) -> Result<()> {
+        self.send_to_worker(index)?;
+        for _ in 1..run {
+            let Some(Job::Reuse {
+                key: next, args, ..
+            }) = self.jobs.waiting.front()
+            else {
+                break;
+            };
+            let worker = self.slots.slots()[index].worker.as_ref();
+            let accepts = worker.is_some_and(|worker| {
+                worker
+                    .load()
+                    .accepts(&key, args.len(), window, WINDOW_BYTES)
+            });
+            if *next != key || !accepts {
+                break;
+            }
+            self.send_to_worker(index)?;
+        }
+        Ok(())
     }
 
     /// How many tasks a reused worker may hold now: the guided schedule's
