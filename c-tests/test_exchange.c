@@ -866,6 +866,44 @@ static void test_next_alloc(void)
     pp_exchange_free(queue);
 }
 
+/* Reused workers of two functions, and of one function with outputs on
+ * both sides of the library's stack buffer (256 bytes), in one map: each
+ * result is its own call's. */
+static void test_reused_calls_of_two_functions(void)
+{
+    enum { CALLS = 48 };
+    unsigned char buf[600];
+    size_t sizes[CALLS], len;
+    int32_t x;
+    pp_exchange *map;
+    int k;
+
+    CHECK_OK(pp_map_new(2, PP_REUSE, &map));
+    for (k = 0; k < CALLS; k++) {
+        if (k % 2) {
+            x = k;
+            CHECK_EQ(pp_exchange_call(map, square, &x, sizeof x, sizeof x), k);
+        } else {
+            sizes[k] = (size_t)k * 12; /* 0 to 552 bytes */
+            CHECK_EQ(pp_exchange_call(map, fill_bytes, &sizes[k], sizeof sizes[k], sizes[k]), k);
+        }
+    }
+    for (k = 0; k < CALLS; k++) {
+        len = 0;
+        CHECK_EQ(pp_exchange_next(map, buf, sizeof buf, &len), k);
+        if (k % 2) {
+            CHECK_EQ(len, sizeof x);
+            memcpy(&x, buf, sizeof x);
+            CHECK_EQ(x, k * k);
+        } else {
+            CHECK_EQ(len, sizes[k]);
+            CHECK(filled(buf, len));
+        }
+    }
+    CHECK_EQ(pp_exchange_next(map, buf, sizeof buf, &len), PP_EDONE);
+    pp_exchange_free(map);
+}
+
 static void test_map_get_waits_only_for_its_task(void)
 {
     int32_t k, value;
@@ -1553,6 +1591,7 @@ int main(void)
     RUN(test_oversized_reused_argument_starts_nothing);
     RUN(test_next_too_big_then_retry);
     RUN(test_next_alloc);
+    RUN(test_reused_calls_of_two_functions);
     RUN(test_map_get_waits_only_for_its_task);
     RUN(test_add_add_wait_and_finish);
     RUN(test_add_beyond_the_limit);

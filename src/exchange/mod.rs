@@ -41,7 +41,7 @@ use crate::sys::{self, Deadline};
 use crate::wire::ProtoError;
 
 #[cfg(feature = "capi")] // for the C interface
-pub(crate) use jobs::Key;
+pub(crate) use jobs::{Body, Key};
 #[cfg(feature = "alloc")]
 pub use managed::Managed;
 pub use ready::Removed;

@@ -12,8 +12,8 @@ use super::{
 use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
 use crate::exchange::{
-    CreatedTask, Exchange, Growable, Key, Limit, MapStore, Options, Outcome, QueueStore, Results,
-    StoreData, TaskError, TaskId,
+    Body, CreatedTask, Exchange, Growable, Key, Limit, MapStore, Options, Outcome, QueueStore,
+    Results, StoreData, TaskError, TaskId,
 };
 
 /// Reuse processes: each worker runs its callable once per task, with tasks
@@ -120,6 +120,15 @@ impl StoreData for CStore {
         }
     }
 
+    fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
+        match self {
+            CStore::Queue(store) => store.store_message(task, message),
+            CStore::Map(store) => store.store_message(task, message),
+            // The callback receives each message from its channel itself.
+            CStore::Custom { .. } => Ok(false),
+        }
+    }
+
     fn keeps_results(&self) -> bool {
         !matches!(self, CStore::Custom { .. })
     }
@@ -177,6 +186,9 @@ struct CExchange {
     failure: Option<TaskError>,
     /// The task of the last result handed out, for pp_exchange_last_task.
     last_task: Option<TaskId>,
+    /// The body of the last plain function called (pp_exchange_call), made
+    /// once for all its calls.
+    function: Option<FunctionBody>,
 }
 
 fn options(flags: c_uint) -> Result<Options> {
@@ -205,6 +217,7 @@ fn new_exchange(
         exchange,
         failure: None,
         last_task: None,
+        function: None,
     }))
     .cast();
     // SAFETY: `handle` was just made from a Box<CExchange>.
@@ -598,12 +611,12 @@ pub extern "C" fn pp_exchange_call(
         let function = function.ok_or(Error::Invalid)?;
         // SAFETY: handle and buffer come from the C caller as documented.
         let (ex, input) = unsafe { (exchange_ref(ex)?, bytes(input, input_len)?) };
-        Ok(count(start_function(
-            &mut ex.exchange,
-            function,
-            input,
-            output_cap,
-        )?))
+        let key = Key::Function(function as usize, output_cap);
+        let body = match &ex.function {
+            Some(made) if made.key == key => made,
+            _ => ex.function.insert(FunctionBody::new(function, output_cap)),
+        };
+        Ok(count(body.start(&mut ex.exchange, input)?))
     })
 }
 
@@ -644,21 +657,44 @@ pub(crate) fn call_function(
     Ok(len)
 }
 
-/// Starts `function(input)` as a task whose output is its one message.
-fn start_function(
-    exchange: &mut Exchange<Growable, CStore>,
-    function: Function,
-    input: &[u8],
-    output_cap: usize,
-) -> Result<TaskId> {
-    let body = move |ch: &mut Channel, input: &[u8]| {
-        // An output the process has no memory for fails its task (ENOMEM).
-        let mut output = crate::channel::try_vec(output_cap).map_err(RemoteError::from)?;
-        let len = call_function(function, input, &mut output)?;
-        ch.send(&output[..len]).map_err(RemoteError::from)
-    };
-    let key = Key::Function(function as usize, output_cap);
-    exchange.start_keyed(key, Rc::new(body), input)
+/// A plain C function as a task's body: its output, at most `output_cap`
+/// bytes, is the task's one message.
+struct FunctionBody {
+    key: Key,
+    body: Rc<Body>,
+}
+
+/// Outputs up to this size are written on the worker's stack, not into
+/// memory allocated for each task.
+const STACK_OUTPUT: usize = 256;
+
+impl FunctionBody {
+    fn new(function: Function, output_cap: usize) -> FunctionBody {
+        let body = move |ch: &mut Channel, input: &[u8]| {
+            let mut small = [0u8; STACK_OUTPUT];
+            let mut large;
+            let output = match small.get_mut(..output_cap) {
+                Some(output) => output,
+                None => {
+                    // An output the process has no memory for fails its
+                    // task (ENOMEM).
+                    large = crate::channel::try_vec(output_cap).map_err(RemoteError::from)?;
+                    &mut large[..]
+                }
+            };
+            let len = call_function(function, input, output)?;
+            ch.send(&output[..len]).map_err(RemoteError::from)
+        };
+        FunctionBody {
+            key: Key::Function(function as usize, output_cap),
+            body: Rc::new(body),
+        }
+    }
+
+    /// Starts the function on `input` as a task of `exchange`.
+    fn start(&self, exchange: &mut Exchange<Growable, CStore>, input: &[u8]) -> Result<TaskId> {
+        exchange.start_keyed(self.key, self.body.clone(), input)
+    }
 }
 
 /// Creates a process monitored by the exchange (fork-style), once it is
@@ -911,9 +947,10 @@ pub extern "C" fn pp_pmap(
         let mut map = Exchange::new(limit_of(limit), options, CStore::Map(MapStore::default()));
         // C callers fork as fork(2) does: the header states the contract.
         map.accept_fork_contract();
+        let body = FunctionBody::new(function, output_size);
         for i in 0..count {
             let input = &inputs[i * input_size..(i + 1) * input_size];
-            start_function(&mut map, function, input, output_size)?;
+            body.start(&mut map, input)?;
         }
         let mut first_failure = 0;
         for i in 0..count {
