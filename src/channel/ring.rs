@@ -201,12 +201,18 @@ impl Writer {
 
     /// Copies `parts` to the tail (not published yet).
     fn put(&mut self, parts: &[&[u8]]) {
-        let bytes = &mut self.ring.map.bytes_mut()[DATA..];
-        for part in parts {
+        let bytes = &mut self.ring.map.bytes_mut()[DATA..DATA + CAPACITY];
+        for part in parts.iter().filter(|part| !part.is_empty()) {
             let at = (self.tail % CAPACITY as u64) as usize;
-            let first = part.len().min(CAPACITY - at);
-            bytes[at..at + first].copy_from_slice(&part[..first]);
-            bytes[..part.len() - first].copy_from_slice(&part[first..]);
+            match bytes.get_mut(at..at + part.len()) {
+                Some(room) => room.copy_from_slice(part),
+                None => {
+                    // Across the end of the ring: the rest at its start.
+                    let (first, rest) = part.split_at(CAPACITY - at);
+                    bytes[at..].copy_from_slice(first);
+                    bytes[..rest.len()].copy_from_slice(rest);
+                }
+            }
             self.tail += part.len() as u64;
         }
     }
