@@ -1199,7 +1199,12 @@ fn main() {
         channel.push(fork_map(&cfg));
     }
     let reuse = match run("reuse") {
-        true => vec![reuse_queue(&cfg), reuse_map(&cfg)],
+        true => vec![
+            reuse_queue(&cfg),
+            #[cfg(feature = "capi")]
+            records::c_reuse_queue(&cfg),
+            reuse_map(&cfg),
+        ],
         false => Vec::new(),
     };
     let python = match run("python") {

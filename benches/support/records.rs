@@ -1,7 +1,7 @@
 //! The pmap rows (issue 14): `pp_pmap(..., PP_REUSE)` over shared-memory
 //! records against the fork + `MAP_SHARED` static-slices floor, the
 //! hand-written pipelined pool and Python's `Pool.map`; the typed Rust
-//! `records::pmap`; the skewed and head-of-line workloads; and the rate by
+//! `pmap_records`; the skewed and head-of-line workloads; and the rate by
 //! worker count. `PP_BENCH_ONLY=pmap` runs only these.
 
 use std::ffi::{c_int, c_void};
@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use crate::raw;
 use crate::report::{Row, Sample, Target, Unit};
-use crate::{compare, expected_sum, raw_pool, timed, tiny, Config};
+use crate::{
+    compare, expected_sum, raw_pipelined_pool, raw_pool, timed, tiny, Config, QUEUE_AHEAD,
+};
 
 /// A pp_function, as include/pprocess.h declares it.
 type PpFunction =
@@ -19,8 +21,29 @@ type PpFunction =
 /// PP_REUSE from include/pprocess.h.
 const PP_REUSE: u32 = 1;
 
+/// An opaque pp_exchange handle.
+#[repr(C)]
+struct PpExchange {
+    _opaque: [u8; 0],
+}
+
 extern "C" {
     // The C ABI of the crate this benchmark links (the `capi` feature).
+    fn pp_queue_new(limit: usize, flags: u32, out: *mut *mut PpExchange) -> c_int;
+    fn pp_exchange_call(
+        ex: *mut PpExchange,
+        function: Option<PpFunction>,
+        input: *const c_void,
+        input_len: usize,
+        output_cap: usize,
+    ) -> c_int;
+    fn pp_exchange_next(
+        ex: *mut PpExchange,
+        buf: *mut c_void,
+        cap: usize,
+        len: *mut usize,
+    ) -> c_int;
+    fn pp_exchange_free(ex: *mut PpExchange);
     fn pp_pmap(
         function: Option<PpFunction>,
         inputs: *const c_void,
@@ -218,6 +241,67 @@ fn millions(n: usize) -> String {
     }
 }
 
+/// `n` tiny tasks through a C queue with PP_REUSE at limit 2, as a C
+/// program calls them (`pp_exchange_call`, then `pp_exchange_next` into its
+/// own buffer once [`QUEUE_AHEAD`] wait): the reused-worker row through
+/// the C ABI, which the Python package also uses.
+fn c_reused_queue(n: usize) -> Sample {
+    let (sample, sum) = timed(n, || {
+        let mut queue = std::ptr::null_mut();
+        // SAFETY: a valid out-pointer.
+        assert_eq!(unsafe { pp_queue_new(2, PP_REUSE, &mut queue) }, 0);
+        let (mut sum, mut taken) = (0u64, 0usize);
+        let take = |sum: &mut u64| {
+            let (mut got, mut len) = (0u64, 0usize);
+            // SAFETY: the queue is live; `got` holds 8 bytes.
+            let rc = unsafe { pp_exchange_next(queue, (&raw mut got).cast(), 8, &mut len) };
+            assert!(rc >= 0 && len == 8, "pp_exchange_next: {rc}");
+            *sum = sum.wrapping_add(got);
+        };
+        for x in 0..n as u64 {
+            // SAFETY: the queue is live; the input is 8 readable bytes.
+            let rc = unsafe {
+                pp_exchange_call(
+                    queue,
+                    Some(black_box(tiny_record)),
+                    (&raw const x).cast(),
+                    8,
+                    8,
+                )
+            };
+            assert!(rc >= 0, "pp_exchange_call: {rc}");
+            while x as usize + 1 - taken > QUEUE_AHEAD {
+                take(&mut sum);
+                taken += 1;
+            }
+        }
+        while taken < n {
+            take(&mut sum);
+            taken += 1;
+        }
+        // SAFETY: the queue is live and not used again.
+        unsafe { pp_exchange_free(queue) };
+        sum
+    });
+    assert_eq!(sum, expected_sum(n));
+    sample
+}
+
+/// The reused-worker row through the C ABI, against the pipelined pool.
+pub fn c_reuse_queue(cfg: &Config) -> Row {
+    let n = cfg.reuse_tasks;
+    compare(
+        format!(
+            "reused workers through the C ABI (pp_exchange_call, pp_exchange_next), {n} tiny tasks, limit 2, vs pipelined pool"
+        ),
+        Unit::Rate,
+        None,
+        cfg.reuse_reps,
+        || c_reused_queue(n),
+        || raw_pipelined_pool(n, 2),
+    )
+}
+
 /// pp_pmap against the floor, the hand-written pool and the typed Rust API
 /// (2 workers); returns the rows and pp_pmap's own samples (for Python).
 pub fn tiny_rows(cfg: &Config) -> Vec<Row> {
@@ -243,7 +327,7 @@ pub fn tiny_rows(cfg: &Config) -> Vec<Row> {
         ),
         compare(
             format!(
-                "typed Rust records::pmap vs pp_pmap into a new buffer, {} tiny tasks, 2 workers",
+                "typed Rust pmap_records vs pp_pmap into a new buffer, {} tiny tasks, 2 workers",
                 millions(n)
             ),
             Unit::Rate,
