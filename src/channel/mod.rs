@@ -28,11 +28,10 @@ use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, Wait
 #[cfg(feature = "alloc")]
 use crate::wire::Route;
 use crate::wire::{
-    error_payload, Conn, Event, Header, Kind, ProtoError, FLAG_ACK_REQUESTED, FLAG_END,
+    error_payload, Conn, Event, Header, Kind, Mark, ProtoError, FLAG_ACK_REQUESTED,
     MAX_ERROR_PAYLOAD, READ_AHEAD,
 };
 
-mod marks;
 #[cfg(feature = "alloc")]
 mod policy;
 #[cfg(feature = "alloc")]
@@ -40,7 +39,6 @@ mod ring;
 #[cfg(feature = "alloc")]
 mod worker;
 
-use marks::TakenByTask;
 #[cfg(feature = "alloc")]
 pub(crate) use policy::StreamPolicy;
 #[cfg(feature = "alloc")]
@@ -151,8 +149,6 @@ pub struct Channel {
     /// outbox, the frames the socket has not taken). The channel writes a
     /// frame's payload itself when it can (no copy).
     conn: Conn<Out>,
-    /// What was taken, for the exchange monitoring this channel.
-    marks: TakenByTask,
     /// Messages read past and kept, oldest first, with their headers and
     /// whether their acknowledgement is still due: those that arrived
     /// while [`Channel::send_acked`] waited for its acknowledgement, and in
@@ -197,7 +193,6 @@ impl Channel {
             fd,
             process: child.map(OwnedChild::new),
             conn: Conn::new(),
-            marks: TakenByTask::default(),
             #[cfg(feature = "alloc")]
             kept: VecDeque::new(),
             #[cfg(feature = "alloc")]
@@ -688,13 +683,9 @@ impl Channel {
         match event {
             Event::Ack(_) => Ok(Frame::Ack),
             Event::Message(header) => Ok(Frame::Message(header)),
-            Event::TaskEnd(task) => {
-                self.marks.record(task, 0, true, false);
-                Ok(Frame::TaskEnd)
-            }
+            Event::TaskEnd(_) => Ok(Frame::TaskEnd),
             Event::Remote(header) => {
                 self.acknowledge(header);
-                self.marks.record(header.task, 0, false, true);
                 let code = self.conn.remote_error().map_or(0, RemoteError::code);
                 Err(Error::Remote { code })
             }
@@ -727,7 +718,8 @@ impl Channel {
     }
 
     /// The pending message (`header`) was taken: acknowledges it if asked,
-    /// records its mark, and (on a creator's side) replies go to its task.
+    /// and the connection records its mark and (on a creator's side) sends
+    /// replies to its task.
     #[inline]
     fn took(&mut self, header: Header) {
         self.took_unacknowledged(header);
@@ -738,12 +730,7 @@ impl Channel {
     /// the program takes the message ([`Channel::send_acked`]'s stash).
     #[inline]
     fn took_unacknowledged(&mut self, header: Header) {
-        // On a creator's side, replies now go to the message's task.
         self.conn.took(header, false);
-        if header.kind == Kind::Data {
-            self.marks
-                .record(header.task, 1, header.flags & FLAG_END != 0, false);
-        }
     }
 
     /// Reads until the connection has the next event (a frame: see
@@ -1017,6 +1004,23 @@ impl Channel {
             return;
         }
         best_effort(self.send_held());
+    }
+
+    /// Monitored by an exchange (or not): the connection records what is
+    /// taken as marks for it.
+    pub(crate) fn set_marking(&mut self, on: bool) {
+        self.conn.set_marking(on);
+    }
+
+    /// The oldest mark not yet collected.
+    #[inline]
+    pub(crate) fn take_mark(&mut self) -> Option<Mark> {
+        self.conn.take_mark()
+    }
+
+    /// On a creator's side: what is sent from now on goes to task `task`.
+    pub(crate) fn reply_to(&mut self, task: u64) {
+        self.conn.reply_to(task);
     }
 
     /// Sends an error frame with `flags`; returns its frame number.

@@ -26,6 +26,11 @@
 
 use crate::error::{Error, RemoteError};
 
+mod marks;
+
+pub(crate) use marks::Mark;
+use marks::TakenByTask;
+
 #[cfg(feature = "alloc")]
 use super::HEADER_LEN;
 use super::{
@@ -242,6 +247,9 @@ pub struct Conn<B> {
     end_next: bool,
     /// In a reused worker: the task it runs.
     running: Option<Running>,
+    /// What was taken, by task, for the layer monitoring the connection
+    /// (see `marks`).
+    marks: TakenByTask,
 }
 
 impl<B: OutBuf + Default> Default for Conn<B> {
@@ -267,6 +275,7 @@ impl<B: OutBuf + Default> Conn<B> {
             task: 0,
             end_next: false,
             running: None,
+            marks: TakenByTask::default(),
         }
     }
 }
@@ -379,9 +388,13 @@ impl<B: OutBuf> Conn<B> {
                     Err(e) => return Err(self.end_on(Error::Protocol(e))),
                 };
                 self.remote = Some(RemoteError::new(code, message));
+                self.marks.record(header.task, 0, false, true);
                 Ok(Event::Remote(header))
             }
-            Kind::Stop if header.flags & FLAG_END != 0 => Ok(Event::TaskEnd(header.task)),
+            Kind::Stop if header.flags & FLAG_END != 0 => {
+                self.marks.record(header.task, 0, true, false);
+                Ok(Event::TaskEnd(header.task))
+            }
             Kind::Stop => {
                 self.end_on(Error::Closed);
                 Ok(Event::Stop)
@@ -414,10 +427,16 @@ impl<B: OutBuf> Conn<B> {
     /// decoder handed over collected): as [`Conn::message_taken`]. A data
     /// message taken when no reused worker's task runs makes its task the
     /// one this side's frames name: a reply goes to the task that asked.
+    /// A data message is marked for its task (see `set_marking`).
+    #[inline]
     pub(crate) fn took(&mut self, header: Header, acknowledge: bool) {
         self.dec.payload_done();
-        if header.kind == Kind::Data && self.running.is_none() {
-            self.task = header.task;
+        if header.kind == Kind::Data {
+            if self.running.is_none() {
+                self.task = header.task;
+            }
+            let end = header.flags & FLAG_END != 0;
+            self.marks.record(header.task, 1, end, false);
         }
         if acknowledge {
             // No room: lost with a peer that never reads (see `acknowledge`).

@@ -43,6 +43,7 @@ pub use batch::encode_batch;
 pub use batch::{batch_len, decode_batch, BatchTasks, ENTRY_HEADER};
 #[cfg(feature = "alloc")]
 pub(crate) use batch::{entry_at, FIRST_ENTRY};
+pub(crate) use conn::Mark;
 #[cfg(feature = "alloc")]
 pub(crate) use conn::Route;
 pub use conn::{error_payload, Conn, Event, OutBuf};
