@@ -25,22 +25,18 @@ use bytemuck::Pod;
 
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
-#[cfg(feature = "alloc")]
-use crate::wire::Route;
 use crate::wire::{
     error_payload, Conn, Event, Header, Kind, Mark, ProtoError, FLAG_ACK_REQUESTED,
     MAX_ERROR_PAYLOAD, READ_AHEAD,
 };
-
 #[cfg(feature = "alloc")]
-mod policy;
+use crate::wire::{Route, StreamPolicy};
+
 #[cfg(feature = "alloc")]
 mod ring;
 #[cfg(feature = "alloc")]
 mod worker;
 
-#[cfg(feature = "alloc")]
-pub(crate) use policy::StreamPolicy;
 #[cfg(feature = "alloc")]
 pub use ring::answer_paths;
 #[cfg(feature = "alloc")]
@@ -162,10 +158,6 @@ pub struct Channel {
     /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
     #[cfg(feature = "alloc")]
     outbox: bool,
-    /// How the stream ends and when what it takes is acknowledged, if not
-    /// as a plain channel (a connection to a persistent process).
-    #[cfg(feature = "alloc")]
-    policy: Option<alloc::boxed::Box<dyn StreamPolicy>>,
     /// In a reused worker's creator: the worker's answers come through
     /// this shared-memory ring besides the socket (see `ring`).
     #[cfg(feature = "alloc")]
@@ -197,8 +189,6 @@ impl Channel {
             kept: VecDeque::new(),
             #[cfg(feature = "alloc")]
             outbox: false,
-            #[cfg(feature = "alloc")]
-            policy: None,
             #[cfg(feature = "alloc")]
             answers_in: None,
             #[cfg(feature = "alloc")]
@@ -456,7 +446,7 @@ impl Channel {
                 .map_err(|_| Error::from(Errno::NOMEM))?;
             let mut message = try_vec(header.length as usize)?;
             self.read_payload(&mut message)?;
-            let hold = self.holds_stashed_acks();
+            let hold = self.conn.acks_when_taken();
             match hold {
                 true => self.took_unacknowledged(header),
                 false => self.took(header),
@@ -845,29 +835,17 @@ impl Channel {
     /// created process ended abnormally without sending an error frame
     /// first, [`Error::Closed`] otherwise.
     fn peer_gone(&mut self) -> Error {
-        if self.ends_with_end_frame() {
+        if self.conn.ends_with_end_frame() {
             return Error::StreamBroken;
         }
         hang_up(self.process.as_mut(), self.conn.remote_error().is_some())
-    }
-
-    /// True when a bare end of stream is a cut, not a clean end (the
-    /// channel's [`StreamPolicy`] says so).
-    fn ends_with_end_frame(&self) -> bool {
-        #[cfg(feature = "alloc")]
-        return self
-            .policy
-            .as_ref()
-            .is_some_and(|policy| policy.ends_with_end_frame());
-        #[cfg(not(feature = "alloc"))]
-        false
     }
 
     /// The peer hung up in the middle of a frame: [`Error::PeerEnded`] when
     /// the created process was killed or failed (it died mid-send, as when it
     /// dies between frames), a truncated-frame protocol error otherwise.
     fn cut_short(&mut self) -> Error {
-        match self.ends_with_end_frame() {
+        match self.conn.ends_with_end_frame() {
             true => Error::Protocol(ProtoError::Truncated),
             false => cut_short(self.process.as_mut(), self.conn.remote_error().is_some()),
         }
@@ -974,36 +952,65 @@ impl Channel {
     pub fn close(self) {}
 
     /// Sends an acknowledgement of a received frame if its sender asked for
-    /// one (data, args and error frames alike), unless its
-    /// [`StreamPolicy`] holds it back.
+    /// one (data, args and error frames alike), unless the connection's
+    /// stream policy holds it back.
     fn acknowledge(&mut self, header: Header) {
-        if header.flags & FLAG_ACK_REQUESTED == 0 {
-            return;
+        if self.conn.ack_taken(header) {
+            self.write_ack();
         }
-        #[cfg(feature = "alloc")]
-        if let Some(policy) = &mut self.policy {
-            if policy.hold(header.seq) {
-                return;
-            }
-        }
-        self.send_ack(header.seq);
     }
 
     /// Sends an acknowledgement of frame `seq` (queued by the connection,
     /// then written as any frame is).
     fn send_ack(&mut self, seq: u32) {
         // Room was made by the last write: nothing is held but in an outbox.
-        if self.conn.ack(seq).is_err() {
-            return;
+        if self.conn.ack(seq).is_ok() {
+            self.write_ack();
         }
-        // The peer may already be gone; the frame itself was received, and
-        // a failed write shows again at the next send or receive.
+    }
+
+    /// Writes an acknowledgement the connection just queued. The peer may
+    /// already be gone; the frame itself was received, and a failed write
+    /// shows again at the next send or receive.
+    fn write_ack(&mut self) {
         #[cfg(feature = "alloc")]
         if self.outbox {
             best_effort(self.poll_flush());
             return;
         }
         best_effort(self.send_held());
+    }
+
+    /// From now on `policy` decides how the stream ends and when the frames
+    /// taken are acknowledged (see [`StreamPolicy`]).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn set_policy(&mut self, policy: alloc::boxed::Box<dyn StreamPolicy>) {
+        self.conn.set_policy(policy);
+    }
+
+    /// Monitored by an exchange as task `task` whose store keeps results
+    /// (`keeps`): see [`StreamPolicy::monitored`]. False for a plain
+    /// channel.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn monitored(&mut self, task: usize, keeps: bool) -> bool {
+        self.conn.monitored(task, keeps)
+    }
+
+    /// The program took `count` results of task `task`: acknowledges them
+    /// if they were held back.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn results_taken(&mut self, task: usize, count: usize) {
+        if self.conn.results_taken(task, count) {
+            self.write_ack();
+        }
+    }
+
+    /// Acknowledges everything held back; with `stop`, holds nothing more.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn release_receipts(&mut self, stop: bool) {
+        if self.conn.release_receipts(stop) {
+            self.write_ack();
+        }
     }
 
     /// Monitored by an exchange (or not): the connection records what is
@@ -1108,6 +1115,12 @@ pub(crate) fn try_vec(len: usize) -> Result<Vec<u8>> {
 pub(crate) fn try_copy(bytes: &[u8]) -> Result<Vec<u8>> {
     sys::try_copy(bytes).ok_or(Error::from(Errno::NOMEM))
 }
+
+// A stream policy does not change what a channel may do across threads.
+const _: fn() = || {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Channel>();
+};
 
 /// The channel's socket, for the caller's own poll or epoll loop; it stays
 /// owned by the channel.

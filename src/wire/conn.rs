@@ -27,9 +27,13 @@
 use crate::error::{Error, RemoteError};
 
 mod marks;
+#[cfg(feature = "alloc")]
+mod policy;
 
 pub(crate) use marks::Mark;
 use marks::TakenByTask;
+#[cfg(feature = "alloc")]
+pub(crate) use policy::StreamPolicy;
 
 #[cfg(feature = "alloc")]
 use super::HEADER_LEN;
@@ -250,6 +254,10 @@ pub struct Conn<B> {
     /// What was taken, by task, for the layer monitoring the connection
     /// (see `marks`).
     marks: TakenByTask,
+    /// How the stream ends and when what is taken is acknowledged, if not
+    /// as a plain channel's (see `policy`).
+    #[cfg(feature = "alloc")]
+    policy: Option<alloc::boxed::Box<dyn StreamPolicy>>,
 }
 
 impl<B: OutBuf + Default> Default for Conn<B> {
@@ -276,6 +284,8 @@ impl<B: OutBuf + Default> Conn<B> {
             end_next: false,
             running: None,
             marks: TakenByTask::default(),
+            #[cfg(feature = "alloc")]
+            policy: None,
         }
     }
 }
@@ -442,6 +452,34 @@ impl<B: OutBuf> Conn<B> {
             // No room: lost with a peer that never reads (see `acknowledge`).
             let _ = self.acknowledge(header);
         }
+    }
+
+    /// `header`'s frame (a message, or an error frame) was taken: queues
+    /// its acknowledgement if its sender asked for one, unless the stream
+    /// policy holds it back (see `set_policy`). True when one was queued:
+    /// the driver writes it.
+    pub(crate) fn ack_taken(&mut self, header: Header) -> bool {
+        if header.flags & FLAG_ACK_REQUESTED == 0 {
+            return false;
+        }
+        #[cfg(feature = "alloc")]
+        if self.holds_ack(header.seq) {
+            return false;
+        }
+        // No room: lost with a peer that never reads (see `acknowledge`).
+        self.ack(header.seq).is_ok()
+    }
+
+    /// True when a bare end of stream is a cut, not a clean end (the
+    /// stream policy says so; see `set_policy`).
+    pub(crate) fn ends_with_end_frame(&self) -> bool {
+        #[cfg(feature = "alloc")]
+        return self
+            .policy
+            .as_ref()
+            .is_some_and(|policy| policy.ends_with_end_frame());
+        #[cfg(not(feature = "alloc"))]
+        false
     }
 
     /// The task this side's frames name (the header's `task` field), as
@@ -681,11 +719,11 @@ mod tests {
     use super::*;
     use crate::wire::HEADER_LEN;
 
-    type Fixed = Conn<heapless::Vec<u8, 512>>;
+    pub(super) type Fixed = Conn<heapless::Vec<u8, 512>>;
 
     /// Moves what `from` has pending into `to`, `piece` bytes at a time at
     /// most per read; returns the bytes moved.
-    fn carry(from: &mut Fixed, to: &mut Fixed, piece: usize) -> usize {
+    pub(super) fn carry(from: &mut Fixed, to: &mut Fixed, piece: usize) -> usize {
         let n = from.pending().len().min(to.spare().len()).min(piece);
         to.spare()[..n].copy_from_slice(&from.pending()[..n]);
         to.filled(n);
@@ -695,7 +733,7 @@ mod tests {
 
     /// Polls `conn` for the next event that is not `More`, feeding it one
     /// byte at a time from `from`.
-    fn next(from: &mut Fixed, to: &mut Fixed) -> Result<Event, Error> {
+    pub(super) fn next(from: &mut Fixed, to: &mut Fixed) -> Result<Event, Error> {
         loop {
             match to.poll()? {
                 Event::More => assert_eq!(carry(from, to, 1), 1, "a frame was expected"),
@@ -837,8 +875,9 @@ mod tests {
         ));
     }
 
-    /// Reads the message `from` sent into `to` and takes it whole.
-    fn take(from: &mut Fixed, to: &mut Fixed) -> Header {
+    /// Reads the message `from` sent into `to`, payload and all: returns
+    /// its header and payload, the message still to be taken.
+    pub(super) fn read(from: &mut Fixed, to: &mut Fixed) -> (Header, heapless::Vec<u8, 64>) {
         let Ok(Event::Message(header)) = next(from, to) else {
             panic!("a message")
         };
@@ -848,6 +887,12 @@ mod tests {
             assert_eq!(carry(from, to, 1), 1, "the payload was expected");
             got += to.payload_into(&mut buf[got..len]);
         }
+        (header, heapless::Vec::from_slice(&buf[..len]).unwrap())
+    }
+
+    /// Reads the message `from` sent into `to` and takes it whole.
+    pub(super) fn take(from: &mut Fixed, to: &mut Fixed) -> Header {
+        let (header, _) = read(from, to);
         assert_eq!(to.message_taken(true), Some(header));
         header
     }

@@ -46,6 +46,8 @@ pub(crate) use batch::{entry_at, FIRST_ENTRY};
 pub(crate) use conn::Mark;
 #[cfg(feature = "alloc")]
 pub(crate) use conn::Route;
+#[cfg(feature = "alloc")]
+pub(crate) use conn::StreamPolicy;
 pub use conn::{error_payload, Conn, Event, OutBuf};
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]

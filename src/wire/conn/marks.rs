@@ -98,33 +98,9 @@ impl<B: OutBuf> Conn<B> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{next, take, Fixed};
     use super::*;
     use crate::wire::{Event, Kind, FLAG_END};
-
-    type Fixed = Conn<heapless::Vec<u8, 512>>;
-
-    /// Hands `from`'s output to `to` whole and returns `to`'s events up
-    /// to the first `More`, each message taken as it comes.
-    fn deliver(from: &mut Fixed, to: &mut Fixed) -> heapless::Vec<Event, 8> {
-        let n = from.pending().len();
-        to.spare()[..n].copy_from_slice(from.pending());
-        to.filled(n);
-        from.written(n);
-        let mut events = heapless::Vec::new();
-        loop {
-            match to.poll() {
-                Ok(Event::More) | Err(_) => return events,
-                Ok(event) => {
-                    if let Event::Message(header) = event {
-                        let mut buf = [0u8; 64];
-                        to.payload_into(&mut buf[..header.length as usize]);
-                        to.message_taken(false);
-                    }
-                    events.push(event).unwrap();
-                }
-            }
-        }
-    }
 
     fn mark(task: u64, messages: usize, end: bool, failed: bool) -> Option<Mark> {
         Some(Mark {
@@ -139,38 +115,40 @@ mod tests {
     fn nothing_is_recorded_until_marking_is_on() {
         let (mut peer, mut conn) = (Fixed::new(), Fixed::new());
         peer.send(Kind::Data, 0, 4, b"one").unwrap();
-        assert_eq!(deliver(&mut peer, &mut conn).len(), 1);
+        take(&mut peer, &mut conn);
         assert_eq!(conn.take_mark(), None);
         conn.set_marking(true);
         peer.send(Kind::Data, 0, 4, b"two").unwrap();
-        deliver(&mut peer, &mut conn);
+        take(&mut peer, &mut conn);
         assert_eq!(conn.take_mark(), mark(4, 1, false, false));
         // Turning it off forgets what was not collected.
         peer.send(Kind::Data, 0, 4, b"three").unwrap();
-        deliver(&mut peer, &mut conn);
+        take(&mut peer, &mut conn);
         conn.set_marking(false);
         peer.send(Kind::Data, 0, 4, b"four").unwrap();
-        deliver(&mut peer, &mut conn);
+        take(&mut peer, &mut conn);
         assert_eq!(conn.take_mark(), None);
     }
 
     #[test]
-    fn data_frames_merge_per_task_and_an_end_or_error_closes_a_mark() {
+    fn data_frames_merge_per_task_and_an_end_closes_a_mark() {
         let (mut peer, mut conn) = (Fixed::new(), Fixed::new());
         conn.set_marking(true);
         peer.send(Kind::Data, 0, 1, b"a").unwrap();
         peer.send(Kind::Data, 0, 1, b"b").unwrap();
         peer.send(Kind::Data, FLAG_END, 1, b"c").unwrap();
         peer.send(Kind::Data, 0, 1, b"d").unwrap();
-        assert_eq!(deliver(&mut peer, &mut conn).len(), 4);
-        // Frames the connection does not take as messages count nothing.
+        // Frames the connection does not take as data count nothing.
         peer.send(Kind::Args, 0, 9, b"args").unwrap();
-        assert_eq!(deliver(&mut peer, &mut conn).len(), 1);
+        for _ in 0..5 {
+            take(&mut peer, &mut conn);
+        }
         #[cfg(feature = "alloc")]
         {
             assert_eq!(conn.take_mark(), mark(1, 3, true, false));
             assert_eq!(conn.take_mark(), mark(1, 1, false, false));
         }
+        // One task per connection: every mark merges.
         #[cfg(not(feature = "alloc"))]
         assert_eq!(conn.take_mark(), mark(1, 4, true, false));
         assert_eq!(conn.take_mark(), None);
@@ -188,10 +166,11 @@ mod tests {
         let mut payload = [0u8; crate::wire::MAX_ERROR_PAYLOAD];
         let len = crate::wire::error_payload(&crate::RemoteError::new(1, "no"), &mut payload);
         peer.send(Kind::Error, 0, 5, &payload[..len]).unwrap();
-        let events = deliver(&mut peer, &mut conn);
-        assert_eq!(events.len(), 5);
-        assert_eq!(events[1], Event::TaskEnd(2));
-        assert!(matches!(events[4], Event::Remote(_)));
+        take(&mut peer, &mut conn);
+        assert_eq!(next(&mut peer, &mut conn), Ok(Event::TaskEnd(2)));
+        take(&mut peer, &mut conn);
+        take(&mut peer, &mut conn);
+        assert!(matches!(next(&mut peer, &mut conn), Ok(Event::Remote(_))));
         // The end merges into its task's open mark; the next task opens one.
         assert_eq!(conn.take_mark(), mark(2, 1, true, false));
         assert_eq!(conn.take_mark(), mark(3, 1, false, false));
