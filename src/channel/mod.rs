@@ -18,19 +18,19 @@
 //! worker's loop keeps its own state (the exchange's `worker` module).
 
 #[cfg(feature = "alloc")]
-use alloc::{collections::VecDeque, vec::Vec};
+use alloc::vec::Vec;
 use core::fmt;
 
 use bytemuck::Pod;
 
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
+#[cfg(feature = "alloc")]
+use crate::wire::StreamPolicy;
 use crate::wire::{
     error_payload, Conn, Event, Header, Kind, Mark, ProtoError, FLAG_ACK_REQUESTED,
     MAX_ERROR_PAYLOAD, READ_AHEAD,
 };
-#[cfg(feature = "alloc")]
-use crate::wire::{Route, StreamPolicy};
 
 #[cfg(feature = "alloc")]
 mod ring;
@@ -145,14 +145,6 @@ pub struct Channel {
     /// outbox, the frames the socket has not taken). The channel writes a
     /// frame's payload itself when it can (no copy).
     conn: Conn<Out>,
-    /// Messages read past and kept, oldest first, with their headers and
-    /// whether their acknowledgement is still due: those that arrived
-    /// while [`Channel::send_acked`] waited for its acknowledgement, and in
-    /// a reused worker the loop's frames (args, batch) that a task's
-    /// receive read past (the connection's task filter says whose each one
-    /// is: see `worker`).
-    #[cfg(feature = "alloc")]
-    kept: VecDeque<(Header, Vec<u8>, bool)>,
     /// Monitored by an exchange: a send never waits for the socket; what it
     /// cannot take now waits in the connection for the exchange's next poll
     /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
@@ -185,8 +177,6 @@ impl Channel {
             fd,
             process: child.map(OwnedChild::new),
             conn: Conn::new(),
-            #[cfg(feature = "alloc")]
-            kept: VecDeque::new(),
             #[cfg(feature = "alloc")]
             outbox: false,
             #[cfg(feature = "alloc")]
@@ -354,7 +344,7 @@ impl Channel {
     /// True when a message can be taken without reading the socket.
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
-        if !self.kept.is_empty() {
+        if self.conn.has_held() {
             return true;
         }
         #[cfg(feature = "alloc")]
@@ -441,17 +431,12 @@ impl Channel {
             let Frame::Message(header) = self.next_frame(Deadline::after(-1))? else {
                 continue; // an acknowledgement: check it
             };
-            self.kept
-                .try_reserve(1)
-                .map_err(|_| Error::from(Errno::NOMEM))?;
+            self.conn.reserve_held()?;
             let mut message = try_vec(header.length as usize)?;
             self.read_payload(&mut message)?;
-            let hold = self.conn.acks_when_taken();
-            match hold {
-                true => self.took_unacknowledged(header),
-                false => self.took(header),
+            if self.conn.hold_taken(header, message) {
+                self.write_ack();
             }
-            self.kept.push_back((header, message, hold));
         }
         Ok(())
     }
@@ -616,33 +601,26 @@ impl Channel {
     /// [`Channel::next_frame`] would have given for it: it is received first
     /// (every receive takes it from the stash).
     #[cfg(feature = "alloc")]
+    #[inline]
     pub(crate) fn stashed_frame(&self) -> Option<Frame> {
-        let (header, _, _) = &self.kept[self.kept_index()?];
-        Some(Frame::Message(*header))
+        let (header, _) = self.conn.held_message()?;
+        Some(Frame::Message(header))
     }
 
-    /// Where the oldest kept message a receive takes is (in a reused
-    /// worker, one for its task: see `worker`).
-    #[cfg(feature = "alloc")]
-    fn kept_index(&self) -> Option<usize> {
-        let receives =
-            |(header, _, _): &(Header, Vec<u8>, bool)| self.conn.route(header) == Route::Receive;
-        self.kept.iter().position(receives)
-    }
-
-    /// The oldest kept message a receive takes.
+    /// The oldest kept message a receive takes (in a reused worker, one
+    /// for its task: see `worker`).
     #[cfg(feature = "alloc")]
     fn kept_message(&self) -> Option<&[u8]> {
-        Some(&self.kept[self.kept_index()?].1)
+        self.conn.held_message().map(|(_, message)| message)
     }
 
     /// Takes the oldest kept message a receive takes and acknowledges it
     /// now that the program has it, if that is still due.
     #[cfg(feature = "alloc")]
     fn unstash(&mut self) -> Option<Vec<u8>> {
-        let (header, message, due) = self.kept.remove(self.kept_index()?)?;
-        if due {
-            self.acknowledge(header);
+        let (message, acked) = self.conn.take_held()?;
+        if acked {
+            self.write_ack();
         }
         Some(message)
     }
@@ -712,15 +690,8 @@ impl Channel {
     /// replies to its task.
     #[inline]
     fn took(&mut self, header: Header) {
-        self.took_unacknowledged(header);
-        self.acknowledge(header);
-    }
-
-    /// [`Channel::took`] but for the acknowledgement, which waits until
-    /// the program takes the message ([`Channel::send_acked`]'s stash).
-    #[inline]
-    fn took_unacknowledged(&mut self, header: Header) {
         self.conn.took(header, false);
+        self.acknowledge(header);
     }
 
     /// Reads until the connection has the next event (a frame: see

@@ -26,6 +26,8 @@
 
 use crate::error::{Error, RemoteError};
 
+#[cfg(feature = "alloc")]
+mod held;
 mod marks;
 #[cfg(feature = "alloc")]
 mod policy;
@@ -258,6 +260,9 @@ pub struct Conn<B> {
     /// as a plain channel's (see `policy`).
     #[cfg(feature = "alloc")]
     policy: Option<alloc::boxed::Box<dyn StreamPolicy>>,
+    /// Messages read past and held for a later take (see `held`).
+    #[cfg(feature = "alloc")]
+    held: held::HeldQueue,
 }
 
 impl<B: OutBuf + Default> Default for Conn<B> {
@@ -286,6 +291,8 @@ impl<B: OutBuf + Default> Conn<B> {
             marks: TakenByTask::default(),
             #[cfg(feature = "alloc")]
             policy: None,
+            #[cfg(feature = "alloc")]
+            held: held::HeldQueue::new(),
         }
     }
 }
