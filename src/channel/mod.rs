@@ -24,7 +24,7 @@ use core::fmt;
 use bytemuck::Pod;
 
 use crate::error::{best_effort, Error, RemoteError, Result};
-use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
+use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, WaitStatus};
 #[cfg(feature = "alloc")]
 use crate::wire::StreamPolicy;
 use crate::wire::{
@@ -34,6 +34,7 @@ use crate::wire::{
 
 #[cfg(feature = "alloc")]
 mod ring;
+mod socket;
 #[cfg(feature = "alloc")]
 mod worker;
 
@@ -41,6 +42,7 @@ mod worker;
 pub use ring::answer_paths;
 #[cfg(feature = "alloc")]
 pub(crate) use ring::{Ring, CLAIM_WORDS};
+use socket::Socket;
 
 /// A channel's output not written yet: acknowledgements, and (with
 /// `alloc`) the frames an outbox holds. Without an allocator there is no
@@ -135,7 +137,9 @@ pub(crate) enum Frame {
 /// # Ok::<(), pprocess::Error>(())
 /// ```
 pub struct Channel {
-    fd: Fd,
+    /// The socket, the outbox mode and a reused worker's answer ring: the
+    /// bytes in and out (see `socket`).
+    socket: Socket,
     /// The created process, seen from its creator: it owns the pid, the
     /// wait status and the collection; the channel only forwards.
     process: Option<OwnedChild>,
@@ -145,24 +149,12 @@ pub struct Channel {
     /// outbox, the frames the socket has not taken). The channel writes a
     /// frame's payload itself when it can (no copy).
     conn: Conn<Out>,
-    /// Monitored by an exchange: a send never waits for the socket; what it
-    /// cannot take now waits in the connection for the exchange's next poll
-    /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
-    #[cfg(feature = "alloc")]
-    outbox: bool,
-    /// In a reused worker's creator: the worker's answers come through
-    /// this shared-memory ring besides the socket (see `ring`).
-    #[cfg(feature = "alloc")]
-    answers_in: Option<ring::Reader>,
-    /// In a reused worker: what it sends goes through this ring.
-    #[cfg(feature = "alloc")]
-    answers_out: Option<ring::Writer>,
 }
 
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")
-            .field("fd", &self.fd.raw())
+            .field("fd", &self.socket.fd.raw())
             .field("pid", &self.pid())
             .field("ended", &self.conn.end_error())
             .finish_non_exhaustive()
@@ -174,15 +166,9 @@ impl Channel {
     /// process this side created, if any.
     pub(crate) fn from_fd(fd: Fd, child: Option<Child>) -> Channel {
         Channel {
-            fd,
+            socket: Socket::new(fd),
             process: child.map(OwnedChild::new),
             conn: Conn::new(),
-            #[cfg(feature = "alloc")]
-            outbox: false,
-            #[cfg(feature = "alloc")]
-            answers_in: None,
-            #[cfg(feature = "alloc")]
-            answers_out: None,
         }
     }
 
@@ -208,11 +194,11 @@ impl Channel {
     /// [`AsFd`]: std::os::fd::AsFd
     /// [`AsRawFd`]: std::os::fd::AsRawFd
     pub fn raw_fd(&self) -> i32 {
-        self.fd.raw()
+        self.socket.fd.raw()
     }
 
     pub(crate) fn fd(&self) -> &Fd {
-        &self.fd
+        &self.socket.fd
     }
 
     /// The pidfd of the created process, if it has one: a descriptor this
@@ -242,7 +228,7 @@ impl Channel {
     /// with its creator (made before the fork).
     #[cfg(feature = "alloc")]
     pub(crate) fn answer_through(&mut self, ring: Ring) {
-        self.answers_out = Some(ring::Writer::new(ring));
+        self.socket.answers_out = Some(ring::Writer::new(ring));
     }
 
     /// In a reused worker's creator: the worker's answers come through
@@ -252,7 +238,7 @@ impl Channel {
         // Processes forked from here on (other workers, persistent
         // keepers) have no use for it: they do not get it.
         ring.keep_from_forks();
-        self.answers_in = Some(ring::Reader::new(ring));
+        self.socket.answers_in = Some(ring::Reader::new(ring));
     }
 
     /// The claim words of the ring shared with a reused worker, on either
@@ -260,28 +246,15 @@ impl Channel {
     /// scheduler use them to agree on who runs each task.
     #[cfg(feature = "alloc")]
     pub(crate) fn claim_words(&self) -> &[core::sync::atomic::AtomicU64] {
-        self.ring().map_or(&[], Ring::claims)
-    }
-
-    /// The ring shared with a reused worker, on either side.
-    #[cfg(feature = "alloc")]
-    fn ring(&self) -> Option<&Ring> {
-        match (&self.answers_in, &self.answers_out) {
-            (Some(reader), _) => Some(reader.ring()),
-            (_, Some(writer)) => Some(writer.ring()),
-            _ => None,
-        }
+        self.socket.ring().map_or(&[], Ring::claims)
     }
 
     /// Before this side sleeps waiting for the peer: true when there is
     /// something to read without the socket. A reused worker's creator
     /// asks the worker to wake it (see `ring`) and looks once more.
+    #[inline]
     pub(crate) fn sleep_ready(&self) -> bool {
-        #[cfg(feature = "alloc")]
-        if let Some(reader) = &self.answers_in {
-            return reader.sleep_ready();
-        }
-        false
+        self.socket.sleep_ready()
     }
 
     /// Writes what an outbox still holds, if anything: what it held when
@@ -300,7 +273,7 @@ impl Channel {
     #[cfg(feature = "alloc")]
     pub(crate) fn poll_flush(&mut self) -> Result<bool> {
         while !self.conn.pending().is_empty() {
-            match sys::send_some(&self.fd, &[self.conn.pending()]) {
+            match self.socket.write_now(self.conn.pending()) {
                 Ok(0) => return Ok(false),
                 Ok(n) => self.conn.written(n),
                 Err(e) => {
@@ -321,11 +294,11 @@ impl Channel {
     }
 
     /// Monitored by an exchange (or not any more): sends never wait for the
-    /// socket (see the `outbox` field). Leaving it writes what the socket
+    /// socket (see `socket`). Leaving it writes what the socket
     /// takes now; the rest goes before anything sent later.
     #[cfg(feature = "alloc")]
     pub(crate) fn set_outbox(&mut self, on: bool) {
-        self.outbox = on;
+        self.socket.outbox = on;
         if !on {
             // A peer gone shows at the next receive, which reads its end.
             best_effort(self.poll_flush());
@@ -348,7 +321,7 @@ impl Channel {
             return true;
         }
         #[cfg(feature = "alloc")]
-        if self.answers_in.as_ref().is_some_and(ring::Reader::ready) {
+        if self.socket.ring_ready() {
             return true;
         }
         self.conn.has_buffered()
@@ -376,7 +349,7 @@ impl Channel {
             if spare.is_empty() {
                 return Ok(true);
             }
-            match read_stream(&self.fd, &mut self.answers_in, spare, false) {
+            match self.socket.read(spare, false) {
                 Ok(0) | Err(Errno::CONNRESET) => {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
@@ -456,7 +429,7 @@ impl Channel {
     /// [`Channel::send_frame`] naming task `task`.
     fn send_frame_for(&mut self, task: u64, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
         #[cfg(feature = "alloc")]
-        if self.outbox {
+        if self.socket.outbox {
             let seq = self.conn.send(kind, flags, task, payload)?;
             return self.poll_flush().map(|_| seq);
         }
@@ -470,14 +443,7 @@ impl Channel {
     /// ended. What was held is written or lost with the peer: either way
     /// it is not held any more.
     fn write_out(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
-        let parts = [self.conn.pending(), header, payload];
-        #[cfg(feature = "alloc")]
-        let sent = match &mut self.answers_out {
-            Some(ring) => ring.write(&self.fd, &parts),
-            None => sys::send_vectored(&self.fd, &parts),
-        };
-        #[cfg(not(feature = "alloc"))]
-        let sent = sys::send_vectored(&self.fd, &parts);
+        let sent = self.socket.write(&[self.conn.pending(), header, payload]);
         self.conn.written(usize::MAX);
         match sent {
             Ok(()) => Ok(()),
@@ -583,8 +549,7 @@ impl Channel {
         if self.has_buffered() || self.is_ended() || self.sleep_ready() {
             return Ok(true);
         }
-        let mut fds = [PollFd::new(&self.fd, POLLIN)];
-        Ok(sys::poll(&mut fds, timeout_ms)? > 0)
+        Ok(self.socket.wait_readable(timeout_ms)?)
     }
 
     /// The header of the next data or args message, read if need be. Acks,
@@ -712,11 +677,8 @@ impl Channel {
             if remaining != 0 {
                 self.send_held()?;
             }
-            if remaining > 0 && !self.sleep_ready() {
-                let mut fds = [PollFd::new(&self.fd, POLLIN)];
-                if sys::poll(&mut fds, remaining)? == 0 {
-                    return Err(Error::TimedOut);
-                }
+            if remaining > 0 && !self.sleep_ready() && !self.socket.wait_readable(remaining)? {
+                return Err(Error::TimedOut);
             }
             // After a poll, a read that does not wait: the bytes the poll
             // saw may all be a reused worker's wake-ups (skipped), and a
@@ -738,11 +700,7 @@ impl Channel {
     /// With `block == false` it takes only what is already queued
     /// ([`Errno::AGAIN`] when nothing is).
     fn fill(&mut self, block: bool) -> sys::Result<usize> {
-        let spare = self.conn.spare();
-        #[cfg(feature = "alloc")]
-        let n = read_stream(&self.fd, &mut self.answers_in, spare, block)?;
-        #[cfg(not(feature = "alloc"))]
-        let n = read_socket(&self.fd, spare, block)?;
+        let n = self.socket.read(self.conn.spare(), block)?;
         self.conn.filled(n);
         Ok(n)
     }
@@ -773,11 +731,7 @@ impl Channel {
             return Ok(());
         }
         while done < dst.len() {
-            #[cfg(feature = "alloc")]
-            let read = read_stream(&self.fd, &mut self.answers_in, &mut dst[done..], true);
-            #[cfg(not(feature = "alloc"))]
-            let read = read_socket(&self.fd, &mut dst[done..], true);
-            match read {
+            match self.socket.read(&mut dst[done..], true) {
                 Ok(0) | Err(Errno::CONNRESET) => {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
@@ -854,7 +808,7 @@ impl Channel {
     {
         // What is held goes first; the batch is written after it.
         self.conn.send_batch(count, tasks)?;
-        if self.outbox {
+        if self.socket.outbox {
             self.poll_flush().map(drop)
         } else {
             self.send_held()
@@ -865,7 +819,7 @@ impl Channel {
     /// keeper drives its callable's stream without blocking).
     #[cfg(feature = "alloc")]
     pub(crate) fn into_parts(self) -> (Fd, Option<OwnedChild>) {
-        (self.fd, self.process)
+        (self.socket.fd, self.process)
     }
 
     /// The created process, for the calls on it: [`Error::Invalid`] on a
@@ -945,7 +899,7 @@ impl Channel {
     /// shows again at the next send or receive.
     fn write_ack(&mut self) {
         #[cfg(feature = "alloc")]
-        if self.outbox {
+        if self.socket.outbox {
             best_effort(self.poll_flush());
             return;
         }
@@ -1006,30 +960,6 @@ impl Channel {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
         let len = error_payload(error, &mut payload);
         self.send_frame(Kind::Error, flags, &payload[..len])
-    }
-}
-
-/// One read from a socket; with `block == false` only what is queued
-/// ([`Errno::AGAIN`] when nothing is).
-fn read_socket(fd: &Fd, buf: &mut [u8], block: bool) -> sys::Result<usize> {
-    match block {
-        true => sys::read(fd, buf),
-        false => sys::read_now(fd, buf),
-    }
-}
-
-/// One read of a peer's stream: from a reused worker's ring and socket
-/// when `answers` has the ring, else the socket (see [`read_socket`]).
-#[cfg(feature = "alloc")]
-fn read_stream(
-    fd: &Fd,
-    answers: &mut Option<ring::Reader>,
-    buf: &mut [u8],
-    block: bool,
-) -> sys::Result<usize> {
-    match answers {
-        Some(ring) => ring.read(fd, buf, block),
-        None => read_socket(fd, buf, block),
     }
 }
 
@@ -1106,7 +1036,7 @@ const _: fn() = || {
 #[cfg(feature = "std")]
 impl std::os::fd::AsFd for Channel {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.borrow()
+        self.socket.fd.borrow()
     }
 }
 
@@ -1114,6 +1044,6 @@ impl std::os::fd::AsFd for Channel {
 #[cfg(feature = "std")]
 impl std::os::fd::AsRawFd for Channel {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.fd.raw()
+        self.socket.fd.raw()
     }
 }
