@@ -6,16 +6,17 @@
 //! into a small buffer (one system call per small message) and never lose a
 //! message: a buffer that is too small leaves it queued for the next call.
 //!
-//! A [`Channel`] is a blocking driver: a descriptor, a [`Conn`] (the
-//! protocol without I/O: frame numbers, acknowledgements, the end state,
-//! the task its frames name, a reused task's end mark and filter) and the
-//! created process, if any. Besides those it keeps only what a driver of a
-//! descriptor must: the messages it read past (`kept`), the shared-memory
-//! ring of a reused worker (`ring`), and the hooks of the layers that
-//! monitor it without owning its receives: the marks an exchange collects
-//! (`marks`: the program itself may receive from a monitored channel), its
-//! outbox mode, and a persistent connection's `StreamPolicy`. A reused
-//! worker's loop keeps its own state (the exchange's `worker` module).
+//! A [`Channel`] is a blocking driver of three parts: its socket (the
+//! descriptor, the outbox mode an exchange sets so that a send never waits
+//! for it, and the shared-memory ring a reused worker answers through:
+//! `socket`, `ring`), a [`Conn`] (the protocol without I/O: frame numbers,
+//! acknowledgements, the end state, the task its frames name, a reused
+//! task's end mark and filter, the messages read past and held for a later
+//! receive, the marks an exchange monitoring the channel collects, and a
+//! persistent connection's stream policy) and the created process, if any.
+//! The channel moves the bytes the connection asks for and waits; the
+//! connection decides what they mean. A reused worker's loop keeps its own
+//! state (the exchange's `worker` module).
 
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
@@ -140,15 +141,17 @@ pub struct Channel {
     /// The socket, the outbox mode and a reused worker's answer ring: the
     /// bytes in and out (see `socket`).
     socket: Socket,
+    /// The protocol without I/O: frame numbers, acknowledgements, the end
+    /// state, the decoder (a partial frame, a pending message), the peer's
+    /// last error, the output not written yet (acknowledgements; in an
+    /// outbox, the frames the socket has not taken), the messages held for
+    /// a later receive, the marks of a monitoring exchange and the stream
+    /// policy. The channel writes a frame's payload itself when it can (no
+    /// copy).
+    conn: Conn<Out>,
     /// The created process, seen from its creator: it owns the pid, the
     /// wait status and the collection; the channel only forwards.
     process: Option<OwnedChild>,
-    /// The protocol without I/O: frame numbers, acknowledgements, the end
-    /// state, the decoder (a partial frame, a pending message), the peer's
-    /// last error, and the output not written yet (acknowledgements; in an
-    /// outbox, the frames the socket has not taken). The channel writes a
-    /// frame's payload itself when it can (no copy).
-    conn: Conn<Out>,
 }
 
 impl fmt::Debug for Channel {
@@ -167,8 +170,8 @@ impl Channel {
     pub(crate) fn from_fd(fd: Fd, child: Option<Child>) -> Channel {
         Channel {
             socket: Socket::new(fd),
-            process: child.map(OwnedChild::new),
             conn: Conn::new(),
+            process: child.map(OwnedChild::new),
         }
     }
 

@@ -19,6 +19,15 @@
 //! reused worker runs a task, whose each message is ([`Route`]): the
 //! task's, its loop's (args and batch frames) or an earlier task's.
 //!
+//! And it keeps what a driver would otherwise track beside it, each in its
+//! own module: the messages read past and held for a later take, in order,
+//! with their acknowledgements still due (`held`); what was taken, by the
+//! task each frame names, for a layer that monitors the stream (`marks`);
+//! and the hook through which the layer that owns a stream sets how it
+//! ends and when what is taken is acknowledged (`policy`: the hook is
+//! defined here and implemented above). The calls that may queue an
+//! acknowledgement say so, and the driver writes it.
+//!
 //! The output buffer is an [`OutBuf`]: a fixed-capacity
 //! [`heapless::Vec`] (no allocation; a frame that does not fit now is
 //! [`Error::Busy`] until the driver has written what is pending) or, with

@@ -27,7 +27,8 @@
 //!
 //! No I/O here: [`Conn`] is one end of a stream as a state machine (frame
 //! numbers, acknowledgements, end state, the peer's last error, output
-//! queued), over [`Decoder`], which takes bytes and yields frames, keeping
+//! queued, messages held for a later take, what was taken by task, and the
+//! hook of a stream's end and acknowledgement policy), over [`Decoder`], which takes bytes and yields frames, keeping
 //! the partial state of a header or payload; [`Encoder`] queues frames
 //! and tracks how much of them was written. The layers above drive them
 //! over their sockets, blocking or not.
