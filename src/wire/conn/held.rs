@@ -125,39 +125,9 @@ impl<B: OutBuf> Conn<B> {
 mod tests {
     use alloc::boxed::Box;
 
+    use super::super::policy::tests::Rule;
     use super::super::tests::{next, read, Fixed};
-    use super::super::StreamPolicy;
     use crate::wire::{Event, Kind, FLAG_ACK_REQUESTED};
-
-    /// Acknowledges what is held only when the program takes it.
-    #[derive(Debug)]
-    struct WhenTaken;
-
-    impl StreamPolicy for WhenTaken {
-        fn ends_with_end_frame(&self) -> bool {
-            true
-        }
-
-        fn acks_when_taken(&self) -> bool {
-            true
-        }
-
-        fn monitored(&mut self, _task: usize, _keeps: bool) -> bool {
-            false
-        }
-
-        fn hold(&mut self, _seq: u32) -> bool {
-            false
-        }
-
-        fn taken(&mut self, _task: usize, _count: usize) -> Option<u32> {
-            None
-        }
-
-        fn release(&mut self, _stop: bool) -> Option<u32> {
-            None
-        }
-    }
 
     /// Reads the next message `peer` sent into `conn` and holds it as a
     /// side waiting for an acknowledgement does; returns whether an
@@ -199,7 +169,7 @@ mod tests {
     #[test]
     fn under_a_policy_a_held_message_is_acknowledged_only_when_taken() {
         let (mut peer, mut conn) = (Fixed::new(), Fixed::new());
-        conn.set_policy(Box::new(WhenTaken));
+        conn.set_policy(Box::new(Rule::default()));
         send_three(&mut peer);
         assert!((0..3).all(|_| !hold_next(&mut peer, &mut conn)));
         assert!(conn.pending().is_empty(), "nothing acknowledged yet");
@@ -214,7 +184,7 @@ mod tests {
     #[test]
     fn a_running_task_takes_its_own_and_the_loop_its_frames() {
         let (mut peer, mut conn) = (Fixed::new(), Fixed::new());
-        conn.set_policy(Box::new(WhenTaken));
+        conn.set_policy(Box::new(Rule::default()));
         conn.run_task(Some(5));
         peer.send(Kind::Data, FLAG_ACK_REQUESTED, 4, b"old")
             .unwrap();

@@ -98,20 +98,23 @@ impl<B: OutBuf> Conn<B> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use alloc::vec::Vec;
 
     use super::super::tests::{next, read, Fixed};
     use super::*;
     use crate::wire::{Event, Kind, FLAG_ACK_REQUESTED};
 
-    /// Holds every acknowledgement until the program takes results.
+    /// A policy for tests: a stream that ends with an end frame, whose
+    /// messages held while waiting are acknowledged when taken, and which,
+    /// with `holds`, holds every acknowledgement until results are taken.
     #[derive(Debug, Default)]
-    struct HoldAll {
+    pub(crate) struct Rule {
+        pub(crate) holds: bool,
         held: Vec<u32>,
     }
 
-    impl StreamPolicy for HoldAll {
+    impl StreamPolicy for Rule {
         fn ends_with_end_frame(&self) -> bool {
             true
         }
@@ -125,8 +128,10 @@ mod tests {
         }
 
         fn hold(&mut self, seq: u32) -> bool {
-            self.held.push(seq);
-            true
+            if self.holds {
+                self.held.push(seq);
+            }
+            self.holds
         }
 
         fn taken(&mut self, _task: usize, count: usize) -> Option<u32> {
@@ -174,7 +179,10 @@ mod tests {
     #[test]
     fn a_policy_holds_acknowledgements_until_results_are_taken() {
         let (mut peer, mut conn) = (Fixed::new(), Fixed::new());
-        conn.set_policy(Box::new(HoldAll::default()));
+        conn.set_policy(Box::new(Rule {
+            holds: true,
+            ..Rule::default()
+        }));
         assert!(conn.ends_with_end_frame() && conn.acks_when_taken());
         assert!(conn.monitored(7, true) && !conn.monitored(7, false));
         assert_eq!(take_acked(&mut peer, &mut conn, 3), 0);
