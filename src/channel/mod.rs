@@ -6,47 +6,44 @@
 //! into a small buffer (one system call per small message) and never lose a
 //! message: a buffer that is too small leaves it queued for the next call.
 //!
-//! A [`Channel`] is a blocking driver: a descriptor, a [`Conn`] (the
-//! protocol without I/O: frame numbers, acknowledgements, the end state,
-//! the task its frames name, a reused task's end mark and filter) and the
-//! created process, if any. Besides those it keeps only what a driver of a
-//! descriptor must: the messages it read past (`kept`), the shared-memory
-//! ring of a reused worker (`ring`), and the hooks of the layers that
-//! monitor it without owning its receives: the marks an exchange collects
-//! (`marks`: the program itself may receive from a monitored channel), its
-//! outbox mode, and a persistent connection's `StreamPolicy`. A reused
-//! worker's loop keeps its own state (the exchange's `worker` module).
+//! A [`Channel`] is a blocking driver of three parts: its socket (the
+//! descriptor, the outbox mode an exchange sets so that a send never waits
+//! for it, and the shared-memory ring a reused worker answers through:
+//! `socket`, `ring`), a [`Conn`] (the protocol without I/O: frame numbers,
+//! acknowledgements, the end state, the task its frames name, a reused
+//! task's end mark and filter, the messages read past and held for a later
+//! receive, the marks an exchange monitoring the channel collects, and a
+//! persistent connection's stream policy) and the created process, if any.
+//! The channel moves the bytes the connection asks for and waits; the
+//! connection decides what they mean. A reused worker's loop keeps its own
+//! state (the exchange's `worker` module).
 
 #[cfg(feature = "alloc")]
-use alloc::{collections::VecDeque, vec::Vec};
+use alloc::vec::Vec;
 use core::fmt;
 
 use bytemuck::Pod;
 
 use crate::error::{best_effort, Error, RemoteError, Result};
-use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, PollFd, WaitStatus, POLLIN};
+use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, WaitStatus};
 #[cfg(feature = "alloc")]
-use crate::wire::Route;
+use crate::wire::StreamPolicy;
 use crate::wire::{
-    error_payload, Conn, Event, Header, Kind, ProtoError, FLAG_ACK_REQUESTED, FLAG_END,
+    error_payload, Conn, Event, Header, Kind, Mark, ProtoError, FLAG_ACK_REQUESTED,
     MAX_ERROR_PAYLOAD, READ_AHEAD,
 };
 
-mod marks;
-#[cfg(feature = "alloc")]
-mod policy;
 #[cfg(feature = "alloc")]
 mod ring;
+mod socket;
 #[cfg(feature = "alloc")]
 mod worker;
 
-use marks::TakenByTask;
-#[cfg(feature = "alloc")]
-pub(crate) use policy::StreamPolicy;
 #[cfg(feature = "alloc")]
 pub use ring::answer_paths;
 #[cfg(feature = "alloc")]
 pub(crate) use ring::{Ring, CLAIM_WORDS};
+use socket::Socket;
 
 /// A channel's output not written yet: acknowledgements, and (with
 /// `alloc`) the frames an outbox holds. Without an allocator there is no
@@ -141,48 +138,26 @@ pub(crate) enum Frame {
 /// # Ok::<(), pprocess::Error>(())
 /// ```
 pub struct Channel {
-    fd: Fd,
+    /// The socket, the outbox mode and a reused worker's answer ring: the
+    /// bytes in and out (see `socket`).
+    socket: Socket,
+    /// The protocol without I/O: frame numbers, acknowledgements, the end
+    /// state, the decoder (a partial frame, a pending message), the peer's
+    /// last error, the output not written yet (acknowledgements; in an
+    /// outbox, the frames the socket has not taken), the messages held for
+    /// a later receive, the marks of a monitoring exchange and the stream
+    /// policy. The channel writes a frame's payload itself when it can (no
+    /// copy).
+    conn: Conn<Out>,
     /// The created process, seen from its creator: it owns the pid, the
     /// wait status and the collection; the channel only forwards.
     process: Option<OwnedChild>,
-    /// The protocol without I/O: frame numbers, acknowledgements, the end
-    /// state, the decoder (a partial frame, a pending message), the peer's
-    /// last error, and the output not written yet (acknowledgements; in an
-    /// outbox, the frames the socket has not taken). The channel writes a
-    /// frame's payload itself when it can (no copy).
-    conn: Conn<Out>,
-    /// What was taken, for the exchange monitoring this channel.
-    marks: TakenByTask,
-    /// Messages read past and kept, oldest first, with their headers and
-    /// whether their acknowledgement is still due: those that arrived
-    /// while [`Channel::send_acked`] waited for its acknowledgement, and in
-    /// a reused worker the loop's frames (args, batch) that a task's
-    /// receive read past (the connection's task filter says whose each one
-    /// is: see `worker`).
-    #[cfg(feature = "alloc")]
-    kept: VecDeque<(Header, Vec<u8>, bool)>,
-    /// Monitored by an exchange: a send never waits for the socket; what it
-    /// cannot take now waits in the connection for the exchange's next poll
-    /// round ([`Channel::poll_flush`]) or this channel's next blocking call.
-    #[cfg(feature = "alloc")]
-    outbox: bool,
-    /// How the stream ends and when what it takes is acknowledged, if not
-    /// as a plain channel (a connection to a persistent process).
-    #[cfg(feature = "alloc")]
-    policy: Option<alloc::boxed::Box<dyn StreamPolicy>>,
-    /// In a reused worker's creator: the worker's answers come through
-    /// this shared-memory ring besides the socket (see `ring`).
-    #[cfg(feature = "alloc")]
-    answers_in: Option<ring::Reader>,
-    /// In a reused worker: what it sends goes through this ring.
-    #[cfg(feature = "alloc")]
-    answers_out: Option<ring::Writer>,
 }
 
 impl fmt::Debug for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Channel")
-            .field("fd", &self.fd.raw())
+            .field("fd", &self.socket.fd.raw())
             .field("pid", &self.pid())
             .field("ended", &self.conn.end_error())
             .finish_non_exhaustive()
@@ -194,20 +169,9 @@ impl Channel {
     /// process this side created, if any.
     pub(crate) fn from_fd(fd: Fd, child: Option<Child>) -> Channel {
         Channel {
-            fd,
-            process: child.map(OwnedChild::new),
+            socket: Socket::new(fd),
             conn: Conn::new(),
-            marks: TakenByTask::default(),
-            #[cfg(feature = "alloc")]
-            kept: VecDeque::new(),
-            #[cfg(feature = "alloc")]
-            outbox: false,
-            #[cfg(feature = "alloc")]
-            policy: None,
-            #[cfg(feature = "alloc")]
-            answers_in: None,
-            #[cfg(feature = "alloc")]
-            answers_out: None,
+            process: child.map(OwnedChild::new),
         }
     }
 
@@ -233,11 +197,11 @@ impl Channel {
     /// [`AsFd`]: std::os::fd::AsFd
     /// [`AsRawFd`]: std::os::fd::AsRawFd
     pub fn raw_fd(&self) -> i32 {
-        self.fd.raw()
+        self.socket.fd.raw()
     }
 
     pub(crate) fn fd(&self) -> &Fd {
-        &self.fd
+        &self.socket.fd
     }
 
     /// The pidfd of the created process, if it has one: a descriptor this
@@ -267,7 +231,7 @@ impl Channel {
     /// with its creator (made before the fork).
     #[cfg(feature = "alloc")]
     pub(crate) fn answer_through(&mut self, ring: Ring) {
-        self.answers_out = Some(ring::Writer::new(ring));
+        self.socket.answers_out = Some(ring::Writer::new(ring));
     }
 
     /// In a reused worker's creator: the worker's answers come through
@@ -277,7 +241,7 @@ impl Channel {
         // Processes forked from here on (other workers, persistent
         // keepers) have no use for it: they do not get it.
         ring.keep_from_forks();
-        self.answers_in = Some(ring::Reader::new(ring));
+        self.socket.answers_in = Some(ring::Reader::new(ring));
     }
 
     /// The claim words of the ring shared with a reused worker, on either
@@ -285,28 +249,15 @@ impl Channel {
     /// scheduler use them to agree on who runs each task.
     #[cfg(feature = "alloc")]
     pub(crate) fn claim_words(&self) -> &[core::sync::atomic::AtomicU64] {
-        self.ring().map_or(&[], Ring::claims)
-    }
-
-    /// The ring shared with a reused worker, on either side.
-    #[cfg(feature = "alloc")]
-    fn ring(&self) -> Option<&Ring> {
-        match (&self.answers_in, &self.answers_out) {
-            (Some(reader), _) => Some(reader.ring()),
-            (_, Some(writer)) => Some(writer.ring()),
-            _ => None,
-        }
+        self.socket.ring().map_or(&[], Ring::claims)
     }
 
     /// Before this side sleeps waiting for the peer: true when there is
     /// something to read without the socket. A reused worker's creator
     /// asks the worker to wake it (see `ring`) and looks once more.
+    #[inline]
     pub(crate) fn sleep_ready(&self) -> bool {
-        #[cfg(feature = "alloc")]
-        if let Some(reader) = &self.answers_in {
-            return reader.sleep_ready();
-        }
-        false
+        self.socket.sleep_ready()
     }
 
     /// Writes what an outbox still holds, if anything: what it held when
@@ -325,7 +276,7 @@ impl Channel {
     #[cfg(feature = "alloc")]
     pub(crate) fn poll_flush(&mut self) -> Result<bool> {
         while !self.conn.pending().is_empty() {
-            match sys::send_some(&self.fd, &[self.conn.pending()]) {
+            match self.socket.write_now(self.conn.pending()) {
                 Ok(0) => return Ok(false),
                 Ok(n) => self.conn.written(n),
                 Err(e) => {
@@ -346,11 +297,11 @@ impl Channel {
     }
 
     /// Monitored by an exchange (or not any more): sends never wait for the
-    /// socket (see the `outbox` field). Leaving it writes what the socket
+    /// socket (see `socket`). Leaving it writes what the socket
     /// takes now; the rest goes before anything sent later.
     #[cfg(feature = "alloc")]
     pub(crate) fn set_outbox(&mut self, on: bool) {
-        self.outbox = on;
+        self.socket.outbox = on;
         if !on {
             // A peer gone shows at the next receive, which reads its end.
             best_effort(self.poll_flush());
@@ -369,11 +320,11 @@ impl Channel {
     /// True when a message can be taken without reading the socket.
     pub fn has_buffered(&self) -> bool {
         #[cfg(feature = "alloc")]
-        if !self.kept.is_empty() {
+        if self.conn.has_held() {
             return true;
         }
         #[cfg(feature = "alloc")]
-        if self.answers_in.as_ref().is_some_and(ring::Reader::ready) {
+        if self.socket.ring_ready() {
             return true;
         }
         self.conn.has_buffered()
@@ -401,7 +352,7 @@ impl Channel {
             if spare.is_empty() {
                 return Ok(true);
             }
-            match read_stream(&self.fd, &mut self.answers_in, spare, false) {
+            match self.socket.read(spare, false) {
                 Ok(0) | Err(Errno::CONNRESET) => {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
@@ -456,17 +407,12 @@ impl Channel {
             let Frame::Message(header) = self.next_frame(Deadline::after(-1))? else {
                 continue; // an acknowledgement: check it
             };
-            self.kept
-                .try_reserve(1)
-                .map_err(|_| Error::from(Errno::NOMEM))?;
+            self.conn.reserve_held()?;
             let mut message = try_vec(header.length as usize)?;
             self.read_payload(&mut message)?;
-            let hold = self.holds_stashed_acks();
-            match hold {
-                true => self.took_unacknowledged(header),
-                false => self.took(header),
+            if self.conn.hold_taken(header, message) {
+                self.write_ack();
             }
-            self.kept.push_back((header, message, hold));
         }
         Ok(())
     }
@@ -486,7 +432,7 @@ impl Channel {
     /// [`Channel::send_frame`] naming task `task`.
     fn send_frame_for(&mut self, task: u64, kind: Kind, flags: u16, payload: &[u8]) -> Result<u32> {
         #[cfg(feature = "alloc")]
-        if self.outbox {
+        if self.socket.outbox {
             let seq = self.conn.send(kind, flags, task, payload)?;
             return self.poll_flush().map(|_| seq);
         }
@@ -500,14 +446,7 @@ impl Channel {
     /// ended. What was held is written or lost with the peer: either way
     /// it is not held any more.
     fn write_out(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
-        let parts = [self.conn.pending(), header, payload];
-        #[cfg(feature = "alloc")]
-        let sent = match &mut self.answers_out {
-            Some(ring) => ring.write(&self.fd, &parts),
-            None => sys::send_vectored(&self.fd, &parts),
-        };
-        #[cfg(not(feature = "alloc"))]
-        let sent = sys::send_vectored(&self.fd, &parts);
+        let sent = self.socket.write(&[self.conn.pending(), header, payload]);
         self.conn.written(usize::MAX);
         match sent {
             Ok(()) => Ok(()),
@@ -613,8 +552,7 @@ impl Channel {
         if self.has_buffered() || self.is_ended() || self.sleep_ready() {
             return Ok(true);
         }
-        let mut fds = [PollFd::new(&self.fd, POLLIN)];
-        Ok(sys::poll(&mut fds, timeout_ms)? > 0)
+        Ok(self.socket.wait_readable(timeout_ms)?)
     }
 
     /// The header of the next data or args message, read if need be. Acks,
@@ -631,33 +569,26 @@ impl Channel {
     /// [`Channel::next_frame`] would have given for it: it is received first
     /// (every receive takes it from the stash).
     #[cfg(feature = "alloc")]
+    #[inline]
     pub(crate) fn stashed_frame(&self) -> Option<Frame> {
-        let (header, _, _) = &self.kept[self.kept_index()?];
-        Some(Frame::Message(*header))
+        let (header, _) = self.conn.held_message()?;
+        Some(Frame::Message(header))
     }
 
-    /// Where the oldest kept message a receive takes is (in a reused
-    /// worker, one for its task: see `worker`).
-    #[cfg(feature = "alloc")]
-    fn kept_index(&self) -> Option<usize> {
-        let receives =
-            |(header, _, _): &(Header, Vec<u8>, bool)| self.conn.route(header) == Route::Receive;
-        self.kept.iter().position(receives)
-    }
-
-    /// The oldest kept message a receive takes.
+    /// The oldest kept message a receive takes (in a reused worker, one
+    /// for its task: see `worker`).
     #[cfg(feature = "alloc")]
     fn kept_message(&self) -> Option<&[u8]> {
-        Some(&self.kept[self.kept_index()?].1)
+        self.conn.held_message().map(|(_, message)| message)
     }
 
     /// Takes the oldest kept message a receive takes and acknowledges it
     /// now that the program has it, if that is still due.
     #[cfg(feature = "alloc")]
     fn unstash(&mut self) -> Option<Vec<u8>> {
-        let (header, message, due) = self.kept.remove(self.kept_index()?)?;
-        if due {
-            self.acknowledge(header);
+        let (message, acked) = self.conn.take_held()?;
+        if acked {
+            self.write_ack();
         }
         Some(message)
     }
@@ -688,13 +619,9 @@ impl Channel {
         match event {
             Event::Ack(_) => Ok(Frame::Ack),
             Event::Message(header) => Ok(Frame::Message(header)),
-            Event::TaskEnd(task) => {
-                self.marks.record(task, 0, true, false);
-                Ok(Frame::TaskEnd)
-            }
+            Event::TaskEnd(_) => Ok(Frame::TaskEnd),
             Event::Remote(header) => {
                 self.acknowledge(header);
-                self.marks.record(header.task, 0, false, true);
                 let code = self.conn.remote_error().map_or(0, RemoteError::code);
                 Err(Error::Remote { code })
             }
@@ -727,23 +654,12 @@ impl Channel {
     }
 
     /// The pending message (`header`) was taken: acknowledges it if asked,
-    /// records its mark, and (on a creator's side) replies go to its task.
+    /// and the connection records its mark and (on a creator's side) sends
+    /// replies to its task.
     #[inline]
     fn took(&mut self, header: Header) {
-        self.took_unacknowledged(header);
-        self.acknowledge(header);
-    }
-
-    /// [`Channel::took`] but for the acknowledgement, which waits until
-    /// the program takes the message ([`Channel::send_acked`]'s stash).
-    #[inline]
-    fn took_unacknowledged(&mut self, header: Header) {
-        // On a creator's side, replies now go to the message's task.
         self.conn.took(header, false);
-        if header.kind == Kind::Data {
-            self.marks
-                .record(header.task, 1, header.flags & FLAG_END != 0, false);
-        }
+        self.acknowledge(header);
     }
 
     /// Reads until the connection has the next event (a frame: see
@@ -764,11 +680,8 @@ impl Channel {
             if remaining != 0 {
                 self.send_held()?;
             }
-            if remaining > 0 && !self.sleep_ready() {
-                let mut fds = [PollFd::new(&self.fd, POLLIN)];
-                if sys::poll(&mut fds, remaining)? == 0 {
-                    return Err(Error::TimedOut);
-                }
+            if remaining > 0 && !self.sleep_ready() && !self.socket.wait_readable(remaining)? {
+                return Err(Error::TimedOut);
             }
             // After a poll, a read that does not wait: the bytes the poll
             // saw may all be a reused worker's wake-ups (skipped), and a
@@ -790,11 +703,7 @@ impl Channel {
     /// With `block == false` it takes only what is already queued
     /// ([`Errno::AGAIN`] when nothing is).
     fn fill(&mut self, block: bool) -> sys::Result<usize> {
-        let spare = self.conn.spare();
-        #[cfg(feature = "alloc")]
-        let n = read_stream(&self.fd, &mut self.answers_in, spare, block)?;
-        #[cfg(not(feature = "alloc"))]
-        let n = read_socket(&self.fd, spare, block)?;
+        let n = self.socket.read(self.conn.spare(), block)?;
         self.conn.filled(n);
         Ok(n)
     }
@@ -825,11 +734,7 @@ impl Channel {
             return Ok(());
         }
         while done < dst.len() {
-            #[cfg(feature = "alloc")]
-            let read = read_stream(&self.fd, &mut self.answers_in, &mut dst[done..], true);
-            #[cfg(not(feature = "alloc"))]
-            let read = read_socket(&self.fd, &mut dst[done..], true);
-            match read {
+            match self.socket.read(&mut dst[done..], true) {
                 Ok(0) | Err(Errno::CONNRESET) => {
                     let why = self.cut_short();
                     return Err(self.end_on(why));
@@ -858,29 +763,17 @@ impl Channel {
     /// created process ended abnormally without sending an error frame
     /// first, [`Error::Closed`] otherwise.
     fn peer_gone(&mut self) -> Error {
-        if self.ends_with_end_frame() {
+        if self.conn.ends_with_end_frame() {
             return Error::StreamBroken;
         }
         hang_up(self.process.as_mut(), self.conn.remote_error().is_some())
-    }
-
-    /// True when a bare end of stream is a cut, not a clean end (the
-    /// channel's [`StreamPolicy`] says so).
-    fn ends_with_end_frame(&self) -> bool {
-        #[cfg(feature = "alloc")]
-        return self
-            .policy
-            .as_ref()
-            .is_some_and(|policy| policy.ends_with_end_frame());
-        #[cfg(not(feature = "alloc"))]
-        false
     }
 
     /// The peer hung up in the middle of a frame: [`Error::PeerEnded`] when
     /// the created process was killed or failed (it died mid-send, as when it
     /// dies between frames), a truncated-frame protocol error otherwise.
     fn cut_short(&mut self) -> Error {
-        match self.ends_with_end_frame() {
+        match self.conn.ends_with_end_frame() {
             true => Error::Protocol(ProtoError::Truncated),
             false => cut_short(self.process.as_mut(), self.conn.remote_error().is_some()),
         }
@@ -918,7 +811,7 @@ impl Channel {
     {
         // What is held goes first; the batch is written after it.
         self.conn.send_batch(count, tasks)?;
-        if self.outbox {
+        if self.socket.outbox {
             self.poll_flush().map(drop)
         } else {
             self.send_held()
@@ -929,7 +822,7 @@ impl Channel {
     /// keeper drives its callable's stream without blocking).
     #[cfg(feature = "alloc")]
     pub(crate) fn into_parts(self) -> (Fd, Option<OwnedChild>) {
-        (self.fd, self.process)
+        (self.socket.fd, self.process)
     }
 
     /// The created process, for the calls on it: [`Error::Invalid`] on a
@@ -987,36 +880,82 @@ impl Channel {
     pub fn close(self) {}
 
     /// Sends an acknowledgement of a received frame if its sender asked for
-    /// one (data, args and error frames alike), unless its
-    /// [`StreamPolicy`] holds it back.
+    /// one (data, args and error frames alike), unless the connection's
+    /// stream policy holds it back.
     fn acknowledge(&mut self, header: Header) {
-        if header.flags & FLAG_ACK_REQUESTED == 0 {
-            return;
+        if self.conn.ack_taken(header) {
+            self.write_ack();
         }
-        #[cfg(feature = "alloc")]
-        if let Some(policy) = &mut self.policy {
-            if policy.hold(header.seq) {
-                return;
-            }
-        }
-        self.send_ack(header.seq);
     }
 
     /// Sends an acknowledgement of frame `seq` (queued by the connection,
     /// then written as any frame is).
     fn send_ack(&mut self, seq: u32) {
         // Room was made by the last write: nothing is held but in an outbox.
-        if self.conn.ack(seq).is_err() {
-            return;
+        if self.conn.ack(seq).is_ok() {
+            self.write_ack();
         }
-        // The peer may already be gone; the frame itself was received, and
-        // a failed write shows again at the next send or receive.
+    }
+
+    /// Writes an acknowledgement the connection just queued. The peer may
+    /// already be gone; the frame itself was received, and a failed write
+    /// shows again at the next send or receive.
+    fn write_ack(&mut self) {
         #[cfg(feature = "alloc")]
-        if self.outbox {
+        if self.socket.outbox {
             best_effort(self.poll_flush());
             return;
         }
         best_effort(self.send_held());
+    }
+
+    /// From now on `policy` decides how the stream ends and when the frames
+    /// taken are acknowledged (see [`StreamPolicy`]).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn set_policy(&mut self, policy: alloc::boxed::Box<dyn StreamPolicy>) {
+        self.conn.set_policy(policy);
+    }
+
+    /// Monitored by an exchange as task `task` whose store keeps results
+    /// (`keeps`): see [`StreamPolicy::monitored`]. False for a plain
+    /// channel.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn monitored(&mut self, task: usize, keeps: bool) -> bool {
+        self.conn.monitored(task, keeps)
+    }
+
+    /// The program took `count` results of task `task`: acknowledges them
+    /// if they were held back.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn results_taken(&mut self, task: usize, count: usize) {
+        if self.conn.results_taken(task, count) {
+            self.write_ack();
+        }
+    }
+
+    /// Acknowledges everything held back; with `stop`, holds nothing more.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn release_receipts(&mut self, stop: bool) {
+        if self.conn.release_receipts(stop) {
+            self.write_ack();
+        }
+    }
+
+    /// Monitored by an exchange (or not): the connection records what is
+    /// taken as marks for it.
+    pub(crate) fn set_marking(&mut self, on: bool) {
+        self.conn.set_marking(on);
+    }
+
+    /// The oldest mark not yet collected.
+    #[inline]
+    pub(crate) fn take_mark(&mut self) -> Option<Mark> {
+        self.conn.take_mark()
+    }
+
+    /// On a creator's side: what is sent from now on goes to task `task`.
+    pub(crate) fn reply_to(&mut self, task: u64) {
+        self.conn.reply_to(task);
     }
 
     /// Sends an error frame with `flags`; returns its frame number.
@@ -1024,30 +963,6 @@ impl Channel {
         let mut payload = [0u8; MAX_ERROR_PAYLOAD];
         let len = error_payload(error, &mut payload);
         self.send_frame(Kind::Error, flags, &payload[..len])
-    }
-}
-
-/// One read from a socket; with `block == false` only what is queued
-/// ([`Errno::AGAIN`] when nothing is).
-fn read_socket(fd: &Fd, buf: &mut [u8], block: bool) -> sys::Result<usize> {
-    match block {
-        true => sys::read(fd, buf),
-        false => sys::read_now(fd, buf),
-    }
-}
-
-/// One read of a peer's stream: from a reused worker's ring and socket
-/// when `answers` has the ring, else the socket (see [`read_socket`]).
-#[cfg(feature = "alloc")]
-fn read_stream(
-    fd: &Fd,
-    answers: &mut Option<ring::Reader>,
-    buf: &mut [u8],
-    block: bool,
-) -> sys::Result<usize> {
-    match answers {
-        Some(ring) => ring.read(fd, buf, block),
-        None => read_socket(fd, buf, block),
     }
 }
 
@@ -1105,6 +1020,12 @@ pub(crate) fn try_copy(bytes: &[u8]) -> Result<Vec<u8>> {
     sys::try_copy(bytes).ok_or(Error::from(Errno::NOMEM))
 }
 
+// A stream policy does not change what a channel may do across threads.
+const _: fn() = || {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Channel>();
+};
+
 /// The channel's socket, for the caller's own poll or epoll loop; it stays
 /// owned by the channel.
 ///
@@ -1118,7 +1039,7 @@ pub(crate) fn try_copy(bytes: &[u8]) -> Result<Vec<u8>> {
 #[cfg(feature = "std")]
 impl std::os::fd::AsFd for Channel {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.borrow()
+        self.socket.fd.borrow()
     }
 }
 
@@ -1126,6 +1047,6 @@ impl std::os::fd::AsFd for Channel {
 #[cfg(feature = "std")]
 impl std::os::fd::AsRawFd for Channel {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.fd.raw()
+        self.socket.fd.raw()
     }
 }

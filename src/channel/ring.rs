@@ -530,7 +530,7 @@ impl Channel {
     /// which the exchange's generic path reads. (Such a channel has no
     /// stream policy: it is a worker's, not a persistent connection.)
     pub(crate) fn next_answer(&mut self, tag: u64) -> Option<&[u8]> {
-        let ring = self.answers_in.as_ref()?;
+        let ring = self.socket.answers_in.as_ref()?;
         if self.conn.decoder().pending().is_none() {
             if self.is_ended() || self.stashed_frame().is_some() {
                 return None;

@@ -6,9 +6,10 @@
 //! brought, the claims. The channel keeps no loop state of its own: while a
 //! task runs, its connection's task filter ([`Conn::route`]) says whose each
 //! message is. A callable's receive sees only its task's messages; the
-//! loop's args and batch frames it reads past are kept, whole, with the
-//! other messages the channel read past (`Channel::kept`), where only the
-//! loop takes them; messages for tasks that are over are dropped.
+//! loop's args and batch frames it reads past are held, whole, with the
+//! other messages the channel read past (its connection's held messages),
+//! where only the loop takes them; messages for tasks that are over are
+//! dropped.
 //!
 //! [`Conn::route`]: crate::wire::Conn
 
@@ -49,15 +50,13 @@ impl Channel {
     /// frame ends the stream) or at the end of the channel.
     pub(crate) fn next_loop_frame(&mut self, payload: &mut Vec<u8>) -> Result<Header> {
         loop {
-            if let Some((header, kept, due)) = self.kept.pop_front() {
-                if header.kind.is_task() {
-                    *payload = kept;
-                    return Ok(header);
-                }
-                if due {
-                    self.acknowledge(header);
-                }
-                continue;
+            let (held, acked) = self.conn.take_held_task();
+            if acked {
+                self.write_ack();
+            }
+            if let Some((header, kept)) = held {
+                *payload = kept;
+                return Ok(header);
             }
             if let Some(e) = self.conn.end_error() {
                 return Err(e);
@@ -107,7 +106,7 @@ impl Channel {
     /// for this task: [`Error::Closed`] (a stop frame ends the stream).
     pub(super) fn next_task_frame(&mut self, deadline: Deadline) -> Result<Frame> {
         loop {
-            if self.conn.answered() && self.kept.iter().any(|(h, _, _)| h.kind.is_task()) {
+            if self.conn.answered() && self.conn.holds_task() {
                 return Err(Error::Closed);
             }
             let frame = self.read_frame(deadline)?;
@@ -117,9 +116,9 @@ impl Channel {
             match self.conn.route(&header) {
                 Route::Receive => return Ok(frame),
                 Route::Loop => {
-                    self.kept.try_reserve(1)?;
+                    self.conn.reserve_held()?;
                     let payload = self.take_vec(header)?;
-                    self.kept.push_back((header, payload, false));
+                    self.conn.hold(header, payload);
                 }
                 Route::Skip => drop(self.take_vec(header)?),
             }

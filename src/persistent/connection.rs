@@ -8,8 +8,9 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 
-use crate::channel::{Channel, StreamPolicy};
+use crate::channel::Channel;
 use crate::sys::{Child, Fd};
+use crate::wire::StreamPolicy;
 
 /// A persistent stream's client end over the connected socket `fd`;
 /// `keeper` is the keeper process if this process created it.

@@ -19,12 +19,32 @@
 //! reused worker runs a task, whose each message is ([`Route`]): the
 //! task's, its loop's (args and batch frames) or an earlier task's.
 //!
+//! And it keeps what a driver would otherwise track beside it, each in its
+//! own module: the messages read past and held for a later take, in order,
+//! with their acknowledgements still due (`held`); what was taken, by the
+//! task each frame names, for a layer that monitors the stream (`marks`);
+//! and the hook through which the layer that owns a stream sets how it
+//! ends and when what is taken is acknowledged (`policy`: the hook is
+//! defined here and implemented above). The calls that may queue an
+//! acknowledgement say so, and the driver writes it.
+//!
 //! The output buffer is an [`OutBuf`]: a fixed-capacity
 //! [`heapless::Vec`] (no allocation; a frame that does not fit now is
 //! [`Error::Busy`] until the driver has written what is pending) or, with
 //! `alloc`, a growable [`Vec`](alloc::vec::Vec).
 
 use crate::error::{Error, RemoteError};
+
+#[cfg(feature = "alloc")]
+mod held;
+mod marks;
+#[cfg(feature = "alloc")]
+mod policy;
+
+pub(crate) use marks::Mark;
+use marks::TakenByTask;
+#[cfg(feature = "alloc")]
+pub(crate) use policy::StreamPolicy;
 
 #[cfg(feature = "alloc")]
 use super::HEADER_LEN;
@@ -242,6 +262,16 @@ pub struct Conn<B> {
     end_next: bool,
     /// In a reused worker: the task it runs.
     running: Option<Running>,
+    /// What was taken, by task, for the layer monitoring the connection
+    /// (see `marks`).
+    marks: TakenByTask,
+    /// How the stream ends and when what is taken is acknowledged, if not
+    /// as a plain channel's (see `policy`).
+    #[cfg(feature = "alloc")]
+    policy: Option<alloc::boxed::Box<dyn StreamPolicy>>,
+    /// Messages read past and held for a later take (see `held`).
+    #[cfg(feature = "alloc")]
+    held: held::HeldQueue,
 }
 
 impl<B: OutBuf + Default> Default for Conn<B> {
@@ -267,6 +297,11 @@ impl<B: OutBuf + Default> Conn<B> {
             task: 0,
             end_next: false,
             running: None,
+            marks: TakenByTask::default(),
+            #[cfg(feature = "alloc")]
+            policy: None,
+            #[cfg(feature = "alloc")]
+            held: held::HeldQueue::new(),
         }
     }
 }
@@ -379,9 +414,13 @@ impl<B: OutBuf> Conn<B> {
                     Err(e) => return Err(self.end_on(Error::Protocol(e))),
                 };
                 self.remote = Some(RemoteError::new(code, message));
+                self.marks.record(header.task, 0, false, true);
                 Ok(Event::Remote(header))
             }
-            Kind::Stop if header.flags & FLAG_END != 0 => Ok(Event::TaskEnd(header.task)),
+            Kind::Stop if header.flags & FLAG_END != 0 => {
+                self.marks.record(header.task, 0, true, false);
+                Ok(Event::TaskEnd(header.task))
+            }
             Kind::Stop => {
                 self.end_on(Error::Closed);
                 Ok(Event::Stop)
@@ -414,15 +453,49 @@ impl<B: OutBuf> Conn<B> {
     /// decoder handed over collected): as [`Conn::message_taken`]. A data
     /// message taken when no reused worker's task runs makes its task the
     /// one this side's frames name: a reply goes to the task that asked.
+    /// A data message is marked for its task (see `set_marking`).
+    #[inline]
     pub(crate) fn took(&mut self, header: Header, acknowledge: bool) {
         self.dec.payload_done();
-        if header.kind == Kind::Data && self.running.is_none() {
-            self.task = header.task;
+        if header.kind == Kind::Data {
+            if self.running.is_none() {
+                self.task = header.task;
+            }
+            let end = header.flags & FLAG_END != 0;
+            self.marks.record(header.task, 1, end, false);
         }
         if acknowledge {
             // No room: lost with a peer that never reads (see `acknowledge`).
             let _ = self.acknowledge(header);
         }
+    }
+
+    /// `header`'s frame (a message, or an error frame) was taken: queues
+    /// its acknowledgement if its sender asked for one, unless the stream
+    /// policy holds it back (see `set_policy`). True when one was queued:
+    /// the driver writes it.
+    pub(crate) fn ack_taken(&mut self, header: Header) -> bool {
+        if header.flags & FLAG_ACK_REQUESTED == 0 {
+            return false;
+        }
+        #[cfg(feature = "alloc")]
+        if self.holds_ack(header.seq) {
+            return false;
+        }
+        // No room: lost with a peer that never reads (see `acknowledge`).
+        self.ack(header.seq).is_ok()
+    }
+
+    /// True when a bare end of stream is a cut, not a clean end (the
+    /// stream policy says so; see `set_policy`).
+    pub(crate) fn ends_with_end_frame(&self) -> bool {
+        #[cfg(feature = "alloc")]
+        return self
+            .policy
+            .as_ref()
+            .is_some_and(|policy| policy.ends_with_end_frame());
+        #[cfg(not(feature = "alloc"))]
+        false
     }
 
     /// The task this side's frames name (the header's `task` field), as
@@ -662,11 +735,11 @@ mod tests {
     use super::*;
     use crate::wire::HEADER_LEN;
 
-    type Fixed = Conn<heapless::Vec<u8, 512>>;
+    pub(super) type Fixed = Conn<heapless::Vec<u8, 512>>;
 
     /// Moves what `from` has pending into `to`, `piece` bytes at a time at
     /// most per read; returns the bytes moved.
-    fn carry(from: &mut Fixed, to: &mut Fixed, piece: usize) -> usize {
+    pub(super) fn carry(from: &mut Fixed, to: &mut Fixed, piece: usize) -> usize {
         let n = from.pending().len().min(to.spare().len()).min(piece);
         to.spare()[..n].copy_from_slice(&from.pending()[..n]);
         to.filled(n);
@@ -676,7 +749,7 @@ mod tests {
 
     /// Polls `conn` for the next event that is not `More`, feeding it one
     /// byte at a time from `from`.
-    fn next(from: &mut Fixed, to: &mut Fixed) -> Result<Event, Error> {
+    pub(super) fn next(from: &mut Fixed, to: &mut Fixed) -> Result<Event, Error> {
         loop {
             match to.poll()? {
                 Event::More => assert_eq!(carry(from, to, 1), 1, "a frame was expected"),
@@ -818,8 +891,9 @@ mod tests {
         ));
     }
 
-    /// Reads the message `from` sent into `to` and takes it whole.
-    fn take(from: &mut Fixed, to: &mut Fixed) -> Header {
+    /// Reads the message `from` sent into `to`, payload and all: returns
+    /// its header and payload, the message still to be taken.
+    pub(super) fn read(from: &mut Fixed, to: &mut Fixed) -> (Header, heapless::Vec<u8, 64>) {
         let Ok(Event::Message(header)) = next(from, to) else {
             panic!("a message")
         };
@@ -829,6 +903,12 @@ mod tests {
             assert_eq!(carry(from, to, 1), 1, "the payload was expected");
             got += to.payload_into(&mut buf[got..len]);
         }
+        (header, heapless::Vec::from_slice(&buf[..len]).unwrap())
+    }
+
+    /// Reads the message `from` sent into `to` and takes it whole.
+    pub(super) fn take(from: &mut Fixed, to: &mut Fixed) -> Header {
+        let (header, _) = read(from, to);
         assert_eq!(to.message_taken(true), Some(header));
         header
     }

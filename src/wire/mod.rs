@@ -27,7 +27,8 @@
 //!
 //! No I/O here: [`Conn`] is one end of a stream as a state machine (frame
 //! numbers, acknowledgements, end state, the peer's last error, output
-//! queued), over [`Decoder`], which takes bytes and yields frames, keeping
+//! queued, messages held for a later take, what was taken by task, and the
+//! hook of a stream's end and acknowledgement policy), over [`Decoder`], which takes bytes and yields frames, keeping
 //! the partial state of a header or payload; [`Encoder`] queues frames
 //! and tracks how much of them was written. The layers above drive them
 //! over their sockets, blocking or not.
@@ -43,8 +44,11 @@ pub use batch::encode_batch;
 pub use batch::{batch_len, decode_batch, BatchTasks, ENTRY_HEADER};
 #[cfg(feature = "alloc")]
 pub(crate) use batch::{entry_at, FIRST_ENTRY};
+pub(crate) use conn::Mark;
 #[cfg(feature = "alloc")]
 pub(crate) use conn::Route;
+#[cfg(feature = "alloc")]
+pub(crate) use conn::StreamPolicy;
 pub use conn::{error_payload, Conn, Event, OutBuf};
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
