@@ -25,7 +25,7 @@ pub(crate) enum ForkCheck {
     /// Only with no other thread ([`Error::Threads`] otherwise), unless the
     /// program called [`allow_fork_with_threads`].
     Refuse,
-    /// The caller took [`sys::fork`]'s contract: an `unsafe` function of
+    /// The caller took [`sys::fork_checked`]'s contract: an `unsafe` function of
     /// this crate whose `# Safety` states it, or a C caller (the header
     /// states it). Never made from a safe call's arguments.
     Accepted,

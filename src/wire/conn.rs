@@ -31,7 +31,7 @@
 //! The output buffer is an [`OutBuf`]: a fixed-capacity
 //! [`heapless::Vec`] (no allocation; a frame that does not fit now is
 //! [`Error::Busy`] until the driver has written what is pending) or, with
-//! `alloc`, a growable [`Vec`](alloc::vec::Vec).
+//! `alloc`, a growable [`Vec`].
 
 use crate::error::{Error, RemoteError};
 
