@@ -56,9 +56,9 @@ const NEED_WAKEUP: usize = 2 * LINE;
 /// Words from here: the claim words, a ring of [`CLAIM_WORDS`].
 const CLAIMS: usize = 3 * LINE;
 /// How many claim words there are.
-pub(crate) const CLAIM_WORDS: usize = 512;
+pub(crate) const CLAIM_WORDS: usize = 2048;
 /// The frames' bytes start here, after the words.
-const DATA: usize = 8192;
+const DATA: usize = 20480;
 const _: () = assert!((CLAIMS + CLAIM_WORDS) * 8 <= DATA);
 /// Bytes the ring holds.
 const CAPACITY: usize = 64 * 1024;

@@ -13,17 +13,28 @@ use crate::sys::{self, Deadline, PollFd, POLLIN, POLLOUT};
 use super::TaskId;
 
 /// Tasks one reused worker may have outstanding in its socket, at most (its
-/// window shrinks as the work runs out: see the `jobs` module).
+/// window shrinks as the work runs out: see the `jobs` module). Large
+/// enough that a worker of tiny tasks sleeps and is woken rarely: each
+/// window is a wake-up at most.
 ///
 /// The window bounds what waits in one socket, not how many tasks a worker
 /// runs.
-pub(crate) const WINDOW: usize = 256;
+#[cfg(feature = "alloc")]
+pub(crate) const WINDOW: usize = 1024;
+
+/// Tasks one slot answers at once: a reused worker's window; one without
+/// an allocator, where there are no reused workers (a slot is then a
+/// few words, inline in [`Fixed`]).
+#[cfg(feature = "alloc")]
+const SLOT_TASKS: usize = WINDOW;
+#[cfg(not(feature = "alloc"))]
+const SLOT_TASKS: usize = 1;
 
 /// One monitored channel and the tasks it is answering, oldest first.
 #[derive(Debug)]
 pub(crate) struct Slot<C> {
     pub(super) channel: C,
-    pub(super) tasks: heapless::Deque<TaskId, WINDOW>,
+    pub(super) tasks: heapless::Deque<TaskId, SLOT_TASKS>,
     /// Messages stored for the oldest task.
     pub(super) results: usize,
     /// The task finished last.
@@ -37,11 +48,11 @@ pub(crate) struct Slot<C> {
 impl<C: BorrowMut<Channel>> Slot<C> {
     pub(super) fn new(channel: C, task: Option<TaskId>) -> Slot<C> {
         let mut tasks = heapless::Deque::new();
-        // An empty deque has room for one: WINDOW is at least 1.
-        const { assert!(WINDOW >= 1) };
+        // An empty deque has room for one: SLOT_TASKS is at least 1.
+        const { assert!(SLOT_TASKS >= 1) };
         if let Some(task) = task {
             if tasks.push_back(task).is_err() {
-                unreachable!("an empty deque of capacity {WINDOW} is full");
+                unreachable!("an empty deque of capacity {SLOT_TASKS} is full");
             }
         }
         let mut channel = channel;
