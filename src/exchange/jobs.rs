@@ -408,28 +408,48 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         schedule::worker_for(loads, &key, len, window, WINDOW_BYTES)
     }
 
-    /// Gives worker `index`, chosen for the first waiting job, that job and
-    /// up to `run - 1` more waiting tasks of `key` in a row, as long as its
-    /// `window` accepts them.
+    /// Gives worker `index`, chosen for the first waiting job (a reused
+    /// task of `key`), that job and up to `run - 1` more waiting tasks of
+    /// `key` in a row, as long as its `window` accepts them. They go out
+    /// with the worker's other new tasks in one message
+    /// ([`Exchange::send_chunks`]).
     fn send_run(&mut self, index: usize, key: Key, window: usize, run: usize) -> Result<()> {
-        self.send_to_worker(index)?;
-        for _ in 1..run {
+        let slot = &mut self.slots.slots_mut()[index];
+        let Some(worker) = &mut slot.worker else {
+            return Err(Error::Invalid);
+        };
+        for given in 0..run {
             let Some(Job::Reuse {
                 key: next, args, ..
             }) = self.jobs.waiting.front()
             else {
                 break;
             };
-            let worker = self.slots.slots()[index].worker.as_ref();
-            let accepts = worker.is_some_and(|worker| {
-                worker
-                    .load()
-                    .accepts(&key, args.len(), window, WINDOW_BYTES)
-            });
-            if *next != key || !accepts {
-                break;
+            // The first has room: `worker_for` chose this worker for it.
+            let room = !slot.tasks.is_full()
+                && (given == 0
+                    || worker
+                        .load()
+                        .accepts(&key, args.len(), window, WINDOW_BYTES));
+            if *next != key || !room {
+                return match given {
+                    0 => Err(Error::Invalid),
+                    _ => Ok(()),
+                };
             }
-            self.send_to_worker(index)?;
+            let Some(Job::Reuse { task, args, .. }) = self.jobs.waiting.pop_front() else {
+                break;
+            };
+            if slot.tasks.push_back(task).is_err() {
+                unreachable!("the window was checked above");
+            }
+            worker.bytes += args.len();
+            worker.queued.push_back(Queued {
+                task,
+                args,
+                index: UNOFFERED,
+            });
+            worker.unsent += 1;
         }
         Ok(())
     }
@@ -446,34 +466,6 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             .sum();
         let outstanding = self.jobs.waiting.len() + queued;
         schedule::chunk(outstanding, self.limit(), WINDOW)
-    }
-
-    /// Gives the first waiting job (a reused task) to worker `index`; it
-    /// goes out with the worker's other new tasks in one message
-    /// ([`Exchange::send_chunks`]).
-    fn send_to_worker(&mut self, index: usize) -> Result<()> {
-        if self.slots.slots()[index].tasks.is_full() {
-            // `worker_for` chose a worker with room in its window.
-            return Err(Error::Invalid);
-        }
-        let Some(Job::Reuse { task, args, .. }) = self.jobs.waiting.pop_front() else {
-            return Err(Error::Invalid);
-        };
-        let slot = &mut self.slots.slots_mut()[index];
-        let Some(worker) = &mut slot.worker else {
-            return Err(Error::Invalid);
-        };
-        if slot.tasks.push_back(task).is_err() {
-            unreachable!("the window was checked above");
-        }
-        worker.bytes += args.len();
-        worker.queued.push_back(Queued {
-            task,
-            args,
-            index: UNOFFERED,
-        });
-        worker.unsent += 1;
-        Ok(())
     }
 
     /// Writes each worker's new tasks as one message (a batch frame, or an
@@ -581,7 +573,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     args,
                 });
                 self.monitor(slot)?; // failing, the task stays waiting
-                self.send_to_worker(self.active_count() - 1)
+                self.send_run(self.active_count() - 1, key, 1, 1)
             }
             None => Err(Error::Invalid),
         }
