@@ -3,6 +3,7 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use core::cell::OnceCell;
 use core::fmt;
 
 use super::{Exchange, Growable, Options, StoreData, TaskId};
@@ -92,6 +93,22 @@ pub trait Results: StoreData {
     fn next_task(&self) -> Option<TaskId>;
     /// The result of `task`, if it is in and was not taken.
     fn result_of(&self, task: TaskId) -> Option<&Outcome>;
+
+    /// The result [`Results::front`] shows, as its message's bytes or the
+    /// task's failure, without making an [`Outcome`] of it (a
+    /// [`QueueStore`] keeps small messages inline and makes an outcome of
+    /// one only when it is shown or taken as one).
+    fn front_bytes(&self) -> Option<(TaskId, core::result::Result<&[u8], &TaskError>)> {
+        self.front()
+            .map(|(task, outcome)| (task, outcome.as_deref()))
+    }
+
+    /// Takes the result [`Results::front_bytes`] shows without handing it
+    /// out (read its bytes first): its task, and its failure if it failed.
+    fn skip_front(&mut self) -> Option<(TaskId, Option<TaskError>)> {
+        self.pop_front()
+            .map(|(task, outcome)| (task, outcome.err()))
+    }
 }
 
 impl<H: Results> Exchange<Growable, H> {
@@ -99,7 +116,7 @@ impl<H: Results> Exchange<Growable, H> {
     /// has answered and every result was read.
     fn wait_front(&mut self, timeout_ms: i32) -> Result<()> {
         loop {
-            if self.handler().front().is_some() {
+            if self.handler().front_bytes().is_some() {
                 return Ok(());
             }
             let exhausted = self
@@ -135,6 +152,30 @@ impl<H: Results> Exchange<Growable, H> {
         let one_per_task = self.handler().next_task().is_some();
         self.taken(task, one_per_task);
         Some((task, outcome))
+    }
+
+    /// The next result as its bytes or its task's failure, without taking
+    /// it or making an [`Outcome`] of it, waiting as
+    /// [`Exchange::next_result`] does; [`Exchange::skip_result`] then takes
+    /// it.
+    #[cfg(feature = "capi")]
+    pub(crate) fn peek_bytes(
+        &mut self,
+        timeout_ms: i32,
+    ) -> Result<(TaskId, core::result::Result<&[u8], &TaskError>)> {
+        self.wait_front(timeout_ms)?;
+        self.handler().front_bytes().ok_or(Error::Done)
+    }
+
+    /// Takes the result [`Exchange::peek_bytes`] showed, as
+    /// [`Exchange::pop_result`] does, without making an [`Outcome`] of it:
+    /// its task and its failure, if it failed.
+    #[cfg(feature = "capi")]
+    pub(crate) fn skip_result(&mut self) -> Option<(TaskId, Option<TaskError>)> {
+        let (task, failure) = self.handler_mut().skip_front()?;
+        let one_per_task = self.handler().next_task().is_some();
+        self.taken(task, one_per_task);
+        Some((task, failure))
     }
 
     /// The next result without taking it, waiting as [`Exchange::next_result`] does.
@@ -218,10 +259,52 @@ fn next_outcome<H: Results>(exchange: &mut Exchange<Growable, H>) -> Option<Outc
     }
 }
 
-/// Keeps results in arrival order.
+/// Keeps results in arrival order. A message of up to 23 bytes is kept
+/// inline, in no memory of its own, until it is taken or shown as an
+/// [`Outcome`]; [`Results::front_bytes`] and [`Results::skip_front`] read
+/// and take any result without making one.
+///
+/// ```
+/// use pprocess::exchange::{QueueStore, Results};
+/// use pprocess::{Options, Queue};
+///
+/// let mut queue = Queue::with_options(1, Options::default());
+/// queue.start(|channel| Ok(channel.send(b"hello")?))?;
+/// queue.finish()?;
+/// let store: &mut QueueStore = queue.handler_mut();
+/// let (task, bytes) = store.front_bytes().expect("one result");
+/// assert_eq!(bytes, Ok(&b"hello"[..]));
+/// assert_eq!(store.skip_front(), Some((task, None))); // taken, never copied out
+/// assert!(store.front_bytes().is_none());
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct QueueStore {
-    results: VecDeque<(TaskId, Outcome)>,
+    /// The results in arrival order.
+    results: VecDeque<(TaskId, Kept)>,
+    /// The front result as an outcome, once [`Results::front`] showed it.
+    shown: OnceCell<Outcome>,
+}
+
+/// The longest message a [`QueueStore`] keeps inline.
+const INLINE: usize = 23;
+
+/// A result a [`QueueStore`] keeps.
+#[derive(Debug)]
+enum Kept {
+    /// A message of `len` bytes, kept inline.
+    Inline { len: u8, bytes: [u8; INLINE] },
+    /// A longer message, or a failure.
+    Whole(Outcome),
+}
+
+impl Kept {
+    fn bytes(&self) -> core::result::Result<&[u8], &TaskError> {
+        match self {
+            Kept::Inline { len, bytes } => Ok(&bytes[..usize::from(*len)]),
+            Kept::Whole(outcome) => outcome.as_deref(),
+        }
+    }
 }
 
 impl StoreData for QueueStore {
@@ -233,29 +316,68 @@ impl StoreData for QueueStore {
         // Out of memory: ENOMEM, and the message stays queued.
         self.results.try_reserve(1)?;
         let message = channel.receive_vec()?;
-        self.results.push_back((task, Ok(message)));
+        self.results.push_back((task, Kept::Whole(Ok(message))));
         Ok(())
     }
 
     fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
+        // Out of memory: ENOMEM, before anything is kept.
         self.results.try_reserve(1)?;
-        let message = crate::channel::try_copy(message)?;
-        self.results.push_back((task, Ok(message)));
+        let kept = match u8::try_from(message.len()) {
+            Ok(len) if message.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..message.len()].copy_from_slice(message);
+                Kept::Inline { len, bytes }
+            }
+            _ => Kept::Whole(Ok(crate::channel::try_copy(message)?)),
+        };
+        self.results.push_back((task, kept));
         Ok(true)
     }
 
     fn store_error(&mut self, task: TaskId, error: Error, remote: Option<&RemoteError>) {
-        self.results.push_back((task, failure(error, remote)));
+        let kept = Kept::Whole(failure(error, remote));
+        self.results.push_back((task, kept));
     }
 }
 
 impl Results for QueueStore {
     fn front(&self) -> Option<(TaskId, &Outcome)> {
-        self.results.front().map(|(task, outcome)| (*task, outcome))
+        let (task, kept) = self.results.front()?;
+        let outcome = match kept {
+            Kept::Whole(outcome) => outcome,
+            // Shown as an outcome: copied out once, kept until taken.
+            Kept::Inline { len, bytes } => self
+                .shown
+                .get_or_init(|| Ok(bytes[..usize::from(*len)].to_vec())),
+        };
+        Some((*task, outcome))
     }
 
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
-        self.results.pop_front()
+        let (task, kept) = self.results.pop_front()?;
+        let shown = self.shown.take();
+        let outcome = match kept {
+            Kept::Whole(outcome) => outcome,
+            Kept::Inline { len, bytes } => {
+                shown.unwrap_or_else(|| Ok(bytes[..usize::from(len)].to_vec()))
+            }
+        };
+        Some((task, outcome))
+    }
+
+    fn front_bytes(&self) -> Option<(TaskId, core::result::Result<&[u8], &TaskError>)> {
+        let (task, kept) = self.results.front()?;
+        Some((*task, kept.bytes()))
+    }
+
+    fn skip_front(&mut self) -> Option<(TaskId, Option<TaskError>)> {
+        let (task, kept) = self.results.pop_front()?;
+        self.shown.take();
+        match kept {
+            Kept::Whole(outcome) => Some((task, outcome.err())),
+            Kept::Inline { .. } => Some((task, None)),
+        }
     }
 
     fn next_task(&self) -> Option<TaskId> {
@@ -490,4 +612,44 @@ where
         function.call(&mut map, input.as_ref())?;
     }
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each result once, in arrival order, its own bytes, whether it is
+    /// shown and taken as an outcome, taken alone, or read as bytes and
+    /// skipped; messages on both sides of the inline size, and a failure.
+    #[test]
+    fn a_queue_store_hands_out_each_result_once_however_it_is_read() {
+        let sizes = [0, 1, 8, INLINE, INLINE + 1, 100, 7, INLINE, 3];
+        let message = |i: usize| vec![i as u8 + 1; sizes[i]];
+        for reading in 0..3 {
+            let mut store = QueueStore::default();
+            for i in 0..sizes.len() {
+                assert_eq!(store.store_message(TaskId::new(i), &message(i)), Ok(true));
+            }
+            let failed = TaskId::new(sizes.len());
+            store.store_error(failed, Error::Closed, None);
+            for i in 0..sizes.len() {
+                let task = TaskId::new(i);
+                assert_eq!(store.front_bytes(), Some((task, Ok(&message(i)[..]))));
+                match (reading + i) % 3 {
+                    0 => {
+                        let shown = store.front().map(|(t, o)| (t, o.clone()));
+                        assert_eq!(shown, Some((task, Ok(message(i)))));
+                        assert_eq!(store.pop_front(), Some((task, Ok(message(i)))));
+                    }
+                    1 => assert_eq!(store.pop_front(), Some((task, Ok(message(i))))),
+                    _ => assert_eq!(store.skip_front(), Some((task, None))),
+                }
+            }
+            let closed = TaskError::from(Error::Closed);
+            assert_eq!(store.front_bytes(), Some((failed, Err(&closed))));
+            assert_eq!(store.skip_front(), Some((failed, Some(closed))));
+            assert_eq!(store.front(), None);
+            assert_eq!(store.pop_front(), None);
+        }
+    }
 }

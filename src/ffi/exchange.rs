@@ -162,6 +162,22 @@ impl Results for CStore {
         }
     }
 
+    fn front_bytes(&self) -> Option<(TaskId, core::result::Result<&[u8], &TaskError>)> {
+        match self {
+            CStore::Queue(store) => store.front_bytes(),
+            CStore::Map(store) => store.front_bytes(),
+            CStore::Custom { .. } => None,
+        }
+    }
+
+    fn skip_front(&mut self) -> Option<(TaskId, Option<TaskError>)> {
+        match self {
+            CStore::Queue(store) => store.skip_front(),
+            CStore::Map(store) => store.skip_front(),
+            CStore::Custom { .. } => None,
+        }
+    }
+
     fn next_task(&self) -> Option<TaskId> {
         match self {
             CStore::Queue(store) => store.next_task(),
@@ -735,7 +751,7 @@ pub extern "C" fn pp_exchange_next(
         require(len)?;
         // SAFETY: handle and buffer come from the C caller as documented.
         let (ex, buf) = unsafe { (exchange_ref(ex)?, bytes_mut(buf, cap)?) };
-        let (task, outcome) = ex.exchange.peek_result(-1)?;
+        let (task, outcome) = ex.exchange.peek_bytes(-1)?;
         if let Ok(message) = outcome {
             copy_message(message, buf, len)?;
         }
@@ -762,9 +778,9 @@ fn copy_message(message: &[u8], buf: &mut [u8], len: *mut usize) -> Result<()> {
 /// remembered for pp_exchange_task_error and returned as its error.
 fn take_result(ex: &mut CExchange, task: TaskId) -> Result<()> {
     ex.last_task = Some(task);
-    match ex.exchange.pop_result() {
-        Some((_, Ok(_))) => Ok(()),
-        Some((_, Err(failure))) => {
+    match ex.exchange.skip_result() {
+        Some((_, None)) => Ok(()),
+        Some((_, Some(failure))) => {
             let error = failure.error;
             ex.failure = Some(failure);
             Err(error)
@@ -787,7 +803,7 @@ pub extern "C" fn pp_exchange_next_alloc(
         require(len)?;
         // SAFETY: the handle comes from the C caller as documented.
         let ex = unsafe { exchange_ref(ex) }?;
-        let (task, outcome) = ex.exchange.peek_result(-1)?;
+        let (task, outcome) = ex.exchange.peek_bytes(-1)?;
         let copy = match outcome {
             Ok(message) => Some(super::malloc_copy(message)?),
             Err(_) => None,
