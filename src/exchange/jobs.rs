@@ -166,13 +166,26 @@ impl Worker {
     /// less than a ring of claims after that of the oldest task still
     /// unfinished (tasks taken back leave gaps in the places).
     fn claims_free(&self) -> bool {
+        self.claims_room() > 0
+    }
+
+    /// How many more tasks have a claim word of their own (see
+    /// [`Worker::claims_free`]).
+    fn claims_room(&self) -> usize {
         match self.queued.front().map(|queued| queued.index) {
             Some(oldest) if oldest != UNOFFERED => {
                 let next = self.sent + self.unsent as u64;
-                next - oldest < CLAIM_RING as u64
+                (CLAIM_RING as u64).saturating_sub(next - oldest) as usize
             }
-            _ => true,
+            _ => usize::MAX,
         }
+    }
+
+    /// How many more tasks it may hold in a `window` of tasks, by their
+    /// count and their claim words (their bytes are checked one by one).
+    fn room(&self, window: usize) -> usize {
+        let by_count = window.saturating_sub(self.queued.len());
+        by_count.min(self.claims_room())
     }
 }
 
@@ -418,6 +431,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let Some(worker) = &mut slot.worker else {
             return Err(Error::Invalid);
         };
+        // The first has room: `worker_for` chose this worker for it.
+        let run = run.min(worker.room(window).max(1));
         for given in 0..run {
             let Some(Job::Reuse {
                 key: next, args, ..
@@ -425,13 +440,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             else {
                 break;
             };
-            // The first has room: `worker_for` chose this worker for it.
-            let room = !slot.tasks.is_full()
-                && (given == 0
-                    || worker
-                        .load()
-                        .accepts(&key, args.len(), window, WINDOW_BYTES));
-            if *next != key || !room {
+            let fits = given == 0 || worker.bytes + args.len() <= WINDOW_BYTES;
+            if *next != key || !fits || slot.tasks.is_full() {
                 return match given {
                     0 => Err(Error::Invalid),
                     _ => Ok(()),

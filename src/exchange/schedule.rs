@@ -51,7 +51,7 @@ impl<K: PartialEq> Load<K> {
     /// Whether it may take one more task of `key` with `len` argument
     /// bytes: its window holds `window` tasks and `window_bytes` bytes
     /// (one task always fits an empty window).
-    pub(crate) fn accepts(&self, key: &K, len: usize, window: usize, window_bytes: usize) -> bool {
+    fn accepts(&self, key: &K, len: usize, window: usize, window_bytes: usize) -> bool {
         self.key == *key
             && !self.stopping
             && self.queued < window
