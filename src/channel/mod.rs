@@ -252,6 +252,15 @@ impl Channel {
         self.socket.ring().map_or(&[], Ring::claims)
     }
 
+    /// The word, beside the claim words, in which a reused worker says how
+    /// many places it has passed (claimed or skipped): the creator offers
+    /// a word again only once the worker is past its last place. None
+    /// without a ring.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn claims_passed(&self) -> Option<&core::sync::atomic::AtomicU64> {
+        self.socket.ring().map(Ring::passed)
+    }
+
     /// Before this side sleeps waiting for the peer: true when there is
     /// something to read without the socket. A reused worker's creator
     /// asks the worker to wake it (see `ring`) and looks once more.

@@ -36,7 +36,9 @@
 //! ```
 //!
 //! The same mapping holds the worker's claim words: [`CLAIM_WORDS`] words
-//! that this layer only gives out (see `Channel::claim_words`).
+//! that this layer only gives out (see `Channel::claim_words`), and the
+//! word in which the worker says how many of them it has passed (see
+//! `Channel::claims_passed`).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{fence, AtomicU64, Ordering};
@@ -53,8 +55,11 @@ const TAIL: usize = 0;
 const HEAD: usize = LINE;
 /// Word: nonzero when the creator is going to sleep on the socket.
 const NEED_WAKEUP: usize = 2 * LINE;
+/// Word: how many places the worker has passed, claimed or skipped (it
+/// alone writes it).
+const PASSED: usize = 3 * LINE;
 /// Words from here: the claim words, a ring of [`CLAIM_WORDS`].
-const CLAIMS: usize = 3 * LINE;
+const CLAIMS: usize = 4 * LINE;
 /// How many claim words there are.
 pub(crate) const CLAIM_WORDS: usize = 2048;
 /// The frames' bytes start here, after the words.
@@ -133,6 +138,11 @@ impl Ring {
     /// The claim words (see the module docs).
     pub(super) fn claims(&self) -> &[AtomicU64] {
         &self.map.words()[CLAIMS..CLAIMS + CLAIM_WORDS]
+    }
+
+    /// The word in which the worker says how many places it has passed.
+    pub(super) fn passed(&self) -> &AtomicU64 {
+        self.word(PASSED)
     }
 
     fn word(&self, index: usize) -> &AtomicU64 {

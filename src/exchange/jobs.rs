@@ -28,6 +28,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use core::borrow::{Borrow, BorrowMut};
+use core::sync::atomic::Ordering;
 
 use super::args::Args;
 use super::claims::{Claims, UNOFFERED};
@@ -43,8 +44,10 @@ use crate::wire::DEFAULT_MAX_MESSAGE;
 // held: a window of tasks, and as many taken back, fit the ring.
 const _: () = assert!(CLAIM_RING >= 2 * WINDOW);
 
-/// Argument bytes a worker may have queued; below a socket buffer, so the
-/// creator never blocks writing tasks while the worker writes results.
+/// Argument bytes a worker may have queued. With the batch frame's 12
+/// bytes per task, a full window (at most 44 KiB) stays below a socket
+/// buffer, so the creator never blocks writing tasks while the worker
+/// writes results.
 pub(crate) const WINDOW_BYTES: usize = 32 * 1024;
 
 /// A reused worker's callable: runs once per task with the task's arguments.
@@ -151,42 +154,57 @@ impl Worker {
         }
     }
 
-    /// What the scheduler sees of it.
-    fn load(&self) -> Load<Key> {
+    /// What the scheduler sees of it; `passed`: see [`Worker::claims_room`].
+    fn load(&self, passed: Option<u64>) -> Load<Key> {
         Load {
             key: self.key,
             stopping: self.stopping,
             queued: self.queued.len(),
             bytes: self.bytes,
-            claims_free: self.claims_free(),
+            claims_free: self.claims_room(passed) > 0,
         }
     }
 
-    /// True when one more task has a claim word of its own: its place is
-    /// less than a ring of claims after that of the oldest task still
-    /// unfinished (tasks taken back leave gaps in the places).
-    fn claims_free(&self) -> bool {
-        self.claims_room() > 0
-    }
-
-    /// How many more tasks have a claim word of their own (see
-    /// [`Worker::claims_free`]).
-    fn claims_room(&self) -> usize {
-        match self.queued.front().map(|queued| queued.index) {
-            Some(oldest) if oldest != UNOFFERED => {
-                let next = self.sent + self.unsent as u64;
-                (CLAIM_RING as u64).saturating_sub(next - oldest) as usize
-            }
-            _ => usize::MAX,
-        }
+    /// How many more tasks have a claim word of their own. A word is
+    /// offered again only when its last place is a ring of claims behind
+    /// the next place, and two places must keep theirs: the oldest task
+    /// still unfinished (dead-worker recovery reads its word) and the place
+    /// the worker has not passed yet, `passed` (it may still claim or skip
+    /// it, after tasks taken back left gaps in the places). None: no claim
+    /// words, no bound.
+    fn claims_room(&self, passed: Option<u64>) -> usize {
+        let next = self.sent + self.unsent as u64;
+        let front = self.queued.front().map(|queued| queued.index);
+        let front = front.filter(|&index| index != UNOFFERED);
+        // A worker that says it passed what it was not sent is not believed.
+        let passed = passed.map(|passed| passed.min(next));
+        let oldest = match (front, passed) {
+            (Some(front), Some(passed)) => front.min(passed),
+            (Some(oldest), None) | (None, Some(oldest)) => oldest,
+            (None, None) => return usize::MAX,
+        };
+        let held = next.saturating_sub(oldest);
+        (CLAIM_RING as u64).saturating_sub(held) as usize
     }
 
     /// How many more tasks it may hold in a `window` of tasks, by their
     /// count and their claim words (their bytes are checked one by one).
-    fn room(&self, window: usize) -> usize {
+    fn room(&self, window: usize, passed: Option<u64>) -> usize {
         let by_count = window.saturating_sub(self.queued.len());
-        by_count.min(self.claims_room())
+        by_count.min(self.claims_room(passed))
     }
+}
+
+/// How many places the reused worker of `slot` has passed, as it says in
+/// its ring (None without one: no claim words).
+fn passed<C: Borrow<Channel>>(slot: &Slot<C>) -> Option<u64> {
+    let word = slot.channel.borrow().claims_passed()?;
+    Some(word.load(Ordering::Acquire))
+}
+
+/// What the scheduler sees of slot `slot`'s reused worker, if it has one.
+fn load_of<C: Borrow<Channel>>(slot: &Slot<C>) -> Option<Load<Key>> {
+    slot.worker.as_ref().map(|worker| worker.load(passed(slot)))
 }
 
 /// The claims of slot `slot`'s reused worker and its tasks' units (place
@@ -392,12 +410,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let mut moved = false;
         for index in 0..self.slots.slots().len() {
             let slots = self.slots.slots();
-            let Some(load) = slots[index].worker.as_ref().map(Worker::load) else {
+            let Some(load) = load_of(&slots[index]) else {
                 continue;
             };
-            let workers = slots
-                .iter()
-                .map(|slot| slot.worker.as_ref().map(Worker::load));
+            let workers = slots.iter().map(load_of);
             if !schedule::gives_back_for_idle(&load, workers) {
                 continue;
             }
@@ -417,7 +433,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// for a task of `len` argument bytes.
     fn worker_for(&self, key: Key, len: usize, window: usize) -> Option<usize> {
         let workers = self.slots.slots().iter();
-        let loads = workers.map(|slot| slot.worker.as_ref().map(Worker::load));
+        let loads = workers.map(load_of);
         schedule::worker_for(loads, &key, len, window, WINDOW_BYTES)
     }
 
@@ -428,24 +444,25 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// ([`Exchange::send_chunks`]).
     fn send_run(&mut self, index: usize, key: Key, window: usize, run: usize) -> Result<()> {
         let slot = &mut self.slots.slots_mut()[index];
+        let passed = passed(slot);
         let Some(worker) = &mut slot.worker else {
             return Err(Error::Invalid);
         };
-        // The first has room: `worker_for` chose this worker for it.
-        let run = run.min(worker.room(window).max(1));
-        for given in 0..run {
-            let Some(Job::Reuse {
-                key: next, args, ..
-            }) = self.jobs.waiting.front()
-            else {
-                break;
+        // `worker_for` chose this worker for the first: it has room.
+        let run = run.min(worker.room(window, passed));
+        let mut given = 0;
+        while given < run {
+            let next = match self.jobs.waiting.front() {
+                Some(Job::Reuse {
+                    key: next, args, ..
+                }) => Some((*next, args.len())),
+                _ => None,
             };
-            let fits = given == 0 || worker.bytes + args.len() <= WINDOW_BYTES;
-            if *next != key || !fits || slot.tasks.is_full() {
-                return match given {
-                    0 => Err(Error::Invalid),
-                    _ => Ok(()),
-                };
+            let fits = next.is_some_and(|(next, len)| {
+                next == key && (given == 0 || worker.bytes + len <= WINDOW_BYTES)
+            });
+            if !fits || slot.tasks.is_full() {
+                break;
             }
             let Some(Job::Reuse { task, args, .. }) = self.jobs.waiting.pop_front() else {
                 break;
@@ -460,8 +477,14 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 index: UNOFFERED,
             });
             worker.unsent += 1;
+            given += 1;
         }
-        Ok(())
+        match given {
+            // The first job was not this worker's to take: a scheduler bug,
+            // reported rather than looped on.
+            0 => Err(Error::Invalid),
+            _ => Ok(()),
+        }
     }
 
     /// How many tasks a reused worker may hold now: the guided schedule's
@@ -667,6 +690,39 @@ mod tests {
 
     fn waiting(jobs: &Jobs) -> Vec<usize> {
         jobs.waiting.iter().map(|job| job.task().index()).collect()
+    }
+
+    /// A claim word is offered again only once the worker is past its
+    /// last place and the oldest unfinished task keeps its word: after
+    /// tasks taken back left a gap the worker has not skipped yet, the gap
+    /// still holds its words.
+    #[test]
+    fn a_claim_word_is_offered_again_only_once_the_worker_is_past_its_place() {
+        let ring = CLAIM_RING as u64;
+        let body: Rc<Body> = Rc::new(|_: &mut Channel, _: &[u8]| Ok(()));
+        let mut worker = Worker::new(Key::Managed(0), body);
+        assert_eq!(worker.claims_room(None), usize::MAX); // no claim words
+        assert_eq!(worker.claims_room(Some(0)), CLAIM_RING);
+        // Places 0..ring+5 sent; none queued (all answered or taken back).
+        worker.sent = ring + 5;
+        // The worker is still at place 5: places 5.. hold their words.
+        assert_eq!(worker.claims_room(Some(5)), 0);
+        assert_eq!(worker.claims_room(Some(15)), 10);
+        assert_eq!(worker.claims_room(Some(ring + 5)), CLAIM_RING);
+        // A worker that says it passed what it was never sent.
+        assert_eq!(worker.claims_room(Some(u64::MAX)), CLAIM_RING);
+        // The oldest unfinished task, at place 10, keeps its word even
+        // though the worker is past it (it claimed it and runs it).
+        let args = Args::copy(&[1]).unwrap();
+        let task = TaskId::new(7);
+        worker.queued.push_back(Queued {
+            task,
+            args,
+            index: 10,
+        });
+        assert_eq!(worker.claims_room(Some(ring + 5)), 5);
+        assert_eq!(worker.claims_room(Some(8)), 3);
+        assert_eq!(worker.room(2, Some(ring + 5)), 1); // its window: 1 more
     }
 
     #[test]

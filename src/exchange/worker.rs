@@ -13,6 +13,7 @@
 
 use alloc::vec::Vec;
 use core::ops::Range;
+use core::sync::atomic::Ordering;
 
 use super::claims::Claims;
 use super::jobs::Body;
@@ -39,7 +40,12 @@ pub(super) fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 
             Err(_) => return 1,
         };
         index += 1;
-        if !Claims::new(channel.claim_words()).claim(index - 1, task) {
+        let claimed = Claims::new(channel.claim_words()).claim(index - 1, task);
+        // Past this place: its word may be offered again.
+        if let Some(passed) = channel.claims_passed() {
+            passed.store(index, Ordering::Release);
+        }
+        if !claimed {
             continue; // taken back by the creator: it runs elsewhere
         }
         // Without `continuous` the task's one message carries the end mark.
