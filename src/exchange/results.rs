@@ -9,6 +9,7 @@ use core::fmt;
 use super::{Exchange, Growable, Options, StoreData, TaskId};
 use crate::channel::Channel;
 use crate::error::{Error, RemoteError, Result};
+use crate::os::Errno;
 
 /// Why a task has no result: its callable's error, or how its process ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,10 +85,14 @@ fn failure(error: Error, remote: Option<&RemoteError>) -> Outcome {
 /// A store handler that keeps results to be read back, in arrival order
 /// ([`QueueStore`]) or in start order ([`MapStore`]).
 pub trait Results: StoreData {
-    /// The result to read next, if it is in.
+    /// The result to read next, if it is in. None also when a store that
+    /// makes the outcome as it is shown ([`QueueStore`], for a small
+    /// message) has no memory for it: the result stays.
     fn front(&self) -> Option<(TaskId, &Outcome)>;
     /// Takes the result [`Results::front`] shows (a store that keeps its
-    /// results, [`MapStore`], hands out a copy and moves on).
+    /// results, [`MapStore`], hands out a copy and moves on). None when
+    /// none is in, or when there is no memory for the outcome: the result
+    /// then stays.
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)>;
     /// The task whose result is read next, if results come in task order.
     fn next_task(&self) -> Option<TaskId>;
@@ -141,17 +146,25 @@ impl<H: Results> Exchange<Growable, H> {
     /// process then keeps them until [`Exchange::finish`].)
     pub fn next_result(&mut self, timeout_ms: i32) -> Result<(TaskId, Outcome)> {
         self.wait_front(timeout_ms)?;
-        self.pop_result().ok_or(Error::Done)
+        // A result is in: none taken means no memory to copy it out (it
+        // stays for the next call).
+        self.pop_result().ok_or(Error::from(Errno::NOMEM))
     }
 
     /// Takes the result [`Results::front`] shows, acknowledging it if it
     /// came from a persistent process.
     pub(crate) fn pop_result(&mut self) -> Option<(TaskId, Outcome)> {
         let (task, outcome) = self.handler_mut().pop_front()?;
+        self.took_result(task);
+        Some((task, outcome))
+    }
+
+    /// The program took the result of `task`: acknowledged if it came from
+    /// a persistent process.
+    fn took_result(&mut self, task: TaskId) {
         // A store that reads results in task order keeps one per task.
         let one_per_task = self.handler().next_task().is_some();
         self.taken(task, one_per_task);
-        Some((task, outcome))
     }
 
     /// The next result as its bytes or its task's failure, without taking
@@ -173,15 +186,15 @@ impl<H: Results> Exchange<Growable, H> {
     #[cfg(feature = "capi")]
     pub(crate) fn skip_result(&mut self) -> Option<(TaskId, Option<TaskError>)> {
         let (task, failure) = self.handler_mut().skip_front()?;
-        let one_per_task = self.handler().next_task().is_some();
-        self.taken(task, one_per_task);
+        self.took_result(task);
         Some((task, failure))
     }
 
     /// The next result without taking it, waiting as [`Exchange::next_result`] does.
     pub fn peek_result(&mut self, timeout_ms: i32) -> Result<(TaskId, &Outcome)> {
         self.wait_front(timeout_ms)?;
-        self.handler().front().ok_or(Error::Done)
+        // A result is in: none shown means no memory to copy it out.
+        self.handler().front().ok_or(Error::from(Errno::NOMEM))
     }
 
     /// The result of task `task`, waiting only until that one is in. A
@@ -259,10 +272,11 @@ fn next_outcome<H: Results>(exchange: &mut Exchange<Growable, H>) -> Option<Outc
     }
 }
 
-/// Keeps results in arrival order. A message of up to 23 bytes is kept
-/// inline, in no memory of its own, until it is taken or shown as an
-/// [`Outcome`]; [`Results::front_bytes`] and [`Results::skip_front`] read
-/// and take any result without making one.
+/// Keeps results in arrival order. A reused worker's answer of up to 23
+/// bytes ([`StoreData::store_message`]) is kept inline, in no memory of its
+/// own, until it is taken or shown as an [`Outcome`];
+/// [`Results::front_bytes`] and [`Results::skip_front`] read and take any
+/// result without making one.
 ///
 /// ```
 /// use pprocess::exchange::{QueueStore, Results};
@@ -347,23 +361,32 @@ impl Results for QueueStore {
         let outcome = match kept {
             Kept::Whole(outcome) => outcome,
             // Shown as an outcome: copied out once, kept until taken.
-            Kept::Inline { len, bytes } => self
-                .shown
-                .get_or_init(|| Ok(bytes[..usize::from(*len)].to_vec())),
+            Kept::Inline { len, bytes } => {
+                if self.shown.get().is_none() {
+                    let copy = crate::channel::try_copy(&bytes[..usize::from(*len)]);
+                    // Out of memory: nothing shown, the result stays.
+                    let _ = self.shown.set(Ok(copy.ok()?));
+                }
+                self.shown.get()?
+            }
         };
         Some((*task, outcome))
     }
 
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
-        let (task, kept) = self.results.pop_front()?;
-        let shown = self.shown.take();
-        let outcome = match kept {
-            Kept::Whole(outcome) => outcome,
-            Kept::Inline { len, bytes } => {
-                shown.unwrap_or_else(|| Ok(bytes[..usize::from(len)].to_vec()))
-            }
-        };
-        Some((task, outcome))
+        if let (_, Kept::Inline { len, bytes }) = self.results.front()? {
+            let outcome = match self.shown.take() {
+                Some(shown) => shown,
+                // Out of memory: None, and the result stays.
+                None => Ok(crate::channel::try_copy(&bytes[..usize::from(*len)]).ok()?),
+            };
+            let (task, _) = self.results.pop_front()?;
+            return Some((task, outcome));
+        }
+        match self.results.pop_front()? {
+            (task, Kept::Whole(outcome)) => Some((task, outcome)),
+            (_, Kept::Inline { .. }) => None, // taken above
+        }
     }
 
     fn front_bytes(&self) -> Option<(TaskId, core::result::Result<&[u8], &TaskError>)> {
@@ -518,10 +541,22 @@ impl Results for MapStore {
     }
 
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
-        // Kept until the map is dropped: get and range still see it.
-        let outcome = self.results.get(self.next)?.clone()?;
+        // Kept until the map is dropped: get and range still see it. Out of
+        // memory for the copy: None, and it stays the next.
+        let outcome = match self.results.get(self.next)?.as_ref()? {
+            Ok(message) => Ok(crate::channel::try_copy(message).ok()?),
+            Err(failure) => Err(failure.clone()),
+        };
         self.next += 1;
         Some((TaskId::new(self.next - 1), outcome))
+    }
+
+    fn skip_front(&mut self) -> Option<(TaskId, Option<TaskError>)> {
+        // Kept until the map is dropped, so nothing is copied out.
+        let outcome = self.results.get(self.next)?.as_ref()?;
+        let failure = outcome.as_ref().err().cloned();
+        self.next += 1;
+        Some((TaskId::new(self.next - 1), failure))
     }
 
     fn next_task(&self) -> Option<TaskId> {
