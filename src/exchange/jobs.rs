@@ -452,24 +452,26 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let run = run.min(worker.room(window, passed));
         let mut given = 0;
         while given < run {
-            let next = match self.jobs.waiting.front() {
+            let (task, fits) = match self.jobs.waiting.front() {
                 Some(Job::Reuse {
-                    key: next, args, ..
-                }) => Some((*next, args.len())),
-                _ => None,
+                    task,
+                    key: next,
+                    args,
+                    ..
+                }) => {
+                    let bytes = given == 0 || worker.bytes + args.len() <= WINDOW_BYTES;
+                    (*task, *next == key && bytes)
+                }
+                _ => break,
             };
-            let fits = next.is_some_and(|(next, len)| {
-                next == key && (given == 0 || worker.bytes + len <= WINDOW_BYTES)
-            });
             if !fits || slot.tasks.is_full() {
                 break;
             }
-            let Some(Job::Reuse { task, args, .. }) = self.jobs.waiting.pop_front() else {
-                break;
+            // Out of memory: the task stays waiting.
+            slot.tasks.push_back(task)?;
+            let Some(Job::Reuse { args, .. }) = self.jobs.waiting.pop_front() else {
+                unreachable!("the front job was a reused task");
             };
-            if slot.tasks.push_back(task).is_err() {
-                unreachable!("the window was checked above");
-            }
             worker.bytes += args.len();
             worker.queued.push_back(Queued {
                 task,
@@ -585,7 +587,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         };
         match self.jobs.waiting.pop_front() {
             Some(job @ (Job::Once { task, .. } | Job::Call { task, .. })) => {
-                let monitored = self.monitor(Slot::new(channel.into(), Some(task)));
+                let monitored = self.monitor_new(channel.into(), Some(task));
                 if monitored.is_err() {
                     self.jobs.waiting.push_front(job); // it starts later
                 }
@@ -597,7 +599,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 body,
                 args,
             }) => {
-                let mut slot = Slot::new(channel.into(), None);
+                let Ok(mut slot) = Slot::new(channel.into(), None) else {
+                    unreachable!("a slot without a task needs no memory");
+                };
                 slot.worker = Some(Worker::new(key, body.clone()));
                 self.jobs.waiting.push_front(Job::Reuse {
                     task,
@@ -655,7 +659,7 @@ mod tests {
     fn slot(count: usize, unsent: usize) -> Slot<Channel> {
         let (mut creator, _worker) = Channel::pair().unwrap();
         creator.answers_from(Ring::new().unwrap());
-        let mut slot = Slot::new(creator, None);
+        let mut slot = Slot::new(creator, None).unwrap();
         let body: Rc<Body> = Rc::new(|_: &mut Channel, _: &[u8]| Ok(()));
         let mut worker = Worker::new(Key::Managed(0), body);
         let claims = Claims::new(slot.channel.claim_words());

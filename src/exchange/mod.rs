@@ -466,7 +466,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let mut held = channel.into();
         #[cfg(feature = "alloc")]
         self.adopt(held.borrow_mut(), task);
-        match self.slots.push(Slot::new(held, Some(task))) {
+        let slot = match Slot::new(held, Some(task)) {
+            Ok(slot) => slot,
+            // Out of memory for the slot: handed back, as when full.
+            Err((held, _)) => return Err(held),
+        };
+        match self.slots.push(slot) {
             Ok(()) => {
                 self.next_task = self.next_task.next();
                 Ok(task)
@@ -972,7 +977,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             Created::Parent(channel) => {
                 let pid = channel.pid();
                 let task = self.next_task;
-                self.monitor(Slot::new(channel.into(), Some(task)))?;
+                self.monitor_new(channel.into(), Some(task))?;
                 self.next_task = self.next_task.next();
                 Ok(CreatedTask::Parent { pid, task })
             }
@@ -1004,7 +1009,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         self.wait_below_limit()?;
         let channel = process::start_as(self.fork, callable)?;
         let task = self.next_task;
-        self.monitor(Slot::new(channel.into(), Some(task)))?;
+        self.monitor_new(channel.into(), Some(task))?;
         self.next_task = self.next_task.next();
         Ok(task)
     }
@@ -1019,6 +1024,19 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             crate::error::best_effort(slot.channel.borrow_mut().kill_and_collect());
             Error::Busy
         })
+    }
+
+    /// Monitors `channel` in a new slot answering `task`: [`Exchange::monitor`],
+    /// or `ENOMEM` (its process killed and collected) when there is no
+    /// memory for the slot.
+    fn monitor_new(&mut self, channel: S::Held, task: Option<TaskId>) -> Result<()> {
+        match Slot::new(channel, task) {
+            Ok(slot) => self.monitor(slot),
+            Err((mut channel, e)) => {
+                crate::error::best_effort(channel.borrow_mut().kill_and_collect());
+                Err(e)
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use core::borrow::BorrowMut;
 use crate::channel::Channel;
 #[cfg(feature = "alloc")]
 use crate::error::best_effort;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sys::{self, Deadline, PollFd, POLLIN, POLLOUT};
 
 use super::TaskId;
@@ -22,19 +22,93 @@ use super::TaskId;
 #[cfg(feature = "alloc")]
 pub(crate) const WINDOW: usize = 1024;
 
-/// Tasks one slot answers at once: a reused worker's window; one without
-/// an allocator, where there are no reused workers (a slot is then a
-/// few words, inline in [`Fixed`]).
-#[cfg(feature = "alloc")]
-const SLOT_TASKS: usize = WINDOW;
-#[cfg(not(feature = "alloc"))]
-const SLOT_TASKS: usize = 1;
+/// The tasks a slot is answering, oldest first: one, or a reused worker's
+/// window. With an allocator they are on the heap, so a slot of one task
+/// (most of them: an exchange may hold hundreds) stays small; without one
+/// there are no reused workers, and the one task is inline.
+#[derive(Debug, Default)]
+pub(crate) struct Tasks {
+    #[cfg(feature = "alloc")]
+    queue: alloc::collections::VecDeque<TaskId>,
+    #[cfg(not(feature = "alloc"))]
+    queue: heapless::Deque<TaskId, 1>,
+}
+
+impl Tasks {
+    /// The most tasks a slot answers at once.
+    #[cfg(feature = "alloc")]
+    const MOST: usize = WINDOW;
+    #[cfg(not(feature = "alloc"))]
+    const MOST: usize = 1;
+
+    /// Appends `task`: [`Error::Invalid`] when full, `ENOMEM` when there is
+    /// no memory for it; nothing changes then.
+    #[inline]
+    pub(super) fn push_back(&mut self, task: TaskId) -> Result<()> {
+        self.reserve()?;
+        #[cfg(feature = "alloc")]
+        {
+            self.queue.push_back(task);
+            Ok(())
+        }
+        #[cfg(not(feature = "alloc"))]
+        self.queue.push_back(task).map_err(|_| Error::Invalid)
+    }
+
+    /// Makes room for one more task: [`Error::Invalid`] when full,
+    /// `ENOMEM` when there is no memory for it.
+    #[inline]
+    pub(super) fn reserve(&mut self) -> Result<()> {
+        if self.is_full() {
+            return Err(Error::Invalid);
+        }
+        #[cfg(feature = "alloc")]
+        self.queue.try_reserve(1)?;
+        Ok(())
+    }
+
+    #[inline]
+    pub(super) fn is_full(&self) -> bool {
+        self.queue.len() >= Self::MOST
+    }
+
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    #[inline]
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    #[inline]
+    pub(super) fn front(&self) -> Option<&TaskId> {
+        self.queue.front()
+    }
+
+    #[inline]
+    pub(super) fn pop_front(&mut self) -> Option<TaskId> {
+        self.queue.pop_front()
+    }
+
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(super) fn pop_back(&mut self) -> Option<TaskId> {
+        self.queue.pop_back()
+    }
+
+    #[inline]
+    pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = &TaskId> + '_ {
+        self.queue.iter()
+    }
+}
 
 /// One monitored channel and the tasks it is answering, oldest first.
 #[derive(Debug)]
 pub(crate) struct Slot<C> {
     pub(super) channel: C,
-    pub(super) tasks: heapless::Deque<TaskId, SLOT_TASKS>,
+    pub(super) tasks: Tasks,
     /// Messages stored for the oldest task.
     pub(super) results: usize,
     /// The task finished last.
@@ -46,20 +120,23 @@ pub(crate) struct Slot<C> {
 }
 
 impl<C: BorrowMut<Channel>> Slot<C> {
-    pub(super) fn new(channel: C, task: Option<TaskId>) -> Slot<C> {
-        let mut tasks = heapless::Deque::new();
-        // An empty deque has room for one: SLOT_TASKS is at least 1.
-        const { assert!(SLOT_TASKS >= 1) };
+    /// A slot for `channel`, answering `task` if given. Out of memory:
+    /// `ENOMEM`, and the channel is handed back.
+    pub(super) fn new(
+        channel: C,
+        task: Option<TaskId>,
+    ) -> core::result::Result<Slot<C>, (C, Error)> {
+        let mut tasks = Tasks::default();
         if let Some(task) = task {
-            if tasks.push_back(task).is_err() {
-                unreachable!("an empty deque of capacity {SLOT_TASKS} is full");
+            if let Err(e) = tasks.push_back(task) {
+                return Err((channel, e));
             }
         }
         let mut channel = channel;
         channel.borrow_mut().set_marking(true);
         #[cfg(feature = "alloc")]
         channel.borrow_mut().set_outbox(true);
-        Slot {
+        Ok(Slot {
             channel,
             tasks,
             results: 0,
@@ -67,7 +144,7 @@ impl<C: BorrowMut<Channel>> Slot<C> {
             ready: false,
             #[cfg(feature = "alloc")]
             worker: None,
-        }
+        })
     }
 
     pub(super) fn channel(&mut self) -> &mut Channel {
