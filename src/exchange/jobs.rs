@@ -33,7 +33,7 @@ use core::sync::atomic::Ordering;
 use super::args::Args;
 use super::claims::{Claims, UNOFFERED};
 use super::schedule::{self, Load};
-use super::slots::{Slot, Slots, WINDOW};
+use super::slots::{Slot, Slots, Tasks, WINDOW};
 use super::{Exchange, StoreData, TaskId};
 use crate::channel::{Channel, Ring, CLAIM_WORDS as CLAIM_RING};
 use crate::error::{best_effort, Error, RemoteError, Result};
@@ -599,9 +599,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 body,
                 args,
             }) => {
-                let Ok(mut slot) = Slot::new(channel.into(), None) else {
-                    unreachable!("a slot without a task needs no memory");
-                };
+                let mut slot = Slot::new(channel.into(), Tasks::default());
                 slot.worker = Some(Worker::new(key, body.clone()));
                 self.jobs.waiting.push_front(Job::Reuse {
                     task,
@@ -659,7 +657,7 @@ mod tests {
     fn slot(count: usize, unsent: usize) -> Slot<Channel> {
         let (mut creator, _worker) = Channel::pair().unwrap();
         creator.answers_from(Ring::new().unwrap());
-        let mut slot = Slot::new(creator, None).unwrap();
+        let mut slot = Slot::new(creator, Tasks::default());
         let body: Rc<Body> = Rc::new(|_: &mut Channel, _: &[u8]| Ok(()));
         let mut worker = Worker::new(Key::Managed(0), body);
         let claims = Claims::new(slot.channel.claim_words());

@@ -49,8 +49,8 @@ pub use ready::Removed;
 pub use results::{pmap, value_of, Map, MapStore, Outcome, Queue, QueueStore, Results, TaskError};
 #[cfg(feature = "alloc")]
 pub use slots::Growable;
-use slots::Slot;
 pub use slots::{Fixed, Slots};
+use slots::{Slot, Tasks};
 pub use task::TaskId;
 
 /// How an exchange runs its tasks (pprocess's `reuse`, `continuous` and
@@ -466,12 +466,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let mut held = channel.into();
         #[cfg(feature = "alloc")]
         self.adopt(held.borrow_mut(), task);
-        let slot = match Slot::new(held, Some(task)) {
-            Ok(slot) => slot,
-            // Out of memory for the slot: handed back, as when full.
-            Err((held, _)) => return Err(held),
+        // Out of memory for the slot: handed back, as when full.
+        let Ok(tasks) = Tasks::of(Some(task)) else {
+            return Err(held);
         };
-        match self.slots.push(slot) {
+        match self.slots.push(Slot::new(held, tasks)) {
             Ok(()) => {
                 self.next_task = self.next_task.next();
                 Ok(task)
@@ -1029,10 +1028,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Monitors `channel` in a new slot answering `task`: [`Exchange::monitor`],
     /// or `ENOMEM` (its process killed and collected) when there is no
     /// memory for the slot.
-    fn monitor_new(&mut self, channel: S::Held, task: Option<TaskId>) -> Result<()> {
-        match Slot::new(channel, task) {
-            Ok(slot) => self.monitor(slot),
-            Err((mut channel, e)) => {
+    fn monitor_new(&mut self, mut channel: S::Held, task: Option<TaskId>) -> Result<()> {
+        match Tasks::of(task) {
+            Ok(tasks) => self.monitor(Slot::new(channel, tasks)),
+            Err(e) => {
                 crate::error::best_effort(channel.borrow_mut().kill_and_collect());
                 Err(e)
             }

@@ -35,6 +35,15 @@ pub(crate) struct Tasks {
 }
 
 impl Tasks {
+    /// The tasks of a new slot: `task`, if given. Out of memory: `ENOMEM`.
+    pub(super) fn of(task: Option<TaskId>) -> Result<Tasks> {
+        let mut tasks = Tasks::default();
+        if let Some(task) = task {
+            tasks.push_back(task)?;
+        }
+        Ok(tasks)
+    }
+
     /// The most tasks a slot answers at once.
     #[cfg(feature = "alloc")]
     const MOST: usize = WINDOW;
@@ -120,23 +129,13 @@ pub(crate) struct Slot<C> {
 }
 
 impl<C: BorrowMut<Channel>> Slot<C> {
-    /// A slot for `channel`, answering `task` if given. Out of memory:
-    /// `ENOMEM`, and the channel is handed back.
-    pub(super) fn new(
-        channel: C,
-        task: Option<TaskId>,
-    ) -> core::result::Result<Slot<C>, (C, Error)> {
-        let mut tasks = Tasks::default();
-        if let Some(task) = task {
-            if let Err(e) = tasks.push_back(task) {
-                return Err((channel, e));
-            }
-        }
+    /// A slot for `channel`, answering `tasks` (see [`Tasks::of`]).
+    pub(super) fn new(channel: C, tasks: Tasks) -> Slot<C> {
         let mut channel = channel;
         channel.borrow_mut().set_marking(true);
         #[cfg(feature = "alloc")]
         channel.borrow_mut().set_outbox(true);
-        Ok(Slot {
+        Slot {
             channel,
             tasks,
             results: 0,
@@ -144,7 +143,7 @@ impl<C: BorrowMut<Channel>> Slot<C> {
             ready: false,
             #[cfg(feature = "alloc")]
             worker: None,
-        })
+        }
     }
 
     pub(super) fn channel(&mut self) -> &mut Channel {
