@@ -360,9 +360,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 Job::Once { .. } | Job::Call { .. } if self.busy() => break,
                 Job::Once { .. } | Job::Call { .. } => None,
                 // An idle worker first, then a new one while below the limit,
-                // then the least loaded worker's window.
-                // At the limit, the least loaded worker's window is filled
-                // in one run: the guided window is its share of the work.
+                // then the least loaded worker's window, filled in one run
+                // at the limit (the guided window is its share of the work).
                 Job::Reuse { key, args, .. } => {
                     let key = *key;
                     let window = *window.get_or_insert_with(|| self.window());
