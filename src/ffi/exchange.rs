@@ -627,11 +627,7 @@ pub extern "C" fn pp_exchange_call(
         let function = function.ok_or(Error::Invalid)?;
         // SAFETY: handle and buffer come from the C caller as documented.
         let (ex, input) = unsafe { (exchange_ref(ex)?, bytes(input, input_len)?) };
-        let key = Key::Function(function as usize, output_cap);
-        let body = match &ex.function {
-            Some(made) if made.key == key => made,
-            _ => ex.function.insert(FunctionBody::new(function, output_cap)),
-        };
+        let body = FunctionBody::cached(&mut ex.function, function, output_cap);
         Ok(count(body.start(&mut ex.exchange, input)?))
     })
 }
@@ -705,6 +701,21 @@ impl FunctionBody {
             key: Key::Function(function as usize, output_cap),
             body: Rc::new(body),
         }
+    }
+
+    /// The body of `function` with `output_cap` in `cache`, made there if
+    /// the cache holds another one or none.
+    fn cached(
+        cache: &mut Option<FunctionBody>,
+        function: Function,
+        output_cap: usize,
+    ) -> &FunctionBody {
+        let key = Key::Function(function as usize, output_cap);
+        let make = || FunctionBody::new(function, output_cap);
+        if cache.as_ref().is_some_and(|made| made.key != key) {
+            *cache = Some(make());
+        }
+        cache.get_or_insert_with(make)
     }
 
     /// Starts the function on `input` as a task of `exchange`.
