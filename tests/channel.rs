@@ -5,6 +5,7 @@ mod hardening;
 
 use bytemuck::{Pod, Zeroable};
 use pprocess::{create, exit, start, Channel, Created, Error, RemoteError};
+use std::os::fd::AsRawFd;
 
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
 #[repr(C)]
@@ -349,14 +350,7 @@ fn a_created_process_holds_no_descriptor_of_sibling_channels() {
     let sibling = start(echo).unwrap();
     let sibling_socket = socket_inode(sibling.raw_fd());
     let mut ch = start(move |ch| {
-        let mut links = Vec::new();
-        for entry in std::fs::read_dir("/proc/self/fd").map_err(|_| RemoteError::new(1, "ls"))? {
-            let path = entry.map_err(|_| RemoteError::new(1, "entry"))?.path();
-            if let Ok(link) = std::fs::read_link(&path) {
-                links.push(link.to_string_lossy().into_owned());
-            }
-        }
-        ch.send(links.join("\n").as_bytes())?;
+        ch.send(open_links()?.join("\n").as_bytes())?;
         Ok(())
     })
     .unwrap();
@@ -372,6 +366,60 @@ fn a_created_process_holds_no_descriptor_of_sibling_channels() {
         "{links}"
     );
     drop(sibling);
+}
+
+/// The link texts of this process's descriptors.
+fn open_links() -> Result<Vec<String>, RemoteError> {
+    let mut links = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").map_err(|_| RemoteError::new(1, "ls"))? {
+        let path = entry.map_err(|_| RemoteError::new(1, "entry"))?.path();
+        if let Ok(link) = std::fs::read_link(&path) {
+            links.push(link.to_string_lossy().into_owned());
+        }
+    }
+    Ok(links)
+}
+
+#[test]
+fn a_created_process_closes_its_siblings_descriptors_in_runs_but_keeps_the_programs() {
+    // Library descriptors on both sides of one the program opened: the
+    // created process closes the runs of library ones, not the file.
+    let first: Vec<Channel> = (0..3).map(|_| start(echo).unwrap()).collect();
+    let file = std::fs::File::open("Cargo.toml").unwrap();
+    let file_link = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let second: Vec<Channel> = (0..3).map(|_| start(echo).unwrap()).collect();
+    let siblings: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|c| socket_inode(c.raw_fd()))
+        .collect();
+    let mut ch = start(|ch| {
+        ch.send(open_links()?.join("\n").as_bytes())?;
+        Ok(())
+    })
+    .unwrap();
+    let links = String::from_utf8(ch.receive_vec().unwrap()).unwrap();
+    for sibling in &siblings {
+        assert!(
+            !links.lines().any(|l| l == sibling),
+            "child holds {sibling}: {links}"
+        );
+    }
+    assert!(
+        links.lines().any(|l| l == file_link),
+        "the program's file was closed: {links}"
+    );
+    // Its own channel only: no sibling's socket and no sibling's pidfd.
+    assert_eq!(
+        links.lines().filter(|l| l.starts_with("socket:")).count(),
+        1,
+        "{links}"
+    );
+    assert!(!links.lines().any(|l| l.contains("pidfd")), "{links}");
+    drop((first, second, file));
 }
 
 #[test]

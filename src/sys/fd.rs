@@ -177,6 +177,11 @@ impl Drop for Fd {
 pub fn after_fork_in_child(keep: &mut [&mut Fd]) {
     let epoch = EPOCH.fetch_add(1, Ordering::Relaxed) + 1;
     let used = USED_WORDS.load(Ordering::Relaxed);
+    // Runs of consecutive numbers are closed with one system call each: a
+    // creator's channels are usually made in a row, so its hundredth child
+    // closes its ninety-nine siblings' descriptors in one call, not two
+    // hundred.
+    let mut run: Option<(u32, u32)> = None;
     for (word, cell) in REGISTRY[..used].iter().enumerate() {
         // Read before writing: untouched pages of the registry stay shared
         // with the creator instead of being copied.
@@ -185,14 +190,23 @@ pub fn after_fork_in_child(keep: &mut [&mut Fd]) {
         }
         let mut bits = cell.swap(0, Ordering::Relaxed);
         while bits != 0 {
-            let raw = (word * 64) as i32 + bits.trailing_zeros() as i32;
+            let raw = (word * 64) as u32 + bits.trailing_zeros();
             bits &= bits - 1;
-            if keep.iter().all(|fd| fd.raw != raw) {
-                // SAFETY: `raw` was a library descriptor in the creator; this new
-                // process inherited it and nothing in this process uses it.
-                unsafe { libc::close(raw) };
+            if keep.iter().any(|fd| fd.raw as u32 == raw) {
+                continue;
             }
+            run = match run {
+                Some((first, last)) if last + 1 == raw => Some((first, raw)),
+                Some((first, last)) => {
+                    close_range(first, last);
+                    Some((raw, raw))
+                }
+                None => Some((raw, raw)),
+            };
         }
+    }
+    if let Some((first, last)) = run {
+        close_range(first, last);
     }
     for fd in keep.iter_mut() {
         fd.epoch = epoch;
@@ -233,7 +247,8 @@ fn close_range(first: u32, last: u32) {
     }
     // SAFETY: close_range has no memory-safety preconditions; the caller
     // gives up every descriptor in the range (none is used by an `Fd` it
-    // keeps).
+    // keeps: in a created process, every one in the range is a library
+    // descriptor inherited from the creator).
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
     if ret == 0 {
         return;
