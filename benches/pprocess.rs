@@ -679,7 +679,7 @@ const QUEUE_AHEAD: usize = 4096;
 
 /// `n` tiny tasks (an 8-byte square) through a Queue with reuse at limit 2,
 /// as a program calls them: results taken as they come once
-/// [`QUEUE_AHEAD`] wait.
+/// [`QUEUE_AHEAD`] wait, read in place ([`pprocess::Exchange::next_result_with`]).
 fn pp_reused_queue(n: usize) -> Sample {
     let reuse = Options {
         reuse: true,
@@ -688,19 +688,23 @@ fn pp_reused_queue(n: usize) -> Sample {
     let (sample, sum) = timed(n, || {
         let mut queue = pprocess::Queue::with_options(2, reuse);
         let square = queue.manage_function(|x: &[u8]| Ok(tiny(le_u64(x)).to_le_bytes().to_vec()));
+        // Each result is read where the queue keeps it, as the pool reads
+        // its answers: nothing is copied out or allocated per result.
         let mut sum = 0u64;
-        let mut add = |outcome: pprocess::Outcome| {
-            sum = sum.wrapping_add(le_u64(&outcome.expect("task result")));
+        let add = |sum: &mut u64, result: Result<&[u8], &pprocess::TaskError>| {
+            *sum = sum.wrapping_add(le_u64(result.expect("task result")));
         };
         for x in 0..n as u64 {
             square.call(&mut queue, &x.to_le_bytes()).expect("call");
             while queue.waiting() > QUEUE_AHEAD {
-                add(queue.next_result(-1).expect("a result").1);
+                let taken = queue.next_result_with(-1, |_, result| add(&mut sum, result));
+                taken.expect("a result");
             }
         }
-        while let Ok((_, outcome)) = queue.next_result(-1) {
-            add(outcome);
-        }
+        while queue
+            .next_result_with(-1, |_, result| add(&mut sum, result))
+            .is_ok()
+        {}
         sum
     });
     assert_eq!(sum, expected_sum(n));

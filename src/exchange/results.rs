@@ -151,6 +151,43 @@ impl<H: Results> Exchange<Growable, H> {
         self.pop_result().ok_or(Error::from(Errno::NOMEM))
     }
 
+    /// The next result, lent to `f` as its message's bytes (or its task's
+    /// failure) and then taken, waiting as [`Exchange::next_result`] does:
+    /// what `f` returns. Nothing is copied out, so a program that reads
+    /// many small results pays no allocation for them (a [`Queue`](super::Queue) keeps a
+    /// message of up to 23 bytes inline).
+    ///
+    /// ```
+    /// use pprocess::{Options, Queue, TaskError};
+    ///
+    /// let mut queue = Queue::with_options(2, Options { reuse: true, ..Options::default() });
+    /// let square = queue.manage_function(|x: &[u8]| Ok(vec![x[0] * x[0]]));
+    /// for n in 1..=4u8 {
+    ///     square.call(&mut queue, &[n])?;
+    /// }
+    /// let mut sum = 0;
+    /// let first_byte = |_task, result: Result<&[u8], &TaskError>| match result {
+    ///     Ok(bytes) => Ok(bytes[0]),
+    ///     Err(failure) => Err(failure.clone()),
+    /// };
+    /// while let Ok(n) = queue.next_result_with(-1, first_byte) {
+    ///     sum += n?;
+    /// }
+    /// assert_eq!(sum, 1 + 4 + 9 + 16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_result_with<R>(
+        &mut self,
+        timeout_ms: i32,
+        f: impl FnOnce(TaskId, core::result::Result<&[u8], &TaskError>) -> R,
+    ) -> Result<R> {
+        self.wait_front(timeout_ms)?;
+        let (task, result) = self.handler().front_bytes().ok_or(Error::Done)?;
+        let value = f(task, result);
+        self.skip_result();
+        Ok(value)
+    }
+
     /// Takes the result [`Results::front`] shows, acknowledging it if it
     /// came from a persistent process.
     pub(crate) fn pop_result(&mut self) -> Option<(TaskId, Outcome)> {
@@ -180,10 +217,9 @@ impl<H: Results> Exchange<Growable, H> {
         self.handler().front_bytes().ok_or(Error::Done)
     }
 
-    /// Takes the result [`Exchange::peek_bytes`] showed, as
+    /// Takes the result [`Results::front_bytes`] shows, as
     /// [`Exchange::pop_result`] does, without making an [`Outcome`] of it:
     /// its task and its failure, if it failed.
-    #[cfg(feature = "capi")]
     pub(crate) fn skip_result(&mut self) -> Option<(TaskId, Option<TaskError>)> {
         let (task, failure) = self.handler_mut().skip_front()?;
         self.took_result(task);
@@ -304,6 +340,7 @@ pub struct QueueStore {
 const INLINE: usize = 23;
 
 /// A result a [`QueueStore`] keeps.
+
 #[derive(Debug)]
 enum Kept {
     /// A message of `len` bytes, kept inline.
