@@ -348,6 +348,66 @@ fn a_function_error_is_that_tasks_outcome() {
 }
 
 #[test]
+fn next_result_with_lends_each_result_once_and_takes_it() {
+    fn odd_fails_or_grows(input: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        match input[0] % 2 {
+            1 => Err(RemoteError::new(input[0] as i32, "odd input")),
+            // Some small (kept inline), some large (kept whole).
+            _ => Ok(vec![input[0]; 1 + usize::from(input[0]) * 10]),
+        }
+    }
+    for (reuse, map) in [(false, false), (true, false), (true, true)] {
+        let options = Options {
+            reuse,
+            ..Options::default()
+        };
+        let mut seen = BTreeSet::new();
+        let mut check = |task: TaskId, result: Result<&[u8], &TaskError>| {
+            let n = task.index() as u8;
+            match result {
+                Ok(bytes) => assert_eq!(bytes, vec![n; 1 + usize::from(n) * 10]),
+                Err(failure) => {
+                    assert_eq!(n % 2, 1, "task {n} failed: {failure}");
+                    assert_eq!(failure.error, Error::Remote { code: i32::from(n) });
+                }
+            }
+            assert!(seen.insert(n), "task {n} lent twice");
+            n
+        };
+        let mut order = Vec::new();
+        if map {
+            let mut exchange = Map::with_options(2, options);
+            let f = exchange.manage_function(odd_fails_or_grows);
+            for n in 0..12u8 {
+                f.call(&mut exchange, &[n]).unwrap();
+            }
+            while let Ok(n) = exchange.next_result_with(-1, &mut check) {
+                order.push(n);
+            }
+            // A map lends them in start order.
+            assert_eq!(order, (0..12).collect::<Vec<u8>>());
+            assert_eq!(exchange.next_result_with(-1, |_, _| ()), Err(Error::Done));
+        } else {
+            let mut exchange = Queue::with_options(2, options);
+            let f = exchange.manage_function(odd_fails_or_grows);
+            for n in 0..12u8 {
+                f.call(&mut exchange, &[n]).unwrap();
+            }
+            while let Ok(n) = exchange.next_result_with(-1, &mut check) {
+                order.push(n);
+            }
+            assert_eq!(exchange.next_result_with(-1, |_, _| ()), Err(Error::Done));
+            assert_eq!(
+                exchange.next_result(0),
+                Err(Error::Done),
+                "a result left behind"
+            );
+        }
+        assert_eq!(seen.len(), 12, "reuse {reuse}, map {map}: {order:?}");
+    }
+}
+
+#[test]
 fn a_panicking_task_reports_its_message() {
     let mut queue = Queue::with_options(1, Options::default());
     queue.call(|_| panic!("task panicked"), &[]).unwrap();
