@@ -728,25 +728,28 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         if self.options.continuous {
             return Ok(false);
         }
+        let slot = &mut self.slots.slots_mut()[index];
+        if slot.worker.is_none() {
+            return Ok(false);
+        }
         let mut served = false;
-        loop {
-            let slot = &mut self.slots.slots_mut()[index];
-            let Some(&task) = slot.tasks.front().filter(|_| slot.worker.is_some()) else {
+        // While a message came already for the task in front, the next one
+        // is not its one answer.
+        while slot.results == 0 {
+            let Some(&task) = slot.tasks.front() else {
                 break;
             };
-            if slot.results != 0 {
-                break; // a message came already: not the one answer
-            }
-            let Some(message) = slot.channel.borrow_mut().next_answer(tag_of(task)) else {
+            let channel = slot.channel.borrow_mut();
+            let Some(message) = channel.next_answer(tag_of(task)) else {
                 break;
             };
             if !self.handler.store_message(task, message)? {
                 break;
             }
-            let slot = &mut self.slots.slots_mut()[index];
-            slot.channel().answer_taken();
-            slot.results = 1;
-            self.finish_task(index, Ending::Done);
+            channel.answer_taken();
+            // Its one result is stored: finished, as `finish_task` finishes
+            // a task that ended with its results.
+            slot.finish_front();
             served = true;
         }
         Ok(served)
@@ -846,15 +849,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// The oldest task of slot `index` is finished, as `ending` says.
     fn finish_task(&mut self, index: usize, ending: Ending) {
         let slot = &mut self.slots.slots_mut()[index];
-        let Some(task) = slot.tasks.pop_front() else {
+        let Some((task, results)) = slot.finish_front() else {
             return;
         };
-        slot.last_task = Some(task);
-        let results = core::mem::take(&mut slot.results);
-        #[cfg(feature = "alloc")]
-        if let Some(worker) = &mut slot.worker {
-            worker.task_done();
-        }
         match ending {
             Ending::Failed => {
                 let remote = slot.channel().remote_error().cloned();

@@ -164,6 +164,19 @@ impl<C: BorrowMut<Channel>> Slot<C> {
         true
     }
 
+    /// The task in front is over: taken off and remembered as the last
+    /// one, and (a reused worker's) its arguments forgotten. Returns it and
+    /// how many messages were stored for it.
+    pub(super) fn finish_front(&mut self) -> Option<(TaskId, usize)> {
+        let task = self.tasks.pop_front()?;
+        self.last_task = Some(task);
+        #[cfg(feature = "alloc")]
+        if let Some(worker) = &mut self.worker {
+            worker.task_done();
+        }
+        Some((task, core::mem::take(&mut self.results)))
+    }
+
     /// True when the channel holds a frame it already read ahead.
     pub(super) fn buffered(&self) -> bool {
         self.channel.borrow().has_buffered()
