@@ -294,7 +294,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         // Out of memory: ENOMEM, before the task exists.
         let args = Args::copy(args)?;
-        self.jobs.waiting.try_reserve(1)?;
+        super::reserve_one(&mut self.jobs.waiting)?;
         let task = self.new_task();
         let job = if self.options.reuse {
             Job::Reuse {

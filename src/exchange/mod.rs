@@ -148,6 +148,18 @@ pub(crate) fn tag_of(task: TaskId) -> u64 {
     task.index() as u64 + 1
 }
 
+/// Room for one more element in `deque`, or `ENOMEM`
+/// ([`Error::Os`](crate::Error::Os)): a call to the allocator only when it
+/// is full (a per-task hot path pays a comparison, not a call).
+#[cfg(feature = "alloc")]
+#[inline]
+pub(crate) fn reserve_one<T>(deque: &mut alloc::collections::VecDeque<T>) -> Result<()> {
+    if deque.len() == deque.capacity() {
+        deque.try_reserve(1)?;
+    }
+    Ok(())
+}
+
 /// The error of a task that failed with `remote`.
 fn remote_failure(remote: Option<&RemoteError>) -> Error {
     let code = remote.map_or(crate::error::code::REMOTE, |r| r.code());

@@ -365,7 +365,7 @@ impl StoreData for QueueStore {
 
     fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> Result<()> {
         // Out of memory: ENOMEM, and the message stays queued.
-        self.results.try_reserve(1)?;
+        super::reserve_one(&mut self.results)?;
         let message = channel.receive_vec()?;
         self.results.push_back((task, Kept::Whole(Ok(message))));
         Ok(())
@@ -373,7 +373,7 @@ impl StoreData for QueueStore {
 
     fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
         // Out of memory: ENOMEM, before anything is kept.
-        self.results.try_reserve(1)?;
+        super::reserve_one(&mut self.results)?;
         let kept = match u8::try_from(message.len()) {
             Ok(len) if message.len() <= INLINE => {
                 let mut bytes = [0; INLINE];

@@ -72,7 +72,7 @@ impl Tasks {
             return Err(Error::Invalid);
         }
         #[cfg(feature = "alloc")]
-        self.queue.try_reserve(1)?;
+        super::reserve_one(&mut self.queue)?;
         Ok(())
     }
 
