@@ -356,16 +356,28 @@ impl Channel {
     /// [`Channel::buffer_payload`]'s reads.
     #[cfg(feature = "alloc")]
     fn collect_payload(&mut self) -> Result<bool> {
+        // A payload that fits the read-ahead buffer is read through it, as
+        // [`Channel::read_payload`] reads one: the read that completes it
+        // brings the frames behind it too, where a read of just its rest
+        // would cost a system call more per buffer refill.
+        if self.conn.decoder().payload_fits_buffer() {
+            while !self.conn.decoder().payload_complete() {
+                match self.fill(false) {
+                    Ok(0) | Err(Errno::CONNRESET) => return Err(self.cut_short_here()),
+                    Ok(_) => {}
+                    Err(Errno::AGAIN) => return Ok(false),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return Ok(true);
+        }
         loop {
             let spare = self.conn.decoder_mut().payload_spare()?;
             if spare.is_empty() {
                 return Ok(true);
             }
             match self.socket.read(spare, false) {
-                Ok(0) | Err(Errno::CONNRESET) => {
-                    let why = self.cut_short();
-                    return Err(self.end_on(why));
-                }
+                Ok(0) | Err(Errno::CONNRESET) => return Err(self.cut_short_here()),
                 Ok(n) => self.conn.decoder_mut().payload_filled(n),
                 Err(Errno::AGAIN) => return Ok(false),
                 Err(e) => return Err(e.into()),
@@ -732,10 +744,7 @@ impl Channel {
             self.conn.decoder_mut().reserve(dst.len() - done);
             while done < dst.len() {
                 match self.fill(true) {
-                    Ok(0) | Err(Errno::CONNRESET) => {
-                        let why = self.cut_short();
-                        return Err(self.end_on(why));
-                    }
+                    Ok(0) | Err(Errno::CONNRESET) => return Err(self.cut_short_here()),
                     Ok(_) => done += self.conn.payload_into(&mut dst[done..]),
                     Err(e) => return Err(e.into()),
                 }
@@ -744,15 +753,19 @@ impl Channel {
         }
         while done < dst.len() {
             match self.socket.read(&mut dst[done..], true) {
-                Ok(0) | Err(Errno::CONNRESET) => {
-                    let why = self.cut_short();
-                    return Err(self.end_on(why));
-                }
+                Ok(0) | Err(Errno::CONNRESET) => return Err(self.cut_short_here()),
                 Ok(n) => done += n,
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(())
+    }
+
+    /// The stream ended in the middle of a frame: the error, recorded as
+    /// the channel's end.
+    fn cut_short_here(&mut self) -> Error {
+        let why = self.cut_short();
+        self.end_on(why)
     }
 
     /// Records `e` as the channel's end when it is final (end of stream, a
@@ -1057,5 +1070,45 @@ impl std::os::fd::AsFd for Channel {
 impl std::os::fd::AsRawFd for Channel {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.fd.raw()
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use crate::wire::HEADER_LEN;
+
+    fn frame(seq: u32, payload: &[u8]) -> Vec<u8> {
+        let header = Header::new(Kind::Data, 0, payload.len() as u32, seq);
+        let mut bytes = header.encode().to_vec();
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    /// A small payload that arrived in part is completed by a read through
+    /// the read-ahead buffer, which brings the frame behind it too: one
+    /// read, where reading just the payload's rest would leave that frame
+    /// for another.
+    #[test]
+    fn a_small_payload_is_completed_through_the_read_ahead_buffer() {
+        let (sender, mut receiver) = Channel::pair().unwrap();
+        let (first, second) = (frame(1, &[1; 64]), frame(2, &[2; 64]));
+        let (head, rest) = first.split_at(HEADER_LEN + 10);
+        sys::send_vectored(&sender.socket.fd, &[head]).unwrap();
+        let Ok(Frame::Message(header)) = receiver.next_frame(Deadline::after(0)) else {
+            panic!("no header");
+        };
+        assert_eq!(header.length, 64);
+        // Its rest has not arrived: not buffered, and no wait for it.
+        assert!(!receiver.buffer_payload().unwrap());
+        sys::send_vectored(&sender.socket.fd, &[rest, &second]).unwrap();
+        assert!(receiver.buffer_payload().unwrap());
+        let buffered = receiver.conn.decoder().buffered().len();
+        assert_eq!(buffered, 64 + second.len(), "the next frame came with it");
+        let mut buf = [0; 64];
+        assert_eq!(receiver.receive(&mut buf), Ok(64));
+        assert_eq!(buf, [1; 64]);
+        assert_eq!(receiver.receive(&mut buf), Ok(64));
+        assert_eq!(buf, [2; 64]);
     }
 }

@@ -170,11 +170,13 @@ impl Decoder {
         &self.bytes[self.start..self.end]
     }
 
-    /// Free space to read into (never empty: the buffered bytes move to the
-    /// front when the back is full). Report what was read with
+    /// Free space to read into: all of it, as the buffered bytes (at most
+    /// the rest of a frame, usually) move to the front first, so that a
+    /// read is never spent on the few bytes left behind them. Empty only
+    /// when [`READ_AHEAD`] bytes are buffered. Report what was read with
     /// [`Decoder::filled`].
     pub fn spare(&mut self) -> &mut [u8] {
-        if self.end == READ_AHEAD {
+        if self.start > 0 {
             self.compact();
         }
         &mut self.bytes[self.end..]
@@ -304,6 +306,31 @@ impl Decoder {
     #[inline]
     pub fn payload_done(&mut self) -> Option<Header> {
         self.pending.take()
+    }
+
+    /// True when the pending payload, not collected apart yet, fits the
+    /// read-ahead buffer: the rest of it is best read into
+    /// [`Decoder::spare`] (which then holds it whole at
+    /// [`Decoder::payload_complete`]) rather than into
+    /// [`Decoder::payload_spare`].
+    ///
+    /// ```
+    /// use pprocess::wire::{Decoder, Header, Kind};
+    ///
+    /// let mut decoder = Decoder::new();
+    /// let header = Header::new(Kind::Data, 0, 100, 1).encode();
+    /// decoder.spare()[..header.len()].copy_from_slice(&header);
+    /// decoder.filled(header.len());
+    /// decoder.next_header()?;
+    /// assert!(decoder.payload_fits_buffer() && !decoder.payload_complete());
+    /// decoder.spare()[..100].fill(7);
+    /// decoder.filled(100);
+    /// assert!(decoder.payload_complete());
+    /// # Ok::<(), pprocess::wire::ProtoError>(())
+    /// ```
+    pub fn payload_fits_buffer(&self) -> bool {
+        let fits = |h: Header| h.length as usize <= READ_AHEAD;
+        self.collected() == 0 && self.pending.is_some_and(fits)
     }
 
     /// Room for the rest of the pending payload, to read into without
