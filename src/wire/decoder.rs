@@ -443,6 +443,22 @@ mod tests {
         total
     }
 
+    /// Once a frame is taken, the next read gets all the free space: the
+    /// rest of a frame left behind it moves to the front first.
+    #[test]
+    fn a_read_gets_all_the_free_space() {
+        let (h, payload) = frame(Kind::Data, 1, &[5; 100]);
+        let mut d = Decoder::new();
+        feed(&mut d, &h);
+        feed(&mut d, payload);
+        feed(&mut d, &h[..10]); // the start of the next frame
+        assert!(matches!(d.next_header(), Ok(Next::Header(_))));
+        d.skip_payload();
+        assert_eq!(d.buffered(), &h[..10]);
+        assert_eq!(d.spare().len(), READ_AHEAD - 10);
+        assert_eq!(d.buffered(), &h[..10]);
+    }
+
     #[test]
     fn a_header_fed_a_byte_at_a_time_is_yielded_once_whole() {
         let (h, _) = frame(Kind::Data, 9, b"hello");
