@@ -45,7 +45,7 @@ use core::sync::atomic::{fence, AtomicU64, Ordering};
 
 use super::Channel;
 use crate::sys::{self, Errno, Fd, SharedMap};
-use crate::wire::{self, Header, Kind, FLAG_END, HEADER_LEN};
+use crate::wire::{self, HEADER_LEN};
 
 /// Words in a cache line: each index gets one of its own.
 const LINE: usize = 8;
@@ -531,57 +531,60 @@ impl Reader {
 }
 
 impl Channel {
-    /// In a reused worker's creator: the payload of the next frame when it
-    /// is the one whole answer of the task tagged `tag` (a data frame that
-    /// ends the task and asks for no acknowledgement), now pending: take it
-    /// with [`Channel::answer_taken`], or receive it as any message. Reads
-    /// the ring if need be, never the socket. None for anything else (an
-    /// error, a marker, a frame of another task, one not arrived whole),
-    /// which the exchange's generic path reads. (Such a channel has no
-    /// stream policy: it is a worker's, not a persistent connection.)
-    pub(crate) fn next_answer(&mut self, tag: u64) -> Option<&[u8]> {
-        let ring = self.socket.answers_in.as_ref()?;
-        if self.conn.decoder().pending().is_none() {
-            if self.is_ended() || self.stashed_frame().is_some() {
-                return None;
+    /// In a reused worker's creator: hands the whole answers at the front
+    /// of the worker's stream to `take` (each one's task tag and payload),
+    /// reading the ring as need be but never the socket, while `take`
+    /// accepts them (`Ok(false)` leaves one where it is). Stops at anything
+    /// else (an error, a marker, a frame of another kind, a second message
+    /// of a task), which the exchange's generic path reads. Replies then go
+    /// to the task of the last one taken, as after a receive. Returns how
+    /// many were taken; an error from `take` stops it, after those.
+    pub(crate) fn take_answers(
+        &mut self,
+        mut take: impl FnMut(u64, &[u8]) -> crate::Result<bool>,
+    ) -> crate::Result<usize> {
+        let (mut taken, mut failed) = (0, None);
+        while self.socket.answers_in.is_some()
+            && self.conn.decoder().pending().is_none()
+            && !self.is_ended()
+            && self.stashed_frame().is_none()
+        {
+            let mut last = None;
+            taken += self.conn.decoder_mut().take_ended(|header, payload| {
+                match take(header.task, payload) {
+                    Ok(true) => {
+                        last = Some(header.task);
+                        return true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => failed = Some(e),
+                }
+                false
+            });
+            if let Some(task) = last {
+                self.reply_to(task);
             }
-            if self.conn.decoder().buffered().len() < HEADER_LEN && ring.has_ring_frames() {
-                self.fill(false).ok()?;
+            // Something else in front, or nothing more in the ring.
+            let more = self
+                .socket
+                .answers_in
+                .as_ref()
+                .is_some_and(Reader::has_ring_frames);
+            if failed.is_some() || self.conn.decoder().frame_buffered() || !more {
+                break;
             }
-            // A data frame's header only leaves it pending (any other kind
-            // is handled as it is read: the generic path's).
-            let header = self.conn.decoder().buffered().first_chunk::<HEADER_LEN>()?;
-            if wire::raw_kind(header) != Kind::Data as u8 {
-                return None;
+            if self.fill(false).map_or(true, |n| n == 0) {
+                break;
             }
-            self.conn.decoder_mut().next_header().ok()?;
         }
-        let pending = self.conn.decoder().pending()?;
-        if !is_answer(&pending, tag) {
-            return None;
-        }
-        self.conn.decoder().whole_payload()
+        failed.map_or(Ok(taken), Err)
     }
-
-    /// The answer [`Channel::next_answer`] showed was taken: replies go to
-    /// its task, as after a receive.
-    pub(crate) fn answer_taken(&mut self) {
-        let Some(header) = self.conn.decoder().pending() else {
-            return;
-        };
-        self.conn.decoder_mut().skip_payload();
-        self.reply_to(header.task);
-    }
-}
-
-/// True for the header of the one answer of the task tagged `tag`.
-fn is_answer(header: &Header, tag: u64) -> bool {
-    header.kind == Kind::Data && header.flags == FLAG_END && header.task == tag
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{Header, Kind, FLAG_END};
 
     fn frame(task: u64, payload: &[u8]) -> Vec<u8> {
         let header = Header::new(Kind::Data, FLAG_END, payload.len() as u32, 1).for_task(task);
@@ -660,6 +663,45 @@ mod tests {
         }
         assert_eq!(got, sent);
         drop(writer);
+    }
+
+    /// `take_answers` hands out the answers in order while they are
+    /// accepted, leaves one refused (and what follows) where it is, and
+    /// stops at the store's error after those it took; what follows a frame
+    /// of another kind is for the generic path.
+    #[test]
+    fn answers_are_taken_in_order_until_one_is_refused_or_fails() {
+        let (mut writer, worker, reader, creator) = pair();
+        let mut channel = Channel::from_fd(creator, None);
+        channel.socket.answers_in = Some(reader);
+        for task in 1..=4u64 {
+            writer
+                .write(&worker, &[&frame(task, &[task as u8; 8])])
+                .unwrap();
+        }
+        let not_an_answer = Header::new(Kind::Data, 0, 1, 1).for_task(5).encode();
+        writer.write(&worker, &[&not_an_answer, b"x"]).unwrap();
+        writer.write(&worker, &[&frame(6, b"late")]).unwrap();
+        let mut seen = Vec::new();
+        let taken = channel.take_answers(|tag, payload| {
+            seen.push((tag, payload.to_vec()));
+            Ok(tag != 3)
+        });
+        assert_eq!(taken, Ok(2));
+        assert_eq!(seen[..2], [(1, alloc::vec![1; 8]), (2, alloc::vec![2; 8])]);
+        let failed = channel.take_answers(|_, _| Err(Errno::NOMEM.into()));
+        assert_eq!(failed, Err(Errno::NOMEM.into()), "3 stays");
+        seen.clear();
+        let taken = channel.take_answers(|tag, payload| {
+            seen.push((tag, payload.to_vec()));
+            Ok(true)
+        });
+        assert_eq!(taken, Ok(2), "3 and 4, up to the frame with no end mark");
+        assert_eq!(seen, [(3, alloc::vec![3; 8]), (4, alloc::vec![4; 8])]);
+        assert_eq!(channel.take_answers(|_, _| Ok(true)), Ok(0));
+        // The reader's alias of the writer's pages is forgotten.
+        core::mem::forget(channel.socket.answers_in.take());
+        drop((worker, writer));
     }
 
     #[test]

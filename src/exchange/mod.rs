@@ -741,30 +741,31 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             return Ok(false);
         }
         let slot = &mut self.slots.slots_mut()[index];
-        if slot.worker.is_none() {
-            return Ok(false);
-        }
-        let mut served = false;
         // While a message came already for the task in front, the next one
         // is not its one answer.
-        while slot.results == 0 {
-            let Some(&task) = slot.tasks.front() else {
-                break;
-            };
-            let channel = slot.channel.borrow_mut();
-            let Some(message) = channel.next_answer(tag_of(task)) else {
-                break;
-            };
-            if !self.handler.store_message(task, message)? {
-                break;
-            }
-            channel.answer_taken();
-            // Its one result is stored: finished, as `finish_task` finishes
-            // a task that ended with its results.
-            slot.finish_front();
-            served = true;
+        if slot.worker.is_none() || slot.results != 0 {
+            return Ok(false);
         }
-        Ok(served)
+        let (handler, tasks) = (&mut self.handler, &slot.tasks);
+        let mut answered = 0;
+        // Each answer is the one of the next task in order, or it stops.
+        let take = |tag: u64, message: &[u8]| {
+            let next = tasks.get(answered).filter(|&task| tag_of(task) == tag);
+            let Some(task) = next else {
+                return Ok(false);
+            };
+            let stored = handler.store_message(task, message)?;
+            answered += usize::from(stored);
+            Ok(stored)
+        };
+        let taken = slot.channel.borrow_mut().take_answers(take);
+        // Each task answered has its one result stored: finished, as
+        // `finish_task` finishes a task that ended with its results (those
+        // before an error too).
+        for _ in 0..answered {
+            slot.finish_front();
+        }
+        taken.map(|_| answered > 0)
     }
 
     /// The task a frame of slot `index` naming `tag` belongs to: a reused

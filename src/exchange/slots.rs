@@ -101,6 +101,13 @@ impl Tasks {
         self.queue.pop_front()
     }
 
+    /// The task `index` places from the front, if there are that many.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(super) fn get(&self, index: usize) -> Option<TaskId> {
+        self.queue.get(index).copied()
+    }
+
     #[cfg(feature = "alloc")]
     #[inline]
     pub(super) fn pop_back(&mut self) -> Option<TaskId> {

@@ -308,6 +308,88 @@ impl Decoder {
         self.pending.take()
     }
 
+    /// Takes the buffered data frames marked [`FLAG_END`] alone, each
+    /// whole, one after the other, while `take` accepts them: `take` sees
+    /// each one's header and payload and returns false to leave it where
+    /// it is. Stops as well at anything else (a frame of another kind or
+    /// with other flags, one not buffered whole, a malformed header), which
+    /// [`Decoder::next_header`] reads next. Takes nothing while a message
+    /// is pending. Returns how many it took.
+    ///
+    /// ```
+    /// use pprocess::wire::{Decoder, Header, Kind, FLAG_END};
+    ///
+    /// let mut decoder = Decoder::new();
+    /// for (flags, payload) in [(FLAG_END, b"one"), (FLAG_END, b"two"), (0, b"new")] {
+    ///     let header = Header::new(Kind::Data, flags, 3, 1).encode();
+    ///     let spare = decoder.spare();
+    ///     spare[..header.len()].copy_from_slice(&header);
+    ///     spare[header.len()..header.len() + 3].copy_from_slice(payload);
+    ///     decoder.filled(header.len() + 3);
+    /// }
+    /// let mut seen = Vec::new();
+    /// assert_eq!(decoder.take_ended(|_, payload| { seen.push(payload.to_vec()); true }), 2);
+    /// assert_eq!(seen, [b"one", b"two"]);
+    /// // The third has no end mark: it stays, for next_header.
+    /// assert!(decoder.ready());
+    /// ```
+    ///
+    /// [`FLAG_END`]: crate::wire::FLAG_END
+    pub fn take_ended(&mut self, mut take: impl FnMut(&Header, &[u8]) -> bool) -> usize {
+        if self.pending.is_some() {
+            return 0;
+        }
+        let mut taken = 0;
+        while let Some(bytes) = self.buffered().first_chunk::<HEADER_LEN>() {
+            let Ok(header) = Header::decode(bytes, self.max_message) else {
+                break;
+            };
+            if header.kind != Kind::Data || header.flags != super::FLAG_END {
+                break;
+            }
+            let whole = HEADER_LEN + header.length as usize;
+            let Some(payload) = self.buffered().get(HEADER_LEN..whole) else {
+                break;
+            };
+            if !take(&header, payload) {
+                break;
+            }
+            self.consume(whole);
+            taken += 1;
+        }
+        taken
+    }
+
+    /// True when a whole frame is buffered (or a header that is not one),
+    /// or the pending message's whole payload: no read is needed before
+    /// [`Decoder::next_header`] and the payload of a message it yields are
+    /// at hand.
+    ///
+    /// ```
+    /// use pprocess::wire::{Decoder, Header, Kind};
+    ///
+    /// let mut decoder = Decoder::new();
+    /// let header = Header::new(Kind::Data, 0, 2, 1).encode();
+    /// decoder.spare()[..header.len()].copy_from_slice(&header);
+    /// decoder.filled(header.len());
+    /// assert!(!decoder.frame_buffered()); // its payload is still to come
+    /// decoder.spare()[..2].copy_from_slice(b"hi");
+    /// decoder.filled(2);
+    /// assert!(decoder.frame_buffered());
+    /// ```
+    pub fn frame_buffered(&self) -> bool {
+        if let Some(header) = self.pending {
+            return self.payload_buffered(header);
+        }
+        let Some(bytes) = self.buffered().first_chunk::<HEADER_LEN>() else {
+            return false;
+        };
+        match Header::decode(bytes, self.max_message) {
+            Ok(header) => self.buffered().len() >= HEADER_LEN + header.length as usize,
+            Err(_) => true,
+        }
+    }
+
     /// True when the pending payload, not collected apart yet, fits the
     /// read-ahead buffer: the rest of it is best read into
     /// [`Decoder::spare`] (which then holds it whole at

@@ -145,13 +145,6 @@ struct RawHeader {
 
 const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_LEN);
 
-/// The kind byte of a header not decoded yet (not checked), for a reader
-/// that looks at a frame before it decodes it.
-#[cfg(feature = "alloc")]
-pub(crate) fn raw_kind(header: &[u8; HEADER_LEN]) -> u8 {
-    header[core::mem::offset_of!(RawHeader, kind)]
-}
-
 /// The payload length a header not decoded yet gives (not checked).
 #[cfg(feature = "alloc")]
 pub(crate) fn raw_length(header: &[u8; HEADER_LEN]) -> u32 {
