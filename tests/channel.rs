@@ -381,45 +381,37 @@ fn open_links() -> Result<Vec<String>, RemoteError> {
 }
 
 #[test]
-fn a_created_process_closes_its_siblings_descriptors_in_runs_but_keeps_the_programs() {
-    // Library descriptors on both sides of one the program opened: the
-    // created process closes the runs of library ones, not the file.
-    let first: Vec<Channel> = (0..3).map(|_| start(echo).unwrap()).collect();
-    let file = std::fs::File::open("Cargo.toml").unwrap();
-    let file_link = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let second: Vec<Channel> = (0..3).map(|_| start(echo).unwrap()).collect();
-    let siblings: Vec<String> = first
-        .iter()
-        .chain(&second)
-        .map(|c| socket_inode(c.raw_fd()))
-        .collect();
+fn a_created_process_closes_its_siblings_descriptors_but_keeps_the_programs() {
+    // In a process of its own, with one thread, descriptor numbers come in
+    // order: library descriptors on both sides of one the program opened.
+    // A process created there closes the library ones, in runs, and not
+    // the file between them.
     let mut ch = start(|ch| {
-        ch.send(open_links()?.join("\n").as_bytes())?;
+        let first: Vec<Channel> = (0..3).map(|_| start(echo)).collect::<Result<_, _>>()?;
+        let file = std::fs::File::open("Cargo.toml").map_err(|_| RemoteError::new(1, "open"))?;
+        let second: Vec<Channel> = (0..3).map(|_| start(echo)).collect::<Result<_, _>>()?;
+        let fds: Vec<i32> = first.iter().chain(&second).map(Channel::raw_fd).collect();
+        let at = file.as_raw_fd();
+        let between = fds.iter().any(|&fd| fd < at) && fds.iter().any(|&fd| fd > at);
+        ch.send(&[u8::from(between)])?;
+        ch.send(socket_inode(at).as_bytes())?; // the file's link text
+        let siblings: Vec<String> = fds.iter().map(|&fd| socket_inode(fd)).collect();
+        ch.send(siblings.join("\n").as_bytes())?;
+        let mut grandchild = start(|g| Ok(g.send(open_links()?.join("\n").as_bytes())?))?;
+        ch.send(&grandchild.receive_vec()?)?;
         Ok(())
     })
     .unwrap();
-    let links = String::from_utf8(ch.receive_vec().unwrap()).unwrap();
-    for sibling in &siblings {
-        assert!(
-            !links.lines().any(|l| l == sibling),
-            "child holds {sibling}: {links}"
-        );
+    let mut text = || String::from_utf8(ch.receive_vec().unwrap()).unwrap();
+    assert_eq!(text(), "\u{1}", "the file sits between library descriptors");
+    let (file, siblings, links) = (text(), text(), text());
+    for sibling in siblings.lines() {
+        assert!(!links.lines().any(|l| l == sibling), "holds {sibling}: {links}");
     }
-    assert!(
-        links.lines().any(|l| l == file_link),
-        "the program's file was closed: {links}"
-    );
+    assert!(links.lines().any(|l| l == file), "the program's file was closed: {links}");
     // Its own channel only: no sibling's socket and no sibling's pidfd.
-    assert_eq!(
-        links.lines().filter(|l| l.starts_with("socket:")).count(),
-        1,
-        "{links}"
-    );
+    assert_eq!(links.lines().filter(|l| l.starts_with("socket:")).count(), 1, "{links}");
     assert!(!links.lines().any(|l| l.contains("pidfd")), "{links}");
-    drop((first, second, file));
 }
 
 #[test]

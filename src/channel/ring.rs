@@ -564,13 +564,15 @@ impl Channel {
             if let Some(task) = last {
                 self.reply_to(task);
             }
-            // Something else in front, or nothing more in the ring.
+            // Something else in front (or a frame too big for the buffer,
+            // which the generic path collects apart), or nothing more in
+            // the ring.
             let more = self
                 .socket
                 .answers_in
                 .as_ref()
                 .is_some_and(Reader::has_ring_frames);
-            if failed.is_some() || self.conn.decoder().frame_buffered() || !more {
+            if failed.is_some() || !self.conn.decoder().completes_in_buffer() || !more {
                 break;
             }
             if self.fill(false).map_or(true, |n| n == 0) {
@@ -699,6 +701,33 @@ mod tests {
         assert_eq!(taken, Ok(2), "3 and 4, up to the frame with no end mark");
         assert_eq!(seen, [(3, alloc::vec![3; 8]), (4, alloc::vec![4; 8])]);
         assert_eq!(channel.take_answers(|_, _| Ok(true)), Ok(0));
+        // The reader's alias of the writer's pages is forgotten.
+        core::mem::forget(channel.socket.answers_in.take());
+        drop((worker, writer));
+    }
+
+    /// An answer too big for the read-ahead buffer stops `take_answers`
+    /// (no read into a full buffer, no wait): the generic path reads it,
+    /// and the answers behind it are taken after.
+    #[test]
+    fn an_answer_bigger_than_the_read_ahead_buffer_is_left_for_the_generic_path() {
+        let (mut writer, worker, reader, creator) = pair();
+        let mut channel = Channel::from_fd(creator, None);
+        channel.socket.answers_in = Some(reader);
+        writer.write(&worker, &[&frame(1, b"small")]).unwrap();
+        writer.write(&worker, &[&frame(2, &[7; 3000])]).unwrap();
+        writer.write(&worker, &[&frame(3, b"after")]).unwrap();
+        assert_eq!(channel.take_answers(|tag, _| Ok(tag == 1)), Ok(1));
+        assert_eq!(channel.take_answers(|_, _| Ok(true)), Ok(0), "the big one stays");
+        let mut big = [0u8; 3000];
+        assert_eq!(channel.receive(&mut big), Ok(3000));
+        assert_eq!(big, [7; 3000]);
+        let mut seen = Vec::new();
+        let taken = channel.take_answers(|tag, payload| {
+            seen.push((tag, payload.to_vec()));
+            Ok(true)
+        });
+        assert_eq!((taken, seen), (Ok(1), alloc::vec![(3, b"after".to_vec())]));
         // The reader's alias of the writer's pages is forgotten.
         core::mem::forget(channel.socket.answers_in.take());
         drop((worker, writer));

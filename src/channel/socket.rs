@@ -42,9 +42,15 @@ impl Socket {
     /// One read of the peer's stream into `buf`, `Ok(0)` at its end: from
     /// the ring and the socket when the answers come through a ring, else
     /// the socket. With `block == false` it takes only what is already
-    /// there ([`Errno::AGAIN`](sys::Errno::AGAIN) when nothing is).
+    /// there ([`Errno::AGAIN`](sys::Errno::AGAIN) when nothing is). An
+    /// empty `buf` is [`Errno::INVAL`](sys::Errno::INVAL).
     #[inline]
     pub(super) fn read(&mut self, buf: &mut [u8], block: bool) -> sys::Result<usize> {
+        // No room: an error, not a read taken for the end of the stream
+        // (or a loop in the ring's reader).
+        if buf.is_empty() {
+            return Err(sys::Errno::INVAL);
+        }
         #[cfg(feature = "alloc")]
         if let Some(ring) = &mut self.answers_in {
             return ring.read(&self.fd, buf, block);

@@ -153,25 +153,32 @@ impl<H: Results> Exchange<Growable, H> {
 
     /// The next result, lent to `f` as its message's bytes (or its task's
     /// failure) and then taken, waiting as [`Exchange::next_result`] does:
-    /// what `f` returns. Nothing is copied out, so a program that reads
-    /// many small results pays no allocation for them (a [`Queue`](super::Queue) keeps a
-    /// message of up to 23 bytes inline).
+    /// what `f` returns. A message is not copied out, so a program that
+    /// reads many small results pays no allocation for them (a
+    /// [`Queue`](super::Queue) keeps a message of up to 23 bytes inline).
+    /// A store of the program's own that cannot take the result after `f`
+    /// saw it ([`Results::skip_front`] returns None) keeps it: `ENOMEM`,
+    /// and the next call lends it again.
     ///
     /// ```
-    /// use pprocess::{Options, Queue, TaskError};
+    /// use pprocess::{Error, Options, Queue, TaskError};
     ///
     /// let mut queue = Queue::with_options(2, Options { reuse: true, ..Options::default() });
     /// let square = queue.manage_function(|x: &[u8]| Ok(vec![x[0] * x[0]]));
     /// for n in 1..=4u8 {
     ///     square.call(&mut queue, &[n])?;
     /// }
-    /// let mut sum = 0;
     /// let first_byte = |_task, result: Result<&[u8], &TaskError>| match result {
     ///     Ok(bytes) => Ok(bytes[0]),
     ///     Err(failure) => Err(failure.clone()),
     /// };
-    /// while let Ok(n) = queue.next_result_with(-1, first_byte) {
-    ///     sum += n?;
+    /// let mut sum = 0;
+    /// loop {
+    ///     match queue.next_result_with(-1, first_byte) {
+    ///         Ok(n) => sum += n?,
+    ///         Err(Error::Done) => break, // every result was taken
+    ///         Err(e) => return Err(e.into()),
+    ///     }
     /// }
     /// assert_eq!(sum, 1 + 4 + 9 + 16);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -181,10 +188,9 @@ impl<H: Results> Exchange<Growable, H> {
         timeout_ms: i32,
         f: impl FnOnce(TaskId, core::result::Result<&[u8], &TaskError>) -> R,
     ) -> Result<R> {
-        self.wait_front(timeout_ms)?;
-        let (task, result) = self.handler().front_bytes().ok_or(Error::Done)?;
+        let (task, result) = self.peek_bytes(timeout_ms)?;
         let value = f(task, result);
-        self.skip_result();
+        self.skip_result().ok_or(Error::from(Errno::NOMEM))?;
         Ok(value)
     }
 
@@ -208,7 +214,6 @@ impl<H: Results> Exchange<Growable, H> {
     /// it or making an [`Outcome`] of it, waiting as
     /// [`Exchange::next_result`] does; [`Exchange::skip_result`] then takes
     /// it.
-    #[cfg(feature = "capi")]
     pub(crate) fn peek_bytes(
         &mut self,
         timeout_ms: i32,
@@ -340,7 +345,6 @@ pub struct QueueStore {
 const INLINE: usize = 23;
 
 /// A result a [`QueueStore`] keeps.
-
 #[derive(Debug)]
 enum Kept {
     /// A message of `len` bytes, kept inline.

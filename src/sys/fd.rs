@@ -253,10 +253,18 @@ fn close_range(first: u32, last: u32) {
     if ret == 0 {
         return;
     }
-    // Without close_range (Linux before 5.9): one close per possible number.
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(0, 1 << 20) as u32;
-    for raw in first..=last.min(max.saturating_sub(1)) {
+    // Without close_range (Linux before 5.9, or a seccomp filter that
+    // refuses it): one close per number. A range with an end is closed to
+    // its end; an open-ended one up to the descriptor limit.
+    let last = match last {
+        u32::MAX => {
+            // SAFETY: sysconf has no memory-safety preconditions.
+            let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(0, 1 << 20) as u32;
+            max.saturating_sub(1)
+        }
+        last => last,
+    };
+    for raw in first..=last {
         // SAFETY: as above: every descriptor in the range is given up.
         unsafe { libc::close(raw as i32) };
     }

@@ -360,33 +360,44 @@ impl Decoder {
         taken
     }
 
-    /// True when a whole frame is buffered (or a header that is not one),
-    /// or the pending message's whole payload: no read is needed before
-    /// [`Decoder::next_header`] and the payload of a message it yields are
-    /// at hand.
+    /// True when the frame in front is not buffered whole but fits the
+    /// read-ahead buffer, so that reads into [`Decoder::spare`] complete it
+    /// (there is room, or there will be once it is compacted). False for a
+    /// frame buffered whole, a frame too big for the buffer (read apart),
+    /// a header that is not one, and while a message is pending.
     ///
     /// ```
-    /// use pprocess::wire::{Decoder, Header, Kind};
+    /// use pprocess::wire::{Decoder, Header, Kind, READ_AHEAD};
     ///
     /// let mut decoder = Decoder::new();
+    /// assert!(decoder.completes_in_buffer()); // nothing yet: read
     /// let header = Header::new(Kind::Data, 0, 2, 1).encode();
     /// decoder.spare()[..header.len()].copy_from_slice(&header);
     /// decoder.filled(header.len());
-    /// assert!(!decoder.frame_buffered()); // its payload is still to come
+    /// assert!(decoder.completes_in_buffer()); // its payload is still to come
     /// decoder.spare()[..2].copy_from_slice(b"hi");
     /// decoder.filled(2);
-    /// assert!(decoder.frame_buffered());
+    /// assert!(!decoder.completes_in_buffer()); // whole
+    ///
+    /// let mut decoder = Decoder::new();
+    /// let big = Header::new(Kind::Data, 0, READ_AHEAD as u32, 1).encode();
+    /// decoder.spare()[..big.len()].copy_from_slice(&big);
+    /// decoder.filled(big.len());
+    /// assert!(!decoder.completes_in_buffer()); // bigger than the buffer
     /// ```
-    pub fn frame_buffered(&self) -> bool {
-        if let Some(header) = self.pending {
-            return self.payload_buffered(header);
+    pub fn completes_in_buffer(&self) -> bool {
+        if self.pending.is_some() {
+            return false;
         }
         let Some(bytes) = self.buffered().first_chunk::<HEADER_LEN>() else {
-            return false;
+            return true;
         };
         match Header::decode(bytes, self.max_message) {
-            Ok(header) => self.buffered().len() >= HEADER_LEN + header.length as usize,
-            Err(_) => true,
+            Ok(header) => {
+                let whole = HEADER_LEN + header.length as usize;
+                self.buffered().len() < whole && whole <= READ_AHEAD
+            }
+            Err(_) => false,
         }
     }
 
