@@ -406,11 +406,21 @@ fn a_created_process_closes_its_siblings_descriptors_but_keeps_the_programs() {
     assert_eq!(text(), "\u{1}", "the file sits between library descriptors");
     let (file, siblings, links) = (text(), text(), text());
     for sibling in siblings.lines() {
-        assert!(!links.lines().any(|l| l == sibling), "holds {sibling}: {links}");
+        assert!(
+            !links.lines().any(|l| l == sibling),
+            "holds {sibling}: {links}"
+        );
     }
-    assert!(links.lines().any(|l| l == file), "the program's file was closed: {links}");
+    assert!(
+        links.lines().any(|l| l == file),
+        "the program's file was closed: {links}"
+    );
     // Its own channel only: no sibling's socket and no sibling's pidfd.
-    assert_eq!(links.lines().filter(|l| l.starts_with("socket:")).count(), 1, "{links}");
+    assert_eq!(
+        links.lines().filter(|l| l.starts_with("socket:")).count(),
+        1,
+        "{links}"
+    );
     assert!(!links.lines().any(|l| l.contains("pidfd")), "{links}");
 }
 

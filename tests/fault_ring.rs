@@ -247,3 +247,44 @@ fn the_tasks_a_stopped_worker_holds_run_elsewhere() {
     );
     assert!(queue.next().is_none());
 }
+
+/// The answer of task `i` in `answers_of_every_size_arrive_whole_and_in_place`:
+/// its size cycles through small ones (several to a read of the
+/// read-ahead buffer), ones just over that buffer, and ones near or over
+/// the ring's size (which go through the socket behind a marker).
+fn sized_answer(i: u64) -> Vec<u8> {
+    const SIZES: [usize; 8] = [8, 700, 1_000, 1_500, 3_000, 20_000, 70_000, 40];
+    let size = SIZES[i as usize % SIZES.len()] + i as usize % 13;
+    (0..size).map(|at| (i as usize * 31 + at) as u8).collect()
+}
+
+#[test]
+fn answers_of_every_size_arrive_whole_and_in_place() {
+    let _watchdog = Watchdog::new("answers of every size", Duration::from_secs(120));
+    const TASKS: u64 = 3_000;
+    let mut queue = Queue::with_options(2, reuse());
+    let answer = queue
+        .manage_function(|x: &[u8]| Ok(sized_answer(u64::from_le_bytes(x.try_into().unwrap()))));
+    let (ring_before, marked_before) = answer_paths();
+    for i in 0..TASKS {
+        answer.call(&mut queue, &i.to_le_bytes()).unwrap();
+    }
+    // The workers run ahead while nothing is taken: their rings fill, and
+    // the answers behind go through their sockets.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut seen = vec![false; TASKS as usize];
+    while let Ok((task, outcome)) = queue.next_result(60_000) {
+        let i = task.index() as u64;
+        assert!(
+            !std::mem::replace(&mut seen[i as usize], true),
+            "task {i} twice"
+        );
+        assert!(outcome.unwrap() == sized_answer(i), "task {i}'s answer");
+    }
+    assert!(seen.iter().all(|&s| s), "an answer is missing");
+    let (ring, marked) = answer_paths();
+    assert!(
+        ring > ring_before && marked > marked_before,
+        "both paths ran"
+    );
+}

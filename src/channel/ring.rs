@@ -718,7 +718,11 @@ mod tests {
         writer.write(&worker, &[&frame(2, &[7; 3000])]).unwrap();
         writer.write(&worker, &[&frame(3, b"after")]).unwrap();
         assert_eq!(channel.take_answers(|tag, _| Ok(tag == 1)), Ok(1));
-        assert_eq!(channel.take_answers(|_, _| Ok(true)), Ok(0), "the big one stays");
+        assert_eq!(
+            channel.take_answers(|_, _| Ok(true)),
+            Ok(0),
+            "the big one stays"
+        );
         let mut big = [0u8; 3000];
         assert_eq!(channel.receive(&mut big), Ok(3000));
         assert_eq!(big, [7; 3000]);
