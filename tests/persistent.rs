@@ -241,8 +241,27 @@ fn a_background_queue_and_a_persistent_exchange_collect_results() {
 /// its queue lost them.
 #[test]
 fn a_background_queue_acknowledges_a_result_when_the_program_takes_it() {
+    taken_results_are_acknowledged("taken", |queue| {
+        queue.by_ref().take(3).map(|o| num(&o.unwrap())).collect()
+    });
+}
+
+/// The same when the program reads its results in place.
+#[test]
+fn a_result_read_in_place_is_acknowledged_as_it_is_taken() {
+    taken_results_are_acknowledged("lent", |queue| {
+        let read = |_, result: Result<&[u8], &TaskError>| num(result.unwrap());
+        (0..3)
+            .map(|_| queue.next_result_with(-1, read).unwrap())
+            .collect()
+    });
+}
+
+/// A client takes 3 results with `take`, lets its queue read more ahead,
+/// and is killed: the next client gets exactly the rest.
+fn taken_results_are_acknowledged(name: &str, take: fn(&mut Queue) -> Vec<u32>) {
     let _watchdog = Watchdog::new("a killed queue client", Duration::from_secs(60));
-    let mut scratch = Scratch::new("taken");
+    let mut scratch = Scratch::new(name);
     let path = scratch.path("task.socket");
     let keeper = scratch.track(start_persistent(&path, numbers(0..100)).unwrap());
 
@@ -251,7 +270,7 @@ fn a_background_queue_acknowledges_a_result_when_the_program_takes_it() {
     let client_path = path.clone();
     let mut client = start(move |ch| {
         let mut queue = Queue::background(&client_path)?;
-        let taken: Vec<u32> = queue.by_ref().take(3).map(|o| num(&o.unwrap())).collect();
+        let taken = take(&mut queue);
         let mut stored = 0u32;
         while stored < 40 && queue.store(100).is_ok_and(|n| n > 0) {
             stored += 1;
