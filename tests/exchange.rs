@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use hardening::Watchdog;
 
-use pprocess::exchange::{Fixed, Growable, TaskError};
+use pprocess::exchange::{Fixed, Growable, Results, TaskError};
 use pprocess::{
     pmap, start, Channel, Error, Exchange, Map, Options, Outcome, Queue, RemoteError, StoreData,
     TaskId,
@@ -347,15 +347,41 @@ fn a_function_error_is_that_tasks_outcome() {
     }
 }
 
+/// Calls 12 tasks of `odd_fails_or_grows` in `exchange` and takes every
+/// result with `next_result_with`, lent to `check`: what it returned, in
+/// order. Then nothing is left.
+fn lend_all<H: Results>(
+    exchange: &mut Exchange<Growable, H>,
+    check: &mut impl FnMut(TaskId, Result<&[u8], &TaskError>) -> u8,
+) -> Vec<u8> {
+    let f = exchange.manage_function(odd_fails_or_grows);
+    for n in 0..12u8 {
+        f.call(exchange, &[n]).unwrap();
+    }
+    let mut order = Vec::new();
+    while let Ok(n) = exchange.next_result_with(-1, &mut *check) {
+        order.push(n);
+    }
+    assert_eq!(exchange.next_result_with(-1, |_, _| ()), Err(Error::Done));
+    assert_eq!(
+        exchange.next_result(0),
+        Err(Error::Done),
+        "a result left behind"
+    );
+    order
+}
+
+/// Task `input[0]`'s answer: its error when odd, else a message whose
+/// length grows with it (small ones kept inline, larger ones whole).
+fn odd_fails_or_grows(input: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    match input[0] % 2 {
+        1 => Err(RemoteError::new(input[0] as i32, "odd input")),
+        _ => Ok(vec![input[0]; 1 + usize::from(input[0]) * 10]),
+    }
+}
+
 #[test]
 fn next_result_with_lends_each_result_once_and_takes_it() {
-    fn odd_fails_or_grows(input: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        match input[0] % 2 {
-            1 => Err(RemoteError::new(input[0] as i32, "odd input")),
-            // Some small (kept inline), some large (kept whole).
-            _ => Ok(vec![input[0]; 1 + usize::from(input[0]) * 10]),
-        }
-    }
     for (reuse, map) in [(false, false), (true, false), (true, true)] {
         let options = Options {
             reuse,
@@ -374,34 +400,13 @@ fn next_result_with_lends_each_result_once_and_takes_it() {
             assert!(seen.insert(n), "task {n} lent twice");
             n
         };
-        let mut order = Vec::new();
+        let order = match map {
+            true => lend_all(&mut Map::with_options(2, options), &mut check),
+            false => lend_all(&mut Queue::with_options(2, options), &mut check),
+        };
         if map {
-            let mut exchange = Map::with_options(2, options);
-            let f = exchange.manage_function(odd_fails_or_grows);
-            for n in 0..12u8 {
-                f.call(&mut exchange, &[n]).unwrap();
-            }
-            while let Ok(n) = exchange.next_result_with(-1, &mut check) {
-                order.push(n);
-            }
             // A map lends them in start order.
             assert_eq!(order, (0..12).collect::<Vec<u8>>());
-            assert_eq!(exchange.next_result_with(-1, |_, _| ()), Err(Error::Done));
-        } else {
-            let mut exchange = Queue::with_options(2, options);
-            let f = exchange.manage_function(odd_fails_or_grows);
-            for n in 0..12u8 {
-                f.call(&mut exchange, &[n]).unwrap();
-            }
-            while let Ok(n) = exchange.next_result_with(-1, &mut check) {
-                order.push(n);
-            }
-            assert_eq!(exchange.next_result_with(-1, |_, _| ()), Err(Error::Done));
-            assert_eq!(
-                exchange.next_result(0),
-                Err(Error::Done),
-                "a result left behind"
-            );
         }
         assert_eq!(seen.len(), 12, "reuse {reuse}, map {map}: {order:?}");
     }
