@@ -155,7 +155,7 @@ impl<H: Results> Exchange<Growable, H> {
     /// failure) and then taken, waiting as [`Exchange::next_result`] does:
     /// what `f` returns. A message is not copied out, so a program that
     /// reads many small results pays no allocation for them (a
-    /// [`Queue`](super::Queue) keeps a message of up to 23 bytes inline).
+    /// [`Queue`] keeps a message of up to 23 bytes inline).
     /// A store of the program's own that cannot take the result after `f`
     /// saw it ([`Results::skip_front`] returns None) keeps it: `ENOMEM`,
     /// and the next call lends it again.
