@@ -149,7 +149,7 @@ pub(crate) fn tag_of(task: TaskId) -> u64 {
 }
 
 /// Room for one more element in `deque`, or `ENOMEM`
-/// ([`Error::Os`](crate::Error::Os)): a call to the allocator only when it
+/// ([`Error::Os`]): a call to the allocator only when it
 /// is full (a per-task hot path pays a comparison, not a call).
 #[cfg(feature = "alloc")]
 #[inline]
