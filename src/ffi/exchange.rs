@@ -816,11 +816,12 @@ pub extern "C" fn pp_exchange_next_alloc(
         let ex = unsafe { exchange_ref(ex) }?;
         let (task, outcome) = ex.exchange.peek_bytes(-1)?;
         let copy = match outcome {
-            Ok(message) => Some(super::malloc_copy(message)?),
+            Ok(message) => Some(super::CHeap::copy_of(message)?),
             Err(_) => None,
         };
+        // A copy not handed out (the result could not be taken) is freed.
         take_result(ex, task)?;
-        if let Some((ptr, size)) = copy {
+        if let Some((ptr, size)) = copy.map(super::CHeap::release) {
             // SAFETY: both were checked non-NULL.
             unsafe {
                 write_out(data, ptr)?;

@@ -143,13 +143,6 @@ unsafe fn write_out<T>(ptr: *mut T, value: T) -> Result<()> {
     Ok(())
 }
 
-/// Copies `data` into memory from the C heap, for the caller to pp_free.
-fn malloc_copy(data: &[u8]) -> Result<(*mut c_void, usize)> {
-    let mut copy = CHeap::new(data.len())?;
-    copy.as_mut().copy_from_slice(data);
-    Ok(copy.release())
-}
-
 /// Bytes on the C heap, freed on drop unless [released](CHeap::release)
 /// to the C caller (who frees them with pp_free).
 struct CHeap {
@@ -164,6 +157,13 @@ impl CHeap {
         // SAFETY: a fresh allocation of at least `len` bytes.
         unsafe { core::ptr::write_bytes(ptr.as_ptr(), 0, len) };
         Ok(CHeap { ptr, len })
+    }
+
+    /// A copy of `data` on the C heap; `ENOMEM` when there is no room.
+    fn copy_of(data: &[u8]) -> Result<CHeap> {
+        let mut copy = CHeap::new(data.len())?;
+        copy.as_mut().copy_from_slice(data);
+        Ok(copy)
     }
 
     /// Hands the bytes to the C caller: their address and length.
