@@ -288,3 +288,61 @@ fn answers_of_every_size_arrive_whole_and_in_place() {
         "both paths ran"
     );
 }
+
+/// True where the kernel offers membarrier(2)'s global expedited barrier:
+/// reused workers then publish without a fence of their own.
+fn barriers_offered() -> bool {
+    const QUERY: libc::c_int = 0;
+    const GLOBAL_EXPEDITED: libc::c_long = 1 << 1;
+    // SAFETY: membarrier's query touches no memory.
+    let offered = unsafe { libc::syscall(libc::SYS_membarrier, QUERY, 0u32, 0 as libc::c_int) };
+    offered > 0 && offered & GLOBAL_EXPEDITED != 0
+}
+
+/// The wake-up handshake under load: the creator keeps a few tasks in
+/// flight (so the worker stays) and waits for each answer alone, so it goes
+/// to sleep on the worker's socket while the worker is publishing,
+/// thousands of times. A lost wake-up leaves it asleep with the answer
+/// published: the wait times out.
+#[test]
+fn a_creator_that_sleeps_for_every_answer_is_woken_every_time() {
+    let _watchdog = Watchdog::new("sleeping creator", Duration::from_secs(120));
+    const TASKS: u64 = 20_000;
+    const IN_FLIGHT: u64 = 4;
+    let mut queue = Queue::with_options(1, reuse());
+    // Answers at once or after a short spin, so the worker publishes at
+    // every instant of the creator's way to sleep.
+    let echo = queue.manage_function(|x: &[u8]| {
+        let i = u64::from_le_bytes(x.try_into().unwrap());
+        for _ in 0..(i % 7) * 300 {
+            std::hint::spin_loop();
+        }
+        Ok(x.to_vec())
+    });
+    let (ring_before, _) = answer_paths();
+    let barriers_before = pprocess::channel::wake_barriers();
+    for i in 0..TASKS + IN_FLIGHT {
+        if i < TASKS {
+            echo.call(&mut queue, &i.to_le_bytes()).unwrap();
+        }
+        if i < IN_FLIGHT {
+            continue;
+        }
+        let oldest = i - IN_FLIGHT;
+        match queue.next_result(10_000) {
+            Ok((task, outcome)) => {
+                assert_eq!(task.index() as u64, oldest);
+                assert_eq!(outcome.unwrap(), oldest.to_le_bytes());
+            }
+            Err(e) => panic!("task {oldest}: {e} (a lost wake-up)"),
+        }
+    }
+    assert!(answer_paths().0 >= ring_before + TASKS, "through the ring");
+    if barriers_offered() {
+        let barriers = pprocess::channel::wake_barriers() - barriers_before;
+        assert!(
+            barriers > 1_000,
+            "the worker publishes without a fence ({barriers} barriers)"
+        );
+    }
+}

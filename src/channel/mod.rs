@@ -40,9 +40,9 @@ mod socket;
 mod worker;
 
 #[cfg(feature = "alloc")]
-pub use ring::answer_paths;
+pub use ring::{answer_paths, wake_barriers};
 #[cfg(feature = "alloc")]
-pub(crate) use ring::{Ring, CLAIM_WORDS};
+pub(crate) use ring::{Ring, Sleep, CLAIM_WORDS};
 use socket::Socket;
 
 /// A channel's output not written yet: acknowledgements, and (with
@@ -267,6 +267,24 @@ impl Channel {
     #[inline]
     pub(crate) fn sleep_ready(&self) -> bool {
         self.socket.sleep_ready()
+    }
+
+    /// [`Channel::sleep_ready`] for many channels, its first step: true
+    /// when there is something to read without the socket; otherwise a
+    /// reused worker's creator asks the worker to wake it, and `sleep`
+    /// notes what must run ([`Sleep::settle`]) before
+    /// [`Channel::ring_ready`] looks again.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(crate) fn ask_wakeup(&self, sleep: &mut Sleep) -> bool {
+        self.socket.ask_wakeup(sleep)
+    }
+
+    /// True when a reused worker's ring holds answers to read.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(crate) fn ring_ready(&self) -> bool {
+        self.socket.ring_ready()
     }
 
     /// Writes what an outbox still holds, if anything: what it held when

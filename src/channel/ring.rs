@@ -17,6 +17,15 @@
 //! and then loads with a full fence between, so at least one of them sees
 //! the other's store: no wake-up is lost.
 //!
+//! The worker publishes once per answer and the creator sleeps rarely, so
+//! the worker's fence is the one that costs: it waits for the tail's cache
+//! line to leave the creator's core. Where the kernel allows it, the worker
+//! joins membarrier(2)'s barriers when the ring starts and says so in the
+//! ring's [`LIGHT`] word; it then publishes with a compiler fence alone,
+//! and the creator, before it looks at the tail again, runs a barrier on
+//! the worker's CPU for it (`sys::barrier_in_joined`, once for all of its
+//! rings: see [`Sleep`]). Elsewhere both sides fence, as above.
+//!
 //! A frame that does not fit (larger than the ring, or the ring is full)
 //! goes through the socket, in order: the worker publishes a marker (a
 //! header-sized record of zeros, for which the ring always keeps room),
@@ -41,7 +50,7 @@
 //! `Channel::claims_passed`).
 
 use alloc::vec::Vec;
-use core::sync::atomic::{fence, AtomicU64, Ordering};
+use core::sync::atomic::{compiler_fence, fence, AtomicU64, Ordering};
 
 use super::Channel;
 use crate::sys::{self, Errno, Fd, SharedMap};
@@ -58,8 +67,12 @@ const NEED_WAKEUP: usize = 2 * LINE;
 /// Word: how many places the worker has passed, claimed or skipped (it
 /// alone writes it).
 const PASSED: usize = 3 * LINE;
+/// Word: nonzero when the worker publishes without a fence of its own (it
+/// alone writes it, before its first publish): the creator must run a
+/// barrier on the worker's CPU before it sleeps.
+const LIGHT: usize = 4 * LINE;
 /// Words from here: the claim words, a ring of [`CLAIM_WORDS`].
-const CLAIMS: usize = 4 * LINE;
+const CLAIMS: usize = 5 * LINE;
 /// How many claim words there are.
 pub(crate) const CLAIM_WORDS: usize = 2048;
 /// The frames' bytes start here, after the words.
@@ -80,6 +93,8 @@ const BACK: u8 = 1;
 /// through the socket behind a marker (for tests: see [`answer_paths`]).
 static RING_FRAMES: AtomicU64 = AtomicU64::new(0);
 static MARKED_FRAMES: AtomicU64 = AtomicU64::new(0);
+/// Barriers creators in this process ran for light workers (see [`LIGHT`]).
+static BARRIERS: AtomicU64 = AtomicU64::new(0);
 
 /// How many frames the reused workers' creators in this process took from
 /// their shared-memory rings, and how many came through a socket behind a
@@ -104,6 +119,15 @@ pub fn answer_paths() -> (u64, u64) {
         RING_FRAMES.load(Ordering::Relaxed),
         MARKED_FRAMES.load(Ordering::Relaxed),
     )
+}
+
+/// How many times the creators in this process ran a barrier on their
+/// light workers' CPUs before sleeping (see the `ring` module: workers that
+/// joined membarrier(2)'s barriers publish without a fence): for tests that
+/// must fail if the light path is not taken where the kernel offers it.
+#[doc(hidden)]
+pub fn wake_barriers() -> u64 {
+    BARRIERS.load(Ordering::Relaxed)
 }
 
 /// The shared mapping of one reused worker's answer ring.
@@ -160,15 +184,27 @@ pub(super) struct Writer {
     head: u64,
     /// After a marker: frames go to the socket until the ring has room.
     on_socket: bool,
+    /// The creator runs the barrier after each publish (see [`LIGHT`]).
+    light: bool,
 }
 
 impl Writer {
+    /// The worker's side of `ring`, in the worker: it joins membarrier's
+    /// barriers if it can, and says so in the ring (see [`LIGHT`]).
     pub(super) fn new(ring: Ring) -> Writer {
+        let light = sys::join_barriers().is_ok();
+        if light {
+            ring.word(LIGHT).store(1, Ordering::SeqCst);
+            // A creator that did not see the word before it slept is seen
+            // by this side's loads of the wake-up word after this fence.
+            fence(Ordering::SeqCst);
+        }
         Writer {
             ring,
             tail: 0,
             head: 0,
             on_socket: false,
+            light,
         }
     }
 
@@ -231,7 +267,11 @@ impl Writer {
     fn publish(&mut self, fd: &Fd) -> sys::Result<()> {
         self.ring.word(TAIL).store(self.tail, Ordering::Release);
         // Store the tail, then load the flag; the creator does the reverse.
-        fence(Ordering::SeqCst);
+        // A light worker's fence is the creator's barrier (see `LIGHT`).
+        match self.light {
+            true => compiler_fence(Ordering::SeqCst),
+            false => fence(Ordering::SeqCst),
+        }
         let wake = self.ring.word(NEED_WAKEUP);
         if wake.load(Ordering::Relaxed) != 0 && wake.swap(0, Ordering::AcqRel) != 0 {
             return sys::send_vectored(fd, &[&[WAKE]]);
@@ -491,17 +531,27 @@ impl Reader {
         Ok(())
     }
 
-    /// Before the creator sleeps on the socket: asks the worker for a
-    /// wake-up, then looks at the ring again. True when there is something
-    /// to read without the socket (then no need to sleep).
-    pub(super) fn sleep_ready(&self) -> bool {
+    /// Before the creator sleeps on the socket, the first step: true when
+    /// there is something to read without the socket (then no need to
+    /// sleep); otherwise asks the worker for a wake-up, noting in `sleep`
+    /// what must run before the ring is looked at again
+    /// ([`Sleep::settle`], then [`Reader::ready`]).
+    pub(super) fn ask_wakeup(&self, sleep: &mut Sleep) -> bool {
         if self.ready() {
             return true;
         }
         self.ring.word(NEED_WAKEUP).store(1, Ordering::Relaxed);
-        // Store the flag, then load the tail; the worker does the reverse.
-        fence(Ordering::SeqCst);
-        self.ready()
+        sleep.asked = true;
+        sleep.barrier |= self.ring.word(LIGHT).load(Ordering::Relaxed) != 0;
+        false
+    }
+
+    /// Before the creator sleeps on this one socket: asks for a wake-up
+    /// and looks at the ring again. True when there is something to read
+    /// without the socket (then no need to sleep).
+    pub(super) fn sleep_ready(&self) -> bool {
+        let mut sleep = Sleep::default();
+        self.ask_wakeup(&mut sleep) || !sleep.settle() || self.ready()
     }
 
     /// True when the next bytes of the stream are the ring's and it has
@@ -527,6 +577,39 @@ impl Reader {
             None => {}
         }
         self.frame_left > 0 || self.ring.word(TAIL).load(Ordering::Acquire) != self.head
+    }
+}
+
+/// What a creator about to sleep on its workers' sockets runs between
+/// asking each ring for a wake-up ([`Reader::ask_wakeup`]) and looking at
+/// the rings again: one fence, and one barrier on the CPUs of light workers
+/// (see [`LIGHT`]), however many rings.
+#[derive(Debug, Default)]
+pub(crate) struct Sleep {
+    /// A ring was asked for a wake-up.
+    asked: bool,
+    /// A light worker's was.
+    barrier: bool,
+}
+
+impl Sleep {
+    /// True when a ring was asked for a wake-up: it must be settled and
+    /// looked at again before sleeping.
+    pub(crate) fn asked(&self) -> bool {
+        self.asked
+    }
+
+    /// Stores the wake-up flags before the tails are loaded again; the
+    /// workers do the reverse. False when the barrier light workers need
+    /// failed (the kernel took their joining, so it should not): the rings
+    /// cannot be trusted to wake this process, which must not sleep.
+    pub(crate) fn settle(self) -> bool {
+        fence(Ordering::SeqCst);
+        if !self.barrier {
+            return true;
+        }
+        BARRIERS.fetch_add(1, Ordering::Relaxed);
+        sys::barrier_in_joined().is_ok()
     }
 }
 

@@ -106,6 +106,16 @@ impl Socket {
         false
     }
 
+    /// [`Socket::sleep_ready`] for many sockets, its first step: see
+    /// `ring::Reader::ask_wakeup`. False without a ring.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(super) fn ask_wakeup(&self, sleep: &mut ring::Sleep) -> bool {
+        self.answers_in
+            .as_ref()
+            .is_some_and(|reader| reader.ask_wakeup(sleep))
+    }
+
     /// The ring shared with a reused worker, on either side.
     #[cfg(feature = "alloc")]
     pub(super) fn ring(&self) -> Option<&Ring> {

@@ -293,10 +293,9 @@ fn poll_slots<C: BorrowMut<Channel>>(
         // About to sleep: reused workers are asked to wake this process
         // when they publish an answer, and their rings looked at once more
         // (see `channel::ring`).
+        #[cfg(feature = "alloc")]
         if !waiting && deadline.remaining_ms() != 0 {
-            for slot in slots.iter_mut() {
-                waiting |= slot.channel.borrow().sleep_ready();
-            }
+            waiting = sleep_ready(slots);
         }
         let timeout = match waiting {
             true => 0,
@@ -322,6 +321,20 @@ fn poll_slots<C: BorrowMut<Channel>>(
             return Ok(ready);
         }
     }
+}
+
+/// Before sleeping on `slots`: each reused worker is asked for a
+/// wake-up, then one fence (and one barrier for the workers that publish
+/// without fences) for them all, then their rings are looked at again. True
+/// when there is something to read without sleeping.
+#[cfg(feature = "alloc")]
+fn sleep_ready<C: BorrowMut<Channel>>(slots: &[Slot<C>]) -> bool {
+    let mut sleep = crate::channel::Sleep::default();
+    let channels = || slots.iter().map(|slot| slot.channel.borrow());
+    if channels().any(|channel| channel.ask_wakeup(&mut sleep)) {
+        return true;
+    }
+    sleep.asked() && (!sleep.settle() || channels().any(Channel::ring_ready))
 }
 
 /// At most `N` channels, held inline: no allocator needed.

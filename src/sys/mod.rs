@@ -12,6 +12,8 @@
 //! full build, which `cargo test` and clippy make, checks that each is used.
 #![cfg_attr(not(feature = "capi"), allow(dead_code, unused_imports))]
 
+#[cfg(feature = "alloc")]
+mod barrier;
 mod child;
 mod fd;
 mod io;
@@ -26,6 +28,8 @@ mod time;
 mod unix;
 
 pub use crate::os::{Errno, Pid, WaitStatus};
+#[cfg(feature = "alloc")]
+pub use barrier::{barrier_in_joined, join_barriers};
 pub use fd::{after_fork_in_child, close_all_except, Fd};
 pub use io::{read, read_now, send_some, send_vectored};
 #[cfg(feature = "alloc")]
