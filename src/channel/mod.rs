@@ -956,6 +956,14 @@ impl Channel {
         self.conn.set_policy(policy);
     }
 
+    /// True when a policy decides when what is taken is acknowledged (a
+    /// persistent connection's): only then may taking a result send an
+    /// acknowledgement.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn has_policy(&self) -> bool {
+        self.conn.has_policy()
+    }
+
     /// Monitored by an exchange as task `task` whose store keeps results
     /// (`keeps`): see [`StreamPolicy::monitored`]. False for a plain
     /// channel.

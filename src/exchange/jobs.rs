@@ -147,9 +147,10 @@ impl Worker {
         }
     }
 
-    /// The oldest task is finished: forget its arguments.
-    pub(super) fn task_done(&mut self) {
-        if let Some(queued) = self.queued.pop_front() {
+    /// The `count` oldest tasks are finished: forget their arguments.
+    pub(super) fn tasks_done(&mut self, count: usize) {
+        let count = count.min(self.queued.len());
+        for queued in self.queued.drain(..count) {
             self.bytes -= queued.args.len();
         }
     }
@@ -448,44 +449,48 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             return Err(Error::Invalid);
         };
         // `worker_for` chose this worker for the first: it has room.
-        let run = run.min(worker.room(window, passed));
-        let mut given = 0;
-        while given < run {
-            let (task, fits) = match self.jobs.waiting.front() {
-                Some(Job::Reuse {
-                    task,
-                    key: next,
-                    args,
-                    ..
-                }) => {
-                    let bytes = given == 0 || worker.bytes + args.len() <= WINDOW_BYTES;
-                    (*task, *next == key && bytes)
-                }
-                _ => break,
+        let run = run
+            .min(worker.room(window, passed))
+            .min(Tasks::MOST - slot.tasks.len());
+        // The waiting tasks it takes: those of `key` in a row at the front,
+        // as many as the run and the window's bytes allow (the first
+        // always: the window had room for it).
+        let (mut bytes, mut given) = (worker.bytes, 0);
+        for job in self.jobs.waiting.iter().take(run) {
+            let Job::Reuse {
+                key: next, args, ..
+            } = job
+            else {
+                break;
             };
-            if !fits || slot.tasks.is_full() {
+            if *next != key || (given > 0 && bytes + args.len() > WINDOW_BYTES) {
                 break;
             }
-            // Out of memory: the task stays waiting.
-            slot.tasks.push_back(task)?;
-            let Some(Job::Reuse { args, .. }) = self.jobs.waiting.pop_front() else {
-                unreachable!("the front job was a reused task");
+            bytes += args.len();
+            given += 1;
+        }
+        if given == 0 {
+            // The first job was not this worker's to take: a scheduler bug,
+            // reported rather than looped on.
+            return Err(Error::Invalid);
+        }
+        // Room first, for them all: out of memory, they all stay waiting.
+        slot.tasks.reserve_more(given)?;
+        worker.queued.try_reserve(given)?;
+        for job in self.jobs.waiting.drain(..given) {
+            let Job::Reuse { task, args, .. } = job else {
+                unreachable!("counted as reused tasks of this worker");
             };
-            worker.bytes += args.len();
+            slot.tasks.push_reserved(task);
             worker.queued.push_back(Queued {
                 task,
                 args,
                 index: UNOFFERED,
             });
-            worker.unsent += 1;
-            given += 1;
         }
-        match given {
-            // The first job was not this worker's to take: a scheduler bug,
-            // reported rather than looped on.
-            0 => Err(Error::Invalid),
-            _ => Ok(()),
-        }
+        worker.bytes = bytes;
+        worker.unsent += given;
+        Ok(())
     }
 
     /// How many tasks a reused worker may hold now: the guided schedule's

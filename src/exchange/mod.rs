@@ -357,6 +357,11 @@ pub struct Exchange<S: Slots, H: StoreData> {
     fork: ForkCheck,
     #[cfg(feature = "alloc")]
     jobs: jobs::Jobs,
+    /// A channel with an acknowledgement policy (a persistent connection)
+    /// was monitored: taking a result may acknowledge it. Until then,
+    /// [`Exchange::taken`] has nothing to do.
+    #[cfg(feature = "alloc")]
+    acks_taken: bool,
     /// The channels the last [`Exchange::ready`] removed.
     removed: ready::RemovedList,
     /// True during [`Exchange::ready`]: channels that end are noted in
@@ -384,6 +389,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             fork: ForkCheck::Refuse,
             #[cfg(feature = "alloc")]
             jobs: jobs::Jobs::default(),
+            #[cfg(feature = "alloc")]
+            acks_taken: false,
             removed: ready::RemovedList::new(),
             readying: false,
         }
@@ -477,7 +484,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
         let mut held = channel.into();
         #[cfg(feature = "alloc")]
-        self.adopt(held.borrow_mut(), task);
+        {
+            self.adopt(held.borrow_mut(), task);
+            self.acks_taken |= held.borrow().has_policy();
+        }
         // Out of memory for the slot: handed back, as when full.
         let Ok(tasks) = Tasks::of(Some(task)) else {
             return Err(held);
@@ -534,6 +544,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// one result per task, whose result replaced the earlier ones).
     #[cfg(feature = "alloc")]
     pub(crate) fn taken(&mut self, task: TaskId, all: bool) {
+        #[cfg(feature = "alloc")]
+        if !self.acks_taken {
+            return;
+        }
         let count = if all { usize::MAX } else { 1 };
         for slot in self.slots.slots_mut() {
             slot.channel().results_taken(task.index(), count);
@@ -762,9 +776,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // Each task answered has its one result stored: finished, as
         // `finish_task` finishes a task that ended with its results (those
         // before an error too).
-        for _ in 0..answered {
-            slot.finish_front();
-        }
+        slot.finish_answered(answered);
         taken.map(|_| answered > 0)
     }
 
@@ -912,7 +924,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             }
             #[cfg(feature = "alloc")]
             if let Some(worker) = &mut slot.worker {
-                worker.task_done();
+                worker.tasks_done(1);
             }
         }
         #[cfg(not(feature = "alloc"))]
@@ -1029,6 +1041,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// collected and the call fails with [`Error::Busy`]: nothing runs
     /// unmonitored.
     fn monitor(&mut self, slot: Slot<S::Held>) -> Result<()> {
+        #[cfg(feature = "alloc")]
+        {
+            self.acks_taken |= slot.channel.borrow().has_policy();
+        }
         self.slots.push(slot).map_err(|mut slot| {
             crate::error::best_effort(slot.channel.borrow_mut().kill_and_collect());
             Error::Busy

@@ -46,9 +46,9 @@ impl Tasks {
 
     /// The most tasks a slot answers at once.
     #[cfg(feature = "alloc")]
-    const MOST: usize = WINDOW;
+    pub(super) const MOST: usize = WINDOW;
     #[cfg(not(feature = "alloc"))]
-    const MOST: usize = 1;
+    pub(super) const MOST: usize = 1;
 
     /// Appends `task`: [`Error::Invalid`] when full, `ENOMEM` when there is
     /// no memory for it; nothing changes then.
@@ -76,6 +76,22 @@ impl Tasks {
         Ok(())
     }
 
+    /// Makes room for `count` more tasks (the caller checked that they
+    /// fit [`Tasks::MOST`]): `ENOMEM` when there is no memory for them.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(super) fn reserve_more(&mut self, count: usize) -> Result<()> {
+        Ok(self.queue.try_reserve(count)?)
+    }
+
+    /// Appends `task` in room [`Tasks::reserve_more`] made.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(super) fn push_reserved(&mut self, task: TaskId) {
+        debug_assert!(self.queue.len() < Self::MOST, "beyond a slot's tasks");
+        self.queue.push_back(task);
+    }
+
     #[inline]
     pub(super) fn is_full(&self) -> bool {
         self.queue.len() >= Self::MOST
@@ -99,6 +115,13 @@ impl Tasks {
     #[inline]
     pub(super) fn pop_front(&mut self) -> Option<TaskId> {
         self.queue.pop_front()
+    }
+
+    /// Drops the `count` oldest tasks.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(super) fn drop_front(&mut self, count: usize) {
+        self.queue.drain(..count.min(self.queue.len()));
     }
 
     /// The task `index` places from the front, if there are that many.
@@ -179,9 +202,25 @@ impl<C: BorrowMut<Channel>> Slot<C> {
         self.last_task = Some(task);
         #[cfg(feature = "alloc")]
         if let Some(worker) = &mut self.worker {
-            worker.task_done();
+            worker.tasks_done(1);
         }
         Some((task, core::mem::take(&mut self.results)))
+    }
+
+    /// The `count` oldest tasks of a reused worker are over, each with its
+    /// one result stored: [`Slot::finish_front`] `count` times, in one go.
+    #[cfg(feature = "alloc")]
+    pub(super) fn finish_answered(&mut self, count: usize) {
+        let count = count.min(self.tasks.len());
+        if count == 0 {
+            return;
+        }
+        self.last_task = self.tasks.get(count - 1);
+        self.tasks.drop_front(count);
+        if let Some(worker) = &mut self.worker {
+            worker.tasks_done(count);
+        }
+        self.results = 0;
     }
 
     /// True when the channel holds a frame it already read ahead.

@@ -55,6 +55,11 @@ impl<B: OutBuf> Conn<B> {
         self.policy = Some(policy);
     }
 
+    /// True when a policy decides when what is taken is acknowledged.
+    pub(crate) fn has_policy(&self) -> bool {
+        self.policy.is_some()
+    }
+
     /// Monitored as task `task` whose store keeps results (`keeps`): see
     /// [`StreamPolicy::monitored`]. False without a policy.
     pub(crate) fn monitored(&mut self, task: usize, keeps: bool) -> bool {
