@@ -841,16 +841,17 @@ impl Channel {
     }
 
     /// Sends one batch frame: `count` tasks (tag, arguments) for a reused
-    /// worker, in the order it runs them. `tasks` is read twice (its length,
-    /// then its bytes, built in place: no copy of the arguments but the
-    /// socket's). [`Error::TooBig`] over the maximum message size.
+    /// worker, in the order it runs them, `len` payload bytes in all
+    /// ([`batch_len`](crate::wire::batch_len)), built in place: no copy of
+    /// the arguments but the socket's. [`Error::TooBig`] over the maximum
+    /// message size.
     #[cfg(feature = "alloc")]
-    pub(crate) fn send_batch<'a, I>(&mut self, count: u32, tasks: I) -> Result<()>
+    pub(crate) fn send_batch<'a, I>(&mut self, count: u32, len: usize, tasks: I) -> Result<()>
     where
         I: Iterator<Item = (u64, &'a [u8])> + Clone,
     {
         // What is held goes first; the batch is written after it.
-        self.conn.send_batch(count, tasks)?;
+        self.conn.send_batch(count, len, tasks)?;
         if self.socket.outbox {
             self.poll_flush().map(drop)
         } else {

@@ -4,15 +4,13 @@
 
 use alloc::boxed::Box;
 
+use super::short::Short;
 use crate::error::Result;
-
-/// Argument bytes kept inline, without an allocation.
-const INLINE: usize = 22;
 
 /// A task's argument bytes.
 pub(super) enum Args {
-    /// Up to [`INLINE`] bytes, and how many.
-    Inline(u8, [u8; INLINE]),
+    /// Up to [`Short::MAX`] bytes, and how many.
+    Inline(u8, Short),
     /// Longer ones, on the heap.
     Heap(Box<[u8]>),
 }
@@ -21,11 +19,9 @@ impl Args {
     /// A copy of `bytes`, or `ENOMEM` ([`Error::Os`](crate::Error::Os)) when a long one
     /// cannot be allocated.
     pub(super) fn copy(bytes: &[u8]) -> Result<Args> {
-        if bytes.len() <= INLINE {
-            let mut inline = [0; INLINE];
-            inline[..bytes.len()].copy_from_slice(bytes);
-            // At most INLINE bytes: the length fits a u8.
-            return Ok(Args::Inline(bytes.len() as u8, inline));
+        if let Some(short) = Short::new(bytes) {
+            // At most Short::MAX bytes: the length fits a u8.
+            return Ok(Args::Inline(bytes.len() as u8, short));
         }
         // Allocated to size: the boxed slice takes it over as it is.
         Ok(Args::Heap(
@@ -36,7 +32,7 @@ impl Args {
     /// The bytes.
     pub(super) fn bytes(&self) -> &[u8] {
         match self {
-            Args::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Args::Inline(len, short) => short.get(*len),
             Args::Heap(bytes) => bytes,
         }
     }
@@ -57,12 +53,12 @@ mod tests {
     #[test]
     fn short_arguments_stay_inline_and_long_ones_go_to_the_heap() {
         const { assert!(core::mem::size_of::<Args>() <= 24) };
-        for len in [0, 1, 8, INLINE, INLINE + 1, 1000] {
+        for len in [0, 1, 8, Short::MAX, Short::MAX + 1, 1000] {
             let bytes: alloc::vec::Vec<u8> = (0..len).map(|i| i as u8).collect();
             let args = Args::copy(&bytes).unwrap();
             assert_eq!(args.bytes(), &bytes[..]);
             assert_eq!(args.len(), len);
-            assert_eq!(matches!(args, Args::Inline(..)), len <= INLINE);
+            assert_eq!(matches!(args, Args::Inline(..)), len <= Short::MAX);
         }
     }
 }

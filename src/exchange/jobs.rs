@@ -38,7 +38,7 @@ use super::{Exchange, StoreData, TaskId};
 use crate::channel::{Channel, Ring, CLAIM_WORDS as CLAIM_RING};
 use crate::error::{best_effort, Error, RemoteError, Result};
 use crate::process::{self, Created};
-use crate::wire::DEFAULT_MAX_MESSAGE;
+use crate::wire::{self, DEFAULT_MAX_MESSAGE};
 
 // A word is offered again only after the worker is done with the task it
 // held: a window of tasks, and as many taken back, fit the ring.
@@ -527,9 +527,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             // Each new task may be taken back until the worker starts it.
             let first = worker.queued.len() - unsent;
             let claims = Claims::new(slot.channel.borrow().claim_words());
+            // The batch's payload length, summed on the way.
+            let mut len = wire::FIRST_ENTRY;
             for (i, queued) in worker.queued.range_mut(first..).enumerate() {
                 queued.index = worker.sent + i as u64;
                 claims.offer(queued.index, super::tag_of(queued.task));
+                len += wire::ENTRY_HEADER + queued.args.len();
             }
             let sent = match unsent {
                 0 => Ok(()),
@@ -545,7 +548,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                     let tasks = new.map(|q| (super::tag_of(q.task), q.args.bytes()));
                     // At most the window's tasks: the count fits a u32.
                     let count = unsent as u32;
-                    slot.channel.borrow_mut().send_batch(count, tasks)
+                    slot.channel.borrow_mut().send_batch(count, len, tasks)
                 }
             };
             let sent = sent.and_then(|()| slot.channel().poll_flush().map(drop));

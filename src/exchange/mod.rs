@@ -27,6 +27,8 @@ pub mod records;
 mod results;
 #[cfg(feature = "alloc")]
 mod schedule;
+#[cfg(feature = "alloc")]
+mod short;
 mod slots;
 mod task;
 #[cfg(feature = "alloc")]

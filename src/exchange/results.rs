@@ -1,5 +1,6 @@
 //! Queue, Map and pmap: exchanges that keep their tasks' results (needs `alloc`).
 
+use super::short::Short;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -155,7 +156,7 @@ impl<H: Results> Exchange<Growable, H> {
     /// failure) and then taken, waiting as [`Exchange::next_result`] does:
     /// what `f` returns. A message is not copied out, so a program that
     /// reads many small results pays no allocation for them (a
-    /// [`Queue`] keeps a message of up to 23 bytes inline).
+    /// [`Queue`] keeps a message of up to 16 bytes inline).
     /// A store of the program's own that cannot take the result after `f`
     /// saw it ([`Results::skip_front`] returns None) keeps it: `ENOMEM`,
     /// and the next call lends it again.
@@ -313,7 +314,7 @@ fn next_outcome<H: Results>(exchange: &mut Exchange<Growable, H>) -> Option<Outc
     }
 }
 
-/// Keeps results in arrival order. A reused worker's answer of up to 23
+/// Keeps results in arrival order. A reused worker's answer of up to 16
 /// bytes ([`StoreData::store_message`]) is kept inline, in no memory of its
 /// own, until it is taken or shown as an [`Outcome`];
 /// [`Results::front_bytes`] and [`Results::skip_front`] read and take any
@@ -341,14 +342,11 @@ pub struct QueueStore {
     shown: OnceCell<Outcome>,
 }
 
-/// The longest message a [`QueueStore`] keeps inline.
-const INLINE: usize = 23;
-
 /// A result a [`QueueStore`] keeps.
 #[derive(Debug)]
 enum Kept {
     /// A message of `len` bytes, kept inline.
-    Inline { len: u8, bytes: [u8; INLINE] },
+    Inline { len: u8, bytes: Short },
     /// A longer message, or a failure.
     Whole(Outcome),
 }
@@ -356,7 +354,7 @@ enum Kept {
 impl Kept {
     fn bytes(&self) -> core::result::Result<&[u8], &TaskError> {
         match self {
-            Kept::Inline { len, bytes } => Ok(&bytes[..usize::from(*len)]),
+            Kept::Inline { len, bytes } => Ok(bytes.get(*len)),
             Kept::Whole(outcome) => outcome.as_deref(),
         }
     }
@@ -378,13 +376,13 @@ impl StoreData for QueueStore {
     fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
         // Out of memory: ENOMEM, before anything is kept.
         super::reserve_one(&mut self.results)?;
-        let kept = match u8::try_from(message.len()) {
-            Ok(len) if message.len() <= INLINE => {
-                let mut bytes = [0; INLINE];
-                bytes[..message.len()].copy_from_slice(message);
-                Kept::Inline { len, bytes }
-            }
-            _ => Kept::Whole(Ok(crate::channel::try_copy(message)?)),
+        let kept = match Short::new(message) {
+            // At most Short::MAX bytes: the length fits a u8.
+            Some(bytes) => Kept::Inline {
+                len: message.len() as u8,
+                bytes,
+            },
+            None => Kept::Whole(Ok(crate::channel::try_copy(message)?)),
         };
         self.results.push_back((task, kept));
         Ok(true)
@@ -404,7 +402,7 @@ impl Results for QueueStore {
             // Shown as an outcome: copied out once, kept until taken.
             Kept::Inline { len, bytes } => {
                 if self.shown.get().is_none() {
-                    let copy = crate::channel::try_copy(&bytes[..usize::from(*len)]);
+                    let copy = crate::channel::try_copy(bytes.get(*len));
                     // Out of memory: nothing shown, the result stays.
                     let _ = self.shown.set(Ok(copy.ok()?));
                 }
@@ -419,7 +417,7 @@ impl Results for QueueStore {
             let outcome = match self.shown.take() {
                 Some(shown) => shown,
                 // Out of memory: None, and the result stays.
-                None => Ok(crate::channel::try_copy(&bytes[..usize::from(*len)]).ok()?),
+                None => Ok(crate::channel::try_copy(bytes.get(*len)).ok()?),
             };
             let (task, _) = self.results.pop_front()?;
             return Some((task, outcome));
@@ -699,7 +697,7 @@ mod tests {
     /// skipped; messages on both sides of the inline size, and a failure.
     #[test]
     fn a_queue_store_hands_out_each_result_once_however_it_is_read() {
-        let sizes = [0, 1, 8, INLINE, INLINE + 1, 100, 7, INLINE, 3];
+        let sizes = [0, 1, 8, Short::MAX, Short::MAX + 1, 100, 7, Short::MAX, 3];
         let message = |i: usize| vec![i as u8 + 1; sizes[i]];
         for reading in 0..3 {
             let mut store = QueueStore::default();

@@ -692,14 +692,25 @@ impl<B: OutBuf> Conn<B> {
 impl Conn<alloc::vec::Vec<u8>> {
     /// Queues one batch frame of `count` tasks (tag, arguments), built in
     /// place behind what is pending (no copy of the arguments but this
-    /// one); its header names the first task. Returns its frame number.
+    /// one); its header names the first task. `len` is its payload's length
+    /// ([`batch_len`](super::batch_len) of the tasks' arguments: the caller
+    /// sums it as it walks them). Returns its frame number.
     /// [`Error::TooBig`] over the maximum message size, [`Error::Busy`]
     /// when no memory is left for it.
-    pub(crate) fn send_batch<'a, I>(&mut self, count: u32, tasks: I) -> Result<u32, Error>
+    pub(crate) fn send_batch<'a, I>(
+        &mut self,
+        count: u32,
+        len: usize,
+        tasks: I,
+    ) -> Result<u32, Error>
     where
         I: Iterator<Item = (u64, &'a [u8])> + Clone,
     {
-        let len = super::batch_len(tasks.clone().map(|(_, args)| args.len()));
+        debug_assert_eq!(
+            len,
+            super::batch_len(tasks.clone().map(|(_, args)| args.len())),
+            "a batch's length"
+        );
         let first = tasks.clone().next().map_or(0, |(task, _)| task);
         let seq = self.next_seq;
         let header = self.header(Kind::Batch, 0, first, len)?;
@@ -1015,7 +1026,8 @@ mod tests {
         let mut a: Conn<alloc::vec::Vec<u8>> = Conn::new();
         let mut b: Conn<alloc::vec::Vec<u8>> = Conn::new();
         let tasks: [(u64, &[u8]); 2] = [(3, b"ab"), (4, b"c")];
-        assert_eq!(a.send_batch(2, tasks.iter().copied()), Ok(1));
+        let len = crate::wire::batch_len(tasks.iter().map(|(_, args)| args.len()));
+        assert_eq!(a.send_batch(2, len, tasks.iter().copied()), Ok(1));
         let n = a.pending().len();
         b.spare()[..n].copy_from_slice(a.pending());
         b.filled(n);
@@ -1030,7 +1042,7 @@ mod tests {
         assert_eq!(back, tasks);
         a.set_max_message(4).unwrap();
         assert!(matches!(
-            a.send_batch(2, tasks.iter().copied()),
+            a.send_batch(2, len, tasks.iter().copied()),
             Err(Error::TooBig { .. })
         ));
         assert_eq!(a.next_seq(), 2, "a refused batch takes no number");
