@@ -21,7 +21,25 @@ impl Short {
     #[inline]
     pub(super) fn new(bytes: &[u8]) -> Option<Short> {
         let mut short = Short([0; Short::MAX]);
-        short.0.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        let n = bytes.len();
+        // Copied in (at most two) overlapping words of a fixed size, not by
+        // a call to `memcpy` for a few bytes.
+        match n {
+            8..=Short::MAX => {
+                short.0[..8].copy_from_slice(&bytes[..8]);
+                short.0[n - 8..n].copy_from_slice(&bytes[n - 8..]);
+            }
+            4..8 => {
+                short.0[..4].copy_from_slice(&bytes[..4]);
+                short.0[n - 4..n].copy_from_slice(&bytes[n - 4..]);
+            }
+            0..4 => {
+                for (to, from) in short.0.iter_mut().zip(bytes) {
+                    *to = *from;
+                }
+            }
+            _ => return None,
+        }
         Some(short)
     }
 
