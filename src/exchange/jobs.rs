@@ -477,17 +477,20 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // Room first, for them all: out of memory, they all stay waiting.
         slot.tasks.reserve_more(given)?;
         worker.queued.try_reserve(given)?;
-        for job in self.jobs.waiting.drain(..given) {
+        // Each task's id and arguments are taken where they lie, not with
+        // their job moved out whole; the jobs left are then dropped.
+        for job in self.jobs.waiting.range_mut(..given) {
             let Job::Reuse { task, args, .. } = job else {
                 unreachable!("counted as reused tasks of this worker");
             };
-            slot.tasks.push_reserved(task);
+            slot.tasks.push_reserved(*task);
             worker.queued.push_back(Queued {
-                task,
-                args,
+                task: *task,
+                args: core::mem::take(args),
                 index: UNOFFERED,
             });
         }
+        self.jobs.waiting.drain(..given);
         worker.bytes = bytes;
         worker.unsent += given;
         Ok(())

@@ -156,7 +156,7 @@ impl<H: Results> Exchange<Growable, H> {
     /// failure) and then taken, waiting as [`Exchange::next_result`] does:
     /// what `f` returns. A message is not copied out, so a program that
     /// reads many small results pays no allocation for them (a
-    /// [`Queue`] keeps a message of up to 16 bytes inline).
+    /// [`Queue`] keeps a message of up to 15 bytes inline).
     /// A store of the program's own that cannot take the result after `f`
     /// saw it ([`Results::skip_front`] returns None) keeps it: `ENOMEM`,
     /// and the next call lends it again.
@@ -314,7 +314,7 @@ fn next_outcome<H: Results>(exchange: &mut Exchange<Growable, H>) -> Option<Outc
     }
 }
 
-/// Keeps results in arrival order. A reused worker's answer of up to 16
+/// Keeps results in arrival order. A reused worker's answer of up to 15
 /// bytes ([`StoreData::store_message`]) is kept inline, in no memory of its
 /// own, until it is taken or shown as an [`Outcome`];
 /// [`Results::front_bytes`] and [`Results::skip_front`] read and take any
@@ -336,27 +336,28 @@ fn next_outcome<H: Results>(exchange: &mut Exchange<Growable, H>) -> Option<Outc
 /// ```
 #[derive(Debug, Default)]
 pub struct QueueStore {
-    /// The results in arrival order.
-    results: VecDeque<(TaskId, Kept)>,
+    /// The results in arrival order: each task with its short message
+    /// inline, or [`Short::ELSEWHERE`] for an outcome kept in `whole`.
+    /// Plain words, so that a result is stored where it lies, never built
+    /// apart and copied (see `exchange::short`).
+    results: VecDeque<(TaskId, Short)>,
+    /// The longer messages and the failures, in arrival order.
+    whole: VecDeque<Outcome>,
     /// The front result as an outcome, once [`Results::front`] showed it.
     shown: OnceCell<Outcome>,
 }
 
-/// A result a [`QueueStore`] keeps.
-#[derive(Debug)]
-enum Kept {
-    /// A message of `len` bytes, kept inline.
-    Inline { len: u8, bytes: Short },
-    /// A longer message, or a failure.
-    Whole(Outcome),
-}
+impl QueueStore {
+    /// Keeps `outcome` as task `task`'s result.
+    fn keep_whole(&mut self, task: TaskId, outcome: Outcome) {
+        self.whole.push_back(outcome);
+        self.results.push_back((task, Short::ELSEWHERE));
+    }
 
-impl Kept {
-    fn bytes(&self) -> core::result::Result<&[u8], &TaskError> {
-        match self {
-            Kept::Inline { len, bytes } => Ok(bytes.get(*len)),
-            Kept::Whole(outcome) => outcome.as_deref(),
-        }
+    /// Room for one more result kept whole: `ENOMEM` when there is none.
+    fn reserve_whole(&mut self) -> Result<()> {
+        super::reserve_one(&mut self.results)?;
+        super::reserve_one(&mut self.whole)
     }
 }
 
@@ -367,79 +368,75 @@ impl StoreData for QueueStore {
 
     fn store_data(&mut self, channel: &mut Channel, task: TaskId) -> Result<()> {
         // Out of memory: ENOMEM, and the message stays queued.
-        super::reserve_one(&mut self.results)?;
+        self.reserve_whole()?;
         let message = channel.receive_vec()?;
-        self.results.push_back((task, Kept::Whole(Ok(message))));
+        self.keep_whole(task, Ok(message));
         Ok(())
     }
 
     fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
         // Out of memory: ENOMEM, before anything is kept.
-        super::reserve_one(&mut self.results)?;
-        let kept = match Short::new(message) {
-            // At most Short::MAX bytes: the length fits a u8.
-            Some(bytes) => Kept::Inline {
-                len: message.len() as u8,
-                bytes,
-            },
-            None => Kept::Whole(Ok(crate::channel::try_copy(message)?)),
+        let Some(short) = Short::new(message) else {
+            self.reserve_whole()?;
+            let copy = crate::channel::try_copy(message)?;
+            self.keep_whole(task, Ok(copy));
+            return Ok(true);
         };
-        self.results.push_back((task, kept));
+        super::reserve_one(&mut self.results)?;
+        self.results.push_back((task, short));
         Ok(true)
     }
 
     fn store_error(&mut self, task: TaskId, error: Error, remote: Option<&RemoteError>) {
-        let kept = Kept::Whole(failure(error, remote));
-        self.results.push_back((task, kept));
+        self.keep_whole(task, failure(error, remote));
     }
 }
 
 impl Results for QueueStore {
     fn front(&self) -> Option<(TaskId, &Outcome)> {
-        let (task, kept) = self.results.front()?;
-        let outcome = match kept {
-            Kept::Whole(outcome) => outcome,
-            // Shown as an outcome: copied out once, kept until taken.
-            Kept::Inline { len, bytes } => {
-                if self.shown.get().is_none() {
-                    let copy = crate::channel::try_copy(bytes.get(*len));
-                    // Out of memory: nothing shown, the result stays.
-                    let _ = self.shown.set(Ok(copy.ok()?));
-                }
-                self.shown.get()?
-            }
-        };
-        Some((*task, outcome))
+        let (task, short) = self.results.front()?;
+        if short.is_elsewhere() {
+            return Some((*task, self.whole.front()?));
+        }
+        // Shown as an outcome: copied out once, kept until taken.
+        if self.shown.get().is_none() {
+            let copy = crate::channel::try_copy(short.bytes());
+            // Out of memory: nothing shown, the result stays.
+            let _ = self.shown.set(Ok(copy.ok()?));
+        }
+        Some((*task, self.shown.get()?))
     }
 
     fn pop_front(&mut self) -> Option<(TaskId, Outcome)> {
-        if let (_, Kept::Inline { len, bytes }) = self.results.front()? {
-            let outcome = match self.shown.take() {
+        let (_, short) = self.results.front()?;
+        let outcome = if short.is_elsewhere() {
+            self.whole.pop_front()?
+        } else {
+            match self.shown.take() {
                 Some(shown) => shown,
                 // Out of memory: None, and the result stays.
-                None => Ok(crate::channel::try_copy(bytes.get(*len)).ok()?),
-            };
-            let (task, _) = self.results.pop_front()?;
-            return Some((task, outcome));
-        }
-        match self.results.pop_front()? {
-            (task, Kept::Whole(outcome)) => Some((task, outcome)),
-            (_, Kept::Inline { .. }) => None, // taken above
-        }
+                None => Ok(crate::channel::try_copy(short.bytes()).ok()?),
+            }
+        };
+        let (task, _) = self.results.pop_front()?;
+        Some((task, outcome))
     }
 
     fn front_bytes(&self) -> Option<(TaskId, core::result::Result<&[u8], &TaskError>)> {
-        let (task, kept) = self.results.front()?;
-        Some((*task, kept.bytes()))
+        let (task, short) = self.results.front()?;
+        if short.is_elsewhere() {
+            return Some((*task, self.whole.front()?.as_deref()));
+        }
+        Some((*task, Ok(short.bytes())))
     }
 
     fn skip_front(&mut self) -> Option<(TaskId, Option<TaskError>)> {
-        let (task, kept) = self.results.pop_front()?;
+        let (task, short) = self.results.pop_front()?;
         self.shown.take();
-        match kept {
-            Kept::Whole(outcome) => Some((task, outcome.err())),
-            Kept::Inline { .. } => Some((task, None)),
+        if short.is_elsewhere() {
+            return Some((task, self.whole.pop_front()?.err()));
         }
+        Some((task, None))
     }
 
     fn next_task(&self) -> Option<TaskId> {

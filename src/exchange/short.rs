@@ -2,51 +2,76 @@
 //! queue's small results, so that a program of many tiny tasks allocates
 //! nothing per task for them.
 //!
-//! The bytes sit in two aligned words, so a value that holds them moves as
-//! whole words: a store and a load of one field never straddle two
-//! different-sized stores of another (which stalls the load until both
-//! reach the cache).
+//! A [`Short`] is two aligned words that hold the bytes and, in the last
+//! byte, their count. A value that holds one moves it as two words, so a
+//! load of it never straddles two stores of different sizes (which would
+//! stall the load until both reach the cache): the hot queues of a reused
+//! worker's tasks and results copy whole values all the time.
 
-/// Up to [`Short::MAX`] bytes, zero-padded, in two aligned words; the
-/// length is kept beside it by its owner.
-#[derive(Clone, Copy, Debug)]
+/// Up to [`Short::MAX`] bytes, zero-padded, and their count, in two
+/// aligned words.
+#[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(8))]
-pub(super) struct Short([u8; Short::MAX]);
+pub(super) struct Short([u8; 16]);
 
 impl Short {
     /// The most bytes a [`Short`] holds.
-    pub(super) const MAX: usize = 16;
+    pub(super) const MAX: usize = 15;
+
+    /// No bytes here: its owner keeps them elsewhere (a count no
+    /// [`Short::new`] gives).
+    pub(super) const ELSEWHERE: Short = {
+        let mut words = [0; 16];
+        words[Short::MAX] = u8::MAX;
+        Short(words)
+    };
+
+    /// True for [`Short::ELSEWHERE`].
+    #[inline]
+    pub(super) fn is_elsewhere(&self) -> bool {
+        self.0[Short::MAX] == u8::MAX
+    }
 
     /// `bytes` kept inline, or None when there are more than [`Short::MAX`].
     #[inline]
     pub(super) fn new(bytes: &[u8]) -> Option<Short> {
-        let mut short = Short([0; Short::MAX]);
         let n = bytes.len();
-        // Copied in (at most two) overlapping words of a fixed size, not by
-        // a call to `memcpy` for a few bytes.
-        match n {
-            8..=Short::MAX => {
-                short.0[..8].copy_from_slice(&bytes[..8]);
-                short.0[n - 8..n].copy_from_slice(&bytes[n - 8..]);
-            }
-            4..8 => {
-                short.0[..4].copy_from_slice(&bytes[..4]);
-                short.0[n - 4..n].copy_from_slice(&bytes[n - 4..]);
-            }
+        // Built as two words in registers from (at most two) overlapping
+        // loads of a fixed size: no call to `memcpy`, and no bytes stored
+        // one by one and then loaded as a word.
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+        let half = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                bytes[at..at + 4].try_into().unwrap_or([0; 4]),
+            ))
+        };
+        let (low, high) = match n {
+            // The last word's top bytes are bytes 8.. (none when n is 8).
+            8..=Short::MAX => (
+                word(0),
+                word(n - 8).checked_shr(8 * (16 - n) as u32).unwrap_or(0),
+            ),
+            // Bytes 0..4 and n-4..n, overlapping where n < 8.
+            4..8 => (half(0) | half(n - 4) << (8 * (n - 4)), 0),
             0..4 => {
-                for (to, from) in short.0.iter_mut().zip(bytes) {
-                    *to = *from;
-                }
+                let low = bytes
+                    .iter()
+                    .rev()
+                    .fold(0, |low, &b| low << 8 | u64::from(b));
+                (low, 0)
             }
             _ => return None,
-        }
-        Some(short)
+        };
+        // At most MAX: the count fits the last byte, above the bytes.
+        let high = high | (n as u64) << 56;
+        Some(Short(bytemuck::cast([low.to_le(), high.to_le()])))
     }
 
-    /// The first `len` bytes (all of them if `len` is more).
+    /// The bytes.
     #[inline]
-    pub(super) fn get(&self, len: u8) -> &[u8] {
-        &self.0[..usize::from(len).min(Short::MAX)]
+    pub(super) fn bytes(&self) -> &[u8] {
+        let len = usize::from(self.0[Short::MAX]).min(Short::MAX);
+        &self.0[..len]
     }
 }
 
@@ -55,18 +80,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn up_to_sixteen_bytes_are_kept_and_longer_ones_refused() {
+    fn up_to_fifteen_bytes_are_kept_with_their_count_and_longer_ones_refused() {
         const { assert!(core::mem::size_of::<Short>() == 16) };
         const { assert!(core::mem::align_of::<Short>() == 8) };
         for len in 0..=Short::MAX {
             let bytes: alloc::vec::Vec<u8> = (1..=len as u8).collect();
             let short = Short::new(&bytes).expect("short enough");
-            assert_eq!(short.get(len as u8), &bytes[..]);
+            assert_eq!(short.bytes(), &bytes[..]);
         }
         assert!(Short::new(&[7; Short::MAX + 1]).is_none());
-        assert_eq!(
-            Short::new(b"ab").unwrap().get(200),
-            b"ab\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
-        );
+        assert_eq!(Short::default().bytes(), b"");
+        assert!(Short::ELSEWHERE.is_elsewhere() && !Short::default().is_elsewhere());
     }
 }
