@@ -413,27 +413,25 @@ impl Reader {
             return Err(Errno::INVAL);
         }
         let (mut took, mut frames) = (0, 0);
-        let mut header = [0u8; HEADER_LEN];
+        let mut apart = [0u8; HEADER_LEN];
         while took < want {
-            // A frame's header: in the copy, or read apart when the copy
-            // ends inside it.
+            // A frame's header: read where the copy put it (in words: see
+            // `is_marker`), or apart when the copy ends inside it.
             let rest = published - took as u64;
-            let whole = match buf[took..want].first_chunk::<HEADER_LEN>() {
-                Some(copied) => {
-                    header = *copied;
-                    true
+            let header = match buf[took..want].first_chunk::<HEADER_LEN>() {
+                Some(copied) => copied,
+                None if rest >= HEADER_LEN as u64 && self.copy_out(took as u64, &mut apart) => {
+                    &apart
                 }
-                None => rest >= HEADER_LEN as u64 && self.copy_out(took as u64, &mut header),
+                // Published bytes end inside a header.
+                None => return Err(Errno::INVAL),
             };
-            if !whole {
-                return Err(Errno::INVAL); // published bytes end inside a header
-            }
-            if header == MARKER {
+            if is_marker(header) {
                 self.head += HEADER_LEN as u64;
                 self.on_socket = true;
                 break;
             }
-            let len = HEADER_LEN + wire::raw_length(&header) as usize;
+            let len = HEADER_LEN + wire::raw_length(header) as usize;
             if len as u64 > rest {
                 return Err(Errno::INVAL); // never published whole
             }
@@ -578,6 +576,26 @@ impl Reader {
         }
         self.frame_left > 0 || self.ring.word(TAIL).load(Ordering::Acquire) != self.head
     }
+}
+
+/// True when `header` is a [`MARKER`]. Read as three words, as
+/// `Reader::copy_out` wrote it a moment ago: a wider load across two of its
+/// stores would wait for both to reach the cache.
+fn is_marker(header: &[u8; HEADER_LEN]) -> bool {
+    const _: () = assert!(HEADER_LEN == 24);
+    let word = |at: usize| {
+        u64::from_ne_bytes([
+            header[at],
+            header[at + 1],
+            header[at + 2],
+            header[at + 3],
+            header[at + 4],
+            header[at + 5],
+            header[at + 6],
+            header[at + 7],
+        ])
+    };
+    word(0) | word(8) | word(16) == 0
 }
 
 /// What a creator about to sleep on its workers' sockets runs between
