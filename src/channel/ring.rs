@@ -125,6 +125,23 @@ pub fn answer_paths() -> (u64, u64) {
 /// light workers' CPUs before sleeping (see the `ring` module: workers that
 /// joined membarrier(2)'s barriers publish without a fence): for tests that
 /// must fail if the light path is not taken where the kernel offers it.
+///
+/// ```
+/// use pprocess::channel::wake_barriers;
+/// use pprocess::{Options, Queue};
+///
+/// let before = wake_barriers();
+/// let mut queue = Queue::with_options(1, Options { reuse: true, ..Options::default() });
+/// let slow = queue.manage_function(|x: &[u8]| {
+///     std::thread::sleep(std::time::Duration::from_millis(50));
+///     Ok(x.to_vec())
+/// });
+/// slow.call(&mut queue, b"hi")?;
+/// // The creator sleeps until the answer is published, and is woken.
+/// assert_eq!(queue.next().unwrap().unwrap(), b"hi");
+/// println!("{} barriers (none where the kernel lacks membarrier)", wake_barriers() - before);
+/// # Ok::<(), pprocess::Error>(())
+/// ```
 #[doc(hidden)]
 pub fn wake_barriers() -> u64 {
     BARRIERS.load(Ordering::Relaxed)

@@ -70,29 +70,45 @@ pub(crate) enum Key {
     Function(usize, usize),
 }
 
-/// A task waiting for a process.
-enum Job {
-    /// A callable run once in a process of its own.
-    Once { task: TaskId, callable: Once },
-    /// A function and its input, run once in a process of its own.
-    Call {
-        task: TaskId,
-        body: Rc<Body>,
-        args: Args,
-    },
-    /// A function and its input for a reused worker.
-    Reuse {
-        task: TaskId,
-        key: Key,
-        body: Rc<Body>,
-        args: Args,
-    },
+/// A task waiting for a process: its callable and input, run once in a
+/// process of its own or by a reused worker. Plain fields, no enum: a task
+/// called is written where it lies in the waiting list, not built apart
+/// and copied in (see `exchange::short`), and moves on as words.
+struct Job {
+    task: TaskId,
+    /// Its input.
+    args: Args,
+    /// Its callable, called with `args` (None only while the job is
+    /// written in place: see [`Jobs::push_back`]).
+    body: Option<Rc<Body>>,
+    /// Reused workers of this key run it; None: a process of its own.
+    key: Option<Key>,
 }
 
 impl Job {
-    fn task(&self) -> TaskId {
-        match self {
-            Job::Once { task, .. } | Job::Call { task, .. } | Job::Reuse { task, .. } => *task,
+    /// A job of nothing, written first and then filled in (see
+    /// [`Jobs::push_back`]): a constant, copied from read-only memory.
+    const EMPTY: Job = Job {
+        task: TaskId::new(0),
+        args: Args::EMPTY,
+        body: None,
+        key: None,
+    };
+
+    /// A callable of one task, run once in a process of its own, as a
+    /// body (its input is empty).
+    fn once(task: TaskId, callable: Once) -> Job {
+        let callable = core::cell::Cell::new(Some(callable));
+        let body: Rc<Body> = Rc::new(move |channel: &mut Channel, _: &[u8]| {
+            // Called once, in the task's process.
+            let callable = callable.take().ok_or(Error::Invalid)?;
+            callable(channel)
+        });
+        Job {
+            task,
+            args: Args::default(),
+            body: Some(body),
+            key: None,
         }
     }
 }
@@ -246,8 +262,26 @@ impl Jobs {
         self.waiting.len()
     }
 
+    /// Appends a job, written where it lies: an empty one first (its
+    /// fields constants), then each field. Built apart, it would be copied
+    /// in through the stack, around the call that may grow the list, and
+    /// that copy's wide loads wait on the narrow stores that built it.
+    /// The caller made room (so nothing can fail half-written).
+    fn push_back(&mut self, task: TaskId, args: Args, body: Rc<Body>, key: Option<Key>) {
+        // (`resize_with` makes room before it makes the job: nothing is
+        // live across the call that may grow the list.)
+        self.waiting
+            .resize_with(self.waiting.len() + 1, || Job::EMPTY);
+        if let Some(job) = self.waiting.back_mut() {
+            job.task = task;
+            job.args = args;
+            job.body = Some(body);
+            job.key = key;
+        }
+    }
+
     pub(super) fn push_once(&mut self, task: TaskId, callable: Once) {
-        self.waiting.push_back(Job::Once { task, callable });
+        self.waiting.push_back(Job::once(task, callable));
     }
 
     /// The newest `count` tasks of a worker's slot, taken back from it (see
@@ -272,11 +306,11 @@ impl Jobs {
         };
         worker.bytes -= args.len();
         worker.unsent = worker.unsent.saturating_sub(1);
-        self.waiting.push_front(Job::Reuse {
+        self.waiting.push_front(Job {
             task,
-            key: worker.key,
-            body: worker.body.clone(),
             args,
+            body: Some(worker.body.clone()),
+            key: Some(worker.key),
         });
         true
     }
@@ -297,18 +331,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let args = Args::copy(args)?;
         super::reserve_one(&mut self.jobs.waiting)?;
         let task = self.new_task();
-        let job = if self.options.reuse {
-            Job::Reuse {
-                task,
-                key,
-                body,
-                args,
-            }
-        } else {
-            Job::Call { task, body, args }
-        };
-        self.jobs.waiting.push_back(job);
-        if self.options.reuse && !self.could_start(key) {
+        let key = self.options.reuse.then_some(key);
+        self.jobs.push_back(task, args, body, key);
+        if key.is_some_and(|key| !self.could_start(key)) {
             // Every worker of `key` is busy and no process may start: the
             // task goes out with others in the next chunk, when results
             // come in (every wait dispatches first), not in a frame and a
@@ -334,7 +359,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let Err(e) = self.dispatch() else {
             return Ok(task);
         };
-        let queued = self.jobs.waiting.iter().position(|job| job.task() == task);
+        let queued = self.jobs.waiting.iter().position(|job| job.task == task);
         match queued {
             Some(index) => {
                 self.jobs.waiting.remove(index);
@@ -357,16 +382,15 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // first met, holds until a process starts.
         let mut window = None;
         while let Some(job) = self.jobs.waiting.front() {
-            let index = match job {
-                Job::Once { .. } | Job::Call { .. } if self.busy() => break,
-                Job::Once { .. } | Job::Call { .. } => None,
+            let index = match job.key {
+                None if self.busy() => break,
+                None => None,
                 // An idle worker first, then a new one while below the limit,
                 // then the least loaded worker's window, filled in one run
                 // at the limit (the guided window is its share of the work).
-                Job::Reuse { key, args, .. } => {
-                    let key = *key;
+                Some(key) => {
                     let window = *window.get_or_insert_with(|| self.window());
-                    match self.worker_for(key, args.len(), window) {
+                    match self.worker_for(key, job.args.len(), window) {
                         Some(index) if self.busy() => Some((index, key, window, usize::MAX)),
                         Some(index) if self.slots.slots()[index].tasks.is_empty() => {
                             Some((index, key, window, 1))
@@ -457,16 +481,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // always: the window had room for it).
         let (mut bytes, mut given) = (worker.bytes, 0);
         for job in self.jobs.waiting.iter().take(run) {
-            let Job::Reuse {
-                key: next, args, ..
-            } = job
-            else {
-                break;
-            };
-            if *next != key || (given > 0 && bytes + args.len() > WINDOW_BYTES) {
+            let len = job.args.len();
+            if job.key != Some(key) || (given > 0 && bytes + len > WINDOW_BYTES) {
                 break;
             }
-            bytes += args.len();
+            bytes += len;
             given += 1;
         }
         if given == 0 {
@@ -480,13 +499,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // Each task's id and arguments are taken where they lie, not with
         // their job moved out whole; the jobs left are then dropped.
         for job in self.jobs.waiting.range_mut(..given) {
-            let Job::Reuse { task, args, .. } = job else {
-                unreachable!("counted as reused tasks of this worker");
-            };
-            slot.tasks.push_reserved(*task);
+            slot.tasks.push_reserved(job.task);
             worker.queued.push_back(Queued {
-                task: *task,
-                args: core::mem::take(args),
+                task: job.task,
+                args: core::mem::take(&mut job.args),
                 index: UNOFFERED,
             });
         }
@@ -579,7 +595,11 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         // A reused worker answers through a ring in memory shared with
         // this process, which also holds its tasks' claim words.
-        let reused = matches!(self.jobs.waiting.front(), Some(Job::Reuse { .. }));
+        let reused = self
+            .jobs
+            .waiting
+            .front()
+            .is_some_and(|job| job.key.is_some());
         let ring = reused.then(Ring::new).transpose()?;
         let channel = match process::create_as(self.fork_check())? {
             Created::Child(mut channel) => {
@@ -595,32 +615,25 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 channel
             }
         };
-        match self.jobs.waiting.pop_front() {
-            Some(job @ (Job::Once { task, .. } | Job::Call { task, .. })) => {
+        let Some(job) = self.jobs.waiting.front() else {
+            return Err(Error::Invalid);
+        };
+        match job.key {
+            None => {
+                let task = job.task;
                 let monitored = self.monitor_new(channel.into(), Some(task));
-                if monitored.is_err() {
-                    self.jobs.waiting.push_front(job); // it starts later
+                if monitored.is_ok() {
+                    self.jobs.waiting.pop_front(); // started; else it starts later
                 }
                 monitored
             }
-            Some(Job::Reuse {
-                task,
-                key,
-                body,
-                args,
-            }) => {
+            Some(key) => {
                 let mut slot = Slot::new(channel.into(), Tasks::default());
-                slot.worker = Some(Worker::new(key, body.clone()));
-                self.jobs.waiting.push_front(Job::Reuse {
-                    task,
-                    key,
-                    body,
-                    args,
-                });
+                let body = job.body.clone().ok_or(Error::Invalid)?;
+                slot.worker = Some(Worker::new(key, body));
                 self.monitor(slot)?; // failing, the task stays waiting
                 self.send_run(self.active_count() - 1, key, 1, 1)
             }
-            None => Err(Error::Invalid),
         }
     }
 
@@ -630,17 +643,17 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     fn run_first_job(&mut self, mut channel: Channel) -> ! {
         let options = self.options;
         let status = match self.jobs.waiting.front() {
-            Some(Job::Call { body, args, .. }) => {
-                process::run_callable(&mut channel, |channel| body(channel, args.bytes()))
-            }
-            Some(Job::Reuse { body, .. }) => {
-                super::worker::work(&mut channel, &**body, options.continuous)
-            }
-            _ => match self.jobs.waiting.pop_front() {
-                Some(Job::Once { callable, .. }) => process::run_callable(&mut channel, callable),
-                // `spawn` checked that there is a job.
-                _ => process::EXIT_CALLABLE_ERROR,
-            },
+            Some(Job {
+                key: None,
+                body: Some(body),
+                args,
+                ..
+            }) => process::run_callable(&mut channel, |channel| body(channel, args.bytes())),
+            Some(Job {
+                body: Some(body), ..
+            }) => super::worker::work(&mut channel, &**body, options.continuous),
+            // `spawn` checked that there is a job (and each has a body).
+            _ => process::EXIT_CALLABLE_ERROR,
         };
         process::exit(channel, status)
     }
@@ -701,7 +714,7 @@ mod tests {
     }
 
     fn waiting(jobs: &Jobs) -> Vec<usize> {
-        jobs.waiting.iter().map(|job| job.task().index()).collect()
+        jobs.waiting.iter().map(|job| job.task.index()).collect()
     }
 
     /// A claim word is offered again only once the worker is past its
