@@ -677,9 +677,10 @@ fn raw_pipelined_pool(n: usize, workers: usize) -> Sample {
 /// Tasks a [`pp_reused_queue`] lets wait before it takes results.
 const QUEUE_AHEAD: usize = 4096;
 
-/// `n` tiny tasks (an 8-byte square) through a Queue with reuse at limit 2,
-/// as a program calls them: results taken as they come once
-/// [`QUEUE_AHEAD`] wait, read in place ([`pprocess::Exchange::next_result_with`]).
+/// `n` tiny tasks (an 8-byte square, [`pprocess::Exchange::manage_value`])
+/// through a Queue with reuse at limit 2, as a program calls them: results
+/// taken as they come once [`QUEUE_AHEAD`] wait, read in place
+/// ([`pprocess::Exchange::next_result_with`]).
 fn pp_reused_queue(n: usize) -> Sample {
     let reuse = Options {
         reuse: true,
@@ -687,7 +688,10 @@ fn pp_reused_queue(n: usize) -> Sample {
     };
     let (sample, sum) = timed(n, || {
         let mut queue = pprocess::Queue::with_options(2, reuse);
-        let square = queue.manage_function(|x: &[u8]| Ok(tiny(le_u64(x)).to_le_bytes().to_vec()));
+        // The typed form of a function of a u64: arguments and answer are
+        // 8 bytes each, as the pool's are, and the worker allocates nothing
+        // per task.
+        let square = queue.manage_value(|x: u64| Ok(tiny(x)));
         // Each result is read where the queue keeps it, as the pool reads
         // its answers: nothing is copied out or allocated per result.
         let mut sum = 0u64;
@@ -695,7 +699,7 @@ fn pp_reused_queue(n: usize) -> Sample {
             *sum = sum.wrapping_add(le_u64(result.expect("task result")));
         };
         for x in 0..n as u64 {
-            square.call(&mut queue, &x.to_le_bytes()).expect("call");
+            square.call_value(&mut queue, &x).expect("call");
             while queue.waiting() > QUEUE_AHEAD {
                 let taken = queue.next_result_with(-1, |_, result| add(&mut sum, result));
                 taken.expect("a result");

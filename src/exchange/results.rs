@@ -432,7 +432,9 @@ impl Results for QueueStore {
 
     fn skip_front(&mut self) -> Option<(TaskId, Option<TaskError>)> {
         let (task, short) = self.results.pop_front()?;
-        self.shown.take();
+        if self.shown.get().is_some() {
+            self.shown.take(); // (an empty cell is left as it is: no write)
+        }
         if short.is_elsewhere() {
             return Some((task, self.whole.pop_front()?.err()));
         }
