@@ -261,19 +261,12 @@ impl Channel {
         self.socket.ring().map(Ring::passed)
     }
 
-    /// Before this side sleeps waiting for the peer: true when there is
-    /// something to read without the socket. A reused worker's creator
-    /// asks the worker to wake it (see `ring`) and looks once more.
-    #[inline]
-    pub(crate) fn sleep_ready(&self) -> bool {
-        self.socket.sleep_ready()
-    }
-
-    /// [`Channel::sleep_ready`] for many channels, its first step: true
+    /// Before this side sleeps on many channels, the first step: true
     /// when there is something to read without the socket; otherwise a
     /// reused worker's creator asks the worker to wake it, and `sleep`
-    /// notes what must run ([`Sleep::settle`]) before
-    /// [`Channel::ring_ready`] looks again.
+    /// notes that it must be settled ([`Sleep::settle`], with
+    /// [`Channel::ring_is_light`]) before [`Channel::ring_ready`] looks
+    /// again.
     #[cfg(feature = "alloc")]
     #[inline]
     pub(crate) fn ask_wakeup(&self, sleep: &mut Sleep) -> bool {
@@ -285,6 +278,14 @@ impl Channel {
     #[inline]
     pub(crate) fn ring_ready(&self) -> bool {
         self.socket.ring_ready()
+    }
+
+    /// True when a reused worker publishes to this creator without a
+    /// fence of its own: a sleep needs the barrier (see [`Sleep::settle`]).
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(crate) fn ring_is_light(&self) -> bool {
+        self.socket.ring_is_light()
     }
 
     /// Writes what an outbox still holds, if anything: what it held when
@@ -588,10 +589,24 @@ impl Channel {
     /// Waits until a message (or the end of the channel) can be received
     /// without blocking, or `timeout_ms` passes. Returns whether it can.
     pub fn wait_readable(&self, timeout_ms: i32) -> Result<bool> {
-        if self.has_buffered() || self.is_ended() || self.sleep_ready() {
-            return Ok(true);
+        let deadline = Deadline::after(timeout_ms);
+        loop {
+            if self.has_buffered() || self.is_ended() {
+                return Ok(true);
+            }
+            // A reused worker's creator may have to look at its ring again
+            // before the deadline (see `Socket::nap`).
+            let remaining = deadline.remaining_ms();
+            let Some(nap) = self.socket.nap(remaining) else {
+                return Ok(true);
+            };
+            if self.socket.wait_readable(nap)? {
+                return Ok(true);
+            }
+            if nap == remaining || deadline.expired() {
+                return Ok(false);
+            }
         }
-        Ok(self.socket.wait_readable(timeout_ms)?)
     }
 
     /// The header of the next data or args message, read if need be. Acks,
@@ -719,8 +734,17 @@ impl Channel {
             if remaining != 0 {
                 self.send_held()?;
             }
-            if remaining > 0 && !self.sleep_ready() && !self.socket.wait_readable(remaining)? {
-                return Err(Error::TimedOut);
+            if remaining > 0 {
+                // A reused worker's creator may sleep less than the time
+                // left, then read its ring (see `Socket::nap`).
+                let nap = self.socket.nap(remaining);
+                let woken = match nap {
+                    Some(nap) => self.socket.wait_readable(nap)?,
+                    None => true,
+                };
+                if !woken && nap == Some(remaining) {
+                    return Err(Error::TimedOut);
+                }
             }
             // After a poll, a read that does not wait: the bytes the poll
             // saw may all be a reused worker's wake-ups (skipped), and a

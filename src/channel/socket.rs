@@ -94,19 +94,29 @@ impl Socket {
         self.answers_in.as_ref().is_some_and(ring::Reader::ready)
     }
 
-    /// Before this side sleeps waiting for the peer: true when there is
-    /// something to read without the socket. A reused worker's creator
-    /// asks the worker to wake it (see `ring`) and looks once more.
+    /// Before this side sleeps waiting for the peer for up to
+    /// `timeout_ms`: None when there is something to read without the
+    /// socket, otherwise how long it may sleep at a time. A reused worker's
+    /// creator asks the worker to wake it (see `ring`) and looks once more;
+    /// any other socket may sleep the whole time.
     #[inline]
-    pub(super) fn sleep_ready(&self) -> bool {
+    pub(super) fn nap(&self, timeout_ms: i32) -> Option<i32> {
         #[cfg(feature = "alloc")]
         if let Some(reader) = &self.answers_in {
-            return reader.sleep_ready();
+            return reader.nap(timeout_ms);
         }
-        false
+        Some(timeout_ms)
     }
 
-    /// [`Socket::sleep_ready`] for many sockets, its first step: see
+    /// True when a reused worker publishes to this creator without a
+    /// fence of its own (see `ring`).
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(super) fn ring_is_light(&self) -> bool {
+        self.answers_in.as_ref().is_some_and(ring::Reader::is_light)
+    }
+
+    /// [`Socket::nap`] for many sockets, its first step: see
     /// `ring::Reader::ask_wakeup`. False without a ring.
     #[cfg(feature = "alloc")]
     #[inline]

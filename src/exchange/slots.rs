@@ -332,14 +332,15 @@ fn poll_slots<C: BorrowMut<Channel>>(
         // About to sleep: reused workers are asked to wake this process
         // when they publish an answer, and their rings looked at once more
         // (see `channel::ring`).
-        #[cfg(feature = "alloc")]
-        if !waiting && deadline.remaining_ms() != 0 {
-            waiting = sleep_ready(slots);
-        }
-        let timeout = match waiting {
+        #[cfg_attr(not(feature = "alloc"), allow(unused_mut))]
+        let mut timeout = match waiting {
             true => 0,
             false => deadline.remaining_ms(),
         };
+        #[cfg(feature = "alloc")]
+        if timeout != 0 {
+            timeout = nap(slots, timeout);
+        }
         sys::poll(fds, timeout)?;
         let mut ready = 0;
         let mut wrote = false;
@@ -362,18 +363,27 @@ fn poll_slots<C: BorrowMut<Channel>>(
     }
 }
 
-/// Before sleeping on `slots`: each reused worker is asked for a
-/// wake-up, then one fence (and one barrier for the workers that publish
-/// without fences) for them all, then their rings are looked at again. True
-/// when there is something to read without sleeping.
+/// Before sleeping on `slots` for up to `timeout_ms`: each reused worker
+/// is asked for a wake-up, then one fence (and one barrier for the workers
+/// that publish without fences) for them all, then their rings are looked
+/// at again. Returns how long the poll may sleep: 0 when there is
+/// something to read at once, less than `timeout_ms` when the workers may
+/// not wake this process (see `channel::ring`'s `Sleep::settle`).
 #[cfg(feature = "alloc")]
-fn sleep_ready<C: BorrowMut<Channel>>(slots: &[Slot<C>]) -> bool {
+fn nap<C: BorrowMut<Channel>>(slots: &[Slot<C>], timeout_ms: i32) -> i32 {
     let mut sleep = crate::channel::Sleep::default();
     let channels = || slots.iter().map(|slot| slot.channel.borrow());
     if channels().any(|channel| channel.ask_wakeup(&mut sleep)) {
-        return true;
+        return 0;
     }
-    sleep.asked() && (!sleep.settle() || channels().any(Channel::ring_ready))
+    if !sleep.asked() {
+        return timeout_ms;
+    }
+    let nap = sleep.settle(|| channels().any(Channel::ring_is_light), timeout_ms);
+    match channels().any(Channel::ring_ready) {
+        true => 0,
+        false => nap,
+    }
 }
 
 /// At most `N` channels, held inline: no allocator needed.

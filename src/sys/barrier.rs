@@ -38,20 +38,81 @@ pub fn barrier_in_joined() -> Result<()> {
     membarrier(GLOBAL_EXPEDITED)
 }
 
+/// For tests: from now on, this thread's [`barrier_in_joined`] fails with
+/// `EPERM` (a seccomp filter of this thread alone, as a sandbox installed
+/// after the workers started would be). False where it cannot be installed.
+#[cfg(test)]
+pub(crate) fn refuse_barriers_in_this_thread() -> bool {
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const ALLOW: u32 = 0x7fff_0000;
+    const ERRNO: u32 = 0x0005_0000;
+    let filter = [
+        libc::sock_filter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }, // nr
+        libc::sock_filter {
+            code: JEQ_K,
+            jt: 0,
+            jf: 3,
+            k: libc::SYS_membarrier as u32,
+        },
+        libc::sock_filter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 16,
+        }, // args[0] (low half)
+        libc::sock_filter {
+            code: JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: GLOBAL_EXPEDITED as u32,
+        },
+        libc::sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: ALLOW,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut _,
+    };
+    // SAFETY: prctl with integer arguments and a filter program that lives
+    // across the call; the kernel copies it.
+    unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const _,
+            ) == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_process_that_joined_can_be_sent_a_barrier() {
-        // Where the kernel or a filter refuses it, both calls fail alike,
-        // and the ring fences for itself.
+        // Where the kernel or a filter refuses joining, the rings fence
+        // for themselves and no barrier is ever run.
         match join_barriers() {
             Ok(()) => barrier_in_joined().expect("a barrier after joining"),
-            Err(e) => assert!(
-                barrier_in_joined().is_err(),
-                "joined refused ({e:?}), barrier not"
-            ),
+            Err(e) => std::eprintln!("skipped: joining refused here ({e:?})"),
         }
     }
 }

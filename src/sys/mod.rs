@@ -28,6 +28,8 @@ mod time;
 mod unix;
 
 pub use crate::os::{Errno, Pid, WaitStatus};
+#[cfg(all(test, feature = "alloc"))]
+pub(crate) use barrier::refuse_barriers_in_this_thread;
 #[cfg(feature = "alloc")]
 pub use barrier::{barrier_in_joined, join_barriers};
 pub use fd::{after_fork_in_child, close_all_except, Fd};

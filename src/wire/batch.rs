@@ -60,7 +60,10 @@ fn extend(out: &mut alloc::vec::Vec<u8>, bytes: &[u8]) {
     let (Some(head), Some(tail)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) else {
         return out.extend_from_slice(bytes); // fewer than 8
     };
-    if n > 16 {
+    // Beyond 16 bytes, or without room for the 16 written before the cut
+    // (the caller reserved exactly what the batch needs: growing here
+    // would be an allocation that cannot fail gracefully).
+    if n > 16 || out.capacity() - at < 16 {
         return out.extend_from_slice(bytes);
     }
     out.extend_from_slice(head);
@@ -174,6 +177,27 @@ mod tests {
         assert_eq!(out.len(), batch_len(tasks.iter().map(|t| t.1.len())));
         let back: Vec<_> = decode_batch(&out).unwrap().collect();
         assert_eq!(back, tasks);
+    }
+
+    /// `Conn::send_batch` reserves exactly the frame's bytes (its
+    /// `Error::Busy` when there is no memory relies on it): encoding must
+    /// stay inside that room, whatever the last task's argument length.
+    #[test]
+    fn a_batch_is_written_in_the_room_reserved_for_it() {
+        for n in 0..=40u8 {
+            let args: Vec<u8> = (1..=n).collect();
+            let tasks = [(7u64, &args[..])];
+            let len = batch_len(tasks.iter().map(|t| t.1.len()));
+            let mut out: Vec<u8> = Vec::with_capacity(len);
+            let room = out.capacity();
+            encode_batch(&mut out, 1, tasks.iter().copied());
+            assert_eq!(out.len(), len);
+            assert_eq!(
+                out.capacity(),
+                room,
+                "{n} argument bytes: the buffer grew (an infallible allocation)"
+            );
+        }
     }
 
     #[test]

@@ -1021,6 +1021,27 @@ mod tests {
     }
 
     #[cfg(feature = "alloc")]
+    /// A fresh connection's first batch (a new reused worker's first task,
+    /// 8 argument bytes as `manage_value` of a u64 sends) is built in the
+    /// room `send_batch` reserved with `try_reserve`: nothing is allocated
+    /// past it (infallibly, aborting where `Error::Busy` is promised).
+    #[test]
+    fn a_first_batch_is_built_in_the_room_reserved_for_it() {
+        for n in [8usize, 9, 15] {
+            let mut a: Conn<alloc::vec::Vec<u8>> = Conn::new();
+            let args = alloc::vec![5u8; n];
+            let tasks: [(u64, &[u8]); 1] = [(1, &args)];
+            let len = crate::wire::batch_len(tasks.iter().map(|(_, args)| args.len()));
+            a.send_batch(1, len, tasks.iter().copied()).unwrap();
+            assert_eq!(a.out.len(), HEADER_LEN + len);
+            assert_eq!(
+                a.out.capacity(),
+                HEADER_LEN + len,
+                "{n} bytes: grew past try_reserve's room"
+            );
+        }
+    }
+
     #[test]
     fn a_batch_is_one_frame_naming_its_first_task() {
         let mut a: Conn<alloc::vec::Vec<u8>> = Conn::new();
