@@ -376,8 +376,7 @@ impl Reader {
                     // The worker may not wake this process: the socket is
                     // waited on a short while, then the ring looked at again.
                     Some(nap) => {
-                        let mut fds = [sys::PollFd::new(fd, sys::POLLIN)];
-                        sys::poll(&mut fds, nap)?;
+                        sys::wait_readable(fd, nap)?;
                         match self.stage(fd, false) {
                             Ok(()) | Err(Errno::AGAIN) => continue,
                             Err(e) => return Err(e),
@@ -654,7 +653,7 @@ pub(crate) struct Sleep {
 /// The longest a creator sleeps at a time when the barrier its light
 /// workers need failed: they may not wake it, so it looks at their rings
 /// again this often.
-pub(crate) const UNWOKEN_MS: i32 = 1;
+const UNWOKEN_MS: i32 = 1;
 
 impl Sleep {
     /// True when a ring was asked for a wake-up: it must be settled and

@@ -4,7 +4,7 @@
 //! bytes and says when there are some to read; what the bytes mean is the
 //! connection's ([`Conn`](crate::wire::Conn)).
 
-use crate::sys::{self, Fd, PollFd, POLLIN};
+use crate::sys::{self, Fd};
 
 #[cfg(feature = "alloc")]
 use super::ring::{self, Ring};
@@ -83,8 +83,7 @@ impl Socket {
     /// Waits until the socket has something to read, or `timeout_ms`
     /// passes (`-1`: forever, `0`: just look). Returns whether it has.
     pub(super) fn wait_readable(&self, timeout_ms: i32) -> sys::Result<bool> {
-        let mut fds = [PollFd::new(&self.fd, POLLIN)];
-        Ok(sys::poll(&mut fds, timeout_ms)? > 0)
+        sys::wait_readable(&self.fd, timeout_ms)
     }
 
     /// True when the ring holds answers to read (without the socket).

@@ -67,8 +67,7 @@ pub(super) fn keep(listener: Listener, worker: Channel) -> ! {
 fn end_waiting_clients(listening: &Fd) {
     let end = Header::new(Kind::End, 0, 0, 1).encode();
     loop {
-        let mut fds = [PollFd::new(listening, POLLIN)];
-        if !matches!(sys::poll(&mut fds, 0), Ok(1)) {
+        if !matches!(sys::wait_readable(listening, 0), Ok(true)) {
             return;
         }
         let Ok(fd) = sys::accept(listening) else {

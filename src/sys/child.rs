@@ -13,7 +13,7 @@
 //!
 //! [waitid(2)]: https://man7.org/linux/man-pages/man2/waitid.2.html
 
-use super::{cvt, poll, retry, Deadline, Errno, Fd, Pid, PollFd, Result, WaitStatus, POLLIN};
+use super::{cvt, retry, Deadline, Errno, Fd, Pid, Result, WaitStatus};
 
 /// A process this process created, named by a pidfd where the kernel has
 /// them (its pid otherwise). Dropping the handle does not collect the
@@ -74,7 +74,7 @@ impl Child {
             }
             match &self.pidfd {
                 Some(fd) => {
-                    poll(&mut [PollFd::new(fd, POLLIN)], deadline.remaining_ms())?;
+                    super::wait_readable(fd, deadline.remaining_ms())?;
                 }
                 None => super::sleep_ms(deadline.remaining_ms().clamp(0, 5) as u32),
             }

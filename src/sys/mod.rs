@@ -39,7 +39,7 @@ pub use mem::try_copy;
 #[cfg(feature = "capi")]
 pub use mem::{free, malloc};
 pub use mman::{NotInherited, SharedMap};
-pub use poll::{poll, PollFd, POLLIN, POLLOUT};
+pub use poll::{poll, wait_readable, PollFd, POLLIN, POLLOUT};
 pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
     exit_now, forget_orphans, getpid, kill, kill_group, number_of_cpus, reap_later, reap_orphans,

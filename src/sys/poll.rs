@@ -42,6 +42,13 @@ impl PollFd {
     }
 }
 
+/// Waits until `fd` has something to read (or its peer is gone), or
+/// `timeout_ms` passes (`-1`: forever, `0`: just look). Returns whether it
+/// has.
+pub fn wait_readable(fd: &Fd, timeout_ms: i32) -> Result<bool> {
+    Ok(poll(&mut [PollFd::new(fd, POLLIN)], timeout_ms)? > 0)
+}
+
 /// Waits until an entry is ready or `timeout_ms` passes (`-1`: forever).
 /// Returns the number of ready entries; `EINTR` resumes with the time left.
 pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> Result<usize> {
