@@ -70,19 +70,14 @@ pub(crate) enum Key {
     Function(usize, usize),
 }
 
-/// A task waiting for a process: its callable and input, run once in a
-/// process of its own or by a reused worker. Plain fields, no enum: a task
-/// called is written where it lies in the waiting list, not built apart
-/// and copied in (see `exchange::short`), and moves on as words.
+/// A task waiting for a process: its id and input. Its callable is its
+/// run's (see [`Run`]). Plain fields, no enum: a task called is written
+/// where it lies in the waiting list, not built apart and copied in (see
+/// `exchange::short`), and moves on as words.
 struct Job {
     task: TaskId,
     /// Its input.
     args: Args,
-    /// Its callable, called with `args` (None only while the job is
-    /// written in place: see [`Jobs::push_back`]).
-    body: Option<Rc<Body>>,
-    /// Reused workers of this key run it; None: a process of its own.
-    key: Option<Key>,
 }
 
 impl Job {
@@ -91,26 +86,31 @@ impl Job {
     const EMPTY: Job = Job {
         task: TaskId::new(0),
         args: Args::EMPTY,
-        body: None,
-        key: None,
     };
+}
 
-    /// A callable of one task, run once in a process of its own, as a
-    /// body (its input is empty).
-    fn once(task: TaskId, callable: Once) -> Job {
-        let callable = core::cell::Cell::new(Some(callable));
-        let body: Rc<Body> = Rc::new(move |channel: &mut Channel, _: &[u8]| {
-            // Called once, in the task's process.
-            let callable = callable.take().ok_or(Error::Invalid)?;
-            callable(channel)
-        });
-        Job {
-            task,
-            args: Args::default(),
-            body: Some(body),
-            key: None,
-        }
-    }
+/// Waiting jobs in a row with one callable: the next `count` of the
+/// waiting list. A program that calls one callable many times has one
+/// run, so a job carries no callable of its own (and no reference count
+/// is touched per task).
+struct Run {
+    /// Reused workers of this key run them; None: a process of its own
+    /// (a run of one job).
+    key: Option<Key>,
+    /// The callable, called with each job's arguments.
+    body: Rc<Body>,
+    count: usize,
+}
+
+/// A callable of one task, run once in a process of its own, as a body
+/// (its input is empty).
+fn once(callable: Once) -> Rc<Body> {
+    let callable = core::cell::Cell::new(Some(callable));
+    Rc::new(move |channel: &mut Channel, _: &[u8]| {
+        // Called once, in the task's process.
+        let callable = callable.take().ok_or(Error::Invalid)?;
+        callable(channel)
+    })
 }
 
 /// A reused worker, kept in its slot.
@@ -251,10 +251,12 @@ pub(super) fn started<C: Borrow<Channel>>(slot: &Slot<C>) -> usize {
     }
 }
 
-/// The waiting list.
+/// The waiting list: the jobs, oldest first, and their callables, as runs.
 #[derive(Default)]
 pub(crate) struct Jobs {
     waiting: VecDeque<Job>,
+    /// The jobs' callables: the runs' counts add up to the jobs'.
+    runs: VecDeque<Run>,
 }
 
 impl Jobs {
@@ -262,12 +264,32 @@ impl Jobs {
         self.waiting.len()
     }
 
+    /// The first job's callable.
+    fn front_run(&self) -> Option<&Run> {
+        self.runs.front()
+    }
+
+    /// Room for one more job of `key` at the back (`ENOMEM` otherwise), so
+    /// that [`Jobs::push_back`] cannot fail half-done.
+    fn reserve_one(&mut self, key: Option<Key>) -> Result<()> {
+        super::reserve_one(&mut self.waiting)?;
+        if !self.joins_back(key) {
+            super::reserve_one(&mut self.runs)?;
+        }
+        Ok(())
+    }
+
+    /// True when a job of `key` at the back joins the last run.
+    fn joins_back(&self, key: Option<Key>) -> bool {
+        key.is_some() && self.runs.back().is_some_and(|run| run.key == key)
+    }
+
     /// Appends a job, written where it lies: an empty one first (its
     /// fields constants), then each field. Built apart, it would be copied
     /// in through the stack, around the call that may grow the list, and
     /// that copy's wide loads wait on the narrow stores that built it.
-    /// The caller made room (so nothing can fail half-written).
-    fn push_back(&mut self, task: TaskId, args: Args, body: Rc<Body>, key: Option<Key>) {
+    /// The caller made room ([`Jobs::reserve_one`]).
+    fn push_back(&mut self, task: TaskId, args: Args, key: Option<Key>, body: &Rc<Body>) {
         // (`resize_with` makes room before it makes the job: nothing is
         // live across the call that may grow the list.)
         self.waiting
@@ -275,13 +297,66 @@ impl Jobs {
         if let Some(job) = self.waiting.back_mut() {
             job.task = task;
             job.args = args;
-            job.body = Some(body);
-            job.key = key;
+        }
+        match self.runs.back_mut() {
+            Some(run) if key.is_some() && run.key == key => run.count += 1,
+            _ => self.runs.push_back(Run {
+                key,
+                body: body.clone(),
+                count: 1,
+            }),
         }
     }
 
     pub(super) fn push_once(&mut self, task: TaskId, callable: Once) {
-        self.waiting.push_back(Job::once(task, callable));
+        let body = once(callable);
+        self.push_back(task, Args::default(), None, &body);
+    }
+
+    /// Forgets the `count` oldest jobs (the caller moved their arguments
+    /// on), all of the first run.
+    fn pop_front(&mut self, count: usize) {
+        let count = count.min(self.waiting.len());
+        self.waiting.drain(..count);
+        self.runs_taken(count);
+    }
+
+    /// The first `count` jobs left the list: their runs shrink.
+    fn runs_taken(&mut self, mut count: usize) {
+        while count > 0 {
+            let Some(run) = self.runs.front_mut() else {
+                return;
+            };
+            let taken = count.min(run.count);
+            run.count -= taken;
+            count -= taken;
+            if run.count == 0 {
+                self.runs.pop_front();
+            }
+        }
+    }
+
+    /// Takes `task` out of the list (a task whose start failed); false
+    /// when it is not there.
+    fn remove(&mut self, task: TaskId) -> bool {
+        let Some(index) = self.waiting.iter().position(|job| job.task == task) else {
+            return false;
+        };
+        self.waiting.remove(index);
+        let mut before = index;
+        let mut runs = self.runs.iter_mut().enumerate();
+        let emptied = runs.find_map(|(at, run)| {
+            if before >= run.count {
+                before -= run.count;
+                return None;
+            }
+            run.count -= 1;
+            Some((at, run.count == 0))
+        });
+        if let Some((at, true)) = emptied {
+            self.runs.remove(at);
+        }
+        true
     }
 
     /// The newest `count` tasks of a worker's slot, taken back from it (see
@@ -306,12 +381,16 @@ impl Jobs {
         };
         worker.bytes -= args.len();
         worker.unsent = worker.unsent.saturating_sub(1);
-        self.waiting.push_front(Job {
-            task,
-            args,
-            body: Some(worker.body.clone()),
-            key: Some(worker.key),
-        });
+        self.waiting.push_front(Job { task, args });
+        let key = Some(worker.key);
+        match self.runs.front_mut() {
+            Some(run) if run.key == key => run.count += 1,
+            _ => self.runs.push_front(Run {
+                key,
+                body: worker.body.clone(),
+                count: 1,
+            }),
+        }
         true
     }
 }
@@ -320,7 +399,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Queues a task of `body` and starts what the limit allows.
     /// [`Error::TooBig`] for arguments a reused worker could not be sent
     /// (over the maximum message size), before anything is queued or started.
-    pub(crate) fn start_keyed(&mut self, key: Key, body: Rc<Body>, args: &[u8]) -> Result<TaskId> {
+    pub(crate) fn start_keyed(
+        &mut self,
+        key: Key,
+        body: &Rc<Body>,
+        args: &[u8],
+    ) -> Result<TaskId> {
         if self.options.reuse && args.len() > DEFAULT_MAX_MESSAGE {
             return Err(Error::TooBig {
                 size: args.len(),
@@ -329,10 +413,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         // Out of memory: ENOMEM, before the task exists.
         let args = Args::copy(args)?;
-        super::reserve_one(&mut self.jobs.waiting)?;
-        let task = self.new_task();
         let key = self.options.reuse.then_some(key);
-        self.jobs.push_back(task, args, body, key);
+        self.jobs.reserve_one(key)?;
+        let task = self.new_task();
+        self.jobs.push_back(task, args, key, body);
         if key.is_some_and(|key| !self.could_start(key)) {
             // Every worker of `key` is busy and no process may start: the
             // task goes out with others in the next chunk, when results
@@ -359,19 +443,15 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let Err(e) = self.dispatch() else {
             return Ok(task);
         };
-        let queued = self.jobs.waiting.iter().position(|job| job.task == task);
-        match queued {
-            Some(index) => {
-                self.jobs.waiting.remove(index);
-                if self.next_task == task.next() {
-                    self.next_task = task;
-                }
-                Err(e)
-            }
+        if !self.jobs.remove(task) {
             // It started: the failure was another task's, which waits for
             // the next attempt.
-            None => Ok(task),
+            return Ok(task);
         }
+        if self.next_task == task.next() {
+            self.next_task = task;
+        }
+        Err(e)
     }
 
     /// Starts waiting tasks, first come first served, as far as the limit
@@ -381,8 +461,8 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // outstanding as it was: the window, sized when a reused task is
         // first met, holds until a process starts.
         let mut window = None;
-        while let Some(job) = self.jobs.waiting.front() {
-            let index = match job.key {
+        while let (Some(job), Some(run)) = (self.jobs.waiting.front(), self.jobs.front_run()) {
+            let index = match run.key {
                 None if self.busy() => break,
                 None => None,
                 // An idle worker first, then a new one while below the limit,
@@ -472,33 +552,33 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let Some(worker) = &mut slot.worker else {
             return Err(Error::Invalid);
         };
-        // `worker_for` chose this worker for the first: it has room.
+        // `worker_for` chose this worker for the first: it has room. The
+        // run's jobs are all of one callable.
+        let of_key = match self.jobs.front_run() {
+            Some(front) if front.key == Some(key) => front.count,
+            // The first job was not this worker's to take: a scheduler
+            // bug, reported rather than looped on.
+            _ => return Err(Error::Invalid),
+        };
         let run = run
             .min(worker.room(window, passed))
-            .min(Tasks::MOST - slot.tasks.len());
-        // The waiting tasks it takes: those of `key` in a row at the front,
-        // as many as the run and the window's bytes allow (the first
-        // always: the window had room for it).
+            .min(Tasks::MOST - slot.tasks.len())
+            .min(of_key);
+        // Room first, for them all: out of memory, they all stay waiting.
+        slot.tasks.reserve_more(run)?;
+        worker.queued.try_reserve(run)?;
+        // The waiting tasks it takes, as many as the run and the window's
+        // bytes allow (the first always: the window had room for it). Each
+        // task's id and arguments are taken where they lie, not with their
+        // job moved out whole; the jobs taken are then dropped.
         let (mut bytes, mut given) = (worker.bytes, 0);
-        for job in self.jobs.waiting.iter().take(run) {
+        for job in self.jobs.waiting.range_mut(..run) {
             let len = job.args.len();
-            if job.key != Some(key) || (given > 0 && bytes + len > WINDOW_BYTES) {
+            if given > 0 && bytes + len > WINDOW_BYTES {
                 break;
             }
             bytes += len;
             given += 1;
-        }
-        if given == 0 {
-            // The first job was not this worker's to take: a scheduler bug,
-            // reported rather than looped on.
-            return Err(Error::Invalid);
-        }
-        // Room first, for them all: out of memory, they all stay waiting.
-        slot.tasks.reserve_more(given)?;
-        worker.queued.try_reserve(given)?;
-        // Each task's id and arguments are taken where they lie, not with
-        // their job moved out whole; the jobs left are then dropped.
-        for job in self.jobs.waiting.range_mut(..given) {
             slot.tasks.push_reserved(job.task);
             worker.queued.push_back(Queued {
                 task: job.task,
@@ -506,7 +586,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 index: UNOFFERED,
             });
         }
-        self.jobs.waiting.drain(..given);
+        if given == 0 {
+            return Err(Error::Invalid); // no run at all: a scheduler bug
+        }
+        self.jobs.pop_front(given);
         worker.bytes = bytes;
         worker.unsent += given;
         Ok(())
@@ -595,11 +678,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         }
         // A reused worker answers through a ring in memory shared with
         // this process, which also holds its tasks' claim words.
-        let reused = self
-            .jobs
-            .waiting
-            .front()
-            .is_some_and(|job| job.key.is_some());
+        let reused = self.jobs.front_run().is_some_and(|run| run.key.is_some());
         let ring = reused.then(Ring::new).transpose()?;
         let channel = match process::create_as(self.fork_check())? {
             Created::Child(mut channel) => {
@@ -615,22 +694,21 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 channel
             }
         };
-        let Some(job) = self.jobs.waiting.front() else {
+        let (Some(job), Some(run)) = (self.jobs.waiting.front(), self.jobs.front_run()) else {
             return Err(Error::Invalid);
         };
-        match job.key {
+        match run.key {
             None => {
                 let task = job.task;
                 let monitored = self.monitor_new(channel.into(), Some(task));
                 if monitored.is_ok() {
-                    self.jobs.waiting.pop_front(); // started; else it starts later
+                    self.jobs.pop_front(1); // started; else it starts later
                 }
                 monitored
             }
             Some(key) => {
                 let mut slot = Slot::new(channel.into(), Tasks::default());
-                let body = job.body.clone().ok_or(Error::Invalid)?;
-                slot.worker = Some(Worker::new(key, body));
+                slot.worker = Some(Worker::new(key, run.body.clone()));
                 self.monitor(slot)?; // failing, the task stays waiting
                 self.send_run(self.active_count() - 1, key, 1, 1)
             }
@@ -642,17 +720,14 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// page this process writes is first copied from its creator.
     fn run_first_job(&mut self, mut channel: Channel) -> ! {
         let options = self.options;
-        let status = match self.jobs.waiting.front() {
-            Some(Job {
-                key: None,
-                body: Some(body),
-                args,
-                ..
-            }) => process::run_callable(&mut channel, |channel| body(channel, args.bytes())),
-            Some(Job {
-                body: Some(body), ..
-            }) => super::worker::work(&mut channel, &**body, options.continuous),
-            // `spawn` checked that there is a job (and each has a body).
+        let status = match (self.jobs.waiting.front(), self.jobs.front_run()) {
+            (Some(job), Some(Run { key: None, body, .. })) => {
+                process::run_callable(&mut channel, |channel| body(channel, job.args.bytes()))
+            }
+            (Some(_), Some(Run { body, .. })) => {
+                super::worker::work(&mut channel, &**body, options.continuous)
+            }
+            // `spawn` checked that there is a job.
             _ => process::EXIT_CALLABLE_ERROR,
         };
         process::exit(channel, status)

@@ -74,7 +74,7 @@ impl Managed {
         exchange: &mut Exchange<S, H>,
         args: &[u8],
     ) -> Result<TaskId> {
-        exchange.start_keyed(self.key(), self.body.clone(), args)
+        exchange.start_keyed(self.key(), &self.body, args)
     }
 }
 

@@ -607,7 +607,8 @@ pub extern "C" fn pp_exchange_start(
         let (ex, arg) = unsafe { (exchange_ref(ex)?, bytes(arg, arg_len)?) };
         let body = move |ch: &mut Channel, arg: &[u8]| call_c(callable, ch, arg);
         let key = Key::Callable(callable as usize);
-        Ok(count(ex.exchange.start_keyed(key, Rc::new(body), arg)?))
+        let body: Rc<Body> = Rc::new(body);
+        Ok(count(ex.exchange.start_keyed(key, &body, arg)?))
     })
 }
 
@@ -720,7 +721,7 @@ impl FunctionBody {
 
     /// Starts the function on `input` as a task of `exchange`.
     fn start(&self, exchange: &mut Exchange<Growable, CStore>, input: &[u8]) -> Result<TaskId> {
-        exchange.start_keyed(self.key, self.body.clone(), input)
+        exchange.start_keyed(self.key, &self.body, input)
     }
 }
 
