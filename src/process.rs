@@ -258,18 +258,31 @@ pub(crate) fn guarded<R>(
 ) -> core::result::Result<R, RemoteError> {
     #[cfg(feature = "std")]
     {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|payload| {
-            let text = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| {
-                    payload
-                        .downcast_ref::<std::string::String>()
-                        .map(|s| s.as_str())
-                })
-                .unwrap_or("callable panicked");
-            Err(RemoteError::new(crate::error::code::PANIC, text))
-        })
+        // The error (a few hundred bytes) is kept apart, so that what
+        // passes through the unwinding guard is as small as `R`: a reused
+        // worker runs this once per task, and a large value would be
+        // copied with a call to `memcpy` each time.
+        let mut failed = None;
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            body().map_err(|error| failed = Some(error)).ok()
+        }));
+        match (caught, failed) {
+            (Ok(Some(value)), _) => Ok(value),
+            (Ok(None), Some(error)) => Err(error),
+            (Ok(None), None) => Err(RemoteError::new(crate::error::code::PANIC, "")),
+            (Err(payload), _) => {
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| {
+                        payload
+                            .downcast_ref::<std::string::String>()
+                            .map(|s| s.as_str())
+                    })
+                    .unwrap_or("callable panicked");
+                Err(RemoteError::new(crate::error::code::PANIC, text))
+            }
+        }
     }
     #[cfg(not(feature = "std"))]
     body()

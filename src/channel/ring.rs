@@ -268,7 +268,7 @@ impl Writer {
         for part in parts.iter().filter(|part| !part.is_empty()) {
             let at = (self.tail % CAPACITY as u64) as usize;
             match bytes.get_mut(at..at + part.len()) {
-                Some(room) => room.copy_from_slice(part),
+                Some(room) => wire::copy_bytes(room, part),
                 None => {
                     // Across the end of the ring: the rest at its start.
                     let (first, rest) = part.split_at(CAPACITY - at);

@@ -269,37 +269,39 @@ impl Jobs {
         self.runs.front()
     }
 
-    /// Room for one more job of `key` at the back (`ENOMEM` otherwise), so
-    /// that [`Jobs::push_back`] cannot fail half-done.
-    fn reserve_one(&mut self, key: Option<Key>) -> Result<()> {
+    /// Makes room for one more job of `key` at the back (`ENOMEM`
+    /// otherwise), so that [`Jobs::push_back`] cannot fail half-done; true
+    /// when it joins the last run (see [`Jobs::push_back`]).
+    fn reserve_one(&mut self, key: Option<Key>) -> Result<bool> {
         super::reserve_one(&mut self.waiting)?;
-        if !self.joins_back(key) {
+        let joins = key.is_some() && self.runs.back().is_some_and(|run| run.key == key);
+        if !joins {
             super::reserve_one(&mut self.runs)?;
         }
-        Ok(())
+        Ok(joins)
     }
 
-    /// True when a job of `key` at the back joins the last run.
-    fn joins_back(&self, key: Option<Key>) -> bool {
-        key.is_some() && self.runs.back().is_some_and(|run| run.key == key)
-    }
-
-    /// Appends a job, written where it lies: an empty one first (its
-    /// fields constants), then each field. Built apart, it would be copied
-    /// in through the stack, around the call that may grow the list, and
-    /// that copy's wide loads wait on the narrow stores that built it.
-    /// The caller made room ([`Jobs::reserve_one`]).
-    fn push_back(&mut self, task: TaskId, args: Args, key: Option<Key>, body: &Rc<Body>) {
-        // (`resize_with` makes room before it makes the job: nothing is
-        // live across the call that may grow the list.)
-        self.waiting
-            .resize_with(self.waiting.len() + 1, || Job::EMPTY);
+    /// Appends a job, written where it lies: a constant first, then each
+    /// field. Built apart, it would be copied in through the stack, around
+    /// the call that may grow the list, and that copy's wide loads wait on
+    /// the narrow stores that built it. The caller made room, and says
+    /// whether the job `joins` the last run ([`Jobs::reserve_one`]).
+    fn push_back(
+        &mut self,
+        task: TaskId,
+        args: Args,
+        joins: bool,
+        key: Option<Key>,
+        body: &Rc<Body>,
+    ) {
+        self.waiting.push_back(Job::EMPTY);
         if let Some(job) = self.waiting.back_mut() {
             job.task = task;
-            job.args = args;
+            // The constant's arguments own nothing: no drop to run.
+            core::mem::forget(core::mem::replace(&mut job.args, args));
         }
         match self.runs.back_mut() {
-            Some(run) if key.is_some() && run.key == key => run.count += 1,
+            Some(run) if joins => run.count += 1,
             _ => self.runs.push_back(Run {
                 key,
                 body: body.clone(),
@@ -310,7 +312,7 @@ impl Jobs {
 
     pub(super) fn push_once(&mut self, task: TaskId, callable: Once) {
         let body = once(callable);
-        self.push_back(task, Args::default(), None, &body);
+        self.push_back(task, Args::default(), false, None, &body);
     }
 
     /// Forgets the `count` oldest jobs (the caller moved their arguments
@@ -399,12 +401,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     /// Queues a task of `body` and starts what the limit allows.
     /// [`Error::TooBig`] for arguments a reused worker could not be sent
     /// (over the maximum message size), before anything is queued or started.
-    pub(crate) fn start_keyed(
-        &mut self,
-        key: Key,
-        body: &Rc<Body>,
-        args: &[u8],
-    ) -> Result<TaskId> {
+    pub(crate) fn start_keyed(&mut self, key: Key, body: &Rc<Body>, args: &[u8]) -> Result<TaskId> {
         if self.options.reuse && args.len() > DEFAULT_MAX_MESSAGE {
             return Err(Error::TooBig {
                 size: args.len(),
@@ -414,9 +411,9 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // Out of memory: ENOMEM, before the task exists.
         let args = Args::copy(args)?;
         let key = self.options.reuse.then_some(key);
-        self.jobs.reserve_one(key)?;
+        let joins = self.jobs.reserve_one(key)?;
         let task = self.new_task();
-        self.jobs.push_back(task, args, key, body);
+        self.jobs.push_back(task, args, joins, key, body);
         if key.is_some_and(|key| !self.could_start(key)) {
             // Every worker of `key` is busy and no process may start: the
             // task goes out with others in the next chunk, when results
@@ -721,9 +718,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
     fn run_first_job(&mut self, mut channel: Channel) -> ! {
         let options = self.options;
         let status = match (self.jobs.waiting.front(), self.jobs.front_run()) {
-            (Some(job), Some(Run { key: None, body, .. })) => {
-                process::run_callable(&mut channel, |channel| body(channel, job.args.bytes()))
-            }
+            (
+                Some(job),
+                Some(Run {
+                    key: None, body, ..
+                }),
+            ) => process::run_callable(&mut channel, |channel| body(channel, job.args.bytes())),
             (Some(_), Some(Run { body, .. })) => {
                 super::worker::work(&mut channel, &**body, options.continuous)
             }

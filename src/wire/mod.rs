@@ -35,6 +35,7 @@
 
 mod batch;
 mod conn;
+mod copy;
 mod decoder;
 #[cfg(feature = "alloc")]
 mod encoder;
@@ -50,6 +51,7 @@ pub(crate) use conn::Route;
 #[cfg(feature = "alloc")]
 pub(crate) use conn::StreamPolicy;
 pub use conn::{error_payload, Conn, Event, OutBuf};
+pub(crate) use copy::copy_bytes;
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
 pub use encoder::Encoder;
