@@ -265,19 +265,25 @@ impl Writer {
     /// Copies `parts` to the tail (not published yet).
     fn put(&mut self, parts: &[&[u8]]) {
         let bytes = &mut self.ring.map.bytes_mut()[DATA..DATA + CAPACITY];
-        for part in parts.iter().filter(|part| !part.is_empty()) {
-            let at = (self.tail % CAPACITY as u64) as usize;
+        let mut at = (self.tail % CAPACITY as u64) as usize;
+        let mut total = 0;
+        for part in parts {
             match bytes.get_mut(at..at + part.len()) {
-                Some(room) => wire::copy_bytes(room, part),
+                Some(room) => {
+                    wire::copy_bytes(room, part);
+                    at += part.len();
+                }
                 None => {
                     // Across the end of the ring: the rest at its start.
                     let (first, rest) = part.split_at(CAPACITY - at);
                     bytes[at..].copy_from_slice(first);
                     bytes[..rest.len()].copy_from_slice(rest);
+                    at = rest.len();
                 }
             }
-            self.tail += part.len() as u64;
+            total += part.len();
         }
+        self.tail += total as u64;
     }
 
     /// Publishes what was put, and wakes the creator if it sleeps.

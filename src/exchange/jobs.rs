@@ -315,12 +315,12 @@ impl Jobs {
         self.push_back(task, Args::default(), false, None, &body);
     }
 
-    /// Forgets the `count` oldest jobs (the caller moved their arguments
-    /// on), all of the first run.
-    fn pop_front(&mut self, count: usize) {
+    /// Takes the `count` oldest jobs out (all of the first run, as the
+    /// caller checked), oldest first.
+    fn take_front(&mut self, count: usize) -> alloc::collections::vec_deque::Drain<'_, Job> {
         let count = count.min(self.waiting.len());
-        self.waiting.drain(..count);
         self.runs_taken(count);
+        self.waiting.drain(..count)
     }
 
     /// The first `count` jobs left the list: their runs shrink.
@@ -564,29 +564,30 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // Room first, for them all: out of memory, they all stay waiting.
         slot.tasks.reserve_more(run)?;
         worker.queued.try_reserve(run)?;
-        // The waiting tasks it takes, as many as the run and the window's
-        // bytes allow (the first always: the window had room for it). Each
-        // task's id and arguments are taken where they lie, not with their
-        // job moved out whole; the jobs taken are then dropped.
+        // The waiting tasks it takes: as many as the run and the window's
+        // bytes allow (the first always: the window had room for it).
         let (mut bytes, mut given) = (worker.bytes, 0);
-        for job in self.jobs.waiting.range_mut(..run) {
+        for job in self.jobs.waiting.range(..run) {
             let len = job.args.len();
             if given > 0 && bytes + len > WINDOW_BYTES {
                 break;
             }
             bytes += len;
             given += 1;
-            slot.tasks.push_reserved(job.task);
-            worker.queued.push_back(Queued {
-                task: job.task,
-                args: core::mem::take(&mut job.args),
-                index: UNOFFERED,
-            });
         }
         if given == 0 {
             return Err(Error::Invalid); // no run at all: a scheduler bug
         }
-        self.jobs.pop_front(given);
+        // Each moves out whole, its arguments with it: nothing is left
+        // behind to drop.
+        for Job { task, args } in self.jobs.take_front(given) {
+            slot.tasks.push_reserved(task);
+            worker.queued.push_back(Queued {
+                task,
+                args,
+                index: UNOFFERED,
+            });
+        }
         worker.bytes = bytes;
         worker.unsent += given;
         Ok(())
@@ -699,7 +700,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 let task = job.task;
                 let monitored = self.monitor_new(channel.into(), Some(task));
                 if monitored.is_ok() {
-                    self.jobs.pop_front(1); // started; else it starts later
+                    self.jobs.take_front(1); // started; else it starts later
                 }
                 monitored
             }

@@ -115,6 +115,22 @@ pub trait Results: StoreData {
         self.pop_front()
             .map(|(task, outcome)| (task, outcome.err()))
     }
+
+    /// Lends the result [`Results::front_bytes`] shows to `f`, then takes
+    /// it as [`Results::skip_front`] does: its task and what `f` returned.
+    /// None (and `f` not called) when none is in.
+    fn take_front_with<R>(
+        &mut self,
+        f: impl FnOnce(TaskId, core::result::Result<&[u8], &TaskError>) -> R,
+    ) -> Option<(TaskId, R)>
+    where
+        Self: Sized,
+    {
+        let (task, result) = self.front_bytes()?;
+        let value = f(task, result);
+        self.skip_front()?;
+        Some((task, value))
+    }
 }
 
 impl<H: Results> Exchange<Growable, H> {
@@ -189,9 +205,11 @@ impl<H: Results> Exchange<Growable, H> {
         timeout_ms: i32,
         f: impl FnOnce(TaskId, core::result::Result<&[u8], &TaskError>) -> R,
     ) -> Result<R> {
-        let (task, result) = self.peek_bytes(timeout_ms)?;
-        let value = f(task, result);
-        self.skip_result().ok_or(Error::from(Errno::NOMEM))?;
+        self.wait_front(timeout_ms)?;
+        // A result is in: none taken means no memory to take it.
+        let taken = self.handler_mut().take_front_with(f);
+        let (task, value) = taken.ok_or(Error::from(Errno::NOMEM))?;
+        self.took_result(task);
         Ok(value)
     }
 
@@ -215,6 +233,7 @@ impl<H: Results> Exchange<Growable, H> {
     /// it or making an [`Outcome`] of it, waiting as
     /// [`Exchange::next_result`] does; [`Exchange::skip_result`] then takes
     /// it.
+    #[cfg(feature = "capi")]
     pub(crate) fn peek_bytes(
         &mut self,
         timeout_ms: i32,
@@ -226,6 +245,7 @@ impl<H: Results> Exchange<Growable, H> {
     /// Takes the result [`Results::front_bytes`] shows, as
     /// [`Exchange::pop_result`] does, without making an [`Outcome`] of it:
     /// its task and its failure, if it failed.
+    #[cfg(feature = "capi")]
     pub(crate) fn skip_result(&mut self) -> Option<(TaskId, Option<TaskError>)> {
         let (task, failure) = self.handler_mut().skip_front()?;
         self.took_result(task);
@@ -439,6 +459,23 @@ impl Results for QueueStore {
             return Some((task, self.whole.pop_front()?.err()));
         }
         Some((task, None))
+    }
+
+    fn take_front_with<R>(
+        &mut self,
+        f: impl FnOnce(TaskId, core::result::Result<&[u8], &TaskError>) -> R,
+    ) -> Option<(TaskId, R)> {
+        // Taken first, then lent from here: the front is looked at once.
+        let (task, short) = self.results.pop_front()?;
+        if self.shown.get().is_some() {
+            self.shown.take(); // (an empty cell is left as it is: no write)
+        }
+        if !short.is_elsewhere() {
+            return Some((task, f(task, Ok(short.bytes()))));
+        }
+        // The two deques hold the same results in the same order.
+        let whole = self.whole.pop_front()?;
+        Some((task, f(task, whole.as_deref())))
     }
 
     fn next_task(&self) -> Option<TaskId> {
