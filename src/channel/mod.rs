@@ -29,7 +29,7 @@ use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, WaitStatus};
 #[cfg(feature = "alloc")]
 use crate::wire::StreamPolicy;
 use crate::wire::{
-    error_payload, Conn, Event, Header, Kind, Mark, ProtoError, FLAG_ACK_REQUESTED,
+    error_payload, Conn, Event, Header, Kind, Mark, ProtoError, FLAG_ACK_REQUESTED, HEADER_LEN,
     MAX_ERROR_PAYLOAD, READ_AHEAD,
 };
 
@@ -477,7 +477,7 @@ impl Channel {
             return self.poll_flush().map(|_| seq);
         }
         let header = self.conn.header(kind, flags, task, payload.len())?;
-        self.write_out(&header.encode(), payload)?;
+        self.write_frame_out(&header.encode(), payload)?;
         Ok(header.seq)
     }
 
@@ -487,6 +487,22 @@ impl Channel {
     /// it is not held any more.
     fn write_out(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
         let sent = self.socket.write(&[self.conn.pending(), header, payload]);
+        self.written(sent)
+    }
+
+    /// [`Channel::write_out`] of one whole frame: when nothing is held, as
+    /// a frame (a reused worker's answer, through its ring's direct path).
+    fn write_frame_out(&mut self, header: &[u8; HEADER_LEN], payload: &[u8]) -> Result<()> {
+        if !self.conn.pending().is_empty() {
+            return self.write_out(header, payload);
+        }
+        let sent = self.socket.write_frame(header, payload);
+        self.written(sent)
+    }
+
+    /// After a write of everything held and more: nothing is held any
+    /// more, and a closed peer becomes how it ended.
+    fn written(&mut self, sent: sys::Result<()>) -> Result<()> {
         self.conn.written(usize::MAX);
         match sent {
             Ok(()) => Ok(()),

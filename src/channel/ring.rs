@@ -234,16 +234,45 @@ impl Writer {
         CAPACITY - (self.tail - self.head).min(CAPACITY as u64) as usize
     }
 
-    /// Sends one frame, `parts` in order: into the ring, or through `fd`
-    /// behind a marker. Every frame leaves room for a marker after it.
-    pub(super) fn write(&mut self, fd: &Fd, parts: &[&[u8]]) -> sys::Result<()> {
-        let len: usize = parts.iter().map(|part| part.len()).sum();
+    /// True when a frame of `len` bytes fits the ring now, with room for
+    /// a marker after it (the creator's head is read again if need be).
+    fn fits(&mut self, len: usize) -> bool {
         if self.room() < len + MARKER.len() {
             // A creator that scribbled on its word changes nothing here.
             let head = self.ring.word(HEAD).load(Ordering::Acquire);
             self.head = head.clamp(self.head, self.tail);
         }
-        let fits = self.room() >= len + MARKER.len();
+        self.room() >= len + MARKER.len()
+    }
+
+    /// Sends one frame, `header` and `payload`, as [`Writer::write`] does.
+    /// The usual case, a frame that fits before the end of the ring, is
+    /// written in two copies and no loop over parts: a reused worker's
+    /// answers take this path once per task.
+    pub(super) fn write_frame(
+        &mut self,
+        fd: &Fd,
+        header: &[u8; HEADER_LEN],
+        payload: &[u8],
+    ) -> sys::Result<()> {
+        let len = HEADER_LEN + payload.len();
+        let at = (self.tail % CAPACITY as u64) as usize;
+        if !self.on_socket && at + len <= CAPACITY && self.fits(len) {
+            let bytes = &mut self.ring.map.bytes_mut()[DATA..DATA + CAPACITY];
+            let (head, rest) = bytes[at..at + len].split_at_mut(HEADER_LEN);
+            wire::copy_bytes(head, header);
+            wire::copy_bytes(rest, payload);
+            self.tail += len as u64;
+            return self.publish(fd);
+        }
+        self.write(fd, &[header, payload])
+    }
+
+    /// Sends one frame, `parts` in order: into the ring, or through `fd`
+    /// behind a marker. Every frame leaves room for a marker after it.
+    pub(super) fn write(&mut self, fd: &Fd, parts: &[&[u8]]) -> sys::Result<()> {
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        let fits = self.fits(len);
         if self.on_socket {
             if !fits {
                 return sys::send_vectored(fd, parts);
@@ -252,38 +281,39 @@ impl Writer {
             self.on_socket = false;
         }
         if fits {
-            self.put(parts);
+            self.put(parts, len);
             return self.publish(fd);
         }
         // The marker takes the room every frame leaves.
-        self.put(&[&MARKER]);
+        self.put(&[&MARKER], MARKER.len());
         self.on_socket = true;
         self.publish(fd)?;
         sys::send_vectored(fd, parts)
     }
 
-    /// Copies `parts` to the tail (not published yet).
-    fn put(&mut self, parts: &[&[u8]]) {
+    /// Copies `parts`, `len` bytes in all, to the tail (not published yet).
+    fn put(&mut self, parts: &[&[u8]], len: usize) {
         let bytes = &mut self.ring.map.bytes_mut()[DATA..DATA + CAPACITY];
-        let mut at = (self.tail % CAPACITY as u64) as usize;
-        let mut total = 0;
-        for part in parts {
-            match bytes.get_mut(at..at + part.len()) {
-                Some(room) => {
-                    wire::copy_bytes(room, part);
-                    at += part.len();
-                }
-                None => {
-                    // Across the end of the ring: the rest at its start.
-                    let (first, rest) = part.split_at(CAPACITY - at);
-                    bytes[at..].copy_from_slice(first);
-                    bytes[..rest.len()].copy_from_slice(rest);
-                    at = rest.len();
-                }
+        let at = (self.tail % CAPACITY as u64) as usize;
+        self.tail += len as u64;
+        if let Some(mut room) = bytes.get_mut(at..at + len) {
+            // The usual case: one stretch of the ring, filled part by part.
+            for part in parts {
+                let (dst, rest) = room.split_at_mut(part.len().min(room.len()));
+                wire::copy_bytes(dst, part);
+                room = rest;
             }
-            total += part.len();
+            return;
         }
-        self.tail += total as u64;
+        // Across the end of the ring: each byte at its place modulo the size.
+        let mut at = at;
+        for part in parts {
+            let first = part.len().min(CAPACITY - at);
+            let (head, tail) = part.split_at(first);
+            bytes[at..at + first].copy_from_slice(head);
+            bytes[..tail.len()].copy_from_slice(tail);
+            at = (at + part.len()) % CAPACITY;
+        }
     }
 
     /// Publishes what was put, and wakes the creator if it sleeps.

@@ -73,6 +73,21 @@ impl Socket {
         sys::send_vectored(&self.fd, parts)
     }
 
+    /// Writes one frame, `header` then `payload`, as [`Socket::write`]
+    /// does (through the ring's path for a whole frame in a reused worker).
+    #[inline]
+    pub(super) fn write_frame(
+        &mut self,
+        header: &[u8; crate::wire::HEADER_LEN],
+        payload: &[u8],
+    ) -> sys::Result<()> {
+        #[cfg(feature = "alloc")]
+        if let Some(ring) = &mut self.answers_out {
+            return ring.write_frame(&self.fd, header, payload);
+        }
+        sys::send_vectored(&self.fd, &[header, payload])
+    }
+
     /// Writes what the socket takes now of `bytes`, without waiting;
     /// returns how many bytes it took.
     #[cfg(feature = "alloc")]

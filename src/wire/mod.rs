@@ -35,6 +35,7 @@
 
 mod batch;
 mod conn;
+#[cfg(feature = "alloc")]
 mod copy;
 mod decoder;
 #[cfg(feature = "alloc")]
@@ -51,6 +52,7 @@ pub(crate) use conn::Route;
 #[cfg(feature = "alloc")]
 pub(crate) use conn::StreamPolicy;
 pub use conn::{error_payload, Conn, Event, OutBuf};
+#[cfg(feature = "alloc")]
 pub(crate) use copy::copy_bytes;
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
