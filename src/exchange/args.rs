@@ -17,12 +17,6 @@ pub(super) struct Args {
 }
 
 impl Args {
-    /// No bytes, as a constant.
-    pub(super) const EMPTY: Args = Args {
-        short: Short::EMPTY,
-        long: None,
-    };
-
     /// A copy of `bytes`, or `ENOMEM` ([`Error::Os`](crate::Error::Os)) when a long one
     /// cannot be allocated. (Taken with `core::mem::take`, arguments are
     /// empty.)

@@ -71,22 +71,12 @@ pub(crate) enum Key {
 }
 
 /// A task waiting for a process: its id and input. Its callable is its
-/// run's (see [`Run`]). Plain fields, no enum: a task called is written
-/// where it lies in the waiting list, not built apart and copied in (see
-/// `exchange::short`), and moves on as words.
+/// run's (see [`Run`]). Five plain words, no enum (see `exchange::short`):
+/// built in registers and stored as words where it lies.
 struct Job {
     task: TaskId,
     /// Its input.
     args: Args,
-}
-
-impl Job {
-    /// A job of nothing, written first and then filled in (see
-    /// [`Jobs::push_back`]): a constant, copied from read-only memory.
-    const EMPTY: Job = Job {
-        task: TaskId::new(0),
-        args: Args::EMPTY,
-    };
 }
 
 /// Waiting jobs in a row with one callable: the next `count` of the
@@ -281,11 +271,8 @@ impl Jobs {
         Ok(joins)
     }
 
-    /// Appends a job, written where it lies: a constant first, then each
-    /// field. Built apart, it would be copied in through the stack, around
-    /// the call that may grow the list, and that copy's wide loads wait on
-    /// the narrow stores that built it. The caller made room, and says
-    /// whether the job `joins` the last run ([`Jobs::reserve_one`]).
+    /// Appends a job. The caller made room, and says whether the job
+    /// `joins` the last run ([`Jobs::reserve_one`]).
     fn push_back(
         &mut self,
         task: TaskId,
@@ -294,12 +281,7 @@ impl Jobs {
         key: Option<Key>,
         body: &Rc<Body>,
     ) {
-        self.waiting.push_back(Job::EMPTY);
-        if let Some(job) = self.waiting.back_mut() {
-            job.task = task;
-            // The constant's arguments own nothing: no drop to run.
-            core::mem::forget(core::mem::replace(&mut job.args, args));
-        }
+        self.waiting.push_back(Job { task, args });
         match self.runs.back_mut() {
             Some(run) if joins => run.count += 1,
             _ => self.runs.push_back(Run {

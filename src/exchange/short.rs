@@ -18,9 +18,6 @@ impl Short {
     /// The most bytes a [`Short`] holds.
     pub(super) const MAX: usize = 15;
 
-    /// No bytes, as a constant.
-    pub(super) const EMPTY: Short = Short([0; 16]);
-
     /// No bytes here: its owner keeps them elsewhere (a count no
     /// [`Short::new`] gives).
     pub(super) const ELSEWHERE: Short = {

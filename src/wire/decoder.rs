@@ -341,12 +341,9 @@ impl Decoder {
         }
         let mut taken = 0;
         while let Some(bytes) = self.buffered().first_chunk::<HEADER_LEN>() {
-            let Ok(header) = Header::decode(bytes, self.max_message) else {
+            let Some(header) = Header::decode_answer(bytes, self.max_message) else {
                 break;
             };
-            if header.kind != Kind::Data || header.flags != super::FLAG_END {
-                break;
-            }
             let whole = HEADER_LEN + header.length as usize;
             let Some(payload) = self.buffered().get(HEADER_LEN..whole) else {
                 break;
