@@ -205,7 +205,10 @@ impl<H: Results> Exchange<Growable, H> {
         timeout_ms: i32,
         f: impl FnOnce(TaskId, core::result::Result<&[u8], &TaskError>) -> R,
     ) -> Result<R> {
-        self.wait_front(timeout_ms)?;
+        // The usual case, a result in, without the wait's call.
+        if self.handler().front_bytes().is_none() {
+            self.wait_front(timeout_ms)?;
+        }
         // A result is in: none taken means no memory to take it.
         let taken = self.handler_mut().take_front_with(f);
         let (task, value) = taken.ok_or(Error::from(Errno::NOMEM))?;
@@ -394,6 +397,7 @@ impl StoreData for QueueStore {
         Ok(())
     }
 
+    #[inline]
     fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
         // Out of memory: ENOMEM, before anything is kept.
         let Some(short) = Short::new(message) else {

@@ -122,11 +122,13 @@ impl SharedMap {
             dst[i] = unsafe { core::ptr::read_volatile(base.add(at + i)) };
             i += 1;
         }
-        while dst.len() - i >= 8 {
+        let mut words = dst[i..].chunks_exact_mut(8);
+        for chunk in &mut words {
             // SAFETY: `at + i .. at + i + 8` is inside the mapping (checked
-            // above) and 8-aligned; a u64 has no invalid values.
+            // above: `chunk` is inside `dst`) and 8-aligned; a u64 has no
+            // invalid values.
             let word = unsafe { core::ptr::read_volatile(base.add(at + i).cast::<u64>()) };
-            dst[i..i + 8].copy_from_slice(&word.to_ne_bytes());
+            chunk.copy_from_slice(&word.to_ne_bytes());
             i += 8;
         }
         while i < dst.len() {
@@ -205,4 +207,29 @@ fn advise(start: usize, len: usize, advice: i32) -> bool {
     // SAFETY: DONTFORK and DOFORK only change which pages a fork copies; the
     // range is whole pages of a live allocation of the caller's.
     unsafe { libc::madvise(start as *mut libc::c_void, len, advice) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn racy_reads_copy_every_offset_and_length_and_refuse_outside_the_map() {
+        let mut map = SharedMap::new(256).unwrap();
+        for (i, byte) in map.bytes_mut().iter_mut().enumerate() {
+            *byte = i as u8;
+        }
+        for at in 0..20 {
+            for len in 0..40 {
+                let mut dst = [0xEEu8; 48];
+                assert!(map.read_racy(at, &mut dst[..len]));
+                let want: Vec<u8> = (at..at + len).map(|i| i as u8).collect();
+                assert_eq!(&dst[..len], &want[..], "at {at} len {len}");
+                assert!(dst[len..].iter().all(|&b| b == 0xEE));
+            }
+        }
+        let mut dst = [0u8; 8];
+        assert!(!map.read_racy(250, &mut dst), "past the end");
+        assert!(!map.read_racy(usize::MAX, &mut dst), "overflowing");
+    }
 }
