@@ -49,7 +49,16 @@ impl<'a> Claims<'a> {
 
     fn word(&self, place: u64) -> Option<&'a AtomicU64> {
         let len = self.words.len() as u64;
-        (place != UNOFFERED && len > 0).then(|| &self.words[(place % len) as usize])
+        if place == UNOFFERED || len == 0 {
+            return None;
+        }
+        // A ring's words are a power of two: a mask, not a division, once
+        // per unit on both sides.
+        let at = match len.is_power_of_two() {
+            true => place & (len - 1),
+            false => place % len,
+        };
+        self.words.get(at as usize)
     }
 
     /// In the creator: the unit at `place` is `tag`; the worker may start
