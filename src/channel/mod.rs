@@ -261,6 +261,21 @@ impl Channel {
         self.socket.ring().map(Ring::passed)
     }
 
+    /// [`Channel::claim_words`] and [`Channel::claims_passed`] in one look
+    /// at the ring: a reused worker's loop needs both once per task.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn claim_ring(
+        &self,
+    ) -> (
+        &[core::sync::atomic::AtomicU64],
+        Option<&core::sync::atomic::AtomicU64>,
+    ) {
+        match self.socket.ring() {
+            Some(ring) => (ring.claims(), Some(ring.passed())),
+            None => (&[], None),
+        }
+    }
+
     /// Before this side sleeps on many channels, the first step: true
     /// when there is something to read without the socket; otherwise a
     /// reused worker's creator asks the worker to wake it, and `sleep`

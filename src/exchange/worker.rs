@@ -40,9 +40,10 @@ pub(super) fn work(channel: &mut Channel, body: &Body, continuous: bool) -> i32 
             Err(_) => return 1,
         };
         index += 1;
-        let claimed = Claims::new(channel.claim_words()).claim(index - 1, task);
+        let (words, passed) = channel.claim_ring();
+        let claimed = Claims::new(words).claim(index - 1, task);
         // Past this place: its word may be offered again.
-        if let Some(passed) = channel.claims_passed() {
+        if let Some(passed) = passed {
             passed.store(index, Ordering::Release);
         }
         if !claimed {
