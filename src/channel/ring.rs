@@ -523,6 +523,46 @@ impl Reader {
         self.ring.map.read_racy(DATA + at, a) && self.ring.map.read_racy(DATA, b)
     }
 
+    /// Hands the answers at the head of the ring (a task's one result
+    /// each, see [`wire::take_answers_in`]) to `take`, read in place: copied
+    /// a block at a time to the stack and taken from there, not handed out
+    /// to the decoder and read a second time. Stops at anything else (a
+    /// marker, another kind of frame, one too big for a block, the end of
+    /// what is published), which [`Reader::read`] hands out next, and while
+    /// a frame is half handed out. Returns how many it took.
+    pub(super) fn take_answers(
+        &mut self,
+        max_message: usize,
+        mut take: impl FnMut(&wire::Header, &[u8]) -> bool,
+    ) -> sys::Result<usize> {
+        const BLOCK: usize = 1024;
+        if self.socket_left != 0 || self.on_socket || self.frame_left != 0 {
+            return Ok(0);
+        }
+        let mut block = [0u8; BLOCK];
+        let mut taken = 0;
+        let start = self.head;
+        loop {
+            let want = self.published()?.min(BLOCK as u64) as usize;
+            if want < HEADER_LEN || !self.copy_out(0, &mut block[..want]) {
+                break;
+            }
+            let (used, frames) = wire::take_answers_in(&block[..want], max_message, &mut take);
+            self.head += used as u64;
+            taken += frames;
+            // A full block may end inside an answer: the next one starts
+            // with it. Anything else stops here.
+            if used == 0 || want < BLOCK {
+                break;
+            }
+        }
+        if self.head != start {
+            self.ring.word(HEAD).store(self.head, Ordering::Release);
+            RING_FRAMES.fetch_add(taken as u64, Ordering::Relaxed);
+        }
+        Ok(taken)
+    }
+
     /// Hands out staged socket bytes: the rest of a frame, wake-ups and
     /// `BACK` skipped. `Some(0)` after a `BACK` (the ring is next), None
     /// when more must be read first.
@@ -736,27 +776,37 @@ impl Channel {
         &mut self,
         mut take: impl FnMut(u64, &[u8]) -> crate::Result<bool>,
     ) -> crate::Result<usize> {
-        let (mut taken, mut failed) = (0, None);
+        let (mut taken, mut failed, mut last) = (0, None, None);
+        let stopped = core::cell::Cell::new(false);
+        let mut take_one = |header: &wire::Header, payload: &[u8]| {
+            match take(header.task, payload) {
+                Ok(true) => {
+                    last = Some(header.task);
+                    return true;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    stopped.set(true);
+                }
+            }
+            false
+        };
+        let max = self.conn.decoder().max_message();
         while self.socket.answers_in.is_some()
             && self.conn.decoder().pending().is_none()
             && !self.is_ended()
             && self.stashed_frame().is_none()
         {
-            let mut last = None;
-            taken += self.conn.decoder_mut().take_ended(|header, payload| {
-                match take(header.task, payload) {
-                    Ok(true) => {
-                        last = Some(header.task);
-                        return true;
-                    }
-                    Ok(false) => {}
-                    Err(e) => failed = Some(e),
+            // While the decoder holds nothing, straight from the ring; what
+            // is not an answer is read into the decoder below, as any frame.
+            if self.conn.decoder().buffered().is_empty() {
+                if let Some(reader) = &mut self.socket.answers_in {
+                    // A ring that went wrong is met again, and reported, below.
+                    taken += reader.take_answers(max, &mut take_one).unwrap_or(0);
                 }
-                false
-            });
-            if let Some(task) = last {
-                self.reply_to(task);
             }
+            taken += self.conn.decoder_mut().take_ended(&mut take_one);
             // Something else in front (or a frame too big for the buffer,
             // which the generic path collects apart), or nothing more in
             // the ring.
@@ -765,12 +815,15 @@ impl Channel {
                 .answers_in
                 .as_ref()
                 .is_some_and(Reader::has_ring_frames);
-            if failed.is_some() || !self.conn.decoder().completes_in_buffer() || !more {
+            if stopped.get() || !self.conn.decoder().completes_in_buffer() || !more {
                 break;
             }
             if self.fill(false).map_or(true, |n| n == 0) {
                 break;
             }
+        }
+        if let Some(task) = last {
+            self.reply_to(task);
         }
         failed.map_or(Ok(taken), Err)
     }
@@ -832,6 +885,68 @@ mod tests {
             "most frames came through the ring"
         );
         assert!(marked - marked_before >= 2, "the big one and the overflow");
+        drop(writer); // after the reader: it unmaps the pages
+    }
+
+    #[test]
+    fn answers_are_taken_in_place_until_a_frame_that_is_not_one() {
+        let (mut writer, worker, reader, creator) = pair();
+        let mut reader = core::mem::ManuallyDrop::new(reader);
+        // Enough answers to span several blocks, and the ring's end (the
+        // ring is filled and drained twice first), then a frame that is not
+        // an answer (no end mark), then another answer.
+        let mut sent = Vec::new();
+        for round in 0..2 {
+            for task in 1..=700u64 {
+                let f = frame(task, &alloc::vec![task as u8; (task as usize * 7) % 61]);
+                writer.write(&worker, &[&f]).unwrap();
+                if round == 1 {
+                    sent.push((task, f[HEADER_LEN..].to_vec()));
+                }
+            }
+            if round == 0 {
+                let mut taken = 0;
+                let all = reader.take_answers(1 << 20, |_, _| {
+                    taken += 1;
+                    true
+                });
+                assert_eq!(all.unwrap(), 700);
+                assert_eq!(taken, 700);
+            }
+        }
+        let other = Header::new(Kind::Data, 0, 2, 9).for_task(701).encode();
+        writer.write(&worker, &[&other, b"no"]).unwrap();
+        writer.write(&worker, &[&frame(702, b"after")]).unwrap();
+        // A take that refuses one stops there; the next take starts with it.
+        let mut got = Vec::new();
+        let refused = reader.take_answers(1 << 20, |header, payload| {
+            if header.task == 350 {
+                return false;
+            }
+            got.push((header.task, payload.to_vec()));
+            true
+        });
+        assert_eq!(refused.unwrap(), 349);
+        let rest = reader.take_answers(1 << 20, |header, payload| {
+            got.push((header.task, payload.to_vec()));
+            true
+        });
+        assert_eq!(rest.unwrap(), 351);
+        assert_eq!(got, sent);
+        // The rest is read as a stream, from the frame that is no answer.
+        drop(worker);
+        let mut stream = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match reader.read(&creator, &mut buf, true).unwrap() {
+                0 => break,
+                n => stream.extend_from_slice(&buf[..n]),
+            }
+        }
+        let mut expected = other.to_vec();
+        expected.extend_from_slice(b"no");
+        expected.extend_from_slice(&frame(702, b"after"));
+        assert_eq!(stream, expected);
         drop(writer); // after the reader: it unmaps the pages
     }
 

@@ -335,25 +335,12 @@ impl Decoder {
     /// ```
     ///
     /// [`FLAG_END`]: crate::wire::FLAG_END
-    pub fn take_ended(&mut self, mut take: impl FnMut(&Header, &[u8]) -> bool) -> usize {
+    pub fn take_ended(&mut self, take: impl FnMut(&Header, &[u8]) -> bool) -> usize {
         if self.pending.is_some() {
             return 0;
         }
-        let mut taken = 0;
-        while let Some(bytes) = self.buffered().first_chunk::<HEADER_LEN>() {
-            let Some(header) = Header::decode_answer(bytes, self.max_message) else {
-                break;
-            };
-            let whole = HEADER_LEN + header.length as usize;
-            let Some(payload) = self.buffered().get(HEADER_LEN..whole) else {
-                break;
-            };
-            if !take(&header, payload) {
-                break;
-            }
-            self.consume(whole);
-            taken += 1;
-        }
+        let (used, taken) = take_answers_in(self.buffered(), self.max_message, take);
+        self.consume(used);
         taken
     }
 
@@ -505,6 +492,38 @@ impl Decoder {
             self.partial_have = 0;
         }
     }
+}
+
+/// Hands the whole frames at the start of `bytes` that are a task's one
+/// result (see [`Header::decode_answer`]) to `take`, in order, until one is
+/// anything else, is cut short, or `take` refuses it. Returns how many
+/// bytes those frames took and how many there were. The one reading of
+/// answers, for the decoder's buffer ([`Decoder::take_ended`]) and for a
+/// creator that reads a reused worker's ring in place.
+pub(crate) fn take_answers_in(
+    bytes: &[u8],
+    max_message: usize,
+    mut take: impl FnMut(&Header, &[u8]) -> bool,
+) -> (usize, usize) {
+    let (mut used, mut taken) = (0, 0);
+    while let Some(rest) = bytes.get(used..) {
+        let Some(head) = rest.first_chunk::<HEADER_LEN>() else {
+            break;
+        };
+        let Some(header) = Header::decode_answer(head, max_message) else {
+            break;
+        };
+        let whole = HEADER_LEN + header.length as usize;
+        let Some(payload) = rest.get(HEADER_LEN..whole) else {
+            break;
+        };
+        if !take(&header, payload) {
+            break;
+        }
+        used += whole;
+        taken += 1;
+    }
+    (used, taken)
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ pub(crate) use conn::StreamPolicy;
 pub use conn::{error_payload, Conn, Event, OutBuf};
 #[cfg(feature = "alloc")]
 pub(crate) use copy::copy_bytes;
+pub(crate) use decoder::take_answers_in;
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
 pub use encoder::Encoder;
