@@ -396,11 +396,13 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let joins = self.jobs.reserve_one(key)?;
         let task = self.new_task();
         self.jobs.push_back(task, args, joins, key, body);
-        if key.is_some_and(|key| !self.could_start(key)) {
-            // Every worker of `key` is busy and no process may start: the
-            // task goes out with others in the next chunk, when results
-            // come in (every wait dispatches first), not in a frame and a
-            // write of its own now.
+        // Every worker of `key` is busy and no process may start (or an
+        // older task of `key` waits, at the limit: this one cannot start
+        // before it): the task goes out with others in the next chunk,
+        // when results come in (every wait dispatches first), not in a
+        // frame and a write of its own now.
+        let waits_behind = joins && self.busy();
+        if waits_behind || key.is_some_and(|key| !self.could_start(key)) {
             return Ok(task);
         }
         self.dispatch_new(task)
