@@ -31,7 +31,7 @@ use core::borrow::{Borrow, BorrowMut};
 use core::sync::atomic::Ordering;
 
 use super::args::Args;
-use super::claims::{Claims, UNOFFERED};
+use super::claims::Claims;
 use super::schedule::{self, Load};
 use super::slots::{Slot, Slots, Tasks, WINDOW};
 use super::{Exchange, StoreData, TaskId};
@@ -114,6 +114,8 @@ pub(crate) struct Worker {
     bytes: usize,
     /// The newest of these tasks not sent yet (see [`Exchange::send_chunks`]).
     unsent: usize,
+    /// Their entries' bytes in a batch frame's payload.
+    unsent_len: usize,
     stopping: bool,
 }
 
@@ -124,8 +126,8 @@ struct Queued {
     task: TaskId,
     /// Its arguments (for sending, and requeueing).
     args: Args,
-    /// Its place among the tasks sent to the worker (its claim word, see
-    /// `exchange::claims`); [`UNOFFERED`] until sent.
+    /// Its place among the tasks given to the worker (its claim word, see
+    /// `exchange::claims`, offered as it was queued).
     index: u64,
 }
 
@@ -149,6 +151,7 @@ impl Worker {
             sent: 0,
             bytes: 0,
             unsent: 0,
+            unsent_len: 0,
             stopping: false,
         }
     }
@@ -182,7 +185,6 @@ impl Worker {
     fn claims_room(&self, passed: Option<u64>) -> usize {
         let next = self.sent + self.unsent as u64;
         let front = self.queued.front().map(|queued| queued.index);
-        let front = front.filter(|&index| index != UNOFFERED);
         // A worker that says it passed what it was not sent is not believed.
         let passed = passed.map(|passed| passed.min(next));
         let oldest = match (front, passed) {
@@ -364,7 +366,10 @@ impl Jobs {
             return false;
         };
         worker.bytes -= args.len();
-        worker.unsent = worker.unsent.saturating_sub(1);
+        if worker.unsent > 0 {
+            worker.unsent -= 1;
+            worker.unsent_len -= wire::ENTRY_HEADER + args.len();
+        }
         self.waiting.push_front(Job { task, args });
         let key = Some(worker.key);
         match self.runs.front_mut() {
@@ -563,15 +568,22 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
             return Err(Error::Invalid); // no run at all: a scheduler bug
         }
         // Each moves out whole, its arguments with it: nothing is left
-        // behind to drop.
-        for Job { task, args } in self.jobs.take_front(given) {
+        // behind to drop. It takes the next place among those sent to the
+        // worker, whose claim word offers it (it may be taken back until
+        // the worker starts it); it goes out with the worker's other new
+        // tasks ([`Exchange::send_chunks`]).
+        let claims = Claims::new(slot.channel.borrow().claim_words());
+        let places = worker.sent + worker.unsent as u64..;
+        for (place, Job { task, args }) in places.zip(self.jobs.take_front(given)) {
+            claims.offer(place, super::tag_of(task));
             slot.tasks.push_reserved(task);
             worker.queued.push_back(Queued {
                 task,
                 args,
-                index: UNOFFERED,
+                index: place,
             });
         }
+        worker.unsent_len += given * wire::ENTRY_HEADER + (bytes - worker.bytes);
         worker.bytes = bytes;
         worker.unsent += given;
         Ok(())
@@ -605,19 +617,12 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
                 continue;
             };
             let unsent = core::mem::take(&mut worker.unsent);
+            let len = wire::FIRST_ENTRY + core::mem::take(&mut worker.unsent_len);
             if unsent == 0 && !slot.channel.borrow().wants_write() {
                 continue; // nothing new, nothing held
             }
-            // Each new task may be taken back until the worker starts it.
+            // Each new task was offered in its claim word as it was queued.
             let first = worker.queued.len() - unsent;
-            let claims = Claims::new(slot.channel.borrow().claim_words());
-            // The batch's payload length, summed on the way.
-            let mut len = wire::FIRST_ENTRY;
-            for (i, queued) in worker.queued.range_mut(first..).enumerate() {
-                queued.index = worker.sent + i as u64;
-                claims.offer(queued.index, super::tag_of(queued.task));
-                len += wire::ENTRY_HEADER + queued.args.len();
-            }
             let sent = match unsent {
                 0 => Ok(()),
                 1 => match worker.queued.back() {
@@ -744,23 +749,24 @@ mod tests {
         let body: Rc<Body> = Rc::new(|_: &mut Channel, _: &[u8]| Ok(()));
         let mut worker = Worker::new(Key::Managed(0), body);
         let claims = Claims::new(slot.channel.claim_words());
+        // Each task is offered in its place as it is queued; the last
+        // `unsent` are not sent yet.
         for task in 0..count {
             let id = TaskId::new(task);
             slot.tasks.push_back(id).unwrap();
-            let offered = task + unsent < count;
-            let index = if offered { task as u64 } else { UNOFFERED };
             let args = Args::copy(&[task as u8]).unwrap();
+            claims.offer(task as u64, super::super::tag_of(id));
             worker.queued.push_back(Queued {
                 task: id,
                 args,
-                index,
+                index: task as u64,
             });
             worker.bytes += 1;
-            if offered {
-                claims.offer(index, super::super::tag_of(id));
+            if task + unsent < count {
                 worker.sent += 1;
             } else {
                 worker.unsent += 1;
+                worker.unsent_len += wire::ENTRY_HEADER + 1;
             }
         }
         slot.worker = Some(worker);
