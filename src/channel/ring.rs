@@ -523,44 +523,30 @@ impl Reader {
         self.ring.map.read_racy(DATA + at, a) && self.ring.map.read_racy(DATA, b)
     }
 
-    /// Hands the answers at the head of the ring (a task's one result
-    /// each, see [`wire::take_answers_in`]) to `take`, read in place: copied
-    /// a block at a time to the stack and taken from there, not handed out
-    /// to the decoder and read a second time. Stops at anything else (a
-    /// marker, another kind of frame, one too big for a block, the end of
-    /// what is published), which [`Reader::read`] hands out next, and while
-    /// a frame is half handed out. Returns how many it took.
-    pub(super) fn take_answers(
-        &mut self,
-        max_message: usize,
-        mut take: impl FnMut(&wire::Header, &[u8]) -> bool,
-    ) -> sys::Result<usize> {
-        const BLOCK: usize = 1024;
+    /// Copies the ring's published bytes at the head into `block`, as far
+    /// as it holds them, without taking them (see [`Reader::took_answers`]):
+    /// for a creator that reads answers in place (see
+    /// `Channel::take_answers`). 0 while a frame is half handed out, or
+    /// when the stream's next bytes are the socket's.
+    pub(super) fn peek_ring(&mut self, block: &mut [u8]) -> sys::Result<usize> {
         if self.socket_left != 0 || self.on_socket || self.frame_left != 0 {
             return Ok(0);
         }
-        let mut block = [0u8; BLOCK];
-        let mut taken = 0;
-        let start = self.head;
-        loop {
-            let want = self.published()?.min(BLOCK as u64) as usize;
-            if want < HEADER_LEN || !self.copy_out(0, &mut block[..want]) {
-                break;
-            }
-            let (used, frames) = wire::take_answers_in(&block[..want], max_message, &mut take);
+        let want = self.published()?.min(block.len() as u64) as usize;
+        match self.copy_out(0, &mut block[..want]) {
+            true => Ok(want),
+            false => Err(Errno::INVAL),
+        }
+    }
+
+    /// The first `used` bytes [`Reader::peek_ring`] copied were `frames`
+    /// whole frames, and were taken: the worker may write over them.
+    pub(super) fn took_answers(&mut self, used: usize, frames: usize) {
+        if used > 0 {
             self.head += used as u64;
-            taken += frames;
-            // A full block may end inside an answer: the next one starts
-            // with it. Anything else stops here.
-            if used == 0 || want < BLOCK {
-                break;
-            }
-        }
-        if self.head != start {
             self.ring.word(HEAD).store(self.head, Ordering::Release);
-            RING_FRAMES.fetch_add(taken as u64, Ordering::Relaxed);
+            RING_FRAMES.fetch_add(frames as u64, Ordering::Relaxed);
         }
-        Ok(taken)
     }
 
     /// Hands out staged socket bytes: the rest of a frame, wake-ups and
@@ -777,45 +763,59 @@ impl Channel {
         mut take: impl FnMut(u64, &[u8]) -> crate::Result<bool>,
     ) -> crate::Result<usize> {
         let (mut taken, mut failed, mut last) = (0, None, None);
-        let stopped = core::cell::Cell::new(false);
-        let mut take_one = |header: &wire::Header, payload: &[u8]| {
-            match take(header.task, payload) {
-                Ok(true) => {
-                    last = Some(header.task);
-                    return true;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    failed = Some(e);
-                    stopped.set(true);
-                }
-            }
-            false
-        };
         let max = self.conn.decoder().max_message();
+        // A block of the ring, read in place: copied to the stack and taken
+        // from there, not handed to the decoder and read a second time.
+        let mut block = [0u8; RING_BLOCK];
         while self.socket.answers_in.is_some()
             && self.conn.decoder().pending().is_none()
             && !self.is_ended()
             && self.stashed_frame().is_none()
         {
-            // While the decoder holds nothing, straight from the ring; what
-            // is not an answer is read into the decoder below, as any frame.
-            if self.conn.decoder().buffered().is_empty() {
-                if let Some(reader) = &mut self.socket.answers_in {
-                    // A ring that went wrong is met again, and reported, below.
-                    taken += reader.take_answers(max, &mut take_one).unwrap_or(0);
+            // The answers in front: those the decoder holds, else the
+            // ring's (one reading for both, `wire::take_answers_in`).
+            let in_place = self.conn.decoder().buffered().is_empty();
+            let copied = match (&mut self.socket.answers_in, in_place) {
+                // A ring that went wrong is met again, and reported, below.
+                (Some(reader), true) => reader.peek_ring(&mut block).unwrap_or(0),
+                _ => 0,
+            };
+            let bytes = match in_place {
+                true => &block[..copied],
+                false => self.conn.decoder().buffered(),
+            };
+            let (used, frames) = wire::take_answers_in(bytes, max, |header, payload| {
+                match take(header.task, payload) {
+                    Ok(true) => {
+                        last = Some(header.task);
+                        return true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => failed = Some(e),
                 }
+                false
+            });
+            taken += frames;
+            match (&mut self.socket.answers_in, in_place) {
+                (Some(reader), true) => reader.took_answers(used, frames),
+                _ => self.conn.decoder_mut().took_answers(used),
             }
-            taken += self.conn.decoder_mut().take_ended(&mut take_one);
+            if failed.is_some() {
+                break;
+            }
+            if used > 0 {
+                continue; // more may follow
+            }
             // Something else in front (or a frame too big for the buffer,
             // which the generic path collects apart), or nothing more in
-            // the ring.
+            // the ring: what the ring has is read into the decoder, as any
+            // frame, while the decoder can complete its frame.
             let more = self
                 .socket
                 .answers_in
                 .as_ref()
                 .is_some_and(Reader::has_ring_frames);
-            if stopped.get() || !self.conn.decoder().completes_in_buffer() || !more {
+            if !self.conn.decoder().completes_in_buffer() || !more {
                 break;
             }
             if self.fill(false).map_or(true, |n| n == 0) {
@@ -828,6 +828,10 @@ impl Channel {
         failed.map_or(Ok(taken), Err)
     }
 }
+
+/// Bytes of a ring a creator reads in place at a time (see
+/// `Channel::take_answers`).
+const RING_BLOCK: usize = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -888,6 +892,24 @@ mod tests {
         drop(writer); // after the reader: it unmaps the pages
     }
 
+    /// What `Channel::take_answers` does with the ring alone: blocks read
+    /// in place, answers taken from them, until one is not taken.
+    fn take_in_place(
+        reader: &mut Reader,
+        mut take: impl FnMut(&wire::Header, &[u8]) -> bool,
+    ) -> usize {
+        let (mut block, mut total) = ([0u8; RING_BLOCK], 0);
+        loop {
+            let copied = reader.peek_ring(&mut block).unwrap();
+            let (used, frames) = wire::take_answers_in(&block[..copied], 1 << 20, &mut take);
+            reader.took_answers(used, frames);
+            total += frames;
+            if used == 0 {
+                return total;
+            }
+        }
+    }
+
     #[test]
     fn answers_are_taken_in_place_until_a_frame_that_is_not_one() {
         let (mut writer, worker, reader, creator) = pair();
@@ -906,11 +928,11 @@ mod tests {
             }
             if round == 0 {
                 let mut taken = 0;
-                let all = reader.take_answers(1 << 20, |_, _| {
+                let all = take_in_place(&mut reader, |_, _| {
                     taken += 1;
                     true
                 });
-                assert_eq!(all.unwrap(), 700);
+                assert_eq!(all, 700);
                 assert_eq!(taken, 700);
             }
         }
@@ -919,19 +941,19 @@ mod tests {
         writer.write(&worker, &[&frame(702, b"after")]).unwrap();
         // A take that refuses one stops there; the next take starts with it.
         let mut got = Vec::new();
-        let refused = reader.take_answers(1 << 20, |header, payload| {
+        let refused = take_in_place(&mut reader, |header, payload| {
             if header.task == 350 {
                 return false;
             }
             got.push((header.task, payload.to_vec()));
             true
         });
-        assert_eq!(refused.unwrap(), 349);
-        let rest = reader.take_answers(1 << 20, |header, payload| {
+        assert_eq!(refused, 349);
+        let rest = take_in_place(&mut reader, |header, payload| {
             got.push((header.task, payload.to_vec()));
             true
         });
-        assert_eq!(rest.unwrap(), 351);
+        assert_eq!(rest, 351);
         assert_eq!(got, sent);
         // The rest is read as a stream, from the frame that is no answer.
         drop(worker);

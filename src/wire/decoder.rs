@@ -344,6 +344,15 @@ impl Decoder {
         taken
     }
 
+    /// The first `used` buffered bytes were whole answers, taken by the
+    /// caller's own [`take_answers_in`] (what [`Decoder::take_ended`] does
+    /// in one call). Nothing while a message is pending.
+    pub(crate) fn took_answers(&mut self, used: usize) {
+        if self.pending.is_none() {
+            self.consume(used.min(self.buffered().len()));
+        }
+    }
+
     /// True when the frame in front is not buffered whole but fits the
     /// read-ahead buffer, so that reads into [`Decoder::spare`] complete it
     /// (there is room, or there will be once it is compacted). False for a
