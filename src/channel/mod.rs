@@ -29,7 +29,7 @@ use crate::sys::{self, Child, Deadline, Errno, Fd, OwnedChild, Pid, WaitStatus};
 #[cfg(feature = "alloc")]
 use crate::wire::StreamPolicy;
 use crate::wire::{
-    error_payload, Conn, Event, Header, Kind, Mark, ProtoError, FLAG_ACK_REQUESTED, HEADER_LEN,
+    error_payload, Conn, Event, Header, Kind, Mark, ProtoError, FLAG_ACK_REQUESTED,
     MAX_ERROR_PAYLOAD, READ_AHEAD,
 };
 
@@ -492,7 +492,7 @@ impl Channel {
             return self.poll_flush().map(|_| seq);
         }
         let header = self.conn.header(kind, flags, task, payload.len())?;
-        self.write_frame_out(&header.encode(), payload)?;
+        self.write_frame_out(&header, payload)?;
         Ok(header.seq)
     }
 
@@ -507,9 +507,9 @@ impl Channel {
 
     /// [`Channel::write_out`] of one whole frame: when nothing is held, as
     /// a frame (a reused worker's answer, through its ring's direct path).
-    fn write_frame_out(&mut self, header: &[u8; HEADER_LEN], payload: &[u8]) -> Result<()> {
+    fn write_frame_out(&mut self, header: &Header, payload: &[u8]) -> Result<()> {
         if !self.conn.pending().is_empty() {
-            return self.write_out(header, payload);
+            return self.write_out(&header.encode(), payload);
         }
         let sent = self.socket.write_frame(header, payload);
         self.written(sent)

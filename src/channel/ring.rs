@@ -252,7 +252,7 @@ impl Writer {
     pub(super) fn write_frame(
         &mut self,
         fd: &Fd,
-        header: &[u8; HEADER_LEN],
+        header: &wire::Header,
         payload: &[u8],
     ) -> sys::Result<()> {
         let len = HEADER_LEN + payload.len();
@@ -260,12 +260,15 @@ impl Writer {
         if !self.on_socket && at + len <= CAPACITY && self.fits(len) {
             let bytes = &mut self.ring.map.bytes_mut()[DATA..DATA + CAPACITY];
             let (head, rest) = bytes[at..at + len].split_at_mut(HEADER_LEN);
-            wire::copy_bytes(head, header);
+            // The header's words stored where they go, from registers.
+            for (word, value) in head.chunks_exact_mut(8).zip(header.to_words()) {
+                word.copy_from_slice(&value.to_le_bytes());
+            }
             wire::copy_bytes(rest, payload);
             self.tail += len as u64;
             return self.publish(fd);
         }
-        self.write(fd, &[header, payload])
+        self.write(fd, &[&header.encode(), payload])
     }
 
     /// Sends one frame, `parts` in order: into the ring, or through `fd`

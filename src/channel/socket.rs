@@ -78,14 +78,14 @@ impl Socket {
     #[inline]
     pub(super) fn write_frame(
         &mut self,
-        header: &[u8; crate::wire::HEADER_LEN],
+        header: &crate::wire::Header,
         payload: &[u8],
     ) -> sys::Result<()> {
         #[cfg(feature = "alloc")]
         if let Some(ring) = &mut self.answers_out {
             return ring.write_frame(&self.fd, header, payload);
         }
-        sys::send_vectored(&self.fd, &[header, payload])
+        sys::send_vectored(&self.fd, &[&header.encode(), payload])
     }
 
     /// Writes what the socket takes now of `bytes`, without waiting;

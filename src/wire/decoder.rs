@@ -347,6 +347,7 @@ impl Decoder {
     /// The first `used` buffered bytes were whole answers, taken by the
     /// caller's own [`take_answers_in`] (what [`Decoder::take_ended`] does
     /// in one call). Nothing while a message is pending.
+    #[cfg(feature = "alloc")]
     pub(crate) fn took_answers(&mut self, used: usize) {
         if self.pending.is_none() {
             self.consume(used.min(self.buffered().len()));

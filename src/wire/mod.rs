@@ -54,6 +54,7 @@ pub(crate) use conn::StreamPolicy;
 pub use conn::{error_payload, Conn, Event, OutBuf};
 #[cfg(feature = "alloc")]
 pub(crate) use copy::copy_bytes;
+#[cfg(feature = "alloc")]
 pub(crate) use decoder::take_answers_in;
 pub use decoder::{Decoder, Next, READ_AHEAD};
 #[cfg(feature = "alloc")]
@@ -220,17 +221,23 @@ impl Header {
 
     /// The header's wire bytes.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
-        let raw = RawHeader {
-            magic: MAGIC.to_le(),
-            version: VERSION,
-            kind: self.kind as u8,
-            flags: self.flags.to_le(),
-            reserved: 0,
-            length: self.length.to_le(),
-            seq: self.seq.to_le(),
-            task: self.task.to_le(),
-        };
-        bytemuck::cast(raw)
+        bytemuck::cast(self.to_words().map(u64::to_le))
+    }
+
+    /// The header's wire bytes as three words (each to be stored
+    /// little-endian, [`RawHeader`]'s layout): built in registers, so that
+    /// a writer can store them where the frame goes with no copy through
+    /// memory (a copy that reads a header built field by field waits for
+    /// those narrow stores to reach the cache).
+    pub(crate) fn to_words(&self) -> [u64; 3] {
+        const _: () = assert!(core::mem::offset_of!(RawHeader, length) == 8);
+        const _: () = assert!(core::mem::offset_of!(RawHeader, task) == 16);
+        let first = u64::from(MAGIC)
+            | u64::from(VERSION) << 16
+            | u64::from(self.kind as u8) << 24
+            | u64::from(self.flags) << 32;
+        let second = u64::from(self.length) | u64::from(self.seq) << 32;
+        [first, second, self.task]
     }
 
     /// The header of a task's one result (a data frame with [`FLAG_END`]
