@@ -229,7 +229,7 @@ impl Header {
     /// a writer can store them where the frame goes with no copy through
     /// memory (a copy that reads a header built field by field waits for
     /// those narrow stores to reach the cache).
-    pub(crate) fn to_words(&self) -> [u64; 3] {
+    pub(crate) fn to_words(self) -> [u64; 3] {
         const _: () = assert!(core::mem::offset_of!(RawHeader, length) == 8);
         const _: () = assert!(core::mem::offset_of!(RawHeader, task) == 16);
         let first = u64::from(MAGIC)
