@@ -89,7 +89,10 @@ struct Run {
     key: Option<Key>,
     /// The callable, called with each job's arguments.
     body: Rc<Body>,
-    count: usize,
+    /// The number of its first job (see [`Jobs::first`]): a run holds the
+    /// jobs up to the next run's first (the last run, to the end of the
+    /// list), so that a job that joins the last run writes nothing here.
+    start: u64,
 }
 
 /// A callable of one task, run once in a process of its own, as a body
@@ -244,11 +247,25 @@ pub(super) fn started<C: Borrow<Channel>>(slot: &Slot<C>) -> usize {
 }
 
 /// The waiting list: the jobs, oldest first, and their callables, as runs.
-#[derive(Default)]
 pub(crate) struct Jobs {
     waiting: VecDeque<Job>,
-    /// The jobs' callables: the runs' counts add up to the jobs'.
+    /// The jobs' callables, oldest first.
     runs: VecDeque<Run>,
+    /// The number of the first job: jobs are numbered as they join the
+    /// list, from the middle of the `u64` range (a job put back at the
+    /// front takes the number before the first), so that a run's extent
+    /// is a difference of numbers.
+    first: u64,
+}
+
+impl Default for Jobs {
+    fn default() -> Jobs {
+        Jobs {
+            waiting: VecDeque::new(),
+            runs: VecDeque::new(),
+            first: u64::MAX / 2,
+        }
+    }
 }
 
 impl Jobs {
@@ -259,6 +276,19 @@ impl Jobs {
     /// The first job's callable.
     fn front_run(&self) -> Option<&Run> {
         self.runs.front()
+    }
+
+    /// How many jobs run `at` holds (the first run starts at the first
+    /// job, whatever its `start` says).
+    fn run_len(&self, at: usize) -> usize {
+        let end = self.first + self.waiting.len() as u64;
+        let end = self.runs.get(at + 1).map_or(end, |next| next.start);
+        let start = match (at, self.runs.get(at)) {
+            (0, _) => self.first,
+            (_, Some(run)) => run.start,
+            (_, None) => end,
+        };
+        end.saturating_sub(start) as usize
     }
 
     /// Makes room for one more job of `key` at the back (`ENOMEM`
@@ -283,15 +313,14 @@ impl Jobs {
         key: Option<Key>,
         body: &Rc<Body>,
     ) {
-        self.waiting.push_back(Job { task, args });
-        match self.runs.back_mut() {
-            Some(run) if joins => run.count += 1,
-            _ => self.runs.push_back(Run {
+        if !joins {
+            self.runs.push_back(Run {
                 key,
                 body: body.clone(),
-                count: 1,
-            }),
+                start: self.first + self.waiting.len() as u64,
+            });
         }
+        self.waiting.push_back(Job { task, args });
     }
 
     pub(super) fn push_once(&mut self, task: TaskId, callable: Once) {
@@ -303,23 +332,19 @@ impl Jobs {
     /// caller checked), oldest first.
     fn take_front(&mut self, count: usize) -> alloc::collections::vec_deque::Drain<'_, Job> {
         let count = count.min(self.waiting.len());
-        self.runs_taken(count);
-        self.waiting.drain(..count)
-    }
-
-    /// The first `count` jobs left the list: their runs shrink.
-    fn runs_taken(&mut self, mut count: usize) {
-        while count > 0 {
-            let Some(run) = self.runs.front_mut() else {
-                return;
-            };
-            let taken = count.min(run.count);
-            run.count -= taken;
-            count -= taken;
-            if run.count == 0 {
-                self.runs.pop_front();
-            }
+        self.first += count as u64;
+        // The runs they emptied go.
+        while self
+            .runs
+            .get(1)
+            .is_some_and(|next| next.start <= self.first)
+        {
+            self.runs.pop_front();
         }
+        if count == self.waiting.len() {
+            self.runs.clear();
+        }
+        self.waiting.drain(..count)
     }
 
     /// Takes `task` out of the list (a task whose start failed); false
@@ -329,18 +354,17 @@ impl Jobs {
             return false;
         };
         self.waiting.remove(index);
-        let mut before = index;
-        let mut runs = self.runs.iter_mut().enumerate();
-        let emptied = runs.find_map(|(at, run)| {
-            if before >= run.count {
-                before -= run.count;
-                return None;
+        // The jobs after it move up by one; a run left empty goes.
+        let number = self.first + index as u64;
+        for run in self.runs.iter_mut().filter(|run| run.start > number) {
+            run.start -= 1;
+        }
+        let mut at = 0;
+        while at < self.runs.len() {
+            match self.run_len(at) {
+                0 => drop(self.runs.remove(at)),
+                _ => at += 1,
             }
-            run.count -= 1;
-            Some((at, run.count == 0))
-        });
-        if let Some((at, true)) = emptied {
-            self.runs.remove(at);
         }
         true
     }
@@ -370,15 +394,24 @@ impl Jobs {
             worker.unsent -= 1;
             worker.unsent_len -= wire::ENTRY_HEADER + args.len();
         }
+        // It takes the number before the first.
+        let after = self.first;
+        self.first -= 1;
         self.waiting.push_front(Job { task, args });
         let key = Some(worker.key);
         match self.runs.front_mut() {
-            Some(run) if run.key == key => run.count += 1,
-            _ => self.runs.push_front(Run {
-                key,
-                body: worker.body.clone(),
-                count: 1,
-            }),
+            // (The first run starts at the first job.)
+            Some(run) if run.key == key => {}
+            front => {
+                if let Some(run) = front {
+                    run.start = after; // now the second run
+                }
+                self.runs.push_front(Run {
+                    key,
+                    body: worker.body.clone(),
+                    start: self.first,
+                });
+            }
         }
         true
     }
@@ -541,7 +574,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         // `worker_for` chose this worker for the first: it has room. The
         // run's jobs are all of one callable.
         let of_key = match self.jobs.front_run() {
-            Some(front) if front.key == Some(key) => front.count,
+            Some(front) if front.key == Some(key) => self.jobs.run_len(0),
             // The first job was not this worker's to take: a scheduler
             // bug, reported rather than looped on.
             _ => return Err(Error::Invalid),
@@ -781,6 +814,69 @@ mod tests {
 
     fn waiting(jobs: &Jobs) -> Vec<usize> {
         jobs.waiting.iter().map(|job| job.task.index()).collect()
+    }
+
+    /// Each waiting job's callable, as the runs say.
+    fn run_keys(jobs: &Jobs) -> Vec<Option<Key>> {
+        let runs = jobs.runs.iter().enumerate();
+        runs.flat_map(|(at, run)| core::iter::repeat_n(run.key, jobs.run_len(at)))
+            .collect()
+    }
+
+    #[test]
+    fn every_waiting_job_keeps_its_callable_through_every_change_to_the_list() {
+        let body: Rc<Body> = Rc::new(|_: &mut Channel, _: &[u8]| Ok(()));
+        let (a, b) = (Some(Key::Managed(1)), Some(Key::Managed(2)));
+        let mut jobs = Jobs::default();
+        let mut model = alloc::collections::VecDeque::new();
+        let next = core::cell::Cell::new(100);
+        let push = |jobs: &mut Jobs, model: &mut alloc::collections::VecDeque<_>, key| {
+            let task = next.replace(next.get() + 1);
+            let joins = jobs.reserve_one(key).unwrap();
+            jobs.push_back(TaskId::new(task), Args::default(), joins, key, &body);
+            model.push_back((task, key));
+        };
+        let check = |jobs: &Jobs, model: &alloc::collections::VecDeque<(usize, Option<Key>)>| {
+            assert_eq!(waiting(jobs), model.iter().map(|m| m.0).collect::<Vec<_>>());
+            assert_eq!(
+                run_keys(jobs),
+                model.iter().map(|m| m.1).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                jobs.front_run().map(|run| run.key),
+                model.front().map(|m| m.1)
+            );
+        };
+        for key in [a, a, a, b, b, None, a, a] {
+            push(&mut jobs, &mut model, key);
+        }
+        check(&jobs, &model);
+        assert_eq!(jobs.runs.len(), 4, "runs of one callable in a row are one");
+        drop(jobs.take_front(2));
+        model.drain(..2);
+        check(&jobs, &model);
+        // A start that failed takes its task out, wherever it is.
+        for at in [1, 2, 0] {
+            let (task, _) = model.remove(at).unwrap();
+            assert!(jobs.remove(TaskId::new(task)));
+            check(&jobs, &model);
+        }
+        assert!(!jobs.remove(TaskId::new(1)), "not there");
+        drop(jobs.take_front(model.len()));
+        model.clear();
+        check(&jobs, &model);
+        assert!(jobs.runs.is_empty());
+        // Tasks a worker gives back go to the front, in their order.
+        push(&mut jobs, &mut model, a);
+        let mut slot = slot(4, 0);
+        jobs.requeue(&mut slot, 3);
+        for task in [1, 2, 3].into_iter().rev() {
+            model.push_front((task, Some(Key::Managed(0))));
+        }
+        check(&jobs, &model);
+        drop(jobs.take_front(3));
+        model.drain(..3);
+        check(&jobs, &model);
     }
 
     /// A claim word is offered again only once the worker is past its
