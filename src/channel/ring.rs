@@ -80,6 +80,8 @@ const DATA: usize = 20480;
 const _: () = assert!((CLAIMS + CLAIM_WORDS) * 8 <= DATA);
 /// Bytes the ring holds.
 const CAPACITY: usize = 64 * 1024;
+/// How far past the tail a worker asks for the ring's next lines.
+const PREFETCH_AHEAD: usize = 256;
 /// A marker: the frames after it come through the socket, until [`BACK`].
 const MARKER: [u8; HEADER_LEN] = [0; HEADER_LEN];
 
@@ -266,6 +268,11 @@ impl Writer {
             }
             wire::copy_bytes(rest, payload);
             self.tail += len as u64;
+            // The line a few frames on, fetched for writing now: the
+            // creator read it a lap ago, and a store that had to take it
+            // back then would hold up the worker's next claim.
+            let ahead = (self.tail as usize + PREFETCH_AHEAD) % CAPACITY;
+            self.ring.map.prefetch_for_write(DATA + ahead);
             return self.publish(fd);
         }
         self.write(fd, &[&header.encode(), payload])
