@@ -73,6 +73,15 @@ impl<'a> Claims<'a> {
         }
     }
 
+    /// The word of `place` is fetched for writing now, ahead of its offer
+    /// (see [`sys::prefetch_for_write`](crate::sys::prefetch_for_write)):
+    /// the worker's claims took its line since the creator last wrote it.
+    pub(crate) fn prefetch(&self, place: u64) {
+        if let Some(word) = self.word(place) {
+            crate::sys::prefetch_for_write(word.as_ptr().cast::<u8>());
+        }
+    }
+
     /// In the worker, about to start the unit at `place`, `tag`: true to run
     /// it, false if the creator took it back (skip it).
     pub(crate) fn claim(&self, place: u64, tag: u64) -> bool {

@@ -608,6 +608,10 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let claims = Claims::new(slot.channel.borrow().claim_words());
         let places = worker.sent + worker.unsent as u64..;
         for (place, Job { task, args }) in places.zip(self.jobs.take_front(given)) {
+            // A line of words on, once per line (8 words).
+            if place % 8 == 0 {
+                claims.prefetch(place + 16);
+            }
             claims.offer(place, super::tag_of(task));
             slot.tasks.push_reserved(task);
             worker.queued.push_back(Queued {

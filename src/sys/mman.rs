@@ -177,11 +177,12 @@ impl Drop for SharedMap {
     }
 }
 
-/// `prefetchw` of the cache line at `ptr` where the CPU has it (checked
-/// once, with `cpuid`), nothing elsewhere. Any address will do: a prefetch
-/// never faults and changes nothing a program sees.
+/// Hints that the memory at `ptr` is about to be written by this CPU:
+/// `prefetchw` of its cache line where the CPU has it (checked once, with
+/// `cpuid`), nothing elsewhere. Any address will do: a prefetch never
+/// faults and changes nothing a program sees.
 #[inline]
-fn prefetch_for_write(ptr: *const u8) {
+pub fn prefetch_for_write(ptr: *const u8) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::sync::atomic::{AtomicU8, Ordering};

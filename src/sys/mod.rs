@@ -38,7 +38,7 @@ pub use io::{read, read_now, send_some, send_vectored};
 pub use mem::try_copy;
 #[cfg(feature = "capi")]
 pub use mem::{free, malloc};
-pub use mman::{NotInherited, SharedMap};
+pub use mman::{prefetch_for_write, NotInherited, SharedMap};
 pub use poll::{poll, wait_readable, PollFd, POLLIN, POLLOUT};
 pub(crate) use proc::{allow_threads, fork_checked, fork_refused};
 pub use proc::{
