@@ -266,11 +266,13 @@ pub(crate) fn guarded<R>(
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             body().map_err(|error| failed = Some(error)).ok()
         }));
-        match (caught, failed) {
-            (Ok(Some(value)), _) => Ok(value),
-            (Ok(None), Some(error)) => Err(error),
-            (Ok(None), None) => Err(RemoteError::new(crate::error::code::PANIC, "")),
-            (Err(payload), _) => {
+        match caught {
+            Ok(Some(value)) => Ok(value),
+            // No value: the error was kept (the only way to None).
+            Ok(None) => {
+                Err(failed.unwrap_or_else(|| RemoteError::new(crate::error::code::PANIC, "")))
+            }
+            Err(payload) => {
                 let text = payload
                     .downcast_ref::<&str>()
                     .copied()

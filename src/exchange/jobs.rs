@@ -79,10 +79,10 @@ struct Job {
     args: Args,
 }
 
-/// Waiting jobs in a row with one callable: the next `count` of the
-/// waiting list. A program that calls one callable many times has one
-/// run, so a job carries no callable of its own (and no reference count
-/// is touched per task).
+/// Waiting jobs in a row with one callable (from its `start` to the next
+/// run's). A program that calls one callable many times has one run, so a
+/// job carries no callable of its own (and no reference count is touched
+/// per task).
 struct Run {
     /// Reused workers of this key run them; None: a process of its own
     /// (a run of one job).
@@ -610,7 +610,7 @@ impl<S: Slots, H: StoreData> Exchange<S, H> {
         let claims = Claims::new(slot.channel.borrow().claim_words());
         let places = worker.sent + worker.unsent as u64..;
         for (place, Job { task, args }) in places.zip(self.jobs.take_front(given)) {
-            // A line of words on, once per line (8 words).
+            // Two lines of words on (16 places), once per line of 8.
             if place % 8 == 0 {
                 claims.prefetch(place + 16);
             }
