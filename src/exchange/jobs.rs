@@ -294,7 +294,7 @@ impl Jobs {
     /// Makes room for one more job of `key` at the back (`ENOMEM`
     /// otherwise), so that [`Jobs::push_back`] cannot fail half-done; true
     /// when it joins the last run (see [`Jobs::push_back`]).
-    #[inline]
+    #[inline(always)]
     fn reserve_one(&mut self, key: Option<Key>) -> Result<bool> {
         super::reserve_one(&mut self.waiting)?;
         let joins = key.is_some() && self.runs.back().is_some_and(|run| run.key == key);
@@ -306,7 +306,7 @@ impl Jobs {
 
     /// Appends a job. The caller made room, and says whether the job
     /// `joins` the last run ([`Jobs::reserve_one`]).
-    #[inline]
+    #[inline(always)]
     fn push_back(
         &mut self,
         task: TaskId,

@@ -59,6 +59,7 @@ impl Managed {
 
     /// [`Managed::call`] with a fixed-layout value as the arguments (for a
     /// callable from [`Exchange::manage_value`]).
+    #[inline]
     pub fn call_value<S: Slots, H: StoreData, A: Pod>(
         &self,
         exchange: &mut Exchange<S, H>,
@@ -69,6 +70,7 @@ impl Managed {
 
     /// Runs the callable with `args` as a new task of `exchange`, at once or
     /// when the limit allows (see [`Exchange::start`]). Returns the task id.
+    #[inline]
     pub fn call<S: Slots, H: StoreData>(
         &self,
         exchange: &mut Exchange<S, H>,

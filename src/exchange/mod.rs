@@ -154,7 +154,7 @@ pub(crate) fn tag_of(task: TaskId) -> u64 {
 /// ([`Error::Os`]): a call to the allocator only when it
 /// is full (a per-task hot path pays a comparison, not a call).
 #[cfg(feature = "alloc")]
-#[inline]
+#[inline(always)]
 pub(crate) fn reserve_one<T>(deque: &mut alloc::collections::VecDeque<T>) -> Result<()> {
     if deque.len() == deque.capacity() {
         deque.try_reserve(1)?;

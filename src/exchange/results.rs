@@ -397,7 +397,7 @@ impl StoreData for QueueStore {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
         // Out of memory: ENOMEM, before anything is kept.
         let Some(short) = Short::new(message) else {
