@@ -120,6 +120,7 @@ impl StoreData for CStore {
         }
     }
 
+    #[inline(always)]
     fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
         match self {
             CStore::Queue(store) => store.store_message(task, message),
