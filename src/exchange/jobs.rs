@@ -294,6 +294,8 @@ impl Jobs {
     /// Makes room for one more job of `key` at the back (`ENOMEM`
     /// otherwise), so that [`Jobs::push_back`] cannot fail half-done; true
     /// when it joins the last run (see [`Jobs::push_back`]).
+    // Per task: `always`, because a program that also uses other parts of
+    // the library (the C ABI, pmap) got it as a call otherwise.
     #[inline(always)]
     fn reserve_one(&mut self, key: Option<Key>) -> Result<bool> {
         super::reserve_one(&mut self.waiting)?;
@@ -306,6 +308,7 @@ impl Jobs {
 
     /// Appends a job. The caller made room, and says whether the job
     /// `joins` the last run ([`Jobs::reserve_one`]).
+    // Per task: `always`, as for `reserve_one`.
     #[inline(always)]
     fn push_back(
         &mut self,

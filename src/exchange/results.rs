@@ -397,6 +397,8 @@ impl StoreData for QueueStore {
         Ok(())
     }
 
+    // Per answer, in the ring's pass: `always`, or a program that also
+    // stores otherwise gets a call for each.
     #[inline(always)]
     fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
         // Out of memory: ENOMEM, before anything is kept.
