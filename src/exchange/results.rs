@@ -397,8 +397,8 @@ impl StoreData for QueueStore {
         Ok(())
     }
 
-    // Per answer, in the ring's pass: `always`, or a program that also
-    // stores otherwise gets a call for each.
+    // Per answer, in the ring's pass: `always`, because in a program that
+    // also uses the library's other stores the compiler kept it a call.
     #[inline(always)]
     fn store_message(&mut self, task: TaskId, message: &[u8]) -> Result<bool> {
         // Out of memory: ENOMEM, before anything is kept.
